@@ -1,0 +1,185 @@
+// Package contracts holds the contract model of Cleanroom: the parsed,
+// validated agreement between participants, its canonical encoding and id,
+// and the participants' signatures over it.
+package contracts
+
+import (
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"cleanroom.dev/cleanroom/cleanroom"
+)
+
+// Role is what a participant may do under a contract.
+type Role string
+
+// The roles of SPEC §1. The operator is not a contract role: it never holds a
+// participant key.
+const (
+	RoleDataProvider      Role = "data_provider"
+	RoleAlgorithmProvider Role = "algorithm_provider"
+	RoleResultRecipient   Role = "result_recipient"
+	RoleAuditor           Role = "auditor"
+)
+
+// Roles lists every role, in canonical order.
+var Roles = []Role{RoleDataProvider, RoleAlgorithmProvider, RoleResultRecipient, RoleAuditor}
+
+// Platform names the confidential-computing platform the coordinator must
+// attest on.
+type Platform string
+
+// Platforms. Simulated protects nothing; it exists so the real protocol and
+// verification code can run without SEV-SNP hardware.
+const (
+	PlatformSEVSNP          Platform = "sev-snp"
+	PlatformSEVSNPSimulated Platform = "sev-snp-simulated"
+)
+
+// LanguageDuckDBSQL is the only algorithm language: exactly one DuckDB SELECT.
+const LanguageDuckDBSQL = "duckdb-sql"
+
+// Contract is a parsed and validated contract. Values returned by Parse are
+// never mutated by this package; treat them as read-only.
+type Contract struct {
+	Version      int
+	Name         string
+	ExpiresAt    time.Time
+	Participants []Participant
+	Datasets     []Dataset
+	Algorithm    Algorithm
+	Output       Output
+	Coordinator  CoordinatorPolicy
+
+	id ID
+}
+
+// Participant is a party to the contract.
+type Participant struct {
+	ID        string
+	Roles     []Role // sorted in the order of Roles, no duplicates
+	PublicKey *cleanroom.PublicKey
+}
+
+// Has reports whether the participant holds role r.
+func (p *Participant) Has(r Role) bool { return slices.Contains(p.Roles, r) }
+
+// Dataset is a table a data provider brings.
+type Dataset struct {
+	ID       string // also the SQL table name
+	Provider string // a participant id with role data_provider
+	Columns  []Column
+}
+
+// Schema returns the Arrow schema every upload of the dataset must match:
+// one nullable field per column, in contract order.
+func (d *Dataset) Schema() *arrow.Schema {
+	fields := make([]arrow.Field, len(d.Columns))
+	for i, c := range d.Columns {
+		fields[i] = arrow.Field{Name: c.Name, Type: c.Type.ArrowType(), Nullable: true}
+	}
+	return arrow.NewSchema(fields, nil)
+}
+
+// Column is one column of a dataset.
+type Column struct {
+	Name string
+	Type ColumnType
+}
+
+// Algorithm is the one query the contract approves.
+type Algorithm struct {
+	Provider     string
+	Language     string
+	SHA256       [32]byte // of the exact query bytes
+	Confidential bool
+}
+
+// Output is the output policy the coordinator applies to every result.
+type Output struct {
+	Recipients      []string
+	GroupSizeColumn string // "" when there is no k threshold
+	MinGroupSize    int64  // k; 0 when there is no threshold
+	MaxRows         int64
+	MaxRuns         int64
+}
+
+// CoordinatorPolicy is what every party requires of the coordinator's
+// attestation.
+type CoordinatorPolicy struct {
+	Platform            Platform
+	Measurements        [][48]byte
+	AllowDebug          bool
+	MinTCB              TCB
+	SimulatedRootSHA256 *[32]byte // set exactly when Platform is simulated
+}
+
+// TCB is a minimum SEV-SNP TCB version: each component's security version
+// number.
+type TCB struct {
+	Bootloader uint8
+	TEE        uint8
+	SNP        uint8
+	Microcode  uint8
+}
+
+// ID is a contract id: the SHA-256 of the contract's canonical encoding.
+type ID [32]byte
+
+// String returns 64 lowercase hex digits.
+func (id ID) String() string { return hex.EncodeToString(id[:]) }
+
+// ParseID parses 64 hex digits.
+func ParseID(s string) (ID, error) {
+	var id ID
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(id) {
+		return id, fmt.Errorf("contract id must be 64 hex digits, got %q", s)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// ID returns the contract id.
+func (c *Contract) ID() ID { return c.id }
+
+// Participant returns the participant with the given id, or nil.
+func (c *Contract) Participant(id string) *Participant {
+	for i := range c.Participants {
+		if c.Participants[i].ID == id {
+			return &c.Participants[i]
+		}
+	}
+	return nil
+}
+
+// ParticipantByKey returns the participant whose key has fingerprint fp, or
+// nil.
+func (c *Contract) ParticipantByKey(fp cleanroom.Fingerprint) *Participant {
+	for i := range c.Participants {
+		if c.Participants[i].PublicKey.Fingerprint() == fp {
+			return &c.Participants[i]
+		}
+	}
+	return nil
+}
+
+// Dataset returns the dataset with the given id, or nil.
+func (c *Contract) Dataset(id string) *Dataset {
+	for i := range c.Datasets {
+		if c.Datasets[i].ID == id {
+			return &c.Datasets[i]
+		}
+	}
+	return nil
+}
+
+// Expired reports whether the contract has expired at time now.
+func (c *Contract) Expired(now time.Time) bool { return !now.Before(c.ExpiresAt) }
+
+// IsRecipient reports whether participant id receives results.
+func (c *Contract) IsRecipient(id string) bool { return slices.Contains(c.Output.Recipients, id) }
