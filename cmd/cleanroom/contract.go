@@ -1,0 +1,231 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/contracts"
+)
+
+func init() { register(newContractCmd) }
+
+func newContractCmd(c *cli) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "contract",
+		Short: "Write, hash, inspect, sign and verify contracts",
+	}
+	cmd.AddCommand(
+		&cobra.Command{
+			Use:   "init",
+			Short: "Print a commented contract template",
+			Args:  cobra.NoArgs,
+			RunE: func(*cobra.Command, []string) error {
+				_, err := fmt.Fprint(c.stdout, contracts.Template)
+				return err
+			},
+		},
+		&cobra.Command{
+			Use:   "hash CONTRACT",
+			Short: "Print the contract id (64 hex digits) that every participant signs",
+			Args:  cobra.ExactArgs(1),
+			RunE: func(_ *cobra.Command, args []string) error {
+				ct, err := c.loadContract(args[0], false)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(c.stdout, ct.ID())
+				return nil
+			},
+		},
+		&cobra.Command{
+			Use:   "show CONTRACT",
+			Short: "Print a summary of the contract and warn about its weaknesses",
+			Args:  cobra.ExactArgs(1),
+			RunE: func(_ *cobra.Command, args []string) error {
+				ct, err := c.loadContract(args[0], true)
+				if err != nil {
+					return err
+				}
+				printSummary(c, ct)
+				for _, w := range ct.Warnings() {
+					if w.Field == "coordinator.platform" {
+						continue // loadContract printed it already
+					}
+					c.warnf("%s", w)
+				}
+				return nil
+			},
+		},
+		newContractSignCmd(c),
+		newContractVerifyCmd(c),
+	)
+	return cmd
+}
+
+// loadContract parses a contract file and prints the simulated-platform
+// warning that every command touching such a contract must show.
+// allowExpired is for commands that only look at a contract.
+func (c *cli) loadContract(path string, allowExpired bool) (*contracts.Contract, error) {
+	ct, err := contracts.ParseFile(path, contracts.ParseOptions{AllowExpired: allowExpired})
+	if err != nil {
+		return nil, err
+	}
+	if ct.Coordinator.Platform == contracts.PlatformSEVSNPSimulated {
+		c.warnf("%s names a SIMULATED coordinator (platform %s): it protects nothing; use it only for development, tests and demos",
+			path, contracts.PlatformSEVSNPSimulated)
+	}
+	if allowExpired && ct.Expired(time.Now()) {
+		c.warnf("%s expired at %s: nothing new can happen under it", path, ct.ExpiresAt.Format(time.RFC3339))
+	}
+	return ct, nil
+}
+
+func printSummary(c *cli, ct *contracts.Contract) {
+	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "contract\t%s\n", ct.Name)
+	fmt.Fprintf(w, "id\t%s\n", ct.ID())
+	fmt.Fprintf(w, "expires\t%s\n", ct.ExpiresAt.Format(time.RFC3339))
+	w.Flush()
+	fmt.Fprintln(c.stdout, "\nparticipants:")
+	w = tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	for _, p := range ct.Participants {
+		roles := make([]string, len(p.Roles))
+		for i, r := range p.Roles {
+			roles[i] = string(r)
+		}
+		fmt.Fprintf(w, "  %s\t%s\tkey %s\n", p.ID, strings.Join(roles, ", "), p.PublicKey.Fingerprint().Short())
+	}
+	w.Flush()
+	fmt.Fprintln(c.stdout, "\ndatasets:")
+	for _, ds := range ct.Datasets {
+		cols := make([]string, len(ds.Columns))
+		for i, col := range ds.Columns {
+			cols[i] = col.Name + " " + col.Type.String()
+		}
+		fmt.Fprintf(c.stdout, "  %s (from %s): %s\n", ds.ID, ds.Provider, strings.Join(cols, ", "))
+	}
+	a := ct.Algorithm
+	conf := ""
+	if a.Confidential {
+		conf = ", confidential"
+	}
+	fmt.Fprintf(c.stdout, "\nalgorithm: %s from %s, sha256 %x%s\n", a.Language, a.Provider, a.SHA256, conf)
+	o := ct.Output
+	k := "none"
+	if o.MinGroupSize > 0 {
+		k = fmt.Sprintf("rows with %s < %d suppressed", o.GroupSizeColumn, o.MinGroupSize)
+	}
+	fmt.Fprintf(c.stdout, "output: to %s; k threshold: %s; at most %d rows, %d runs\n",
+		strings.Join(o.Recipients, ", "), k, o.MaxRows, o.MaxRuns)
+	cp := ct.Coordinator
+	fmt.Fprintf(c.stdout, "coordinator: %s, debug %s, min TCB bootloader %d tee %d snp %d microcode %d\n",
+		cp.Platform, map[bool]string{true: "ALLOWED", false: "refused"}[cp.AllowDebug],
+		cp.MinTCB.Bootloader, cp.MinTCB.TEE, cp.MinTCB.SNP, cp.MinTCB.Microcode)
+	for _, m := range cp.Measurements {
+		fmt.Fprintf(c.stdout, "  measurement %x\n", m)
+	}
+	if cp.SimulatedRootSHA256 != nil {
+		fmt.Fprintf(c.stdout, "  simulated root %x\n", *cp.SimulatedRootSHA256)
+	}
+}
+
+func newContractSignCmd(c *cli) *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "sign CONTRACT --key NAME.key [--out NAME.sig]",
+		Short: "Sign the contract id with your participant key",
+		Long: `sign writes your approval of the contract: a COSE_Sign1 over the contract
+id, made with your participant key. The default output is PARTICIPANT.sig in
+the current directory, where PARTICIPANT is your id in the contract.`,
+		Args: cobra.ExactArgs(1),
+	}
+	cmd.Flags().String("key", "", "your secret key file (NAME.key)")
+	cmd.Flags().StringVar(&out, "out", "", "where to write the signature (default PARTICIPANT.sig)")
+	s := bindSettings(cmd)
+	cmd.RunE = func(_ *cobra.Command, args []string) error {
+		keyPath, err := s.require("key")
+		if err != nil {
+			return err
+		}
+		id, err := cleanroom.ReadIdentityFile(keyPath)
+		if err != nil {
+			return err
+		}
+		ct, err := c.loadContract(args[0], false)
+		if err != nil {
+			return err
+		}
+		p := ct.ParticipantByKey(id.Public().Fingerprint())
+		if p == nil {
+			return withHint(fmt.Errorf("key %s (%s) is not the key of any participant of %s", keyPath, id.Public().Fingerprint().Short(), args[0]),
+				"the contract's participants[].public_key must hold the line from your NAME.pub")
+		}
+		sig, err := ct.Sign(id)
+		if err != nil {
+			return err
+		}
+		if out == "" {
+			out = p.ID + ".sig"
+		}
+		if err := cleanroom.WriteFileAtomic(out, sig, 0o644); err != nil {
+			return err
+		}
+		c.infof("%s signed contract %s (%s) as %s: wrote %s", p.ID, ct.Name, ct.ID(), p.ID, out)
+		return nil
+	}
+	return cmd
+}
+
+func newContractVerifyCmd(c *cli) *cobra.Command {
+	var sigPaths []string
+	cmd := &cobra.Command{
+		Use:   "verify CONTRACT --sig a.sig --sig b.sig ...",
+		Short: "Check that every participant signed the contract; exit 0 only if all did",
+		Long: `verify checks each signature (a participant's key, valid, over this
+contract) and that every participant has signed. It prints one line per
+participant on stdout and exits 0 only if all signed validly; every problem
+is named, with the participant and the reason.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			ct, err := c.loadContract(args[0], true)
+			if err != nil {
+				return err
+			}
+			var sigs []contracts.SignedBy
+			for _, p := range sigPaths {
+				data, err := os.ReadFile(p)
+				if err != nil {
+					return fmt.Errorf("reading signature: %w", err)
+				}
+				sigs = append(sigs, contracts.SignedBy{Source: filepath.Base(p), Data: data})
+			}
+			a := ct.VerifySignatures(sigs)
+			w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+			for _, p := range ct.Participants {
+				status := "signed"
+				if _, ok := a.Valid[p.ID]; !ok {
+					status = "NOT SIGNED"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\n", p.ID, p.PublicKey.Fingerprint().Short(), status)
+			}
+			w.Flush()
+			if a.Complete() {
+				c.infof("all %d participants signed contract %s", len(ct.Participants), ct.ID())
+				return nil
+			}
+			for _, p := range a.Problems {
+				fmt.Fprintf(c.stderr, "cleanroom: error: %s\n", p)
+			}
+			return silentError{"not every participant signed validly"}
+		},
+	}
+	cmd.Flags().StringArrayVar(&sigPaths, "sig", nil, "a signature file (repeat for each participant)")
+	return cmd
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"cleanroom": func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+	})
+}
+
+// TestScripts runs the CLI end to end from the scripts in testdata/script.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, scriptParams("testdata/script"))
+}
+
+// scriptParams are the settings every script test shares, with the extra
+// commands the scripts use.
+func scriptParams(dir string) testscript.Params {
+	return testscript.Params{
+		Dir:                 dir,
+		RequireExplicitExec: true,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"subst":    cmdSubst,
+			"flipbyte": cmdFlipByte,
+		},
+	}
+}
+
+// cmdSubst writes a copy of a file with placeholders replaced by the trimmed
+// content of other files:
+//
+//	subst TEMPLATE OUT NAME=FILE...
+//
+// replaces every {{NAME}} in TEMPLATE.
+func cmdSubst(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: subst TEMPLATE OUT NAME=FILE...")
+	}
+	text := ts.ReadFile(args[0])
+	for _, kv := range args[2:] {
+		name, file, ok := strings.Cut(kv, "=")
+		if !ok {
+			ts.Fatalf("subst: %q is not NAME=FILE", kv)
+		}
+		value := strings.TrimSpace(ts.ReadFile(file))
+		text = strings.ReplaceAll(text, "{{"+name+"}}", value)
+	}
+	if strings.Contains(text, "{{") {
+		ts.Fatalf("subst: placeholders left in %s", args[1])
+	}
+	if err := os.WriteFile(ts.MkAbs(args[1]), []byte(text), 0o644); err != nil {
+		ts.Fatalf("subst: %v", err)
+	}
+	fmt.Fprint(ts.Stdout(), "")
+}
+
+// cmdFlipByte writes a copy of a file with one bit flipped:
+//
+//	flipbyte FILE OFFSET OUT
+//
+// A negative OFFSET counts from the end.
+func cmdFlipByte(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: flipbyte FILE OFFSET OUT")
+	}
+	data := []byte(ts.ReadFile(args[0]))
+	off, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	if off < 0 {
+		off += len(data)
+	}
+	if off < 0 || off >= len(data) {
+		ts.Fatalf("flipbyte: offset %s outside %d bytes", args[1], len(data))
+	}
+	data[off] ^= 0x01
+	ts.Check(os.WriteFile(ts.MkAbs(args[2]), data, 0o644))
+}

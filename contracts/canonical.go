@@ -1,0 +1,128 @@
+package contracts
+
+import (
+	"crypto/sha256"
+	"fmt"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// canonicalMode is deterministic CBOR as in RFC 8949 §4.2.1 (core
+// deterministic encoding: preferred serialisation, definite lengths, map
+// keys sorted by their encoded bytes).
+var canonicalMode = func() cbor.EncMode {
+	m, err := cbor.CoreDetEncOptions().EncMode()
+	if err != nil {
+		panic(err)
+	}
+	return m
+}()
+
+// CanonicalCBOR encodes v with the deterministic encoding used for every
+// hashed or signed Cleanroom structure.
+func CanonicalCBOR(v any) ([]byte, error) { return canonicalMode.Marshal(v) }
+
+// canonical returns the contract as plain maps, lists, strings, integers,
+// booleans and byte strings: the structure documented in docs/contract.md.
+// Only parsed values appear, so formatting, comments, key order, quoting and
+// spelled-out defaults in the source do not change it.
+func (c *Contract) canonical() map[string]any {
+	participants := make([]any, len(c.Participants))
+	for i, p := range c.Participants {
+		roles := make([]any, len(p.Roles))
+		for j, r := range p.Roles {
+			roles[j] = string(r)
+		}
+		participants[i] = map[string]any{
+			"id":         p.ID,
+			"roles":      roles,
+			"public_key": p.PublicKey.Bytes(),
+		}
+	}
+	datasets := make([]any, len(c.Datasets))
+	for i, ds := range c.Datasets {
+		datasets[i] = map[string]any{
+			"id":       ds.ID,
+			"provider": ds.Provider,
+			"columns":  canonicalColumns(ds.Columns),
+		}
+	}
+	recipients := make([]any, len(c.Output.Recipients))
+	for i, r := range c.Output.Recipients {
+		recipients[i] = r
+	}
+	measurements := make([]any, len(c.Coordinator.Measurements))
+	for i, m := range c.Coordinator.Measurements {
+		measurements[i] = m[:]
+	}
+	root := []byte{}
+	if c.Coordinator.SimulatedRootSHA256 != nil {
+		root = c.Coordinator.SimulatedRootSHA256[:]
+	}
+	tcb := c.Coordinator.MinTCB
+	return map[string]any{
+		"version":      c.Version,
+		"name":         c.Name,
+		"expires_at":   c.ExpiresAt.Unix(),
+		"participants": participants,
+		"datasets":     datasets,
+		"algorithm": map[string]any{
+			"provider":     c.Algorithm.Provider,
+			"language":     c.Algorithm.Language,
+			"sha256":       c.Algorithm.SHA256[:],
+			"confidential": c.Algorithm.Confidential,
+		},
+		"output": map[string]any{
+			"recipients":        recipients,
+			"group_size_column": c.Output.GroupSizeColumn,
+			"min_group_size":    c.Output.MinGroupSize,
+			"max_rows":          c.Output.MaxRows,
+			"max_runs":          c.Output.MaxRuns,
+		},
+		"coordinator": map[string]any{
+			"platform":     string(c.Coordinator.Platform),
+			"measurements": measurements,
+			"allow_debug":  c.Coordinator.AllowDebug,
+			"min_tcb": map[string]any{
+				"bootloader": tcb.Bootloader,
+				"tee":        tcb.TEE,
+				"snp":        tcb.SNP,
+				"microcode":  tcb.Microcode,
+			},
+			"simulated_root_sha256": root,
+		},
+	}
+}
+
+func canonicalColumns(cols []Column) []any {
+	out := make([]any, len(cols))
+	for i, col := range cols {
+		out[i] = map[string]any{"name": col.Name, "type": col.Type.String()}
+	}
+	return out
+}
+
+// CanonicalBytes returns the deterministic CBOR encoding whose SHA-256 is
+// the contract id.
+func (c *Contract) CanonicalBytes() []byte {
+	b, err := CanonicalCBOR(c.canonical())
+	if err != nil {
+		panic(fmt.Sprintf("contracts: encoding a parsed contract: %v", err)) // only plain values: cannot fail
+	}
+	return b
+}
+
+// schemaDomain separates schema digests from every other hash.
+const schemaDomain = "cleanroom/schema/v1"
+
+// SchemaDigest returns the SHA-256 of the canonical CBOR array
+// ["cleanroom/schema/v1", [{"name": ..., "type": ...}, ...]] of the dataset's
+// columns, in contract order. Envelopes and upload statements carry it so a
+// dataset encrypted for one schema cannot be taken for another.
+func (d *Dataset) SchemaDigest() [32]byte {
+	b, err := CanonicalCBOR([]any{schemaDomain, canonicalColumns(d.Columns)})
+	if err != nil {
+		panic(fmt.Sprintf("contracts: encoding a schema: %v", err))
+	}
+	return sha256.Sum256(b)
+}

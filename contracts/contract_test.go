@@ -1,0 +1,377 @@
+package contracts
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"cleanroom.dev/cleanroom/cleanroom"
+)
+
+// parties holds the four test identities, made once per test binary.
+var parties = func() map[string]*cleanroom.Identity {
+	m := map[string]*cleanroom.Identity{}
+	for _, name := range []string{"publisher", "advertiser", "measurer", "auditor", "stranger"} {
+		id, err := cleanroom.GenerateIdentity()
+		if err != nil {
+			panic(err)
+		}
+		m[name] = id
+	}
+	return m
+}()
+
+var testNow = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+const measurement = "707294b6ffba77bcc7deec72f5b5f340d86e725af83f78e634b63bee8606f3e71be5da1ed1c4f6d95b7af4770e1ddd1f"
+
+// baseYAML is a valid contract; the bad-contract table edits it.
+func baseYAML() string {
+	return `# ad attribution
+version: 1
+name: ad-attribution-2026q4
+expires_at: 2027-03-31T00:00:00Z
+participants:
+  - id: publisher
+    roles: [data_provider]
+    public_key: "` + parties["publisher"].Public().String() + `"
+  - id: advertiser
+    roles: [data_provider, result_recipient]
+    public_key: "` + parties["advertiser"].Public().String() + `"
+  - id: measurer
+    roles: [algorithm_provider]
+    public_key: "` + parties["measurer"].Public().String() + `"
+  - id: auditor
+    roles: [auditor]
+    public_key: "` + parties["auditor"].Public().String() + `"
+datasets:
+  - id: impressions
+    provider: publisher
+    columns:
+      - {name: user_id, type: string}
+      - {name: campaign, type: string}
+      - {name: shown_at, type: timestamp}
+  - id: conversions
+    provider: advertiser
+    columns:
+      - {name: user_id, type: string}
+      - {name: value, type: float64}
+algorithm:
+  provider: measurer
+  language: duckdb-sql
+  sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+  confidential: false
+output:
+  recipients: [advertiser]
+  group_size_column: users
+  min_group_size: 50
+  max_rows: 10000
+  max_runs: 5
+coordinator:
+  platform: sev-snp
+  measurements: ["` + measurement + `"]
+  allow_debug: false
+  min_tcb: {bootloader: 0, tee: 0, snp: 0, microcode: 0}
+`
+}
+
+func mustParse(t *testing.T, text string) *Contract {
+	t.Helper()
+	c, err := Parse([]byte(text), ParseOptions{Now: testNow})
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	return c
+}
+
+// reencode turns the YAML into a generic value and back out as JSON or
+// YAML with sorted keys, to show that presentation does not matter.
+func reencode(t *testing.T, text string, asJSON bool) string {
+	t.Helper()
+	var v map[string]any
+	if err := yaml.Unmarshal([]byte(text), &v); err != nil {
+		t.Fatal(err)
+	}
+	// yaml decodes expires_at as time.Time; JSON and YAML both write RFC 3339.
+	var out []byte
+	var err error
+	if asJSON {
+		out, err = json.MarshalIndent(v, "", "\t")
+	} else {
+		out, err = yaml.Marshal(v) // keys come out sorted, comments gone
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+func TestIDIgnoresPresentation(t *testing.T) {
+	base := mustParse(t, baseYAML())
+	variants := map[string]string{
+		"sorted keys, no comments": reencode(t, baseYAML(), false),
+		"json":                     reencode(t, baseYAML(), true),
+		"explicit defaults dropped": strings.NewReplacer(
+			"  confidential: false\n", "",
+			"  allow_debug: false\n", "",
+			"  min_tcb: {bootloader: 0, tee: 0, snp: 0, microcode: 0}\n", "",
+		).Replace(baseYAML()),
+		"comments and block style": strings.Replace(
+			strings.Replace(baseYAML(), "recipients: [advertiser]", "recipients:   # who gets results\n    - advertiser   # only them", 1),
+			"roles: [data_provider, result_recipient]", "roles: [result_recipient, data_provider]", 1),
+		"uppercase hex": strings.Replace(baseYAML(), measurement, strings.ToUpper(measurement), 1),
+	}
+	for name, text := range variants {
+		c, err := Parse([]byte(text), ParseOptions{Now: testNow})
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if c.ID() != base.ID() {
+			t.Errorf("%s: id %s, want %s", name, c.ID(), base.ID())
+		}
+	}
+}
+
+func TestIDChangesWithEveryField(t *testing.T) {
+	base := mustParse(t, baseYAML())
+	edits := map[string][2]string{
+		"name":            {"name: ad-attribution-2026q4", "name: ad-attribution-2026q5"},
+		"expires_at":      {"2027-03-31T00:00:00Z", "2027-03-31T00:00:01Z"},
+		"participant id":  {"id: auditor", "id: auditor2"},
+		"roles":           {"roles: [auditor]", "roles: [auditor, result_recipient]\n    # also a recipient"},
+		"public key":      {parties["auditor"].Public().String(), parties["stranger"].Public().String()},
+		"dataset id":      {"id: conversions\n    provider", "id: sales\n    provider"},
+		"dataset provid":  {"provider: advertiser", "provider: publisher"},
+		"column name":     {"{name: value, type: float64}", "{name: amount, type: float64}"},
+		"column type":     {"{name: value, type: float64}", "{name: value, type: \"decimal(18,2)\"}"},
+		"column order":    {"      - {name: user_id, type: string}\n      - {name: value", "      - {name: value, type: float64}\n      - {name: user_id, type: string}\n      - {name: valu2"},
+		"sha256":          {"9f86d081", "9f86d082"},
+		"confidential":    {"confidential: false", "confidential: true"},
+		"group column":    {"group_size_column: users", "group_size_column: people"},
+		"k":               {"min_group_size: 50", "min_group_size: 51"},
+		"max_rows":        {"max_rows: 10000", "max_rows: 10001"},
+		"max_runs":        {"max_runs: 5", "max_runs: 6"},
+		"measurement":     {measurement, "00" + measurement[2:]},
+		"allow_debug":     {"allow_debug: false", "allow_debug: true"},
+		"min_tcb":         {"microcode: 0}", "microcode: 1}"},
+		"platform + root": {"platform: sev-snp", "platform: sev-snp-simulated\n  simulated_root_sha256: \"" + strings.Repeat("ab", 32) + "\""},
+	}
+	for name, e := range edits {
+		text := strings.Replace(baseYAML(), e[0], e[1], 1)
+		if name == "roles" {
+			text = strings.Replace(text, "recipients: [advertiser]", "recipients: [advertiser, auditor]", 1)
+		}
+		if name == "dataset provid" {
+			text = strings.Replace(text, "roles: [data_provider, result_recipient]", "roles: [result_recipient]", 1)
+		}
+		if name == "column order" {
+			text = strings.Replace(text, "{name: valu2, type: float64}", "{name: extra, type: int64}", 1)
+		}
+		if text == baseYAML() {
+			t.Fatalf("%s: edit %q did not apply", name, e[0])
+		}
+		c, err := Parse([]byte(text), ParseOptions{Now: testNow})
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if c.ID() == base.ID() {
+			t.Errorf("%s: id unchanged", name)
+		}
+	}
+}
+
+func TestBadContracts(t *testing.T) {
+	simRoot := "platform: sev-snp-simulated"
+	cases := []struct {
+		name      string
+		old, new  string
+		field     string // must appear in the error
+		line      int    // 0: not checked
+		errSubstr string
+	}{
+		{"unknown top-level field", "version: 1", "version: 1\nversoin: 2", "versoin", 3, "unknown field"},
+		{"duplicate field", "name: ad-attribution-2026q4", "name: ad-attribution-2026q4\nname: other", "name", 4, "duplicate field"},
+		{"unsupported version", "version: 1", "version: 2", "version", 2, "unsupported version"},
+		{"version as string", "version: 1", "version: \"1\"", "version", 2, "must be an integer"},
+		{"missing name", "name: ad-attribution-2026q4\n", "", "name", 0, "required field is missing"},
+		{"name with control char", "name: ad-attribution-2026q4", "name: \"ad\\tx\"", "name", 3, "printable"},
+		{"expires_at without zone", "2027-03-31T00:00:00Z", "2027-03-31T00:00:00", "expires_at", 4, "RFC 3339"},
+		{"past expiry", "2027-03-31T00:00:00Z", "2026-01-01T00:00:00Z", "expires_at", 4, "expired"},
+		{"bad participant id", "id: publisher", "id: Publisher", "participants[0].id", 6, "not a valid participant id"},
+		{"duplicate participant id", "id: auditor", "id: measurer", "participants[3].id", 0, "already used"},
+		{"unknown role", "roles: [auditor]", "roles: [watcher]", "participants[3].roles[0]", 16, "unknown role"},
+		{"no roles", "roles: [auditor]", "roles: []", "participants[3].roles", 16, "at least one role"},
+		{"role twice", "roles: [auditor]", "roles: [auditor, auditor]", "participants[3].roles[1]", 16, "listed twice"},
+		{"bad public key", parties["auditor"].Public().String(), "cleanroom-pub-1:AAAA", "participants[3].public_key", 17, "bad key"},
+		{"shared key", parties["auditor"].Public().String(), parties["measurer"].Public().String(), "participants[3].public_key", 17, "same key"},
+		{"unknown participant field", "    roles: [auditor]", "    roles: [auditor]\n    email: a@b.c", "participants[3].email", 17, "unknown field"},
+		{"bad dataset id", "id: impressions", "id: Impressions", "datasets[0].id", 19, "not a valid dataset id"},
+		{"dataset id with dash", "id: impressions", "id: ad-impressions", "datasets[0].id", 19, "not a valid dataset id"},
+		{"duplicate dataset", "id: conversions", "id: impressions", "datasets[1].id", 0, "already used"},
+		{"dataset provider unknown", "provider: publisher", "provider: newspaper", "datasets[0].provider", 20, "not a participant"},
+		{"dataset provider lacks role", "provider: advertiser", "provider: auditor", "datasets[1].provider", 26, "lacks role data_provider"},
+		{"unknown column type", "{name: value, type: float64}", "{name: value, type: money}", "datasets[1].columns[1].type", 29, "unknown type"},
+		{"decimal scale over precision", "{name: value, type: float64}", "{name: value, type: \"decimal(4,6)\"}", "datasets[1].columns[1].type", 29, "scale"},
+		{"decimal precision too big", "{name: value, type: float64}", "{name: value, type: \"decimal(39,2)\"}", "datasets[1].columns[1].type", 29, "precision"},
+		{"column name clash", "{name: value, type: float64}", "{name: USER_ID, type: float64}", "datasets[1].columns[1]", 29, "case-insensitive"},
+		{"bad column name", "{name: value, type: float64}", "{name: \"value; drop\", type: float64}", "datasets[1].columns[1].name", 29, "not a valid column name"},
+		{"no columns", "    columns:\n      - {name: user_id, type: string}\n      - {name: value, type: float64}\n", "    columns: []\n", "datasets[1].columns", 27, "at least one column"},
+		{"algorithm provider lacks role", "  provider: measurer", "  provider: auditor", "algorithm.provider", 31, "lacks role algorithm_provider"},
+		{"algorithm provider unknown", "  provider: measurer", "  provider: nobody", "algorithm.provider", 31, "not a participant"},
+		{"wrong language", "language: duckdb-sql", "language: python", "algorithm.language", 32, "unsupported language"},
+		{"short sha256", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "9f86d081", "algorithm.sha256", 33, "64 hex digits"},
+		{"non-hex sha256", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "zz86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "algorithm.sha256", 33, "hex digits"},
+		{"confidential not bool", "confidential: false", "confidential: \"no\"", "algorithm.confidential", 34, "true or false"},
+		{"recipient without role", "recipients: [advertiser]", "recipients: [advertiser, publisher]", "output.recipients[1]", 36, "lacks role result_recipient"},
+		{"recipient unknown", "recipients: [advertiser]", "recipients: [advertiser, buyer]", "output.recipients[1]", 36, "not a participant"},
+		{"recipient role but not recipient", "roles: [auditor]", "roles: [auditor, result_recipient]", "participants[3]", 15, "not in output.recipients"},
+		{"no recipients", "recipients: [advertiser]", "recipients: []", "output.recipients", 36, "at least one"},
+		{"negative k", "min_group_size: 50", "min_group_size: -1", "output.min_group_size", 38, "negative"},
+		{"k without column", "  group_size_column: users\n", "", "output.group_size_column", 37, "required when"},
+		{"column without k", "  min_group_size: 50\n", "", "output.min_group_size", 37, "at least 1"},
+		{"zero max_rows", "max_rows: 10000", "max_rows: 0", "output.max_rows", 39, "at least 1"},
+		{"zero max_runs", "max_runs: 5", "max_runs: 0", "output.max_runs", 40, "at least 1"},
+		{"huge integer", "max_runs: 5", "max_runs: 99999999999999999999", "output.max_runs", 40, "in range"},
+		{"unknown platform", "platform: sev-snp", "platform: tdx", "coordinator.platform", 42, "unknown platform"},
+		{"short measurement", measurement, measurement[:94], "coordinator.measurements[0]", 43, "96 hex digits"},
+		{"no measurements", `measurements: ["` + measurement + `"]`, "measurements: []", "coordinator.measurements", 43, "at least one"},
+		{"simulated without root", "platform: sev-snp", simRoot, "coordinator.simulated_root_sha256", 42, "is required"},
+		{"real with root", "allow_debug: false", "allow_debug: false\n  simulated_root_sha256: \"" + strings.Repeat("00", 32) + "\"", "coordinator.simulated_root_sha256", 45, "must be empty"},
+		{"tcb out of range", "snp: 0", "snp: 300", "coordinator.min_tcb.snp", 45, "0 to 255"},
+		{"tcb missing component", ", microcode: 0}", "}", "coordinator.min_tcb.microcode", 45, "required"},
+		{"participants not a list", "participants:\n", "participants: {}\nx_participants:\n", "participants", 5, "must be a list"},
+		{"yaml alias", "recipients: [advertiser]", "recipients: &r [advertiser]", "", 36, "aliases"},
+		{"data provider without dataset", "provider: publisher", "provider: advertiser", "participants[0]", 6, "provides no dataset"},
+		{"algorithm role without algorithm", "roles: [auditor]", "roles: [auditor, algorithm_provider]", "participants[3]", 15, "algorithm.provider is"},
+		{"two documents", "version: 1", "version: 1\n---\nversion: 1", "", 0, "exactly one document"},
+	}
+	if len(cases) < 25 {
+		t.Fatalf("only %d cases", len(cases))
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			text := strings.Replace(baseYAML(), tc.old, tc.new, 1)
+			if text == baseYAML() {
+				t.Fatalf("edit %q did not apply", tc.old)
+			}
+			_, err := Parse([]byte(text), ParseOptions{Now: testNow})
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error does not wrap ErrInvalid: %v", err)
+			}
+			var pe *ParseError
+			if !errors.As(err, &pe) {
+				t.Fatalf("not a *ParseError: %v", err)
+			}
+			var found *FieldError
+			for _, p := range pe.Problems {
+				if p.Field == tc.field && strings.Contains(p.Msg, tc.errSubstr) {
+					found = p
+				}
+			}
+			if found == nil {
+				t.Fatalf("no problem for field %q containing %q in:\n%v", tc.field, tc.errSubstr, err)
+			}
+			if tc.line != 0 && found.Line != tc.line {
+				t.Errorf("line %d, want %d: %v", found.Line, tc.line, found)
+			}
+			if !strings.Contains(err.Error(), tc.field) {
+				t.Errorf("message does not name the field: %v", err)
+			}
+		})
+	}
+}
+
+func TestParseErrorsReportAllProblems(t *testing.T) {
+	text := strings.NewReplacer("max_rows: 10000", "max_rows: 0", "max_runs: 5", "max_runs: 0").Replace(baseYAML())
+	_, err := Parse([]byte(text), ParseOptions{Now: testNow})
+	var pe *ParseError
+	if !errors.As(err, &pe) || len(pe.Problems) != 2 {
+		t.Fatalf("want 2 problems, got %v", err)
+	}
+}
+
+func TestJSONErrorsHaveLines(t *testing.T) {
+	text := reencode(t, baseYAML(), true)
+	text = strings.Replace(text, `"max_runs": 5`, `"max_runs": 5, "max_runs": 6`, 1)
+	_, err := Parse([]byte(text), ParseOptions{Now: testNow})
+	var pe *ParseError
+	if !errors.As(err, &pe) || pe.Problems[0].Line == 0 || pe.Problems[0].Field != "output.max_runs" {
+		t.Fatalf("want a duplicate output.max_runs with a line, got %v", err)
+	}
+}
+
+func TestAllowExpired(t *testing.T) {
+	later := testNow.AddDate(2, 0, 0)
+	if _, err := Parse([]byte(baseYAML()), ParseOptions{Now: later}); err == nil {
+		t.Fatal("expired contract accepted")
+	}
+	if _, err := Parse([]byte(baseYAML()), ParseOptions{Now: later, AllowExpired: true}); err != nil {
+		t.Fatalf("AllowExpired: %v", err)
+	}
+}
+
+func TestSchemaDigest(t *testing.T) {
+	c := mustParse(t, baseYAML())
+	a, b := c.Dataset("impressions").SchemaDigest(), c.Dataset("conversions").SchemaDigest()
+	if a == b {
+		t.Fatal("different schemas, same digest")
+	}
+	c2 := mustParse(t, strings.Replace(baseYAML(), "{name: value, type: float64}", "{name: value, type: float32x}", 0))
+	if c2.Dataset("conversions").SchemaDigest() != b {
+		t.Fatal("digest not deterministic")
+	}
+	c3 := mustParse(t, strings.Replace(baseYAML(), "{name: value, type: float64}", "{name: value, type: \"decimal( 10 , 2 )\"}", 1))
+	if c3.Dataset("conversions").SchemaDigest() == b {
+		t.Fatal("type change did not change the digest")
+	}
+	if got := c3.Dataset("conversions").Columns[1].Type.String(); got != "decimal(10,2)" {
+		t.Fatalf("canonical type %q", got)
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	c := mustParse(t, baseYAML())
+	ws := c.Warnings()
+	var got []string
+	for _, w := range ws {
+		got = append(got, w.Field)
+	}
+	joined := strings.Join(got, ",")
+	// The advertiser both provides data and receives results; sev-snp with
+	// a zero TCB.
+	if !strings.Contains(joined, "output.recipients") || !strings.Contains(joined, "coordinator.min_tcb") {
+		t.Fatalf("warnings %v", got)
+	}
+	sim := mustParse(t, strings.Replace(strings.Replace(baseYAML(), "platform: sev-snp", "platform: sev-snp-simulated\n  simulated_root_sha256: \""+strings.Repeat("ab", 32)+"\"", 1),
+		"  group_size_column: users\n  min_group_size: 50\n", "", 1))
+	var simFields []string
+	for _, w := range sim.Warnings() {
+		simFields = append(simFields, w.Field)
+	}
+	if simFields[0] != "coordinator.platform" || !strings.Contains(strings.Join(simFields, ","), "output.min_group_size") {
+		t.Fatalf("simulated warnings %v", simFields)
+	}
+}
+
+func TestTemplateIsNearlyValid(t *testing.T) {
+	// The template parses as YAML and fails only on its placeholders.
+	_, err := Parse([]byte(Template), ParseOptions{Now: testNow})
+	var pe *ParseError
+	if !errors.As(err, &pe) {
+		t.Fatalf("template: %v", err)
+	}
+	for _, p := range pe.Problems {
+		if !strings.Contains(p.Field, "public_key") && !strings.Contains(p.Field, "sha256") && !strings.Contains(p.Field, "measurements") {
+			t.Errorf("template problem beyond placeholders: %v", p)
+		}
+	}
+}

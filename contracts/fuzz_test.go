@@ -1,0 +1,93 @@
+package contracts
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var updateSeeds = flag.Bool("update-seeds", false, "rewrite the committed fuzz seed corpora under testdata/fuzz")
+
+// FuzzParse feeds arbitrary bytes to the contract parser: it must never
+// panic, and whatever it accepts must have a stable id and re-verify.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(baseYAML()))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data, ParseOptions{Now: testNow})
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error message")
+			}
+			return
+		}
+		c2, err := Parse(data, ParseOptions{Now: testNow})
+		if err != nil || c2.ID() != c.ID() {
+			t.Fatalf("second parse differs: %v", err)
+		}
+	})
+}
+
+// FuzzVerifySignature feeds arbitrary bytes as a contract signature: never a
+// panic, never accepted unless it is a real participant's signature.
+func FuzzVerifySignature(f *testing.F) {
+	c, err := Parse([]byte(baseYAML()), ParseOptions{Now: testNow})
+	if err != nil {
+		f.Fatal(err)
+	}
+	sig, err := c.Sign(parties["auditor"])
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(sig)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		id, err := c.VerifySignature(SignedBy{Source: "fuzz", Data: data})
+		if err == nil && id == "" {
+			t.Fatal("accepted without a participant")
+		}
+	})
+}
+
+// TestWriteFuzzSeeds rewrites the seed corpora when run with -update-seeds.
+// The seeds are the valid contract, each bad contract of TestBadContracts,
+// and signatures, valid and damaged.
+func TestWriteFuzzSeeds(t *testing.T) {
+	if !*updateSeeds {
+		t.Skip("run with -update-seeds to rewrite testdata/fuzz")
+	}
+	write := func(target string, i int, data []byte) {
+		dir := filepath.Join("testdata", "fuzz", target)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%03d", i)), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := baseYAML()
+	seeds := []string{base, reencode(t, base, true), reencode(t, base, false), Template, "", "{}", "[]", "version: 1", "a: &x 1\nb: *x\n"}
+	for _, edit := range [][2]string{
+		{"max_runs: 5", "max_runs: 0"}, {"id: publisher", "id: Publisher"}, {"roles: [auditor]", "roles: [watcher]"},
+		{"platform: sev-snp", "platform: sev-snp-simulated"}, {"version: 1", "version: 1\nversion: 1"},
+		{"{name: value, type: float64}", "{name: value, type: \"decimal(10,2)\"}"},
+	} {
+		seeds = append(seeds, strings.Replace(base, edit[0], edit[1], 1))
+	}
+	for i, s := range seeds {
+		write("FuzzParse", i, []byte(s))
+	}
+	c := mustParse(t, base)
+	for i, name := range []string{"publisher", "auditor"} {
+		sig, err := c.Sign(parties[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		write("FuzzVerifySignature", 2*i, sig)
+		sig[len(sig)/2] ^= 1
+		write("FuzzVerifySignature", 2*i+1, sig)
+	}
+	write("FuzzVerifySignature", 9, []byte{0xd2, 0x84, 0x40, 0xa0, 0xf6, 0x40})
+}

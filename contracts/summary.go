@@ -1,0 +1,111 @@
+package contracts
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Warning is something a party should know before signing: not an error,
+// but a weakness of the agreement.
+type Warning struct {
+	Field string
+	Msg   string
+}
+
+func (w Warning) String() string { return w.Field + ": " + w.Msg }
+
+// Warnings lists the weaknesses of a valid contract, most serious first.
+func (c *Contract) Warnings() []Warning {
+	var ws []Warning
+	if c.Coordinator.Platform == PlatformSEVSNPSimulated {
+		ws = append(ws, Warning{"coordinator.platform",
+			"SIMULATED coordinator: its attestation is made with a throw-away fake AMD root, so it protects NOTHING; the host can read every dataset and result. Use only for development, tests and demos."})
+	}
+	if c.Coordinator.AllowDebug {
+		ws = append(ws, Warning{"coordinator.allow_debug",
+			"a debug VM is accepted: the host can read and change a debug VM's memory, including every dataset and key"})
+	}
+	if c.Output.MinGroupSize == 0 {
+		ws = append(ws, Warning{"output.min_group_size",
+			"no k threshold: results may describe groups as small as one individual"})
+	}
+	for _, r := range c.Output.Recipients {
+		var provides []string
+		for _, ds := range c.Datasets {
+			if ds.Provider == r {
+				provides = append(provides, ds.ID)
+			}
+		}
+		if len(provides) > 0 {
+			ws = append(ws, Warning{"output.recipients",
+				fmt.Sprintf("recipient %q also provides data (%s): by choosing its own input it can learn more about the other providers' rows than the aggregate suggests",
+					r, strings.Join(provides, ", "))})
+		}
+	}
+	if c.Algorithm.Confidential {
+		ws = append(ws, Warning{"algorithm.confidential",
+			fmt.Sprintf("the algorithm is confidential: only %q and the coordinator see its text; the others approve a hash they cannot inspect, and rely on the output policy alone", c.Algorithm.Provider)})
+	}
+	if c.Coordinator.Platform == PlatformSEVSNP && c.Coordinator.MinTCB == (TCB{}) {
+		ws = append(ws, Warning{"coordinator.min_tcb",
+			"no minimum TCB: firmware with known, fixed vulnerabilities is accepted"})
+	}
+	return ws
+}
+
+// Template is the commented contract that `cleanroom contract init` prints.
+const Template = `# Cleanroom contract (version 1). Every participant signs the contract id
+# (cleanroom contract hash) and the coordinator accepts the contract only when
+# all have signed and it has not expired. Reformatting this file, reordering
+# keys or editing comments does not change the id; changing any value does.
+version: 1
+name: my-clean-room                      # 1-200 printable characters
+expires_at: 2027-03-31T00:00:00Z          # RFC 3339; nothing can happen after it
+
+participants:                            # each: one key made with cleanroom keygen
+  - id: publisher                        # [a-z][a-z0-9-]{0,62}
+    roles: [data_provider]               # data_provider, algorithm_provider,
+    public_key: "<the line from publisher.pub>"  #  result_recipient, auditor
+  - id: advertiser
+    roles: [data_provider, result_recipient]
+    public_key: "<the line from advertiser.pub>"
+  - id: measurer
+    roles: [algorithm_provider]
+    public_key: "<the line from measurer.pub>"
+  - id: auditor
+    roles: [auditor]
+    public_key: "<the line from auditor.pub>"
+
+datasets:
+  - id: impressions                      # also its SQL table name: [a-z][a-z0-9_]{0,62}
+    provider: publisher                  # must have role data_provider
+    columns:                             # bool int32 int64 float64 string date timestamp decimal(p,s)
+      - {name: user_id, type: string}
+      - {name: campaign, type: string}
+      - {name: shown_at, type: timestamp}
+  - id: conversions
+    provider: advertiser
+    columns:
+      - {name: user_id, type: string}
+      - {name: value, type: float64}
+
+algorithm:
+  provider: measurer                     # must have role algorithm_provider
+  language: duckdb-sql                   # exactly one SELECT statement
+  sha256: "<hex SHA-256 of the exact query bytes: sha256sum query.sql>"
+  confidential: false                    # true: only the provider and the coordinator see the text
+
+output:
+  recipients: [advertiser]               # each must have role result_recipient
+  group_size_column: users               # result column counting the individuals behind each row
+  min_group_size: 50                     # k: rows with fewer are suppressed (and counted)
+  max_rows: 10000                        # a larger result is refused, not truncated
+  max_runs: 5                            # counted in the audit log: a restart does not reset it
+
+coordinator:
+  platform: sev-snp                      # or sev-snp-simulated (development only: protects nothing)
+  measurements: ["<hex SHA-384 launch measurement, 96 digits>"]
+  allow_debug: false
+  min_tcb: {bootloader: 0, tee: 0, snp: 0, microcode: 0}
+  simulated_root_sha256: ""              # only with sev-snp-simulated (from cleanroomd identity)
+`

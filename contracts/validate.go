@@ -1,0 +1,194 @@
+package contracts
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// validator checks what decoding cannot: references between sections,
+// uniqueness, and policies that could never be met.
+type validator struct {
+	*decoder
+	c     *Contract
+	lines lineMap
+}
+
+func (v *validator) problem(path string, format string, args ...any) {
+	v.problems = append(v.problems, &FieldError{Field: path, Line: v.lineOf(path), Msg: fmt.Sprintf(format, args...)})
+}
+
+// lineOf returns the line of path or, for a field that is absent, of the
+// nearest enclosing field that is present.
+func (v *validator) lineOf(path string) int {
+	for path != "" {
+		if l, ok := v.lines[path]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return 0
+}
+
+func (v *validator) validate(opts ParseOptions) {
+	c := v.c
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if !opts.AllowExpired && c.Expired(now) {
+		v.problem("expires_at", "the contract expired at %s", c.ExpiresAt.Format(time.RFC3339))
+	}
+	v.participants()
+	v.datasets()
+	v.algorithm()
+	v.output()
+	v.coordinator()
+}
+
+func (v *validator) participants() {
+	c := v.c
+	if len(c.Participants) == 0 {
+		v.problem("participants", "a contract needs at least one participant")
+	}
+	if len(c.Participants) > MaxParticipants {
+		v.problem("participants", "%d participants is more than the limit of %d", len(c.Participants), MaxParticipants)
+	}
+	ids := map[string]int{}
+	keys := map[string]int{}
+	for i, p := range c.Participants {
+		path := index("participants", i)
+		if j, dup := ids[p.ID]; dup {
+			v.problem(path+".id", "participant id %q is already used by participants[%d]", p.ID, j)
+		}
+		ids[p.ID] = i
+		fp := p.PublicKey.Fingerprint().String()
+		if j, dup := keys[fp]; dup {
+			v.problem(path+".public_key", "the same key is already given to participants[%d] (%s); each participant needs a key of its own", j, c.Participants[j].ID)
+		}
+		keys[fp] = i
+	}
+}
+
+func (v *validator) datasets() {
+	c := v.c
+	if len(c.Datasets) == 0 {
+		v.problem("datasets", "a contract needs at least one dataset")
+	}
+	if len(c.Datasets) > MaxDatasets {
+		v.problem("datasets", "%d datasets is more than the limit of %d", len(c.Datasets), MaxDatasets)
+	}
+	ids := map[string]int{}
+	provides := map[string]bool{}
+	for i, ds := range c.Datasets {
+		path := index("datasets", i)
+		if j, dup := ids[ds.ID]; dup {
+			v.problem(path+".id", "dataset id %q is already used by datasets[%d]", ds.ID, j)
+		}
+		ids[ds.ID] = i
+		v.needRole(path+".provider", ds.Provider, RoleDataProvider, "a dataset's provider")
+		provides[ds.Provider] = true
+		if len(ds.Columns) == 0 {
+			v.problem(path+".columns", "a dataset needs at least one column")
+		}
+		if len(ds.Columns) > MaxColumns {
+			v.problem(path+".columns", "%d columns is more than the limit of %d", len(ds.Columns), MaxColumns)
+		}
+		names := map[string]int{}
+		for j, col := range ds.Columns {
+			key := strings.ToLower(col.Name) // SQL identifiers are case-insensitive
+			if k, dup := names[key]; dup {
+				v.problem(index(path+".columns", j), "column %q clashes with column %q (names are case-insensitive in SQL)", col.Name, ds.Columns[k].Name)
+			}
+			names[key] = j
+		}
+	}
+	for i, p := range c.Participants {
+		if p.Has(RoleDataProvider) && !provides[p.ID] {
+			v.problem(index("participants", i), "participant %q has role data_provider but provides no dataset", p.ID)
+		}
+	}
+}
+
+func (v *validator) algorithm() {
+	c := v.c
+	v.needRole("algorithm.provider", c.Algorithm.Provider, RoleAlgorithmProvider, "algorithm.provider")
+	for i, p := range c.Participants {
+		if p.Has(RoleAlgorithmProvider) && p.ID != c.Algorithm.Provider {
+			v.problem(index("participants", i), "participant %q has role algorithm_provider but algorithm.provider is %q", p.ID, c.Algorithm.Provider)
+		}
+	}
+}
+
+func (v *validator) output() {
+	o := &v.c.Output
+	if len(o.Recipients) == 0 {
+		v.problem("output.recipients", "at least one result recipient is needed")
+	}
+	seen := map[string]bool{}
+	for i, r := range o.Recipients {
+		path := index("output.recipients", i)
+		if seen[r] {
+			v.problem(path, "recipient %q is listed twice", r)
+		}
+		seen[r] = true
+		v.needRole(path, r, RoleResultRecipient, "a result recipient")
+	}
+	for i, p := range v.c.Participants {
+		if p.Has(RoleResultRecipient) && !seen[p.ID] {
+			v.problem(index("participants", i), "participant %q has role result_recipient but is not in output.recipients", p.ID)
+		}
+	}
+	switch {
+	case o.MinGroupSize < 0:
+		v.problem("output.min_group_size", "must not be negative, got %d", o.MinGroupSize)
+	case o.MinGroupSize > 0 && o.GroupSizeColumn == "":
+		v.problems = append(v.problems, &FieldError{Field: "output.group_size_column", Line: v.lineOf("output.min_group_size"),
+			Msg: "is required when output.min_group_size is set: it names the result column that counts the individuals behind each row"})
+	case o.MinGroupSize == 0 && o.GroupSizeColumn != "":
+		v.problems = append(v.problems, &FieldError{Field: "output.min_group_size", Line: v.lineOf("output.group_size_column"),
+			Msg: "must be at least 1 when output.group_size_column is set (omit both for no k threshold)"})
+	}
+	if o.MaxRows < 1 {
+		v.problem("output.max_rows", "must be at least 1, got %d: no result could ever be released", o.MaxRows)
+	}
+	if o.MaxRuns < 1 {
+		v.problem("output.max_runs", "must be at least 1, got %d: the algorithm could never run", o.MaxRuns)
+	}
+}
+
+func (v *validator) coordinator() {
+	cp := &v.c.Coordinator
+	if len(cp.Measurements) == 0 {
+		v.problem("coordinator.measurements", "at least one trusted measurement is needed")
+	}
+	if len(cp.Measurements) > MaxMeasurements {
+		v.problem("coordinator.measurements", "%d measurements is more than the limit of %d", len(cp.Measurements), MaxMeasurements)
+	}
+	switch cp.Platform {
+	case PlatformSEVSNPSimulated:
+		if cp.SimulatedRootSHA256 == nil {
+			v.problem("coordinator.simulated_root_sha256", "is required with platform %s: pin the SHA-256 of the simulated coordinator's fake AMD root (from `cleanroomd identity`)", PlatformSEVSNPSimulated)
+		}
+	case PlatformSEVSNP:
+		if cp.SimulatedRootSHA256 != nil {
+			v.problem("coordinator.simulated_root_sha256", "must be empty with platform %s: AMD's real roots are built in", PlatformSEVSNP)
+		}
+	}
+}
+
+// needRole checks that id names a participant holding role.
+func (v *validator) needRole(path, id string, role Role, what string) {
+	p := v.c.Participant(id)
+	if p == nil {
+		v.problem(path, "%s %q is not a participant", what, id)
+		return
+	}
+	if !p.Has(role) {
+		v.problem(path, "%s %q lacks role %s", what, id, role)
+	}
+}
