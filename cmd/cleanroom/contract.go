@@ -177,7 +177,7 @@ the current directory, where PARTICIPANT is your id in the contract.`,
 		if err := cleanroom.WriteFileAtomic(out, sig, 0o644); err != nil {
 			return err
 		}
-		c.infof("%s signed contract %s (%s) as %s: wrote %s", p.ID, ct.Name, ct.ID(), p.ID, out)
+		c.infof("signed contract %s (%s) as %s: wrote %s", ct.Name, ct.ID(), p.ID, out)
 		return nil
 	}
 	return cmd
