@@ -1,0 +1,106 @@
+package blobs
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestPutGet(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("cleanroom"), 1000)
+	d, err := s.Put(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d != sha256.Sum256(data) {
+		t.Fatal("digest is not SHA-256 of the content")
+	}
+	got, err := s.Get(d, int64(len(data)))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("Get: %v", err)
+	}
+	if err := s.Check(d, int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	// Putting the same content again is harmless.
+	if d2, err := s.Put(data); err != nil || d2 != d {
+		t.Fatalf("second Put: %v", err)
+	}
+}
+
+func TestLimitAndAbort(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := Open(dir)
+	w, err := s.Create(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(make([]byte, 8)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(make([]byte, 8)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("over-limit write: %v", err)
+	}
+	if _, err := w.Commit(); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("commit after over-limit write: %v", err)
+	}
+	w2, _ := s.Create(0)
+	w2.Write([]byte("abandoned"))
+	w2.Abort()
+	left, _ := os.ReadDir(filepath.Join(dir, "tmp"))
+	if len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "sha256")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("an aborted or refused blob became visible")
+	}
+}
+
+func TestDamageDetected(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := Open(dir)
+	data := []byte("the conversions of the advertiser")
+	d, _ := s.Put(data)
+	p := s.path(d)
+	// Truncated.
+	os.WriteFile(p, data[:10], 0o600)
+	if _, err := s.Get(d, int64(len(data))); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("truncated blob: %v", err)
+	}
+	if err := s.Check(d, int64(len(data))); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Check of a truncated blob: %v", err)
+	}
+	// Same size, one bit changed.
+	bad := bytes.Clone(data)
+	bad[3] ^= 1
+	os.WriteFile(p, bad, 0o600)
+	if _, err := s.Get(d, int64(len(data))); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("flipped blob: %v", err)
+	}
+	os.Remove(p)
+	if _, err := s.Get(d, -1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing blob: %v", err)
+	}
+}
+
+func TestOpenRemovesTemporaries(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := Open(dir)
+	w, _ := s.Create(0)
+	w.Write([]byte("interrupted"))
+	// Simulate a crash: the writer is never finished.
+	if _, err := Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	left, _ := os.ReadDir(filepath.Join(dir, "tmp"))
+	if len(left) != 0 {
+		t.Fatalf("temporary files survived Open: %v", left)
+	}
+}
