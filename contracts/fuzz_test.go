@@ -1,15 +1,12 @@
 package contracts
 
 import (
-	"flag"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"cleanroom.dev/cleanroom/internal/fuzzseed"
 )
 
-var updateSeeds = flag.Bool("update-seeds", false, "rewrite the committed fuzz seed corpora under testdata/fuzz")
 
 // FuzzParse feeds arbitrary bytes to the contract parser: it must never
 // panic, and whatever it accepts must have a stable id and re-verify.
@@ -54,18 +51,8 @@ func FuzzVerifySignature(f *testing.F) {
 // The seeds are the valid contract, each bad contract of TestBadContracts,
 // and signatures, valid and damaged.
 func TestWriteFuzzSeeds(t *testing.T) {
-	if !*updateSeeds {
+	if !*fuzzseed.Update {
 		t.Skip("run with -update-seeds to rewrite testdata/fuzz")
-	}
-	write := func(target string, i int, data []byte) {
-		dir := filepath.Join("testdata", "fuzz", target)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%03d", i)), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
 	base := baseYAML()
 	seeds := []string{base, reencode(t, base, true), reencode(t, base, false), Template, "", "{}", "[]", "version: 1", "a: &x 1\nb: *x\n"}
@@ -76,18 +63,22 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	} {
 		seeds = append(seeds, strings.Replace(base, edit[0], edit[1], 1))
 	}
-	for i, s := range seeds {
-		write("FuzzParse", i, []byte(s))
+	var parse [][]byte
+	for _, s := range seeds {
+		parse = append(parse, []byte(s))
 	}
+	fuzzseed.Write(t, "FuzzParse", fuzzseed.Bytes(parse...)...)
 	c := mustParse(t, base)
-	for i, name := range []string{"publisher", "auditor"} {
+	var sigs [][]byte
+	for _, name := range []string{"publisher", "auditor"} {
 		sig, err := c.Sign(parties[name])
 		if err != nil {
 			t.Fatal(err)
 		}
-		write("FuzzVerifySignature", 2*i, sig)
-		sig[len(sig)/2] ^= 1
-		write("FuzzVerifySignature", 2*i+1, sig)
+		damaged := append([]byte(nil), sig...)
+		damaged[len(damaged)/2] ^= 1
+		sigs = append(sigs, sig, damaged)
 	}
-	write("FuzzVerifySignature", 9, []byte{0xd2, 0x84, 0x40, 0xa0, 0xf6, 0x40})
+	sigs = append(sigs, []byte{0xd2, 0x84, 0x40, 0xa0, 0xf6, 0x40})
+	fuzzseed.Write(t, "FuzzVerifySignature", fuzzseed.Bytes(sigs...)...)
 }

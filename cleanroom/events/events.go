@@ -1,0 +1,317 @@
+// Package events defines the entries of the coordinator's audit log: one
+// JSON object per state change, appended durably before the change takes
+// effect. The coordinator writes them and rebuilds its state from them;
+// auditors read and verify them. docs/events.md is the specification.
+package events
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"time"
+)
+
+// Version is the event format version written in every event's "v".
+const Version = 1
+
+// MaxSize bounds an encoded event.
+const MaxSize = 256 << 10
+
+// Type names an event.
+type Type string
+
+// The event types, in the order of a contract's life.
+const (
+	TypeCoordinatorStarted Type = "coordinator.started"
+	TypeContractRegistered Type = "contract.registered"
+	TypeDatasetUploaded    Type = "dataset.uploaded"
+	TypeAlgorithmSubmitted Type = "algorithm.submitted"
+	TypeRunStarted         Type = "run.started"
+	TypeRunFinished        Type = "run.finished"
+	TypeRunRefused         Type = "run.refused"
+	TypeRunAborted         Type = "run.aborted"
+	TypeResultFetched      Type = "result.fetched"
+)
+
+// ErrMalformed wraps every decoding error.
+var ErrMalformed = errors.New("malformed event")
+
+// Event is one log entry. Exactly one of the body fields is set: the one
+// that matches Type.
+type Event struct {
+	V        int       `json:"v"`
+	ID       string    `json:"id"`                  // 32 hex digits, unique
+	Type     Type      `json:"type"`                // one of the Type constants
+	Time     time.Time `json:"time"`                // coordinator clock, UTC
+	Contract string    `json:"contract,omitempty"`  // contract id, 64 hex; empty for coordinator.started
+	Actor    string    `json:"actor,omitempty"`     // participant id that caused the event, if any
+	ActorKey string    `json:"actor_key,omitempty"` // that participant's key fingerprint
+
+	CoordinatorStarted *CoordinatorStarted `json:"coordinator_started,omitempty"`
+	ContractRegistered *ContractRegistered `json:"contract_registered,omitempty"`
+	DatasetUploaded    *DatasetUploaded    `json:"dataset_uploaded,omitempty"`
+	AlgorithmSubmitted *AlgorithmSubmitted `json:"algorithm_submitted,omitempty"`
+	RunStarted         *RunStarted         `json:"run_started,omitempty"`
+	RunFinished        *RunFinished        `json:"run_finished,omitempty"`
+	RunRefused         *RunRefused         `json:"run_refused,omitempty"`
+	RunAborted         *RunAborted         `json:"run_aborted,omitempty"`
+	ResultFetched      *ResultFetched      `json:"result_fetched,omitempty"`
+}
+
+// Blob names a stored blob by digest and size.
+type Blob struct {
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// CoordinatorStarted records a start of the coordinator with what it
+// attested.
+type CoordinatorStarted struct {
+	Platform       string `json:"platform"`        // sev-snp or sev-snp-simulated
+	Measurement    string `json:"measurement"`     // 96 hex digits
+	PublicKey      string `json:"public_key"`      // fingerprint of the coordinator key
+	EvidenceSHA256 string `json:"evidence_sha256"` // of the encoded evidence served in TLS
+	Software       string `json:"software"`        // cleanroomd version string
+}
+
+// ContractRegistered records a contract accepted with every participant's
+// signature.
+type ContractRegistered struct {
+	Name       string            `json:"name"`
+	ExpiresAt  time.Time         `json:"expires_at"`
+	Document   Blob              `json:"document"`   // the submitted text, sealed
+	DocSHA256  string            `json:"doc_sha256"` // SHA-256 of the submitted text
+	Signatures map[string][]byte `json:"signatures"` // participant id → COSE_Sign1 approval
+}
+
+// DatasetUploaded records a dataset envelope accepted from its provider.
+type DatasetUploaded struct {
+	Dataset         string `json:"dataset"`
+	Ciphertext      Blob   `json:"ciphertext"` // the envelope; its digest is the ciphertext digest
+	Rows            int64  `json:"rows"`
+	SchemaDigest    string `json:"schema_digest"`
+	UploadStatement []byte `json:"upload_statement"` // the provider's COSE_Sign1
+}
+
+// AlgorithmSubmitted records the algorithm text accepted from its provider.
+type AlgorithmSubmitted struct {
+	SHA256       string `json:"sha256"` // of the query text; equals the contract's
+	Confidential bool   `json:"confidential"`
+	Text         Blob   `json:"text"` // sealed
+}
+
+// RunStarted records that a run began. Runs are counted against max_runs
+// from these events, so a restart cannot reset the count.
+type RunStarted struct {
+	RunID           string            `json:"run_id"`
+	Number          int64             `json:"number"` // 1 for the contract's first run
+	AlgorithmSHA256 string            `json:"algorithm_sha256"`
+	Datasets        map[string]string `json:"datasets"` // dataset id → ciphertext digest
+}
+
+// RunFinished records a result released under the output policy.
+type RunFinished struct {
+	RunID           string `json:"run_id"`
+	ResultSHA256    string `json:"result_sha256"` // of the plaintext result (Arrow IPC stream)
+	EncryptedResult Blob   `json:"encrypted_result"`
+	RowsKept        int64  `json:"rows_kept"`
+	RowsSuppressed  int64  `json:"rows_suppressed"`
+	Statement       []byte `json:"statement"` // the coordinator's COSE_Sign1 result statement
+}
+
+// RunRefused records a run that was refused: before it started (RunID
+// empty: no run counted) or after (output policy, query error).
+type RunRefused struct {
+	RunID  string `json:"run_id,omitempty"`
+	Stage  string `json:"stage"`  // "admission", "query" or "policy"
+	Reason string `json:"reason"` // for people
+}
+
+// RunAborted records a run that started but never finished, found when the
+// coordinator restarted. It released nothing.
+type RunAborted struct {
+	RunID  string `json:"run_id"`
+	Reason string `json:"reason"`
+}
+
+// ResultFetched records a recipient downloading a result bundle.
+type ResultFetched struct {
+	RunID string `json:"run_id"`
+}
+
+// NewID returns a fresh random event or run id: 32 hex digits.
+func NewID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return hex.EncodeToString(b[:])
+}
+
+var (
+	idPattern      = regexp.MustCompile(`^[0-9a-f]{32}$`)
+	digestPattern  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	measurePattern = regexp.MustCompile(`^[0-9a-f]{96}$`)
+)
+
+// Encode returns the log entry for e after checking it.
+func Encode(e *Event) ([]byte, error) {
+	if err := e.check(); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxSize {
+		return nil, fmt.Errorf("%w: %d bytes exceeds %d", ErrMalformed, len(b), MaxSize)
+	}
+	return b, nil
+}
+
+// Decode parses a log entry strictly: unknown fields, a body that does not
+// match the type, or bad ids are errors.
+func Decode(entry []byte) (*Event, error) {
+	if len(entry) > MaxSize {
+		return nil, fmt.Errorf("%w: %d bytes exceeds %d", ErrMalformed, len(entry), MaxSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(entry))
+	dec.DisallowUnknownFields()
+	var e Event
+	if err := dec.Decode(&e); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: data after the event object", ErrMalformed)
+	}
+	if err := e.check(); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// check validates the envelope fields and that exactly the body for Type
+// is present.
+func (e *Event) check() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s event %s: %s", ErrMalformed, e.Type, e.ID, fmt.Sprintf(format, args...))
+	}
+	if e.V != Version {
+		return bad("version %d, want %d", e.V, Version)
+	}
+	if !idPattern.MatchString(e.ID) {
+		return bad("id must be 32 hex digits")
+	}
+	if e.Time.IsZero() {
+		return bad("no time")
+	}
+	bodies := map[Type]bool{
+		TypeCoordinatorStarted: e.CoordinatorStarted != nil,
+		TypeContractRegistered: e.ContractRegistered != nil,
+		TypeDatasetUploaded:    e.DatasetUploaded != nil,
+		TypeAlgorithmSubmitted: e.AlgorithmSubmitted != nil,
+		TypeRunStarted:         e.RunStarted != nil,
+		TypeRunFinished:        e.RunFinished != nil,
+		TypeRunRefused:         e.RunRefused != nil,
+		TypeRunAborted:         e.RunAborted != nil,
+		TypeResultFetched:      e.ResultFetched != nil,
+	}
+	present, known := bodies[e.Type]
+	if !known {
+		return bad("unknown type")
+	}
+	if !present {
+		return bad("missing its %s body", e.Type)
+	}
+	for t, p := range bodies {
+		if p && t != e.Type {
+			return bad("carries a %s body", t)
+		}
+	}
+	if e.Type == TypeCoordinatorStarted {
+		if e.Contract != "" || e.Actor != "" {
+			return bad("a coordinator event names no contract or actor")
+		}
+	} else if !digestPattern.MatchString(e.Contract) {
+		return bad("contract must be 64 hex digits")
+	}
+	if (e.Actor == "") != (e.ActorKey == "") {
+		return bad("actor and actor_key go together")
+	}
+	if e.ActorKey != "" && !digestPattern.MatchString(e.ActorKey) {
+		return bad("actor_key must be 64 hex digits")
+	}
+	return e.checkBody(bad)
+}
+
+func (e *Event) checkBody(bad func(string, ...any) error) error {
+	blob := func(name string, b Blob) error {
+		if !digestPattern.MatchString(b.SHA256) || b.Size < 0 {
+			return bad("%s must name a blob by SHA-256 and size", name)
+		}
+		return nil
+	}
+	runID := func(id string) error {
+		if !idPattern.MatchString(id) {
+			return bad("run id must be 32 hex digits")
+		}
+		return nil
+	}
+	switch e.Type {
+	case TypeCoordinatorStarted:
+		b := e.CoordinatorStarted
+		if !measurePattern.MatchString(b.Measurement) || !digestPattern.MatchString(b.PublicKey) || !digestPattern.MatchString(b.EvidenceSHA256) {
+			return bad("measurement, public_key and evidence_sha256 must be hex digests")
+		}
+	case TypeContractRegistered:
+		b := e.ContractRegistered
+		if len(b.Signatures) == 0 || !digestPattern.MatchString(b.DocSHA256) {
+			return bad("needs signatures and doc_sha256")
+		}
+		return blob("document", b.Document)
+	case TypeDatasetUploaded:
+		b := e.DatasetUploaded
+		if b.Dataset == "" || b.Rows < 0 || !digestPattern.MatchString(b.SchemaDigest) || len(b.UploadStatement) == 0 {
+			return bad("needs dataset, rows, schema_digest and upload_statement")
+		}
+		return blob("ciphertext", b.Ciphertext)
+	case TypeAlgorithmSubmitted:
+		if !digestPattern.MatchString(e.AlgorithmSubmitted.SHA256) {
+			return bad("sha256 must be 64 hex digits")
+		}
+		return blob("text", e.AlgorithmSubmitted.Text)
+	case TypeRunStarted:
+		b := e.RunStarted
+		if b.Number < 1 || !digestPattern.MatchString(b.AlgorithmSHA256) {
+			return bad("needs number ≥ 1 and algorithm_sha256")
+		}
+		return runID(b.RunID)
+	case TypeRunFinished:
+		b := e.RunFinished
+		if !digestPattern.MatchString(b.ResultSHA256) || b.RowsKept < 0 || b.RowsSuppressed < 0 || len(b.Statement) == 0 {
+			return bad("needs result_sha256, row counts and statement")
+		}
+		if err := blob("encrypted_result", b.EncryptedResult); err != nil {
+			return err
+		}
+		return runID(b.RunID)
+	case TypeRunRefused:
+		b := e.RunRefused
+		if b.Reason == "" || (b.Stage != "admission" && b.Stage != "query" && b.Stage != "policy") {
+			return bad("needs a stage (admission, query or policy) and a reason")
+		}
+		if b.RunID != "" {
+			return runID(b.RunID)
+		}
+	case TypeRunAborted:
+		return runID(e.RunAborted.RunID)
+	case TypeResultFetched:
+		return runID(e.ResultFetched.RunID)
+	}
+	return nil
+}
