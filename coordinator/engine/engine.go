@@ -1,0 +1,75 @@
+// Package engine runs a contract's one agreed query over the participants'
+// decrypted datasets, inside a locked-down in-memory DuckDB, and applies the
+// contract's output policy to the result.
+//
+// A run uses one Session: New opens an in-memory database and locks its
+// configuration down before anything from a participant reaches it;
+// LoadTable copies each dataset into a table named by its dataset id; Run
+// checks that the algorithm is exactly one SELECT, executes it, and returns
+// only the rows the output policy releases. Nothing a Session holds is ever
+// written to disk.
+//
+// The package is built with the duckdb_arrow build tag (DuckDB's Arrow
+// interface).
+package engine
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"cleanroom.dev/cleanroom/contracts"
+)
+
+// Engine is what the coordinator needs from a query engine: load the
+// datasets of one run, run the agreed query once under the output policy,
+// and forget everything. *Session (DuckDB) is the implementation; the
+// interface is the seam for others.
+type Engine interface {
+	// LoadTable makes the batches read from r queryable as table name. The
+	// batches must match schema, which must use only the column types a
+	// contract can declare.
+	LoadTable(ctx context.Context, name string, schema *arrow.Schema, r array.RecordReader) error
+	// Run checks query, executes it and applies policy. It returns only the
+	// rows the policy releases.
+	Run(ctx context.Context, query string, policy contracts.Output) (*Result, error)
+	// Close releases every dataset and result held by the engine.
+	Close() error
+}
+
+var _ Engine = (*Session)(nil)
+
+// Config sets a Session's resource limits. The zero value is usable.
+type Config struct {
+	// MemoryLimit caps, in bytes, the memory DuckDB may use: the loaded
+	// datasets and the query's working memory together. A query that needs
+	// more fails with an error wrapping ErrResourceLimit; nothing spills to
+	// disk. Zero means DuckDB's default, 80% of the machine's memory.
+	MemoryLimit int64
+	// Threads is the number of DuckDB worker threads. Zero means
+	// runtime.GOMAXPROCS(0).
+	Threads int
+}
+
+// minMemoryLimit is the smallest memory limit accepted: below it DuckDB
+// cannot even hold its catalog and one block per thread.
+const minMemoryLimit = 16 << 20
+
+func (c Config) resolve() (Config, error) {
+	if c.MemoryLimit < 0 {
+		return c, fmt.Errorf("engine: Config.MemoryLimit is %d; it must be 0 (DuckDB's default) or a number of bytes", c.MemoryLimit)
+	}
+	if c.MemoryLimit != 0 && c.MemoryLimit < minMemoryLimit {
+		return c, fmt.Errorf("engine: Config.MemoryLimit is %d bytes; it must be at least %d (16 MiB)", c.MemoryLimit, minMemoryLimit)
+	}
+	if c.Threads < 0 {
+		return c, fmt.Errorf("engine: Config.Threads is %d; it must be 0 (one per CPU) or positive", c.Threads)
+	}
+	if c.Threads == 0 {
+		c.Threads = runtime.GOMAXPROCS(0)
+	}
+	return c, nil
+}

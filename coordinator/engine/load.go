@@ -1,0 +1,294 @@
+package engine
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/duckdb/duckdb-go/v2"
+)
+
+// loadViewPrefix names the transient views LoadTable scans Arrow data
+// through. Table names may not start with it.
+const loadViewPrefix = "_cleanroom_load_"
+
+// ColumnType returns the DuckDB type a dataset column of Arrow type t is
+// stored as, or an error if datasets cannot have columns of type t. The
+// mapping is exact: every value of t is stored without loss, and reads back
+// (through Run's Arrow results) as the same Arrow type.
+//
+//	bool                  BOOLEAN
+//	int32                 INTEGER
+//	int64                 BIGINT
+//	float64               DOUBLE
+//	utf8                  VARCHAR
+//	date32                DATE
+//	timestamp[us, UTC]    TIMESTAMPTZ (the session's time zone is UTC)
+//	decimal128(p, s)      DECIMAL(p, s), 1 ≤ p ≤ 38, 0 ≤ s ≤ p
+func ColumnType(t arrow.DataType) (string, error) {
+	switch t := t.(type) {
+	case *arrow.BooleanType:
+		return "BOOLEAN", nil
+	case *arrow.Int32Type:
+		return "INTEGER", nil
+	case *arrow.Int64Type:
+		return "BIGINT", nil
+	case *arrow.Float64Type:
+		return "DOUBLE", nil
+	case *arrow.StringType:
+		return "VARCHAR", nil
+	case *arrow.Date32Type:
+		return "DATE", nil
+	case *arrow.TimestampType:
+		if t.Unit == arrow.Microsecond && t.TimeZone == "UTC" {
+			return "TIMESTAMPTZ", nil
+		}
+	case *arrow.Decimal128Type:
+		if t.Precision >= 1 && t.Precision <= 38 && t.Scale >= 0 && t.Scale <= t.Precision {
+			return fmt.Sprintf("DECIMAL(%d,%d)", t.Precision, t.Scale), nil
+		}
+	}
+	return "", fmt.Errorf("Arrow type %s is not a dataset column type (bool, int32, int64, float64, utf8, date32, timestamp[us, UTC], decimal128(p ≤ 38, s))", t)
+}
+
+// LoadTable copies every batch r yields into a new table called name. It
+// checks first that name is free, that schema has only dataset column types
+// (see ColumnType) and no two columns whose names differ only in case, and
+// that r yields batches of exactly that schema; then, while DuckDB reads the
+// batches, that every buffer is well formed (offsets, lengths, null counts,
+// UTF-8, decimal precision), so DuckDB never reads malformed memory.
+// A refusal is a *RefusalError at LayerInput that names the column and row.
+//
+// LoadTable consumes r but does not release it. On any error the table does
+// not exist and name may be loaded again. Different tables may be loaded
+// concurrently; each load is itself parallel over Config.Threads.
+func (s *Session) LoadTable(ctx context.Context, name string, schema *arrow.Schema, r array.RecordReader) (err error) {
+	cols, err := tableColumns(name, schema)
+	if err != nil {
+		return err
+	}
+	if r == nil {
+		return fmt.Errorf("engine: loading table %q: nil record reader", name)
+	}
+	if err := sameSchema(schema, r.Schema()); err != nil {
+		return refuse(LayerInput, nil, "dataset %q: the data does not match the expected schema: %v", name, err)
+	}
+	end, err := s.begin()
+	if err != nil {
+		return err
+	}
+	defer end()
+	view, err := s.claimTable(name)
+	if err != nil {
+		return err
+	}
+	defer func() { s.settleTable(name, err == nil) }()
+
+	conn, err := s.connector.Connect(ctx)
+	if err != nil {
+		return fmt.Errorf("engine: loading table %q: connecting: %w", name, err)
+	}
+	defer conn.Close()
+	checked := &checkedReader{r: r, schema: schema, table: name}
+	if err := s.copyIn(ctx, conn, name, view, cols, checked); err != nil {
+		if cerr := checked.failure(); cerr != nil {
+			return cerr
+		}
+		return loadError(ctx, name, err)
+	}
+	if cerr := checked.failure(); cerr != nil {
+		// DuckDB must have failed too, but never keep a table whose
+		// input was refused.
+		return cerr
+	}
+	return nil
+}
+
+// copyIn creates the table and fills it from the Arrow stream, in one
+// transaction: on error the table does not exist.
+func (s *Session) copyIn(ctx context.Context, conn driver.Conn, name, view string, cols []string, r array.RecordReader) error {
+	a, err := duckdb.NewArrowFromConn(conn)
+	if err != nil {
+		return err
+	}
+	release, err := a.RegisterView(r, view)
+	if err != nil {
+		return err
+	}
+	defer release()
+	ex := conn.(driver.ExecerContext)
+	// The view was committed by RegisterView; drop it whatever happens. A
+	// cancelled ctx must not keep it alive, so the drop does not use ctx.
+	defer ex.ExecContext(context.WithoutCancel(ctx), "DROP VIEW IF EXISTS "+quoteIdent(view), nil) //nolint:errcheck // best effort; Close discards the database anyway
+
+	if _, err := ex.ExecContext(ctx, "BEGIN TRANSACTION", nil); err != nil {
+		return err
+	}
+	stmt := "CREATE TABLE " + quoteIdent(name) + " (" + strings.Join(cols, ", ") + ");\n" +
+		"INSERT INTO " + quoteIdent(name) + " SELECT * FROM " + quoteIdent(view)
+	if _, err := ex.ExecContext(ctx, stmt, nil); err != nil {
+		_, rerr := ex.ExecContext(context.WithoutCancel(ctx), "ROLLBACK", nil)
+		return errors.Join(err, rerr)
+	}
+	_, err = ex.ExecContext(ctx, "COMMIT", nil)
+	return err
+}
+
+func loadError(ctx context.Context, name string, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("engine: loading table %q: %w", name, ctx.Err())
+	case duckdbErrorType(err) == duckdb.ErrorTypeOutOfMemory:
+		return fmt.Errorf("engine: loading table %q: %w: the datasets do not fit in the session's memory limit: %s", name, ErrResourceLimit, duckdbMessage(err))
+	}
+	return fmt.Errorf("engine: loading table %q: %w", name, err)
+}
+
+// claimTable reserves name for a load and returns the name of the view the
+// load scans through.
+func (s *Session) claimTable(name string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := strings.ToLower(name)
+	switch {
+	case s.ran:
+		return "", fmt.Errorf("engine: cannot load table %q: the session has already run its query", name)
+	case s.tables[key] == tableLoading:
+		return "", fmt.Errorf("engine: table %q is already being loaded", name)
+	case s.tables[key] == tableLoaded:
+		return "", fmt.Errorf("engine: table %q is already loaded (table names are case-insensitive)", name)
+	}
+	s.tables[key] = tableLoading
+	s.viewSeq++
+	return fmt.Sprintf("%s%d", loadViewPrefix, s.viewSeq), nil
+}
+
+func (s *Session) settleTable(name string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ok {
+		s.tables[strings.ToLower(name)] = tableLoaded
+	} else {
+		delete(s.tables, strings.ToLower(name))
+	}
+}
+
+// tableColumns checks a table name and schema and returns the column
+// definitions of the CREATE TABLE statement.
+func tableColumns(name string, schema *arrow.Schema) ([]string, error) {
+	if err := checkName("table name", name); err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(strings.ToLower(name), loadViewPrefix) {
+		return nil, fmt.Errorf("engine: table name %q starts with %q, which is reserved", name, loadViewPrefix)
+	}
+	if schema == nil || schema.NumFields() == 0 {
+		return nil, fmt.Errorf("engine: table %q: the schema has no columns", name)
+	}
+	seen := map[string]string{}
+	cols := make([]string, schema.NumFields())
+	for i, f := range schema.Fields() {
+		if err := checkName(fmt.Sprintf("table %q column %d name", name, i+1), f.Name); err != nil {
+			return nil, err
+		}
+		if prev, dup := seen[strings.ToLower(f.Name)]; dup {
+			return nil, fmt.Errorf("engine: table %q has columns %q and %q, which SQL cannot tell apart (names are case-insensitive)", name, prev, f.Name)
+		}
+		seen[strings.ToLower(f.Name)] = f.Name
+		typ, err := ColumnType(f.Type)
+		if err != nil {
+			return nil, fmt.Errorf("engine: table %q column %q: %w", name, f.Name, err)
+		}
+		cols[i] = quoteIdent(f.Name) + " " + typ
+	}
+	return cols, nil
+}
+
+// checkName accepts any non-empty UTF-8 identifier without NUL or control
+// characters; identifiers are always quoted.
+func checkName(what, s string) error {
+	if s == "" {
+		return fmt.Errorf("engine: %s is empty", what)
+	}
+	if len(s) > 255 || !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return fmt.Errorf("engine: %s %q must be at most 255 bytes of UTF-8 without control characters", what, s)
+	}
+	return nil
+}
+
+// sameSchema compares field names and types (nullability and metadata do
+// not matter: every column is nullable).
+func sameSchema(want, got *arrow.Schema) error {
+	if got == nil {
+		return errors.New("the data has no schema")
+	}
+	if want.NumFields() != got.NumFields() {
+		return fmt.Errorf("expected %d columns, the data has %d", want.NumFields(), got.NumFields())
+	}
+	for i := range want.NumFields() {
+		w, g := want.Field(i), got.Field(i)
+		if w.Name != g.Name {
+			return fmt.Errorf("column %d is named %q, expected %q", i+1, g.Name, w.Name)
+		}
+		if !arrow.TypeEqual(w.Type, g.Type) {
+			return fmt.Errorf("column %q has type %s, expected %s", w.Name, g.Type, w.Type)
+		}
+	}
+	return nil
+}
+
+// checkedReader passes batches through to DuckDB after checking them. It
+// stops at the first malformed batch; DuckDB then fails the load.
+type checkedReader struct {
+	r      array.RecordReader
+	schema *arrow.Schema
+	table  string
+
+	mu   sync.Mutex
+	rows int64
+	err  error
+}
+
+func (c *checkedReader) Schema() *arrow.Schema { return c.schema }
+func (c *checkedReader) Retain()               { c.r.Retain() }
+func (c *checkedReader) Release()              { c.r.Release() }
+
+func (c *checkedReader) Next() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil || !c.r.Next() {
+		return false
+	}
+	rec := c.r.RecordBatch()
+	if err := checkBatch(c.schema, rec); err != nil {
+		c.err = refuse(LayerInput, nil, "dataset %q, batch starting at row %d: %v", c.table, c.rows, err)
+		return false
+	}
+	c.rows += rec.NumRows()
+	return true
+}
+
+func (c *checkedReader) RecordBatch() arrow.RecordBatch { return c.r.RecordBatch() }
+func (c *checkedReader) Record() arrow.RecordBatch      { return c.r.RecordBatch() }
+
+func (c *checkedReader) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return c.err
+	}
+	return c.r.Err()
+}
+
+// failure returns the refusal of a malformed batch, or nil.
+func (c *checkedReader) failure() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}

@@ -1,0 +1,92 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/duckdb/duckdb-go/v2"
+)
+
+// Session is one run's locked-down in-memory DuckDB. Its configuration is
+// locked before New returns, so no dataset and no query text ever reaches
+// an unlocked database. A Session runs one query; LoadTable may be called
+// concurrently for different tables, and everything must finish before
+// Close.
+type Session struct {
+	cfg       Config
+	connector *duckdb.Connector
+
+	mu      sync.Mutex
+	tables  map[string]tableState // by lower-cased name: DuckDB identifiers ignore case
+	ran     bool
+	closed  bool
+	pending sync.WaitGroup // LoadTable and Run calls in flight
+	viewSeq int
+}
+
+type tableState int
+
+const (
+	tableLoading tableState = iota + 1
+	tableLoaded
+)
+
+// New opens a Session: an in-memory DuckDB whose configuration is locked
+// down (no file system, no network, no extensions, no spilling to disk, the
+// memory and thread limits of cfg, time zone UTC) and verified setting by
+// setting before it is returned.
+func New(cfg Config) (*Session, error) {
+	cfg, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	connector, err := open(context.Background(), cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Session{cfg: cfg, connector: connector, tables: map[string]tableState{}}, nil
+}
+
+// Close discards every table and the database. It waits for LoadTable and
+// Run calls in flight (cancel their contexts to hurry them). Results
+// already returned by Run stay valid.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.pending.Wait()
+	return s.connector.Close()
+}
+
+// begin registers an operation in flight; the returned function ends it.
+func (s *Session) begin() (func(), error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("engine: the session is closed")
+	}
+	s.pending.Add(1)
+	return s.pending.Done, nil
+}
+
+// Settings returns DuckDB's current value of every setting, as
+// duckdb_settings() reports it. The lock-down's settings are among them.
+func (s *Session) Settings(ctx context.Context) (map[string]string, error) {
+	end, err := s.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	conn, err := s.connector.Connect(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("engine: connecting: %w", err)
+	}
+	defer conn.Close()
+	return currentSettings(ctx, conn)
+}
