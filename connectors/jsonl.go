@@ -146,6 +146,7 @@ func (j *jsonlSource) parseLine(b []byte, line int64) error {
 		}
 		var v []byte
 		var k valueKind
+		null := false
 		switch c := b[i]; {
 		case c == '"':
 			s, n, err := decodeJSONString(b[i:], j.str[:0])
@@ -171,13 +172,13 @@ func (j *jsonlSource) parseLine(b []byte, line int64) error {
 			i += n
 		case c == 'n' && hasLiteral(b[i:], "null"):
 			i += 4
-			v = nil
+			null = true
 		case c == '{' || c == '[':
 			return lineErr(FormatJSONL, line, j.cols[col].Name, ErrColumnType, "nested objects and arrays are not supported; want %s", wantJSON(j.cols[col].Type))
 		default:
 			return syntax("invalid JSON value at byte %d", i+1)
 		}
-		if v == nil {
+		if null {
 			j.tb.appendNull(col)
 		} else if kind, err := j.tb.appendValue(col, v, k); err != nil {
 			return lineErr(FormatJSONL, line, j.cols[col].Name, kind, "%s", err.Error())

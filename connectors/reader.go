@@ -16,12 +16,12 @@ import (
 
 // Defaults for the zero values of Options.
 const (
-	DefaultBatchSize      = 64 * 1024        // rows
-	DefaultMaxBatchBytes  = 64 << 20         // input bytes per batch, text formats
-	DefaultMaxRecordBytes = 16 << 20         // one CSV record or JSON line
-	maxMaxBatchBytes      = 1 << 30          // keeps string offsets within int32
-	textBufferSize        = 256 << 10        // read buffer of the text readers
-	parquetBufferSize     = 1 << 20          // Parquet column stream buffer
+	DefaultBatchSize      = 64 * 1024 // rows
+	DefaultMaxBatchBytes  = 64 << 20  // input bytes per batch, text formats
+	DefaultMaxRecordBytes = 16 << 20  // one CSV record or JSON line
+	maxMaxBatchBytes      = 1 << 30   // keeps string offsets within int32
+	textBufferSize        = 256 << 10 // read buffer of the text readers
+	parquetBufferSize     = 1 << 20   // Parquet column stream buffer
 )
 
 // Options tune a Reader. The zero value is ready to use.
