@@ -130,15 +130,17 @@ func (k *segmentKeys) aead() cipher.AEAD {
 	return g
 }
 
-// nonce returns prefix ‖ uint32 big-endian segment index ‖ last flag.
-func (k *segmentKeys) nonce(i uint64, last bool) [nonceSize]byte {
-	var n [nonceSize]byte
+// nonce sets n to prefix ‖ uint32 big-endian segment index ‖ last flag and
+// returns it as a slice. n is the caller's, so that no nonce is allocated
+// per segment.
+func (k *segmentKeys) nonce(n *[nonceSize]byte, i uint64, last bool) []byte {
 	copy(n[:], k.prefix[:])
 	binary.BigEndian.PutUint32(n[noncePrefixSize:], uint32(i))
+	n[nonceSize-1] = 0
 	if last {
 		n[nonceSize-1] = 1
 	}
-	return n
+	return n[:]
 }
 
 func (k *segmentKeys) wipe() { clear(k.key[:]) }

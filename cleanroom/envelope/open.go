@@ -92,6 +92,12 @@ type OpenOptions struct {
 	// Workers is the number of goroutines that decrypt segments; zero
 	// means runtime.GOMAXPROCS(0).
 	Workers int
+	// Dst, when its capacity is at least the plaintext size, receives the
+	// plaintext: Open returns Dst[:size] and allocates no plaintext buffer
+	// (so a caller can decrypt into memory it manages, such as Arrow
+	// buffers, or reuse one). Its previous content is overwritten; on
+	// error it is wiped. A smaller Dst is ignored.
+	Dst []byte
 }
 
 // Open checks, authenticates and decrypts a whole envelope held in memory.
@@ -129,7 +135,12 @@ func OpenWithOptions(ciphertext []byte, key hpke.PrivateKey, want Expect, opts O
 	}
 	defer keys.wipe()
 
-	plaintext := make([]byte, layout.PlaintextSize)
+	var plaintext []byte
+	if int64(cap(opts.Dst)) >= layout.PlaintextSize {
+		plaintext = opts.Dst[:layout.PlaintextSize]
+	} else {
+		plaintext = make([]byte, layout.PlaintextSize)
+	}
 	d := &decryption{
 		keys:      keys,
 		body:      body,
@@ -146,7 +157,7 @@ func OpenWithOptions(ciphertext []byte, key hpke.PrivateKey, want Expect, opts O
 		workers = int(layout.Segments)
 	}
 	if err := d.run(workers); err != nil {
-		clear(plaintext)
+		clear(plaintext[:cap(plaintext)])
 		return nil, nil, err
 	}
 	return plaintext, hdr, nil
@@ -185,6 +196,7 @@ func (d *decryption) run(workers int) error {
 // only its AEAD, nothing per segment.
 func (d *decryption) work() {
 	aead := d.keys.aead()
+	nonce := new([nonceSize]byte)
 	full := int64(d.segSize) + TagSize
 	for !d.failed.Load() {
 		i := d.next.Add(1) - 1
@@ -195,7 +207,7 @@ func (d *decryption) work() {
 		end := min(start+full, int64(len(d.body)))
 		out := i * int64(d.segSize)
 		outEnd := out + (end - start - TagSize)
-		if err := openSegment(aead, d.keys, d.plaintext[out:out:outEnd], d.body[start:end], uint64(i), i == d.segments-1, d.headerLen+start); err != nil {
+		if err := openSegment(aead, d.keys, nonce, d.plaintext[out:out:outEnd], d.body[start:end], uint64(i), i == d.segments-1, d.headerLen+start); err != nil {
 			d.mu.Lock()
 			if d.err == nil || i < d.errSeg {
 				d.err, d.errSeg = err, i
@@ -211,13 +223,11 @@ func (d *decryption) work() {
 // for it). On failure it finds out, for the message, whether the segment
 // would authenticate with the other value of the last-segment flag: then
 // the envelope was cut at a segment boundary, or the segment was moved.
-func openSegment(aead cipher.AEAD, k *segmentKeys, dst, seg []byte, i uint64, last bool, offset int64) error {
-	nonce := k.nonce(i, last)
-	if _, err := aead.Open(dst, nonce[:], seg, k.aad[:]); err == nil {
+func openSegment(aead cipher.AEAD, k *segmentKeys, nonce *[nonceSize]byte, dst, seg []byte, i uint64, last bool, offset int64) error {
+	if _, err := aead.Open(dst, k.nonce(nonce, i, last), seg, k.aad[:]); err == nil {
 		return nil
 	}
-	other := k.nonce(i, !last)
-	if _, err := aead.Open(dst, other[:], seg, k.aad[:]); err == nil {
+	if _, err := aead.Open(dst, k.nonce(nonce, i, !last), seg, k.aad[:]); err == nil {
 		clear(dst[:cap(dst)])
 		if last {
 			return fmt.Errorf("%w: the file ends after segment %d (byte offset %d), which is not the last segment: data is missing",

@@ -20,6 +20,7 @@ type Reader struct {
 	hdr     *Header
 	keys    *segmentKeys
 	aead    cipher.AEAD
+	nonce   [nonceSize]byte
 	ct      []byte // segment ciphertext plus one byte of look-ahead
 	have    int    // bytes in ct
 	pt      []byte // plaintext of the current segment
@@ -118,7 +119,7 @@ func (r *Reader) nextSegment() error {
 	if r.seg >= MaxSegments {
 		return &FormatError{Offset: r.offset, Field: "body", Reason: fmt.Sprintf("more than %d segments", uint64(MaxSegments))}
 	}
-	if err := openSegment(r.aead, r.keys, r.pt[:0:segLen-TagSize], r.ct[:segLen], r.seg, last, r.offset); err != nil {
+	if err := openSegment(r.aead, r.keys, &r.nonce, r.pt[:0:segLen-TagSize], r.ct[:segLen], r.seg, last, r.offset); err != nil {
 		return err
 	}
 	r.out = r.pt[:segLen-TagSize]

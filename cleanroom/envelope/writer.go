@@ -37,6 +37,7 @@ type Writer struct {
 	hash    hash.Hash
 	keys    *segmentKeys
 	aead    cipher.AEAD
+	nonce   [nonceSize]byte
 	buf     []byte // plaintext of the current segment, capacity segSize+TagSize
 	n       int    // plaintext bytes in buf
 	segSize int
@@ -184,8 +185,7 @@ func (w *Writer) seal(last bool) error {
 		w.err = fmt.Errorf("envelope: the plaintext needs more than %d segments of %d bytes; use a larger segment size", uint64(MaxSegments), w.segSize)
 		return w.err
 	}
-	nonce := w.keys.nonce(w.seg, last)
-	ct := w.aead.Seal(w.buf[:0], nonce[:], w.buf[:w.n], w.keys.aad[:])
+	ct := w.aead.Seal(w.buf[:0], w.keys.nonce(&w.nonce, w.seg, last), w.buf[:w.n], w.keys.aad[:])
 	if err := w.emit(ct); err != nil {
 		w.keys.wipe()
 		return err
