@@ -1,0 +1,127 @@
+package eventlog
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"cleanroom.dev/cleanroom/cleanroom/tlog"
+)
+
+// servedCheckpoint caches the last verified published checkpoint, so the
+// handler re-verifies it only when it changes.
+type servedCheckpoint struct {
+	mu  sync.Mutex
+	raw []byte
+	cp  *tlog.Checkpoint
+}
+
+// published returns the current published checkpoint, verified.
+func (l *Log) published() (*tlog.Checkpoint, error) {
+	raw, err := os.ReadFile(filepath.Join(l.dir, "checkpoint"))
+	if err != nil {
+		return nil, err
+	}
+	s := &l.served
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cp != nil && bytes.Equal(raw, s.raw) {
+		return s.cp, nil
+	}
+	cp, err := l.verifier.VerifyCheckpoint(raw)
+	if err != nil {
+		return nil, err
+	}
+	s.raw, s.cp = raw, cp
+	return cp, nil
+}
+
+// Handler returns an http.Handler serving the log read-only in the C2SP
+// tlog-tiles layout: GET or HEAD of /checkpoint, /tile/<L>/<N>[.p/<W>] and
+// /tile/entries/<N>[.p/<W>] relative to where it is mounted (use
+// http.StripPrefix to mount it under a prefix; one leading slash is
+// optional). Access control is the caller's.
+//
+// It serves only canonical tlog-tiles paths (anything else, such as "..",
+// other files or directories, is 404) and only tiles and bundles that the
+// published checkpoint covers, so data written by a batch that a crash
+// interrupted is never served. The checkpoint is served as
+// "text/plain; charset=utf-8" and not cached; tiles and bundles as
+// "application/octet-stream", immutable.
+func (l *Log) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed: the log is read-only", http.StatusMethodNotAllowed)
+			return
+		}
+		res, err := tlog.ParseResourcePath(strings.TrimPrefix(r.URL.Path, "/"))
+		if err != nil {
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
+		cp, err := l.published()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				http.Error(w, "not found: no checkpoint yet", http.StatusNotFound)
+				return
+			}
+			http.Error(w, "log unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		var body []byte
+		if res.Kind == tlog.KindCheckpoint {
+			body = cp.Bytes()
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-cache")
+		} else {
+			if !covered(res, cp.Size()) {
+				http.Error(w, "not found", http.StatusNotFound)
+				return
+			}
+			body, err = os.ReadFile(filepath.Join(l.dir, filepath.FromSlash(res.Path())))
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					http.Error(w, "not found", http.StatusNotFound)
+					return
+				}
+				http.Error(w, "log unavailable", http.StatusServiceUnavailable)
+				return
+			}
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Header().Set("Cache-Control", "max-age=31536000, immutable")
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(http.StatusOK)
+		if r.Method == http.MethodGet {
+			w.Write(body)
+		}
+	})
+}
+
+// covered reports whether a tree of size entries has the tile or bundle res,
+// at its width: a full tile once its 256 nodes exist, a partial tile of
+// width W once the first W do (older partial tiles stay valid for readers
+// holding older checkpoints).
+func covered(res tlog.Resource, size uint64) bool {
+	level := uint64(0)
+	if res.Kind == tlog.KindHashTile {
+		level = uint64(res.Level)
+	}
+	if level*tlog.TileHeight >= 64 {
+		return false
+	}
+	nodes := size >> (level * tlog.TileHeight)
+	w := uint64(res.Width)
+	if w == 0 {
+		w = tlog.TileWidth
+	}
+	return nodes >= w && res.Index <= (nodes-w)/tlog.TileWidth
+}

@@ -1,0 +1,222 @@
+package eventlog
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/cleanroom/tlog"
+)
+
+func replayAll(t testing.TB, l *Log) [][]byte {
+	t.Helper()
+	var got [][]byte
+	err := l.Replay(ctxT(t), func(i uint64, e []byte) error {
+		if i != uint64(len(got)) {
+			t.Fatalf("replay gave index %d after %d entries", i, len(got))
+		}
+		got = append(got, bytes.Clone(e))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func TestAppendReplayAcrossSizes(t *testing.T) {
+	ctx := ctxT(t)
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	if got := replayAll(t, l); len(got) != 0 {
+		t.Fatalf("new log replays %d entries", len(got))
+	}
+	var want [][]byte
+	// Cross bundle boundaries, fill a level-1 node, leave partial tiles.
+	for i := range 600 {
+		e := entryFor(i)
+		idx, err := l.Append(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if idx != uint64(i) {
+			t.Fatalf("append %d got index %d", i, idx)
+		}
+		want = append(want, e)
+	}
+	got := replayAll(t, l)
+	if len(got) != len(want) {
+		t.Fatalf("replayed %d entries, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("entry %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Reopen: replay checks consistency with the kept checkpoint.
+	l2 := openTest(t, dir)
+	if got := replayAll(t, l2); len(got) != len(want) {
+		t.Fatalf("after reopen replayed %d entries, want %d", len(got), len(want))
+	}
+	idx, err := l2.Append(ctx, []byte("after reopen"))
+	if err != nil || idx != uint64(len(want)) {
+		t.Fatalf("append after reopen = %d, %v; want %d", idx, err, len(want))
+	}
+}
+
+func TestConcurrentAppenders(t *testing.T) {
+	ctx := ctxT(t)
+	l := openTest(t, t.TempDir())
+	const workers, each = 16, 40
+	var mu sync.Mutex
+	byIndex := map[uint64][]byte{}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			var last uint64
+			for i := range each {
+				e := []byte(strings.Repeat("x", w) + string(entryFor(w*each+i)))
+				idx, err := l.Append(ctx, e)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if i > 0 && idx <= last {
+					t.Errorf("worker %d: index %d after %d: one goroutine's appends must be ordered", w, idx, last)
+				}
+				last = idx
+				mu.Lock()
+				if _, dup := byIndex[idx]; dup {
+					t.Errorf("index %d given twice", idx)
+				}
+				byIndex[idx] = e
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	got := replayAll(t, l)
+	if len(got) != workers*each || len(byIndex) != workers*each {
+		t.Fatalf("replayed %d entries, %d indices acknowledged, want %d", len(got), len(byIndex), workers*each)
+	}
+	for i, e := range got {
+		if !bytes.Equal(byIndex[uint64(i)], e) {
+			t.Fatalf("entry %d = %q, acknowledged %q", i, e, byIndex[uint64(i)])
+		}
+	}
+}
+
+func TestProofs(t *testing.T) {
+	ctx := ctxT(t)
+	l := openTest(t, t.TempDir())
+	for i := range 300 {
+		if _, err := l.Append(ctx, entryFor(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp, err := l.WaitCheckpoint(ctx, 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.Size() < 300 {
+		t.Fatalf("checkpoint size %d", cp.Size())
+	}
+	for _, i := range []uint64{0, 1, 255, 256, 299} {
+		p, err := l.InclusionProof(ctx, i, cp.Size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlog.VerifyInclusion(cp, i, entryFor(int(i)), p); err != nil {
+			t.Errorf("entry %d: %v", i, err)
+		}
+		if err := tlog.VerifyInclusion(cp, i, entryFor(int(i)+1), p); !errors.Is(err, tlog.ErrBadProof) {
+			t.Errorf("entry %d with wrong bytes: err = %v, want ErrBadProof", i, err)
+		}
+		ip, err := l.ProveInclusion(ctx, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc, err := ip.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec, err := tlog.ParseInclusionProof(enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Verifier().VerifyInclusionProof(dec, entryFor(int(i))); err != nil {
+			t.Errorf("encoded proof of entry %d: %v", i, err)
+		}
+	}
+	old, err := l.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		if _, err := l.Append(ctx, entryFor(1000+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cur, err := l.WaitCheckpoint(ctx, old.Size()+50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := l.ConsistencyProof(ctx, old.Size(), cur.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tlog.VerifyConsistencyProof(old, cur, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.InclusionProof(ctx, 5, cur.Size()+1000); err == nil {
+		t.Error("proof for a size beyond the log: no error")
+	}
+}
+
+func TestOpenRefusals(t *testing.T) {
+	ctx := ctxT(t)
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	id, origin := testKey(t)
+	if _, err := Open(dir, id.Signer(), origin, testOpts); err == nil || !strings.Contains(err.Error(), "already open") {
+		t.Fatalf("second Open of an open log: err = %v", err)
+	}
+	if _, err := l.Append(ctx, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, []byte("y")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("append after close: err = %v", err)
+	}
+	other, err := cleanroom.GenerateIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, other.Signer(), tlog.Origin(other.Public()), testOpts); !errors.Is(err, tlog.ErrBadCheckpoint) {
+		t.Fatalf("Open with another key: err = %v, want ErrBadCheckpoint", err)
+	}
+	if _, err := Open(dir, id.Signer(), origin+"x", testOpts); !errors.Is(err, tlog.ErrBadCheckpoint) {
+		t.Fatalf("Open with another origin: err = %v, want ErrBadCheckpoint", err)
+	}
+	if _, err := Open(t.TempDir(), id.Signer(), "bad origin", testOpts); err == nil {
+		t.Fatal("origin with a space accepted")
+	}
+	if _, err := Open(t.TempDir(), id.Signer(), origin, &Options{CheckpointInterval: 10}); err == nil {
+		t.Fatal("checkpoint interval below the minimum accepted")
+	}
+	l2 := openTest(t, dir)
+	if _, err := l2.Append(ctx, make([]byte, tlog.MaxEntrySize+1)); !errors.Is(err, ErrEntryTooLarge) {
+		t.Fatalf("oversized entry: err = %v", err)
+	}
+	if _, err := l2.Append(ctx, make([]byte, tlog.MaxEntrySize)); err != nil {
+		t.Fatalf("entry of the maximum size: %v", err)
+	}
+}
