@@ -1,0 +1,217 @@
+package attest
+
+import (
+	"bytes"
+	"crypto/x509"
+	"fmt"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/google/go-sev-guest/abi"
+
+	"cleanroom.dev/cleanroom/contracts"
+)
+
+// Evidence is attestation evidence from one confidential-computing platform:
+// a statement signed by the platform about the software it runs and the 64
+// bytes that software chose (REPORT_DATA). It is only a claim until a
+// Verifier has checked it.
+//
+// Only SEV-SNP (real and simulated) exists today; other platforms (Intel
+// TDX, AWS Nitro) would be further implementations with their own verifier.
+type Evidence interface {
+	// Platform names the platform the evidence says it comes from.
+	Platform() contracts.Platform
+	// MarshalBinary returns the evidence encoding of docs/attestation.md.
+	MarshalBinary() ([]byte, error)
+
+	evidence()
+}
+
+// MaxEvidenceSize bounds the evidence encoding ParseEvidence accepts.
+const MaxEvidenceSize = 64 << 10
+
+// maxCertSize bounds each certificate carried in SEV-SNP evidence.
+const maxCertSize = 16 << 10
+
+// SNPEvidence is SEV-SNP evidence: the 1184-byte ATTESTATION_REPORT and the
+// certificates that verify it offline. On real hardware that is the VCEK
+// (or VLEK) certificate from the host's certificate table; the ASK and ARK
+// are AMD's, embedded in every verifier. On the simulated platform the fake
+// ASK and ARK travel too, and a verifier accepts them only if the ARK's
+// SHA-256 equals the pinned simulated root.
+type SNPEvidence struct {
+	platform contracts.Platform
+	report   []byte
+	ek       []byte
+	ask      []byte
+	ark      []byte
+}
+
+// NewSNPEvidence assembles SEV-SNP evidence. platform is sev-snp or
+// sev-snp-simulated; report is the raw ATTESTATION_REPORT; ek is the DER
+// VCEK or VLEK certificate (the one the report's SIGNING_KEY names); ask and
+// ark are DER certificates, required for the simulated platform and
+// forbidden for the real one (verifiers use AMD's embedded roots). It checks
+// the structure only, never the signatures.
+func NewSNPEvidence(platform contracts.Platform, report, ek, ask, ark []byte) (*SNPEvidence, error) {
+	e := &SNPEvidence{
+		platform: platform,
+		report:   bytes.Clone(report),
+		ek:       bytes.Clone(ek),
+		ask:      bytes.Clone(ask),
+		ark:      bytes.Clone(ark),
+	}
+	if err := e.check(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *SNPEvidence) evidence() {}
+
+// Platform returns sev-snp or sev-snp-simulated.
+func (e *SNPEvidence) Platform() contracts.Platform { return e.platform }
+
+// Report returns the raw ATTESTATION_REPORT (1184 bytes).
+func (e *SNPEvidence) Report() []byte { return bytes.Clone(e.report) }
+
+// EndorsementKeyCert returns the DER VCEK or VLEK certificate.
+func (e *SNPEvidence) EndorsementKeyCert() []byte { return bytes.Clone(e.ek) }
+
+// ASKCert returns the DER ASK certificate carried in simulated evidence, or
+// nil.
+func (e *SNPEvidence) ASKCert() []byte { return bytes.Clone(e.ask) }
+
+// ARKCert returns the DER ARK certificate carried in simulated evidence, or
+// nil.
+func (e *SNPEvidence) ARKCert() []byte { return bytes.Clone(e.ark) }
+
+// check validates the structure: known platform, report size, certificates
+// that parse, and the ASK/ARK rule per platform. The report's fields are read
+// only after its signature verified, so that any change to a signed report
+// is reported as a bad signature.
+func (e *SNPEvidence) check() error {
+	if !knownPlatform(e.platform) {
+		return malformed("unknown platform %q (want %q or %q)", e.platform, contracts.PlatformSEVSNP, contracts.PlatformSEVSNPSimulated)
+	}
+	if len(e.report) != abi.ReportSize {
+		return malformed("SEV-SNP report has %d bytes, want %d", len(e.report), abi.ReportSize)
+	}
+	if err := checkCert("VCEK/VLEK", e.ek); err != nil {
+		return err
+	}
+	switch e.platform {
+	case contracts.PlatformSEVSNP:
+		if len(e.ask) != 0 || len(e.ark) != 0 {
+			return malformed("sev-snp evidence must not carry ASK or ARK certificates: verifiers use AMD's embedded roots")
+		}
+	case contracts.PlatformSEVSNPSimulated:
+		if err := checkCert("ASK", e.ask); err != nil {
+			return err
+		}
+		if err := checkCert("ARK", e.ark); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkCert(name string, der []byte) error {
+	if len(der) == 0 {
+		return malformed("the %s certificate is missing", name)
+	}
+	if len(der) > maxCertSize {
+		return malformed("the %s certificate has %d bytes, more than %d", name, len(der), maxCertSize)
+	}
+	if _, err := x509.ParseCertificate(der); err != nil {
+		return malformed("the %s certificate does not parse: %v", name, err)
+	}
+	return nil
+}
+
+// snpWire is the CBOR map of SEV-SNP evidence (docs/attestation.md).
+type snpWire struct {
+	Platform string `cbor:"1,keyasint"`
+	Report   []byte `cbor:"2,keyasint"`
+	EK       []byte `cbor:"3,keyasint"`
+	ASK      []byte `cbor:"4,keyasint,omitempty"`
+	ARK      []byte `cbor:"5,keyasint,omitempty"`
+}
+
+// MarshalBinary returns the canonical evidence encoding: a CBOR map in core
+// deterministic encoding (RFC 8949 §4.2.1).
+func (e *SNPEvidence) MarshalBinary() ([]byte, error) {
+	if err := e.check(); err != nil {
+		return nil, err
+	}
+	return encMode.Marshal(snpWire{Platform: string(e.platform), Report: e.report, EK: e.ek, ASK: e.ask, ARK: e.ark})
+}
+
+var encMode = func() cbor.EncMode {
+	m, err := cbor.CoreDetEncOptions().EncMode()
+	if err != nil {
+		panic(err)
+	}
+	return m
+}()
+
+var decMode = func() cbor.DecMode {
+	m, err := cbor.DecOptions{
+		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
+		IndefLength:       cbor.IndefLengthForbidden,
+		TagsMd:            cbor.TagsForbidden,
+		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
+		MaxNestedLevels:   4,
+		MaxArrayElements:  16,
+		MaxMapPairs:       16,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return m
+}()
+
+// decodeCanonical decodes data into v strictly: no unknown or duplicate
+// keys, no tags, no indefinite lengths, nothing after the item, and the
+// bytes must be exactly the core deterministic encoding of the value, so
+// every value has one encoding.
+func decodeCanonical(what string, data []byte, v any) error {
+	rest, err := decMode.UnmarshalFirst(data, v)
+	if err != nil {
+		return malformed("%s is not valid CBOR of the expected shape: %v", what, err)
+	}
+	if len(rest) != 0 {
+		return malformed("%s has %d bytes after its end", what, len(rest))
+	}
+	again, err := encMode.Marshal(v)
+	if err != nil || !bytes.Equal(again, data) {
+		return malformed("%s is not in canonical (core deterministic) CBOR encoding", what)
+	}
+	return nil
+}
+
+// ParseEvidence parses the evidence encoding strictly: the structure must be
+// exactly as specified, canonical, within size limits, with certificates that
+// parse. It does not verify anything; pass the result to a Verifier.
+func ParseEvidence(data []byte) (Evidence, error) {
+	if len(data) > MaxEvidenceSize {
+		return nil, malformed("evidence of %d bytes exceeds %d", len(data), MaxEvidenceSize)
+	}
+	var w snpWire
+	if err := decodeCanonical("evidence", data, &w); err != nil {
+		return nil, err
+	}
+	e := &SNPEvidence{platform: contracts.Platform(w.Platform), report: w.Report, ek: w.EK, ask: w.ASK, ark: w.ARK}
+	if err := e.check(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// describePlatform is for messages.
+func describePlatform(p contracts.Platform) string {
+	if p == "" {
+		return "(none)"
+	}
+	return fmt.Sprintf("%q", string(p))
+}

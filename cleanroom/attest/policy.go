@@ -1,0 +1,97 @@
+package attest
+
+import (
+	"encoding/hex"
+	"strings"
+
+	"cleanroom.dev/cleanroom/contracts"
+)
+
+// Policy answers "is this genuine evidence acceptable". The zero value
+// accepts nothing: it lists no measurement and expects no REPORT_DATA.
+// Every weakening is spelled Insecure….
+type Policy struct {
+	// Measurements lists the acceptable launch measurements; the evidence's
+	// must be one of them.
+	Measurements [][48]byte
+	// InsecureAnyMeasurement accepts any measurement: the evidence then
+	// proves nothing about the code that runs.
+	InsecureAnyMeasurement bool
+	// InsecureAllowDebug accepts a guest whose policy lets the host debug
+	// (read and write) its memory. A contract's allow_debug maps to it.
+	InsecureAllowDebug bool
+	// MinTCB is the lowest acceptable TCB, component by component, compared
+	// with the report's REPORTED_TCB.
+	MinTCB contracts.TCB
+	// ReportData is the REPORT_DATA the evidence must carry exactly (see
+	// ReportData for the coordinator's binding).
+	ReportData *[64]byte
+	// InsecureAnyReportData skips the REPORT_DATA check: the evidence then
+	// binds no key and no nonce.
+	InsecureAnyReportData bool
+}
+
+// PolicyFromContract returns the policy of a contract's coordinator section,
+// expecting the given REPORT_DATA.
+func PolicyFromContract(cp *contracts.CoordinatorPolicy, reportData [64]byte) Policy {
+	rd := reportData
+	return Policy{
+		Measurements:       cp.Measurements,
+		InsecureAllowDebug: cp.AllowDebug,
+		MinTCB:             cp.MinTCB,
+		ReportData:         &rd,
+	}
+}
+
+// Validate checks genuine claims against the policy, in this order:
+// measurement, debug, minimum TCB, VMPL 0, REPORT_DATA. It returns the first
+// failure as a *CheckError wrapping ErrRefused, naming what was seen and
+// what was expected.
+func (p *Policy) Validate(c *Claims) error {
+	if c == nil {
+		return refused(CheckPlatform, "no verified claims")
+	}
+	if !p.InsecureAnyMeasurement && !containsMeasurement(p.Measurements, c.Measurement) {
+		if len(p.Measurements) == 0 {
+			return refused(CheckMeasurement, "measurement %x is not acceptable: no measurement is listed", c.Measurement)
+		}
+		return refused(CheckMeasurement, "measurement %x is not in the contract's list [%s]", c.Measurement, formatMeasurements(p.Measurements))
+	}
+	if c.Debug && !p.InsecureAllowDebug {
+		return refused(CheckDebug, "the guest policy allows debugging (the host can read and write the VM's memory) and debug is not allowed")
+	}
+	if s := c.SNP; s != nil {
+		if comp := s.ReportedTCB.below(p.MinTCB); comp != "" {
+			return refused(CheckTCB, "the reported TCB (%s) is below the minimum (%s): %s is too old", s.ReportedTCB, formatMinTCB(p.MinTCB), comp)
+		}
+		if s.VMPL != 0 {
+			return refused(CheckVMPL, "the report was made at VMPL %d; only VMPL 0 is accepted", s.VMPL)
+		}
+	}
+	if !p.InsecureAnyReportData {
+		if p.ReportData == nil {
+			return refused(CheckReportData, "no expected REPORT_DATA was given, so the evidence binds nothing")
+		}
+		if c.ReportData != *p.ReportData {
+			return refused(CheckReportData, "report data %x is not the expected %x", c.ReportData, *p.ReportData)
+		}
+	}
+	return nil
+}
+
+func containsMeasurement(list [][48]byte, m [48]byte) bool {
+	for _, x := range list {
+		if x == m {
+			return true
+		}
+	}
+	return false
+}
+
+func formatMeasurements(list [][48]byte) string {
+	s := make([]string, len(list))
+	for i, m := range list {
+		s[i] = hex.EncodeToString(m[:])
+	}
+	return strings.Join(s, " ")
+}

@@ -1,0 +1,352 @@
+package attest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-sev-guest/abi"
+	"github.com/google/go-sev-guest/kds"
+	spb "github.com/google/go-sev-guest/proto/sevsnp"
+	"github.com/google/go-sev-guest/verify"
+	"github.com/google/go-sev-guest/verify/trust"
+
+	"cleanroom.dev/cleanroom/contracts"
+)
+
+// VerifierOptions configure a Verifier. The zero value is not usable: a
+// Platform is required.
+type VerifierOptions struct {
+	// Platform is the platform evidence must come from: sev-snp (chained to
+	// AMD's embedded roots) or sev-snp-simulated (chained to the fake root
+	// pinned by SimulatedRootSHA256).
+	Platform contracts.Platform
+	// SimulatedRootSHA256 pins the simulated platform's fake ARK: the
+	// SHA-256 of its DER certificate. Required with sev-snp-simulated,
+	// refused with sev-snp.
+	SimulatedRootSHA256 *[32]byte
+	// Product, when set ("Milan", "Genoa" or "Turin"), is the AMD product
+	// line the report must come from. Empty accepts any of the three.
+	Product string
+	// Now returns the time at which certificates must be valid. nil means
+	// time.Now.
+	Now func() time.Time
+}
+
+// Verifier answers "is this evidence genuine": made by the platform's
+// hardware, signed by a key that chains to a trusted root. It never checks
+// policy (see Policy) and never uses the network. A Verifier is immutable and
+// safe for concurrent use; each Verify call builds fresh go-sev-guest
+// options and root sets.
+type Verifier struct {
+	platform contracts.Platform
+	simRoot  [32]byte
+	product  string
+	now      func() time.Time
+}
+
+// NewVerifier checks opts and returns a Verifier.
+func NewVerifier(opts VerifierOptions) (*Verifier, error) {
+	v := &Verifier{platform: opts.Platform, product: opts.Product, now: opts.Now}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	switch opts.Platform {
+	case contracts.PlatformSEVSNP:
+		if opts.SimulatedRootSHA256 != nil {
+			return nil, fmt.Errorf("a simulated root pin is only meaningful on platform %q", contracts.PlatformSEVSNPSimulated)
+		}
+	case contracts.PlatformSEVSNPSimulated:
+		if opts.SimulatedRootSHA256 == nil {
+			return nil, fmt.Errorf("platform %q needs the simulated root's SHA-256 pinned (simulated_root_sha256): without it nothing can be trusted", contracts.PlatformSEVSNPSimulated)
+		}
+		v.simRoot = *opts.SimulatedRootSHA256
+	default:
+		return nil, fmt.Errorf("unknown platform %s (want %q or %q)", describePlatform(opts.Platform), contracts.PlatformSEVSNP, contracts.PlatformSEVSNPSimulated)
+	}
+	switch opts.Product {
+	case "", ProductMilan, ProductGenoa, ProductTurin:
+	default:
+		return nil, fmt.Errorf("unknown AMD product line %q (want %s, %s or %s)", opts.Product, ProductMilan, ProductGenoa, ProductTurin)
+	}
+	return v, nil
+}
+
+// Claims are what verified evidence proves: the platform vouches for these
+// values. They are genuine, not necessarily acceptable: see Policy.
+type Claims struct {
+	Platform contracts.Platform
+	// Measurement is the launch measurement of the software (for SEV-SNP,
+	// the report's MEASUREMENT).
+	Measurement [48]byte
+	// ReportData is the 64 bytes the software bound into the evidence.
+	ReportData [64]byte
+	// Debug is true when the platform lets the host inspect the guest.
+	Debug bool
+	// SNP holds the SEV-SNP specifics.
+	SNP *SNPClaims
+}
+
+// SNPClaims are the SEV-SNP fields of verified evidence.
+type SNPClaims struct {
+	Product      string // Milan, Genoa or Turin
+	Signer       string // VCEK or VLEK
+	Version      uint32 // report version
+	GuestSVN     uint32
+	Policy       uint64 // guest policy, as in the report
+	VMPL         uint32
+	ReportedTCB  TCB // the TCB the endorsement key certifies
+	CurrentTCB   TCB
+	CommittedTCB TCB
+	LaunchTCB    TCB
+	ChipID       []byte
+	HostData     [32]byte
+	Firmware     string // current firmware "major.minor build N"
+	// SimulatedRootSHA256 is set for simulated evidence: the pinned root
+	// it chained to.
+	SimulatedRootSHA256 *[32]byte
+}
+
+// Verify checks that ev is genuine and returns what it proves. The checks,
+// in order: the platform is the expected one; the report's signature
+// verifies with the endorsement key certificate in the evidence (so any
+// change to the report is reported as a bad signature); for the simulated
+// platform, the evidence's ARK has the pinned SHA-256; the endorsement key
+// certificate chains to the trusted root and the report verifies
+// (go-sev-guest's verify.SnpAttestation, offline); the product line is the
+// expected one; the report's REPORTED_TCB and CHIP_ID are those the
+// certificate was issued for.
+func (v *Verifier) Verify(ev Evidence) (*Claims, error) {
+	if ev == nil {
+		return nil, malformed("no evidence")
+	}
+	snp, ok := ev.(*SNPEvidence)
+	if !ok {
+		return nil, notGenuine(CheckPlatform, "evidence from platform %s cannot be verified here; the contract requires %q", describePlatform(ev.Platform()), v.platform)
+	}
+	if err := snp.check(); err != nil {
+		return nil, err
+	}
+	if snp.platform != v.platform {
+		return nil, notGenuine(CheckPlatform, "the evidence comes from platform %q; the contract requires %q", snp.platform, v.platform)
+	}
+	return v.verifySNP(snp)
+}
+
+func (v *Verifier) verifySNP(snp *SNPEvidence) (*Claims, error) {
+	raw := snp.report
+	ek, err := x509.ParseCertificate(snp.ek)
+	if err != nil {
+		return nil, malformed("the VCEK/VLEK certificate does not parse: %v", err)
+	}
+
+	// 1. The report signature, over the raw bytes, before anything reads
+	// the report's fields.
+	if algo := abi.SignatureAlgo(raw); algo != abi.SignEcdsaP384Sha384 {
+		return nil, notGenuine(CheckSignature, "the report's SIGNATURE_ALGO is %d, not %d (ECDSA P-384 with SHA-384): the report was altered or is not an SEV-SNP report", algo, abi.SignEcdsaP384Sha384)
+	}
+	sig, err := abi.ReportToSignatureDER(raw)
+	if err != nil {
+		return nil, notGenuine(CheckSignature, "the report's signature cannot be read: %v", err)
+	}
+	if err := ek.CheckSignature(x509.ECDSAWithSHA384, abi.SignedComponent(raw), sig); err != nil {
+		return nil, notGenuine(CheckSignature, "the report's signature does not verify with the endorsement key certificate %q in the evidence (%v): the report was altered after it was signed, or another key signed it", ek.Subject.CommonName, err)
+	}
+
+	report, err := abi.ReportToProto(raw)
+	if err != nil {
+		return nil, malformed("the SEV-SNP report does not parse: %v", err)
+	}
+	info, err := abi.ParseSignerInfo(report.GetSignerInfo())
+	if err != nil {
+		return nil, malformed("the SEV-SNP report's signer info: %v", err)
+	}
+	chain := &spb.CertificateChain{}
+	switch info.SigningKey {
+	case abi.VcekReportSigner:
+		chain.VcekCert = snp.ek
+	case abi.VlekReportSigner:
+		chain.VlekCert = snp.ek
+	default:
+		return nil, notGenuine(CheckChain, "the report's SIGNING_KEY is %v; only VCEK- or VLEK-signed reports can be verified", info.SigningKey)
+	}
+
+	// 2. The root of trust.
+	roots, rootDesc, simRoot, err := v.trustedRoots(snp, info.SigningKey)
+	if err != nil {
+		return nil, err
+	}
+
+	// 3. Chain and signature, by go-sev-guest, offline, with fresh options.
+	opts := &verify.Options{
+		DisableCertFetching: true,
+		CheckRevocations:    false,
+		Getter:              offlineGetter{},
+		Now:                 v.now(),
+		TrustedRoots:        roots,
+	}
+	att := &spb.Attestation{Report: report, CertificateChain: chain}
+	if err := verify.SnpAttestationContext(context.Background(), att, opts); err != nil {
+		return nil, notGenuine(CheckChain, "the %v certificate does not chain to %s: %v", info.SigningKey, rootDesc, err)
+	}
+
+	// 4. Product line and the endorsement key's binding to the report.
+	exts, err := kds.CertificateExtensions(ek, info.SigningKey)
+	if err != nil {
+		return nil, notGenuine(CheckChain, "the %v certificate's AMD extensions: %v", info.SigningKey, err)
+	}
+	product := ""
+	if fms := report.GetCpuid1EaxFms(); fms != 0 {
+		product = kds.ProductLineFromFms(fms)
+	} else if p, err := kds.ParseProductName(exts.ProductName, info.SigningKey); err == nil {
+		product = kds.ProductLine(p)
+	}
+	if v.product != "" && product != v.product {
+		return nil, notGenuine(CheckProduct, "the report comes from an AMD %s, not a %s", product, v.product)
+	}
+	parts := kds.DecomposeTCBVersion(exts.TCBVersion)
+	certTCB := TCB{Bootloader: parts.BlSpl, TEE: parts.TeeSpl, SNP: parts.SnpSpl, Microcode: parts.UcodeSpl}
+	reported := DecodeTCB(product, report.GetReportedTcb())
+	if !reported.sameComponents(certTCB) {
+		return nil, notGenuine(CheckTCBBinding, "the report's REPORTED_TCB (%s) is not the TCB its %v certificate was issued for (%s)", reported, info.SigningKey, certTCB)
+	}
+	if info.SigningKey == abi.VcekReportSigner && !allZero(report.GetChipId()) && !bytes.Equal(report.GetChipId(), exts.HWID) {
+		return nil, notGenuine(CheckTCBBinding, "the report's CHIP_ID %x is not the VCEK certificate's HWID %x", report.GetChipId(), exts.HWID)
+	}
+
+	policy, _ := abi.ParseSnpPolicy(report.GetPolicy()) // ReportToProto checked it
+	c := &Claims{
+		Platform: snp.platform,
+		Debug:    policy.Debug,
+		SNP: &SNPClaims{
+			Product:             product,
+			Signer:              info.SigningKey.String(),
+			Version:             report.GetVersion(),
+			GuestSVN:            report.GetGuestSvn(),
+			Policy:              report.GetPolicy(),
+			VMPL:                report.GetVmpl(),
+			ReportedTCB:         reported,
+			CurrentTCB:          DecodeTCB(product, report.GetCurrentTcb()),
+			CommittedTCB:        DecodeTCB(product, report.GetCommittedTcb()),
+			LaunchTCB:           DecodeTCB(product, report.GetLaunchTcb()),
+			ChipID:              bytes.Clone(report.GetChipId()),
+			Firmware:            fmt.Sprintf("%d.%d build %d", report.GetCurrentMajor(), report.GetCurrentMinor(), report.GetCurrentBuild()),
+			SimulatedRootSHA256: simRoot,
+		},
+	}
+	copy(c.Measurement[:], report.GetMeasurement())
+	copy(c.ReportData[:], report.GetReportData())
+	copy(c.SNP.HostData[:], report.GetHostData())
+	return c, nil
+}
+
+// trustedRoots returns a fresh root set for one verification: AMD's
+// embedded roots for sev-snp, or the evidence's own ASK/ARK for the
+// simulated platform once its ARK matches the pin.
+func (v *Verifier) trustedRoots(snp *SNPEvidence, signer abi.ReportSigner) (map[string][]*trust.AMDRootCerts, string, *[32]byte, error) {
+	lines := []string{ProductMilan, ProductGenoa, ProductTurin}
+	roots := map[string][]*trust.AMDRootCerts{}
+	if v.platform == contracts.PlatformSEVSNP {
+		amd, err := embeddedAMDRoots()
+		if err != nil {
+			return nil, "", nil, err
+		}
+		for _, line := range lines {
+			for _, pc := range amd[line] {
+				if (signer == abi.VcekReportSigner) != (pc.Ask != nil) {
+					continue // only the chains for this kind of key, so errors name the real problem
+				}
+				r := trust.AMDRootCertsProduct(line)
+				r.ProductCerts = &trust.ProductCerts{Ark: pc.Ark, Ask: pc.Ask, Asvk: pc.Asvk}
+				roots[line] = append(roots[line], r)
+			}
+		}
+		return roots, "AMD's embedded root (ARK)", nil, nil
+	}
+	got := sha256.Sum256(snp.ark)
+	if got != v.simRoot {
+		return nil, "", nil, notGenuine(CheckSimulatedRoot, "the evidence's simulated root has SHA-256 %s; the contract pins %s (is this another simulated coordinator?)",
+			hex.EncodeToString(got[:]), hex.EncodeToString(v.simRoot[:]))
+	}
+	ark, err := x509.ParseCertificate(snp.ark)
+	if err != nil {
+		return nil, "", nil, malformed("the ARK certificate does not parse: %v", err)
+	}
+	ask, err := x509.ParseCertificate(snp.ask)
+	if err != nil {
+		return nil, "", nil, malformed("the ASK certificate does not parse: %v", err)
+	}
+	for _, line := range lines {
+		r := trust.AMDRootCertsProduct(line)
+		r.ProductCerts = &trust.ProductCerts{Ark: ark, Ask: ask}
+		roots[line] = []*trust.AMDRootCerts{r}
+	}
+	pin := got
+	return roots, "the pinned simulated root " + hex.EncodeToString(got[:]), &pin, nil
+}
+
+// embeddedAMDRoots parses AMD's certificate bundles embedded in
+// go-sev-guest's trust package once: per product line, the VCEK chain (ASK,
+// ARK) and the VLEK chain (ASVK, ARK). Certificates are immutable; the
+// go-sev-guest structures that hold them are made fresh for each call.
+var embeddedAMDRoots = sync.OnceValues(func() (map[string][]trust.ProductCerts, error) {
+	bundles := []struct {
+		line string
+		vlek bool
+		pem  []byte
+	}{
+		{ProductMilan, false, trust.AskArkMilanVcekBytes},
+		{ProductMilan, true, trust.AskArkMilanVlekBytes},
+		{ProductGenoa, false, trust.AskArkGenoaVcekBytes},
+		{ProductGenoa, true, trust.AskArkGenoaVlekBytes},
+		{ProductTurin, false, trust.AskArkTurinVcekBytes},
+		{ProductTurin, true, trust.AskArkTurinVlekBytes},
+	}
+	out := map[string][]trust.ProductCerts{}
+	for _, b := range bundles {
+		askDER, arkDER, err := kds.ParseProductCertChain(bytes.TrimSpace(b.pem))
+		if err != nil {
+			return nil, fmt.Errorf("embedded AMD %s root bundle: %v", b.line, err)
+		}
+		ica, err := x509.ParseCertificate(askDER)
+		if err != nil {
+			return nil, fmt.Errorf("embedded AMD %s intermediate certificate: %v", b.line, err)
+		}
+		ark, err := x509.ParseCertificate(arkDER)
+		if err != nil {
+			return nil, fmt.Errorf("embedded AMD %s root certificate: %v", b.line, err)
+		}
+		pc := trust.ProductCerts{Ark: ark}
+		if b.vlek || strings.HasPrefix(ica.Subject.CommonName, "SEV-VLEK") {
+			pc.Asvk = ica
+		} else {
+			pc.Ask = ica
+		}
+		out[b.line] = append(out[b.line], pc)
+	}
+	return out, nil
+})
+
+// offlineGetter refuses every fetch: verification never touches the network.
+type offlineGetter struct{}
+
+func (offlineGetter) Get(url string) ([]byte, error) {
+	return nil, fmt.Errorf("refusing to fetch %s: Cleanroom verifies attestation offline", url)
+}
+
+func (g offlineGetter) GetContext(_ context.Context, url string) ([]byte, error) { return g.Get(url) }
+
+func allZero(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
