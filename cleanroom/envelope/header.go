@@ -153,7 +153,7 @@ func (h *Header) checkDescription() error {
 	if h.ContractID == ([32]byte{}) {
 		return errors.New("envelope: header contract id is all zeros; set it to the contract's id")
 	}
-	if err := checkObjectID(h.ObjectID); err != nil {
+	if err := CheckObjectID(h.ObjectID); err != nil {
 		return fmt.Errorf("envelope: header object id: %s", err)
 	}
 	if h.SegmentSize < MinSegmentSize || h.SegmentSize > MaxSegmentSize {
@@ -162,7 +162,10 @@ func (h *Header) checkDescription() error {
 	return nil
 }
 
-func checkObjectID(id string) error {
+// CheckObjectID reports whether id can be an envelope's object id: 1 to
+// MaxObjectIDLen bytes of printable ASCII without space. Contract dataset
+// ids and run ids satisfy it.
+func CheckObjectID(id string) error {
 	if len(id) == 0 || len(id) > MaxObjectIDLen {
 		return fmt.Errorf("length %d is outside 1..%d", len(id), MaxObjectIDLen)
 	}
@@ -319,7 +322,7 @@ func ParseHeader(r io.Reader) (*Header, error) {
 	if b, err = d.next(n, "object id"); err != nil {
 		return nil, err
 	}
-	if err := checkObjectID(string(b)); err != nil {
+	if err := CheckObjectID(string(b)); err != nil {
 		return nil, bad(off, "object id", "%s", err)
 	}
 	h.ObjectID = string(b)
