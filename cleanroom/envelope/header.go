@@ -252,7 +252,10 @@ func ParseHeader(r io.Reader) (*Header, error) {
 	}
 	m, err := d.next(len(magic), "magic")
 	if err != nil {
-		return nil, err
+		if len(d.raw) == 0 || bytes.HasPrefix(magic[:], d.raw) {
+			return nil, err
+		}
+		m = d.raw // a short file that is not an envelope either
 	}
 	if !bytes.Equal(m, magic[:]) {
 		return nil, bad(0, "magic", "the file does not start with the envelope signature 89 43 52 45 0d 0a 1a 0a (got %s): it is not a Cleanroom envelope", hex.EncodeToString(m))

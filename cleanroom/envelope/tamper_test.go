@@ -362,6 +362,14 @@ func TestParseHeaderErrors(t *testing.T) {
 	}
 }
 
+func TestParseHeaderShortTextFile(t *testing.T) {
+	_, err := ParseHeader(strings.NewReader("hello\n"))
+	var fe *FormatError
+	if !errors.As(err, &fe) || fe.Field != "magic" || fe.Offset != 0 || !strings.Contains(err.Error(), "not a Cleanroom envelope") {
+		t.Fatalf("ParseHeader of a short text file: %v", err)
+	}
+}
+
 func TestDuplicateStanzaRefused(t *testing.T) {
 	a, b := testKey(t, "a"), testKey(t, "b")
 	env, _, hdrLen := smallEnvelope(t, a.PublicKey(), b.PublicKey())
