@@ -196,7 +196,7 @@ func statementKinds(query string) []string {
 			i++
 		case c == '\'' || c == '"':
 			j := skipQuoted(query, i, c)
-			cur.WriteString(" x ")
+			cur.WriteString(" ? ")
 			i = j
 		case c == '-' && strings.HasPrefix(query[i:], "--"):
 			j := strings.IndexByte(query[i:], '\n')
@@ -210,7 +210,7 @@ func statementKinds(query string) []string {
 			cur.WriteByte(' ')
 		case c == '$':
 			if j, ok := skipDollarQuoted(query, i); ok {
-				cur.WriteString(" x ")
+				cur.WriteString(" ? ")
 				i = j
 			} else {
 				cur.WriteByte(c)
