@@ -302,3 +302,37 @@ func TestWriterRefusesBadInput(t *testing.T) {
 		})
 	}
 }
+
+func TestOpenIntoDst(t *testing.T) {
+	key := testKey(t, "coordinator")
+	plaintext := pseudoRandom(5*64+3, 5)
+	env, _ := seal(t, testHeader(64), []hpke.PublicKey{key.PublicKey()}, plaintext, 0)
+
+	dst := make([]byte, 1000)
+	got, _, err := OpenWithOptions(env, key, testExpect(), OpenOptions{Dst: dst})
+	if err != nil || !bytes.Equal(got, plaintext) || &got[0] != &dst[0] {
+		t.Fatalf("Open into Dst: %v (same buffer: %v)", err, err == nil && &got[0] == &dst[0])
+	}
+	// On failure the buffer is wiped.
+	bad := bytes.Clone(env)
+	bad[len(bad)-1] ^= 1
+	for i := range dst {
+		dst[i] = 0xaa
+	}
+	if got, _, err := OpenWithOptions(bad, key, testExpect(), OpenOptions{Dst: dst}); err == nil || got != nil {
+		t.Fatalf("Open of a damaged envelope into Dst: %v", err)
+	}
+	if !bytes.Equal(dst, make([]byte, len(dst))) {
+		t.Fatal("Dst not wiped after a failed Open")
+	}
+	// A Dst that is too small is not used.
+	small := make([]byte, 10)
+	if got, _, err := OpenWithOptions(env, key, testExpect(), OpenOptions{Dst: small}); err != nil || !bytes.Equal(got, plaintext) {
+		t.Fatalf("Open with a small Dst: %v", err)
+	}
+	// In place is refused, without a panic.
+	buf := bytes.Clone(env)
+	if _, _, err := OpenWithOptions(buf, key, testExpect(), OpenOptions{Dst: buf[:0]}); err == nil || !strings.Contains(err.Error(), "overlaps") {
+		t.Fatalf("Open in place: %v", err)
+	}
+}

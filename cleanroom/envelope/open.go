@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Expect pins what a decrypter requires an envelope to be. Kind, ContractID
@@ -96,7 +97,8 @@ type OpenOptions struct {
 	// plaintext: Open returns Dst[:size] and allocates no plaintext buffer
 	// (so a caller can decrypt into memory it manages, such as Arrow
 	// buffers, or reuse one). Its previous content is overwritten; on
-	// error it is wiped. A smaller Dst is ignored.
+	// error it is wiped. A smaller Dst is ignored. Dst must not overlap
+	// the ciphertext (in-place decryption is refused).
 	Dst []byte
 }
 
@@ -136,6 +138,9 @@ func OpenWithOptions(ciphertext []byte, key hpke.PrivateKey, want Expect, opts O
 	defer keys.wipe()
 
 	var plaintext []byte
+	if overlap(opts.Dst[:cap(opts.Dst)], ciphertext) {
+		return nil, nil, errors.New("envelope: OpenOptions.Dst overlaps the ciphertext; decrypting in place is not supported")
+	}
 	if int64(cap(opts.Dst)) >= layout.PlaintextSize {
 		plaintext = opts.Dst[:layout.PlaintextSize]
 	} else {
@@ -238,4 +243,13 @@ func openSegment(aead cipher.AEAD, k *segmentKeys, nonce *[nonceSize]byte, dst, 
 	}
 	return fmt.Errorf("%w: segment %d (bytes %d to %d) does not authenticate: the envelope was modified, reordered, spliced or cut inside a segment",
 		ErrAuthentication, i, offset, offset+int64(len(seg)))
+}
+
+// overlap reports whether a and b share memory.
+func overlap(a, b []byte) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	a0, b0 := uintptr(unsafe.Pointer(unsafe.SliceData(a))), uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return a0 < b0+uintptr(len(b)) && b0 < a0+uintptr(len(a))
 }
