@@ -1,0 +1,276 @@
+// Package state is the coordinator's state as a pure function of its audit
+// log: every change comes from applying an event, at start (replay) and
+// while serving (after the event is durably appended). Nothing else
+// changes it, so what the coordinator believes is exactly what the log
+// shows auditors.
+package state
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+
+	"cleanroom.dev/cleanroom/cleanroom/events"
+	"cleanroom.dev/cleanroom/contracts"
+)
+
+// ContractLoader turns a contract.registered event into the parsed
+// contract, reading the sealed document blob it names.
+type ContractLoader func(*events.ContractRegistered) (*contracts.Contract, error)
+
+// RunStatus is where a run is in its life.
+type RunStatus string
+
+// Run statuses.
+const (
+	RunRunning  RunStatus = "running"
+	RunFinished RunStatus = "finished"
+	RunRefused  RunStatus = "refused"
+	RunAborted  RunStatus = "aborted"
+)
+
+// Contract is a registered contract and everything that happened under it.
+type Contract struct {
+	Contract   *contracts.Contract
+	Registered *events.ContractRegistered
+	Index      uint64 // log index of contract.registered
+	Datasets   map[string]*Dataset
+	Algorithm  *Algorithm
+	Runs       []*Run // in start order
+	// Refusals counts runs refused at admission (they use no run).
+	Refusals int
+}
+
+// Dataset is an accepted upload.
+type Dataset struct {
+	Upload *events.DatasetUploaded
+	Actor  string
+	Index  uint64
+}
+
+// Algorithm is the accepted algorithm.
+type Algorithm struct {
+	Submitted *events.AlgorithmSubmitted
+	Actor     string
+	Index     uint64
+}
+
+// Run is one started run.
+type Run struct {
+	ID           string
+	Contract     contracts.ID
+	Number       int64
+	Actor        string
+	Started      *events.RunStarted
+	StartIndex   uint64
+	Status       RunStatus
+	Finished     *events.RunFinished
+	FinishIndex  uint64 // log index of run.finished, run.refused or run.aborted
+	RefuseReason string
+	Fetches      int
+}
+
+// State is the coordinator's state. It is safe for concurrent use: readers
+// get snapshots of immutable events; Apply takes the write lock.
+type State struct {
+	mu        sync.RWMutex
+	load      ContractLoader
+	contracts map[contracts.ID]*Contract
+	runs      map[string]*Run
+	seen      map[string]bool
+	size      uint64 // number of entries applied
+	starts    []*events.CoordinatorStarted
+}
+
+// New returns an empty state that loads contract documents with load.
+func New(load ContractLoader) *State {
+	return &State{
+		load:      load,
+		contracts: map[contracts.ID]*Contract{},
+		runs:      map[string]*Run{},
+		seen:      map[string]bool{},
+	}
+}
+
+// Size returns the number of log entries applied.
+func (s *State) Size() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.size
+}
+
+// Apply applies the event at log index idx. Entries must be applied in
+// index order, each exactly once. An event that contradicts the state (a
+// second upload of a dataset, a run number out of order) is an error: the
+// log is inconsistent and the coordinator must not serve from it.
+func (s *State) Apply(idx uint64, e *events.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if idx != s.size {
+		return fmt.Errorf("log entry %d applied out of order (next is %d)", idx, s.size)
+	}
+	if s.seen[e.ID] {
+		s.size++ // a duplicate append (a retried write) changes nothing
+		return nil
+	}
+	if err := s.apply(idx, e); err != nil {
+		return fmt.Errorf("log entry %d (%s event %s): %w", idx, e.Type, e.ID, err)
+	}
+	s.seen[e.ID] = true
+	s.size++
+	return nil
+}
+
+func (s *State) apply(idx uint64, e *events.Event) error {
+	if e.Type == events.TypeCoordinatorStarted {
+		s.starts = append(s.starts, e.CoordinatorStarted)
+		return nil
+	}
+	cid, err := contracts.ParseID(e.Contract)
+	if err != nil {
+		return err
+	}
+	if e.Type == events.TypeContractRegistered {
+		if _, dup := s.contracts[cid]; dup {
+			return fmt.Errorf("contract %s registered twice", cid)
+		}
+		c, err := s.load(e.ContractRegistered)
+		if err != nil {
+			return fmt.Errorf("loading contract %s: %w", cid, err)
+		}
+		if c.ID() != cid {
+			return fmt.Errorf("document of contract %s has id %s", cid, c.ID())
+		}
+		s.contracts[cid] = &Contract{Contract: c, Registered: e.ContractRegistered, Index: idx, Datasets: map[string]*Dataset{}}
+		return nil
+	}
+	c := s.contracts[cid]
+	if c == nil {
+		return fmt.Errorf("contract %s is not registered", cid)
+	}
+	switch e.Type {
+	case events.TypeDatasetUploaded:
+		u := e.DatasetUploaded
+		if c.Contract.Dataset(u.Dataset) == nil {
+			return fmt.Errorf("dataset %q is not in the contract", u.Dataset)
+		}
+		if _, dup := c.Datasets[u.Dataset]; dup {
+			return fmt.Errorf("dataset %q uploaded twice", u.Dataset)
+		}
+		c.Datasets[u.Dataset] = &Dataset{Upload: u, Actor: e.Actor, Index: idx}
+	case events.TypeAlgorithmSubmitted:
+		if c.Algorithm != nil {
+			return fmt.Errorf("algorithm submitted twice")
+		}
+		c.Algorithm = &Algorithm{Submitted: e.AlgorithmSubmitted, Actor: e.Actor, Index: idx}
+	case events.TypeRunStarted:
+		r := e.RunStarted
+		if r.Number != int64(len(c.Runs))+1 {
+			return fmt.Errorf("run %s has number %d, want %d", r.RunID, r.Number, len(c.Runs)+1)
+		}
+		if _, dup := s.runs[r.RunID]; dup {
+			return fmt.Errorf("run %s started twice", r.RunID)
+		}
+		run := &Run{ID: r.RunID, Contract: cid, Number: r.Number, Actor: e.Actor, Started: r, StartIndex: idx, Status: RunRunning}
+		c.Runs = append(c.Runs, run)
+		s.runs[r.RunID] = run
+	case events.TypeRunFinished:
+		run, err := s.runningRun(c, e.RunFinished.RunID)
+		if err != nil {
+			return err
+		}
+		run.Status, run.Finished, run.FinishIndex = RunFinished, e.RunFinished, idx
+	case events.TypeRunRefused:
+		if e.RunRefused.RunID == "" {
+			c.Refusals++
+			return nil
+		}
+		run, err := s.runningRun(c, e.RunRefused.RunID)
+		if err != nil {
+			return err
+		}
+		run.Status, run.RefuseReason, run.FinishIndex = RunRefused, e.RunRefused.Reason, idx
+	case events.TypeRunAborted:
+		run, err := s.runningRun(c, e.RunAborted.RunID)
+		if err != nil {
+			return err
+		}
+		run.Status, run.RefuseReason, run.FinishIndex = RunAborted, e.RunAborted.Reason, idx
+	case events.TypeResultFetched:
+		run := s.runs[e.ResultFetched.RunID]
+		if run == nil || run.Status != RunFinished || run.Contract != cid {
+			return fmt.Errorf("result of run %s fetched but it has no released result", e.ResultFetched.RunID)
+		}
+		run.Fetches++
+	default:
+		return fmt.Errorf("unknown event type %q", e.Type)
+	}
+	return nil
+}
+
+func (s *State) runningRun(c *Contract, id string) (*Run, error) {
+	run := s.runs[id]
+	if run == nil {
+		return nil, fmt.Errorf("run %s was never started", id)
+	}
+	if run.Contract != c.Contract.ID() {
+		return nil, fmt.Errorf("run %s belongs to another contract", id)
+	}
+	if run.Status != RunRunning {
+		return nil, fmt.Errorf("run %s already ended (%s)", id, run.Status)
+	}
+	return run, nil
+}
+
+// Contract returns a registered contract, or nil. The returned value must
+// be treated as read-only; it is safe to read while the lock is not held
+// only for fields that never change after registration (Contract,
+// Registered, Index).
+func (s *State) Contract(id contracts.ID) *Contract {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.contracts[id]
+}
+
+// View runs f with the read lock held, for consistent multi-field reads.
+func (s *State) View(f func(*Snapshot)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	f(&Snapshot{s})
+}
+
+// Snapshot gives read access to the state inside View.
+type Snapshot struct{ s *State }
+
+// Contract returns a registered contract, or nil.
+func (v *Snapshot) Contract(id contracts.ID) *Contract { return v.s.contracts[id] }
+
+// Run returns a run by id, or nil.
+func (v *Snapshot) Run(id string) *Run { return v.s.runs[id] }
+
+// Contracts returns every registered contract ordered by registration.
+func (v *Snapshot) Contracts() []*Contract {
+	out := make([]*Contract, 0, len(v.s.contracts))
+	for _, c := range v.s.contracts {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
+	return out
+}
+
+// RunningRuns returns the runs that started and never ended, in start
+// order: after a restart, these were interrupted.
+func (v *Snapshot) RunningRuns() []*Run {
+	var out []*Run
+	for _, c := range v.Contracts() {
+		for _, r := range c.Runs {
+			if r.Status == RunRunning {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+// Starts returns how many times the coordinator started.
+func (v *Snapshot) Starts() int { return len(v.s.starts) }
