@@ -215,3 +215,46 @@ func describePlatform(p contracts.Platform) string {
 	}
 	return fmt.Sprintf("%q", string(p))
 }
+
+// SNPEvidenceFromExtendedReport builds sev-snp evidence from an extended
+// report as an SEV-SNP guest gets it (configfs-tsm or /dev/sev-guest): the
+// 1184-byte ATTESTATION_REPORT followed by the host's certificate table (the
+// GUID table of the GHCB specification). The table must hold the
+// certificate of the key the report's SIGNING_KEY names (VCEK or VLEK);
+// other entries (ASK, ARK, platform information) are not kept, since
+// verifiers use AMD's embedded roots.
+func SNPEvidenceFromExtendedReport(data []byte) (*SNPEvidence, error) {
+	if len(data) < abi.ReportSize {
+		return nil, malformed("extended report has %d bytes, fewer than a report's %d", len(data), abi.ReportSize)
+	}
+	report, table := data[:abi.ReportSize], data[abi.ReportSize:]
+	if len(table) == 0 {
+		return nil, malformed("the report comes without a certificate table: the host supplies no VCEK/VLEK certificate (configure the host to serve its certificates in extended reports; Cleanroom never fetches them from AMD)")
+	}
+	var certs abi.CertTable
+	if err := certs.Unmarshal(table); err != nil {
+		return nil, malformed("the host's certificate table: %v", err)
+	}
+	chain := certs.Proto()
+	signerInfo, err := abi.ReportSignerInfo(report)
+	if err != nil {
+		return nil, malformed("%v", err)
+	}
+	info, err := abi.ParseSignerInfo(signerInfo)
+	if err != nil {
+		return nil, malformed("the report's signer info: %v", err)
+	}
+	var ek []byte
+	switch info.SigningKey {
+	case abi.VcekReportSigner:
+		ek = chain.GetVcekCert()
+	case abi.VlekReportSigner:
+		ek = chain.GetVlekCert()
+	default:
+		return nil, malformed("the report's SIGNING_KEY is %v, not VCEK or VLEK", info.SigningKey)
+	}
+	if len(ek) == 0 {
+		return nil, malformed("the host's certificate table has no %v certificate (configure the host to serve it; Cleanroom never fetches it from AMD)", info.SigningKey)
+	}
+	return NewSNPEvidence(contracts.PlatformSEVSNP, report, ek, nil, nil)
+}
