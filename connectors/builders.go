@@ -39,6 +39,9 @@ type colBuilder struct {
 	date  *array.Date32Builder
 	ts    *array.TimestampBuilder
 	dec   *array.Decimal128Builder
+	// lastData is the string bytes of the previous batch, to reserve the
+	// next batch's data buffer at once instead of growing it by copies.
+	lastData int
 }
 
 func newTextBatch(mem memory.Allocator, cols []contracts.Column, schema *arrow.Schema, assumeUTC bool) *textBatch {
@@ -69,11 +72,25 @@ func newTextBatch(mem memory.Allocator, cols []contracts.Column, schema *arrow.S
 	return t
 }
 
-func (t *textBatch) reserve(n int) { t.rb.Reserve(n) }
+func (t *textBatch) reserve(n int) {
+	t.rb.Reserve(n)
+	for i := range t.cols {
+		if cb := &t.cols[i]; cb.str != nil && cb.lastData > 0 {
+			cb.str.ReserveData(cb.lastData + cb.lastData/8)
+		}
+	}
+}
 
 // finish returns the rows appended so far as a record batch and resets the
 // builders.
-func (t *textBatch) finish() arrow.RecordBatch { return t.rb.NewRecordBatch() }
+func (t *textBatch) finish() arrow.RecordBatch {
+	for i := range t.cols {
+		if cb := &t.cols[i]; cb.str != nil {
+			cb.lastData = cb.str.DataLen()
+		}
+	}
+	return t.rb.NewRecordBatch()
+}
 
 func (t *textBatch) release() { t.rb.Release() }
 

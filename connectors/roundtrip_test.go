@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
@@ -128,5 +129,30 @@ func TestSameDataEveryFormat(t *testing.T) {
 	var buf bytes.Buffer
 	if _, err := WriteRecords(&buf, FormatCSV, want.Schema(), nil, WriteOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestZeroRows reads inputs that have a schema but no rows.
+func TestZeroRows(t *testing.T) {
+	rec := allRecord(t, memory.DefaultAllocator)
+	defer rec.Release()
+	empty := rec.NewSlice(0, 0)
+	defer empty.Release()
+	dir := t.TempDir()
+	for _, format := range []Format{FormatParquet, FormatArrowFile, FormatArrowStream} {
+		for _, recs := range [][]arrow.RecordBatch{nil, {empty}} {
+			path := filepath.Join(dir, "empty."+format.String())
+			if err := os.WriteFile(path, mustWrite(t, format, rec.Schema(), recs...), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r, err := Open(path, format, allCols, Options{})
+			if err != nil {
+				t.Fatalf("%s: %v", format, err)
+			}
+			got, err := readAll(t, r)
+			if err != nil || len(got) != 0 {
+				t.Errorf("%s with %d empty batches: %d batches, %v", format, len(recs), len(got), err)
+			}
+		}
 	}
 }
