@@ -2,8 +2,8 @@ package eventlog
 
 import (
 	"context"
-	"crypto/ed25519"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,4 +46,39 @@ func ctxT(t testing.TB) context.Context {
 
 func entryFor(i int) []byte { return []byte(fmt.Sprintf("event %d: %x", i, i*i)) }
 
-var _ = ed25519.PublicKeySize
+// appendN appends n entries from 16 goroutines and returns the entries by
+// index; it checks that the indices are exactly first..first+n-1.
+func appendN(t testing.TB, l *Log, first, n int) map[uint64][]byte {
+	t.Helper()
+	ctx := ctxT(t)
+	var mu sync.Mutex
+	got := map[uint64][]byte{}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for k := range next {
+				e := entryFor(first + k)
+				idx, err := l.Append(ctx, e)
+				if err != nil {
+					t.Error(err)
+					continue
+				}
+				mu.Lock()
+				got[idx] = e
+				mu.Unlock()
+			}
+		})
+	}
+	for k := range n {
+		next <- k
+	}
+	close(next)
+	wg.Wait()
+	for i := first; i < first+n; i++ {
+		if got[uint64(i)] == nil {
+			t.Fatalf("index %d not given to any of %d appends from %d", i, n, first)
+		}
+	}
+	return got
+}

@@ -185,6 +185,7 @@ func Open(dir string, signer crypto.Signer, origin string, opts *Options) (*Log,
 		WithCheckpointSigner(ns).
 		WithBatching(o.BatchMaxSize, o.BatchMaxAge).
 		WithCheckpointInterval(o.CheckpointInterval).
+		WithCheckpointRepublishInterval(max(tessera.DefaultCheckpointRepublishInterval, o.CheckpointInterval)).
 		WithShutdownTimeout(o.CheckpointInterval*3 + 5*time.Second)
 	l.appender, l.shutdown, l.reader, err = tessera.NewAppender(ctx, driver, topts)
 	if err != nil {

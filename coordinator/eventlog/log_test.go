@@ -3,6 +3,8 @@ package eventlog
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -34,18 +36,11 @@ func TestAppendReplayAcrossSizes(t *testing.T) {
 	if got := replayAll(t, l); len(got) != 0 {
 		t.Fatalf("new log replays %d entries", len(got))
 	}
-	var want [][]byte
 	// Cross bundle boundaries, fill a level-1 node, leave partial tiles.
-	for i := range 600 {
-		e := entryFor(i)
-		idx, err := l.Append(ctx, e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if idx != uint64(i) {
-			t.Fatalf("append %d got index %d", i, idx)
-		}
-		want = append(want, e)
+	byIndex := appendN(t, l, 0, 600)
+	want := make([][]byte, 600)
+	for i, e := range byIndex {
+		want[i] = e
 	}
 	got := replayAll(t, l)
 	if len(got) != len(want) {
@@ -115,11 +110,7 @@ func TestConcurrentAppenders(t *testing.T) {
 func TestProofs(t *testing.T) {
 	ctx := ctxT(t)
 	l := openTest(t, t.TempDir())
-	for i := range 300 {
-		if _, err := l.Append(ctx, entryFor(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	entries := appendN(t, l, 0, 300)
 	cp, err := l.WaitCheckpoint(ctx, 300)
 	if err != nil {
 		t.Fatal(err)
@@ -132,10 +123,10 @@ func TestProofs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := tlog.VerifyInclusion(cp, i, entryFor(int(i)), p); err != nil {
+		if err := tlog.VerifyInclusion(cp, i, entries[i], p); err != nil {
 			t.Errorf("entry %d: %v", i, err)
 		}
-		if err := tlog.VerifyInclusion(cp, i, entryFor(int(i)+1), p); !errors.Is(err, tlog.ErrBadProof) {
+		if err := tlog.VerifyInclusion(cp, i, entries[(i+1)%300], p); !errors.Is(err, tlog.ErrBadProof) {
 			t.Errorf("entry %d with wrong bytes: err = %v, want ErrBadProof", i, err)
 		}
 		ip, err := l.ProveInclusion(ctx, i)
@@ -150,7 +141,7 @@ func TestProofs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := l.Verifier().VerifyInclusionProof(dec, entryFor(int(i))); err != nil {
+		if _, err := l.Verifier().VerifyInclusionProof(dec, entries[i]); err != nil {
 			t.Errorf("encoded proof of entry %d: %v", i, err)
 		}
 	}
@@ -158,11 +149,7 @@ func TestProofs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 50 {
-		if _, err := l.Append(ctx, entryFor(1000+i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendN(t, l, int(old.Size()), 50)
 	cur, err := l.WaitCheckpoint(ctx, old.Size()+50)
 	if err != nil {
 		t.Fatal(err)
@@ -218,5 +205,83 @@ func TestOpenRefusals(t *testing.T) {
 	}
 	if _, err := l2.Append(ctx, make([]byte, tlog.MaxEntrySize)); err != nil {
 		t.Fatalf("entry of the maximum size: %v", err)
+	}
+}
+
+// TestReplayRefusesTamperedLog alters the stored log while the coordinator
+// is down: Replay must refuse it rather than rebuild state from it.
+func TestReplayRefusesTamperedLog(t *testing.T) {
+	ctx := ctxT(t)
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	appendN(t, l, 0, 20)
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(dir, "tile", "entries", "000.p", "20")
+	orig, err := os.ReadFile(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := bytes.Clone(orig)
+	forged[10] ^= 1
+	if err := os.WriteFile(bundle, forged, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l2 := openTest(t, dir)
+	err = l2.Replay(ctx, func(uint64, []byte) error {
+		t.Fatal("Replay handed out an entry of a tampered log")
+		return nil
+	})
+	if !errors.Is(err, tlog.ErrBadLog) {
+		t.Fatalf("replay of a tampered log: err = %v, want ErrBadLog", err)
+	}
+	if err := l2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// A checkpoint altered on disk is refused at Open.
+	if err := os.WriteFile(bundle, orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cpPath := filepath.Join(dir, "checkpoint")
+	cp, err := os.ReadFile(cpPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cpPath, bytes.Replace(cp, []byte("\n20\n"), []byte("\n19\n"), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id, origin := testKey(t)
+	if _, err := Open(dir, id.Signer(), origin, testOpts); !errors.Is(err, tlog.ErrBadCheckpoint) {
+		t.Fatalf("Open with an altered checkpoint: err = %v", err)
+	}
+}
+
+// TestAppendFailureIsSticky breaks the storage under an open log: the
+// failing Append reports that its outcome is unknown and every later one is
+// refused until the log is reopened.
+func TestAppendFailureIsSticky(t *testing.T) {
+	ctx := ctxT(t)
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	if _, err := l.Append(ctx, []byte("fine")); err != nil {
+		t.Fatal(err)
+	}
+	entries := filepath.Join(dir, "tile", "entries")
+	if err := os.RemoveAll(entries); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(entries, []byte("not a directory"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, []byte("fails")); !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "may or may not be in the log") {
+		t.Fatalf("append on broken storage: err = %v, want ErrFailed", err)
+	}
+	if err := os.Remove(entries); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, []byte("refused")); !errors.Is(err, ErrFailed) {
+		t.Fatalf("append after a failure: err = %v, want ErrFailed", err)
 	}
 }
