@@ -1,0 +1,76 @@
+package main
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"cleanroom.dev/cleanroom/coordinator/tee"
+)
+
+func init() { register(newInitCmd) }
+
+// simulatedWarning is printed by every command that runs or initialises a
+// simulated coordinator.
+const simulatedWarning = "SIMULATED attestation: the keys are sealed with a local key file and the evidence is signed by a fake AMD root made for this data directory. It protects nothing; use it only for development, tests and demos."
+
+func newInitCmd(c *cli) *cobra.Command {
+	var dataDir, mode string
+	cmd := &cobra.Command{
+		Use:   "init --data-dir DIR --attestation sev-snp|simulated",
+		Short: "Make the coordinator's keys and seal them in DIR",
+		Long: `init makes the coordinator's identity (an Ed25519 key for COSE, TLS and log
+checkpoints, and an HPKE key for receiving data keys) and seals it in DIR,
+which must be missing or empty.
+
+  sev-snp    the keys are sealed with a key the SEV-SNP firmware derives from
+             this chip, the VM's launch measurement, its guest policy and the
+             platform TCB; only the same code on the same machine can open
+             them. Run it inside the confidential VM.
+  simulated  a fake AMD root is made for DIR and the keys are sealed with a
+             local key file. It protects nothing.
+
+It prints the coordinator's public key on stdout; "cleanroomd identity"
+prints the identity document that participants verify and pin.`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if dataDir == "" {
+				return usagef("--data-dir DIR is required")
+			}
+			if mode == "" {
+				return usagef("--attestation sev-snp|simulated is required")
+			}
+			m, err := tee.ParseMode(mode)
+			if err != nil {
+				return usageError{err}
+			}
+			if m == tee.ModeSimulated {
+				c.warnf("%s", simulatedWarning)
+			}
+			inst, err := tee.Init(dataDir, m)
+			if err != nil {
+				switch {
+				case errors.Is(err, tee.ErrAlreadyInitialised):
+					return withHint(err, "cleanroomd identity --data-dir "+dataDir+" prints the existing identity")
+				case errors.Is(err, tee.ErrNotEmpty):
+					return withHint(err, "choose a new directory")
+				}
+				return err
+			}
+			fmt.Fprintln(c.stdout, inst.PublicKey().String())
+			c.infof("initialised %s for attestation %s", dataDir, inst.Mode())
+			c.infof("coordinator key fingerprint %s", inst.PublicKey().Fingerprint())
+			m48 := inst.Measurement()
+			c.infof("measurement %s", hex.EncodeToString(m48[:]))
+			if root := inst.SimulatedRootSHA256(); root != nil {
+				c.infof("simulated_root_sha256 %s", hex.EncodeToString(root[:]))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", "", "data directory to create (missing or empty)")
+	cmd.Flags().StringVar(&mode, "attestation", "", "attestation mode: sev-snp or simulated")
+	return cmd
+}
