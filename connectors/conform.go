@@ -227,7 +227,7 @@ func converterFor(in arrow.DataType, want contracts.ColumnType, assumeUTC bool) 
 		if s > want.Scale || s < 0 || p-s > want.Precision-want.Scale {
 			return nil, fmt.Sprintf("the input column is %s; %s can hold it only if its scale is at most %d and it has at most %d integer digits", in, want, want.Scale, want.Precision-want.Scale)
 		}
-		return decimalTo(want.ArrowType().(*arrow.Decimal128Type), s), ""
+		return decimalTo(want, s), ""
 	}
 	return nil, no
 }
@@ -418,7 +418,8 @@ func timestampTo(unit arrow.TimeUnit, target arrow.DataType) converter {
 // more integer digits) to the target decimal128, checking that every value
 // fits the target precision (Arrow does not guarantee that values respect
 // their declared precision).
-func decimalTo(target *arrow.Decimal128Type, inScale int32) converter {
+func decimalTo(want contracts.ColumnType, inScale int32) converter {
+	target := want.ArrowType().(*arrow.Decimal128Type)
 	up := target.Scale - inScale
 	return func(mem memory.Allocator, a arrow.Array) (arrow.Array, *rowProblem) {
 		var value func(i int) decimal128.Num
@@ -433,7 +434,7 @@ func decimalTo(target *arrow.Decimal128Type, inScale int32) converter {
 		// Check first: an exact type whose values all fit passes uncopied.
 		for i := range a.Len() {
 			if a.IsValid(i) && !value(i).IncreaseScaleBy(up).FitsInPrecision(target.Precision) {
-				return nil, problem(i, "decimal value %s overflows %s", value(i).ToString(inScale), target)
+				return nil, problem(i, "decimal value %s overflows %s", value(i).ToString(inScale), want)
 			}
 		}
 		if _, ok := a.(*array.Decimal128); ok && up == 0 {

@@ -205,7 +205,7 @@ func newCSVSource(r io.Reader, cols []contracts.Column, schema *arrow.Schema, op
 	sp := newCSVSplitter(r, opts.MaxRecordBytes)
 	err := sp.next()
 	if err == io.EOF {
-		return nil, newErr(FormatCSV, ErrEmpty, "the input is empty; a CSV input starts with a header row naming the columns")
+		return nil, newErr(FormatCSV, ErrEmpty, "the CSV input is empty; it must start with a header row naming the columns")
 	}
 	if err != nil {
 		return nil, err
