@@ -1,0 +1,126 @@
+package upload
+
+import (
+	"crypto/hpke"
+	"fmt"
+	"io"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+
+	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/cleanroom/envelope"
+	"cleanroom.dev/cleanroom/contracts"
+)
+
+// EncryptOptions adjust Encrypt.
+type EncryptOptions struct {
+	// SegmentSize is the envelope's segment size; 0 means
+	// envelope.DefaultSegmentSize.
+	SegmentSize int
+	// Progress, if set, is called after each batch with the rows written
+	// so far.
+	Progress func(rows int64)
+}
+
+// Encrypted describes an envelope Encrypt wrote.
+type Encrypted struct {
+	Summary   envelope.Summary
+	Rows      int64
+	Statement Statement
+	// Signed is the provider's signed upload statement, or nil when no
+	// provider key was given.
+	Signed []byte
+}
+
+// Encrypt streams a dataset's rows into an envelope sealed to the
+// coordinator's key: the record batches are written as one Arrow IPC
+// stream, sealed segment by segment as they come, so memory stays bounded
+// whatever the input size. The batches must have exactly the dataset's
+// schema (connectors readers guarantee it). With a provider identity it
+// also signs the upload statement for the envelope.
+//
+// The coordinator key must come from a verified attestation: Encrypt does
+// not check it.
+func Encrypt(dst io.Writer, rr array.RecordReader, c *contracts.Contract, datasetID string,
+	coordinator *cleanroom.PublicKey, provider *cleanroom.Identity, opts EncryptOptions) (*Encrypted, error) {
+	ds := c.Dataset(datasetID)
+	if ds == nil {
+		return nil, fmt.Errorf("dataset %q is not in contract %s", datasetID, c.ID())
+	}
+	if provider != nil {
+		p := c.Participant(ds.Provider)
+		if p == nil || !p.PublicKey.Equal(provider.Public()) {
+			return nil, fmt.Errorf("key %s is not the key of %q, the provider of dataset %s",
+				provider.Public().Fingerprint().Short(), ds.Provider, datasetID)
+		}
+	}
+	schema := ds.Schema()
+	if !rr.Schema().Equal(schema) {
+		return nil, fmt.Errorf("input schema %s does not match dataset %s's schema %s", rr.Schema(), datasetID, schema)
+	}
+	segment := opts.SegmentSize
+	if segment == 0 {
+		segment = envelope.DefaultSegmentSize
+	}
+	hdr := envelope.Header{
+		Kind:         envelope.KindDataset,
+		ContractID:   c.ID(),
+		ObjectID:     datasetID,
+		SchemaDigest: ds.SchemaDigest(),
+		SegmentSize:  segment,
+	}
+	w, err := envelope.NewWriter(dst, hdr, []hpke.PublicKey{coordinator.HPKE()})
+	if err != nil {
+		return nil, err
+	}
+	rows, err := writeIPC(w, schema, rr, opts.Progress)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	sum, err := w.Summary()
+	if err != nil {
+		return nil, err
+	}
+	st, err := FromEnvelope(sum, rows)
+	if err != nil {
+		return nil, err
+	}
+	out := &Encrypted{Summary: sum, Rows: rows, Statement: st}
+	if provider != nil {
+		if out.Signed, err = st.Sign(provider); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// writeIPC writes every batch of rr to w as one Arrow IPC stream and
+// returns the number of rows.
+func writeIPC(w io.Writer, schema *arrow.Schema, rr array.RecordReader, progress func(int64)) (int64, error) {
+	iw := ipc.NewWriter(w, ipc.WithSchema(schema))
+	var rows int64
+	for rr.Next() {
+		rec := rr.RecordBatch()
+		if err := iw.Write(rec); err != nil {
+			iw.Close()
+			return 0, fmt.Errorf("writing Arrow stream: %w", err)
+		}
+		rows += rec.NumRows()
+		if progress != nil {
+			progress(rows)
+		}
+	}
+	if err := rr.Err(); err != nil {
+		iw.Close()
+		return 0, err
+	}
+	if err := iw.Close(); err != nil {
+		return 0, fmt.Errorf("writing Arrow stream: %w", err)
+	}
+	return rows, nil
+}
