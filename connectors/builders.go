@@ -73,7 +73,7 @@ func newTextBatch(mem memory.Allocator, cols []contracts.Column, schema *arrow.S
 }
 
 func (t *textBatch) reserve(n int) {
-	t.rb.Reserve(n)
+	t.rb.Reserve(min(n, DefaultBatchSize)) // larger batches grow as they fill
 	for i := range t.cols {
 		if cb := &t.cols[i]; cb.str != nil && cb.lastData > 0 {
 			cb.str.ReserveData(cb.lastData + cb.lastData/8)

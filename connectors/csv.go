@@ -218,6 +218,9 @@ func newCSVSource(r io.Reader, cols []contracts.Column, schema *arrow.Schema, op
 	seen := make([]bool, len(cols))
 	for j, f := range sp.fields {
 		name := string(f)
+		if name == "" {
+			return nil, lineErr(FormatCSV, 1, "", ErrExtraColumn, "header field %d is empty; every header field names a contract column (%s)", j+1, columnList(cols))
+		}
 		i, ok := index[name]
 		if !ok {
 			for k := range j {

@@ -70,6 +70,7 @@ func TestCSVErrors(t *testing.T) {
 		{"extra column", "id,name,at,x\n", ErrExtraColumn, "x", 1, []string{"id, name, at"}},
 		{"duplicate column", "id,name,at,name\n", ErrDuplicateColumn, "name", 1, nil},
 		{"unknown column first", "x,id,name,at\n", ErrExtraColumn, "x", 1, nil},
+		{"empty header field", "id,name,at,\n", ErrExtraColumn, "", 1, []string{"header field 4 is empty"}},
 		{"case differs", "ID,name,at\n", ErrExtraColumn, "ID", 1, nil},
 		{"bad int", "id,name,at\n1,a,\nx1,b,\n", ErrValue, "id", 3, []string{`invalid int64 "x1"`}},
 		{"overflow", "id,name,at\n9223372036854775808,a,\n", ErrValue, "id", 2, []string{"overflows int64"}},
