@@ -97,6 +97,10 @@ var (
 // Log that owns the directory.
 const lockFile = ".lock"
 
+// treeStatePath is where Tessera's POSIX driver keeps the integrated tree
+// size and root, relative to the log directory.
+const treeStatePath = ".state/treeState"
+
 // Log is an open event log. Its methods are safe for concurrent use.
 type Log struct {
 	dir      string
@@ -174,6 +178,13 @@ func Open(dir string, signer crypto.Signer, origin string, opts *Options) (*Log,
 	default:
 		return nil, fmt.Errorf("event log %s: %w", dir, err)
 	}
+	if l.kept != nil {
+		// Tessera would start a missing tree afresh and sign an empty
+		// checkpoint over the one found here.
+		if _, err := os.Stat(filepath.Join(dir, treeStatePath)); err != nil {
+			return nil, fmt.Errorf("event log %s has a checkpoint of %d entries but its tree state (%s) cannot be read: %w; refusing to start the log afresh", dir, l.kept.Size(), treeStatePath, err)
+		}
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
@@ -190,6 +201,15 @@ func Open(dir string, signer crypto.Signer, origin string, opts *Options) (*Log,
 	l.appender, l.shutdown, l.reader, err = tessera.NewAppender(ctx, driver, topts)
 	if err != nil {
 		return nil, fmt.Errorf("event log %s: %w", dir, err)
+	}
+	if l.kept != nil {
+		n, err := l.reader.IntegratedSize(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("event log %s: %w", dir, err)
+		}
+		if n < l.kept.Size() {
+			return nil, fmt.Errorf("event log %s: the tree state has %d entries but the checkpoint signs %d: the log was rolled back or damaged; refusing to overwrite it", dir, n, l.kept.Size())
+		}
 	}
 	poll := min(o.CheckpointInterval/10, 20*time.Millisecond)
 	l.awaiter = tessera.NewPublicationAwaiter(ctx, l.reader.ReadCheckpoint, poll)

@@ -285,3 +285,45 @@ func TestAppendFailureIsSticky(t *testing.T) {
 		t.Fatalf("append after a failure: err = %v, want ErrFailed", err)
 	}
 }
+
+// TestOpenRefusesLostTreeState checks that Open does not start afresh, or
+// go back, over a log whose signed checkpoint says it holds more.
+func TestOpenRefusesLostTreeState(t *testing.T) {
+	ctx := ctxT(t)
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	appendN(t, l, 0, 5)
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id, origin := testKey(t)
+	state := filepath.Join(dir, treeStatePath)
+	saved, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, _ := os.ReadFile(filepath.Join(dir, "checkpoint"))
+
+	if err := os.Remove(state); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, id.Signer(), origin, testOpts); err == nil || !strings.Contains(err.Error(), "refusing to start the log afresh") {
+		t.Fatalf("Open without tree state: err = %v", err)
+	}
+	// Tessera's tree state is JSON {"size":N,"root":base64}.
+	if err := os.WriteFile(state, []byte(`{"size":2,"root":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, id.Signer(), origin, testOpts); err == nil || !strings.Contains(err.Error(), "rolled back") {
+		t.Fatalf("Open with a shorter tree state: err = %v", err)
+	}
+	if now, _ := os.ReadFile(filepath.Join(dir, "checkpoint")); !bytes.Equal(now, cp) {
+		t.Fatal("a refused Open changed the checkpoint")
+	}
+	if err := os.WriteFile(state, saved, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := replayAll(t, openTest(t, dir)); len(got) != 5 {
+		t.Fatalf("replayed %d entries after restoring the tree state", len(got))
+	}
+}
