@@ -29,6 +29,16 @@ type Policy struct {
 	// InsecureAnyReportData skips the REPORT_DATA check: the evidence then
 	// binds no key and no nonce.
 	InsecureAnyReportData bool
+	// Origin names, in messages, where the policy comes from, as a
+	// possessive ("the contract's"). Empty means "the policy's".
+	Origin string
+}
+
+func (p *Policy) origin() string {
+	if p.Origin == "" {
+		return "the policy's"
+	}
+	return p.Origin
 }
 
 // PolicyFromContract returns the policy of a contract's coordinator section,
@@ -40,6 +50,7 @@ func PolicyFromContract(cp *contracts.CoordinatorPolicy, reportData [64]byte) Po
 		InsecureAllowDebug: cp.AllowDebug,
 		MinTCB:             cp.MinTCB,
 		ReportData:         &rd,
+		Origin:             "the contract's",
 	}
 }
 
@@ -53,16 +64,16 @@ func (p *Policy) Validate(c *Claims) error {
 	}
 	if !p.InsecureAnyMeasurement && !containsMeasurement(p.Measurements, c.Measurement) {
 		if len(p.Measurements) == 0 {
-			return refused(CheckMeasurement, "measurement %x is not acceptable: no measurement is listed", c.Measurement)
+			return refused(CheckMeasurement, "measurement %x is not acceptable: %s list of measurements is empty", c.Measurement, p.origin())
 		}
-		return refused(CheckMeasurement, "measurement %x is not in the contract's list [%s]", c.Measurement, formatMeasurements(p.Measurements))
+		return refused(CheckMeasurement, "measurement %x is not in %s list [%s]", c.Measurement, p.origin(), formatMeasurements(p.Measurements))
 	}
 	if c.Debug && !p.InsecureAllowDebug {
 		return refused(CheckDebug, "the guest policy allows debugging (the host can read and write the VM's memory) and debug is not allowed")
 	}
 	if s := c.SNP; s != nil {
 		if comp := s.ReportedTCB.below(p.MinTCB); comp != "" {
-			return refused(CheckTCB, "the reported TCB (%s) is below the minimum (%s): %s is too old", s.ReportedTCB, formatMinTCB(p.MinTCB), comp)
+			return refused(CheckTCB, "the reported TCB (%s) is below %s minimum (%s): %s is too old", s.ReportedTCB, p.origin(), formatMinTCB(p.MinTCB), comp)
 		}
 		if s.VMPL != 0 {
 			return refused(CheckVMPL, "the report was made at VMPL %d; only VMPL 0 is accepted", s.VMPL)
