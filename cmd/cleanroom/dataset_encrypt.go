@@ -1,0 +1,196 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/cleanroom/attest"
+	"cleanroom.dev/cleanroom/cleanroom/upload"
+	"cleanroom.dev/cleanroom/connectors"
+	"cleanroom.dev/cleanroom/contracts"
+)
+
+func init() { datasetCommands = append(datasetCommands, newDatasetEncryptCmd) }
+
+// inputFlags are the flags of commands that read a provider's data file.
+type inputFlags struct {
+	format    string
+	assumeUTC bool
+}
+
+func (f *inputFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.format, "format", "auto", "input format: auto, csv, jsonl, parquet, arrow (IPC file) or arrows (IPC stream)")
+	cmd.Flags().BoolVar(&f.assumeUTC, "assume-utc", false, "read timestamps without a time zone as UTC (default: refuse them)")
+}
+
+// open opens INPUT ("-" for standard input) as the dataset's columns.
+func (f *inputFlags) open(c *cli, path string, ds *contracts.Dataset) (connectors.Reader, int64, error) {
+	format, err := connectors.ParseFormat(f.format)
+	if err != nil {
+		return nil, 0, usageError{err}
+	}
+	opts := connectors.Options{AssumeUTC: f.assumeUTC}
+	if path == "-" {
+		if format == connectors.FormatAuto || !format.Streamable() {
+			return nil, 0, usagef("reading standard input needs --format csv, jsonl or arrows")
+		}
+		r, err := connectors.NewReader(c.stdin, format, ds.Columns, opts)
+		return r, 0, err
+	}
+	var size int64
+	if fi, err := os.Stat(path); err == nil {
+		size = fi.Size()
+	}
+	r, err := connectors.Open(path, format, ds.Columns, opts)
+	return r, size, err
+}
+
+// verifiedCoordinatorKey reads an identity document and verifies its
+// evidence against the contract's coordinator policy: the only way a
+// provider learns the key to encrypt to.
+func (c *cli) verifiedCoordinatorKey(path string, ct *contracts.Contract) (*cleanroom.PublicKey, error) {
+	data, err := readLimitedFile(path, attest.MaxIdentityDocumentSize)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := attest.ParseIdentityDocument(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	claims, err := doc.Verify(&ct.Coordinator)
+	if err != nil {
+		return nil, withHint(fmt.Errorf("coordinator identity %s does not satisfy the contract: %w", path, err),
+			"the contract's coordinator section pins what the coordinator must attest; never encrypt to an unverified key")
+	}
+	key := doc.PublicKeys[0]
+	c.infof("coordinator attested: %s, measurement %x, key %s", claims.Platform, claims.Measurement, key.Fingerprint().Short())
+	return key, nil
+}
+
+func readLimitedFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return data, nil
+}
+
+func newDatasetEncryptCmd(c *cli) *cobra.Command {
+	var in inputFlags
+	var datasetID, identityPath, out, stmtPath string
+	cmd := &cobra.Command{
+		Use:   "encrypt INPUT --contract FILE --dataset ID --coordinator-identity FILE --out FILE",
+		Short: "Convert a data file and encrypt it to the attested coordinator, on your machine",
+		Long: `encrypt reads INPUT (CSV, Parquet, Arrow IPC file or stream, or JSON lines;
+"-" for standard input), checks it against the dataset's columns in the
+contract, and seals it in an envelope that only the coordinator can open,
+for this contract and this dataset only.
+
+Before encrypting it verifies the coordinator's identity document (from
+cleanroomd identity or cleanroom coordinator info) against the contract's
+coordinator section. With --key (or CLEANROOM_KEY) it also signs the upload
+statement, written to OUT.stmt unless --statement says otherwise.
+
+Nothing is written unless everything succeeds. The ciphertext's SHA-256 is
+printed on stdout.`,
+		Args: cobra.ExactArgs(1),
+	}
+	in.add(cmd)
+	cmd.Flags().String("contract", "", "the signed contract (env CLEANROOM_CONTRACT)")
+	cmd.Flags().StringVar(&datasetID, "dataset", "", "dataset id in the contract")
+	cmd.Flags().StringVar(&identityPath, "coordinator-identity", "", "the coordinator's identity document (JSON)")
+	cmd.Flags().StringVar(&out, "out", "", "envelope file to write")
+	cmd.Flags().String("key", "", "your secret key, to sign the upload statement (env CLEANROOM_KEY)")
+	cmd.Flags().StringVar(&stmtPath, "statement", "", "where to write the signed upload statement (default OUT.stmt)")
+	s := bindSettings(cmd)
+	cmd.RunE = func(_ *cobra.Command, args []string) error {
+		contractPath, err := s.require("contract")
+		if err != nil {
+			return err
+		}
+		if datasetID == "" || identityPath == "" || out == "" {
+			return usagef("--dataset, --coordinator-identity and --out are required")
+		}
+		ct, err := c.loadContract(contractPath, false)
+		if err != nil {
+			return err
+		}
+		ds := ct.Dataset(datasetID)
+		if ds == nil {
+			return fmt.Errorf("contract %s has no dataset %q", contractPath, datasetID)
+		}
+		var provider *cleanroom.Identity
+		if keyPath := s.get("key"); keyPath != "" {
+			if provider, err = cleanroom.ReadIdentityFile(keyPath); err != nil {
+				return err
+			}
+		}
+		coordKey, err := c.verifiedCoordinatorKey(identityPath, ct)
+		if err != nil {
+			return err
+		}
+		rr, size, err := in.open(c, args[0], ds)
+		if err != nil {
+			return err
+		}
+		defer rr.Release()
+		enc, err := c.encryptToFile(out, rr, size, ct, datasetID, coordKey, provider)
+		if err != nil {
+			return err
+		}
+		if provider != nil {
+			if stmtPath == "" {
+				stmtPath = out + ".stmt"
+			}
+			if err := cleanroom.WriteFileAtomic(stmtPath, enc.Signed, 0o644); err != nil {
+				os.Remove(out)
+				return err
+			}
+			c.infof("signed upload statement: %s", stmtPath)
+		}
+		fmt.Fprintf(c.stdout, "%x\n", enc.Summary.SHA256)
+		return nil
+	}
+	return cmd
+}
+
+// encryptToFile seals rr into out through a temporary file, so a failure
+// leaves nothing at out.
+func (c *cli) encryptToFile(out string, rr connectors.Reader, size int64, ct *contracts.Contract, datasetID string,
+	coordKey *cleanroom.PublicKey, provider *cleanroom.Identity) (*upload.Encrypted, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name())
+	bar := c.startProgress("encrypting "+datasetID, size, func() (int64, int64) { return rr.BytesRead(), rr.Rows() })
+	enc, err := upload.Encrypt(tmp, rr, ct, datasetID, coordKey, provider, upload.EncryptOptions{})
+	bar.finish()
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return nil, err
+	}
+	c.infof("encrypted %d rows of %s: %s (%d bytes, sha256 %x)", enc.Rows, datasetID, out, enc.Summary.Size, enc.Summary.SHA256)
+	return enc, nil
+}
