@@ -85,3 +85,14 @@ func malformed(format string, args ...any) error {
 func knownPlatform(p contracts.Platform) bool {
 	return p == contracts.PlatformSEVSNP || p == contracts.PlatformSEVSNPSimulated
 }
+
+// NewCheckError returns a CheckError for a check made outside this package
+// (attested TLS's key binding, for one): with genuine false it wraps
+// ErrNotGenuine, otherwise ErrRefused.
+func NewCheckError(check string, genuine bool, detail string) *CheckError {
+	kind := ErrRefused
+	if !genuine {
+		kind = ErrNotGenuine
+	}
+	return &CheckError{Check: check, Detail: detail, kind: kind}
+}
