@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ed25519"
+	"crypto/hkdf"
 	"crypto/hpke"
 	"crypto/rand"
 	"crypto/sha256"
@@ -311,4 +312,17 @@ func SyncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// DeriveKey derives a 32-byte secret key for purpose from the identity's
+// secret seeds (HKDF-SHA256, salt empty, info "cleanroom/derive/v1" ‖ 0x00 ‖
+// purpose). The coordinator seals its blobs with such a key, so they open
+// only where its sealed identity does.
+func (id *Identity) DeriveKey(purpose string) []byte {
+	ikm := append(bytes.Clone(id.sign.Seed()), id.kemSeed...)
+	key, err := hkdf.Key(sha256.New, ikm, nil, "cleanroom/derive/v1\x00"+purpose, 32)
+	if err != nil {
+		panic(err) // only for lengths HKDF cannot produce
+	}
+	return key
 }
