@@ -191,6 +191,16 @@ func (d *IdentityDocument) Verify(cp *contracts.CoordinatorPolicy) (*Claims, err
 	return VerifyCoordinator(d.Evidence, cp, d.PublicKeys, nil)
 }
 
+// VerifyFresh is Verify for a document made for a client's nonce (the
+// coordinator's answer to an attestation request): its REPORT_DATA must
+// bind the document's public keys and exactly this nonce.
+func (d *IdentityDocument) VerifyFresh(cp *contracts.CoordinatorPolicy, nonce []byte) (*Claims, error) {
+	if len(nonce) == 0 {
+		return nil, errors.New("a fresh identity document is checked against a nonce; none was given")
+	}
+	return VerifyCoordinator(d.Evidence, cp, d.PublicKeys, nonce)
+}
+
 // VerifyWith checks the document with an explicit verifier and policy; the
 // policy's REPORT_DATA is set to the binding of the document's keys. Use it
 // when there is no contract (e.g. with measurements given on a command line).

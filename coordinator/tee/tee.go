@@ -452,6 +452,21 @@ func (inst *Instance) Evidence(nonce []byte) (attest.Evidence, error) {
 	return inst.be.evidence(rd)
 }
 
+// FreshIdentityDocument returns an identity document whose evidence binds
+// the coordinator's public key and the client's nonce (1 to
+// attest.MaxNonceSize bytes): the answer to an attestation request, checked
+// with IdentityDocument.VerifyFresh.
+func (inst *Instance) FreshIdentityDocument(nonce []byte) (*attest.IdentityDocument, error) {
+	if len(nonce) == 0 {
+		return nil, errors.New("a fresh identity document needs the client's nonce")
+	}
+	ev, err := inst.Evidence(nonce)
+	if err != nil {
+		return nil, err
+	}
+	return attest.NewIdentityDocument(inst.id.Public(), ev)
+}
+
 // IdentityDocument returns the identity document of the static evidence.
 func (inst *Instance) IdentityDocument() (*attest.IdentityDocument, error) {
 	return attest.NewIdentityDocument(inst.id.Public(), inst.static)

@@ -86,6 +86,16 @@ func TestSimulatedInitOpen(t *testing.T) {
 	if _, err := attest.VerifyCoordinator(fresh, contractFor(inst), keys, []byte("other")); !errors.Is(err, attest.ErrRefused) {
 		t.Fatalf("fresh evidence accepted for another nonce: %v", err)
 	}
+	freshDoc, err := again.FreshIdentityDocument(nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := freshDoc.VerifyFresh(contractFor(inst), nonce); err != nil {
+		t.Fatalf("fresh identity document: %v", err)
+	}
+	if _, err := freshDoc.Verify(contractFor(inst)); !errors.Is(err, attest.ErrRefused) {
+		t.Fatalf("a nonce-bound document verified without its nonce: %v", err)
+	}
 	doc, err := again.IdentityDocument()
 	if err != nil {
 		t.Fatal(err)
