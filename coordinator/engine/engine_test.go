@@ -51,7 +51,7 @@ func TestLockdownSettingsHold(t *testing.T) {
 
 // rawConn returns a connection to the session's database that bypasses the
 // statement check, to test the sandbox on its own.
-func rawConn(t *testing.T, s *Session) driver.Conn {
+func openRawConn(t *testing.T, s *Session) driver.Conn {
 	t.Helper()
 	conn, err := s.connector.Connect(context.Background())
 	if err != nil {
@@ -80,7 +80,7 @@ func rawExec(conn driver.Conn, q string) error {
 
 func TestConfigurationCannotChangeAfterLock(t *testing.T) {
 	s := newSession(t, Config{})
-	conn := rawConn(t, s)
+	conn := openRawConn(t, s)
 	for _, q := range []string{
 		"SET memory_limit = '100GB'",
 		"SET GLOBAL memory_limit = '100GB'",
@@ -123,7 +123,7 @@ func TestSandboxAloneRefusesTheEnvironment(t *testing.T) {
 	s := newSession(t, Config{})
 	imp, conv := scenario(1000, 3)
 	load(t, s, imp, conv)
-	conn := rawConn(t, s)
+	conn := openRawConn(t, s)
 	for _, q := range []string{
 		"SELECT * FROM read_csv('" + secret + "')",
 		"SELECT * FROM read_csv_auto('" + secret + "')",

@@ -76,6 +76,7 @@ var hostileQueries = []struct {
 	{"enable_logging to a file", "SELECT * FROM enable_logging(storage := 'file', storage_path := 'log')", LayerStatement, "table function enable_logging"},
 	{"checkpoint()", "SELECT * FROM checkpoint()", LayerStatement, "table function checkpoint"},
 	{"enable_peg_parser()", "SELECT * FROM enable_peg_parser()", LayerStatement, "table function enable_peg_parser"},
+	{"the engine's own scan", "SELECT * FROM _cleanroom_scan(0)", LayerStatement, "table function _cleanroom_scan"},
 	// Not SQL at all.
 	{"empty", "", LayerStatement, "found no statement"},
 	{"comment only", "-- nothing here", LayerStatement, "found no statement"},

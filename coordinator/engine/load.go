@@ -6,17 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/duckdb/duckdb-go/v2"
 )
 
-// loadViewPrefix names the transient views LoadTable scans Arrow data
-// through. Table names may not start with it.
-const loadViewPrefix = "_cleanroom_load_"
+// reservedPrefix starts the names of the engine's own catalog entries.
+// Table names may not start with it.
+const reservedPrefix = "_cleanroom"
 
 // ColumnType returns the DuckDB type a dataset column of Arrow type t is
 // stored as, or an error if datasets cannot have columns of type t. The
@@ -57,20 +55,21 @@ func ColumnType(t arrow.DataType) (string, error) {
 	return "", fmt.Errorf("Arrow type %s is not a dataset column type (bool, int32, int64, float64, utf8, date32, timestamp[us, UTC], decimal128(p ≤ 38, s))", t)
 }
 
-// LoadTable copies every batch r yields into a new table called name. It
-// checks first that name is free, that schema has only dataset column types
-// (see ColumnType) and no two columns whose names differ only in case, and
-// that r yields batches of exactly that schema; then, while DuckDB reads the
-// batches, that every buffer is well formed (offsets, lengths, null counts,
-// UTF-8, decimal precision), so DuckDB never reads malformed memory.
-// A refusal is a *RefusalError at LayerInput that names the column and row.
+// LoadTable makes the batches r yields queryable as table name. It checks
+// first that name is free, that schema has only dataset column types (see
+// ColumnType) and no two columns whose names differ only in case, and that
+// r yields batches of exactly that schema; then that every batch's buffers
+// are well formed (offsets, lengths, null counts, UTF-8, decimal
+// precision), so DuckDB never reads malformed memory. A refusal is a
+// *RefusalError at LayerInput that names the column and row.
 //
-// LoadTable consumes r but does not release it. On any error the table does
-// not exist and name may be loaded again. Different tables may be loaded
-// concurrently; each load is itself parallel over Config.Threads.
+// The batches are not copied: the session retains them, and DuckDB reads
+// them in place, in parallel, every time the query scans the table, until
+// Close. LoadTable consumes r but does not release it. On any error the
+// table does not exist and name may be loaded again. Different tables may
+// be loaded concurrently.
 func (s *Session) LoadTable(ctx context.Context, name string, schema *arrow.Schema, r array.RecordReader) (err error) {
-	cols, err := tableColumns(name, schema)
-	if err != nil {
+	if _, err := tableColumns(name, schema); err != nil {
 		return err
 	}
 	if r == nil {
@@ -84,89 +83,74 @@ func (s *Session) LoadTable(ctx context.Context, name string, schema *arrow.Sche
 		return err
 	}
 	defer end()
-	view, err := s.claimTable(name)
-	if err != nil {
+	if err := s.claimTable(name); err != nil {
 		return err
 	}
 	defer func() { s.settleTable(name, err == nil) }()
 
+	d, err := readDataset(ctx, name, schema, r)
+	if err != nil {
+		return err
+	}
+	i := s.scan.add(d)
 	conn, err := s.connector.Connect(ctx)
 	if err != nil {
 		return fmt.Errorf("engine: loading table %q: connecting: %w", name, err)
 	}
 	defer conn.Close()
-	checked := &checkedReader{r: r, schema: schema, table: name}
-	if err := s.copyIn(ctx, conn, name, view, cols, checked); err != nil {
-		if cerr := checked.failure(); cerr != nil {
-			return cerr
-		}
-		return loadError(ctx, name, err)
-	}
-	if cerr := checked.failure(); cerr != nil {
-		// DuckDB must have failed too, but never keep a table whose
-		// input was refused.
-		return cerr
+	stmt := fmt.Sprintf("CREATE VIEW %s AS SELECT * FROM %s(%d)", quoteIdent(name), scanFunction, i)
+	if _, err := conn.(driver.ExecerContext).ExecContext(ctx, stmt, nil); err != nil {
+		return fmt.Errorf("engine: loading table %q: %w", name, err)
 	}
 	return nil
 }
 
-// copyIn creates the table and fills it from the Arrow stream, in one
-// transaction: on error the table does not exist.
-func (s *Session) copyIn(ctx context.Context, conn driver.Conn, name, view string, cols []string, r array.RecordReader) error {
-	a, err := duckdb.NewArrowFromConn(conn)
-	if err != nil {
-		return err
+// readDataset reads and checks every batch of r, retaining them.
+func readDataset(ctx context.Context, name string, schema *arrow.Schema, r array.RecordReader) (*dataset, error) {
+	d := &dataset{name: name, schema: schema}
+	ok := false
+	defer func() {
+		if !ok {
+			d.release()
+		}
+	}()
+	for r.Next() {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("engine: loading table %q: %w", name, err)
+		}
+		rec := r.RecordBatch()
+		if err := checkBatch(schema, rec); err != nil {
+			return nil, refuse(LayerInput, nil, "dataset %q, batch starting at row %d: %v", name, d.rows, err)
+		}
+		rec.Retain()
+		d.batches = append(d.batches, rec)
+		for off := int64(0); off < rec.NumRows(); off += windowRows {
+			d.windows = append(d.windows, window{batch: len(d.batches) - 1, off: off, count: min(windowRows, rec.NumRows()-off)})
+		}
+		d.rows += rec.NumRows()
 	}
-	release, err := a.RegisterView(r, view)
-	if err != nil {
-		return err
+	if err := r.Err(); err != nil {
+		return nil, fmt.Errorf("engine: loading table %q: reading the data: %w", name, err)
 	}
-	defer release()
-	ex := conn.(driver.ExecerContext)
-	// The view was committed by RegisterView; drop it whatever happens. A
-	// cancelled ctx must not keep it alive, so the drop does not use ctx.
-	defer ex.ExecContext(context.WithoutCancel(ctx), "DROP VIEW IF EXISTS "+quoteIdent(view), nil) //nolint:errcheck // best effort; Close discards the database anyway
-
-	if _, err := ex.ExecContext(ctx, "BEGIN TRANSACTION", nil); err != nil {
-		return err
-	}
-	stmt := "CREATE TABLE " + quoteIdent(name) + " (" + strings.Join(cols, ", ") + ");\n" +
-		"INSERT INTO " + quoteIdent(name) + " SELECT * FROM " + quoteIdent(view)
-	if _, err := ex.ExecContext(ctx, stmt, nil); err != nil {
-		_, rerr := ex.ExecContext(context.WithoutCancel(ctx), "ROLLBACK", nil)
-		return errors.Join(err, rerr)
-	}
-	_, err = ex.ExecContext(ctx, "COMMIT", nil)
-	return err
+	ok = true
+	return d, nil
 }
 
-func loadError(ctx context.Context, name string, err error) error {
-	switch {
-	case ctx.Err() != nil:
-		return fmt.Errorf("engine: loading table %q: %w", name, ctx.Err())
-	case duckdbErrorType(err) == duckdb.ErrorTypeOutOfMemory:
-		return fmt.Errorf("engine: loading table %q: %w: the datasets do not fit in the session's memory limit: %s", name, ErrResourceLimit, duckdbMessage(err))
-	}
-	return fmt.Errorf("engine: loading table %q: %w", name, err)
-}
-
-// claimTable reserves name for a load and returns the name of the view the
-// load scans through.
-func (s *Session) claimTable(name string) (string, error) {
+// claimTable reserves name for a load.
+func (s *Session) claimTable(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	key := strings.ToLower(name)
 	switch {
 	case s.ran:
-		return "", fmt.Errorf("engine: cannot load table %q: the session has already run its query", name)
+		return fmt.Errorf("engine: cannot load table %q: the session has already run its query", name)
 	case s.tables[key] == tableLoading:
-		return "", fmt.Errorf("engine: table %q is already being loaded", name)
+		return fmt.Errorf("engine: table %q is already being loaded", name)
 	case s.tables[key] == tableLoaded:
-		return "", fmt.Errorf("engine: table %q is already loaded (table names are case-insensitive)", name)
+		return fmt.Errorf("engine: table %q is already loaded (table names are case-insensitive)", name)
 	}
 	s.tables[key] = tableLoading
-	s.viewSeq++
-	return fmt.Sprintf("%s%d", loadViewPrefix, s.viewSeq), nil
+	return nil
 }
 
 func (s *Session) settleTable(name string, ok bool) {
@@ -185,8 +169,8 @@ func tableColumns(name string, schema *arrow.Schema) ([]string, error) {
 	if err := checkName("table name", name); err != nil {
 		return nil, err
 	}
-	if strings.HasPrefix(strings.ToLower(name), loadViewPrefix) {
-		return nil, fmt.Errorf("engine: table name %q starts with %q, which is reserved", name, loadViewPrefix)
+	if strings.HasPrefix(strings.ToLower(name), reservedPrefix) {
+		return nil, fmt.Errorf("engine: table name %q starts with %q, which is reserved", name, reservedPrefix)
 	}
 	if schema == nil || schema.NumFields() == 0 {
 		return nil, fmt.Errorf("engine: table %q: the schema has no columns", name)
@@ -243,52 +227,3 @@ func sameSchema(want, got *arrow.Schema) error {
 	return nil
 }
 
-// checkedReader passes batches through to DuckDB after checking them. It
-// stops at the first malformed batch; DuckDB then fails the load.
-type checkedReader struct {
-	r      array.RecordReader
-	schema *arrow.Schema
-	table  string
-
-	mu   sync.Mutex
-	rows int64
-	err  error
-}
-
-func (c *checkedReader) Schema() *arrow.Schema { return c.schema }
-func (c *checkedReader) Retain()               { c.r.Retain() }
-func (c *checkedReader) Release()              { c.r.Release() }
-
-func (c *checkedReader) Next() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil || !c.r.Next() {
-		return false
-	}
-	rec := c.r.RecordBatch()
-	if err := checkBatch(c.schema, rec); err != nil {
-		c.err = refuse(LayerInput, nil, "dataset %q, batch starting at row %d: %v", c.table, c.rows, err)
-		return false
-	}
-	c.rows += rec.NumRows()
-	return true
-}
-
-func (c *checkedReader) RecordBatch() arrow.RecordBatch { return c.r.RecordBatch() }
-func (c *checkedReader) Record() arrow.RecordBatch      { return c.r.RecordBatch() }
-
-func (c *checkedReader) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return c.err
-	}
-	return c.r.Err()
-}
-
-// failure returns the refusal of a malformed batch, or nil.
-func (c *checkedReader) failure() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
-}

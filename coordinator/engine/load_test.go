@@ -57,7 +57,7 @@ func TestLoadTableRejectsBadSchemas(t *testing.T) {
 	}{
 		{"empty name", "", good, "table name is empty"},
 		{"control character", "a\nb", good, "without control characters"},
-		{"reserved prefix", loadViewPrefix + "x", good, "reserved"},
+		{"reserved prefix", reservedPrefix + "_x", good, "reserved"},
 		{"no columns", "t", arrow.NewSchema(nil, nil), "no columns"},
 		{"unsupported type", "t", arrow.NewSchema([]arrow.Field{{Name: "a", Type: arrow.PrimitiveTypes.Int16}}, nil), "not a dataset column type"},
 		{"case-insensitive duplicate", "t", schemaOf(col("a", "int64"), col("A", "string")), "case-insensitive"},

@@ -17,13 +17,13 @@ import (
 type Session struct {
 	cfg       Config
 	connector *duckdb.Connector
+	scan      *scanner
 
 	mu      sync.Mutex
 	tables  map[string]tableState // by lower-cased name: DuckDB identifiers ignore case
 	ran     bool
 	closed  bool
 	pending sync.WaitGroup // LoadTable and Run calls in flight
-	viewSeq int
 }
 
 type tableState int
@@ -42,11 +42,22 @@ func New(cfg Config) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	connector, err := open(context.Background(), cfg)
+	ctx := context.Background()
+	connector, err := open(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &Session{cfg: cfg, connector: connector, tables: map[string]tableState{}}, nil
+	scan := &scanner{connector: connector, threads: cfg.Threads}
+	conn, err := connector.Connect(ctx)
+	if err == nil {
+		err = scan.register(conn)
+		conn.Close()
+	}
+	if err != nil {
+		scan.close()
+		return nil, errors.Join(fmt.Errorf("engine: registering the dataset scan: %w", err), connector.Close())
+	}
+	return &Session{cfg: cfg, connector: connector, scan: scan, tables: map[string]tableState{}}, nil
 }
 
 // Close discards every table and the database. It waits for LoadTable and
@@ -61,7 +72,10 @@ func (s *Session) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.pending.Wait()
-	return s.connector.Close()
+	s.scan.close()
+	err := s.connector.Close()
+	s.scan.releaseDatasets()
+	return err
 }
 
 // begin registers an operation in flight; the returned function ends it.
