@@ -226,4 +226,3 @@ func sameSchema(want, got *arrow.Schema) error {
 	}
 	return nil
 }
-
