@@ -45,9 +45,11 @@ func NewServerConfig(opts ServerOptions) (*tls.Config, error) {
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			var key ed25519.PublicKey
 			if len(cs.PeerCertificates) > 0 {
-				if key, err = selfSignedKey(cs.PeerCertificates); err != nil {
+				k, err := selfSignedKey(cs.PeerCertificates)
+				if err != nil {
 					return fmt.Errorf("client: %w", err)
 				}
+				key = k
 			}
 			if authorize != nil {
 				if err := authorize(key); err != nil {
