@@ -1,0 +1,131 @@
+// Package api holds the wire types of the coordinator's HTTP API
+// (docs/api.md), shared by the coordinator that serves them and the client
+// that calls them, so both always agree.
+package api
+
+import "fmt"
+
+// UploadStatementTrailer is the HTTP trailer that carries a dataset
+// upload's signed upload statement, base64-encoded.
+const UploadStatementTrailer = "Cleanroom-Upload-Statement"
+
+// MaxJSONBody bounds every JSON request and response body.
+const MaxJSONBody = 1 << 20
+
+// Health is the body of GET /v1/health.
+type Health struct {
+	Status    string `json:"status"`
+	LogSize   uint64 `json:"log_size"`
+	Contracts int    `json:"contracts"`
+}
+
+// AttestationRequest is the body of POST /v1/attestation.
+type AttestationRequest struct {
+	Nonce string `json:"nonce"` // hex, 1 to 64 bytes
+}
+
+// SubmitContractRequest is the body of POST /v1/contracts.
+type SubmitContractRequest struct {
+	Contract   string   `json:"contract"`
+	Signatures [][]byte `json:"signatures"`
+}
+
+// ContractReceipt acknowledges a registered contract.
+type ContractReceipt struct {
+	ContractID string `json:"contract_id"`
+	LogIndex   uint64 `json:"log_index"`
+}
+
+// ContractStatus is a contract's progress, as its participants see it.
+type ContractStatus struct {
+	ContractID string          `json:"contract_id"`
+	Name       string          `json:"name"`
+	ExpiresAt  string          `json:"expires_at"`
+	LogIndex   uint64          `json:"log_index"`
+	Datasets   []DatasetStatus `json:"datasets"`
+	Algorithm  AlgorithmStatus `json:"algorithm"`
+	Runs       []RunStatus     `json:"runs"`
+	MaxRuns    int64           `json:"max_runs"`
+	RunsUsed   int64           `json:"runs_used"`
+}
+
+// DatasetStatus describes one dataset of a contract.
+type DatasetStatus struct {
+	ID               string `json:"id"`
+	Provider         string `json:"provider"`
+	Uploaded         bool   `json:"uploaded"`
+	CiphertextSHA256 string `json:"ciphertext_sha256,omitempty"`
+	Rows             int64  `json:"rows,omitempty"`
+	LogIndex         uint64 `json:"log_index,omitempty"`
+}
+
+// AlgorithmStatus describes a contract's algorithm.
+type AlgorithmStatus struct {
+	Submitted    bool   `json:"submitted"`
+	SHA256       string `json:"sha256"`
+	Confidential bool   `json:"confidential"`
+	LogIndex     uint64 `json:"log_index,omitempty"`
+}
+
+// RunStatus describes one run.
+type RunStatus struct {
+	RunID          string `json:"run_id"`
+	Number         int64  `json:"number"`
+	Status         string `json:"status"` // running, finished, refused, aborted
+	RowsKept       int64  `json:"rows_kept"`
+	RowsSuppressed int64  `json:"rows_suppressed"`
+	ResultSHA256   string `json:"result_sha256,omitempty"`
+	Reason         string `json:"reason,omitempty"`
+	LogIndex       uint64 `json:"log_index"` // of run.started
+}
+
+// UploadReceipt acknowledges an accepted dataset upload.
+type UploadReceipt struct {
+	Dataset          string `json:"dataset"`
+	CiphertextSHA256 string `json:"ciphertext_sha256"`
+	Rows             int64  `json:"rows"`
+	LogIndex         uint64 `json:"log_index"`
+}
+
+// SubmitAlgorithmRequest is the body of PUT /v1/contracts/{cid}/algorithm:
+// exactly one of Text and Sealed.
+type SubmitAlgorithmRequest struct {
+	Text   *string `json:"text,omitempty"`
+	Sealed []byte  `json:"sealed,omitempty"`
+}
+
+// AlgorithmReceipt acknowledges an accepted algorithm.
+type AlgorithmReceipt struct {
+	SHA256   string `json:"sha256"`
+	LogIndex uint64 `json:"log_index"`
+}
+
+// AlgorithmView is what a participant may see of the algorithm; Text is
+// empty for those who may not see a confidential one.
+type AlgorithmView struct {
+	SHA256       string `json:"sha256"`
+	Confidential bool   `json:"confidential"`
+	Text         string `json:"text,omitempty"`
+}
+
+// ErrorBody is the body of every error response.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail says what was refused and why.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Hint    string `json:"hint,omitempty"`
+}
+
+// Error is an error response as a Go error.
+type Error struct {
+	Status int
+	ErrorDetail
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("coordinator refused (%d %s): %s", e.Status, e.Code, e.Message)
+}
