@@ -92,6 +92,7 @@ func (s *Session) LoadTable(ctx context.Context, name string, schema *arrow.Sche
 	if err != nil {
 		return err
 	}
+	d.export()
 	i := s.scan.add(d)
 	conn, err := s.connector.Connect(ctx)
 	if err != nil {

@@ -3,12 +3,13 @@ package engine
 /*
 #include <stdlib.h>
 #include <stdint.h>
+#include "scan.h"
 
 void cleanroom_scan_bind(void *);
 void cleanroom_scan_init(void *);
 void cleanroom_scan_local_init(void *);
-void cleanroom_scan_function(void *, void *);
 void cleanroom_scan_delete(void *);
+void cleanroom_scan_local_delete(void *);
 */
 import "C"
 
@@ -20,11 +21,10 @@ import (
 	"reflect"
 	"runtime/cgo"
 	"sync"
-	"sync/atomic"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/cdata"
 	"github.com/duckdb/duckdb-go/v2"
 	"github.com/duckdb/duckdb-go/v2/arrowmapping"
 	"github.com/duckdb/duckdb-go/v2/mapping"
@@ -47,6 +47,7 @@ type dataset struct {
 	batches []arrow.RecordBatch
 	windows []window // the scan order: every batch cut into windows of windowRows
 	rows    int64
+	c       *C.cleanroom_dataset // the batches exported for the C scan; nil until export
 }
 
 type window struct {
@@ -55,10 +56,48 @@ type window struct {
 }
 
 func (d *dataset) release() {
+	if d.c != nil {
+		for i := range int(d.c.nbatches) {
+			cdata.ReleaseCArrowArray((*cdata.CArrowArray)(unsafe.Pointer(cIndex(d.c.batches, i))))
+			C.free(unsafe.Pointer(cIndex(d.c.batches, i)))
+		}
+		C.free(unsafe.Pointer(d.c.batches))
+		C.free(unsafe.Pointer(d.c.windows))
+		C.free(unsafe.Pointer(d.c))
+		d.c = nil
+	}
 	for _, b := range d.batches {
 		b.Release()
 	}
 	d.batches = nil
+}
+
+// export exports every batch once through the Arrow C data interface and
+// lays out the windows in C memory, for the C side of the scan.
+func (d *dataset) export() {
+	c := (*C.cleanroom_dataset)(C.calloc(1, C.size_t(unsafe.Sizeof(C.cleanroom_dataset{}))))
+	c.batches = (**C.struct_ArrowArray)(C.calloc(C.size_t(max(len(d.batches), 1)), C.size_t(unsafe.Sizeof(uintptr(0)))))
+	for i, b := range d.batches {
+		a := (*C.struct_ArrowArray)(C.calloc(1, C.size_t(unsafe.Sizeof(C.struct_ArrowArray{}))))
+		cdata.ExportArrowRecordBatch(b, (*cdata.CArrowArray)(unsafe.Pointer(a)), nil)
+		*cIndexAddr(c.batches, i) = a
+		c.nbatches = C.int64_t(i + 1)
+	}
+	c.windows = (*C.cleanroom_window)(C.calloc(C.size_t(max(len(d.windows), 1)), C.size_t(unsafe.Sizeof(C.cleanroom_window{}))))
+	ws := unsafe.Slice(c.windows, max(len(d.windows), 1))
+	for i, w := range d.windows {
+		ws[i] = C.cleanroom_window{batch: C.int64_t(w.batch), off: C.int64_t(w.off), count: C.int64_t(w.count)}
+	}
+	c.nwindows = C.int64_t(len(d.windows))
+	d.c = c
+}
+
+func cIndexAddr(p **C.struct_ArrowArray, i int) **C.struct_ArrowArray {
+	return &unsafe.Slice(p, i+1)[i]
+}
+
+func cIndex(p **C.struct_ArrowArray, i int) *C.struct_ArrowArray {
+	return *cIndexAddr(p, i)
 }
 
 // scanner is the state behind the scan table function of one database.
@@ -203,16 +242,9 @@ func handleValue[T any](p unsafe.Pointer) T {
 	return cgo.Handle(*(*C.uintptr_t)(p)).Value().(T)
 }
 
-// destroyer is callback data that holds resources beyond Go memory.
-type destroyer interface{ destroy() }
-
 //export cleanroom_scan_delete
 func cleanroom_scan_delete(p unsafe.Pointer) {
-	h := cgo.Handle(*(*C.uintptr_t)(p))
-	if d, ok := h.Value().(destroyer); ok {
-		d.destroy()
-	}
-	h.Delete()
+	cgo.Handle(*(*C.uintptr_t)(p)).Delete()
 	C.free(p)
 }
 
@@ -278,24 +310,6 @@ func logicalType(t arrow.DataType) (mapping.LogicalType, error) {
 	return mapping.LogicalType{}, fmt.Errorf("engine: no DuckDB type for %s", t)
 }
 
-// scanState is one execution of a scan: the projected columns and the next
-// window to hand out. Every execution starts from the first window, so a
-// dataset can be scanned any number of times, in parallel.
-type scanState struct {
-	d      *dataset
-	cols   []int // dataset column of each output column; -1 for DuckDB's row id
-	schema *arrow.Schema
-	conv   arrowmapping.ArrowConvertedSchema
-	next   atomic.Int64
-	s      *scanner
-}
-
-func (st *scanState) destroy() {
-	if st.conv.Ptr != nil {
-		arrowmapping.DestroyArrowConvertedSchema(&st.conv)
-	}
-}
-
 //export cleanroom_scan_init
 func cleanroom_scan_init(p unsafe.Pointer) {
 	info := mapping.InitInfo{Ptr: p}
@@ -305,43 +319,49 @@ func cleanroom_scan_init(p unsafe.Pointer) {
 		}
 	}()
 	b := handleValue[*scanBinding](mapping.InitGetBindData(info))
-	st := &scanState{d: b.d, s: b.s}
+	n := int(mapping.InitGetColumnCount(info))
+	st := (*C.cleanroom_scan_state)(C.calloc(1, C.size_t(unsafe.Sizeof(C.cleanroom_scan_state{}))))
+	st.d = b.d.c
+	st.ncols = C.int64_t(n)
+	st.cols = (*C.int64_t)(C.calloc(C.size_t(max(n, 1)), 8))
+	cols := unsafe.Slice(st.cols, max(n, 1))
 	var fields []arrow.Field
-	for i := range mapping.InitGetColumnCount(info) {
-		c := mapping.InitGetColumnIndex(info, i)
-		if int(c) < 0 || int(c) >= b.d.schema.NumFields() {
-			st.cols = append(st.cols, -1) // the row id: never filled
+	for i := range n {
+		c := mapping.InitGetColumnIndex(info, mapping.IdxT(i))
+		if c >= mapping.IdxT(b.d.schema.NumFields()) {
+			cols[i] = -1 // DuckDB's row id: never filled
 			continue
 		}
-		st.cols = append(st.cols, int(c))
+		cols[i] = C.int64_t(c)
 		fields = append(fields, b.d.schema.Field(int(c)))
 	}
-	st.schema = arrow.NewSchema(fields, nil)
+	st.nconv = C.int64_t(len(fields))
 	if len(fields) > 0 {
 		c, err := b.s.getConn()
 		if err != nil {
+			C.cleanroom_scan_state_free(unsafe.Pointer(st))
 			mapping.InitSetError(info, err.Error())
 			return
 		}
-		conv, ed := arrowmapping.SchemaFromArrow(c.handle, st.schema)
+		conv, ed := arrowmapping.SchemaFromArrow(c.handle, arrow.NewSchema(fields, nil))
 		b.s.putConn(c)
 		if err := errorData(ed); err != nil {
+			C.cleanroom_scan_state_free(unsafe.Pointer(st))
 			mapping.InitSetError(info, err.Error())
 			return
 		}
-		st.conv = conv
+		st.conv = conv.Ptr
 	}
 	mapping.InitSetMaxThreads(info, mapping.IdxT(b.s.threads))
-	mapping.InitSetInitData(info, newHandle(st), deleteCallback)
+	mapping.InitSetInitData(info, unsafe.Pointer(st), unsafe.Pointer(C.cleanroom_scan_state_free))
 }
 
-// scanLocal is a worker thread's state: its conversion connection.
+// scanLocal is the Go side of a worker thread's state: the conversion
+// connection it borrows.
 type scanLocal struct {
 	s *scanner
 	c *rawConn
 }
-
-func (l *scanLocal) destroy() { l.s.putConn(l.c) }
 
 //export cleanroom_scan_local_init
 func cleanroom_scan_local_init(p unsafe.Pointer) {
@@ -357,56 +377,20 @@ func cleanroom_scan_local_init(p unsafe.Pointer) {
 		mapping.InitSetError(info, err.Error())
 		return
 	}
-	mapping.InitSetInitData(info, newHandle(&scanLocal{s: b.s, c: c}), deleteCallback)
+	l := (*C.cleanroom_scan_local)(C.calloc(1, C.size_t(unsafe.Sizeof(C.cleanroom_scan_local{}))))
+	l.conn = c.handle.Ptr
+	l.handle = C.uintptr_t(cgo.NewHandle(&scanLocal{s: b.s, c: c}))
+	mapping.InitSetInitData(info, unsafe.Pointer(l), unsafe.Pointer(C.cleanroom_scan_local_delete))
 }
 
-//export cleanroom_scan_function
-func cleanroom_scan_function(p, out unsafe.Pointer) {
-	info := mapping.FunctionInfo{Ptr: p}
-	output := mapping.DataChunk{Ptr: out}
-	defer func() {
-		if r := recover(); r != nil {
-			mapping.FunctionSetError(info, fmt.Sprintf("engine: dataset scan: %v", r))
-		}
-	}()
-	st := handleValue[*scanState](mapping.FunctionGetInitData(info))
-	local := handleValue[*scanLocal](mapping.FunctionGetLocalInitData(info))
-	w := st.next.Add(1) - 1
-	if w >= int64(len(st.d.windows)) {
-		mapping.DataChunkSetSize(output, 0)
-		return
-	}
-	win := st.d.windows[w]
-	if st.schema.NumFields() > 0 {
-		batch := st.d.batches[win.batch]
-		cols := make([]arrow.Array, 0, st.schema.NumFields())
-		for _, c := range st.cols {
-			if c >= 0 {
-				cols = append(cols, array.NewSlice(batch.Column(c), win.off, win.off+win.count))
-			}
-		}
-		rec := array.NewRecordBatch(st.schema, cols, win.count)
-		for _, a := range cols {
-			a.Release()
-		}
-		chunk, ed := arrowmapping.DataChunkFromArrow(local.c.handle, rec, st.conv)
-		rec.Release()
-		if err := errorData(ed); err != nil {
-			mapping.DestroyDataChunk(&chunk)
-			mapping.FunctionSetError(info, err.Error())
-			return
-		}
-		j := 0
-		for i, c := range st.cols {
-			if c < 0 {
-				continue
-			}
-			mapping.VectorReferenceVector(mapping.DataChunkGetVector(output, mapping.IdxT(i)), mapping.DataChunkGetVector(chunk, mapping.IdxT(j)))
-			j++
-		}
-		mapping.DestroyDataChunk(&chunk)
-	}
-	mapping.DataChunkSetSize(output, mapping.IdxT(win.count))
+//export cleanroom_scan_local_delete
+func cleanroom_scan_local_delete(p unsafe.Pointer) {
+	l := (*C.cleanroom_scan_local)(p)
+	h := cgo.Handle(l.handle)
+	local := h.Value().(*scanLocal)
+	local.s.putConn(local.c)
+	h.Delete()
+	C.free(p)
 }
 
 // errorData turns DuckDB error data into an error, destroying it.

@@ -59,3 +59,17 @@ func TestScanIsRepeatableAndComplete(t *testing.T) {
 		})
 	}
 }
+
+func TestEmptyTable(t *testing.T) {
+	s := newSession(t, Config{})
+	tb := &table{name: "empty", schema: schemaOf(col("n", "int64"), col("s", "string"))}
+	load(t, s, tb)
+	res, err := s.Run(context.Background(), "SELECT count(*) AS c, max(s) AS m FROM empty e1 CROSS JOIN empty e2", noLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Release()
+	if c := res.Batches[0].Column(0).(*array.Int64).Value(0); c != 0 || !res.Batches[0].Column(1).IsNull(0) {
+		t.Fatalf("got %v", res.Batches[0])
+	}
+}
