@@ -193,6 +193,24 @@ func (c *Client) FreshIdentity(ctx context.Context) (*attest.IdentityDocument, *
 	if _, err := c.do(ctx, http.MethodPost, "/v1/attestation", body, hdr, &raw, true); err != nil {
 		return nil, nil, err
 	}
+	return c.verifyDocument(ctx, raw, nonce)
+}
+
+// Identity fetches the identity document with the evidence of the TLS
+// certificate (no nonce) and verifies it like FreshIdentity. It is the
+// document to keep for cleanroom dataset encrypt.
+func (c *Client) Identity(ctx context.Context) (*attest.IdentityDocument, *attest.Claims, error) {
+	var raw json.RawMessage
+	if _, err := c.do(ctx, http.MethodGet, "/v1/identity", nil, nil, &raw, true); err != nil {
+		return nil, nil, err
+	}
+	return c.verifyDocument(ctx, raw, nil)
+}
+
+// verifyDocument checks an identity document: it binds the key this
+// connection attested, and its evidence verifies against the contract (or
+// for authenticity only) with the nonce.
+func (c *Client) verifyDocument(ctx context.Context, raw []byte, nonce []byte) (*attest.IdentityDocument, *attest.Claims, error) {
 	doc, err := attest.ParseIdentityDocument(raw)
 	if err != nil {
 		return nil, nil, fmt.Errorf("coordinator's identity document: %w", err)
@@ -202,11 +220,15 @@ func (c *Client) FreshIdentity(ctx context.Context) (*attest.IdentityDocument, *
 		return nil, nil, err
 	}
 	if len(doc.PublicKeys) != 1 || !doc.PublicKeys[0].Equal(peer.PublicKey) {
-		return nil, nil, errors.New("the fresh evidence binds another key than the one this connection attested")
+		return nil, nil, errors.New("the identity document binds another key than the one this connection attested")
 	}
 	var claims *attest.Claims
 	if c.opts.Contract != nil && !c.opts.InsecureSkipPolicy {
-		claims, err = doc.VerifyFresh(&c.opts.Contract.Coordinator, nonce)
+		if nonce != nil {
+			claims, err = doc.VerifyFresh(&c.opts.Contract.Coordinator, nonce)
+		} else {
+			claims, err = doc.Verify(&c.opts.Contract.Coordinator)
+		}
 	} else {
 		cp := &contracts.CoordinatorPolicy{Platform: doc.Platform, SimulatedRootSHA256: c.opts.SimulatedRootSHA256}
 		var v *attest.Verifier
@@ -219,7 +241,7 @@ func (c *Client) FreshIdentity(ctx context.Context) (*attest.IdentityDocument, *
 		}
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("fresh evidence: %w", err)
+		return nil, nil, fmt.Errorf("coordinator evidence: %w", err)
 	}
 	return doc, claims, nil
 }

@@ -16,6 +16,10 @@ import (
 
 func init() { register(newContractCmd) }
 
+// contractCommands are sub-commands of "cleanroom contract" defined in
+// other files; each appends its factory in an init function.
+var contractCommands []func(*cli) *cobra.Command
+
 func newContractCmd(c *cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "contract",
@@ -66,6 +70,9 @@ func newContractCmd(c *cli) *cobra.Command {
 		newContractSignCmd(c),
 		newContractVerifyCmd(c),
 	)
+	for _, f := range contractCommands {
+		cmd.AddCommand(f(c))
+	}
 	return cmd
 }
 

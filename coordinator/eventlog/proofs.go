@@ -168,3 +168,13 @@ func (l *Log) Replay(ctx context.Context, fn func(index uint64, entry []byte) er
 	}
 	return nil
 }
+
+// Entry returns the entry at index once a published checkpoint covers it,
+// byte for byte as it was appended.
+func (l *Log) Entry(ctx context.Context, index uint64) ([]byte, error) {
+	cp, err := l.WaitCheckpoint(ctx, index+1)
+	if err != nil {
+		return nil, err
+	}
+	return l.readEntry(ctx, index, cp.Size())
+}

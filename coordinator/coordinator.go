@@ -1,0 +1,390 @@
+// Package coordinator is the Cleanroom coordinator: it keeps the contracts,
+// datasets, algorithms and runs that participants give it, records every
+// state change in its audit log before the change takes effect, runs the
+// agreed query in the locked-down engine and releases results under the
+// output policy.
+//
+// The log is the source of truth. At start the coordinator replays it to
+// rebuild its state (package state), checks that every blob the log names
+// is present, appends a coordinator.started event, and marks runs that were
+// interrupted as aborted. While serving, each change is checked, appended
+// durably, and only then applied. Large or secret material lives in
+// content-addressed blobs (package blobs): envelopes and encrypted results
+// as the ciphertext they are, contract and algorithm texts sealed.
+package coordinator
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"cleanroom.dev/cleanroom/cleanroom/attest"
+	"cleanroom.dev/cleanroom/cleanroom/events"
+	"cleanroom.dev/cleanroom/cleanroom/tlog"
+	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/coordinator/blobs"
+	"cleanroom.dev/cleanroom/coordinator/engine"
+	"cleanroom.dev/cleanroom/coordinator/eventlog"
+	"cleanroom.dev/cleanroom/coordinator/state"
+	"cleanroom.dev/cleanroom/coordinator/tee"
+)
+
+// Version is the software version recorded in coordinator.started events.
+var Version = "dev"
+
+// Config configures a coordinator. The zero value of every field but
+// DataDir has a documented default.
+type Config struct {
+	// DataDir holds the sealed identity, the audit log and the blobs.
+	DataDir string
+	// Attestation is the mode to initialise an empty DataDir with; for an
+	// initialised one it must be empty or the directory's mode.
+	Attestation tee.Mode
+	// MaxUploadBytes bounds one dataset envelope. Default 8 GiB.
+	MaxUploadBytes int64
+	// QueryMemory bounds the engine's memory for one run (datasets and
+	// working memory). Default 4 GiB.
+	QueryMemory int64
+	// QueryThreads is the engine's thread count. Default: all cores.
+	QueryThreads int
+	// CheckpointInterval is how often the log publishes a signed
+	// checkpoint. Default 1 s (the eventlog default).
+	CheckpointInterval time.Duration
+	// Logger receives structured logs. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Defaults.
+const (
+	DefaultMaxUploadBytes = 8 << 30
+	DefaultQueryMemory    = 4 << 30
+)
+
+func (c *Config) setDefaults() {
+	if c.MaxUploadBytes <= 0 {
+		c.MaxUploadBytes = DefaultMaxUploadBytes
+	}
+	if c.QueryMemory <= 0 {
+		c.QueryMemory = DefaultQueryMemory
+	}
+	if c.QueryThreads <= 0 {
+		c.QueryThreads = runtime.GOMAXPROCS(0)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Coordinator is a running coordinator. It is safe for concurrent use.
+type Coordinator struct {
+	cfg     Config
+	tee     *tee.Instance
+	log     *eventlog.Log
+	blobs   *blobs.Store
+	state   *state.State
+	sealer  *sealer
+	metrics *metrics
+	logger  *slog.Logger
+
+	evidence       []byte // encoded static evidence
+	evidenceDigest [32]byte
+
+	// locks serialises the check-append-apply of changes per contract, so
+	// two requests cannot both pass a check that only one may pass.
+	locks keyedMutex
+	// applyMu and applied order Apply calls by log index when appends of
+	// different contracts complete out of order.
+	applyMu   sync.Mutex
+	applyCond *sync.Cond
+	failed    error // set when the log and the state may disagree
+}
+
+// Open opens (initialising if needed) the data directory, replays the
+// audit log into the state, and records the start. It refuses to start
+// from a log that does not verify, an event that contradicts the state, or
+// a blob the log names that is missing or damaged.
+func Open(ctx context.Context, cfg Config) (*Coordinator, error) {
+	cfg.setDefaults()
+	if cfg.DataDir == "" {
+		return nil, errors.New("coordinator: no data directory")
+	}
+	inst, err := tee.OpenOrInit(cfg.DataDir, cfg.Attestation)
+	if err != nil {
+		return nil, err
+	}
+	if inst.Platform() == contracts.PlatformSEVSNPSimulated {
+		cfg.Logger.Warn("SIMULATED attestation: this coordinator protects nothing; use it only for development, tests and demos")
+	}
+	sl, err := newSealer(inst.Identity())
+	if err != nil {
+		return nil, err
+	}
+	store, err := blobs.Open(filepath.Join(cfg.DataDir, "blobs"))
+	if err != nil {
+		return nil, err
+	}
+	evidence, err := inst.StaticEvidence().MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("encoding evidence: %w", err)
+	}
+	c := &Coordinator{
+		cfg:            cfg,
+		tee:            inst,
+		blobs:          store,
+		sealer:         sl,
+		metrics:        newMetrics(),
+		logger:         cfg.Logger,
+		evidence:       evidence,
+		evidenceDigest: sha256.Sum256(evidence),
+	}
+	c.applyCond = sync.NewCond(&c.applyMu)
+	c.state = state.New(c.loadContract)
+	lg, err := eventlog.Open(filepath.Join(cfg.DataDir, "log"), inst.Identity().Signer(), tlog.Origin(inst.PublicKey()),
+		&eventlog.Options{CheckpointInterval: cfg.CheckpointInterval})
+	if err != nil {
+		return nil, err
+	}
+	c.log = lg
+	if err := c.replay(ctx); err != nil {
+		lg.Close(context.Background())
+		return nil, err
+	}
+	if err := c.recordStart(ctx); err != nil {
+		lg.Close(context.Background())
+		return nil, err
+	}
+	return c, nil
+}
+
+// replay rebuilds the state from the log and checks the blobs it names.
+func (c *Coordinator) replay(ctx context.Context) error {
+	start := time.Now()
+	err := c.log.Replay(ctx, func(idx uint64, entry []byte) error {
+		e, err := events.Decode(entry)
+		if err != nil {
+			return fmt.Errorf("log entry %d: %w", idx, err)
+		}
+		if err := c.checkBlobs(e); err != nil {
+			return fmt.Errorf("log entry %d (%s): %w", idx, e.Type, err)
+		}
+		return c.state.Apply(idx, e)
+	})
+	if err != nil {
+		return fmt.Errorf("replaying the audit log: %w", err)
+	}
+	c.logger.Info("state rebuilt from the audit log", "events", c.state.Size(), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// checkBlobs checks that the blobs an event names are present with their
+// recorded size: damage is found at start, not in the middle of a run.
+func (c *Coordinator) checkBlobs(e *events.Event) error {
+	var refs []events.Blob
+	switch e.Type {
+	case events.TypeContractRegistered:
+		refs = append(refs, e.ContractRegistered.Document)
+	case events.TypeDatasetUploaded:
+		refs = append(refs, e.DatasetUploaded.Ciphertext)
+	case events.TypeAlgorithmSubmitted:
+		refs = append(refs, e.AlgorithmSubmitted.Text)
+	case events.TypeRunFinished:
+		refs = append(refs, e.RunFinished.EncryptedResult)
+	}
+	for _, b := range refs {
+		d, err := blobs.ParseDigest(b.SHA256)
+		if err != nil {
+			return err
+		}
+		if err := c.blobs.Check(d, b.Size); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordStart appends coordinator.started and aborts interrupted runs.
+func (c *Coordinator) recordStart(ctx context.Context) error {
+	_, err := c.commit(ctx, &events.Event{
+		Type: events.TypeCoordinatorStarted,
+		CoordinatorStarted: &events.CoordinatorStarted{
+			Platform:       string(c.tee.Platform()),
+			Measurement:    fmt.Sprintf("%x", c.tee.Measurement()),
+			PublicKey:      c.tee.PublicKey().Fingerprint().String(),
+			EvidenceSHA256: fmt.Sprintf("%x", c.evidenceDigest),
+			Software:       Version,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	var interrupted []*state.Run
+	c.state.View(func(v *state.Snapshot) { interrupted = v.RunningRuns() })
+	for _, run := range interrupted {
+		_, err := c.commit(ctx, &events.Event{
+			Type:     events.TypeRunAborted,
+			Contract: run.Contract.String(),
+			RunAborted: &events.RunAborted{RunID: run.ID,
+				Reason: "the coordinator stopped while the run was in progress; nothing was released"},
+		})
+		if err != nil {
+			return err
+		}
+		c.metrics.add("cleanroomd_runs_total", 1, "outcome", "aborted")
+		c.logger.Warn("run interrupted by a restart marked aborted", "contract", run.Contract.String(), "run", run.ID)
+	}
+	return nil
+}
+
+// commit appends e durably and applies it to the state, in log order. It
+// fills in the envelope fields. An error after the append leaves the
+// coordinator failed: the log may hold an event the state lacks, and only a
+// restart (replay) reconciles them.
+func (c *Coordinator) commit(ctx context.Context, e *events.Event) (uint64, error) {
+	if err := c.failedErr(); err != nil {
+		return 0, err
+	}
+	e.V, e.ID, e.Time = events.Version, events.NewID(), c.cfg.Now().UTC()
+	entry, err := events.Encode(e)
+	if err != nil {
+		return 0, internal(err, "encoding %s event: %v", e.Type, err)
+	}
+	idx, err := c.log.Append(ctx, entry)
+	if err != nil {
+		if errors.Is(err, eventlog.ErrFailed) || !errors.Is(err, context.Canceled) {
+			c.fail(fmt.Errorf("appending to the audit log: %w", err))
+		}
+		return 0, newError(503, "unavailable", err, "the audit log refused the event: %v", err)
+	}
+	c.applyMu.Lock()
+	for c.state.Size() < idx && c.failed == nil {
+		c.applyCond.Wait()
+	}
+	if c.failed != nil {
+		c.applyMu.Unlock()
+		return 0, c.failedErr()
+	}
+	err = c.state.Apply(idx, e)
+	c.applyCond.Broadcast()
+	c.applyMu.Unlock()
+	if err != nil {
+		c.fail(err)
+		return 0, internal(err, "applying %s event %d: %v", e.Type, idx, err)
+	}
+	c.metrics.add("cleanroomd_events_total", 1, "type", string(e.Type))
+	return idx, nil
+}
+
+func (c *Coordinator) fail(err error) {
+	c.applyMu.Lock()
+	if c.failed == nil {
+		c.failed = err
+		c.logger.Error("coordinator failed: restart it to replay the log", "err", err)
+	}
+	c.applyCond.Broadcast()
+	c.applyMu.Unlock()
+}
+
+func (c *Coordinator) failedErr() error {
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
+	if c.failed != nil {
+		return newError(503, "unavailable", c.failed, "the coordinator must be restarted: %v", c.failed)
+	}
+	return nil
+}
+
+// Close stops the coordinator: it waits for a checkpoint covering every
+// event (bounded by ctx) and closes the log.
+func (c *Coordinator) Close(ctx context.Context) error { return c.log.Close(ctx) }
+
+// Identity returns the coordinator's TEE instance (keys and evidence).
+func (c *Coordinator) TEE() *tee.Instance { return c.tee }
+
+// Evidence returns the encoded static evidence.
+func (c *Coordinator) Evidence() attest.Evidence { return c.tee.StaticEvidence() }
+
+// LogHandler serves the audit log in the tlog-tiles layout.
+func (c *Coordinator) Log() *eventlog.Log { return c.log }
+
+// State returns the coordinator's state (read-only use).
+func (c *Coordinator) State() *state.State { return c.state }
+
+// loadContract reads and parses a registered contract's sealed document.
+// Expired contracts load: history stays readable.
+func (c *Coordinator) loadContract(r *events.ContractRegistered) (*contracts.Contract, error) {
+	text, err := c.readSealed("contract", r.Document)
+	if err != nil {
+		return nil, err
+	}
+	if sha256.Sum256(text) != mustHex32(r.DocSHA256) {
+		return nil, fmt.Errorf("contract document does not hash to %s", r.DocSHA256)
+	}
+	return contracts.Parse(text, contracts.ParseOptions{AllowExpired: true})
+}
+
+func (c *Coordinator) readSealed(kind string, b events.Blob) ([]byte, error) {
+	d, err := blobs.ParseDigest(b.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := c.blobs.Get(d, b.Size)
+	if err != nil {
+		return nil, err
+	}
+	return c.sealer.open(kind, sealed)
+}
+
+func (c *Coordinator) putSealed(kind string, plain []byte) (events.Blob, error) {
+	sealed := c.sealer.seal(kind, plain)
+	d, err := c.blobs.Put(sealed)
+	if err != nil {
+		return events.Blob{}, err
+	}
+	return events.Blob{SHA256: d.String(), Size: int64(len(sealed))}, nil
+}
+
+func mustHex32(s string) [32]byte {
+	var out [32]byte
+	d, err := blobs.ParseDigest(s)
+	if err == nil {
+		out = d
+	}
+	return out
+}
+
+// engineConfig is the engine configuration of a run.
+func (c *Coordinator) engineConfig() engine.Config {
+	return engine.Config{MemoryLimit: c.cfg.QueryMemory, Threads: c.cfg.QueryThreads}
+}
+
+// keyedMutex is a set of mutexes by key, created on demand.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+}
+
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*sync.Mutex{}
+	}
+	m := k.locks[key]
+	if m == nil {
+		m = &sync.Mutex{}
+		k.locks[key] = m
+	}
+	k.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}

@@ -1,0 +1,233 @@
+package coordinator
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"cleanroom.dev/cleanroom/cleanroom/api"
+	"cleanroom.dev/cleanroom/cleanroom/events"
+	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/coordinator/blobs"
+	"cleanroom.dev/cleanroom/coordinator/engine"
+	"cleanroom.dev/cleanroom/coordinator/state"
+)
+
+// Run starts a run of the contract's algorithm for its algorithm provider
+// or a result recipient, and waits for its outcome. Admission is refused
+// (and logged, without counting a run) when the contract has expired, a
+// dataset or the algorithm is missing, or max_runs runs have started.
+// Otherwise run.started is appended — the run counts from then on, whatever
+// happens — and the run proceeds: decrypt, load, query, policy, encrypt,
+// sign, run.finished. A refusal by the engine or the output policy is
+// logged as run.refused. The run goes on if the caller disconnects.
+func (c *Coordinator) Run(ctx context.Context, actor ed25519.PublicKey, cid contracts.ID) (*api.RunStatus, error) {
+	sc, p, err := c.participant(cid, actor)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireRole(p, "start runs", contracts.RoleAlgorithmProvider, contracts.RoleResultRecipient); err != nil {
+		return nil, err
+	}
+	ctx = context.WithoutCancel(ctx)
+	run, err := c.admit(ctx, sc.Contract, p)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.execute(ctx, sc.Contract, run); err != nil {
+		return nil, err
+	}
+	rs, err := c.RunStatus(cid, run.RunID, actor)
+	if err != nil {
+		return nil, err
+	}
+	return rs, nil
+}
+
+// admit checks admission and appends run.started or run.refused, under the
+// contract's lock so concurrent requests cannot exceed max_runs.
+func (c *Coordinator) admit(ctx context.Context, ct *contracts.Contract, p *contracts.Participant) (*events.RunStarted, error) {
+	cid := ct.ID()
+	unlock := c.locks.lock(cid.String())
+	defer unlock()
+	var reasons []string
+	var started *events.RunStarted
+	c.state.View(func(v *state.Snapshot) {
+		sc := v.Contract(cid)
+		if ct.Expired(c.cfg.Now()) {
+			reasons = append(reasons, fmt.Sprintf("the contract expired at %s", ct.ExpiresAt))
+		}
+		digests := map[string]string{}
+		var missing []string
+		for _, ds := range ct.Datasets {
+			if up := sc.Datasets[ds.ID]; up != nil {
+				digests[ds.ID] = up.Upload.Ciphertext.SHA256
+			} else {
+				missing = append(missing, fmt.Sprintf("%s (from %s)", ds.ID, ds.Provider))
+			}
+		}
+		if len(missing) > 0 {
+			reasons = append(reasons, "datasets not uploaded yet: "+strings.Join(missing, ", "))
+		}
+		if sc.Algorithm == nil {
+			reasons = append(reasons, fmt.Sprintf("the algorithm has not been submitted (by %s)", ct.Algorithm.Provider))
+		}
+		if used := int64(len(sc.Runs)); used >= ct.Output.MaxRuns {
+			reasons = append(reasons, fmt.Sprintf("all %d runs the contract allows (max_runs) have been used", ct.Output.MaxRuns))
+		}
+		started = &events.RunStarted{
+			RunID: events.NewID(), Number: int64(len(sc.Runs)) + 1,
+			AlgorithmSHA256: fmt.Sprintf("%x", ct.Algorithm.SHA256), Datasets: digests,
+		}
+	})
+	if len(reasons) > 0 {
+		reason := strings.Join(reasons, "; ")
+		if _, err := c.commit(ctx, &events.Event{
+			Type: events.TypeRunRefused, Contract: cid.String(), Actor: p.ID, ActorKey: p.PublicKey.Fingerprint().String(),
+			RunRefused: &events.RunRefused{Stage: "admission", Reason: reason},
+		}); err != nil {
+			return nil, err
+		}
+		c.metrics.add("cleanroomd_runs_total", 1, "outcome", "refused")
+		return nil, unprocessable(nil, "run refused: %s", reason)
+	}
+	if _, err := c.commit(ctx, &events.Event{
+		Type: events.TypeRunStarted, Contract: cid.String(), Actor: p.ID, ActorKey: p.PublicKey.Fingerprint().String(),
+		RunStarted: started,
+	}); err != nil {
+		return nil, err
+	}
+	c.logger.Info("run started", "contract", cid.String(), "run", started.RunID, "number", started.Number, "by", p.ID)
+	return started, nil
+}
+
+// execute runs an admitted run to its end: finished or refused.
+func (c *Coordinator) execute(ctx context.Context, ct *contracts.Contract, run *events.RunStarted) error {
+	res, stage, err := c.query(ctx, ct, run)
+	if err != nil {
+		reason := err.Error()
+		if _, cerr := c.commit(ctx, &events.Event{
+			Type: events.TypeRunRefused, Contract: ct.ID().String(),
+			RunRefused: &events.RunRefused{RunID: run.RunID, Stage: stage, Reason: reason},
+		}); cerr != nil {
+			return cerr
+		}
+		c.metrics.add("cleanroomd_runs_total", 1, "outcome", "refused")
+		c.logger.Info("run refused", "contract", ct.ID().String(), "run", run.RunID, "stage", stage, "reason", reason)
+		return unprocessable(err, "run %s refused (%s): %s", run.RunID, stage, reason)
+	}
+	defer res.Release()
+	if err := c.release(ctx, ct, run, res); err != nil {
+		return err
+	}
+	c.metrics.add("cleanroomd_runs_total", 1, "outcome", "finished")
+	c.metrics.add("cleanroomd_rows_suppressed_total", res.Suppressed)
+	return nil
+}
+
+// query decrypts the datasets, loads them into a fresh locked-down engine
+// session and runs the algorithm under the output policy. On failure it
+// names the stage: "query" for the algorithm, the data or the engine,
+// "policy" for the output policy.
+func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *events.RunStarted) (*engine.Result, string, error) {
+	a := c.algorithm(ct.ID())
+	text, err := c.readSealed("algorithm", a.Submitted.Text)
+	if err != nil {
+		return nil, "query", fmt.Errorf("reading the algorithm: %w", err)
+	}
+	if sha256.Sum256(text) != ct.Algorithm.SHA256 {
+		return nil, "query", errors.New("the stored algorithm does not hash to the contract's algorithm.sha256")
+	}
+	sess, err := engine.New(c.engineConfig())
+	if err != nil {
+		return nil, "query", fmt.Errorf("starting the engine: %w", err)
+	}
+	defer sess.Close()
+	if err := c.loadDatasets(ctx, sess, ct, run); err != nil {
+		return nil, "query", err
+	}
+	res, err := sess.Run(ctx, string(text), ct.Output)
+	if err != nil {
+		var refusal *engine.RefusalError
+		if errors.As(err, &refusal) && refusal.Layer == engine.LayerPolicy {
+			return nil, "policy", err
+		}
+		return nil, "query", err
+	}
+	return res, "", nil
+}
+
+// loadDatasets decrypts each dataset (segments in parallel) and loads it,
+// the datasets concurrently.
+func (c *Coordinator) loadDatasets(ctx context.Context, sess *engine.Session, ct *contracts.Contract, run *events.RunStarted) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(ct.Datasets))
+	for i, ds := range ct.Datasets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.loadDataset(ctx, sess, ct, ds.ID, run.Datasets[ds.ID])
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (c *Coordinator) loadDataset(ctx context.Context, sess *engine.Session, ct *contracts.Contract, datasetID, digestHex string) error {
+	var size int64 = -1
+	c.state.View(func(v *state.Snapshot) {
+		if up := v.Contract(ct.ID()).Datasets[datasetID]; up != nil {
+			size = up.Upload.Ciphertext.Size
+		}
+	})
+	d, err := blobs.ParseDigest(digestHex)
+	if err != nil {
+		return err
+	}
+	ciphertext, err := c.blobs.Get(d, size)
+	if err != nil {
+		return fmt.Errorf("dataset %s: %w", datasetID, err)
+	}
+	recs, _, err := DecryptDataset(ciphertext, c.tee.Identity().HPKE(), ct, datasetID)
+	ciphertext = nil
+	if err != nil {
+		return err
+	}
+	schema := ct.Dataset(datasetID).Schema()
+	rr, err := array.NewRecordReader(schema, recs)
+	for _, r := range recs {
+		r.Release() // the reader holds its own references
+	}
+	if err != nil {
+		return fmt.Errorf("dataset %s: %w", datasetID, err)
+	}
+	defer rr.Release()
+	if err := sess.LoadTable(ctx, datasetID, schema, rr); err != nil {
+		return fmt.Errorf("loading dataset %s: %w", datasetID, err)
+	}
+	return nil
+}
+
+// RunStatus returns a run's status to a participant of its contract.
+func (c *Coordinator) RunStatus(cid contracts.ID, runID string, actor ed25519.PublicKey) (*api.RunStatus, error) {
+	if _, _, err := c.participant(cid, actor); err != nil {
+		return nil, err
+	}
+	var rs *api.RunStatus
+	c.state.View(func(v *state.Snapshot) {
+		if r := v.Run(runID); r != nil && r.Contract == cid {
+			s := runStatus(r)
+			rs = &s
+		}
+	})
+	if rs == nil {
+		return nil, notFound("contract %s has no run %q", cid, runID)
+	}
+	return rs, nil
+}
