@@ -64,7 +64,7 @@ func TestEmptyTable(t *testing.T) {
 	s := newSession(t, Config{})
 	tb := &table{name: "empty", schema: schemaOf(col("n", "int64"), col("s", "string"))}
 	load(t, s, tb)
-	res, err := s.Run(context.Background(), "SELECT count(*) AS c, max(s) AS m FROM empty e1 CROSS JOIN empty e2", noLimit)
+	res, err := s.Run(context.Background(), "SELECT count(*) AS c, max(e1.s) AS m FROM empty e1 CROSS JOIN empty e2", noLimit)
 	if err != nil {
 		t.Fatal(err)
 	}
