@@ -1,0 +1,32 @@
+-- Ad attribution, per campaign: how many of the advertiser's customers saw
+-- the campaign shortly before they bought, how often, and for how much.
+--
+-- Attribution rule (view-through, every touch): a conversion counts for a
+-- campaign when the converting user saw at least one impression of that
+-- campaign in the 30 days before it: converted_at - 720 hours <= shown_at
+-- < converted_at. An impression at the very instant of the conversion does
+-- not count; one exactly 30 days before does. A conversion can count for
+-- several campaigns, and counts once for each, however many impressions of
+-- that campaign the user saw.
+--
+-- users        converting users behind the row (the contract's group size)
+-- conversions  conversions attributed to the campaign
+-- revenue      their value, summed exactly in cents
+WITH numbered AS (
+    SELECT row_number() OVER () AS conversion, user_id, value, converted_at
+    FROM conversions
+),
+attributed AS (
+    SELECT DISTINCT i.campaign, c.conversion, c.user_id, c.value
+    FROM numbered AS c
+    JOIN impressions AS i ON i.user_id = c.user_id
+    WHERE i.shown_at < c.converted_at
+      AND i.shown_at >= c.converted_at - INTERVAL 720 HOUR
+)
+SELECT campaign,
+       count(DISTINCT user_id) AS users,
+       count(*) AS conversions,
+       sum(CAST(value AS DECIMAL(12, 2))) AS revenue
+FROM attributed
+GROUP BY campaign
+ORDER BY campaign

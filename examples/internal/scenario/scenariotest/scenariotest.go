@@ -1,0 +1,329 @@
+// Package scenariotest holds what the example scenarios' tests share: a
+// plain, unrestricted DuckDB reading the generated CSV and Parquet files
+// (the reference a scenario's query is checked against), a run through the
+// coordinator's locked-down engine under a contract's output policy, and a
+// contract template filled with fresh keys.
+package scenariotest
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql/driver"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/duckdb/duckdb-go/v2"
+
+	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/connectors"
+	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/coordinator/engine"
+	"cleanroom.dev/cleanroom/examples/internal/scenario"
+)
+
+// DuckDB is an ordinary in-memory DuckDB, with nothing locked down, whose
+// session time zone is UTC like the coordinator's engine.
+type DuckDB struct {
+	connector *duckdb.Connector
+	conn      driver.Conn
+}
+
+// NewDuckDB opens a plain DuckDB and closes it when the test ends.
+func NewDuckDB(tb testing.TB) *DuckDB {
+	tb.Helper()
+	c, err := duckdb.NewConnector(":memory:?threads=2", nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	conn, err := c.Connect(context.Background())
+	if err != nil {
+		c.Close()
+		tb.Fatal(err)
+	}
+	d := &DuckDB{connector: c, conn: conn}
+	tb.Cleanup(func() {
+		conn.Close()
+		c.Close()
+	})
+	d.Exec(tb, "SET TimeZone = 'UTC'")
+	return d
+}
+
+// Exec runs a statement.
+func (d *DuckDB) Exec(tb testing.TB, q string) {
+	tb.Helper()
+	if _, err := d.conn.(driver.ExecerContext).ExecContext(context.Background(), q, nil); err != nil {
+		tb.Fatalf("%s: %v", q, err)
+	}
+}
+
+// ViewCSV makes a view named like the dataset over its CSV file, read with
+// DuckDB's own CSV reader and the contract's column types.
+func (d *DuckDB) ViewCSV(tb testing.TB, name, path string, cols []contracts.Column) {
+	tb.Helper()
+	types := make([]string, len(cols))
+	for i, c := range cols {
+		types[i] = fmt.Sprintf("%s: %s", quoteString(c.Name), quoteString(duckType(tb, c.Type)))
+	}
+	d.Exec(tb, fmt.Sprintf("CREATE OR REPLACE VIEW %s AS SELECT * FROM read_csv(%s, header = true, auto_detect = false, columns = {%s})",
+		quoteIdent(name), quoteString(path), strings.Join(types, ", ")))
+}
+
+// ViewParquet makes a view named like the dataset over its Parquet file.
+func (d *DuckDB) ViewParquet(tb testing.TB, name, path string) {
+	tb.Helper()
+	d.Exec(tb, fmt.Sprintf("CREATE OR REPLACE VIEW %s AS SELECT * FROM read_parquet(%s)", quoteIdent(name), quoteString(path)))
+}
+
+// Query runs q and returns its rows in canonical text form; the result's
+// column names and Arrow types must be exactly those of cols.
+func (d *DuckDB) Query(tb testing.TB, q string, cols []contracts.Column) *scenario.Table {
+	tb.Helper()
+	a, err := duckdb.NewArrowFromConn(d.conn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rr, err := a.QueryContext(context.Background(), q)
+	if err != nil {
+		tb.Fatalf("plain DuckDB: %v", err)
+	}
+	defer rr.Release()
+	checkSchema(tb, rr.Schema(), cols)
+	t := tableOf(cols)
+	for rr.Next() {
+		appendRows(t, rr.RecordBatch())
+	}
+	if err := rr.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	return t
+}
+
+// QueryInt runs a query returning one integer.
+func (d *DuckDB) QueryInt(tb testing.TB, q string) int64 {
+	tb.Helper()
+	t := d.Query(tb, q, scenario.MustColumns("n", "int64"))
+	if len(t.Rows) != 1 {
+		tb.Fatalf("%s: %d rows", q, len(t.Rows))
+	}
+	var n int64
+	if _, err := fmt.Sscan(t.Rows[0][0], &n); err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
+// Engine runs query in the coordinator's locked-down engine on the
+// contract's datasets, read from dir/DATASET.EXT by connectors.Open with the
+// contract's columns, under the contract's output policy. It returns the
+// released rows and the number of suppressed rows.
+func Engine(tb testing.TB, c *contracts.Contract, dir string, format connectors.Format, query string, cols []contracts.Column) (*scenario.Table, int64) {
+	tb.Helper()
+	ctx := context.Background()
+	s, err := engine.New(engine.Config{MemoryLimit: 256 << 20, Threads: 2})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer s.Close()
+	for _, ds := range c.Datasets {
+		r, err := connectors.Open(filepath.Join(dir, ds.ID+"."+format.String()), format, ds.Columns, connectors.Options{})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		err = s.LoadTable(ctx, ds.ID, ds.Schema(), r)
+		r.Release()
+		if err != nil {
+			tb.Fatalf("loading %s: %v", ds.ID, err)
+		}
+	}
+	res, err := s.Run(ctx, query, c.Output)
+	if err != nil {
+		tb.Fatalf("engine: %v", err)
+	}
+	defer res.Release()
+	checkSchema(tb, res.Schema, cols)
+	t := tableOf(cols)
+	for _, b := range res.Batches {
+		appendRows(t, b)
+	}
+	return t, res.Suppressed
+}
+
+// FillContract fills a scenario's contract template for a test: a fresh
+// key for every {{..._KEY}}, the SHA-256 of query for {{QUERY_SHA256}}, an
+// arbitrary measurement and simulated root, and an expiry 30 days ahead.
+// It parses the result with contracts.Parse and returns both.
+func FillContract(tb testing.TB, tmpl []byte, query string) (*contracts.Contract, []byte) {
+	tb.Helper()
+	values := map[string]string{}
+	for _, name := range scenario.Placeholders(tmpl) {
+		switch {
+		case strings.HasSuffix(name, "_KEY"):
+			id, err := cleanroom.GenerateIdentity()
+			if err != nil {
+				tb.Fatal(err)
+			}
+			values[name] = id.Public().String()
+		case name == "QUERY_SHA256":
+			sum := sha256.Sum256([]byte(query))
+			values[name] = hex.EncodeToString(sum[:])
+		case name == "MEASUREMENT":
+			values[name] = strings.Repeat("ab", 48)
+		case name == "SIMULATED_ROOT_SHA256":
+			values[name] = strings.Repeat("cd", 32)
+		case name == "EXPIRES_AT":
+			values[name] = time.Now().Add(30 * 24 * time.Hour).UTC().Format(time.RFC3339)
+		default:
+			tb.Fatalf("the template has a placeholder {{%s}} this helper does not know", name)
+		}
+	}
+	filled, err := scenario.Fill(tmpl, values)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := contracts.Parse(filled, contracts.ParseOptions{})
+	if err != nil {
+		tb.Fatalf("the filled template does not parse: %v\n%s", err, filled)
+	}
+	return c, filled
+}
+
+// Generate runs a scenario's generator into a fresh temporary directory.
+func Generate(tb testing.TB, spec scenario.Spec, rows int64, seed uint64, batch int) (string, *scenario.Summary) {
+	tb.Helper()
+	dir := tb.TempDir()
+	formats, _ := scenario.ParseFormats("both")
+	sum, err := spec.Generate(scenario.Config{Dir: dir, Rows: rows, Seed: seed, Formats: formats, K: spec.DefaultK, BatchRows: batch})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return dir, sum
+}
+
+// ReadAll reads a generated file through connectors.Open with the given
+// columns and returns its number of rows.
+func ReadAll(tb testing.TB, path string, cols []contracts.Column) int64 {
+	tb.Helper()
+	r, err := connectors.Open(path, connectors.FormatAuto, cols, connectors.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer r.Release()
+	for r.Next() {
+	}
+	if err := r.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	return r.Rows()
+}
+
+// SameFiles fails unless the two directories hold the same files with the
+// same bytes.
+func SameFiles(tb testing.TB, a, b string) {
+	tb.Helper()
+	ea, err := os.ReadDir(a)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	eb, err := os.ReadDir(b)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if len(ea) != len(eb) {
+		tb.Fatalf("%s has %d files, %s has %d", a, len(ea), b, len(eb))
+	}
+	for i := range ea {
+		if ea[i].Name() != eb[i].Name() {
+			tb.Fatalf("file %d: %s vs %s", i, ea[i].Name(), eb[i].Name())
+		}
+		x, err := os.ReadFile(filepath.Join(a, ea[i].Name()))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		y, err := os.ReadFile(filepath.Join(b, eb[i].Name()))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if string(x) != string(y) {
+			tb.Errorf("%s differs between two runs with the same seed", ea[i].Name())
+		}
+	}
+}
+
+// FilesEqual reports whether two files have the same bytes.
+func FilesEqual(tb testing.TB, a, b string) bool {
+	tb.Helper()
+	x, err := os.ReadFile(a)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	y, err := os.ReadFile(b)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(x) == string(y)
+}
+
+func tableOf(cols []contracts.Column) *scenario.Table {
+	t := &scenario.Table{}
+	for _, c := range cols {
+		t.Columns = append(t.Columns, c.Name)
+	}
+	return t
+}
+
+func appendRows(t *scenario.Table, rec arrow.RecordBatch) {
+	for i := range int(rec.NumRows()) {
+		row := make([]string, rec.NumCols())
+		for j := range row {
+			row[j] = strings.Clone(rec.Column(j).ValueStr(i)) // Arrow strings alias the batch
+		}
+		t.Rows = append(t.Rows, row)
+	}
+}
+
+func checkSchema(tb testing.TB, got *arrow.Schema, cols []contracts.Column) {
+	tb.Helper()
+	want := connectors.Schema(cols)
+	if got.NumFields() != want.NumFields() {
+		tb.Fatalf("result has columns %s, want %s", got, want)
+	}
+	for i, f := range got.Fields() {
+		w := want.Field(i)
+		if f.Name != w.Name || !arrow.TypeEqual(f.Type, w.Type) {
+			tb.Fatalf("result column %d is %s %s, want %s %s", i, f.Name, f.Type, w.Name, w.Type)
+		}
+	}
+}
+
+func duckType(tb testing.TB, t contracts.ColumnType) string {
+	switch t.Kind {
+	case contracts.KindBool:
+		return "BOOLEAN"
+	case contracts.KindInt32:
+		return "INTEGER"
+	case contracts.KindInt64:
+		return "BIGINT"
+	case contracts.KindFloat64:
+		return "DOUBLE"
+	case contracts.KindString:
+		return "VARCHAR"
+	case contracts.KindDate:
+		return "DATE"
+	case contracts.KindTimestamp:
+		return "TIMESTAMPTZ"
+	case contracts.KindDecimal:
+		return fmt.Sprintf("DECIMAL(%d,%d)", t.Precision, t.Scale)
+	}
+	tb.Fatalf("no DuckDB type for %s", t)
+	return ""
+}
+
+func quoteIdent(s string) string  { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+func quoteString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
