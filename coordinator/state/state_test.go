@@ -77,12 +77,12 @@ func TestApplyLifeCycle(t *testing.T) {
 
 	// Contradictions are refused and change nothing.
 	bad := []*events.Event{
-		{Type: events.TypeDatasetUploaded, DatasetUploaded: evs[1].DatasetUploaded},                                        // twice
-		{Type: events.TypeAlgorithmSubmitted, AlgorithmSubmitted: evs[2].AlgorithmSubmitted},                               // twice
+		{Type: events.TypeDatasetUploaded, DatasetUploaded: evs[1].DatasetUploaded},                                         // twice
+		{Type: events.TypeAlgorithmSubmitted, AlgorithmSubmitted: evs[2].AlgorithmSubmitted},                                // twice
 		{Type: events.TypeRunStarted, RunStarted: &events.RunStarted{RunID: events.NewID(), Number: 5, AlgorithmSHA256: h}}, // out of order
-		{Type: events.TypeRunFinished, RunFinished: evs[4].RunFinished},                                                    // run 1 already ended
-		{Type: events.TypeResultFetched, ResultFetched: &events.ResultFetched{RunID: run2}},                                // nothing released
-		{Type: events.TypeRunAborted, RunAborted: &events.RunAborted{RunID: events.NewID()}},                               // never started
+		{Type: events.TypeRunFinished, RunFinished: evs[4].RunFinished},                                                     // run 1 already ended
+		{Type: events.TypeResultFetched, ResultFetched: &events.ResultFetched{RunID: run2}},                                 // nothing released
+		{Type: events.TypeRunAborted, RunAborted: &events.RunAborted{RunID: events.NewID()}},                                // never started
 	}
 	for i, e := range bad {
 		e.V, e.ID, e.Time, e.Contract = 1, events.NewID(), now, cid
