@@ -4,10 +4,11 @@
 //
 // A run uses one Session: New opens an in-memory database and locks its
 // configuration down before anything from a participant reaches it;
-// LoadTable copies each dataset into a table named by its dataset id; Run
-// checks that the algorithm is exactly one SELECT, executes it, and returns
-// only the rows the output policy releases. Nothing a Session holds is ever
-// written to disk.
+// LoadTable checks each dataset's Arrow batches and makes them a table named
+// by its dataset id, which DuckDB scans in place; Run checks that the
+// algorithm is exactly one SELECT, executes it, and returns only the rows
+// the output policy releases. Nothing a Session holds is ever written to
+// disk.
 //
 // The package is built with the duckdb_arrow build tag (DuckDB's Arrow
 // interface).
@@ -44,10 +45,12 @@ var _ Engine = (*Session)(nil)
 
 // Config sets a Session's resource limits. The zero value is usable.
 type Config struct {
-	// MemoryLimit caps, in bytes, the memory DuckDB may use: the loaded
-	// datasets and the query's working memory together. A query that needs
-	// more fails with an error wrapping ErrResourceLimit; nothing spills to
-	// disk. Zero means DuckDB's default, 80% of the machine's memory.
+	// MemoryLimit caps, in bytes, the memory DuckDB may use for a query:
+	// hash tables, sorts, intermediate and final results. The datasets are
+	// not counted: they stay in the Arrow memory the caller loaded them
+	// from. A query that needs more fails with an error wrapping
+	// ErrResourceLimit; nothing spills to disk. Zero means DuckDB's default,
+	// 80% of the machine's memory.
 	MemoryLimit int64
 	// Threads is the number of DuckDB worker threads. Zero means
 	// runtime.GOMAXPROCS(0).

@@ -173,9 +173,9 @@ func firstLine(err error) string {
 	return s
 }
 
-// settingsProbe is a record reader that, when DuckDB asks it for its first
-// batch, reads the session's settings: what holds while participant data
-// is first touched.
+// settingsProbe is a record reader that, when asked for its first batch,
+// reads the session's settings: what holds while participant data is first
+// touched.
 type settingsProbe struct {
 	array.RecordReader
 	s     *Session
@@ -202,7 +202,7 @@ func TestExternalAccessIsOffWhenTheFirstTableLoads(t *testing.T) {
 		t.Fatal(p.probe)
 	}
 	if p.seen == nil {
-		t.Fatal("DuckDB never read the first batch")
+		t.Fatal("the first batch was never read")
 	}
 	for name, want := range map[string]string{"enable_external_access": "false", "lock_configuration": "true", "autoload_known_extensions": "false", "temp_directory": ""} {
 		if got := p.seen[name]; got != want {

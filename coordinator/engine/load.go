@@ -65,7 +65,9 @@ func ColumnType(t arrow.DataType) (string, error) {
 //
 // The batches are not copied: the session retains them, and DuckDB reads
 // them in place, in parallel, every time the query scans the table, until
-// Close. LoadTable consumes r but does not release it. On any error the
+// Close; their memory must stay valid and unchanged until then (retaining
+// is enough for batches that own their buffers). LoadTable consumes r but
+// does not release it. On any error the
 // table does not exist and name may be loaded again. Different tables may
 // be loaded concurrently.
 func (s *Session) LoadTable(ctx context.Context, name string, schema *arrow.Schema, r array.RecordReader) (err error) {
