@@ -16,9 +16,9 @@ import (
 // Table names may not start with it.
 const reservedPrefix = "_cleanroom"
 
-// ColumnType returns the DuckDB type a dataset column of Arrow type t is
-// stored as, or an error if datasets cannot have columns of type t. The
-// mapping is exact: every value of t is stored without loss, and reads back
+// ColumnType returns the DuckDB type a dataset column of Arrow type t has in
+// queries, or an error if datasets cannot have columns of type t. The
+// mapping is exact: every value of t is read without loss, and comes back
 // (through Run's Arrow results) as the same Arrow type.
 //
 //	bool                  BOOLEAN
@@ -71,7 +71,7 @@ func ColumnType(t arrow.DataType) (string, error) {
 // table does not exist and name may be loaded again. Different tables may
 // be loaded concurrently.
 func (s *Session) LoadTable(ctx context.Context, name string, schema *arrow.Schema, r array.RecordReader) (err error) {
-	if _, err := tableColumns(name, schema); err != nil {
+	if err := checkTable(name, schema); err != nil {
 		return err
 	}
 	if r == nil {
@@ -166,35 +166,31 @@ func (s *Session) settleTable(name string, ok bool) {
 	}
 }
 
-// tableColumns checks a table name and schema and returns the column
-// definitions of the CREATE TABLE statement.
-func tableColumns(name string, schema *arrow.Schema) ([]string, error) {
+// checkTable checks a table name and schema.
+func checkTable(name string, schema *arrow.Schema) error {
 	if err := checkName("table name", name); err != nil {
-		return nil, err
+		return err
 	}
 	if strings.HasPrefix(strings.ToLower(name), reservedPrefix) {
-		return nil, fmt.Errorf("engine: table name %q starts with %q, which is reserved", name, reservedPrefix)
+		return fmt.Errorf("engine: table name %q starts with %q, which is reserved", name, reservedPrefix)
 	}
 	if schema == nil || schema.NumFields() == 0 {
-		return nil, fmt.Errorf("engine: table %q: the schema has no columns", name)
+		return fmt.Errorf("engine: table %q: the schema has no columns", name)
 	}
 	seen := map[string]string{}
-	cols := make([]string, schema.NumFields())
 	for i, f := range schema.Fields() {
 		if err := checkName(fmt.Sprintf("table %q column %d name", name, i+1), f.Name); err != nil {
-			return nil, err
+			return err
 		}
 		if prev, dup := seen[strings.ToLower(f.Name)]; dup {
-			return nil, fmt.Errorf("engine: table %q has columns %q and %q, which SQL cannot tell apart (names are case-insensitive)", name, prev, f.Name)
+			return fmt.Errorf("engine: table %q has columns %q and %q, which SQL cannot tell apart (names are case-insensitive)", name, prev, f.Name)
 		}
 		seen[strings.ToLower(f.Name)] = f.Name
-		typ, err := ColumnType(f.Type)
-		if err != nil {
-			return nil, fmt.Errorf("engine: table %q column %q: %w", name, f.Name, err)
+		if _, err := ColumnType(f.Type); err != nil {
+			return fmt.Errorf("engine: table %q column %q: %w", name, f.Name, err)
 		}
-		cols[i] = quoteIdent(f.Name) + " " + typ
 	}
-	return cols, nil
+	return nil
 }
 
 // checkName accepts any non-empty UTF-8 identifier without NUL or control
