@@ -1,0 +1,318 @@
+// Package scenario builds real multi-party set-ups for tests: a coordinator
+// served over attested TLS on 127.0.0.1, participants with their own keys,
+// a contract pinning that coordinator, signed by everyone, and helpers that
+// act as each party through the client SDK. Nothing is faked but the
+// SEV-SNP hardware (the simulated platform).
+package scenario
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/cleanroom/api"
+	"cleanroom.dev/cleanroom/cleanroom/atls"
+	"cleanroom.dev/cleanroom/cleanroom/client"
+	"cleanroom.dev/cleanroom/cleanroom/upload"
+	"cleanroom.dev/cleanroom/connectors"
+	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/coordinator"
+	"cleanroom.dev/cleanroom/coordinator/tee"
+)
+
+// Server is a coordinator served in this process over attested TLS.
+type Server struct {
+	Coord *coordinator.Coordinator
+	URL   string
+	Dir   string
+	Logs  *SyncBuffer
+	srv   *http.Server
+	done  chan error
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writes (the daemon's
+// structured log).
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Start opens (initialising with the simulated platform if empty) a
+// coordinator in dir and serves it on a free port of 127.0.0.1. cfg's
+// DataDir, Attestation and Logger are filled in.
+func Start(t testing.TB, dir string, cfg coordinator.Config) *Server {
+	t.Helper()
+	s, err := StartE(dir, cfg)
+	if err != nil {
+		t.Fatalf("starting the coordinator: %v", err)
+	}
+	t.Cleanup(func() { s.Stop() })
+	return s
+}
+
+// StartE is Start returning an error, for processes that are not tests.
+func StartE(dir string, cfg coordinator.Config) (*Server, error) {
+	logs := &SyncBuffer{}
+	cfg.DataDir, cfg.Attestation = dir, tee.ModeSimulated
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if cfg.CheckpointInterval == 0 {
+		cfg.CheckpointInterval = 100 * time.Millisecond
+	}
+	coord, err := coordinator.Open(context.Background(), cfg)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := atls.NewHTTPServer("127.0.0.1:0", coord.Handler(), atls.ServerOptions{
+		Identity: coord.TEE().Identity(), Evidence: coord.TEE().StaticEvidence(),
+	})
+	if err != nil {
+		coord.Close(context.Background())
+		return nil, err
+	}
+	srv.ReadHeaderTimeout = 10 * time.Second
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		coord.Close(context.Background())
+		return nil, err
+	}
+	s := &Server{Coord: coord, URL: "https://" + ln.Addr().String(), Dir: dir, Logs: logs, srv: srv, done: make(chan error, 1)}
+	go func() { s.done <- srv.ServeTLS(ln, "", "") }()
+	return s, nil
+}
+
+// Stop shuts the server down gracefully and closes the coordinator. It is
+// safe to call twice.
+func (s *Server) Stop() {
+	if s.srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s.srv.Shutdown(ctx)
+	<-s.done
+	s.Coord.Close(ctx)
+	s.srv = nil
+}
+
+// Party is a participant with its key.
+type Party struct {
+	ID       string
+	Roles    []contracts.Role
+	Identity *cleanroom.Identity
+}
+
+// Dataset describes a dataset of a contract spec.
+type Dataset struct {
+	ID       string
+	Provider string
+	Columns  string // YAML flow list, e.g. "[{name: user_id, type: string}]"
+}
+
+// Spec describes a contract to build.
+type Spec struct {
+	Name         string
+	Parties      []*Party
+	Datasets     []Dataset
+	Query        string
+	AlgorithmBy  string
+	Confidential bool
+	Recipients   []string
+	GroupColumn  string
+	K            int
+	MaxRows      int
+	MaxRuns      int
+	Expires      time.Time
+}
+
+// NewParty makes a participant with a fresh key.
+func NewParty(t testing.TB, id string, roles ...contracts.Role) *Party {
+	t.Helper()
+	k, err := cleanroom.GenerateIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Party{ID: id, Roles: roles, Identity: k}
+}
+
+// Text renders the contract, pinning the coordinator's measurement and
+// simulated root.
+func (sp *Spec) Text(inst *tee.Instance) []byte {
+	var b strings.Builder
+	expires := sp.Expires
+	if expires.IsZero() {
+		expires = time.Now().Add(30 * 24 * time.Hour)
+	}
+	fmt.Fprintf(&b, "version: 1\nname: %s\nexpires_at: %s\nparticipants:\n", sp.Name, expires.UTC().Format(time.RFC3339))
+	for _, p := range sp.Parties {
+		roles := make([]string, len(p.Roles))
+		for i, r := range p.Roles {
+			roles[i] = string(r)
+		}
+		fmt.Fprintf(&b, "  - {id: %s, roles: [%s], public_key: %q}\n", p.ID, strings.Join(roles, ", "), p.Identity.Public())
+	}
+	b.WriteString("datasets:\n")
+	for _, d := range sp.Datasets {
+		fmt.Fprintf(&b, "  - {id: %s, provider: %s, columns: %s}\n", d.ID, d.Provider, d.Columns)
+	}
+	fmt.Fprintf(&b, "algorithm: {provider: %s, language: duckdb-sql, sha256: \"%x\", confidential: %v}\n",
+		sp.AlgorithmBy, sha256.Sum256([]byte(sp.Query)), sp.Confidential)
+	fmt.Fprintf(&b, "output: {recipients: [%s], max_rows: %d, max_runs: %d", strings.Join(sp.Recipients, ", "), sp.MaxRows, sp.MaxRuns)
+	if sp.K > 0 {
+		fmt.Fprintf(&b, ", group_size_column: %s, min_group_size: %d", sp.GroupColumn, sp.K)
+	}
+	b.WriteString("}\n")
+	m := inst.Measurement()
+	fmt.Fprintf(&b, "coordinator: {platform: %s, measurements: [\"%x\"]", inst.Platform(), m)
+	if root := inst.SimulatedRootSHA256(); root != nil {
+		fmt.Fprintf(&b, ", simulated_root_sha256: \"%x\"", *root)
+	}
+	b.WriteString("}\n")
+	return []byte(b.String())
+}
+
+// Scenario is a contract between parties on one coordinator.
+type Scenario struct {
+	Server   *Server
+	Spec     *Spec
+	Text     []byte
+	Contract *contracts.Contract
+	Sigs     [][]byte
+	parties  map[string]*Party
+}
+
+// New builds the contract of spec for server's coordinator and has every
+// party sign it. It does not submit it.
+func New(t testing.TB, server *Server, spec *Spec) *Scenario {
+	t.Helper()
+	text := spec.Text(server.Coord.TEE())
+	c, err := contracts.Parse(text, contracts.ParseOptions{})
+	if err != nil {
+		t.Fatalf("scenario contract: %v\n%s", err, text)
+	}
+	sc := &Scenario{Server: server, Spec: spec, Text: text, Contract: c, parties: map[string]*Party{}}
+	for _, p := range spec.Parties {
+		sig, err := c.Sign(p.Identity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc.Sigs = append(sc.Sigs, sig)
+		sc.parties[p.ID] = p
+	}
+	return sc
+}
+
+// Party returns a party by id.
+func (sc *Scenario) Party(id string) *Party { return sc.parties[id] }
+
+// Client returns an attested client acting as party id ("" for an
+// anonymous client).
+func (sc *Scenario) Client(t testing.TB, id string) *client.Client {
+	t.Helper()
+	opts := client.Options{Contract: sc.Contract}
+	if id != "" {
+		p := sc.parties[id]
+		if p == nil {
+			t.Fatalf("no party %q", id)
+		}
+		opts.Identity = p.Identity
+	}
+	return sc.ClientWith(t, opts)
+}
+
+// ClientWith returns a client for the scenario's coordinator with opts.
+func (sc *Scenario) ClientWith(t testing.TB, opts client.Options) *client.Client {
+	t.Helper()
+	cl, err := client.New(sc.Server.URL, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// Submit registers the contract as party id.
+func (sc *Scenario) Submit(t testing.TB, id string) *api.ContractReceipt {
+	t.Helper()
+	rec, err := sc.Client(t, id).SubmitContract(context.Background(), sc.Text, sc.Sigs)
+	if err != nil {
+		t.Fatalf("submitting the contract: %v", err)
+	}
+	return rec
+}
+
+// Seal encrypts CSV text for dataset ds as party id would, returning the
+// envelope and the signed upload statement.
+func (sc *Scenario) Seal(t testing.TB, id, ds, csv string) *Sealed {
+	t.Helper()
+	d := sc.Contract.Dataset(ds)
+	if d == nil {
+		t.Fatalf("no dataset %q", ds)
+	}
+	rr, err := connectors.NewReader(strings.NewReader(csv), connectors.FormatCSV, d.Columns, connectors.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rr.Release()
+	var buf bytes.Buffer
+	enc, err := upload.Encrypt(&buf, rr, sc.Contract, ds, sc.Server.Coord.TEE().PublicKey(), sc.parties[id].Identity, upload.EncryptOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Sealed{Envelope: buf.Bytes(), Statement: enc.Signed, Rows: enc.Rows}
+}
+
+// Sealed is an envelope ready to upload.
+type Sealed struct {
+	Envelope  []byte
+	Statement []byte
+	Rows      int64
+}
+
+// Upload sends a sealed dataset as party id and returns the receipt or the
+// refusal.
+func (sc *Scenario) Upload(t testing.TB, id, ds string, s *Sealed) (*api.UploadReceipt, error) {
+	t.Helper()
+	return sc.Client(t, id).UploadDataset(context.Background(), ds, bytes.NewReader(s.Envelope),
+		func() ([]byte, error) { return s.Statement, nil })
+}
+
+// MustUpload seals CSV text and uploads it, failing the test on refusal.
+func (sc *Scenario) MustUpload(t testing.TB, id, ds, csv string) *api.UploadReceipt {
+	t.Helper()
+	rec, err := sc.Upload(t, id, ds, sc.Seal(t, id, ds, csv))
+	if err != nil {
+		t.Fatalf("uploading %s as %s: %v", ds, id, err)
+	}
+	return rec
+}
+
+// LogSize returns the number of events in the coordinator's log.
+func (sc *Scenario) LogSize() uint64 { return sc.Server.Coord.State().Size() }
+
+// Drain reads and discards r, for response bodies.
+func Drain(r io.Reader) { io.Copy(io.Discard, r) }
