@@ -1,0 +1,174 @@
+package clinicalcohort
+
+import (
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"cleanroom.dev/cleanroom/connectors"
+	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/examples/internal/scenario"
+	"cleanroom.dev/cleanroom/examples/internal/scenario/scenariotest"
+)
+
+// testRows is small enough for a quick test and large enough for groups on
+// both sides of k; batches of 4096 rows make several batches per file.
+const (
+	testRows  = 30_000
+	testBatch = 4096
+)
+
+// TestQueryMatchesExpected proves query.sql and the generator agree: plain
+// DuckDB running the query on the generated CSV and on the generated
+// Parquet returns exactly the groups the generator computed, suppressed
+// ones included.
+func TestQueryMatchesExpected(t *testing.T) {
+	dir, sum := scenariotest.Generate(t, Spec, testRows, 7, testBatch)
+	exp, err := scenario.ReadExpected(filepath.Join(dir, scenario.ExpectedFile), ResultColumns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(exp.Released) == 0 || len(exp.Suppressed) == 0 {
+		t.Fatalf("want groups both above and below k: %d released, %d suppressed", len(exp.Released), len(exp.Suppressed))
+	}
+	if int64(len(exp.All)) != sum.Groups {
+		t.Fatalf("expected file has %d groups, summary says %d", len(exp.All), sum.Groups)
+	}
+	db := scenariotest.NewDuckDB(t)
+	for _, format := range []string{"csv", "parquet"} {
+		t.Run(format, func(t *testing.T) {
+			for name, cols := range map[string][]contracts.Column{Patients: PatientColumns, Enrolments: EnrolmentColumns} {
+				path := filepath.Join(dir, name+"."+format)
+				if format == "csv" {
+					db.ViewCSV(t, name, path, cols)
+				} else {
+					db.ViewParquet(t, name, path)
+				}
+			}
+			got := db.Query(t, Query, ResultColumns)
+			if err := exp.CompareAll(got); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	// The data must exercise the edges of every criterion, or the
+	// agreement above would not prove the query and the generator read
+	// them the same way.
+	for _, q := range []string{
+		"SELECT count(*) AS n FROM patients WHERE birth_date = DATE '1986-12-01'",
+		"SELECT count(*) AS n FROM patients WHERE birth_date = DATE '1986-12-02'",
+		"SELECT count(*) AS n FROM patients WHERE birth_date = DATE '1950-12-01'",
+		"SELECT count(*) AS n FROM patients WHERE birth_date = DATE '1950-12-02'",
+		"SELECT count(*) AS n FROM patients WHERE hba1c = 7.5",
+		"SELECT count(*) AS n FROM patients WHERE hba1c = 7.4",
+		"SELECT count(*) AS n FROM patients WHERE hba1c = 10.5",
+		"SELECT count(*) AS n FROM patients WHERE hba1c = 10.6",
+		"SELECT count(*) AS n FROM patients WHERE hba1c IS NULL AND diagnosis LIKE 'E11%'",
+		"SELECT count(*) AS n FROM patients WHERE egfr = 45",
+		"SELECT count(*) AS n FROM patients WHERE egfr = 44",
+		"SELECT count(*) AS n FROM patients WHERE egfr IS NULL AND diagnosis LIKE 'E11%'",
+		"SELECT count(*) AS n FROM patients WHERE last_visit = DATE '2025-06-01'",
+		"SELECT count(*) AS n FROM patients WHERE last_visit = DATE '2025-05-31'",
+		"SELECT count(*) AS n FROM enrolments WHERE ended_on IS NULL",
+		"SELECT count(*) AS n FROM enrolments WHERE ended_on = DATE '2026-12-01'",
+		"SELECT count(*) AS n FROM enrolments WHERE ended_on = DATE '2026-11-30'",
+		"SELECT count(*) AS n FROM enrolments e WHERE NOT EXISTS (SELECT 1 FROM patients p WHERE p.patient_id = e.patient_id)",
+		"SELECT count(*) AS n FROM (SELECT patient_id FROM enrolments GROUP BY patient_id HAVING count(*) > 1)",
+	} {
+		if n := db.QueryInt(t, q); n == 0 {
+			t.Errorf("no row for %s", q)
+		}
+	}
+	if n := db.QueryInt(t, "SELECT count(*) - count(DISTINCT patient_id) AS n FROM patients"); n != 0 {
+		t.Errorf("%d duplicate patient ids", n)
+	}
+}
+
+// TestEngineReleasesExpected runs the query in the coordinator's
+// locked-down engine, on the files read by connectors.Open with the
+// contract's columns, under the contract's output policy: it releases
+// exactly the expected rows and suppresses the rest.
+func TestEngineReleasesExpected(t *testing.T) {
+	dir, _ := scenariotest.Generate(t, Spec, testRows, 11, testBatch)
+	c, _ := scenariotest.FillContract(t, ContractTemplate, Query)
+	exp, err := scenario.ReadExpected(filepath.Join(dir, scenario.ExpectedFile), ResultColumns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []connectors.Format{connectors.FormatCSV, connectors.FormatParquet} {
+		t.Run(format.String(), func(t *testing.T) {
+			got, suppressed := scenariotest.Engine(t, c, dir, format, Query, ResultColumns)
+			if err := exp.Compare(got, suppressed); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestContractTemplate fills the template and checks that it parses and
+// describes what the generator writes.
+func TestContractTemplate(t *testing.T) {
+	c, _ := scenariotest.FillContract(t, ContractTemplate, Query)
+	if got := scenario.Placeholders(ContractTemplate); !slices.Equal(got, []string{
+		"EXPIRES_AT", "HOSPITAL_KEY", "SPONSOR_KEY", "ETHICS_KEY",
+		"QUERY_SHA256", "MEASUREMENT", "SIMULATED_ROOT_SHA256",
+	}) {
+		t.Errorf("placeholders %v", got)
+	}
+	if !slices.EqualFunc(c.Dataset(Patients).Columns, PatientColumns, sameColumn) ||
+		!slices.EqualFunc(c.Dataset(Enrolments).Columns, EnrolmentColumns, sameColumn) {
+		t.Errorf("the contract's columns differ from the generator's")
+	}
+	if c.Output.GroupSizeColumn != "patients" || c.Output.MinGroupSize != K {
+		t.Errorf("output policy %+v, want patients ≥ %d", c.Output, K)
+	}
+	if !slices.Equal(c.Output.Recipients, []string{"sponsor"}) {
+		t.Errorf("recipients %v", c.Output.Recipients)
+	}
+	if !c.Algorithm.Confidential || c.Algorithm.Provider != "sponsor" {
+		t.Errorf("algorithm %+v, want the sponsor's, confidential", c.Algorithm)
+	}
+}
+
+// TestFilesReadWithContractColumns reads every generated file through
+// connectors.Open with the contract's columns.
+func TestFilesReadWithContractColumns(t *testing.T) {
+	dir, sum := scenariotest.Generate(t, Spec, 5000, 3, 1000)
+	c, _ := scenariotest.FillContract(t, ContractTemplate, Query)
+	for _, ds := range c.Datasets {
+		for _, ext := range []string{"csv", "parquet"} {
+			n := scenariotest.ReadAll(t, filepath.Join(dir, ds.ID+"."+ext), ds.Columns)
+			if n != sum.Datasets[ds.ID] {
+				t.Errorf("%s.%s: %d rows, generator says %d", ds.ID, ext, n, sum.Datasets[ds.ID])
+			}
+		}
+	}
+	if sum.Datasets[Patients] != 5000 {
+		t.Errorf("%d patients, want exactly 5000", sum.Datasets[Patients])
+	}
+}
+
+// TestDeterministic: the same seed gives the same bytes in every file; a
+// different seed gives different data.
+func TestDeterministic(t *testing.T) {
+	a, _ := scenariotest.Generate(t, Spec, 8000, 42, 2000)
+	b, _ := scenariotest.Generate(t, Spec, 8000, 42, 2000)
+	scenariotest.SameFiles(t, a, b)
+	c, _ := scenariotest.Generate(t, Spec, 8000, 43, 2000)
+	if scenariotest.FilesEqual(t, filepath.Join(a, "patients.csv"), filepath.Join(c, "patients.csv")) {
+		t.Error("seeds 42 and 43 gave the same patients")
+	}
+}
+
+// TestSizes: the number of patients is exactly what was asked, down to one
+// row.
+func TestSizes(t *testing.T) {
+	for _, rows := range []int64{1, 2, 7, 999} {
+		_, sum := scenariotest.Generate(t, Spec, rows, 1, 64)
+		if sum.Datasets[Patients] != rows {
+			t.Errorf("asked %d patients, got %d", rows, sum.Datasets[Patients])
+		}
+	}
+}
+
+func sameColumn(a, b contracts.Column) bool { return a.Name == b.Name && a.Type == b.Type }

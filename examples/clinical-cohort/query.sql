@@ -1,0 +1,44 @@
+-- Trial feasibility: how many of the hospital network's patients would be
+-- eligible for the sponsor's planned type 2 diabetes trial, per site and
+-- age band. The criteria are the sponsor's and stay confidential: only the
+-- sponsor and the coordinator see this text.
+--
+-- Eligible, on the reference date 2026-12-01:
+--   * primary diagnosis type 2 diabetes (ICD-10 E11, any subcode);
+--   * aged 40 to 75 in completed years;
+--   * HbA1c from 7.5 % to 10.5 % inclusive, and eGFR at least 45;
+--   * seen since 2025-06-01 inclusive;
+--   * not in one of the sponsor's trials: no enrolment that is ongoing
+--     (no end date) or ends on or after the reference date.
+-- A missing HbA1c or eGFR makes a patient ineligible.
+--
+-- patients: eligible patients behind the row (the contract's group size).
+WITH aged AS (
+    SELECT *,
+           2026 - year(birth_date)
+             - CASE WHEN month(birth_date) * 100 + day(birth_date) > 1201 THEN 1 ELSE 0 END AS age
+    FROM patients
+),
+eligible AS (
+    SELECT patient_id, site, age
+    FROM aged AS p
+    WHERE p.diagnosis LIKE 'E11%'
+      AND p.age BETWEEN 40 AND 75
+      AND p.hba1c BETWEEN 7.5 AND 10.5
+      AND p.egfr >= 45
+      AND p.last_visit >= DATE '2025-06-01'
+      AND NOT EXISTS (
+          SELECT 1
+          FROM enrolments AS e
+          WHERE e.patient_id = p.patient_id
+            AND (e.ended_on IS NULL OR e.ended_on >= DATE '2026-12-01'))
+)
+SELECT site,
+       CASE WHEN age < 50 THEN '40-49'
+            WHEN age < 60 THEN '50-59'
+            WHEN age < 70 THEN '60-69'
+            ELSE '70-75' END AS age_band,
+       count(DISTINCT patient_id) AS patients
+FROM eligible
+GROUP BY site, age_band
+ORDER BY site, age_band
