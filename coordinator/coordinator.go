@@ -24,6 +24,8 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/klog/v2"
+
 	"cleanroom.dev/cleanroom/cleanroom/attest"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
@@ -119,6 +121,9 @@ func Open(ctx context.Context, cfg Config) (*Coordinator, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("coordinator: no data directory")
 	}
+	// The log library reports through klog; route it into our structured
+	// log (process-wide: the last coordinator opened wins).
+	klog.SetSlogLogger(cfg.Logger.With("component", "tessera"))
 	inst, err := tee.OpenOrInit(cfg.DataDir, cfg.Attestation)
 	if err != nil {
 		return nil, err
