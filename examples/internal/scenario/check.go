@@ -171,6 +171,8 @@ func (e *Expectation) compare(got *Table, want [][]string, suppressed int64) err
 			add("row %d is missing: expected %s", i+1, e.describe(want[i]))
 		case i >= len(want):
 			add("row %d is not expected: %s", i+1, e.describe(got.Rows[i]))
+		case e.key(got.Rows[i]) != e.key(want[i]):
+			add("row %d is %s, expected %s", i+1, e.describe(got.Rows[i]), e.describe(want[i]))
 		default:
 			for j, v := range got.Rows[i] {
 				if j < len(e.Columns) && v != want[i][j] {

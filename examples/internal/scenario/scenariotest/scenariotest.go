@@ -122,8 +122,9 @@ func (d *DuckDB) QueryInt(tb testing.TB, q string) int64 {
 // Engine runs query in the coordinator's locked-down engine on the
 // contract's datasets, read from dir/DATASET.EXT by connectors.Open with the
 // contract's columns, under the contract's output policy. It returns the
-// released rows and the number of suppressed rows.
-func Engine(tb testing.TB, c *contracts.Contract, dir string, format connectors.Format, query string, cols []contracts.Column) (*scenario.Table, int64) {
+// released rows and the number of suppressed rows, and writes the released
+// rows to resultPath as CSV, as `cleanroom result show --format csv` does.
+func Engine(tb testing.TB, c *contracts.Contract, dir string, format connectors.Format, query string, cols []contracts.Column, resultPath string) (*scenario.Table, int64) {
 	tb.Helper()
 	ctx := context.Background()
 	s, err := engine.New(engine.Config{MemoryLimit: 256 << 20, Threads: 2})
@@ -148,6 +149,14 @@ func Engine(tb testing.TB, c *contracts.Contract, dir string, format connectors.
 	}
 	defer res.Release()
 	checkSchema(tb, res.Schema, cols)
+	f, err := os.Create(resultPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := connectors.WriteRecords(f, connectors.FormatCSV, res.Schema, res.Batches, connectors.WriteOptions{}); err != nil {
+		tb.Fatal(err)
+	}
 	t := tableOf(cols)
 	for _, b := range res.Batches {
 		appendRows(t, b)
