@@ -197,7 +197,9 @@ func (sp *Spec) Text(inst *tee.Instance) []byte {
 
 // Scenario is a contract between parties on one coordinator.
 type Scenario struct {
-	Server   *Server
+	Server   *Server // nil for a coordinator in another process
+	URL      string
+	TEE      *tee.Instance
 	Spec     *Spec
 	Text     []byte
 	Contract *contracts.Contract
@@ -209,12 +211,21 @@ type Scenario struct {
 // party sign it. It does not submit it.
 func New(t testing.TB, server *Server, spec *Spec) *Scenario {
 	t.Helper()
-	text := spec.Text(server.Coord.TEE())
+	sc := NewRemote(t, server.URL, server.Coord.TEE(), spec)
+	sc.Server = server
+	return sc
+}
+
+// NewRemote is New for a coordinator served elsewhere at url, whose data
+// directory the test opened as inst (to pin its measurement and root).
+func NewRemote(t testing.TB, url string, inst *tee.Instance, spec *Spec) *Scenario {
+	t.Helper()
+	text := spec.Text(inst)
 	c, err := contracts.Parse(text, contracts.ParseOptions{})
 	if err != nil {
 		t.Fatalf("scenario contract: %v\n%s", err, text)
 	}
-	sc := &Scenario{Server: server, Spec: spec, Text: text, Contract: c, parties: map[string]*Party{}}
+	sc := &Scenario{URL: url, TEE: inst, Spec: spec, Text: text, Contract: c, parties: map[string]*Party{}}
 	for _, p := range spec.Parties {
 		sig, err := c.Sign(p.Identity)
 		if err != nil {
@@ -247,7 +258,7 @@ func (sc *Scenario) Client(t testing.TB, id string) *client.Client {
 // ClientWith returns a client for the scenario's coordinator with opts.
 func (sc *Scenario) ClientWith(t testing.TB, opts client.Options) *client.Client {
 	t.Helper()
-	cl, err := client.New(sc.Server.URL, opts)
+	cl, err := client.New(sc.URL, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,11 +269,17 @@ func (sc *Scenario) ClientWith(t testing.TB, opts client.Options) *client.Client
 // Submit registers the contract as party id.
 func (sc *Scenario) Submit(t testing.TB, id string) *api.ContractReceipt {
 	t.Helper()
-	rec, err := sc.Client(t, id).SubmitContract(context.Background(), sc.Text, sc.Sigs)
+	rec, err := sc.TrySubmit(t, id)
 	if err != nil {
 		t.Fatalf("submitting the contract: %v", err)
 	}
 	return rec
+}
+
+// TrySubmit registers the contract as party id and returns the refusal.
+func (sc *Scenario) TrySubmit(t testing.TB, id string) (*api.ContractReceipt, error) {
+	t.Helper()
+	return sc.Client(t, id).SubmitContract(context.Background(), sc.Text, sc.Sigs)
 }
 
 // Seal encrypts CSV text for dataset ds as party id would, returning the
@@ -279,7 +296,7 @@ func (sc *Scenario) Seal(t testing.TB, id, ds, csv string) *Sealed {
 	}
 	defer rr.Release()
 	var buf bytes.Buffer
-	enc, err := upload.Encrypt(&buf, rr, sc.Contract, ds, sc.Server.Coord.TEE().PublicKey(), sc.parties[id].Identity, upload.EncryptOptions{})
+	enc, err := upload.Encrypt(&buf, rr, sc.Contract, ds, sc.TEE.PublicKey(), sc.parties[id].Identity, upload.EncryptOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
