@@ -3,6 +3,7 @@ package coordinator_test
 import (
 	"bytes"
 	"context"
+	"crypto/hpke"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/cleanroom/atls"
 	"cleanroom.dev/cleanroom/cleanroom/client"
+	"cleanroom.dev/cleanroom/cleanroom/envelope"
+	"cleanroom.dev/cleanroom/cleanroom/upload"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
 	"cleanroom.dev/cleanroom/internal/scenario"
@@ -227,5 +230,84 @@ func expectRefusal(t *testing.T, name string, err error, status int, msg string)
 	}
 	if e.Status == http.StatusInternalServerError {
 		t.Errorf("%s: internal error for bad input: %s", name, e.Message)
+	}
+}
+
+// sealRaw seals arbitrary plaintext as dataset ds of the scenario's
+// contract, with a valid statement signed by party id claiming rows rows:
+// an authentic envelope from a hostile provider.
+func sealRaw(t *testing.T, sc *scenario.Scenario, id, ds string, plain []byte, rows int64) *scenario.Sealed {
+	t.Helper()
+	d := sc.Contract.Dataset(ds)
+	var buf bytes.Buffer
+	w, err := envelope.NewWriter(&buf, envelope.Header{Kind: envelope.KindDataset, ContractID: sc.Contract.ID(), ObjectID: ds,
+		SchemaDigest: d.SchemaDigest()}, []hpke.PublicKey{sc.TEE.PublicKey().HPKE()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(plain)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sum, _ := w.Summary()
+	st, err := upload.FromEnvelope(sum, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := st.Sign(sc.Party(id).Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &scenario.Sealed{Envelope: buf.Bytes(), Statement: signed}
+}
+
+// TestHostileProviderPlaintext uploads authentic envelopes whose plaintext
+// is not what the contract says: the coordinator refuses each, stays up,
+// and changes nothing.
+func TestHostileProviderPlaintext(t *testing.T) {
+	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
+	sc := scenario.New(t, srv, adSpec(t, "hostile", 3))
+	sc.Submit(t, "publisher")
+	good := sc.Seal(t, "publisher", "impressions", impressionsCSV)
+	// Recover the plaintext of the good envelope to build variants.
+	plain, _, err := envelope.Open(good.Envelope, srv.Coord.TEE().Identity().HPKE(), envelope.Expect{
+		Kind: envelope.KindDataset, ContractID: sc.Contract.ID(), ObjectID: "impressions"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherSchema := sc.Seal(t, "advertiser", "conversions", conversionsCSV)
+	otherPlain, _, err := envelope.Open(otherSchema.Envelope, srv.Coord.TEE().Identity().HPKE(), envelope.Expect{
+		Kind: envelope.KindDataset, ContractID: sc.Contract.ID(), ObjectID: "conversions"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	corrupt := bytes.Clone(plain)
+	for i := 8; i < len(corrupt) && i < 200; i += 3 {
+		corrupt[i] ^= 0x5a
+	}
+	cases := []struct {
+		name  string
+		plain []byte
+		rows  int64
+		msg   string
+	}{
+		{"not Arrow at all", []byte("id,campaign\nu1,x\n"), 1, "not an Arrow IPC stream"},
+		{"corrupted Arrow", corrupt, 5, "refused"},
+		{"another dataset's schema", otherPlain, 4, "is not the contract's"},
+		{"bytes after the stream", append(bytes.Clone(plain), 1, 2, 3), 5, "follow the end of the Arrow stream"},
+		{"row count lies", plain, 6, "claims 6 rows; the envelope holds 5"},
+		{"empty plaintext", nil, 0, "refused"},
+	}
+	for _, tc := range cases {
+		before := sc.LogSize()
+		_, err := sc.Upload(t, "publisher", "impressions", sealRaw(t, sc, "publisher", "impressions", tc.plain, tc.rows))
+		expectRefusal(t, tc.name, err, 422, tc.msg)
+		if sc.LogSize() != before {
+			t.Errorf("%s: the log changed", tc.name)
+		}
+	}
+	// Still serving, and the honest upload goes through.
+	if _, err := sc.Upload(t, "publisher", "impressions", sealRaw(t, sc, "publisher", "impressions", plain, 5)); err != nil {
+		t.Fatalf("the honest upload after hostile ones: %v", err)
 	}
 }

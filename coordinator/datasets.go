@@ -40,7 +40,17 @@ func DecryptDataset(ciphertext []byte, key hpke.PrivateKey, c *contracts.Contrac
 
 // DecodeArrowStream decodes an Arrow IPC stream whose schema must equal
 // want. what names the stream in errors.
-func DecodeArrowStream(data []byte, want *arrow.Schema, what string) ([]arrow.RecordBatch, int64, error) {
+// The stream comes from a provider: authenticated, but possibly hostile, so
+// a panic in the Arrow decoder is turned into an error.
+func DecodeArrowStream(data []byte, want *arrow.Schema, what string) (recs []arrow.RecordBatch, rows int64, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			for _, rec := range recs {
+				rec.Release()
+			}
+			recs, rows, err = nil, 0, fmt.Errorf("%s: malformed Arrow stream: %v", what, p)
+		}
+	}()
 	r, err := ipc.NewReader(bytes.NewReader(data), ipc.WithBodySizeLimit(maxIPCMessage), ipc.WithMetadataSizeLimit(1<<20))
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: not an Arrow IPC stream: %w", what, err)
@@ -49,8 +59,6 @@ func DecodeArrowStream(data []byte, want *arrow.Schema, what string) ([]arrow.Re
 	if !r.Schema().Equal(want) {
 		return nil, 0, fmt.Errorf("%s: Arrow schema %s is not the contract's %s", what, r.Schema(), want)
 	}
-	var recs []arrow.RecordBatch
-	var rows int64
 	release := func() {
 		for _, rec := range recs {
 			rec.Release()

@@ -185,7 +185,15 @@ var errVerifierDone = errors.New("envelope verifier finished")
 // dataset ds and decodes the Arrow stream inside, returning its row count.
 // It reads r to its end so the last segment and the absence of trailing
 // bytes are checked.
-func (c *Coordinator) verifyEnvelopeStream(r io.Reader, ct *contracts.Contract, ds *contracts.Dataset) (int64, error) {
+//
+// The Arrow stream comes from the provider and may be hostile: a panic in
+// the Arrow decoder is turned into a refusal.
+func (c *Coordinator) verifyEnvelopeStream(r io.Reader, ct *contracts.Contract, ds *contracts.Dataset) (rows int64, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			rows, err = 0, fmt.Errorf("malformed Arrow stream: %v", p)
+		}
+	}()
 	schemaDigest := ds.SchemaDigest()
 	er, err := envelope.NewReader(r, c.tee.Identity().HPKE(), envelope.Expect{
 		Kind: envelope.KindDataset, ContractID: ct.ID(), ObjectID: ds.ID, SchemaDigest: &schemaDigest,
@@ -201,7 +209,6 @@ func (c *Coordinator) verifyEnvelopeStream(r io.Reader, ct *contracts.Contract, 
 	if want := ds.Schema(); !ir.Schema().Equal(want) {
 		return 0, fmt.Errorf("the Arrow schema %s is not the contract's %s", ir.Schema(), want)
 	}
-	var rows int64
 	for ir.Next() {
 		rows += ir.RecordBatch().NumRows()
 	}
