@@ -65,7 +65,7 @@ const DefaultRows = 40_000
 // Spec is the scenario for the shared generator command line.
 var Spec = scenario.Spec{
 	Name:             "clinical-cohort",
-	RowsHelp:         "number of patients (enrolments are about 8% of that)",
+	RowsHelp:         "number of patients (enrolments are about 13% of that)",
 	DefaultRows:      DefaultRows,
 	DefaultK:         K,
 	ContractTemplate: ContractTemplate,
