@@ -10,6 +10,7 @@
 package adattribution
 
 import (
+	"context"
 	_ "embed"
 	"fmt"
 	"math"
@@ -117,8 +118,9 @@ type tally struct {
 
 // Generate writes impressions and conversions (cfg.Rows impressions) and
 // the expected result of Query into cfg.Dir. Memory stays bounded by one
-// batch per file whatever cfg.Rows is.
-func Generate(cfg scenario.Config) (sum *scenario.Summary, err error) {
+// batch per file whatever cfg.Rows is. If ctx is cancelled, it stops within a
+// batch, removes what it wrote and returns ctx.Err().
+func Generate(ctx context.Context, cfg scenario.Config) (sum *scenario.Summary, err error) {
 	if cfg.Rows < 1 {
 		return nil, fmt.Errorf("the number of impressions must be at least 1, not %d", cfg.Rows)
 	}
@@ -142,7 +144,7 @@ func Generate(cfg scenario.Config) (sum *scenario.Summary, err error) {
 	}
 	g := newGenerator(cfg, impSchema, convSchema)
 	defer g.release()
-	if err := g.run(impW, convW); err != nil {
+	if err := g.run(ctx, impW, convW); err != nil {
 		impW.Close()
 		convW.Close()
 		return nil, err
@@ -238,9 +240,12 @@ func (g *generator) userID(i uint64) string {
 }
 
 // run generates users until cfg.Rows impressions are written.
-func (g *generator) run(impW, convW *scenario.DatasetWriter) error {
+func (g *generator) run(ctx context.Context, impW, convW *scenario.DatasetWriter) error {
 	var done int64
 	for user := uint64(0); done < g.cfg.Rows; user++ {
+		if user%4096 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
 		g.user(g.cfg.Rows - done)
 		id := g.userID(user)
 		done += int64(len(g.userImps))

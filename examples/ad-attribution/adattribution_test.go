@@ -1,6 +1,9 @@
 package adattribution
 
 import (
+	"context"
+	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -157,3 +160,19 @@ func TestSizes(t *testing.T) {
 }
 
 func sameColumn(a, b contracts.Column) bool { return a.Name == b.Name && a.Type == b.Type }
+
+// TestCancelLeavesNothing: a cancelled run stops and removes every file it
+// started.
+func TestCancelLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	formats, _ := scenario.ParseFormats("both")
+	_, err := Generate(ctx, scenario.Config{Dir: dir, Rows: 100_000, Seed: 1, Formats: formats, K: K})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v, want context.Canceled", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("a cancelled run left %v", entries)
+	}
+}

@@ -10,6 +10,7 @@
 package clinicalcohort
 
 import (
+	"context"
 	_ "embed"
 	"fmt"
 	"math"
@@ -145,8 +146,9 @@ func ageOn(birth int32) int {
 
 // Generate writes patients (cfg.Rows of them) and enrolments and the
 // expected result of Query into cfg.Dir. Memory stays bounded by one batch
-// per file whatever cfg.Rows is.
-func Generate(cfg scenario.Config) (sum *scenario.Summary, err error) {
+// per file whatever cfg.Rows is. If ctx is cancelled, it stops within a
+// batch, removes what it wrote and returns ctx.Err().
+func Generate(ctx context.Context, cfg scenario.Config) (sum *scenario.Summary, err error) {
 	if cfg.Rows < 1 {
 		return nil, fmt.Errorf("the number of patients must be at least 1, not %d", cfg.Rows)
 	}
@@ -173,7 +175,7 @@ func Generate(cfg scenario.Config) (sum *scenario.Summary, err error) {
 	}
 	g := newGenerator(cfg, patSchema, enrSchema)
 	defer g.release()
-	if err := g.run(patW, enrW); err != nil {
+	if err := g.run(ctx, patW, enrW); err != nil {
 		patW.Close()
 		enrW.Close()
 		return nil, err
@@ -348,9 +350,12 @@ func (g *generator) judge() {
 
 // run writes cfg.Rows patients, their enrolments, and about as many
 // enrolments of other hospitals' patients.
-func (g *generator) run(patW, enrW *scenario.DatasetWriter) error {
+func (g *generator) run(ctx context.Context, patW, enrW *scenario.DatasetWriter) error {
 	foreign := uint64(1 << 39)
 	for i := range uint64(g.cfg.Rows) {
+		if i%4096 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
 		g.draw()
 		id := g.patientID(i)
 		if err := g.emitPatient(id, patW); err != nil {

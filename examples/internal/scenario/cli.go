@@ -1,14 +1,17 @@
 package scenario
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"cleanroom.dev/cleanroom/cleanroom"
 )
@@ -99,7 +102,12 @@ func generateCmd(spec Spec, prog string, args []string, stderr io.Writer) error 
 	if err != nil {
 		return usageError{fmt.Errorf("--format: %w", err)}
 	}
-	sum, err := spec.Generate(Config{Dir: *out, Rows: *rows, Seed: *seed, Formats: formats, K: *k})
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sum, err := spec.Generate(ctx, Config{Dir: *out, Rows: *rows, Seed: *seed, Formats: formats, K: *k})
+	if errors.Is(err, context.Canceled) {
+		return errors.New("interrupted: nothing was written")
+	}
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@
 package scenario
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -84,8 +85,9 @@ type Spec struct {
 	ContractTemplate []byte
 	// ResultColumns are the columns of the query's result, in order.
 	ResultColumns []contracts.Column
-	// Generate writes the datasets and the expected results.
-	Generate func(Config) (*Summary, error)
+	// Generate writes the datasets and the expected results. When ctx is
+	// cancelled it stops, removes what it wrote and returns ctx.Err().
+	Generate func(context.Context, Config) (*Summary, error)
 }
 
 // ParseFormats parses the --format value: csv, parquet or both.

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -229,7 +230,7 @@ func TestCommandLine(t *testing.T) {
 		DefaultK:         2,
 		ContractTemplate: []byte("key: \"{{KEY}}\"\n"),
 		ResultColumns:    MustColumns("g", "string", "n", "int64"),
-		Generate: func(cfg Config) (*Summary, error) {
+		Generate: func(_ context.Context, cfg Config) (*Summary, error) {
 			o, err := NewOutput(cfg.Dir)
 			if err != nil {
 				return nil, err

@@ -208,7 +208,7 @@ func Generate(tb testing.TB, spec scenario.Spec, rows int64, seed uint64, batch 
 	tb.Helper()
 	dir := tb.TempDir()
 	formats, _ := scenario.ParseFormats("both")
-	sum, err := spec.Generate(scenario.Config{Dir: dir, Rows: rows, Seed: seed, Formats: formats, K: spec.DefaultK, BatchRows: batch})
+	sum, err := spec.Generate(context.Background(), scenario.Config{Dir: dir, Rows: rows, Seed: seed, Formats: formats, K: spec.DefaultK, BatchRows: batch})
 	if err != nil {
 		tb.Fatal(err)
 	}
