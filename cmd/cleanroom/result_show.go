@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/spf13/cobra"
+
+	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/connectors"
+)
+
+func init() { resultCommands = append(resultCommands, newResultShowCmd) }
+
+func newResultShowCmd(c *cli) *cobra.Command {
+	var formatName, out string
+	cmd := &cobra.Command{
+		Use:   "show FILE --key NAME.key [--format table|csv|json|parquet|arrow] [--out FILE]",
+		Short: "Verify a result bundle, decrypt it with your key and print or write the result",
+		Long: `show verifies a result bundle against the contract exactly as cleanroom result
+verify does, then decrypts the result with your key (you must be one of the
+contract's result recipients), checks that its SHA-256 is the one the
+coordinator signed, and writes it:
+
+  --format table    an aligned table on stdout (the default)
+  --format csv      CSV with a header row
+  --format json     one JSON array of objects (jsonl: one object per line)
+  --format parquet  Apache Parquet
+  --format arrow    Arrow IPC file (arrows: Arrow IPC stream)
+
+--out FILE writes the result to FILE (mode 0600: it is plaintext) instead of
+stdout. Parquet and Arrow are binary: they are never written to a terminal,
+so they need --out or a redirection.
+
+Nothing is written unless the bundle verifies in full.`,
+		Args: cobra.ExactArgs(1),
+	}
+	cmd.Flags().String("key", "", "your secret key, a result recipient's (env CLEANROOM_KEY)")
+	cmd.Flags().String("contract", "", "the contract the result was produced under (env CLEANROOM_CONTRACT)")
+	cmd.Flags().StringVar(&formatName, "format", "table", "output format: table, csv, json, jsonl, parquet, arrow or arrows")
+	cmd.Flags().StringVar(&out, "out", "", "write the result to this file instead of stdout")
+	s := bindSettings(cmd)
+	cmd.RunE = func(_ *cobra.Command, args []string) error {
+		format, err := connectors.ParseFormat(formatName)
+		if err != nil || format == connectors.FormatAuto {
+			return usagef("--format %q is not one of table, csv, json, jsonl, parquet, arrow or arrows", formatName)
+		}
+		binary := format == connectors.FormatParquet || format == connectors.FormatArrowFile || format == connectors.FormatArrowStream
+		if binary && out == "" && isTerminal(c.stdout) {
+			return withHint(usagef("--format %s is binary and stdout is a terminal", format), "write it to a file with --out FILE (or redirect stdout)")
+		}
+		keyPath, err := s.require("key")
+		if err != nil {
+			return err
+		}
+		contractPath, err := s.require("contract")
+		if err != nil {
+			return err
+		}
+		ct, err := c.loadContract(contractPath, true)
+		if err != nil {
+			return err
+		}
+		id, err := cleanroom.ReadIdentityFile(keyPath)
+		if err != nil {
+			return err
+		}
+		r, err := c.verifyResult(args[0], ct, id, nil)
+		if err != nil {
+			return err
+		}
+		defer clear(r.Result)
+		fp := id.Public().Fingerprint()
+		c.infof("decrypted with %s's key %s: the result's SHA-256 is the one the coordinator signed", ct.ParticipantByKey(fp).ID, fp.Short())
+
+		if out == "" {
+			_, err := writeResult(c.stdout, r.Result, format)
+			return err
+		}
+		var buf bytes.Buffer
+		rows, err := writeResult(&buf, r.Result, format)
+		if err != nil {
+			return err
+		}
+		defer clear(buf.Bytes())
+		if err := cleanroom.WriteFileAtomic(out, buf.Bytes(), 0o600); err != nil {
+			return err
+		}
+		c.infof("wrote %d rows to %s (%s)", rows, out, format)
+		return nil
+	}
+	return cmd
+}
+
+// writeResult decodes the plaintext result (an Arrow IPC stream) and writes
+// it in format.
+func writeResult(w io.Writer, result []byte, format connectors.Format) (int64, error) {
+	rr, err := ipc.NewReader(bytes.NewReader(result), ipc.WithAllocator(memory.DefaultAllocator))
+	if err != nil {
+		return 0, fmt.Errorf("the verified result is not an Arrow IPC stream: %w", err)
+	}
+	defer rr.Release()
+	rows, err := connectors.Write(w, format, rr, connectors.WriteOptions{})
+	if err != nil {
+		return rows, fmt.Errorf("writing the result as %s: %w", format, err)
+	}
+	return rows, nil
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"cleanroom.dev/cleanroom/cleanroom/bundle"
+	"cleanroom.dev/cleanroom/cleanroom/bundle/bundletest"
+)
+
+// resultFixture makes a simulated coordinator with its log and contract
+// (cleanroom/bundle/bundletest) and the bundles the result scripts use,
+// keyed by file name:
+//
+//	contract.yaml, other.yaml    the contract, and one that differs only in its name
+//	NAME.key, NAME.pub           publisher, advertiser, measurer (recipients: advertiser, measurer), auditor
+//	bundle.cbor                  an honest run's bundle
+//	tampered-statement.cbor      bundle.cbor with a bit of the statement's signature flipped
+//	bad-upload.cbor              a run whose coordinator signed the conversions upload statement as the impressions one
+func resultFixture(t *testing.T) map[string][]byte {
+	t.Helper()
+	dir := t.TempDir()
+	w, err := bundletest.New(filepath.Join(dir, "world"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	if err := w.WriteFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for _, name := range []string{"contract.yaml"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[name] = b
+	}
+	for _, id := range bundletest.ParticipantIDs {
+		for _, ext := range []string{".key", ".pub"} {
+			b, err := os.ReadFile(filepath.Join(dir, id+ext))
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[id+ext] = b
+		}
+	}
+	files["other.yaml"] = bytes.Replace(w.ContractText, []byte("name: bundle-test"), []byte("name: other-contract"), 1)
+
+	ctx := context.Background()
+	marshal := func(b *bundle.Bundle) []byte {
+		data, err := b.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	honest, err := w.Run(ctx, bundletest.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files["bundle.cbor"] = marshal(honest.Bundle)
+	tampered := *honest.Bundle
+	tampered.Statement = bytes.Clone(tampered.Statement)
+	tampered.Statement[len(tampered.Statement)-1] ^= 1
+	files["tampered-statement.cbor"] = marshal(&tampered)
+	bad, err := w.Run(ctx, bundletest.RunOptions{Unchecked: true, EditStatement: func(s *bundle.Statement) {
+		s.Datasets[0].UploadStatement = w.Uploads["conversions"].Signed
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files["bad-upload.cbor"] = marshal(bad.Bundle)
+	return files
+}
+
+// TestResultScripts runs the scripts in testdata/result with the files of
+// resultFixture in the work directory.
+func TestResultScripts(t *testing.T) {
+	files := resultFixture(t)
+	p := scriptParams(filepath.Join("testdata", "result"))
+	p.Setup = func(env *testscript.Env) error {
+		for name, b := range files {
+			perm := os.FileMode(0o644)
+			if strings.HasSuffix(name, ".key") {
+				perm = 0o600
+			}
+			if err := os.WriteFile(filepath.Join(env.WorkDir, name), b, perm); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	testscript.Run(t, p)
+}
+
+// TestResultShowRefusesTerminal checks that binary formats are not written
+// to a terminal. /dev/null is a character device, as a terminal is, which
+// is what the check looks at.
+func TestResultShowRefusesTerminal(t *testing.T) {
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer devnull.Close()
+	for _, format := range []string{"parquet", "arrow", "arrows"} {
+		var stderr bytes.Buffer
+		code := run([]string{"result", "show", "bundle.cbor", "--key", "k.key", "--contract", "c.yaml", "--format", format},
+			strings.NewReader(""), devnull, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), "is binary and stdout is a terminal") || !strings.Contains(stderr.String(), "--out FILE") {
+			t.Errorf("%s: exit %d: %s", format, code, stderr.String())
+		}
+	}
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/cleanroom/bundle"
+	"cleanroom.dev/cleanroom/contracts"
+)
+
+func init() {
+	register(newResultCmd)
+	resultCommands = append(resultCommands, newResultVerifyCmd)
+}
+
+// resultCommands are the sub-commands of "cleanroom result". Each file that
+// defines one appends its factory in an init function.
+var resultCommands []func(*cli) *cobra.Command
+
+func newResultCmd(c *cli) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "result",
+		Short: "Fetch, verify and decrypt run results",
+	}
+	for _, f := range resultCommands {
+		cmd.AddCommand(f(c))
+	}
+	return cmd
+}
+
+func newResultVerifyCmd(c *cli) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "verify FILE --contract FILE",
+		Short: "Verify a result bundle offline, from the platform's root to the encrypted result",
+		Long: `verify checks a result bundle (written by cleanroom result get) against the
+contract, offline, and prints each step with its outcome (docs/bundle.md):
+
+  evidence          the coordinator's attestation is genuine (AMD's root, or the
+                    contract's pinned simulated root), meets the contract's
+                    coordinator policy, and binds the coordinator key
+  statement         the result statement is signed by that key and names this
+                    contract, its algorithm, datasets and recipients
+  log               both run events are in the coordinator's audit log under a
+                    checkpoint signed by that key
+  entries           the run.started and run.finished events agree with the
+                    statement
+  uploads           each dataset's upload statement is signed by its provider
+                    and names the ciphertext and rows the run used
+  encrypted result  the encrypted result is the one the statement names, sealed
+                    to exactly the contract's recipients
+
+It stops at the first step that fails and exits 0 only if all pass. It needs
+no key: cleanroom result show also decrypts.`,
+		Args: cobra.ExactArgs(1),
+	}
+	cmd.Flags().String("contract", "", "the contract the result was produced under (env CLEANROOM_CONTRACT)")
+	s := bindSettings(cmd)
+	cmd.RunE = func(_ *cobra.Command, args []string) error {
+		contractPath, err := s.require("contract")
+		if err != nil {
+			return err
+		}
+		ct, err := c.loadContract(contractPath, true)
+		if err != nil {
+			return err
+		}
+		_, err = c.verifyResult(args[0], ct, nil, c.stdout)
+		return err
+	}
+	return cmd
+}
+
+// readBundle reads and parses a bundle file.
+func readBundle(path string) (*bundle.Bundle, error) {
+	data, err := readLimitedFile(path, bundle.MaxSize)
+	if err != nil {
+		return nil, err
+	}
+	b, err := bundle.Parse(data)
+	if err != nil {
+		return nil, withHint(fmt.Errorf("%s: %w", path, err), "a result bundle is the file cleanroom result get writes")
+	}
+	return b, nil
+}
+
+// verifyResult reads, parses and verifies a bundle, printing each step to
+// steps (nil prints nothing), and returns the report of a bundle that
+// passed every step.
+func (c *cli) verifyResult(path string, ct *contracts.Contract, recipient *cleanroom.Identity, steps io.Writer) (*bundle.Report, error) {
+	b, err := readBundle(path)
+	if err != nil {
+		return nil, err
+	}
+	r, err := bundle.Verify(b, ct, bundle.VerifyOptions{Recipient: recipient})
+	if steps != nil && r != nil {
+		printSteps(steps, r, recipient != nil)
+	}
+	if err != nil {
+		var ve *bundle.VerifyError
+		if errors.As(err, &ve) {
+			return nil, withHint(fmt.Errorf("%s does not verify: %w", path, err), hintFor(ve))
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	s := r.Statement
+	c.infof("verified: run %s (run %d of contract %s): %d rows kept, %d suppressed, result SHA-256 %x",
+		s.RunID, s.RunNumber, ct.ID(), s.RowsKept, s.RowsSuppressed, s.ResultSHA256)
+	return r, nil
+}
+
+// printSteps writes one line per step: ✓ or ✗ and what it established or
+// why it failed, then "-" for the steps not reached.
+func printSteps(w io.Writer, r *bundle.Report, decrypt bool) {
+	done := map[bundle.Step]bool{}
+	for _, s := range r.Steps {
+		mark := "✓"
+		if !s.OK {
+			mark = "✗"
+		}
+		fmt.Fprintf(w, "%s %s: %s\n", mark, s.Step, s.Detail)
+		done[s.Step] = true
+	}
+	for _, s := range bundle.Steps {
+		if done[s] || (s == bundle.StepDecryption && !decrypt) {
+			continue
+		}
+		fmt.Fprintf(w, "- %s: not checked\n", s)
+	}
+}
+
+// hintFor suggests what to do about a failed step.
+func hintFor(ve *bundle.VerifyError) string {
+	switch ve.Step {
+	case bundle.StepEvidence:
+		return "the coordinator that made this bundle does not satisfy the contract's coordinator section, or the bundle was altered; do not trust the result"
+	case bundle.StepDecryption:
+		if ve.Part == bundle.PartRecipientKey {
+			return "only the contract's result recipients can decrypt; pass a recipient's key with --key"
+		}
+	}
+	return "the bundle was altered or the coordinator misbehaved; do not trust the result, and keep the bundle as evidence"
+}
