@@ -1,0 +1,181 @@
+package coordinator_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"cleanroom.dev/cleanroom/coordinator"
+	"cleanroom.dev/cleanroom/coordinator/tee"
+	"cleanroom.dev/cleanroom/internal/scenario"
+)
+
+// prepare registers a scenario's contract, uploads both datasets and
+// submits the algorithm.
+func prepare(t *testing.T, sc *scenario.Scenario, impressions string) {
+	t.Helper()
+	sc.Submit(t, "publisher")
+	sc.MustUpload(t, "publisher", "impressions", impressions)
+	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(context.Background(), []byte(sc.Spec.Query)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMaxRunsSurvivesKill uses up max_runs, kills the coordinator with
+// SIGKILL, and checks that the restarted coordinator still refuses a run:
+// the count comes from the log, not from memory.
+func TestMaxRunsSurvivesKill(t *testing.T) {
+	dir := t.TempDir()
+	d := startDaemon(t, dir)
+	inst, err := tee.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := scenario.NewRemote(t, d.url, inst, adSpec(t, "max-runs", 2))
+	prepare(t, sc, impressionsCSV)
+	ctx := context.Background()
+	for i := range 2 {
+		if _, err := sc.Client(t, "advertiser").Run(ctx); err != nil {
+			t.Fatalf("run %d: %v", i+1, err)
+		}
+	}
+	_, err = sc.Client(t, "advertiser").Run(ctx)
+	expectRefusal(t, "third run", err, 422, "all 2 runs the contract allows (max_runs) have been used")
+	d.kill()
+
+	d = startDaemon(t, dir)
+	defer d.kill()
+	sc.URL = d.url
+	_, err = sc.Client(t, "measurer").Run(ctx)
+	expectRefusal(t, "run after a restart", err, 422, "max_runs")
+	st, err := sc.Client(t, "auditor").Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.RunsUsed != 2 || st.Runs[0].Status != "finished" || st.Runs[1].Status != "finished" {
+		t.Fatalf("status after restart: %+v", st)
+	}
+}
+
+// TestKilledRunReleasesNothing kills the coordinator in the middle of a
+// slow query. After the restart the run is marked aborted in the log and
+// the status, it counts against max_runs, and it has no result to fetch.
+func TestKilledRunReleasesNothing(t *testing.T) {
+	dir := t.TempDir()
+	d := startDaemon(t, dir)
+	inst, err := tee.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := adSpec(t, "killed-run", 3)
+	// A query that keeps the engine busy for a long time: a triple cross
+	// join of the impressions.
+	spec.Query = "SELECT a.campaign, count(*) AS users FROM impressions a, impressions b, impressions c " +
+		"WHERE length(a.user_id || b.user_id || c.user_id) > 3 GROUP BY a.campaign"
+	sc := scenario.NewRemote(t, d.url, inst, spec)
+	prepare(t, sc, bigCSV("impressions", 3000))
+	ctx := context.Background()
+	done := make(chan error, 1)
+	go func() {
+		_, err := sc.Client(t, "advertiser").Run(ctx)
+		done <- err
+	}()
+	// Wait until the run has started (run.started is durable), then kill.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := sc.Client(t, "auditor").Status(ctx)
+		if err == nil && len(st.Runs) == 1 && st.Runs[0].Status == "running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the run did not start: %+v %v", st, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	d.kill()
+	if err := <-done; err == nil {
+		t.Fatal("the run finished before the kill; make the query slower")
+	}
+
+	d = startDaemon(t, dir)
+	defer d.kill()
+	sc.URL = d.url
+	st, err := sc.Client(t, "auditor").Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Runs) != 1 || st.Runs[0].Status != "aborted" || st.RunsUsed != 1 || st.Runs[0].ResultSHA256 != "" {
+		t.Fatalf("after restart: %+v", st)
+	}
+	if !strings.Contains(st.Runs[0].Reason, "nothing was released") {
+		t.Fatalf("aborted run's reason: %q", st.Runs[0].Reason)
+	}
+	_, err = sc.Client(t, "advertiser").Result(ctx, st.Runs[0].RunID)
+	expectRefusal(t, "result of an aborted run", err, http.StatusConflict, "aborted")
+}
+
+// TestHostileAlgorithms registers, for each hostile query, a contract that
+// approves exactly its hash, signed by everyone, and checks the coordinator
+// still refuses it: at submission (the statement check) or at the run (the
+// sandbox), with a clear error, and releases nothing.
+func TestHostileAlgorithms(t *testing.T) {
+	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
+	queries := []string{
+		"SELECT * FROM read_csv('/etc/passwd')",
+		"SELECT * FROM read_csv_auto('/etc/hosts')",
+		"SELECT * FROM read_parquet('/tmp/x.parquet')",
+		"SELECT * FROM read_text('/etc/passwd')",
+		"SELECT * FROM read_blob('/etc/shadow')",
+		"SELECT * FROM read_json('/etc/os-release')",
+		"SELECT * FROM glob('/*')",
+		"SELECT * FROM '/etc/passwd'",
+		"COPY (SELECT * FROM impressions) TO '/tmp/leak.csv'",
+		"EXPORT DATABASE '/tmp/leak'",
+		"ATTACH '/tmp/other.db' AS other",
+		"INSTALL httpfs",
+		"LOAD httpfs",
+		"SET enable_external_access = true",
+		"RESET memory_limit",
+		"PRAGMA database_list",
+		"SELECT getenv('HOME') AS users",
+		"SELECT current_setting('temp_directory') AS users",
+		"SELECT 1 AS users; SELECT 2 AS users",
+		"SELECT count(*) AS users FROM impressions; COPY impressions TO '/tmp/x.csv'",
+		"CREATE TABLE t AS SELECT * FROM impressions",
+		"DROP TABLE impressions",
+		"INSERT INTO impressions VALUES ('x', 'y')",
+		"DELETE FROM conversions",
+		"CALL pragma_version()",
+		"SELECT * FROM query('SELECT 1')",
+		"WITH x AS (SELECT * FROM read_csv('/etc/passwd')) SELECT * FROM x",
+		"SELECT campaign FROM impressions UNION ALL SELECT content FROM read_text('/etc/passwd')",
+		"SELECT * FROM 'https://example.com/data.csv'",
+		"CHECKPOINT",
+	}
+	ctx := context.Background()
+	for i, q := range queries {
+		spec := adSpec(t, fmt.Sprintf("hostile-%d", i), 1)
+		spec.Query = q
+		sc := scenario.New(t, srv, spec)
+		sc.Submit(t, "publisher")
+		sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
+		sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+		_, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(q))
+		if err != nil {
+			expectRefusal(t, q, err, 422, "the algorithm is refused")
+			continue
+		}
+		// Accepted as one SELECT: the sandbox must refuse it at the run.
+		_, err = sc.Client(t, "advertiser").Run(ctx)
+		expectRefusal(t, q, err, 422, "refused (query)")
+		st, _ := sc.Client(t, "auditor").Status(ctx)
+		if st.Runs[0].Status != "refused" || st.Runs[0].ResultSHA256 != "" {
+			t.Errorf("%s: run %+v", q, st.Runs[0])
+		}
+	}
+}
