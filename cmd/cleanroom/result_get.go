@@ -1,0 +1,69 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/cleanroom/bundle"
+)
+
+func init() { resultCommands = append(resultCommands, newResultGetCmd) }
+
+func newResultGetCmd(c *cli) *cobra.Command {
+	var runID, out string
+	cmd := &cobra.Command{
+		Use:   "get --contract FILE --run ID --key NAME.key --coordinator URL --out FILE",
+		Short: "Download a run's result bundle; verify it before writing it",
+		Long: `get downloads the result bundle of a finished run (result recipients only),
+verifies it offline against the contract, as cleanroom result verify does,
+and only then writes it to --out. The coordinator records the download in
+its audit log. Decrypt and show it with cleanroom result show.`,
+		Args: cobra.NoArgs,
+	}
+	addSessionFlags(cmd)
+	cmd.Flags().StringVar(&runID, "run", "", "run id (printed by cleanroom run)")
+	cmd.Flags().StringVar(&out, "out", "", "file to write the bundle to")
+	s := bindSettings(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if runID == "" || out == "" {
+			return usagef("--run ID and --out FILE are required")
+		}
+		ss, err := c.connect(s, "", true)
+		if err != nil {
+			return err
+		}
+		defer ss.client.Close()
+		if !ss.contract.IsRecipient(ss.me().ID) {
+			return fmt.Errorf("participant %q is not a result recipient of the contract", ss.me().ID)
+		}
+		data, err := ss.client.Result(cmd.Context(), runID)
+		if err != nil {
+			return explain(err)
+		}
+		b, err := bundle.Parse(data)
+		if err != nil {
+			return fmt.Errorf("the coordinator sent a malformed bundle: %w", err)
+		}
+		r, err := bundle.Verify(b, ss.contract, bundle.VerifyOptions{Recipient: ss.identity})
+		if err != nil {
+			var ve *bundle.VerifyError
+			if errors.As(err, &ve) {
+				return withHint(fmt.Errorf("the bundle the coordinator sent does not verify; nothing written: %w", err), hintFor(ve))
+			}
+			return err
+		}
+		if err := cleanroom.WriteFileAtomic(out, data, 0o600); err != nil {
+			return err
+		}
+		st := r.Statement
+		c.infof("wrote %s: run %s, %d rows kept, %d suppressed, verified down to the coordinator's attestation (see cleanroom result verify %s)",
+			out, st.RunID, st.RowsKept, st.RowsSuppressed, filepath.Base(out))
+		fmt.Fprintln(c.stdout, out)
+		return nil
+	}
+	return cmd
+}
