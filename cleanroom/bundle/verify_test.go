@@ -520,3 +520,30 @@ func TestEncryptResult(t *testing.T) {
 		t.Fatalf("empty result: %v, %d bytes", err, len(got))
 	}
 }
+
+// BenchmarkVerify measures the offline verification of a small result's
+// bundle, without and with decryption.
+func BenchmarkVerify(b *testing.B) {
+	w, run := world(b), honest(b)
+	data, err := run.Bundle.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		opts bundle.VerifyOptions
+	}{{"verify", bundle.VerifyOptions{}}, {"verify+decrypt", bundle.VerifyOptions{Recipient: w.Keys["advertiser"]}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				bd, err := bundle.Parse(data)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := bundle.Verify(bd, w.Contract, tc.opts); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(data)), "bundle-bytes")
+		})
+	}
+}
