@@ -2,7 +2,6 @@ package bundle
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
@@ -390,5 +389,3 @@ func Recipients(c *contracts.Contract) ([]Recipient, error) {
 	}
 	return out, nil
 }
-
-func hexs(b []byte) string { return hex.EncodeToString(b) }
