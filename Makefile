@@ -15,6 +15,8 @@ all: build
 build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -o $(BIN)/ad-attribution-gen ./examples/ad-attribution/gen
+	$(GO) build -o $(BIN)/clinical-cohort-gen ./examples/clinical-cohort/gen
 
 # The whole test suite: unit, fuzz seed corpora, CLI scripts, end to end.
 test:
