@@ -6,6 +6,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // progress draws a one-line progress display on stderr when stderr is a
@@ -20,13 +22,15 @@ type progress struct {
 	done  sync.WaitGroup
 }
 
+// isTerminal reports whether w is a terminal (a tty, not merely a
+// character device such as /dev/null).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
 	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 // startProgress starts drawing; read reports the bytes and rows done so far.
