@@ -1,0 +1,610 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"cleanroom.dev/cleanroom/cleanroom/bundle"
+	"cleanroom.dev/cleanroom/cleanroom/events"
+	"cleanroom.dev/cleanroom/cleanroom/upload"
+	"cleanroom.dev/cleanroom/contracts"
+)
+
+// timeline checks the verified entries of a log, in order, against a
+// contract and the attested coordinator, and fills the contract's part of a
+// report. It does no I/O, and never trusts an entry beyond what it verifies:
+// every signature an event carries is checked, and every rule of
+// docs/events.md that the auditor can check is.
+type timeline struct {
+	c     *contracts.Contract
+	cid   string
+	coord *Coordinator
+	doc   []byte
+	r     *Report
+
+	seenIDs      map[string]bool
+	lastTime     time.Time
+	uploads      map[string]*events.DatasetUploaded
+	runs         map[string]*RunFact
+	runByID      map[string]int // run id → index in r.Runs
+	algorithm    bool
+	lastStart    *events.CoordinatorStarted
+	lastStartIdx uint64
+	evidenceIdxs []uint64 // starts that record the attested evidence
+	cur          *TimelineEntry
+}
+
+// checkTimeline fills r's contract facts, timeline, log counts, problems and
+// warnings from entries (entry i at index i).
+func checkTimeline(r *Report, entries [][]byte, c *contracts.Contract, coord *Coordinator, doc []byte) {
+	t := &timeline{
+		c: c, cid: c.ID().String(), coord: coord, doc: doc, r: r,
+		seenIDs: map[string]bool{}, uploads: map[string]*events.DatasetUploaded{},
+		runs: map[string]*RunFact{}, runByID: map[string]int{},
+	}
+	t.contractFacts()
+	for i, raw := range entries {
+		t.entry(uint64(i), raw)
+	}
+	t.finish()
+}
+
+func (t *timeline) contractFacts() {
+	c := t.c
+	r := t.r
+	r.Contract = ContractFacts{
+		ID: t.cid, Name: c.Name, ExpiresAt: c.ExpiresAt.UTC(), Platform: string(c.Coordinator.Platform),
+		MaxRuns: c.Output.MaxRuns, MaxRows: c.Output.MaxRows, GroupSizeColumn: c.Output.GroupSizeColumn,
+		MinGroupSize: c.Output.MinGroupSize, Recipients: slices.Clone(c.Output.Recipients),
+	}
+	if r.Contract.Recipients == nil {
+		r.Contract.Recipients = []string{}
+	}
+	r.Parties = make([]ParticipantFact, 0, len(c.Participants))
+	for _, p := range c.Participants {
+		roles := make([]string, len(p.Roles))
+		for i, ro := range p.Roles {
+			roles[i] = string(ro)
+		}
+		r.Parties = append(r.Parties, ParticipantFact{ID: p.ID, Roles: roles, Key: p.PublicKey.Fingerprint().String()})
+	}
+	r.Datasets = make([]DatasetFact, 0, len(c.Datasets))
+	for i := range c.Datasets {
+		d := &c.Datasets[i]
+		df := DatasetFact{ID: d.ID, Provider: d.Provider, SchemaDigest: hexs(d.SchemaDigest())}
+		if p := c.Participant(d.Provider); p != nil && p.PublicKey != nil {
+			df.ProviderKey = p.PublicKey.Fingerprint().String()
+		}
+		r.Datasets = append(r.Datasets, df)
+	}
+	r.Algorithm = AlgorithmFact{Provider: c.Algorithm.Provider, SHA256: hexs(c.Algorithm.SHA256), Confidential: c.Algorithm.Confidential}
+	r.Runs = []RunFact{}
+	r.Timeline = []TimelineEntry{}
+}
+
+// hexs writes a digest or key in lowercase hex.
+func hexs[T ~[]byte | ~[32]byte](b T) string { return fmt.Sprintf("%x", b) }
+
+func digest(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+
+// problem records a violation in the current entry.
+func (t *timeline) problem(idx uint64, format string, args ...any) {
+	t.r.Problems = append(t.r.Problems, Finding{Index: ptr(idx), Message: fmt.Sprintf(format, args...)})
+	if t.cur != nil && t.cur.Index == idx {
+		t.cur.OK = false
+	}
+}
+
+func (t *timeline) warning(idx *uint64, format string, args ...any) {
+	t.r.Warnings = append(t.r.Warnings, Finding{Index: idx, Message: fmt.Sprintf(format, args...)})
+}
+
+func (t *timeline) entry(idx uint64, raw []byte) {
+	ev, err := events.Decode(raw)
+	if err != nil {
+		// The coordinator refuses to start on such a log; an entry that is
+		// included under a signed checkpoint but is no event is a fault.
+		t.cur = nil
+		t.problem(idx, "entry %d is not a valid event: %v", idx, err)
+		return
+	}
+	if t.seenIDs[ev.ID] {
+		t.warning(ptr(idx), "entry %d repeats event id %s; replay ignores it, and so does this audit", idx, ev.ID)
+		return
+	}
+	t.seenIDs[ev.ID] = true
+	if !t.lastTime.IsZero() && ev.Time.Before(t.lastTime) {
+		t.warning(ptr(idx), "entry %d (%s) is dated %s, before the entry preceding it (%s): the coordinator's clock went backwards (the log index, not the time, orders events)",
+			idx, ev.Type, ev.Time.UTC().Format(time.RFC3339Nano), t.lastTime.UTC().Format(time.RFC3339Nano))
+	}
+	if ev.Time.After(t.lastTime) {
+		t.lastTime = ev.Time
+	}
+	if ev.Type == events.TypeCoordinatorStarted {
+		t.open(idx, ev)
+		t.coordinatorStarted(idx, ev)
+		return
+	}
+	if ev.Contract != t.cid {
+		t.r.Log.OtherEvents++
+		return
+	}
+	t.r.Log.ContractEvents++
+	t.open(idx, ev)
+	if ev.Type != events.TypeContractRegistered && t.r.Contract.Registered == nil {
+		t.problem(idx, "%s event at index %d comes before the contract's registration", ev.Type, idx)
+	}
+	if ev.Actor != "" {
+		p := t.c.Participant(ev.Actor)
+		switch {
+		case p == nil:
+			t.problem(idx, "%s event at index %d names actor %q, who is not a participant of the contract", ev.Type, idx, ev.Actor)
+		case p.PublicKey.Fingerprint().String() != ev.ActorKey:
+			t.problem(idx, "%s event at index %d names actor %s with key %s, but the contract gives %s the key %s",
+				ev.Type, idx, ev.Actor, ev.ActorKey, ev.Actor, p.PublicKey.Fingerprint())
+		}
+	}
+	switch ev.Type {
+	case events.TypeContractRegistered:
+		t.contractRegistered(idx, ev)
+	case events.TypeDatasetUploaded:
+		t.datasetUploaded(idx, ev)
+	case events.TypeAlgorithmSubmitted:
+		t.algorithmSubmitted(idx, ev)
+	case events.TypeRunStarted:
+		t.runStarted(idx, ev)
+	case events.TypeRunFinished:
+		t.runFinished(idx, ev)
+	case events.TypeRunRefused:
+		t.runRefused(idx, ev)
+	case events.TypeRunAborted:
+		t.runAborted(idx, ev)
+	case events.TypeResultFetched:
+		t.resultFetched(idx, ev)
+	}
+}
+
+// open appends the timeline row of an event; the handlers fill its summary
+// and details.
+func (t *timeline) open(idx uint64, ev *events.Event) {
+	t.r.Timeline = append(t.r.Timeline, TimelineEntry{
+		Index: idx, Time: ev.Time.UTC(), Type: string(ev.Type), EventID: ev.ID,
+		Actor: ev.Actor, ActorKey: ev.ActorKey, Details: map[string]string{}, OK: true,
+	})
+	t.cur = &t.r.Timeline[len(t.r.Timeline)-1]
+}
+
+func (t *timeline) coordinatorStarted(idx uint64, ev *events.Event) {
+	b := ev.CoordinatorStarted
+	t.r.Log.CoordinatorStarts++
+	t.r.Coordinator.Starts++
+	t.cur.Summary = fmt.Sprintf("coordinator started (%s, cleanroomd %s), evidence %s", b.Platform, b.Software, short(b.EvidenceSHA256))
+	t.cur.Details = map[string]string{
+		"platform": b.Platform, "measurement": b.Measurement, "public_key": b.PublicKey,
+		"evidence_sha256": b.EvidenceSHA256, "software": b.Software,
+	}
+	co := t.coord
+	if b.PublicKey != co.PublicKey.Fingerprint().String() {
+		t.problem(idx, "coordinator.started at index %d names key %s, not the attested key %s whose log this is", idx, b.PublicKey, co.PublicKey.Fingerprint())
+	}
+	if b.Platform != string(co.Platform) {
+		t.problem(idx, "coordinator.started at index %d names platform %s; the attested coordinator runs on %s", idx, b.Platform, co.Platform)
+	}
+	if b.Measurement != hex.EncodeToString(co.Measurement[:]) {
+		t.problem(idx, "coordinator.started at index %d names measurement %s; the attested coordinator's is %x (its key is sealed to its measurement, so one key cannot start under two)",
+			idx, b.Measurement, co.Measurement)
+	}
+	if b.EvidenceSHA256 == hexs(co.EvidenceSHA256) {
+		t.evidenceIdxs = append(t.evidenceIdxs, idx)
+		t.cur.Details["attested_now"] = "true"
+	}
+	t.lastStart, t.lastStartIdx = b, idx
+}
+
+func short(h string) string {
+	if len(h) > 16 {
+		return h[:16]
+	}
+	return h
+}
+
+func (t *timeline) contractRegistered(idx uint64, ev *events.Event) {
+	b := ev.ContractRegistered
+	c := t.c
+	t.cur.Summary = fmt.Sprintf("contract %q registered by %s with %d signatures", b.Name, ev.Actor, len(b.Signatures))
+	t.cur.Details = map[string]string{
+		"name": b.Name, "expires_at": b.ExpiresAt.UTC().Format(time.RFC3339), "doc_sha256": b.DocSHA256,
+		"document_sha256": b.Document.SHA256, "signatures": strings.Join(slices.Sorted(maps.Keys(b.Signatures)), ","),
+	}
+	if t.r.Contract.Registered != nil {
+		t.problem(idx, "contract.registered at index %d registers the contract a second time (first at index %d)", idx, *t.r.Contract.Registered)
+		return
+	}
+	t.r.Contract.Registered, t.r.Contract.RegisteredAt, t.r.Contract.RegisteredBy = ptr(idx), ptr(ev.Time.UTC()), ev.Actor
+	t.r.Contract.DocSHA256 = b.DocSHA256
+	t.r.Contract.DocMatches = t.doc != nil && digest(t.doc) == b.DocSHA256
+	if ev.Actor == "" {
+		t.problem(idx, "contract.registered at index %d names no participant who submitted it", idx)
+	}
+	if b.Name != c.Name {
+		t.problem(idx, "contract.registered at index %d names the contract %q; yours is %q", idx, b.Name, c.Name)
+	}
+	if !b.ExpiresAt.Equal(c.ExpiresAt) {
+		t.problem(idx, "contract.registered at index %d says it expires at %s; your contract says %s", idx, b.ExpiresAt.UTC().Format(time.RFC3339), c.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	if !ev.Time.Before(c.ExpiresAt) {
+		t.problem(idx, "contract.registered at index %d is dated %s, when the contract had expired (%s)", idx, ev.Time.UTC().Format(time.RFC3339), c.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	for _, id := range slices.Sorted(maps.Keys(b.Signatures)) {
+		if c.Participant(id) == nil {
+			t.problem(idx, "contract.registered at index %d carries a signature under %q, who is not a participant", idx, id)
+		}
+	}
+	for i := range c.Participants {
+		p := &c.Participants[i]
+		pf := &t.r.Parties[i]
+		sig, ok := b.Signatures[p.ID]
+		if !ok {
+			t.problem(idx, "contract.registered at index %d has no signature by participant %s: the coordinator must not accept a contract not everyone signed", idx, p.ID)
+			continue
+		}
+		pf.SignatureSHA256 = digest(sig)
+		who, err := c.VerifySignature(contracts.SignedBy{Source: fmt.Sprintf("log entry %d", idx), Data: sig})
+		switch {
+		case err != nil:
+			t.problem(idx, "signature of participant %s in contract.registered (index %d) does not count: %v", p.ID, idx, err)
+		case who != p.ID:
+			t.problem(idx, "contract.registered at index %d files %s's signature under %s", idx, who, p.ID)
+		default:
+			pf.SignatureVerified = true
+		}
+	}
+}
+
+func (t *timeline) datasetUploaded(idx uint64, ev *events.Event) {
+	b := ev.DatasetUploaded
+	c := t.c
+	t.cur.Summary = fmt.Sprintf("dataset %s uploaded: %d rows, ciphertext %s (%d bytes)", b.Dataset, b.Rows, short(b.Ciphertext.SHA256), b.Ciphertext.Size)
+	t.cur.Details = map[string]string{
+		"dataset": b.Dataset, "ciphertext_sha256": b.Ciphertext.SHA256, "ciphertext_size": fmt.Sprint(b.Ciphertext.Size),
+		"rows": fmt.Sprint(b.Rows), "schema_digest": b.SchemaDigest, "upload_statement_sha256": digest(b.UploadStatement),
+	}
+	ds := c.Dataset(b.Dataset)
+	if ds == nil {
+		t.problem(idx, "dataset.uploaded at index %d is for dataset %q, which the contract does not have", idx, b.Dataset)
+		return
+	}
+	if prev := t.uploads[b.Dataset]; prev != nil {
+		t.problem(idx, "dataset.uploaded at index %d uploads dataset %s a second time; datasets are immutable", idx, b.Dataset)
+		return
+	}
+	df := &t.r.Datasets[slices.IndexFunc(c.Datasets, func(d contracts.Dataset) bool { return d.ID == b.Dataset })]
+	t.uploads[b.Dataset] = b
+	df.Uploaded, df.Index, df.Time = true, ptr(idx), ptr(ev.Time.UTC())
+	df.CiphertextSHA256, df.CiphertextSize, df.Rows = b.Ciphertext.SHA256, b.Ciphertext.Size, b.Rows
+	df.StatementSHA256 = digest(b.UploadStatement)
+	if ev.Actor != ds.Provider {
+		t.problem(idx, "dataset.uploaded at index %d was made by %q; only the provider %s may upload dataset %s", idx, ev.Actor, ds.Provider, ds.ID)
+	}
+	schema := ds.SchemaDigest()
+	if b.SchemaDigest != hexs(schema) {
+		t.problem(idx, "dataset.uploaded at index %d names schema digest %s; the contract's dataset %s has %x", idx, b.SchemaDigest, ds.ID, schema)
+	}
+	p := c.Participant(ds.Provider)
+	if p == nil || p.PublicKey == nil {
+		t.problem(idx, "dataset %s's provider %q is not a participant with a key", ds.ID, ds.Provider)
+		return
+	}
+	ctDigest, err := parseDigest(b.Ciphertext.SHA256)
+	if err != nil {
+		t.problem(idx, "dataset.uploaded at index %d: ciphertext digest: %v", idx, err)
+		return
+	}
+	st, err := upload.Verify(b.UploadStatement, p.PublicKey, upload.Expect{
+		ContractID: c.ID(), DatasetID: ds.ID, CiphertextSHA256: &ctDigest, SchemaDigest: &schema,
+	})
+	if err != nil {
+		t.problem(idx, "upload statement of dataset %s (index %d) does not verify under provider %s's key %s: %v", ds.ID, idx, ds.Provider, p.PublicKey.Fingerprint().Short(), err)
+		return
+	}
+	switch {
+	case st.RowCount != b.Rows:
+		t.problem(idx, "dataset.uploaded at index %d records %d rows; the provider signed %d", idx, b.Rows, st.RowCount)
+	case st.CiphertextSize != b.Ciphertext.Size:
+		t.problem(idx, "dataset.uploaded at index %d records a %d-byte envelope; the provider signed %d bytes", idx, b.Ciphertext.Size, st.CiphertextSize)
+	default:
+		df.StatementVerified = true
+	}
+}
+
+func parseDigest(s string) ([32]byte, error) {
+	var d [32]byte
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != 32 {
+		return d, fmt.Errorf("%q is not 64 hex digits", s)
+	}
+	copy(d[:], b)
+	return d, nil
+}
+
+func (t *timeline) algorithmSubmitted(idx uint64, ev *events.Event) {
+	b := ev.AlgorithmSubmitted
+	c := t.c
+	t.cur.Summary = fmt.Sprintf("algorithm submitted: sha256 %s%s", short(b.SHA256), map[bool]string{true: " (confidential)"}[b.Confidential])
+	t.cur.Details = map[string]string{"sha256": b.SHA256, "confidential": fmt.Sprint(b.Confidential), "text_sha256": b.Text.SHA256}
+	if t.algorithm {
+		t.problem(idx, "algorithm.submitted at index %d submits the algorithm a second time", idx)
+		return
+	}
+	t.algorithm = true
+	a := &t.r.Algorithm
+	a.Submitted, a.Index, a.Time = true, ptr(idx), ptr(ev.Time.UTC())
+	if ev.Actor != c.Algorithm.Provider {
+		t.problem(idx, "algorithm.submitted at index %d was made by %q; only the algorithm provider %s may submit it", idx, ev.Actor, c.Algorithm.Provider)
+	}
+	if b.SHA256 != hexs(c.Algorithm.SHA256) {
+		t.problem(idx, "algorithm.submitted at index %d has sha256 %s; the contract approves only %x", idx, b.SHA256, c.Algorithm.SHA256)
+	}
+	if b.Confidential != c.Algorithm.Confidential {
+		t.problem(idx, "algorithm.submitted at index %d says confidential=%v; the contract says %v", idx, b.Confidential, c.Algorithm.Confidential)
+	}
+}
+
+func (t *timeline) runStarted(idx uint64, ev *events.Event) {
+	b := ev.RunStarted
+	c := t.c
+	t.cur.Summary = fmt.Sprintf("run %d of %d started (run %s)", b.Number, c.Output.MaxRuns, b.RunID)
+	t.cur.Details = map[string]string{"run_id": b.RunID, "number": fmt.Sprint(b.Number), "algorithm_sha256": b.AlgorithmSHA256}
+	for ds, d := range b.Datasets {
+		t.cur.Details["dataset."+ds] = d
+	}
+	if _, dup := t.runByID[b.RunID]; dup {
+		t.problem(idx, "run.started at index %d starts run %s a second time", idx, b.RunID)
+		return
+	}
+	rf := RunFact{
+		RunID: b.RunID, Number: b.Number, StartedIndex: idx, StartedAt: ev.Time.UTC(), RequestedBy: ev.Actor,
+		AlgorithmSHA256: b.AlgorithmSHA256, Datasets: maps.Clone(b.Datasets), Status: RunRunning, Fetches: []Fetch{},
+	}
+	if rf.Datasets == nil {
+		rf.Datasets = map[string]string{}
+	}
+	t.r.Runs = append(t.r.Runs, rf)
+	t.runByID[b.RunID] = len(t.r.Runs) - 1
+	t.r.Contract.RunsStarted++
+	if want := t.r.Contract.RunsStarted; b.Number != want {
+		t.problem(idx, "run.started at index %d numbers its run %d; it is run %d of the contract", idx, b.Number, want)
+	}
+	if t.r.Contract.RunsStarted > c.Output.MaxRuns {
+		t.problem(idx, "run.started at index %d starts run %d, over the contract's max_runs of %d", idx, t.r.Contract.RunsStarted, c.Output.MaxRuns)
+	}
+	if ev.Actor != c.Algorithm.Provider && !c.IsRecipient(ev.Actor) {
+		t.problem(idx, "run.started at index %d was requested by %q, who is neither the algorithm provider nor a result recipient", idx, ev.Actor)
+	}
+	if !ev.Time.Before(c.ExpiresAt) {
+		t.problem(idx, "run.started at index %d is dated %s, after the contract expired (%s)", idx, ev.Time.UTC().Format(time.RFC3339), c.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	if !t.algorithm {
+		t.problem(idx, "run.started at index %d comes before the algorithm was submitted", idx)
+	}
+	if b.AlgorithmSHA256 != hexs(c.Algorithm.SHA256) {
+		t.problem(idx, "run.started at index %d runs algorithm %s; the contract approves only %x", idx, b.AlgorithmSHA256, c.Algorithm.SHA256)
+	}
+	for _, d := range c.Datasets {
+		up := t.uploads[d.ID]
+		switch {
+		case up == nil:
+			t.problem(idx, "run.started at index %d comes before dataset %s was uploaded", idx, d.ID)
+		case b.Datasets[d.ID] != up.Ciphertext.SHA256:
+			t.problem(idx, "run.started at index %d uses dataset %s with ciphertext %q; the upload logged is %s", idx, d.ID, b.Datasets[d.ID], up.Ciphertext.SHA256)
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(b.Datasets)) {
+		if c.Dataset(id) == nil {
+			t.problem(idx, "run.started at index %d names dataset %q, which the contract does not have", idx, id)
+		}
+	}
+}
+
+// endRun returns the run an ending event is for, or nil after recording a
+// problem when it has not started or has ended already.
+func (t *timeline) endRun(idx uint64, ev *events.Event, runID string) *RunFact {
+	i, ok := t.runByID[runID]
+	if !ok {
+		t.problem(idx, "%s at index %d is for run %s, which never started", ev.Type, idx, runID)
+		return nil
+	}
+	rf := &t.r.Runs[i]
+	if rf.Status != RunRunning {
+		t.problem(idx, "%s at index %d ends run %s a second time (it %s at index %d)", ev.Type, idx, runID, rf.Status, *rf.EndedIndex)
+		return nil
+	}
+	rf.EndedIndex, rf.EndedAt = ptr(idx), ptr(ev.Time.UTC())
+	return rf
+}
+
+func (t *timeline) runFinished(idx uint64, ev *events.Event) {
+	b := ev.RunFinished
+	c := t.c
+	t.cur.Summary = fmt.Sprintf("run %s finished: %d rows released, %d suppressed; result %s", b.RunID, b.RowsKept, b.RowsSuppressed, short(b.ResultSHA256))
+	t.cur.Details = map[string]string{
+		"run_id": b.RunID, "result_sha256": b.ResultSHA256, "encrypted_result_sha256": b.EncryptedResult.SHA256,
+		"encrypted_result_size": fmt.Sprint(b.EncryptedResult.Size), "rows_kept": fmt.Sprint(b.RowsKept),
+		"rows_suppressed": fmt.Sprint(b.RowsSuppressed), "statement_sha256": digest(b.Statement),
+	}
+	if ev.Actor != "" {
+		t.problem(idx, "run.finished at index %d names an actor (%s); the coordinator finishes runs itself", idx, ev.Actor)
+	}
+	rf := t.endRun(idx, ev, b.RunID)
+	if rf == nil {
+		return
+	}
+	rf.Status = RunFinished
+	rf.RowsKept, rf.RowsSuppressed, rf.ResultSHA256 = b.RowsKept, b.RowsSuppressed, b.ResultSHA256
+	rf.EncryptedResultSHA256, rf.EncryptedResultSize = b.EncryptedResult.SHA256, b.EncryptedResult.Size
+	rf.StatementSHA256 = digest(b.Statement)
+	if b.RowsKept > c.Output.MaxRows {
+		t.problem(idx, "run %s released %d rows, over the contract's max_rows of %d", b.RunID, b.RowsKept, c.Output.MaxRows)
+	}
+	st, err := bundle.VerifyStatement(b.Statement, t.coord.PublicKey)
+	if err != nil {
+		t.problem(idx, "result statement of run %s (index %d) does not verify under the attested coordinator key %s: %v", b.RunID, idx, t.coord.PublicKey.Fingerprint().Short(), err)
+		return
+	}
+	if msgs := t.statementMismatches(st, b, rf); len(msgs) > 0 {
+		for _, m := range msgs {
+			t.problem(idx, "result statement of run %s (index %d): %s", b.RunID, idx, m)
+		}
+		return
+	}
+	rf.StatementVerified = true
+}
+
+// statementMismatches compares a verified result statement with the event
+// that carries it, the run's start and the logged uploads.
+func (t *timeline) statementMismatches(st *bundle.Statement, b *events.RunFinished, rf *RunFact) []string {
+	c := t.c
+	var out []string
+	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	if st.ContractID != c.ID() {
+		add("it is for contract %x, not %s", st.ContractID, t.cid)
+	}
+	if st.RunID != b.RunID {
+		add("it is for run %s, not %s", st.RunID, b.RunID)
+	}
+	if st.RunNumber != rf.Number {
+		add("it numbers the run %d; run.started numbers it %d", st.RunNumber, rf.Number)
+	}
+	if st.RunStartedIndex != rf.StartedIndex {
+		add("it puts run.started at index %d; the log has it at %d", st.RunStartedIndex, rf.StartedIndex)
+	}
+	if st.AlgorithmSHA256 != c.Algorithm.SHA256 {
+		add("it names algorithm %x; the contract approves only %x", st.AlgorithmSHA256, c.Algorithm.SHA256)
+	}
+	want := bundle.RunFinished(st, b.Statement)
+	if want.ResultSHA256 != b.ResultSHA256 {
+		add("it signs result_sha256 %s; the event says %s", want.ResultSHA256, b.ResultSHA256)
+	}
+	if want.EncryptedResult != b.EncryptedResult {
+		add("it signs the encrypted result %s (%d bytes); the event says %s (%d bytes)", want.EncryptedResult.SHA256, want.EncryptedResult.Size, b.EncryptedResult.SHA256, b.EncryptedResult.Size)
+	}
+	if want.RowsKept != b.RowsKept || want.RowsSuppressed != b.RowsSuppressed {
+		add("it signs %d rows kept and %d suppressed; the event says %d and %d", want.RowsKept, want.RowsSuppressed, b.RowsKept, b.RowsSuppressed)
+	}
+	if len(st.Datasets) != len(c.Datasets) {
+		add("it names %d datasets; the contract has %d", len(st.Datasets), len(c.Datasets))
+	} else {
+		for i, d := range st.Datasets {
+			cd := c.Datasets[i]
+			up := t.uploads[cd.ID]
+			switch {
+			case d.ID != cd.ID:
+				add("its dataset %d is %q; the contract's is %s", i, d.ID, cd.ID)
+			case hexs(d.CiphertextSHA256) != rf.Datasets[d.ID]:
+				add("it names ciphertext %x for dataset %s; run.started names %s", d.CiphertextSHA256, d.ID, rf.Datasets[d.ID])
+			case up == nil:
+				add("it names an upload of dataset %s that the log does not have", d.ID)
+			case !bytes.Equal(d.UploadStatement, up.UploadStatement):
+				add("it carries another upload statement for dataset %s than the one logged (SHA-256 %s, logged %s)", d.ID, digest(d.UploadStatement), digest(up.UploadStatement))
+			case d.RowCount != up.Rows:
+				add("it names %d rows for dataset %s; the upload logged %d", d.RowCount, d.ID, up.Rows)
+			}
+		}
+	}
+	if recips, err := bundle.Recipients(c); err != nil {
+		add("%v", err)
+	} else if !slices.Equal(recips, st.Recipients) {
+		add("it seals the result to %s; the contract's recipients are %s", describeRecipients(st.Recipients), describeRecipients(recips))
+	}
+	return out
+}
+
+func describeRecipients(rs []bundle.Recipient) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = r.Participant + " (" + r.Key.Short() + ")"
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+func (t *timeline) runRefused(idx uint64, ev *events.Event) {
+	b := ev.RunRefused
+	t.cur.Details = map[string]string{"stage": b.Stage, "reason": b.Reason}
+	if b.RunID == "" {
+		t.cur.Summary = fmt.Sprintf("run refused at admission (no run counted): %s", b.Reason)
+		t.r.Contract.RefusedAtAdmission++
+		if b.Stage != "admission" {
+			t.problem(idx, "run.refused at index %d refuses at stage %s without naming the run it counted", idx, b.Stage)
+		}
+		return
+	}
+	t.cur.Details["run_id"] = b.RunID
+	t.cur.Summary = fmt.Sprintf("run %s refused at stage %s: %s", b.RunID, b.Stage, b.Reason)
+	if b.Stage == "admission" {
+		t.problem(idx, "run.refused at index %d refuses run %s at admission, but the run had started", idx, b.RunID)
+	}
+	if ev.Actor != "" {
+		t.problem(idx, "run.refused at index %d for run %s names an actor (%s); the coordinator ends runs itself", idx, b.RunID, ev.Actor)
+	}
+	if rf := t.endRun(idx, ev, b.RunID); rf != nil {
+		rf.Status, rf.Stage, rf.Reason = RunRefused, b.Stage, b.Reason
+	}
+}
+
+func (t *timeline) runAborted(idx uint64, ev *events.Event) {
+	b := ev.RunAborted
+	t.cur.Summary = fmt.Sprintf("run %s aborted: %s", b.RunID, b.Reason)
+	t.cur.Details = map[string]string{"run_id": b.RunID, "reason": b.Reason}
+	if rf := t.endRun(idx, ev, b.RunID); rf != nil {
+		rf.Status, rf.Reason = RunAborted, b.Reason
+	}
+	// A run is aborted only by a coordinator that restarted during it.
+	if t.lastStart == nil || t.runByIDStarted(b.RunID) > t.lastStartIdx {
+		t.problem(idx, "run.aborted at index %d for run %s has no coordinator restart between the run's start and its abort", idx, b.RunID)
+	}
+}
+
+func (t *timeline) runByIDStarted(runID string) uint64 {
+	if i, ok := t.runByID[runID]; ok {
+		return t.r.Runs[i].StartedIndex
+	}
+	return 0
+}
+
+func (t *timeline) resultFetched(idx uint64, ev *events.Event) {
+	b := ev.ResultFetched
+	t.cur.Summary = fmt.Sprintf("result of run %s fetched by %s", b.RunID, ev.Actor)
+	t.cur.Details = map[string]string{"run_id": b.RunID}
+	if !t.c.IsRecipient(ev.Actor) {
+		t.problem(idx, "result.fetched at index %d: %q fetched the result of run %s but is not a result recipient", idx, ev.Actor, b.RunID)
+	}
+	i, ok := t.runByID[b.RunID]
+	if !ok {
+		t.problem(idx, "result.fetched at index %d is for run %s, which never started", idx, b.RunID)
+		return
+	}
+	rf := &t.r.Runs[i]
+	if rf.Status != RunFinished {
+		t.problem(idx, "result.fetched at index %d: run %s has no released result (it is %s)", idx, b.RunID, rf.Status)
+	}
+	rf.Fetches = append(rf.Fetches, Fetch{Index: idx, Time: ev.Time.UTC(), Actor: ev.Actor})
+}
+
+// finish records what the whole log shows.
+func (t *timeline) finish() {
+	co := &t.r.Coordinator
+	if n := len(t.evidenceIdxs); n > 0 {
+		co.EvidenceLoggedAt = ptr(t.evidenceIdxs[n-1])
+		if t.evidenceIdxs[n-1] != t.lastStartIdx {
+			t.warning(ptr(t.lastStartIdx), "the coordinator restarted (index %d) after the start whose evidence it served to this audit (index %d)", t.lastStartIdx, t.evidenceIdxs[n-1])
+		}
+	}
+	sort.SliceStable(t.r.Runs, func(i, j int) bool { return t.r.Runs[i].StartedIndex < t.r.Runs[j].StartedIndex })
+}

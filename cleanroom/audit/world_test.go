@@ -1,0 +1,195 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"cleanroom.dev/cleanroom/cleanroom/api"
+	"cleanroom.dev/cleanroom/cleanroom/client"
+	"cleanroom.dev/cleanroom/cleanroom/tlog"
+	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/coordinator"
+	"cleanroom.dev/cleanroom/internal/scenario"
+)
+
+// The tests share one real coordinator, served over attested TLS on
+// 127.0.0.1, on which a whole contract played out: registration, two
+// uploads, the algorithm, two runs, a third refused at admission
+// (max_runs 2), and a result download.
+
+var (
+	worldOnce sync.Once
+	theWorld  *world
+	worldDir  string
+)
+
+type world struct {
+	srv      *scenario.Server
+	sc       *scenario.Scenario
+	auditor  *client.Client
+	coord    *Coordinator
+	uploads  map[string]*api.UploadReceipt
+	runs     []*api.RunStatus
+	entries  [][]byte // the log as the world left it, verified
+	checkpnt *tlog.Checkpoint
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if theWorld != nil {
+		theWorld.srv.Stop()
+	}
+	if worldDir != "" {
+		os.RemoveAll(worldDir)
+	}
+	os.Exit(code)
+}
+
+const (
+	impressionsCSV = "user_id,campaign\nu1,spring\nu2,spring\nu3,spring\nu1,summer\nu4,autumn\n"
+	conversionsCSV = "user_id,value\nu1,10.5\nu2,20\nu3,1\nu4,7\n"
+)
+
+func adSpec(t testing.TB) *scenario.Spec {
+	return &scenario.Spec{
+		Name: "audit-test",
+		Parties: []*scenario.Party{
+			scenario.NewParty(t, "publisher", contracts.RoleDataProvider),
+			scenario.NewParty(t, "advertiser", contracts.RoleDataProvider, contracts.RoleResultRecipient),
+			scenario.NewParty(t, "measurer", contracts.RoleAlgorithmProvider),
+			scenario.NewParty(t, "auditor", contracts.RoleAuditor),
+		},
+		Datasets: []scenario.Dataset{
+			{ID: "impressions", Provider: "publisher", Columns: "[{name: user_id, type: string}, {name: campaign, type: string}]"},
+			{ID: "conversions", Provider: "advertiser", Columns: "[{name: user_id, type: string}, {name: value, type: float64}]"},
+		},
+		Query: "SELECT i.campaign, count(DISTINCT i.user_id) AS users, sum(c.value) AS revenue " +
+			"FROM impressions i JOIN conversions c USING (user_id) GROUP BY i.campaign ORDER BY i.campaign",
+		AlgorithmBy: "measurer",
+		Recipients:  []string{"advertiser"},
+		GroupColumn: "users", K: 2,
+		MaxRows: 100, MaxRuns: 2,
+	}
+}
+
+// getWorld builds the shared world on first use.
+func getWorld(t *testing.T) *world {
+	t.Helper()
+	worldOnce.Do(func() { theWorld = buildWorld(t) })
+	if theWorld == nil {
+		t.Fatal("the shared scenario could not be built (see the first test's failure)")
+	}
+	return theWorld
+}
+
+func buildWorld(t *testing.T) *world {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "audit-world-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	worldDir = dir
+	srv, err := scenario.StartE(dir, coordinator.Config{CheckpointInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{srv: srv, uploads: map[string]*api.UploadReceipt{}}
+	theWorld = w // so TestMain stops it whatever happens next
+	w.sc = scenario.New(t, srv, adSpec(t))
+	sc := w.sc
+	sc.Submit(t, "auditor")
+	w.uploads["impressions"] = sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
+	w.uploads["conversions"] = sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(sc.Spec.Query)); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		rs, err := sc.Client(t, "advertiser").Run(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.runs = append(w.runs, rs)
+	}
+	if _, err := sc.Client(t, "measurer").Run(ctx); err == nil {
+		t.Fatal("a third run was admitted under max_runs 2")
+	}
+	if _, err := sc.Client(t, "advertiser").Result(ctx, w.runs[0].RunID); err != nil {
+		t.Fatal(err)
+	}
+	w.auditor = newAuditorClient(t, sc)
+	peer, err := w.auditor.Coordinator(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.coord, err = AttestedCoordinator(peer); err != nil {
+		t.Fatal(err)
+	}
+	w.checkpnt = waitCovered(t, w, sc.LogSize())
+	if w.entries, err = tlog.VerifyEntries(ctx, w.auditor.LogFetcher(), w.checkpnt); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// newAuditorClient returns a client acting as the auditor, closed by
+// TestMain's end rather than by one test's cleanup.
+func newAuditorClient(t *testing.T, sc *scenario.Scenario) *client.Client {
+	cl, err := client.New(sc.URL, client.Options{Contract: sc.Contract, Identity: sc.Party("auditor").Identity})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
+// waitCovered waits until the coordinator publishes a checkpoint of at
+// least size entries and returns it.
+func waitCovered(t testing.TB, w *world, size uint64) *tlog.Checkpoint {
+	t.Helper()
+	v, err := tlog.NewCoordinatorVerifier(w.coord.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		raw, err := w.auditor.LogFetcher()(context.Background(), "checkpoint")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp, err := v.VerifyCheckpoint(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cp.Size() >= size {
+			return cp
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint covers %d entries after 10 s (latest %v)", size, cp)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// config returns the audit configuration for the world's contract with
+// fetcher f (the auditor's attested fetcher when nil).
+func (w *world) config(f tlog.Fetcher) Config {
+	if f == nil {
+		f = w.auditor.LogFetcher()
+	}
+	return Config{Contract: w.sc.Contract, ContractText: w.sc.Text, Coordinator: w.coord, URL: w.sc.URL, Fetcher: f}
+}
+
+func openState(t *testing.T, dir string) *State {
+	t.Helper()
+	st, err := OpenState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func (w *world) String() string { return fmt.Sprintf("world at %s", w.sc.URL) }

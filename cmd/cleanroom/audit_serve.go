@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"cleanroom.dev/cleanroom/cleanroom/audit"
+)
+
+func newAuditServeCmd(c *cli) *cobra.Command {
+	var stateDir, listen string
+	cmd := &cobra.Command{
+		Use:   "serve --state DIR [--listen 127.0.0.1:8080]",
+		Short: "Show what 'audit log' verified in a read-only web view",
+		Long: `serve shows, in a web browser on this machine, what 'cleanroom audit log'
+verified into the state directory DIR: the coordinator and its attested key,
+the checkpoint history, each contract's participants and their signatures,
+datasets and who uploaded them, runs with their policy outcome and released
+result digests, the timeline, and any rollback or fork evidence on file.
+
+It only reads DIR (on every request, so new audits show up) and never talks
+to the coordinator. Pages are plain HTML with inline CSS and no scripts.
+It prints the URL on stdout; --listen with port 0 picks a free port.
+SIGINT or SIGTERM stops it.`,
+		Args: cobra.NoArgs,
+	}
+	cmd.Flags().StringVar(&stateDir, "state", "", "state directory written by 'cleanroom audit log' (required)")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free port)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if stateDir == "" {
+			return usagef("--state DIR is required: the directory 'cleanroom audit log --state DIR' keeps")
+		}
+		fi, err := os.Stat(stateDir)
+		if err != nil {
+			return withHint(err, "run 'cleanroom audit log --state DIR ...' first")
+		}
+		if !fi.IsDir() {
+			return usagef("--state %s is not a directory", stateDir)
+		}
+		if _, err := audit.ReadFacts(stateDir); errors.Is(err, fs.ErrNotExist) {
+			c.warnf("%s holds no verified audit yet; the view will say so until 'cleanroom audit log --state %s' verifies one", stateDir, stateDir)
+		} else if err != nil {
+			return err
+		}
+		host, _, err := net.SplitHostPort(listen)
+		if err != nil {
+			return usagef("--listen %q is not host:port: %v", listen, err)
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			c.warnf("listening on %s, not on a loopback address: other machines can read the audit facts", listen)
+		}
+		ln, err := net.Listen("tcp", listen)
+		if err != nil {
+			return err
+		}
+		logger := slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		srv := &http.Server{
+			Handler:           audit.Handler(stateDir, logger),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		}
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		fmt.Fprintf(c.stdout, "http://%s/\n", ln.Addr())
+		c.infof("serving the audit view of %s; stop with Ctrl-C", stateDir)
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(ln) }()
+		select {
+		case err := <-served:
+			return err
+		case <-ctx.Done():
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}
+	return cmd
+}
