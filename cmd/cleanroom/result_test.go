@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/sys/unix"
 
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
 	"cleanroom.dev/cleanroom/cleanroom/bundle/bundletest"
@@ -100,21 +102,51 @@ func TestResultScripts(t *testing.T) {
 	testscript.Run(t, p)
 }
 
+// openPTY returns the terminal end of a new pseudo-terminal.
+func openPTY(t *testing.T) *os.File {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	t.Cleanup(func() { master.Close() })
+	fd := int(master.Fd())
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		t.Skipf("unlocking a pseudo-terminal: %v", err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		t.Skipf("naming a pseudo-terminal: %v", err)
+	}
+	tty, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("opening a pseudo-terminal: %v", err)
+	}
+	t.Cleanup(func() { tty.Close() })
+	return tty
+}
+
 // TestResultShowRefusesTerminal checks that binary formats are not written
-// to a terminal. /dev/null is a character device, as a terminal is, which
-// is what the check looks at.
+// to a terminal, and that other character devices (/dev/null) are not
+// taken for one.
 func TestResultShowRefusesTerminal(t *testing.T) {
+	tty := openPTY(t)
 	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	defer devnull.Close()
 	for _, format := range []string{"parquet", "arrow", "arrows"} {
+		args := []string{"result", "show", "bundle.cbor", "--key", "k.key", "--contract", "c.yaml", "--format", format}
 		var stderr bytes.Buffer
-		code := run([]string{"result", "show", "bundle.cbor", "--key", "k.key", "--contract", "c.yaml", "--format", format},
-			strings.NewReader(""), devnull, &stderr)
+		code := run(args, strings.NewReader(""), tty, &stderr)
 		if code != 2 || !strings.Contains(stderr.String(), "is binary and stdout is a terminal") || !strings.Contains(stderr.String(), "--out FILE") {
-			t.Errorf("%s: exit %d: %s", format, code, stderr.String())
+			t.Errorf("%s to a terminal: exit %d: %s", format, code, stderr.String())
+		}
+		stderr.Reset()
+		run(args, strings.NewReader(""), devnull, &stderr)
+		if strings.Contains(stderr.String(), "terminal") {
+			t.Errorf("%s to /dev/null: taken for a terminal: %s", format, stderr.String())
 		}
 	}
 }
