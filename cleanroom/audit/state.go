@@ -151,6 +151,11 @@ func ReadFacts(dir string) (*Facts, error) {
 	if f.Contracts == nil {
 		f.Contracts = map[string]*Report{}
 	}
+	for id, r := range f.Contracts {
+		if r == nil || r.Format != ReportFormat || r.Contract.ID != id || !r.Verified {
+			return nil, fmt.Errorf("%s: the entry for contract %q is not a verified report of format %s", filepath.Join(dir, FactsFile), id, ReportFormat)
+		}
+	}
 	return &f, nil
 }
 
@@ -165,8 +170,8 @@ func ReadLastFailure(dir string) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.Failure == nil {
-		return nil, fmt.Errorf("%s holds no failure", filepath.Join(dir, LastFailureFile))
+	if r.Failure == nil || r.Format != ReportFormat {
+		return nil, fmt.Errorf("%s holds no failure report of format %s", filepath.Join(dir, LastFailureFile), ReportFormat)
 	}
 	return &r, nil
 }

@@ -1,0 +1,226 @@
+package audit
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"cleanroom.dev/cleanroom/cleanroom/events"
+)
+
+// decodeAll decodes the world's real entries.
+func decodeAll(t *testing.T, entries [][]byte) []*events.Event {
+	t.Helper()
+	out := make([]*events.Event, len(entries))
+	for i, e := range entries {
+		ev, err := events.Decode(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = ev
+	}
+	return out
+}
+
+func encodeAll(t *testing.T, evs []*events.Event) [][]byte {
+	t.Helper()
+	out := make([][]byte, len(evs))
+	for i, e := range evs {
+		b, err := events.Encode(e)
+		if err != nil {
+			t.Fatalf("encoding event %d: %v", i, err)
+		}
+		out[i] = b
+	}
+	return out
+}
+
+func nth(evs []*events.Event, typ events.Type, n int) *events.Event {
+	for _, e := range evs {
+		if e.Type == typ {
+			if n == 0 {
+				return e
+			}
+			n--
+		}
+	}
+	return nil
+}
+
+// clone copies an event through its encoding.
+func clone(t *testing.T, e *events.Event) *events.Event {
+	t.Helper()
+	b, err := events.Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := events.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestEventRules changes the real scenario's events one way at a time —
+// each change something a misbehaving coordinator could sign into its log —
+// and checks the timeline names the problem. The log's signatures are not
+// the point here (TestTamperedLog covers those): these are entries the
+// coordinator itself would have signed.
+func TestEventRules(t *testing.T) {
+	w := getWorld(t)
+	base := func(t *testing.T) *Report {
+		r := &Report{Problems: []Finding{}, Warnings: []Finding{}}
+		checkTimeline(r, w.entries, w.sc.Contract, w.coord, w.sc.Text)
+		return r
+	}
+	if r := base(t); len(r.Problems) != 0 || len(r.Warnings) != 0 {
+		t.Fatalf("the honest log has problems %+v, warnings %+v", r.Problems, r.Warnings)
+	}
+	other := w.sc.Party("publisher").Identity.Public().Fingerprint().String()
+	cases := []struct {
+		name   string
+		change func(t *testing.T, evs []*events.Event) []*events.Event
+		want   string // in a problem
+		warn   bool   // a warning, not a problem
+	}{
+		{"run number skipped", func(t *testing.T, evs []*events.Event) []*events.Event {
+			nth(evs, events.TypeRunStarted, 0).RunStarted.Number = 2
+			return evs
+		}, "numbers its run 2; it is run 1", false},
+		{"a run over max_runs", func(t *testing.T, evs []*events.Event) []*events.Event {
+			e := clone(t, nth(evs, events.TypeRunStarted, 1))
+			e.ID, e.RunStarted.RunID, e.RunStarted.Number = events.NewID(), events.NewID(), 3
+			return append(evs, e)
+		}, "over the contract's max_runs of 2", false},
+		{"a run finished twice", func(t *testing.T, evs []*events.Event) []*events.Event {
+			e := clone(t, nth(evs, events.TypeRunFinished, 0))
+			e.ID = events.NewID()
+			return append(evs, e)
+		}, "a second time", false},
+		{"a run finished that never started", func(t *testing.T, evs []*events.Event) []*events.Event {
+			e := clone(t, nth(evs, events.TypeRunFinished, 0))
+			e.ID, e.RunFinished.RunID = events.NewID(), events.NewID()
+			return append(evs, e)
+		}, "never started", false},
+		{"events before the registration", func(t *testing.T, evs []*events.Event) []*events.Event {
+			reg := nth(evs, events.TypeContractRegistered, 0)
+			i := slices.Index(evs, reg)
+			return append(slices.Delete(evs, i, i+1), reg)
+		}, "comes before the contract's registration", false},
+		{"a registration twice", func(t *testing.T, evs []*events.Event) []*events.Event {
+			e := clone(t, nth(evs, events.TypeContractRegistered, 0))
+			e.ID = events.NewID()
+			return append(evs, e)
+		}, "a second time", false},
+		{"a participant's signature missing", func(t *testing.T, evs []*events.Event) []*events.Event {
+			delete(nth(evs, events.TypeContractRegistered, 0).ContractRegistered.Signatures, "measurer")
+			return evs
+		}, "no signature by participant measurer", false},
+		{"signatures filed under each other's names", func(t *testing.T, evs []*events.Event) []*events.Event {
+			s := nth(evs, events.TypeContractRegistered, 0).ContractRegistered.Signatures
+			s["publisher"], s["advertiser"] = s["advertiser"], s["publisher"]
+			return evs
+		}, "files advertiser's signature under publisher", false},
+		{"a contract signature altered", func(t *testing.T, evs []*events.Event) []*events.Event {
+			s := nth(evs, events.TypeContractRegistered, 0).ContractRegistered.Signatures
+			s["auditor"][len(s["auditor"])-5] ^= 1
+			return evs
+		}, "signature of participant auditor", false},
+		{"upload statements swapped between datasets", func(t *testing.T, evs []*events.Event) []*events.Event {
+			a, b := nth(evs, events.TypeDatasetUploaded, 0).DatasetUploaded, nth(evs, events.TypeDatasetUploaded, 1).DatasetUploaded
+			a.UploadStatement, b.UploadStatement = b.UploadStatement, a.UploadStatement
+			return evs
+		}, "does not verify under provider", false},
+		{"upload rows differ from the signed statement", func(t *testing.T, evs []*events.Event) []*events.Event {
+			nth(evs, events.TypeDatasetUploaded, 1).DatasetUploaded.Rows++
+			return evs
+		}, "the provider signed 4", false},
+		{"dataset uploaded by someone other than its provider", func(t *testing.T, evs []*events.Event) []*events.Event {
+			e := nth(evs, events.TypeDatasetUploaded, 1)
+			e.Actor, e.ActorKey = "publisher", other
+			return evs
+		}, "only the provider advertiser may upload", false},
+		{"actor key not the participant's", func(t *testing.T, evs []*events.Event) []*events.Event {
+			nth(evs, events.TypeDatasetUploaded, 1).ActorKey = other
+			return evs
+		}, "but the contract gives advertiser the key", false},
+		{"algorithm other than the contract's", func(t *testing.T, evs []*events.Event) []*events.Event {
+			nth(evs, events.TypeAlgorithmSubmitted, 0).AlgorithmSubmitted.SHA256 = strings.Repeat("ab", 32)
+			return evs
+		}, "the contract approves only", false},
+		{"result statement altered", func(t *testing.T, evs []*events.Event) []*events.Event {
+			s := nth(evs, events.TypeRunFinished, 0).RunFinished.Statement
+			s[len(s)-70] ^= 1
+			return evs
+		}, "does not verify under the attested coordinator key", false},
+		{"rows kept differ from the signed statement", func(t *testing.T, evs []*events.Event) []*events.Event {
+			nth(evs, events.TypeRunFinished, 1).RunFinished.RowsKept = 2
+			return evs
+		}, "signs 1 rows kept and 2 suppressed; the event says 2 and 2", false},
+		{"result statements swapped between runs", func(t *testing.T, evs []*events.Event) []*events.Event {
+			a, b := nth(evs, events.TypeRunFinished, 0).RunFinished, nth(evs, events.TypeRunFinished, 1).RunFinished
+			a.Statement, b.Statement = b.Statement, a.Statement
+			return evs
+		}, "it is for run", false},
+		{"result fetched by a non-recipient", func(t *testing.T, evs []*events.Event) []*events.Event {
+			e := nth(evs, events.TypeResultFetched, 0)
+			e.Actor, e.ActorKey = "publisher", other
+			return evs
+		}, "is not a result recipient", false},
+		{"coordinator start under another key", func(t *testing.T, evs []*events.Event) []*events.Event {
+			nth(evs, events.TypeCoordinatorStarted, 0).CoordinatorStarted.PublicKey = other
+			return evs
+		}, "not the attested key", false},
+		{"coordinator start with another measurement", func(t *testing.T, evs []*events.Event) []*events.Event {
+			nth(evs, events.TypeCoordinatorStarted, 0).CoordinatorStarted.Measurement = strings.Repeat("0", 96)
+			return evs
+		}, "names measurement 000", false},
+		{"run aborted with no restart", func(t *testing.T, evs []*events.Event) []*events.Event {
+			e := clone(t, nth(evs, events.TypeRunStarted, 1))
+			e.ID, e.RunStarted.RunID, e.RunStarted.Number = events.NewID(), events.NewID(), 3
+			ab := &events.Event{V: 1, ID: events.NewID(), Type: events.TypeRunAborted, Time: e.Time, Contract: e.Contract,
+				RunAborted: &events.RunAborted{RunID: e.RunStarted.RunID, Reason: "x"}}
+			return append(evs, e, ab)
+		}, "no coordinator restart between", false},
+		{"the clock going backwards", func(t *testing.T, evs []*events.Event) []*events.Event {
+			nth(evs, events.TypeAlgorithmSubmitted, 0).Time = evs[0].Time.Add(-time.Hour)
+			return evs
+		}, "clock went backwards", true},
+		{"a repeated event id", func(t *testing.T, evs []*events.Event) []*events.Event {
+			return append(evs, clone(t, nth(evs, events.TypeResultFetched, 0)))
+		}, "repeats event id", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			evs := tc.change(t, decodeAll(t, w.entries))
+			r := &Report{Problems: []Finding{}, Warnings: []Finding{}}
+			checkTimeline(r, encodeAll(t, evs), w.sc.Contract, w.coord, w.sc.Text)
+			list := r.Problems
+			if tc.warn {
+				list = r.Warnings
+				if len(r.Problems) != 0 {
+					t.Errorf("problems besides the warning: %+v", r.Problems)
+				}
+			}
+			for _, p := range list {
+				if strings.Contains(p.Message, tc.want) {
+					if p.Index == nil {
+						t.Errorf("finding %q names no entry", p.Message)
+					}
+					return
+				}
+			}
+			t.Errorf("no finding with %q among %+v", tc.want, list)
+		})
+	}
+	t.Run("an entry that is no event", func(t *testing.T) {
+		entries := slices.Clone(w.entries)
+		entries[2] = []byte(`{"v":1}`)
+		r := &Report{Problems: []Finding{}, Warnings: []Finding{}}
+		checkTimeline(r, entries, w.sc.Contract, w.coord, w.sc.Text)
+		if len(r.Problems) == 0 || !strings.Contains(r.Problems[0].Message, "entry 2 is not a valid event") {
+			t.Errorf("problems %+v", r.Problems)
+		}
+	})
+}
