@@ -1,7 +1,6 @@
 package coordinator
 
 import (
-	"bytes"
 	"crypto/hpke"
 	"errors"
 	"fmt"
@@ -39,7 +38,8 @@ func DecryptDataset(ciphertext []byte, key hpke.PrivateKey, c *contracts.Contrac
 }
 
 // DecodeArrowStream decodes an Arrow IPC stream whose schema must equal
-// want. what names the stream in errors.
+// want. The batches are views into data, not copies: data must stay
+// unchanged while they are in use. what names the stream in errors.
 // The stream comes from a provider: authenticated, but possibly hostile, so
 // a panic in the Arrow decoder is turned into an error.
 func DecodeArrowStream(data []byte, want *arrow.Schema, what string) (recs []arrow.RecordBatch, rows int64, err error) {
@@ -51,7 +51,9 @@ func DecodeArrowStream(data []byte, want *arrow.Schema, what string) (recs []arr
 			recs, rows, err = nil, 0, fmt.Errorf("%s: malformed Arrow stream: %v", what, p)
 		}
 	}()
-	r, err := ipc.NewReader(bytes.NewReader(data), ipc.WithBodySizeLimit(maxIPCMessage), ipc.WithMetadataSizeLimit(1<<20))
+	mr := newViewReader(data, 1<<20, maxIPCMessage)
+	defer mr.Release()
+	r, err := ipc.NewReaderFromMessageReader(mr)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: not an Arrow IPC stream: %w", what, err)
 	}
@@ -73,6 +75,10 @@ func DecodeArrowStream(data []byte, want *arrow.Schema, what string) (recs []arr
 	if err := r.Err(); err != nil && !errors.Is(err, io.EOF) {
 		release()
 		return nil, 0, fmt.Errorf("%s: damaged Arrow stream: %w", what, err)
+	}
+	if n := mr.rest(); n > 0 {
+		release()
+		return nil, 0, fmt.Errorf("%s: %d bytes follow the end of the Arrow stream", what, n)
 	}
 	return recs, rows, nil
 }

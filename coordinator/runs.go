@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -8,10 +9,12 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"cleanroom.dev/cleanroom/cleanroom/api"
+	"cleanroom.dev/cleanroom/cleanroom/envelope"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator/blobs"
@@ -109,6 +112,7 @@ func (c *Coordinator) admit(ctx context.Context, ct *contracts.Contract, p *cont
 
 // execute runs an admitted run to its end: finished or refused.
 func (c *Coordinator) execute(ctx context.Context, ct *contracts.Contract, run *events.RunStarted) error {
+	start := time.Now()
 	res, stage, err := c.query(ctx, ct, run)
 	if err != nil {
 		reason := err.Error()
@@ -123,9 +127,12 @@ func (c *Coordinator) execute(ctx context.Context, ct *contracts.Contract, run *
 		return unprocessable(err, "run %s refused (%s): %s", run.RunID, stage, reason)
 	}
 	defer res.Release()
+	queried := time.Now()
 	if err := c.release(ctx, ct, run, res); err != nil {
 		return err
 	}
+	c.logger.Debug("run timings", "run", run.RunID, "query", queried.Sub(start).Round(time.Millisecond),
+		"release", time.Since(queried).Round(time.Millisecond))
 	c.metrics.add("cleanroomd_runs_total", 1, "outcome", "finished")
 	c.metrics.add("cleanroomd_rows_suppressed_total", res.Suppressed)
 	return nil
@@ -149,10 +156,14 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 		return nil, "query", fmt.Errorf("starting the engine: %w", err)
 	}
 	defer sess.Close()
+	started := time.Now()
 	if err := c.loadDatasets(ctx, sess, ct, run); err != nil {
 		return nil, "query", err
 	}
+	loaded := time.Now()
 	res, err := sess.Run(ctx, string(text), ct.Output)
+	c.logger.Debug("run timings", "run", run.RunID, "decrypt_and_load", loaded.Sub(started).Round(time.Millisecond),
+		"engine", time.Since(loaded).Round(time.Millisecond))
 	if err != nil {
 		var refusal *engine.RefusalError
 		if errors.As(err, &refusal) && refusal.Layer == engine.LayerPolicy {
@@ -179,23 +190,37 @@ func (c *Coordinator) loadDatasets(ctx context.Context, sess *engine.Session, ct
 	return errors.Join(errs...)
 }
 
+// The envelope is read without re-hashing it: its header must hash to the
+// digest logged at upload, and every segment's AES-GCM tag binds that
+// header, whose random salt and wrapped data key no one but the provider
+// could reuse. So the bytes decrypted are the bytes uploaded, for one pass
+// over the ciphertext instead of two.
 func (c *Coordinator) loadDataset(ctx context.Context, sess *engine.Session, ct *contracts.Contract, datasetID, digestHex string) error {
-	var size int64 = -1
+	var up *events.DatasetUploaded
 	c.state.View(func(v *state.Snapshot) {
-		if up := v.Contract(ct.ID()).Datasets[datasetID]; up != nil {
-			size = up.Upload.Ciphertext.Size
+		if d := v.Contract(ct.ID()).Datasets[datasetID]; d != nil {
+			up = d.Upload
 		}
 	})
+	if up == nil || up.Ciphertext.SHA256 != digestHex {
+		return fmt.Errorf("dataset %s: the upload the run started with is not in the state", datasetID)
+	}
 	d, err := blobs.ParseDigest(digestHex)
 	if err != nil {
 		return err
 	}
-	ciphertext, err := c.blobs.Get(d, size)
+	ciphertext, err := c.blobs.ReadSized(d, up.Ciphertext.Size)
 	if err != nil {
 		return fmt.Errorf("dataset %s: %w", datasetID, err)
 	}
+	hdr, err := envelope.ParseHeader(bytes.NewReader(ciphertext))
+	if err != nil {
+		return fmt.Errorf("dataset %s: the stored envelope: %w", datasetID, err)
+	}
+	if got := fmt.Sprintf("%x", hdr.SHA256()); got != up.HeaderSHA256 {
+		return fmt.Errorf("dataset %s: the stored envelope's header digest is %s, the log records %s: it was replaced on disk", datasetID, got, up.HeaderSHA256)
+	}
 	recs, _, err := DecryptDataset(ciphertext, c.tee.Identity().HPKE(), ct, datasetID)
-	ciphertext = nil
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -178,4 +180,34 @@ func TestHostileAlgorithms(t *testing.T) {
 			t.Errorf("%s: run %+v", q, st.Runs[0])
 		}
 	}
+}
+
+// TestReplacedEnvelopeRefused has the host replace a stored dataset
+// envelope with another valid envelope of the same size for the same
+// contract and dataset (anyone can encrypt to the coordinator's public
+// key): the run refuses it instead of computing on the host's data.
+func TestReplacedEnvelopeRefused(t *testing.T) {
+	dir := t.TempDir()
+	srv := scenario.Start(t, dir, coordinator.Config{})
+	sc := scenario.New(t, srv, adSpec(t, "replaced", 2))
+	prepare(t, sc, impressionsCSV)
+	st, err := sc.Client(t, "auditor").Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := st.Datasets[0].CiphertextSHA256
+	forged := sc.Seal(t, "publisher", "impressions", strings.ReplaceAll(impressionsCSV, "u1,", "u7,"))
+	path := filepath.Join(dir, "blobs", "sha256", digest[:2], digest)
+	old, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(forged.Envelope) != len(old) {
+		t.Fatalf("forged envelope has %d bytes, the stored one %d", len(forged.Envelope), len(old))
+	}
+	if err := os.WriteFile(path, forged.Envelope, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = sc.Client(t, "advertiser").Run(context.Background())
+	expectRefusal(t, "run over a replaced envelope", err, 422, "replaced on disk")
 }

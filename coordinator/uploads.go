@@ -61,7 +61,7 @@ func (c *Coordinator) UploadDataset(ctx context.Context, actor ed25519.PublicKey
 			w.Abort()
 		}
 	}()
-	rows, err := c.receiveEnvelope(ctx, body, w, ct, ds)
+	rows, header, err := c.receiveEnvelope(ctx, body, w, ct, ds)
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +98,7 @@ func (c *Coordinator) UploadDataset(ctx context.Context, actor ed25519.PublicKey
 		DatasetUploaded: &events.DatasetUploaded{
 			Dataset:         datasetID,
 			Ciphertext:      events.Blob{SHA256: digest.String(), Size: w.Size()},
+			HeaderSHA256:    fmt.Sprintf("%x", header),
 			Rows:            rows,
 			SchemaDigest:    fmt.Sprintf("%x", schema),
 			UploadStatement: stmt,
@@ -124,17 +125,19 @@ func (c *Coordinator) uploaded(cid contracts.ID, datasetID string) bool {
 // receiveEnvelope copies body into the blob writer while a verifier
 // goroutine authenticates, decrypts and decodes the same bytes from a pipe.
 // It returns the number of rows once both are done.
-func (c *Coordinator) receiveEnvelope(ctx context.Context, body io.Reader, w *blobs.Writer, ct *contracts.Contract, ds *contracts.Dataset) (int64, error) {
+// It returns the number of rows and the SHA-256 of the envelope's header.
+func (c *Coordinator) receiveEnvelope(ctx context.Context, body io.Reader, w *blobs.Writer, ct *contracts.Contract, ds *contracts.Dataset) (int64, [32]byte, error) {
 	pr, pw := io.Pipe()
 	type outcome struct {
-		rows int64
-		err  error
+		rows   int64
+		header [32]byte
+		err    error
 	}
 	done := make(chan outcome, 1)
 	go func() {
-		rows, err := c.verifyEnvelopeStream(pr, ct, ds)
+		rows, header, err := c.verifyEnvelopeStream(pr, ct, ds)
 		pr.CloseWithError(errVerifierDone) // unblock the copier if the verifier stopped early
-		done <- outcome{rows, err}
+		done <- outcome{rows, header, err}
 	}()
 	buf := make([]byte, 256<<10)
 	var copyErr error
@@ -169,14 +172,14 @@ func (c *Coordinator) receiveEnvelope(ctx context.Context, body io.Reader, w *bl
 	out := <-done
 	switch {
 	case errors.Is(copyErr, blobs.ErrTooLarge):
-		return 0, newError(http.StatusRequestEntityTooLarge, "too_large", copyErr,
+		return 0, out.header, newError(http.StatusRequestEntityTooLarge, "too_large", copyErr,
 			"dataset %s is larger than this coordinator's upload limit of %d bytes", ds.ID, c.cfg.MaxUploadBytes)
 	case copyErr != nil:
-		return 0, badRequest("reading the upload of dataset %s: %v", ds.ID, copyErr)
+		return 0, out.header, badRequest("reading the upload of dataset %s: %v", ds.ID, copyErr)
 	case out.err != nil:
-		return 0, unprocessable(out.err, "envelope for dataset %s refused: %v", ds.ID, out.err)
+		return 0, out.header, unprocessable(out.err, "envelope for dataset %s refused: %v", ds.ID, out.err)
 	}
-	return out.rows, nil
+	return out.rows, out.header, nil
 }
 
 var errVerifierDone = errors.New("envelope verifier finished")
@@ -188,7 +191,7 @@ var errVerifierDone = errors.New("envelope verifier finished")
 //
 // The Arrow stream comes from the provider and may be hostile: a panic in
 // the Arrow decoder is turned into a refusal.
-func (c *Coordinator) verifyEnvelopeStream(r io.Reader, ct *contracts.Contract, ds *contracts.Dataset) (rows int64, err error) {
+func (c *Coordinator) verifyEnvelopeStream(r io.Reader, ct *contracts.Contract, ds *contracts.Dataset) (rows int64, header [32]byte, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			rows, err = 0, fmt.Errorf("malformed Arrow stream: %v", p)
@@ -199,28 +202,29 @@ func (c *Coordinator) verifyEnvelopeStream(r io.Reader, ct *contracts.Contract, 
 		Kind: envelope.KindDataset, ContractID: ct.ID(), ObjectID: ds.ID, SchemaDigest: &schemaDigest,
 	})
 	if err != nil {
-		return 0, err
+		return 0, header, err
 	}
+	header = er.Header().SHA256()
 	ir, err := ipc.NewReader(er, ipc.WithBodySizeLimit(maxIPCMessage), ipc.WithMetadataSizeLimit(1<<20))
 	if err != nil {
-		return 0, fmt.Errorf("the plaintext is not an Arrow IPC stream: %w", err)
+		return 0, header, fmt.Errorf("the plaintext is not an Arrow IPC stream: %w", err)
 	}
 	defer ir.Release()
 	if want := ds.Schema(); !ir.Schema().Equal(want) {
-		return 0, fmt.Errorf("the Arrow schema %s is not the contract's %s", ir.Schema(), want)
+		return 0, header, fmt.Errorf("the Arrow schema %s is not the contract's %s", ir.Schema(), want)
 	}
 	for ir.Next() {
 		rows += ir.RecordBatch().NumRows()
 	}
 	if err := ir.Err(); err != nil && !errors.Is(err, io.EOF) {
-		return 0, fmt.Errorf("damaged Arrow stream: %w", err)
+		return 0, header, fmt.Errorf("damaged Arrow stream: %w", err)
 	}
 	extra, err := io.Copy(io.Discard, er)
 	if err != nil {
-		return 0, err
+		return 0, header, err
 	}
 	if extra > 0 {
-		return 0, fmt.Errorf("%d bytes follow the end of the Arrow stream", extra)
+		return 0, header, fmt.Errorf("%d bytes follow the end of the Arrow stream", extra)
 	}
-	return rows, nil
+	return rows, header, nil
 }

@@ -92,7 +92,8 @@ type ContractRegistered struct {
 // DatasetUploaded records a dataset envelope accepted from its provider.
 type DatasetUploaded struct {
 	Dataset         string `json:"dataset"`
-	Ciphertext      Blob   `json:"ciphertext"` // the envelope; its digest is the ciphertext digest
+	Ciphertext      Blob   `json:"ciphertext"`    // the envelope; its digest is the ciphertext digest
+	HeaderSHA256    string `json:"header_sha256"` // SHA-256 of the envelope's header
 	Rows            int64  `json:"rows"`
 	SchemaDigest    string `json:"schema_digest"`
 	UploadStatement []byte `json:"upload_statement"` // the provider's COSE_Sign1
@@ -276,8 +277,8 @@ func (e *Event) checkBody(bad func(string, ...any) error) error {
 		return blob("document", b.Document)
 	case TypeDatasetUploaded:
 		b := e.DatasetUploaded
-		if b.Dataset == "" || b.Rows < 0 || !digestPattern.MatchString(b.SchemaDigest) || len(b.UploadStatement) == 0 {
-			return bad("needs dataset, rows, schema_digest and upload_statement")
+		if b.Dataset == "" || b.Rows < 0 || !digestPattern.MatchString(b.SchemaDigest) || !digestPattern.MatchString(b.HeaderSHA256) || len(b.UploadStatement) == 0 {
+			return bad("needs dataset, rows, schema_digest, header_sha256 and upload_statement")
 		}
 		return blob("ciphertext", b.Ciphertext)
 	case TypeAlgorithmSubmitted:

@@ -19,7 +19,7 @@ func sample() []*Event {
 		{V: 1, ID: NewID(), Type: TypeContractRegistered, Time: now, Contract: c, Actor: "publisher", ActorKey: h, ContractRegistered: &ContractRegistered{
 			Name: "x", ExpiresAt: now, Document: Blob{h, 10}, DocSHA256: h, Signatures: map[string][]byte{"publisher": {1, 2}}}},
 		{V: 1, ID: NewID(), Type: TypeDatasetUploaded, Time: now, Contract: c, Actor: "publisher", ActorKey: h, DatasetUploaded: &DatasetUploaded{
-			Dataset: "impressions", Ciphertext: Blob{h, 100}, Rows: 5, SchemaDigest: h, UploadStatement: []byte{1}}},
+			Dataset: "impressions", Ciphertext: Blob{h, 100}, HeaderSHA256: h, Rows: 5, SchemaDigest: h, UploadStatement: []byte{1}}},
 		{V: 1, ID: NewID(), Type: TypeAlgorithmSubmitted, Time: now, Contract: c, Actor: "measurer", ActorKey: h, AlgorithmSubmitted: &AlgorithmSubmitted{SHA256: h, Text: Blob{h, 3}}},
 		{V: 1, ID: NewID(), Type: TypeRunStarted, Time: now, Contract: c, Actor: "advertiser", ActorKey: h, RunStarted: &RunStarted{RunID: run, Number: 1, AlgorithmSHA256: h, Datasets: map[string]string{"impressions": h}}},
 		{V: 1, ID: NewID(), Type: TypeRunFinished, Time: now, Contract: c, RunFinished: &RunFinished{RunID: run, ResultSHA256: h, EncryptedResult: Blob{h, 9}, RowsKept: 3, RowsSuppressed: 1, Statement: []byte{1}}},

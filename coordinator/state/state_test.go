@@ -49,7 +49,7 @@ func TestApplyLifeCycle(t *testing.T) {
 	run1, run2 := events.NewID(), events.NewID()
 	evs := []*events.Event{
 		{Type: events.TypeContractRegistered, ContractRegistered: &events.ContractRegistered{Name: "t", Document: events.Blob{SHA256: h}, DocSHA256: h, Signatures: map[string][]byte{"a": {1}}}},
-		{Type: events.TypeDatasetUploaded, DatasetUploaded: &events.DatasetUploaded{Dataset: "d", Ciphertext: events.Blob{SHA256: h, Size: 1}, SchemaDigest: h, UploadStatement: []byte{1}}},
+		{Type: events.TypeDatasetUploaded, DatasetUploaded: &events.DatasetUploaded{Dataset: "d", Ciphertext: events.Blob{SHA256: h, Size: 1}, HeaderSHA256: h, SchemaDigest: h, UploadStatement: []byte{1}}},
 		{Type: events.TypeAlgorithmSubmitted, AlgorithmSubmitted: &events.AlgorithmSubmitted{SHA256: h, Text: events.Blob{SHA256: h}}},
 		{Type: events.TypeRunStarted, RunStarted: &events.RunStarted{RunID: run1, Number: 1, AlgorithmSHA256: h}},
 		{Type: events.TypeRunFinished, RunFinished: &events.RunFinished{RunID: run1, ResultSHA256: h, EncryptedResult: events.Blob{SHA256: h}, Statement: []byte{1}}},

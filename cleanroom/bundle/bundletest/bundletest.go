@@ -48,10 +48,11 @@ var ParticipantIDs = []string{"publisher", "advertiser", "measurer", "auditor"}
 
 // Upload is a dataset as its provider encrypted and signed it.
 type Upload struct {
-	Envelope []byte
-	Signed   []byte // the upload statement
-	SHA256   [32]byte
-	Rows     int64
+	Envelope     []byte
+	Signed       []byte // the upload statement
+	SHA256       [32]byte
+	HeaderSHA256 [32]byte
+	Rows         int64
 }
 
 // World is a simulated coordinator with its log, a contract and the
@@ -173,7 +174,8 @@ func New(dir string) (*World, error) {
 			Actor: p.ID, ActorKey: p.PublicKey.Fingerprint().String(),
 			DatasetUploaded: &events.DatasetUploaded{
 				Dataset: ds.ID, Ciphertext: events.Blob{SHA256: hex.EncodeToString(u.SHA256[:]), Size: int64(len(u.Envelope))},
-				Rows: u.Rows, SchemaDigest: hex.EncodeToString(func() []byte { d := ds.SchemaDigest(); return d[:] }()),
+				HeaderSHA256: hex.EncodeToString(u.HeaderSHA256[:]),
+				Rows:         u.Rows, SchemaDigest: hex.EncodeToString(func() []byte { d := ds.SchemaDigest(); return d[:] }()),
 				UploadStatement: u.Signed,
 			}}); err != nil {
 			return nil, w.closeWith(err)
@@ -247,7 +249,8 @@ func (w *World) encrypt(ds *contracts.Dataset) (*Upload, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Upload{Envelope: buf.Bytes(), Signed: enc.Signed, SHA256: enc.Summary.SHA256, Rows: enc.Rows}, nil
+	return &Upload{Envelope: buf.Bytes(), Signed: enc.Signed, SHA256: enc.Summary.SHA256,
+		HeaderSHA256: enc.Summary.Header.SHA256(), Rows: enc.Rows}, nil
 }
 
 // Result returns a small result as an Arrow IPC stream: campaign, users,
