@@ -134,6 +134,7 @@ func Run(ctx context.Context, cfg Config, st *State) (*Report, error) {
 			URL: cfg.URL, PublicKey: co.PublicKey.Fingerprint().String(), Origin: v.Origin(),
 			Platform: string(co.Platform), Measurement: hexs(co.Measurement[:]), EvidenceSHA256: hexs(co.EvidenceSHA256),
 		},
+		Contract: ContractFacts{ID: cfg.Contract.ID().String(), Name: cfg.Contract.Name},
 		Problems: []Finding{}, Warnings: []Finding{},
 	}
 	fail := func(kind string, err error, evidence string) (*Report, error) {

@@ -149,6 +149,7 @@ func defaultAuditState(coord *audit.Coordinator) (string, error) {
 // sets the exit status.
 func (c *cli) auditFailed(rep *audit.Report, err error, stateDir string) error {
 	var ce *tlog.ConsistencyError
+	var content *tlog.ContentError
 	if rep == nil || rep.Failure == nil {
 		return explain(err)
 	}
@@ -170,12 +171,12 @@ func (c *cli) auditFailed(rep *audit.Report, err error, stateDir string) error {
 		c.infof("the kept checkpoint was not replaced")
 		return withHint(fmt.Errorf("%s detected: the coordinator's log was %s", strings.ToLower(what), map[bool]string{true: "rolled back", false: "forked"}[ce.Kind == tlog.Rollback]),
 			"keep the evidence directory; anyone holding the coordinator's key can re-check the two signed checkpoints")
-	case f.Kind == audit.FailLog:
+	case errors.As(err, &content):
 		at := ""
-		if f.Index != nil {
-			at = fmt.Sprintf(", entry %d", *f.Index)
+		if content.Index >= 0 {
+			at = fmt.Sprintf(", entry %d", content.Index)
 		}
-		return fmt.Errorf("the log does not match its signed checkpoint: %s%s: %s", f.Path, at, strings.TrimPrefix(f.Message, tlog.ErrBadLog.Error()+": "))
+		return fmt.Errorf("the log does not match its signed checkpoint: %s%s: %s; the kept checkpoint was not replaced", content.Path, at, content.Reason)
 	case f.Kind == audit.FailEvents:
 		for _, p := range rep.Problems {
 			if p.Index != nil {
