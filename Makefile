@@ -8,7 +8,7 @@ BIN := bin
 FUZZTIME ?= 30s
 TESTTIMEOUT ?= 45m
 
-.PHONY: all build test demo bench fuzz lint clean
+.PHONY: all build test test-deps demo bench fuzz lint clean
 
 all: build
 
@@ -19,8 +19,25 @@ build:
 	$(GO) build -o $(BIN)/clinical-cohort-gen ./examples/clinical-cohort/gen
 
 # The whole test suite: unit, fuzz seed corpora, CLI scripts, end to end.
-test:
+test: test-deps
 	$(GO) test -timeout $(TESTTIMEOUT) ./...
+
+# What the tests need beyond Go and a C compiler: headless Chromium (Debian's
+# chromium package), in which the audit web view is tested. Installed with
+# apt-get when missing (as root, or with sudo); CLEANROOM_SKIP_BROWSER=1 skips
+# the browser checks where it cannot be installed.
+CHROMIUM ?= /usr/bin/chromium
+test-deps:
+	@if [ -x "$(CHROMIUM)" ] || [ "$$CLEANROOM_SKIP_BROWSER" = 1 ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "make test-deps: $(CHROMIUM) is missing and apt-get is not available: install Chromium there, or set CLEANROOM_SKIP_BROWSER=1 to skip the browser test" >&2; exit 0; fi; \
+	sudo=; if [ "$$(id -u)" != 0 ]; then \
+	  if command -v sudo >/dev/null 2>&1; then sudo="sudo -n"; else \
+	    echo "make test-deps: $(CHROMIUM) is missing; installing it needs root (apt-get install chromium), or set CLEANROOM_SKIP_BROWSER=1" >&2; exit 0; fi; fi; \
+	echo "make test-deps: installing chromium (headless browser for the audit web view test)"; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium || \
+	echo "make test-deps: installing chromium failed; the browser test will say so (CLEANROOM_SKIP_BROWSER=1 skips it)" >&2
 
 # A whole multi-party scenario on the embedded defaults.
 demo: build
