@@ -77,7 +77,7 @@ func adSpec(t testing.TB) *scenario.Spec {
 }
 
 // getWorld builds the shared world on first use.
-func getWorld(t *testing.T) *world {
+func getWorld(t testing.TB) *world {
 	t.Helper()
 	worldOnce.Do(func() { theWorld = buildWorld(t) })
 	if theWorld == nil {
@@ -86,7 +86,7 @@ func getWorld(t *testing.T) *world {
 	return theWorld
 }
 
-func buildWorld(t *testing.T) *world {
+func buildWorld(t testing.TB) *world {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "audit-world-")
 	if err != nil {
@@ -137,7 +137,7 @@ func buildWorld(t *testing.T) *world {
 
 // newAuditorClient returns a client acting as the auditor, closed by
 // TestMain's end rather than by one test's cleanup.
-func newAuditorClient(t *testing.T, sc *scenario.Scenario) *client.Client {
+func newAuditorClient(t testing.TB, sc *scenario.Scenario) *client.Client {
 	cl, err := client.New(sc.URL, client.Options{Contract: sc.Contract, Identity: sc.Party("auditor").Identity})
 	if err != nil {
 		t.Fatal(err)
