@@ -155,9 +155,18 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 	if err != nil {
 		return nil, "query", fmt.Errorf("starting the engine: %w", err)
 	}
-	defer sess.Close()
+	// Datasets live in memory outside the Go heap while the session reads
+	// them in place: release them only after the session is closed.
+	var releases []func()
+	defer func() {
+		sess.Close()
+		for _, r := range releases {
+			r()
+		}
+	}()
 	started := time.Now()
-	if err := c.loadDatasets(ctx, sess, ct, run); err != nil {
+	releases, err = c.loadDatasets(ctx, sess, ct, run)
+	if err != nil {
 		return nil, "query", err
 	}
 	loaded := time.Now()
@@ -175,27 +184,38 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 }
 
 // loadDatasets decrypts each dataset (segments in parallel) and loads it,
-// the datasets concurrently.
-func (c *Coordinator) loadDatasets(ctx context.Context, sess *engine.Session, ct *contracts.Contract, run *events.RunStarted) error {
+// the datasets concurrently. It returns the functions that free the
+// datasets' memory, to be called once the session is closed, even when it
+// also returns an error.
+func (c *Coordinator) loadDatasets(ctx context.Context, sess *engine.Session, ct *contracts.Contract, run *events.RunStarted) ([]func(), error) {
 	var wg sync.WaitGroup
 	errs := make([]error, len(ct.Datasets))
+	releases := make([]func(), len(ct.Datasets))
 	for i, ds := range ct.Datasets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = c.loadDataset(ctx, sess, ct, ds.ID, run.Datasets[ds.ID])
+			releases[i], errs[i] = c.loadDataset(ctx, sess, ct, ds.ID, run.Datasets[ds.ID])
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	var out []func()
+	for _, r := range releases {
+		if r != nil {
+			out = append(out, r)
+		}
+	}
+	return out, errors.Join(errs...)
 }
 
-// The envelope is read without re-hashing it: its header must hash to the
-// digest logged at upload, and every segment's AES-GCM tag binds that
-// header, whose random salt and wrapped data key no one but the provider
-// could reuse. So the bytes decrypted are the bytes uploaded, for one pass
-// over the ciphertext instead of two.
-func (c *Coordinator) loadDataset(ctx context.Context, sess *engine.Session, ct *contracts.Contract, datasetID, digestHex string) error {
+// The envelope is not re-hashed: its header must hash to the digest logged
+// at upload, and every segment's AES-GCM tag binds that header, whose
+// random salt and wrapped data key no one but the provider could reuse. So
+// the bytes decrypted are the bytes uploaded, for one pass over the
+// ciphertext instead of two. The ciphertext is mapped from the blob file,
+// not copied, and decrypted in parallel into memory outside the Go heap
+// that the engine then reads in place; the returned function frees it.
+func (c *Coordinator) loadDataset(ctx context.Context, sess *engine.Session, ct *contracts.Contract, datasetID, digestHex string) (func(), error) {
 	var up *events.DatasetUploaded
 	c.state.View(func(v *state.Snapshot) {
 		if d := v.Contract(ct.ID()).Datasets[datasetID]; d != nil {
@@ -203,26 +223,41 @@ func (c *Coordinator) loadDataset(ctx context.Context, sess *engine.Session, ct 
 		}
 	})
 	if up == nil || up.Ciphertext.SHA256 != digestHex {
-		return fmt.Errorf("dataset %s: the upload the run started with is not in the state", datasetID)
+		return nil, fmt.Errorf("dataset %s: the upload the run started with is not in the state", datasetID)
 	}
 	d, err := blobs.ParseDigest(digestHex)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ciphertext, err := c.blobs.ReadSized(d, up.Ciphertext.Size)
+	f, err := c.blobs.OpenSized(d, up.Ciphertext.Size)
 	if err != nil {
-		return fmt.Errorf("dataset %s: %w", datasetID, err)
+		return nil, fmt.Errorf("dataset %s: %w", datasetID, err)
 	}
+	ciphertext, unmap, err := mapFile(f, up.Ciphertext.Size)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("dataset %s: %w", datasetID, err)
+	}
+	defer unmap()
 	hdr, err := envelope.ParseHeader(bytes.NewReader(ciphertext))
 	if err != nil {
-		return fmt.Errorf("dataset %s: the stored envelope: %w", datasetID, err)
+		return nil, fmt.Errorf("dataset %s: the stored envelope: %w", datasetID, err)
 	}
 	if got := fmt.Sprintf("%x", hdr.SHA256()); got != up.HeaderSHA256 {
-		return fmt.Errorf("dataset %s: the stored envelope's header digest is %s, the log records %s: it was replaced on disk", datasetID, got, up.HeaderSHA256)
+		return nil, fmt.Errorf("dataset %s: the stored envelope's header digest is %s, the log records %s: it was replaced on disk", datasetID, got, up.HeaderSHA256)
 	}
-	recs, _, err := DecryptDataset(ciphertext, c.tee.Identity().HPKE(), ct, datasetID)
+	layout, err := envelope.BodyLayout(int64(len(ciphertext)-hdr.Len()), hdr.SegmentSize, hdr.Len())
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("dataset %s: the stored envelope: %w", datasetID, err)
+	}
+	plain, free, err := allocPlain(layout.PlaintextSize)
+	if err != nil {
+		return nil, err
+	}
+	recs, _, err := decryptDataset(ciphertext, c.tee.Identity().HPKE(), ct, datasetID, envelope.OpenOptions{Dst: plain})
+	if err != nil {
+		free()
+		return nil, err
 	}
 	schema := ct.Dataset(datasetID).Schema()
 	rr, err := array.NewRecordReader(schema, recs)
@@ -230,13 +265,15 @@ func (c *Coordinator) loadDataset(ctx context.Context, sess *engine.Session, ct 
 		r.Release() // the reader holds its own references
 	}
 	if err != nil {
-		return fmt.Errorf("dataset %s: %w", datasetID, err)
+		free()
+		return nil, fmt.Errorf("dataset %s: %w", datasetID, err)
 	}
 	defer rr.Release()
 	if err := sess.LoadTable(ctx, datasetID, schema, rr); err != nil {
-		return fmt.Errorf("loading dataset %s: %w", datasetID, err)
+		// The session may hold the batches until it closes: free then.
+		return free, fmt.Errorf("loading dataset %s: %w", datasetID, err)
 	}
-	return nil
+	return free, nil
 }
 
 // RunStatus returns a run's status to a participant of its contract.

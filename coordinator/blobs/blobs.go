@@ -231,11 +231,11 @@ func (s *Store) Get(d Digest, size int64) ([]byte, error) {
 	return b, nil
 }
 
-// ReadSized reads a whole blob and checks its size, but not its digest:
-// for content the caller authenticates more cheaply another way (a dataset
-// envelope, whose header digest is logged and whose every segment carries
-// an AEAD tag bound to that header). Get is the safe default.
-func (s *Store) ReadSized(d Digest, size int64) ([]byte, error) {
+// OpenSized opens a blob for reading after checking its size, but not its
+// digest: for content the caller authenticates more cheaply another way (a
+// dataset envelope, whose header digest is logged and whose every segment
+// carries an AEAD tag bound to that header). Get is the safe default.
+func (s *Store) OpenSized(d Digest, size int64) (*os.File, error) {
 	f, err := os.Open(s.path(d))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, d)
@@ -243,19 +243,16 @@ func (s *Store) ReadSized(d Digest, size int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
+		f.Close()
 		return nil, err
 	}
 	if fi.Size() != size {
+		f.Close()
 		return nil, fmt.Errorf("%w: %s has %d bytes, the log records %d (truncated or replaced on disk)", ErrCorrupt, d, fi.Size(), size)
 	}
-	b := make([]byte, size)
-	if _, err := io.ReadFull(f, b); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, d, err)
-	}
-	return b, nil
+	return f, nil
 }
 
 // Check verifies that a blob is present with the given size, without
