@@ -274,7 +274,8 @@ func (t *timeline) datasetUploaded(idx uint64, ev *events.Event) {
 	t.cur.Summary = fmt.Sprintf("dataset %s uploaded: %d rows, ciphertext %s (%d bytes)", b.Dataset, b.Rows, short(b.Ciphertext.SHA256), b.Ciphertext.Size)
 	t.cur.Details = map[string]string{
 		"dataset": b.Dataset, "ciphertext_sha256": b.Ciphertext.SHA256, "ciphertext_size": fmt.Sprint(b.Ciphertext.Size),
-		"rows": fmt.Sprint(b.Rows), "schema_digest": b.SchemaDigest, "upload_statement_sha256": digest(b.UploadStatement),
+		"rows": fmt.Sprint(b.Rows), "schema_digest": b.SchemaDigest, "header_sha256": b.HeaderSHA256,
+		"upload_statement_sha256": digest(b.UploadStatement),
 	}
 	ds := c.Dataset(b.Dataset)
 	if ds == nil {

@@ -187,7 +187,7 @@ func (c *cli) auditFailed(rep *audit.Report, err error, stateDir string) error {
 		}
 		return fmt.Errorf("the log verified, but %d of its events break the contract's or the log's rules (listed above); the kept checkpoint was not replaced", len(rep.Problems))
 	}
-	return errors.Unwrap(err)
+	return err
 }
 
 func writeReportJSON(w io.Writer, rep *audit.Report) error {

@@ -537,6 +537,28 @@ func TestAuditTamperedLogOnDisk(t *testing.T) {
 	}
 }
 
+// TestAuditStateOfAnotherLog refuses a state directory kept for another
+// coordinator's log, and leaves it as it was.
+func TestAuditStateOfAnotherLog(t *testing.T) {
+	e := newAuditEnv(t, 1)
+	e.setUp()
+	e.settle()
+	other := must(os.ReadFile(filepath.Join("..", "..", "cleanroom", "tlog", "testdata", "golden-log", "checkpoint")))
+	if err := os.MkdirAll(e.state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.state, audit.CheckpointFile), other, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := e.auditLog()
+	if code != 1 || stdout != "" || !strings.Contains(stderr, "another coordinator's log") {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	if !bytes.Equal(must(os.ReadFile(filepath.Join(e.state, audit.CheckpointFile))), other) {
+		t.Error("the kept checkpoint was replaced")
+	}
+}
+
 // TestAuditLogUsage checks the refusals that need no coordinator.
 func TestAuditLogUsage(t *testing.T) {
 	for _, tc := range []struct {
