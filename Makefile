@@ -8,7 +8,7 @@ BIN := bin
 FUZZTIME ?= 30s
 TESTTIMEOUT ?= 45m
 
-.PHONY: all build test test-deps demo bench fuzz lint clean
+.PHONY: all build test test-deps demo bench bench-micro fuzz lint clean
 
 all: build
 
@@ -17,6 +17,7 @@ build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 	$(GO) build -o $(BIN)/ad-attribution-gen ./examples/ad-attribution/gen
 	$(GO) build -o $(BIN)/clinical-cohort-gen ./examples/clinical-cohort/gen
+	$(GO) build -o $(BIN)/ad-attribution-bench ./examples/ad-attribution/bench
 
 # The whole test suite: unit, fuzz seed corpora, CLI scripts, end to end.
 test: test-deps
@@ -43,8 +44,17 @@ test-deps:
 demo: build
 	./examples/demo.sh
 
-# Micro-benchmarks of every package.
-bench:
+# The whole-system comparison of SPEC §12: a clean-room run (decrypt, load,
+# query, policy, encrypt, sign, log) against plain DuckDB running the same
+# SQL on the same data as Parquet, at 1M and 10M rows of the ad-attribution
+# scenario: time, ratio and peak memory. BENCH_ROWS and BENCH_REPEAT adjust it.
+BENCH_ROWS ?= 1000000,10000000
+BENCH_REPEAT ?= 3
+bench: build
+	./$(BIN)/ad-attribution-bench -rows $(BENCH_ROWS) -repeat $(BENCH_REPEAT)
+
+# Micro-benchmarks of every package (go test -bench).
+bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 # Every fuzz target for FUZZTIME each (make fuzz FUZZTIME=5m).
