@@ -63,7 +63,7 @@ func (c *Coordinator) SubmitAlgorithm(ctx context.Context, actor ed25519.PublicK
 	}
 	blob, err := c.putSealed("algorithm", text)
 	if err != nil {
-		return nil, internal(err, "storing the algorithm: %v", err)
+		return nil, storageError(err, "storing the algorithm")
 	}
 	idx, err := c.commit(ctx, &events.Event{
 		Type: events.TypeAlgorithmSubmitted, Contract: cid.String(),

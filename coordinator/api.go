@@ -169,7 +169,11 @@ func (c *Coordinator) handleHealth(w http.ResponseWriter, r *http.Request) error
 	}
 	var n int
 	c.state.View(func(v *state.Snapshot) { n = len(v.Contracts()) })
-	writeJSON(w, http.StatusOK, api.Health{Status: "ok", LogSize: c.state.Size(), Contracts: n})
+	h := api.Health{Status: "ok", LogSize: c.state.Size(), Contracts: n, Damaged: c.damagedCount()}
+	if h.Damaged > 0 {
+		h.Status = "degraded"
+	}
+	writeJSON(w, http.StatusOK, h)
 	return nil
 }
 

@@ -73,7 +73,7 @@ func (c *Coordinator) SubmitContract(ctx context.Context, actor ed25519.PublicKe
 	}
 	doc, err := c.putSealed("contract", text)
 	if err != nil {
-		return nil, internal(err, "storing the contract: %v", err)
+		return nil, storageError(err, "storing the contract")
 	}
 	sum := sha256.Sum256(text)
 	idx, err := c.commit(ctx, &events.Event{
@@ -155,6 +155,9 @@ func (c *Coordinator) Status(cid contracts.ID, actor ed25519.PublicKey) (*api.Co
 			d := api.DatasetStatus{ID: ds.ID, Provider: ds.Provider}
 			if up := sc.Datasets[ds.ID]; up != nil {
 				d.Uploaded, d.CiphertextSHA256, d.Rows, d.LogIndex = true, up.Upload.Ciphertext.SHA256, up.Upload.Rows, up.Index
+				if err := c.damage(up.Upload.Ciphertext.SHA256); err != nil {
+					d.Damaged = err.Error()
+				}
 			}
 			st.Datasets = append(st.Datasets, d)
 		}

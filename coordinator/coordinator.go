@@ -110,6 +110,9 @@ type Coordinator struct {
 	applyMu   sync.Mutex
 	applyCond *sync.Cond
 	failed    error // set when the log and the state may disagree
+
+	damagedMu sync.Mutex
+	damaged   map[string]error // blob digest → why it cannot be used
 }
 
 // Open opens (initialising if needed) the data directory, replays the
@@ -193,29 +196,67 @@ func (c *Coordinator) replay(ctx context.Context) error {
 }
 
 // checkBlobs checks that the blobs an event names are present with their
-// recorded size: damage is found at start, not in the middle of a run.
+// recorded size, so damage is found at start, not in the middle of a run.
+// A damaged contract document stops the start (the state cannot be built
+// without the contract); a damaged envelope, algorithm text or result is
+// recorded, reported by the API and refused where it is needed, while the
+// coordinator serves everything else.
 func (c *Coordinator) checkBlobs(e *events.Event) error {
-	var refs []events.Blob
-	switch e.Type {
-	case events.TypeContractRegistered:
-		refs = append(refs, e.ContractRegistered.Document)
-	case events.TypeDatasetUploaded:
-		refs = append(refs, e.DatasetUploaded.Ciphertext)
-	case events.TypeAlgorithmSubmitted:
-		refs = append(refs, e.AlgorithmSubmitted.Text)
-	case events.TypeRunFinished:
-		refs = append(refs, e.RunFinished.EncryptedResult)
-	}
-	for _, b := range refs {
+	check := func(b events.Blob) error {
 		d, err := blobs.ParseDigest(b.SHA256)
 		if err != nil {
 			return err
 		}
-		if err := c.blobs.Check(d, b.Size); err != nil {
-			return err
+		return c.blobs.Check(d, b.Size)
+	}
+	var ref *events.Blob
+	var what string
+	switch e.Type {
+	case events.TypeContractRegistered:
+		if err := check(e.ContractRegistered.Document); err != nil {
+			return fmt.Errorf("the document of contract %s: %w", e.Contract, err)
 		}
+		return nil
+	case events.TypeDatasetUploaded:
+		ref, what = &e.DatasetUploaded.Ciphertext, "the envelope of dataset "+e.DatasetUploaded.Dataset
+	case events.TypeAlgorithmSubmitted:
+		ref, what = &e.AlgorithmSubmitted.Text, "the algorithm"
+	case events.TypeRunFinished:
+		ref, what = &e.RunFinished.EncryptedResult, "the result of run "+e.RunFinished.RunID
+	default:
+		return nil
+	}
+	if err := check(*ref); err != nil {
+		c.markDamaged(ref.SHA256, fmt.Errorf("%s of contract %s is damaged on disk: %w", what, e.Contract, err))
 	}
 	return nil
+}
+
+// markDamaged records a damaged blob.
+func (c *Coordinator) markDamaged(digest string, err error) {
+	c.damagedMu.Lock()
+	defer c.damagedMu.Unlock()
+	if c.damaged == nil {
+		c.damaged = map[string]error{}
+	}
+	if _, ok := c.damaged[digest]; !ok {
+		c.damaged[digest] = err
+		c.logger.Error("damaged blob: what needs it will be refused", "blob", digest, "err", err)
+	}
+}
+
+// damage returns the damage recorded for a blob, or nil.
+func (c *Coordinator) damage(digest string) error {
+	c.damagedMu.Lock()
+	defer c.damagedMu.Unlock()
+	return c.damaged[digest]
+}
+
+// damagedCount returns how many blobs are known to be damaged.
+func (c *Coordinator) damagedCount() int {
+	c.damagedMu.Lock()
+	defer c.damagedMu.Unlock()
+	return len(c.damaged)
 }
 
 // recordStart appends coordinator.started and aborts interrupted runs.
@@ -264,7 +305,9 @@ func (c *Coordinator) commit(ctx context.Context, e *events.Event) (uint64, erro
 	if err != nil {
 		return 0, internal(err, "encoding %s event: %v", e.Type, err)
 	}
+	fault(string(e.Type) + "/before-append")
 	idx, err := c.log.Append(ctx, entry)
+	fault(string(e.Type) + "/after-append")
 	if err != nil {
 		if errors.Is(err, eventlog.ErrFailed) || !errors.Is(err, context.Canceled) {
 			c.fail(fmt.Errorf("appending to the audit log: %w", err))

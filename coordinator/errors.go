@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"syscall"
 )
 
 // Error is a refusal the API reports to the client: an HTTP status, a
@@ -49,6 +50,18 @@ func internal(err error, format string, args ...any) *Error {
 }
 
 func (e *Error) withHint(h string) *Error { e.Hint = h; return e }
+
+// storageError reports a failure to store something durably: 507 when the
+// disk is full (nothing was changed; the operator must free space), 500
+// otherwise.
+func storageError(err error, what string) *Error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return newError(http.StatusInsufficientStorage, "insufficient_storage", err,
+			"%s: the coordinator's disk is full; nothing was changed", what).
+			withHint("the operator must free space on the coordinator's data disk; then try again")
+	}
+	return internal(err, "%s: %v", what, err)
+}
 
 // asError turns any error into an *Error, treating unknown errors as
 // internal.

@@ -28,7 +28,7 @@ func (c *Coordinator) release(ctx context.Context, ct *contracts.Contract, run *
 	}
 	encDigest, err := c.blobs.Put(encrypted)
 	if err != nil {
-		return internal(err, "storing the result: %v", err)
+		return storageError(err, "storing the result")
 	}
 	recipients, err := bundle.Recipients(ct)
 	if err != nil {
@@ -110,8 +110,12 @@ func (c *Coordinator) ResultBundle(ctx context.Context, actor ed25519.PublicKey,
 	if err != nil {
 		return nil, internal(err, "%v", err)
 	}
+	if err := c.damage(run.Finished.EncryptedResult.SHA256); err != nil {
+		return nil, internal(err, "%v", err).withHint("the operator must restore the coordinator's data directory from a backup")
+	}
 	encrypted, err := c.blobs.Get(d, run.Finished.EncryptedResult.Size)
 	if err != nil {
+		c.markDamaged(run.Finished.EncryptedResult.SHA256, fmt.Errorf("the result of run %s of contract %s is damaged on disk: %w", runID, cid, err))
 		return nil, internal(err, "reading the result of run %s: %v", runID, err)
 	}
 	startedProof, finishedProof, err := bundle.ProveRun(ctx, c.log, run.StartIndex, run.FinishIndex)

@@ -78,8 +78,17 @@ func (c *Coordinator) admit(ctx context.Context, ct *contracts.Contract, p *cont
 		if len(missing) > 0 {
 			reasons = append(reasons, "datasets not uploaded yet: "+strings.Join(missing, ", "))
 		}
+		for _, ds := range ct.Datasets {
+			if up := sc.Datasets[ds.ID]; up != nil {
+				if err := c.damage(up.Upload.Ciphertext.SHA256); err != nil {
+					reasons = append(reasons, err.Error())
+				}
+			}
+		}
 		if sc.Algorithm == nil {
 			reasons = append(reasons, fmt.Sprintf("the algorithm has not been submitted (by %s)", ct.Algorithm.Provider))
+		} else if err := c.damage(sc.Algorithm.Submitted.Text.SHA256); err != nil {
+			reasons = append(reasons, err.Error())
 		}
 		if used := int64(len(sc.Runs)); used >= ct.Output.MaxRuns {
 			reasons = append(reasons, fmt.Sprintf("all %d runs the contract allows (max_runs) have been used", ct.Output.MaxRuns))
@@ -129,6 +138,14 @@ func (c *Coordinator) execute(ctx context.Context, ct *contracts.Contract, run *
 	defer res.Release()
 	queried := time.Now()
 	if err := c.release(ctx, ct, run, res); err != nil {
+		// Nothing was released: say so in the log (if it still takes
+		// events), so the run does not stay "running" until a restart.
+		if _, cerr := c.commit(ctx, &events.Event{
+			Type: events.TypeRunRefused, Contract: ct.ID().String(),
+			RunRefused: &events.RunRefused{RunID: run.RunID, Stage: "release", Reason: asError(err).Message},
+		}); cerr == nil {
+			c.metrics.add("cleanroomd_runs_total", 1, "outcome", "refused")
+		}
 		return err
 	}
 	c.logger.Debug("run timings", "run", run.RunID, "query", queried.Sub(start).Round(time.Millisecond),

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"syscall"
 
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 
@@ -53,7 +54,7 @@ func (c *Coordinator) UploadDataset(ctx context.Context, actor ed25519.PublicKey
 
 	w, err := c.blobs.Create(c.cfg.MaxUploadBytes)
 	if err != nil {
-		return nil, internal(err, "storing the upload: %v", err)
+		return nil, storageError(err, "storing the upload")
 	}
 	committed := false
 	defer func() {
@@ -89,9 +90,10 @@ func (c *Coordinator) UploadDataset(ctx context.Context, actor ed25519.PublicKey
 		return nil, conflict("dataset %s of contract %s is already uploaded; datasets cannot be replaced", datasetID, cid)
 	}
 	if _, err := w.Commit(); err != nil {
-		return nil, internal(err, "storing the upload: %v", err)
+		return nil, storageError(err, "storing the upload")
 	}
 	committed = true
+	fault("upload/after-blob")
 	idx, err := c.commit(ctx, &events.Event{
 		Type: events.TypeDatasetUploaded, Contract: cid.String(),
 		Actor: p.ID, ActorKey: p.PublicKey.Fingerprint().String(),
@@ -143,6 +145,9 @@ func (c *Coordinator) receiveEnvelope(ctx context.Context, body io.Reader, w *bl
 	var copyErr error
 	for {
 		n, rerr := body.Read(buf)
+		if n > 0 && w.Size() > 0 {
+			fault("upload/mid-body")
+		}
 		if n > 0 {
 			if _, err := w.Write(buf[:n]); err != nil {
 				copyErr = err
@@ -171,6 +176,8 @@ func (c *Coordinator) receiveEnvelope(ctx context.Context, body io.Reader, w *bl
 	}
 	out := <-done
 	switch {
+	case errors.Is(copyErr, syscall.ENOSPC) || errors.Is(copyErr, syscall.EDQUOT):
+		return 0, out.header, storageError(copyErr, "storing the upload of dataset "+ds.ID)
 	case errors.Is(copyErr, blobs.ErrTooLarge):
 		return 0, out.header, newError(http.StatusRequestEntityTooLarge, "too_large", copyErr,
 			"dataset %s is larger than this coordinator's upload limit of %d bytes", ds.ID, c.cfg.MaxUploadBytes)

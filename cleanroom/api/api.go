@@ -14,9 +14,10 @@ const MaxJSONBody = 1 << 20
 
 // Health is the body of GET /v1/health.
 type Health struct {
-	Status    string `json:"status"`
+	Status    string `json:"status"` // "ok", or "degraded" when stored blobs are damaged
 	LogSize   uint64 `json:"log_size"`
 	Contracts int    `json:"contracts"`
+	Damaged   int    `json:"damaged_blobs,omitempty"`
 }
 
 // AttestationRequest is the body of POST /v1/attestation.
@@ -57,6 +58,9 @@ type DatasetStatus struct {
 	CiphertextSHA256 string `json:"ciphertext_sha256,omitempty"`
 	Rows             int64  `json:"rows,omitempty"`
 	LogIndex         uint64 `json:"log_index,omitempty"`
+	// Damaged says why the stored envelope cannot be used (found damaged
+	// on disk); runs are refused until the operator restores it.
+	Damaged string `json:"damaged,omitempty"`
 }
 
 // AlgorithmStatus describes a contract's algorithm.

@@ -19,8 +19,9 @@ import (
 // Version is the event format version written in every event's "v".
 const Version = 1
 
-// MaxSize bounds an encoded event.
-const MaxSize = 256 << 10
+// MaxSize bounds an encoded event: it must fit one log entry (at most
+// 65,535 bytes in the tlog-tiles entry bundle format).
+const MaxSize = 60 << 10
 
 // Type names an event.
 type Type string
@@ -129,7 +130,7 @@ type RunFinished struct {
 // empty: no run counted) or after (output policy, query error).
 type RunRefused struct {
 	RunID  string `json:"run_id,omitempty"`
-	Stage  string `json:"stage"`  // "admission", "query" or "policy"
+	Stage  string `json:"stage"`  // "admission", "query", "policy" or "release"
 	Reason string `json:"reason"` // for people
 }
 
@@ -303,8 +304,8 @@ func (e *Event) checkBody(bad func(string, ...any) error) error {
 		return runID(b.RunID)
 	case TypeRunRefused:
 		b := e.RunRefused
-		if b.Reason == "" || (b.Stage != "admission" && b.Stage != "query" && b.Stage != "policy") {
-			return bad("needs a stage (admission, query or policy) and a reason")
+		if b.Reason == "" || (b.Stage != "admission" && b.Stage != "query" && b.Stage != "policy" && b.Stage != "release") {
+			return bad("needs a stage (admission, query, policy or release) and a reason")
 		}
 		if b.RunID != "" {
 			return runID(b.RunID)
