@@ -72,3 +72,18 @@ lint:
 
 clean:
 	rm -rf $(BIN)
+
+# Reproducible release build: dist/cleanroom, dist/cleanroomd (linux/amd64)
+# and dist/SHA256SUMS; identical bytes from identical source and toolchain
+# (docs/deploy-sev-snp.md). VERSION defaults to git describe.
+# release-check builds three times (two build caches, two source paths) and
+# compares; it takes minutes and is not part of `make test`.
+DIST ?= dist
+
+.PHONY: release release-check
+
+release:
+	GO='$(GO)' DIST='$(DIST)' ./scripts/release.sh
+
+release-check:
+	GO='$(GO)' ./scripts/release-check.sh
