@@ -186,6 +186,7 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 	if err != nil {
 		return nil, "query", err
 	}
+	fault("run/datasets-loaded")
 	loaded := time.Now()
 	res, err := sess.Run(ctx, string(text), ct.Output)
 	c.logger.Debug("run timings", "run", run.RunID, "decrypt_and_load", loaded.Sub(started).Round(time.Millisecond),

@@ -39,6 +39,7 @@ func TestMain(m *testing.M) {
 }
 
 func runDaemon(dir string) {
+	installFault()
 	cfg := coordinator.Config{MaxUploadBytes: 64 << 20, CheckpointInterval: 100 * time.Millisecond}
 	s, err := scenario.StartE(dir, cfg)
 	if err != nil {
