@@ -64,3 +64,52 @@ func TestExampleScripts(t *testing.T) {
 		})
 	}
 }
+
+// TestREADMETutorial runs the README's tutorial commands exactly as
+// written (but for `make build`, done here, and the scratch directory,
+// which is the test's own), in one bash session from the repository's top
+// directory.
+func TestREADMETutorial(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binaries and runs a whole scenario")
+	}
+	bin := buildBinaries(t)
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	start := strings.Index(text, "## Tutorial")
+	end := strings.Index(text[start+1:], "\n## ")
+	if start < 0 || end < 0 {
+		t.Fatal("README has no tutorial section")
+	}
+	section := text[start : start+1+end]
+	var script strings.Builder
+	script.WriteString("set -euo pipefail\n")
+	blocks := strings.Split(section, "```")
+	for i := 1; i < len(blocks); i += 2 {
+		for _, line := range strings.Split(blocks[i], "\n") {
+			line = strings.TrimPrefix(line, "   ")
+			if strings.TrimSpace(line) == "make build" {
+				continue
+			}
+			script.WriteString(line + "\n")
+		}
+	}
+	work := t.TempDir()
+	body := strings.ReplaceAll(script.String(), "/tmp/cleanroom-tutorial", work)
+	body = strings.ReplaceAll(body, "export PATH=$PWD/bin:$PATH", "export PATH="+bin+":$PATH")
+	cmd := exec.Command("bash", "-c", body)
+	cmd.Dir = ".."
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("the README tutorial failed: %v\n%s\n--- script ---\n%s", err, out.String(), body)
+	}
+	for _, want := range []string{"all 4 participants signed", "matches", "log verified"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("the tutorial's output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
