@@ -4,18 +4,45 @@ package examples_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 // buildBinaries builds the commands the scripts use into a temporary bin
-// directory.
+// directory, once per test binary.
 func buildBinaries(t *testing.T) string {
 	t.Helper()
-	bin := t.TempDir()
+	buildOnce.Do(func() { binDir, buildErr = build() })
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binDir
+}
+
+func build() (string, error) {
+	bin, err := os.MkdirTemp("", "cleanroom-examples-bin-*")
+	if err != nil {
+		return "", err
+	}
 	for _, target := range []struct{ out, pkg string }{
 		{"", "../cmd/cleanroom"},
 		{"", "../cmd/cleanroomd"},
@@ -28,10 +55,10 @@ func buildBinaries(t *testing.T) string {
 		}
 		cmd := exec.Command("go", "build", "-tags=duckdb_arrow", "-o", out, target.pkg)
 		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("building %s: %v\n%s", target.pkg, err, b)
+			return bin, fmt.Errorf("building %s: %v\n%s", target.pkg, err, b)
 		}
 	}
-	return bin
+	return bin, nil
 }
 
 func TestExampleScripts(t *testing.T) {
