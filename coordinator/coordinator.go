@@ -50,8 +50,9 @@ type Config struct {
 	Attestation tee.Mode
 	// MaxUploadBytes bounds one dataset envelope. Default 8 GiB.
 	MaxUploadBytes int64
-	// QueryMemory bounds the engine's memory for one run (datasets and
-	// working memory). Default 4 GiB.
+	// QueryMemory bounds the query engine's working memory for one run
+	// (DuckDB's memory_limit). The decrypted datasets themselves are held
+	// outside it, in memory the engine reads in place. Default 4 GiB.
 	QueryMemory int64
 	// QueryThreads is the engine's thread count. Default: all cores.
 	QueryThreads int

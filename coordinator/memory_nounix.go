@@ -7,8 +7,8 @@ import (
 	"os"
 )
 
-// mapFile reads the file into memory where mmap is not available.
-func mapFile(f *os.File, size int64) ([]byte, func(), error) {
+// readPrivate reads the file into the Go heap where mmap is not available.
+func readPrivate(f *os.File, size int64) ([]byte, func(), error) {
 	b := make([]byte, size)
 	if _, err := io.ReadFull(f, b); err != nil {
 		return nil, nil, err

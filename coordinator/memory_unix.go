@@ -4,22 +4,27 @@ package coordinator
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"syscall"
 )
 
-// mapFile maps a file read-only into memory: the page cache's pages, not a
-// copy. The mapping must be released with the returned function, after
-// which the slice must not be used. The file must not shrink while mapped.
-func mapFile(f *os.File, size int64) ([]byte, func(), error) {
-	if size == 0 {
-		return nil, func() {}, nil
-	}
-	b, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
+// readPrivate reads a whole file into private anonymous memory outside the
+// Go heap. The copy matters: a mapping of the file itself would share pages
+// with storage the host controls (a shared file system, or a page evicted
+// and read back), so bytes could change between the check of an AEAD tag
+// and the decryption. The memory must be released with the returned
+// function.
+func readPrivate(f *os.File, size int64) ([]byte, func(), error) {
+	b, free, err := allocPlain(size)
 	if err != nil {
-		return nil, nil, fmt.Errorf("mapping %s: %w", f.Name(), err)
+		return nil, nil, err
 	}
-	return b, func() { syscall.Munmap(b) }, nil
+	if _, err := io.ReadFull(f, b); err != nil {
+		free()
+		return nil, nil, fmt.Errorf("reading %s: %w", f.Name(), err)
+	}
+	return b, free, nil
 }
 
 // allocPlain allocates size bytes of private anonymous memory outside the

@@ -230,9 +230,11 @@ func (c *Coordinator) loadDatasets(ctx context.Context, sess *engine.Session, ct
 // at upload, and every segment's AES-GCM tag binds that header, whose
 // random salt and wrapped data key no one but the provider could reuse. So
 // the bytes decrypted are the bytes uploaded, for one pass over the
-// ciphertext instead of two. The ciphertext is mapped from the blob file,
-// not copied, and decrypted in parallel into memory outside the Go heap
-// that the engine then reads in place; the returned function frees it.
+// ciphertext instead of two. The ciphertext is read into private memory
+// (never decrypted from a mapping of the file, which the host could change
+// between the tag check and the decryption) and decrypted in parallel into
+// memory outside the Go heap that the engine then reads in place; the
+// returned function frees it.
 func (c *Coordinator) loadDataset(ctx context.Context, sess *engine.Session, ct *contracts.Contract, datasetID, digestHex string) (func(), error) {
 	var up *events.DatasetUploaded
 	c.state.View(func(v *state.Snapshot) {
@@ -251,12 +253,12 @@ func (c *Coordinator) loadDataset(ctx context.Context, sess *engine.Session, ct 
 	if err != nil {
 		return nil, fmt.Errorf("dataset %s: %w", datasetID, err)
 	}
-	ciphertext, unmap, err := mapFile(f, up.Ciphertext.Size)
+	ciphertext, freeCiphertext, err := readPrivate(f, up.Ciphertext.Size)
 	f.Close()
 	if err != nil {
 		return nil, fmt.Errorf("dataset %s: %w", datasetID, err)
 	}
-	defer unmap()
+	defer freeCiphertext()
 	hdr, err := envelope.ParseHeader(bytes.NewReader(ciphertext))
 	if err != nil {
 		return nil, fmt.Errorf("dataset %s: the stored envelope: %w", datasetID, err)

@@ -167,6 +167,9 @@ func newLogger(w *os.File, format, level string) (*slog.Logger, error) {
 }
 
 func (c *cli) serve(ctx context.Context, v *viper.Viper) error {
+	if err := hardenProcess(); err != nil {
+		return fmt.Errorf("keeping the coordinator's memory out of core dumps: %w", err)
+	}
 	dataDir := v.GetString("data-dir")
 	if dataDir == "" {
 		return usagef("--data-dir DIR is required (or CLEANROOMD_DATA_DIR)")

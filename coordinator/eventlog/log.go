@@ -226,7 +226,7 @@ func makeDir(dir string) error {
 		}
 		return nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	return cleanroom.SyncDir(filepath.Dir(filepath.Clean(dir)))
