@@ -8,7 +8,7 @@ BIN := bin
 FUZZTIME ?= 30s
 TESTTIMEOUT ?= 45m
 
-.PHONY: all build test test-deps demo bench bench-micro fuzz lint clean
+.PHONY: all build test test-deps demo bench bench-micro soak fuzz lint clean
 
 all: build
 
@@ -52,6 +52,16 @@ BENCH_ROWS ?= 1000000,10000000
 BENCH_REPEAT ?= 3
 bench: build
 	./$(BIN)/ad-attribution-bench -rows $(BENCH_ROWS) -repeat $(BENCH_REPEAT)
+
+# A load run against a real coordinator process: concurrent parties for
+# SOAK_DURATION, then every acknowledged item and result is checked;
+# prints throughput, p50/p99 latency per operation and the daemon's peak
+# memory. (A short version runs in make test.)
+SOAK_DURATION ?= 10m
+SOAK_WORKERS ?= 6
+soak:
+	CLEANROOM_SOAK_DURATION=$(SOAK_DURATION) CLEANROOM_SOAK_WORKERS=$(SOAK_WORKERS) \
+	  $(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v ./coordinator | grep -v '^I[0-9]'
 
 # Micro-benchmarks of every package (go test -bench).
 bench-micro:
