@@ -67,12 +67,16 @@ soak:
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-# Every fuzz target for FUZZTIME each (make fuzz FUZZTIME=5m).
+# Every fuzz target for FUZZTIME each (make fuzz FUZZTIME=5m). Minimising
+# a new input stops after FUZZMINIMIZETIME, so large seeds (bundles,
+# envelopes) do not stall a target; FUZZFLAGS adds flags (e.g. -parallel 1).
+FUZZMINIMIZETIME ?= 5s
+FUZZFLAGS ?=
 fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "== $$pkg $$target ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
+	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) $(FUZZFLAGS) $$pkg; \
 	  done; \
 	done
 

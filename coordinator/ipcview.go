@@ -72,6 +72,9 @@ func (r *viewReader) Message() (msg *ipc.Message, err error) {
 	if int64(n) > int64(r.maxMeta) || int64(n) > int64(len(r.data)-r.off) {
 		return nil, fmt.Errorf("Arrow message metadata of %d bytes at byte %d is too long", n, r.off)
 	}
+	if err := checkIPCMetadata(r.data[r.off : r.off+int(n)]); err != nil {
+		return nil, fmt.Errorf("Arrow message at byte %d: %w", r.off, err)
+	}
 	meta := memory.NewBufferBytes(r.data[r.off : r.off+int(n)])
 	r.off += int(n)
 	probe := ipc.NewMessage(meta, memory.NewBufferBytes(nil))

@@ -212,7 +212,9 @@ func (c *Coordinator) verifyEnvelopeStream(r io.Reader, ct *contracts.Contract, 
 		return 0, header, err
 	}
 	header = er.Header().SHA256()
-	ir, err := ipc.NewReader(er, ipc.WithBodySizeLimit(maxIPCMessage), ipc.WithMetadataSizeLimit(1<<20))
+	mr := newCheckedReader(er, 1<<20, maxIPCMessage)
+	defer mr.Release()
+	ir, err := ipc.NewReaderFromMessageReader(mr)
 	if err != nil {
 		return 0, header, fmt.Errorf("the plaintext is not an Arrow IPC stream: %w", err)
 	}
