@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -238,7 +239,7 @@ func (c *Coordinator) handleUpload(w http.ResponseWriter, r *http.Request) error
 		return newError(http.StatusRequestEntityTooLarge, "too_large", nil,
 			"the upload of %d bytes is larger than this coordinator's limit of %d bytes", r.ContentLength, c.cfg.MaxUploadBytes)
 	}
-	body := newSlowReader(w, r)
+	body := c.newSlowReader(w, r)
 	rec, err := c.UploadDataset(r.Context(), atls.RequestKey(r), cid, r.PathValue("ds"), body, func() ([]byte, error) {
 		v := r.Trailer.Get(api.UploadStatementTrailer)
 		if v == "" {
@@ -252,7 +253,9 @@ func (c *Coordinator) handleUpload(w http.ResponseWriter, r *http.Request) error
 	})
 	if err != nil {
 		// Drain a little of what the client is still sending so it reads
-		// our answer instead of a reset connection.
+		// our answer instead of a reset connection; for a second at most,
+		// so a slow client cannot hold the handler here.
+		http.NewResponseController(w).SetReadDeadline(time.Now().Add(uploadDrainTime))
 		io.CopyN(io.Discard, r.Body, 1<<20)
 		return err
 	}
@@ -361,30 +364,35 @@ func (c *Coordinator) authorizeAuditor(key []byte) error {
 }
 
 // slowReader bounds slow uploads: a client that sends nothing for
-// uploadIdle, or, after uploadGrace, averages less than minUploadRate, is
-// cut off, so slow clients cannot hold connections and memory forever.
+// Config.UploadIdleTimeout, or, after Config.UploadGracePeriod, averages
+// less than minUploadRate, is cut off, so slow clients cannot hold
+// connections and memory forever.
 type slowReader struct {
-	r     *http.Request
-	rc    *http.ResponseController
-	start time.Time
-	n     int64
+	r           *http.Request
+	rc          *http.ResponseController
+	start       time.Time
+	n           int64
+	idle, grace time.Duration
 }
 
 const (
-	uploadIdle    = 30 * time.Second
-	uploadGrace   = 30 * time.Second
-	minUploadRate = 64 << 10 // bytes per second
+	minUploadRate   = 64 << 10 // bytes per second
+	uploadDrainTime = time.Second
 )
 
-func newSlowReader(w http.ResponseWriter, r *http.Request) io.Reader {
-	return &slowReader{r: r, rc: http.NewResponseController(w), start: time.Now()}
+func (c *Coordinator) newSlowReader(w http.ResponseWriter, r *http.Request) io.Reader {
+	return &slowReader{r: r, rc: http.NewResponseController(w), start: time.Now(),
+		idle: c.cfg.UploadIdleTimeout, grace: c.cfg.UploadGracePeriod}
 }
 
 func (s *slowReader) Read(p []byte) (int, error) {
-	s.rc.SetReadDeadline(time.Now().Add(uploadIdle)) // best effort: not every transport supports it
+	s.rc.SetReadDeadline(time.Now().Add(s.idle)) // best effort: not every transport supports it
 	n, err := s.r.Body.Read(p)
 	s.n += int64(n)
-	if elapsed := time.Since(s.start); elapsed > uploadGrace && float64(s.n)/elapsed.Seconds() < minUploadRate {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return n, fmt.Errorf("no data for %s: the upload is cut off (%w)", s.idle, err)
+	}
+	if elapsed := time.Since(s.start); elapsed > s.grace && float64(s.n)/elapsed.Seconds() < minUploadRate {
 		return n, fmt.Errorf("upload slower than %d bytes per second", minUploadRate)
 	}
 	return n, err

@@ -56,6 +56,12 @@ type Config struct {
 	QueryMemory int64
 	// QueryThreads is the engine's thread count. Default: all cores.
 	QueryThreads int
+	// UploadIdleTimeout cuts off an upload whose client sends nothing for
+	// that long. Default 30 s.
+	UploadIdleTimeout time.Duration
+	// UploadGracePeriod is how long an upload may run before it must keep
+	// up a minimum average rate (64 KiB/s) or be cut off. Default 30 s.
+	UploadGracePeriod time.Duration
 	// CheckpointInterval is how often the log publishes a signed
 	// checkpoint. Default 1 s (the eventlog default).
 	CheckpointInterval time.Duration
@@ -69,6 +75,9 @@ type Config struct {
 const (
 	DefaultMaxUploadBytes = 8 << 30
 	DefaultQueryMemory    = 4 << 30
+
+	DefaultUploadIdleTimeout = 30 * time.Second
+	DefaultUploadGracePeriod = 30 * time.Second
 )
 
 func (c *Config) setDefaults() {
@@ -77,6 +86,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.QueryMemory <= 0 {
 		c.QueryMemory = DefaultQueryMemory
+	}
+	if c.UploadIdleTimeout <= 0 {
+		c.UploadIdleTimeout = DefaultUploadIdleTimeout
+	}
+	if c.UploadGracePeriod <= 0 {
+		c.UploadGracePeriod = DefaultUploadGracePeriod
 	}
 	if c.QueryThreads <= 0 {
 		c.QueryThreads = runtime.GOMAXPROCS(0)

@@ -196,6 +196,12 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 		if errors.As(err, &refusal) && refusal.Layer == engine.LayerPolicy {
 			return nil, "policy", err
 		}
+		if errors.Is(err, engine.ErrResourceLimit) {
+			// DuckDB's message goes on with advice (temp files, settings)
+			// that does not apply here: keep its first line.
+			return nil, "query", fmt.Errorf("the query needs more memory than this coordinator's query memory limit of %s (cleanroomd --query-memory): %w",
+				byteSize(c.cfg.QueryMemory), firstLine{err})
+		}
 		return nil, "query", err
 	}
 	return res, "", nil
@@ -312,4 +318,28 @@ func (c *Coordinator) RunStatus(cid contracts.ID, runID string, actor ed25519.Pu
 		return nil, notFound("contract %s has no run %q", cid, runID)
 	}
 	return rs, nil
+}
+
+// firstLine is an error that reads as the first line of its cause's
+// message.
+type firstLine struct{ err error }
+
+func (e firstLine) Error() string {
+	line, _, _ := strings.Cut(e.err.Error(), "\n")
+	return line
+}
+
+func (e firstLine) Unwrap() error { return e.err }
+
+// byteSize formats n bytes in the largest binary unit that divides it.
+func byteSize(n int64) string {
+	for _, u := range []struct {
+		name string
+		size int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.size && n%u.size == 0 {
+			return fmt.Sprintf("%d %s", n/u.size, u.name)
+		}
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

@@ -231,15 +231,13 @@ func (c *cli) serve(ctx context.Context, v *viper.Viper) error {
 		coord.Close(context.Background())
 		return err
 	}
-	srv.ReadHeaderTimeout = 10 * time.Second
-	srv.IdleTimeout = 120 * time.Second
 	srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	ln, err := net.Listen("tcp", v.GetString("listen"))
 	if err != nil {
 		coord.Close(context.Background())
 		return err
 	}
-	ln = coordinator.LimitListener(ln, maxConns)
+	ln = coordinator.ServerLimits{MaxConnections: maxConns}.Apply(srv, ln)
 	url := "https://" + ln.Addr().String()
 	logger.Info("serving", "url", url, "data_dir", dataDir, "platform", inst.Platform(), "key", inst.PublicKey().Fingerprint().String())
 	fmt.Fprintln(c.stdout, url)

@@ -65,7 +65,14 @@ func (b *SyncBuffer) String() string {
 // DataDir, Attestation and Logger are filled in.
 func Start(t testing.TB, dir string, cfg coordinator.Config) *Server {
 	t.Helper()
-	s, err := StartE(dir, cfg)
+	return StartLimited(t, dir, cfg, coordinator.ServerLimits{})
+}
+
+// StartLimited is Start with the HTTPS server's connection limits and
+// timeouts; zero fields take the daemon's defaults, as in Start.
+func StartLimited(t testing.TB, dir string, cfg coordinator.Config, limits coordinator.ServerLimits) *Server {
+	t.Helper()
+	s, err := startE(dir, cfg, limits)
 	if err != nil {
 		t.Fatalf("starting the coordinator: %v", err)
 	}
@@ -75,6 +82,10 @@ func Start(t testing.TB, dir string, cfg coordinator.Config) *Server {
 
 // StartE is Start returning an error, for processes that are not tests.
 func StartE(dir string, cfg coordinator.Config) (*Server, error) {
+	return startE(dir, cfg, coordinator.ServerLimits{})
+}
+
+func startE(dir string, cfg coordinator.Config, limits coordinator.ServerLimits) (*Server, error) {
 	logs := &SyncBuffer{}
 	cfg.DataDir, cfg.Attestation = dir, tee.ModeSimulated
 	if cfg.Logger == nil {
@@ -94,12 +105,12 @@ func StartE(dir string, cfg coordinator.Config) (*Server, error) {
 		coord.Close(context.Background())
 		return nil, err
 	}
-	srv.ReadHeaderTimeout = 10 * time.Second
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		coord.Close(context.Background())
 		return nil, err
 	}
+	ln = limits.Apply(srv, ln)
 	s := &Server{Coord: coord, URL: "https://" + ln.Addr().String(), Dir: dir, Logs: logs, srv: srv, done: make(chan error, 1)}
 	go func() { s.done <- srv.ServeTLS(ln, "", "") }()
 	return s, nil
