@@ -77,6 +77,27 @@ func TestQueryMemoryLimit(t *testing.T) {
 	}
 }
 
+// TestLongRefusalReason runs a query whose engine error quotes a 70 KB
+// value, more than a log entry holds: the run is still recorded as refused
+// (with the reason cut), not left running with a 500.
+func TestLongRefusalReason(t *testing.T) {
+	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
+	spec := adSpec(t, "long-reason", 3)
+	spec.Query = "SELECT count(*) AS users, sum(CAST(i.user_id || repeat('x', 70000) AS INTEGER)) AS v FROM impressions i"
+	sc := scenario.New(t, srv, spec)
+	prepare(t, sc, impressionsCSV)
+	ctx := context.Background()
+	_, err := sc.Client(t, "advertiser").Run(ctx)
+	expectRefusal(t, "long reason", err, http.StatusUnprocessableEntity, "more bytes not recorded")
+	st, err := sc.Client(t, "auditor").Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Runs) != 1 || st.Runs[0].Status != "refused" || len(st.Runs[0].Reason) > 5000 {
+		t.Fatalf("runs: %.500v", st.Runs)
+	}
+}
+
 // TestJSONBodyLimit sends JSON bodies just over api.MaxJSONBody to every
 // JSON endpoint: each is refused with 413 too_large and changes nothing.
 func TestJSONBodyLimit(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 
@@ -124,7 +125,7 @@ func (c *Coordinator) execute(ctx context.Context, ct *contracts.Contract, run *
 	start := time.Now()
 	res, stage, err := c.query(ctx, ct, run)
 	if err != nil {
-		reason := err.Error()
+		reason := boundReason(err.Error())
 		if _, cerr := c.commit(ctx, &events.Event{
 			Type: events.TypeRunRefused, Contract: ct.ID().String(),
 			RunRefused: &events.RunRefused{RunID: run.RunID, Stage: stage, Reason: reason},
@@ -318,6 +319,23 @@ func (c *Coordinator) RunStatus(cid contracts.ID, runID string, actor ed25519.Pu
 		return nil, notFound("contract %s has no run %q", cid, runID)
 	}
 	return rs, nil
+}
+
+// maxReason bounds a refusal reason recorded in the log: an engine error
+// can quote values at length, and an event over events.MaxSize could not
+// be logged, which would leave the run running.
+const maxReason = 4 << 10
+
+// boundReason cuts reason to maxReason bytes, on a character boundary.
+func boundReason(reason string) string {
+	if len(reason) <= maxReason {
+		return reason
+	}
+	cut := maxReason
+	for cut > 0 && !utf8.RuneStart(reason[cut]) {
+		cut--
+	}
+	return reason[:cut] + fmt.Sprintf(" … (%d more bytes not recorded)", len(reason)-cut)
 }
 
 // firstLine is an error that reads as the first line of its cause's
