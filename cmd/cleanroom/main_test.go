@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -8,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"cleanroom.dev/cleanroom/coordinator/tee"
 )
 
 func TestMain(m *testing.M) {
@@ -30,6 +34,7 @@ func scriptParams(dir string) testscript.Params {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"subst":    cmdSubst,
 			"flipbyte": cmdFlipByte,
+			"simcoord": cmdSimCoord,
 		},
 	}
 }
@@ -82,4 +87,27 @@ func cmdFlipByte(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	data[off] ^= 0x01
 	ts.Check(os.WriteFile(ts.MkAbs(args[2]), data, 0o644))
+}
+
+// cmdSimCoord initialises a simulated coordinator's data directory and
+// writes its identity document and the two values a contract pins:
+//
+//	simcoord DIR
+//
+// writes DIR.identity.json, DIR.measurement and DIR.root.
+func cmdSimCoord(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: simcoord DIR")
+	}
+	dir := ts.MkAbs(args[0])
+	inst, err := tee.Init(dir, tee.ModeSimulated)
+	ts.Check(err)
+	doc, err := inst.IdentityDocument()
+	ts.Check(err)
+	b, err := json.MarshalIndent(doc, "", "  ")
+	ts.Check(err)
+	m := inst.Measurement()
+	ts.Check(os.WriteFile(dir+".identity.json", b, 0o644))
+	ts.Check(os.WriteFile(dir+".measurement", []byte(hex.EncodeToString(m[:])), 0o644))
+	ts.Check(os.WriteFile(dir+".root", []byte(hex.EncodeToString(inst.SimulatedRootSHA256()[:])), 0o644))
 }
