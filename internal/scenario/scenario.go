@@ -69,7 +69,10 @@ func Start(t testing.TB, dir string, cfg coordinator.Config) *Server {
 }
 
 // StartLimited is Start with the HTTPS server's connection limits and
-// timeouts; zero fields take the daemon's defaults, as in Start.
+// timeouts as cleanroomd applies them (coordinator.ServerLimits; zero
+// fields take the daemon's defaults). Start's server has no connection
+// limit and only the default header timeout: tests that hold many clients
+// open rely on that.
 func StartLimited(t testing.TB, dir string, cfg coordinator.Config, limits coordinator.ServerLimits) *Server {
 	t.Helper()
 	s, err := startE(dir, cfg, limits)
@@ -110,7 +113,13 @@ func startE(dir string, cfg coordinator.Config, limits coordinator.ServerLimits)
 		coord.Close(context.Background())
 		return nil, err
 	}
-	ln = limits.Apply(srv, ln)
+	if limits == (coordinator.ServerLimits{}) {
+		// The server of Start and StartE: no connection limit, as the
+		// tests that hold many clients expect.
+		srv.ReadHeaderTimeout = coordinator.DefaultReadHeaderTimeout
+	} else {
+		ln = limits.Apply(srv, ln)
+	}
 	s := &Server{Coord: coord, URL: "https://" + ln.Addr().String(), Dir: dir, Logs: logs, srv: srv, done: make(chan error, 1)}
 	go func() { s.done <- srv.ServeTLS(ln, "", "") }()
 	return s, nil
