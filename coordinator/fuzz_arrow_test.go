@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -26,28 +30,7 @@ const fuzzQuery = `SELECT count(*) AS n, count(DISTINCT patient_id) AS ids, sum(
 // refuses those batches at its input check or loads them and runs a query
 // over every column without crashing, counting the same rows.
 func FuzzDecodeArrowStream(f *testing.F) {
-	c, _ := allTypesContract(f)
-	schema := c.Datasets[0].Schema()
-	stream := func(batches ...arrow.RecordBatch) []byte {
-		var buf bytes.Buffer
-		w := ipc.NewWriter(&buf, ipc.WithSchema(schema))
-		for _, b := range batches {
-			if err := w.Write(b); err != nil {
-				f.Fatal(err)
-			}
-			b.Release()
-		}
-		if err := w.Close(); err != nil {
-			f.Fatal(err)
-		}
-		return buf.Bytes()
-	}
-	good := stream(sampleBatch(f, schema, 9), sampleBatch(f, schema, 2))
-	f.Add(good)
-	f.Add(stream())
-	f.Add(stream(sampleBatch(f, schema, 0)))
-	f.Add(good[:len(good)-8])
-	f.Add(append(bytes.Clone(good), 0))
+	schema := arrowSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		recs, rows, err := DecodeArrowStream(data, schema, "dataset patients")
 		if err != nil {
@@ -70,6 +53,71 @@ func FuzzDecodeArrowStream(f *testing.F) {
 		}
 		loadAndQuery(t, schema, recs, rows)
 	})
+}
+
+// FuzzCountArrowStream feeds arbitrary bytes as an upload's plaintext to
+// the streaming check an upload goes through (countArrowStream) and to the
+// decoder of runs (DecodeArrowStream): neither crashes, and they agree, so
+// an upload that is accepted can be run, with the row count its upload
+// statement was checked against.
+func FuzzCountArrowStream(f *testing.F) {
+	schema := arrowSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := bytes.NewReader(data)
+		upRows, upErr := countArrowStream(r, schema)
+		if upErr == nil && r.Len() > 0 {
+			upErr = errors.New("bytes after the stream")
+		}
+		recs, runRows, runErr := DecodeArrowStream(data, schema, "dataset patients")
+		for _, rec := range recs {
+			rec.Release()
+		}
+		if (upErr == nil) != (runErr == nil) || (upErr == nil && upRows != runRows) {
+			t.Fatalf("the upload check says %d rows, %v; the run's decoder %d rows, %v", upRows, upErr, runRows, runErr)
+		}
+	})
+}
+
+// arrowSeeds adds the seeds of the Arrow stream targets: streams of the
+// all-types dataset, cut and extended, and what FuzzDecodeArrowStream
+// found. It returns the dataset's schema.
+func arrowSeeds(f *testing.F) *arrow.Schema {
+	c, _ := allTypesContract(f)
+	schema := c.Datasets[0].Schema()
+	stream := func(batches ...arrow.RecordBatch) []byte {
+		var buf bytes.Buffer
+		w := ipc.NewWriter(&buf, ipc.WithSchema(schema))
+		for _, b := range batches {
+			if err := w.Write(b); err != nil {
+				f.Fatal(err)
+			}
+			b.Release()
+		}
+		if err := w.Close(); err != nil {
+			f.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	good := stream(sampleBatch(f, schema, 9), sampleBatch(f, schema, 2))
+	f.Add(good)
+	f.Add(stream())
+	f.Add(stream(sampleBatch(f, schema, 0)))
+	f.Add(good[:len(good)-8])
+	f.Add(append(bytes.Clone(good), 0))
+	found, _ := filepath.Glob(filepath.Join("testdata", "fuzz", "FuzzDecodeArrowStream", "*"))
+	for _, path := range found {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		lit, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "go test fuzz v1\n[]byte(")
+		v, err := strconv.Unquote(strings.TrimSuffix(lit, ")"))
+		if !ok || err != nil {
+			f.Fatalf("%s is not a one-value []byte corpus file", path)
+		}
+		f.Add([]byte(v))
+	}
+	return schema
 }
 
 // loadAndQuery loads recs into a fresh engine session and runs fuzzQuery.
