@@ -23,20 +23,14 @@ const maxIPCMessage = 1 << 30
 // in parallel on all cores. Nothing is written to disk. The caller releases
 // the returned batches.
 func DecryptDataset(ciphertext []byte, key hpke.PrivateKey, c *contracts.Contract, datasetID string) ([]arrow.RecordBatch, int64, error) {
-	return decryptDataset(ciphertext, key, c, datasetID, envelope.OpenOptions{})
-}
-
-// decryptDataset is DecryptDataset with open options: opts.Dst receives
-// the plaintext, which the batches then point into.
-func decryptDataset(ciphertext []byte, key hpke.PrivateKey, c *contracts.Contract, datasetID string, opts envelope.OpenOptions) ([]arrow.RecordBatch, int64, error) {
 	ds := c.Dataset(datasetID)
 	if ds == nil {
 		return nil, 0, fmt.Errorf("dataset %q is not in contract %s", datasetID, c.ID())
 	}
 	digest := ds.SchemaDigest()
-	plain, _, err := envelope.OpenWithOptions(ciphertext, key, envelope.Expect{
+	plain, _, err := envelope.Open(ciphertext, key, envelope.Expect{
 		Kind: envelope.KindDataset, ContractID: c.ID(), ObjectID: datasetID, SchemaDigest: &digest,
-	}, opts)
+	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("dataset %s: %w", datasetID, err)
 	}

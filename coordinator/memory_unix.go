@@ -4,28 +4,8 @@ package coordinator
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"syscall"
 )
-
-// readPrivate reads a whole file into private anonymous memory outside the
-// Go heap. The copy matters: a mapping of the file itself would share pages
-// with storage the host controls (a shared file system, or a page evicted
-// and read back), so bytes could change between the check of an AEAD tag
-// and the decryption. The memory must be released with the returned
-// function.
-func readPrivate(f *os.File, size int64) ([]byte, func(), error) {
-	b, free, err := allocPlain(size)
-	if err != nil {
-		return nil, nil, err
-	}
-	if _, err := io.ReadFull(f, b); err != nil {
-		free()
-		return nil, nil, fmt.Errorf("reading %s: %w", f.Name(), err)
-	}
-	return b, free, nil
-}
 
 // allocPlain allocates size bytes of private anonymous memory outside the
 // Go heap for decrypted data: the kernel hands out zeroed pages as they

@@ -1,12 +1,12 @@
 package coordinator
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -237,11 +237,11 @@ func (c *Coordinator) loadDatasets(ctx context.Context, sess *engine.Session, ct
 // at upload, and every segment's AES-GCM tag binds that header, whose
 // random salt and wrapped data key no one but the provider could reuse. So
 // the bytes decrypted are the bytes uploaded, for one pass over the
-// ciphertext instead of two. The ciphertext is read into private memory
-// (never decrypted from a mapping of the file, which the host could change
-// between the tag check and the decryption) and decrypted in parallel into
-// memory outside the Go heap that the engine then reads in place; the
-// returned function frees it.
+// ciphertext instead of two. The workers read the envelope segment by
+// segment into private buffers (never decrypting from storage the host
+// could change between a tag check and the decryption) and decrypt in
+// parallel into memory outside the Go heap that the engine then reads in
+// place; the returned function frees it.
 func (c *Coordinator) loadDataset(ctx context.Context, sess *engine.Session, ct *contracts.Contract, datasetID, digestHex string) (func(), error) {
 	var up *events.DatasetUploaded
 	c.state.View(func(v *state.Snapshot) {
@@ -260,20 +260,13 @@ func (c *Coordinator) loadDataset(ctx context.Context, sess *engine.Session, ct 
 	if err != nil {
 		return nil, fmt.Errorf("dataset %s: %w", datasetID, err)
 	}
-	ciphertext, freeCiphertext, err := readPrivate(f, up.Ciphertext.Size)
-	f.Close()
-	if err != nil {
-		return nil, fmt.Errorf("dataset %s: %w", datasetID, err)
-	}
-	defer freeCiphertext()
-	hdr, err := envelope.ParseHeader(bytes.NewReader(ciphertext))
+	defer f.Close()
+	size := up.Ciphertext.Size
+	hdr, err := envelope.ParseHeader(io.NewSectionReader(f, 0, size))
 	if err != nil {
 		return nil, fmt.Errorf("dataset %s: the stored envelope: %w", datasetID, err)
 	}
-	if got := fmt.Sprintf("%x", hdr.SHA256()); got != up.HeaderSHA256 {
-		return nil, fmt.Errorf("dataset %s: the stored envelope's header digest is %s, the log records %s: it was replaced on disk", datasetID, got, up.HeaderSHA256)
-	}
-	layout, err := envelope.BodyLayout(int64(len(ciphertext)-hdr.Len()), hdr.SegmentSize, hdr.Len())
+	layout, err := envelope.BodyLayout(size-int64(hdr.Len()), hdr.SegmentSize, hdr.Len())
 	if err != nil {
 		return nil, fmt.Errorf("dataset %s: the stored envelope: %w", datasetID, err)
 	}
@@ -281,7 +274,24 @@ func (c *Coordinator) loadDataset(ctx context.Context, sess *engine.Session, ct 
 	if err != nil {
 		return nil, err
 	}
-	recs, _, err := decryptDataset(ciphertext, c.tee.Identity().HPKE(), ct, datasetID, envelope.OpenOptions{Dst: plain})
+	ds := ct.Dataset(datasetID)
+	schemaDigest := ds.SchemaDigest()
+	plain, hdr, err = envelope.OpenFile(f, size, c.tee.Identity().HPKE(), envelope.Expect{
+		Kind: envelope.KindDataset, ContractID: ct.ID(), ObjectID: datasetID, SchemaDigest: &schemaDigest,
+	}, envelope.OpenOptions{Dst: plain})
+	if err == nil {
+		// The header the segments were authenticated under must be the
+		// one logged at upload.
+		if got := fmt.Sprintf("%x", hdr.SHA256()); got != up.HeaderSHA256 {
+			clear(plain)
+			err = fmt.Errorf("the stored envelope's header digest is %s, the log records %s: it was replaced on disk", got, up.HeaderSHA256)
+		}
+	}
+	if err != nil {
+		free()
+		return nil, fmt.Errorf("dataset %s: %w", datasetID, err)
+	}
+	recs, _, err := DecodeArrowStream(plain, ds.Schema(), "dataset "+datasetID)
 	if err != nil {
 		free()
 		return nil, err

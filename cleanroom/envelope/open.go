@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -137,22 +138,65 @@ func OpenWithOptions(ciphertext []byte, key hpke.PrivateKey, want Expect, opts O
 	}
 	defer keys.wipe()
 
-	var plaintext []byte
 	if overlap(opts.Dst[:cap(opts.Dst)], ciphertext) {
 		return nil, nil, errors.New("envelope: OpenOptions.Dst overlaps the ciphertext; decrypting in place is not supported")
 	}
+	d := &decryption{body: body}
+	plaintext, err := d.decrypt(keys, hdr, layout, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return plaintext, hdr, nil
+}
+
+// OpenFile is OpenWithOptions for an envelope of size bytes read from r
+// (a file, say) instead of held in memory. Each worker reads its segments
+// into a private buffer of one segment and authenticates and decrypts them
+// there, so no copy of the whole ciphertext is made, and bytes that change
+// in the file between the tag check and the decryption cannot reach the
+// plaintext. The guarantees are Open's.
+func OpenFile(r io.ReaderAt, size int64, key hpke.PrivateKey, want Expect, opts OpenOptions) ([]byte, *Header, error) {
+	hdr, err := ParseHeader(io.NewSectionReader(r, 0, size))
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := want.check(hdr); err != nil {
+		return nil, nil, err
+	}
+	layout, err := BodyLayout(size-int64(hdr.Len()), hdr.SegmentSize, hdr.Len())
+	if err != nil {
+		return nil, nil, err
+	}
+	dataKey, err := unwrapKey(hdr, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := deriveSegmentKeys(dataKey, hdr)
+	clear(dataKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer keys.wipe()
+	d := &decryption{src: r, bodyLen: size - int64(hdr.Len())}
+	plaintext, err := d.decrypt(keys, hdr, layout, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return plaintext, hdr, nil
+}
+
+// decrypt runs the parallel decryption of the body into opts.Dst or a new
+// buffer, and wipes it on failure.
+func (d *decryption) decrypt(keys *segmentKeys, hdr *Header, layout Layout, opts OpenOptions) ([]byte, error) {
+	var plaintext []byte
 	if int64(cap(opts.Dst)) >= layout.PlaintextSize {
 		plaintext = opts.Dst[:layout.PlaintextSize]
 	} else {
 		plaintext = make([]byte, layout.PlaintextSize)
 	}
-	d := &decryption{
-		keys:      keys,
-		body:      body,
-		plaintext: plaintext,
-		segSize:   hdr.SegmentSize,
-		segments:  layout.Segments,
-		headerLen: int64(hdr.Len()),
+	d.keys, d.plaintext, d.segSize, d.segments, d.headerLen = keys, plaintext, hdr.SegmentSize, layout.Segments, int64(hdr.Len())
+	if d.body != nil {
+		d.bodyLen = int64(len(d.body))
 	}
 	workers := opts.Workers
 	if workers <= 0 {
@@ -163,15 +207,18 @@ func OpenWithOptions(ciphertext []byte, key hpke.PrivateKey, want Expect, opts O
 	}
 	if err := d.run(workers); err != nil {
 		clear(plaintext[:cap(plaintext)])
-		return nil, nil, err
+		return nil, err
 	}
-	return plaintext, hdr, nil
+	return plaintext, nil
 }
 
-// decryption is one parallel decryption of an envelope body.
+// decryption is one parallel decryption of an envelope body, held in
+// memory (body) or read from src.
 type decryption struct {
 	keys      *segmentKeys
 	body      []byte
+	src       io.ReaderAt
+	bodyLen   int64
 	plaintext []byte
 	segSize   int
 	segments  int64
@@ -203,16 +250,33 @@ func (d *decryption) work() {
 	aead := d.keys.aead()
 	nonce := new([nonceSize]byte)
 	full := int64(d.segSize) + TagSize
+	var buf []byte
+	if d.src != nil {
+		buf = make([]byte, full)
+	}
 	for !d.failed.Load() {
 		i := d.next.Add(1) - 1
 		if i >= d.segments {
 			return
 		}
 		start := i * full
-		end := min(start+full, int64(len(d.body)))
+		end := min(start+full, d.bodyLen)
 		out := i * int64(d.segSize)
 		outEnd := out + (end - start - TagSize)
-		if err := openSegment(aead, d.keys, nonce, d.plaintext[out:out:outEnd], d.body[start:end], uint64(i), i == d.segments-1, d.headerLen+start); err != nil {
+		var seg []byte
+		var err error
+		if d.src != nil {
+			seg = buf[:end-start]
+			if _, rerr := d.src.ReadAt(seg, d.headerLen+start); rerr != nil {
+				err = fmt.Errorf("envelope: reading segment %d (bytes %d to %d): %w", i, d.headerLen+start, d.headerLen+end, rerr)
+			}
+		} else {
+			seg = d.body[start:end]
+		}
+		if err == nil {
+			err = openSegment(aead, d.keys, nonce, d.plaintext[out:out:outEnd], seg, uint64(i), i == d.segments-1, d.headerLen+start)
+		}
+		if err != nil {
 			d.mu.Lock()
 			if d.err == nil || i < d.errSeg {
 				d.err, d.errSeg = err, i
