@@ -30,7 +30,7 @@ const skipBrowserEnv = "CLEANROOM_SKIP_BROWSER"
 func serveAudit(t *testing.T, state string) string {
 	t.Helper()
 	stdout, stderr := &scenario.SyncBuffer{}, &scenario.SyncBuffer{}
-	c := &cli{stdin: strings.NewReader(""), stdout: stdout, stderr: stderr}
+	c := newCLI(strings.NewReader(""), stdout, stderr)
 	root := newRoot(c)
 	root.SetArgs([]string{"audit", "serve", "--state", state, "--listen", "127.0.0.1:0"})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -63,7 +63,7 @@ func (c *cli) connect(s settings, contractPath string, allowExpired bool) (*sess
 	}
 	cl, err := client.New(url, client.Options{Contract: ct, Identity: id})
 	if err != nil {
-		return nil, usageError{err}
+		return nil, usageError{Err: err}
 	}
 	return &session{contract: ct, identity: id, client: cl, url: url}, nil
 }

@@ -230,7 +230,7 @@ is named, with the participant and the reason.`,
 			for _, p := range a.Problems {
 				fmt.Fprintf(c.stderr, "cleanroom: error: %s\n", p)
 			}
-			return silentError{"not every participant signed validly"}
+			return silentError{Msg: "not every participant signed validly"}
 		},
 	}
 	cmd.Flags().StringArrayVar(&sigPaths, "sig", nil, "a signature file (repeat for each participant)")

@@ -71,7 +71,7 @@ identity) or the contract's.
 		}
 		cl, err := client.New(url, opts)
 		if err != nil {
-			return usageError{err}
+			return usageError{Err: err}
 		}
 		defer cl.Close()
 		doc, claims, err := cl.FreshIdentity(cmd.Context())

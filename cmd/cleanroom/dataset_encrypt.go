@@ -32,7 +32,7 @@ func (f *inputFlags) add(cmd *cobra.Command) {
 func (f *inputFlags) open(c *cli, path string, ds *contracts.Dataset) (connectors.Reader, int64, error) {
 	format, err := connectors.ParseFormat(f.format)
 	if err != nil {
-		return nil, 0, usageError{err}
+		return nil, 0, usageError{Err: err}
 	}
 	opts := connectors.Options{AssumeUTC: f.assumeUTC}
 	if path == "-" {

@@ -44,7 +44,7 @@ prints the identity document that participants verify and pin.`,
 			}
 			m, err := tee.ParseMode(mode)
 			if err != nil {
-				return usageError{err}
+				return usageError{Err: err}
 			}
 			if m == tee.ModeSimulated {
 				c.warnf("%s", simulatedWarning)

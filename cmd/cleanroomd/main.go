@@ -15,14 +15,13 @@
 package main
 
 import (
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"sort"
-	"strings"
 
 	"github.com/spf13/cobra"
+
+	"cleanroom.dev/cleanroom/internal/cliout"
 )
 
 // commandFactories are filled by init functions of the files that define
@@ -31,41 +30,31 @@ var commandFactories []func(*cli) *cobra.Command
 
 func register(f func(*cli) *cobra.Command) { commandFactories = append(commandFactories, f) }
 
-// cli carries the streams a command writes to.
+// cli carries the streams a command writes to, and prints by the output
+// rules of package cliout.
 type cli struct {
+	cliout.Printer
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
 }
 
 // infof prints a message for a person on stderr.
-func (c *cli) infof(format string, args ...any) {
-	fmt.Fprintf(c.stderr, "cleanroomd: "+format+"\n", args...)
-}
+func (c *cli) infof(format string, args ...any) { c.Infof(format, args...) }
 
 // warnf prints a loud warning on stderr.
-func (c *cli) warnf(format string, args ...any) {
-	fmt.Fprintf(c.stderr, "cleanroomd: WARNING: "+format+"\n", args...)
-}
+func (c *cli) warnf(format string, args ...any) { c.Warnf(format, args...) }
 
-// usageError is a command called wrongly: exit status 2.
-type usageError struct{ err error }
+// The output rules' error kinds, under short local names.
+type (
+	usageError  = cliout.UsageError
+	silentError = cliout.SilentError
+)
 
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
-
-// hintError carries a suggestion printed after the error.
-type hintError struct {
-	err  error
-	hint string
-}
-
-func (e hintError) Error() string { return e.err.Error() }
-func (e hintError) Unwrap() error { return e.err }
-
-func withHint(err error, hint string) error { return hintError{err, hint} }
+var (
+	usagef   = cliout.Usagef
+	withHint = cliout.WithHint
+)
 
 func newRoot(c *cli) *cobra.Command {
 	root := &cobra.Command{
@@ -79,13 +68,10 @@ attested TLS.
 "--attestation simulated" runs the same protocol on a fake AMD platform made
 for the data directory: it protects nothing and exists for development,
 tests and demos.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
 	}
 	root.SetIn(c.stdin)
 	root.SetOut(c.stdout)
 	root.SetErr(c.stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	cmds := make([]*cobra.Command, 0, len(commandFactories))
 	for _, f := range commandFactories {
 		cmds = append(cmds, f(c))
@@ -97,25 +83,13 @@ tests and demos.`,
 
 // run executes the daemon's command line and returns the exit status.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
-	root := newRoot(c)
-	root.SetArgs(args)
-	err := root.Execute()
-	if err == nil {
-		return 0
-	}
-	msg := err.Error()
-	fmt.Fprintf(stderr, "cleanroomd: error: %s\n", strings.TrimSpace(msg))
-	var hint hintError
-	if errors.As(err, &hint) {
-		fmt.Fprintf(stderr, "cleanroomd: hint: %s\n", hint.hint)
-	}
-	var usage usageError
-	if errors.As(err, &usage) || strings.HasPrefix(msg, "unknown command") || strings.HasPrefix(msg, "accepts ") ||
-		strings.HasPrefix(msg, "requires ") || strings.HasPrefix(msg, "unknown flag") || strings.Contains(msg, "required flag") {
-		return 2
-	}
-	return 1
+	c := newCLI(stdin, stdout, stderr)
+	return c.Execute(newRoot(c), args)
+}
+
+// newCLI returns the command-line context writing to these streams.
+func newCLI(stdin io.Reader, stdout, stderr io.Writer) *cli {
+	return &cli{Printer: cliout.Printer{Prog: "cleanroomd", Stderr: stderr}, stdin: stdin, stdout: stdout, stderr: stderr}
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }

@@ -178,7 +178,7 @@ func (c *cli) serve(ctx context.Context, v *viper.Viper) error {
 	if s := v.GetString("attestation"); s != "" {
 		m, err := tee.ParseMode(s)
 		if err != nil {
-			return usageError{err}
+			return usageError{Err: err}
 		}
 		mode = m
 	}
