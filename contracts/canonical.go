@@ -4,23 +4,13 @@ import (
 	"crypto/sha256"
 	"fmt"
 
-	"github.com/fxamacker/cbor/v2"
+	"cleanroom.dev/cleanroom/internal/canon"
 )
 
-// canonicalMode is deterministic CBOR as in RFC 8949 §4.2.1 (core
-// deterministic encoding: preferred serialisation, definite lengths, map
-// keys sorted by their encoded bytes).
-var canonicalMode = func() cbor.EncMode {
-	m, err := cbor.CoreDetEncOptions().EncMode()
-	if err != nil {
-		panic(err)
-	}
-	return m
-}()
-
 // CanonicalCBOR encodes v with the deterministic encoding used for every
-// hashed or signed Cleanroom structure.
-func CanonicalCBOR(v any) ([]byte, error) { return canonicalMode.Marshal(v) }
+// hashed or signed Cleanroom structure (RFC 8949 §4.2.1 core
+// deterministic encoding).
+func CanonicalCBOR(v any) ([]byte, error) { return canon.Marshal(v) }
 
 // canonical returns the contract as plain maps, lists, strings, integers,
 // booleans and byte strings: the structure documented in docs/contract.md.

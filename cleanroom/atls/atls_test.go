@@ -23,6 +23,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/attest"
 	"cleanroom.dev/cleanroom/cleanroom/attest/simulated"
 	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/internal/canon"
 )
 
 // Two simulated platforms shared by the tests (each costs two RSA key
@@ -511,7 +512,7 @@ func TestExtensionRoundTrip(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	other, _ := encMode.Marshal(cmwRecord{Type: "application/other", Value: []byte{0xa0}})
+	other, _ := canon.Marshal(cmwRecord{Type: "application/other", Value: []byte{0xa0}})
 	if _, _, err := ParseExtension(other); err == nil || !strings.Contains(err.Error(), "media type") {
 		t.Errorf("other media type: %v", err)
 	}

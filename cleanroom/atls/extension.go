@@ -1,15 +1,13 @@
 package atls
 
 import (
-	"bytes"
 	"crypto/x509"
 	"encoding/asn1"
 	"fmt"
 
-	"github.com/fxamacker/cbor/v2"
-
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/attest"
+	"cleanroom.dev/cleanroom/internal/canon"
 )
 
 // OIDAttestation identifies the X.509 extension that carries the
@@ -39,46 +37,13 @@ type cmwRecord struct {
 	Value []byte
 }
 
-var encMode = func() cbor.EncMode {
-	m, err := cbor.CoreDetEncOptions().EncMode()
-	if err != nil {
-		panic(err)
-	}
-	return m
-}()
-
-var decMode = func() cbor.DecMode {
-	m, err := cbor.DecOptions{
-		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		IndefLength:       cbor.IndefLengthForbidden,
-		TagsMd:            cbor.TagsForbidden,
-		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-		MaxNestedLevels:   4,
-		MaxArrayElements:  16,
-		MaxMapPairs:       16,
-	}.DecMode()
-	if err != nil {
-		panic(err)
-	}
-	return m
-}()
+var (
+	decoder = canon.NewDecoder(canon.Limits{MaxNestedLevels: 4, MaxArrayElements: 16, MaxMapPairs: 16})
+)
 
 // decodeCanonical decodes v strictly and requires data to be exactly its
 // core deterministic encoding.
-func decodeCanonical(what string, data []byte, v any) error {
-	rest, err := decMode.UnmarshalFirst(data, v)
-	if err != nil {
-		return fmt.Errorf("%s is not valid CBOR of the expected shape: %v", what, err)
-	}
-	if len(rest) != 0 {
-		return fmt.Errorf("%s has %d bytes after its end", what, len(rest))
-	}
-	again, err := encMode.Marshal(v)
-	if err != nil || !bytes.Equal(again, data) {
-		return fmt.Errorf("%s is not in canonical CBOR encoding", what)
-	}
-	return nil
-}
+func decodeCanonical(what string, data []byte, v any) error { return decoder.Decode(what, data, v) }
 
 // marshalExtension returns the extension value for a key and its evidence.
 func marshalExtension(key *cleanroom.PublicKey, ev attest.Evidence) ([]byte, error) {
@@ -86,11 +51,11 @@ func marshalExtension(key *cleanroom.PublicKey, ev attest.Evidence) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
-	inner, err := encMode.Marshal(payload{Keys: [][]byte{key.Bytes()}, Evidence: evBytes})
+	inner, err := canon.Marshal(payload{Keys: [][]byte{key.Bytes()}, Evidence: evBytes})
 	if err != nil {
 		return nil, err
 	}
-	return encMode.Marshal(cmwRecord{Type: MediaType, Value: inner})
+	return canon.Marshal(cmwRecord{Type: MediaType, Value: inner})
 }
 
 // ParseExtension parses the attestation extension value strictly. It

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"cleanroom.dev/cleanroom/internal/canon"
 	"cleanroom.dev/cleanroom/internal/fuzzseed"
 )
 
@@ -37,7 +38,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, _ := encMode.Marshal(cmwRecord{Type: "application/other", Value: []byte{0xa0}})
-	empty, _ := encMode.Marshal(cmwRecord{Type: MediaType, Value: []byte{0xa0}})
+	other, _ := canon.Marshal(cmwRecord{Type: "application/other", Value: []byte{0xa0}})
+	empty, _ := canon.Marshal(cmwRecord{Type: MediaType, Value: []byte{0xa0}})
 	fuzzseed.Write(t, "FuzzParseExtension", fuzzseed.Bytes(value, other, empty, value[:len(value)/2])...)
 }

@@ -5,10 +5,10 @@ import (
 	"crypto/x509"
 	"fmt"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/google/go-sev-guest/abi"
 
 	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/internal/canon"
 )
 
 // Evidence is attestation evidence from one confidential-computing platform:
@@ -144,48 +144,20 @@ func (e *SNPEvidence) MarshalBinary() ([]byte, error) {
 	if err := e.check(); err != nil {
 		return nil, err
 	}
-	return encMode.Marshal(snpWire{Platform: string(e.platform), Report: e.report, EK: e.ek, ASK: e.ask, ARK: e.ark})
+	return canon.Marshal(snpWire{Platform: string(e.platform), Report: e.report, EK: e.ek, ASK: e.ask, ARK: e.ark})
 }
 
-var encMode = func() cbor.EncMode {
-	m, err := cbor.CoreDetEncOptions().EncMode()
-	if err != nil {
-		panic(err)
-	}
-	return m
-}()
-
-var decMode = func() cbor.DecMode {
-	m, err := cbor.DecOptions{
-		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		IndefLength:       cbor.IndefLengthForbidden,
-		TagsMd:            cbor.TagsForbidden,
-		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-		MaxNestedLevels:   4,
-		MaxArrayElements:  16,
-		MaxMapPairs:       16,
-	}.DecMode()
-	if err != nil {
-		panic(err)
-	}
-	return m
-}()
+var (
+	decoder = canon.NewDecoder(canon.Limits{MaxNestedLevels: 4, MaxArrayElements: 16, MaxMapPairs: 16})
+)
 
 // decodeCanonical decodes data into v strictly: no unknown or duplicate
 // keys, no tags, no indefinite lengths, nothing after the item, and the
 // bytes must be exactly the core deterministic encoding of the value, so
 // every value has one encoding.
 func decodeCanonical(what string, data []byte, v any) error {
-	rest, err := decMode.UnmarshalFirst(data, v)
-	if err != nil {
-		return malformed("%s is not valid CBOR of the expected shape: %v", what, err)
-	}
-	if len(rest) != 0 {
-		return malformed("%s has %d bytes after its end", what, len(rest))
-	}
-	again, err := encMode.Marshal(v)
-	if err != nil || !bytes.Equal(again, data) {
-		return malformed("%s is not in canonical (core deterministic) CBOR encoding", what)
+	if err := decoder.Decode(what, data, v); err != nil {
+		return malformed("%v", err)
 	}
 	return nil
 }
