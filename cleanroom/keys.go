@@ -71,9 +71,12 @@ func ParseFingerprint(s string) (Fingerprint, error) {
 
 // PublicKey is a participant's (or the coordinator's) public key: an Ed25519
 // key for signatures and TLS, and an HPKE key for receiving encrypted data.
+//
+// The HPKE key is kept in its compact wire form and expanded when used: an
+// expanded ML-KEM-768 key takes several times the memory, and the
+// coordinator holds the keys of every participant of every contract.
 type PublicKey struct {
 	sign ed25519.PublicKey
-	kem  hpke.PublicKey
 	raw  []byte
 }
 
@@ -99,12 +102,11 @@ func PublicKeyFromBytes(raw []byte) (*PublicKey, error) {
 	if len(raw) != publicKeyLen {
 		return nil, fmt.Errorf("%w: public key has %d bytes, want %d", ErrBadKey, len(raw), publicKeyLen)
 	}
-	kem, err := KEM().NewPublicKey(raw[ed25519.PublicKeySize:])
-	if err != nil {
+	if _, err := KEM().NewPublicKey(raw[ed25519.PublicKeySize:]); err != nil {
 		return nil, fmt.Errorf("%w: HPKE public key: %v", ErrBadKey, err)
 	}
 	raw = bytes.Clone(raw)
-	return &PublicKey{sign: ed25519.PublicKey(raw[:ed25519.PublicKeySize]), kem: kem, raw: raw}, nil
+	return &PublicKey{sign: ed25519.PublicKey(raw[:ed25519.PublicKeySize]), raw: raw}, nil
 }
 
 // String returns the one-line text form that goes into a contract.
@@ -119,7 +121,13 @@ func (k *PublicKey) Bytes() []byte { return bytes.Clone(k.raw) }
 func (k *PublicKey) SigningKey() ed25519.PublicKey { return bytes.Clone(k.sign) }
 
 // HPKE returns the HPKE public key.
-func (k *PublicKey) HPKE() hpke.PublicKey { return k.kem }
+func (k *PublicKey) HPKE() hpke.PublicKey {
+	kem, err := KEM().NewPublicKey(k.raw[ed25519.PublicKeySize:])
+	if err != nil {
+		panic("cleanroom: a public key checked when parsed no longer parses: " + err.Error())
+	}
+	return kem
+}
 
 // Fingerprint returns SHA-256 of the raw form.
 func (k *PublicKey) Fingerprint() Fingerprint { return sha256.Sum256(k.raw) }

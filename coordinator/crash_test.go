@@ -57,7 +57,10 @@ func startDaemon(t *testing.T, dir string) *daemon {
 			cmd.Wait()
 			t.Fatalf("the daemon did not start: %s", stderr.String())
 		}
-		return &daemon{cmd: cmd, url: url}
+		d := &daemon{cmd: cmd, url: url}
+		// However the test ends, the child does not outlive it.
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return d
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
 		t.Fatalf("the daemon did not start in time: %s", stderr.String())

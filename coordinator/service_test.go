@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -40,7 +41,10 @@ func TestMain(m *testing.M) {
 
 func runDaemon(dir string) {
 	installFault()
-	cfg := coordinator.Config{MaxUploadBytes: 64 << 20, CheckpointInterval: 100 * time.Millisecond}
+	// Warnings and errors only, on stderr: a long soak must not fill memory
+	// with request logs.
+	cfg := coordinator.Config{MaxUploadBytes: 64 << 20, CheckpointInterval: 100 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	s, err := scenario.StartE(dir, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "daemon:", err)

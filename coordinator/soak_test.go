@@ -174,6 +174,7 @@ func TestSoak(t *testing.T) {
 					fail("status: %v", err)
 					return
 				}
+				sc.Close() // the parties of this contract are done
 			}
 		}()
 	}

@@ -225,6 +225,9 @@ type Scenario struct {
 	Contract *contracts.Contract
 	Sigs     [][]byte
 	parties  map[string]*Party
+
+	mu      sync.Mutex
+	clients map[string]*client.Client // by party id and URL
 }
 
 // New builds the contract of spec for server's coordinator and has every
@@ -262,8 +265,17 @@ func (sc *Scenario) Party(id string) *Party { return sc.parties[id] }
 
 // Client returns an attested client acting as party id ("" for an
 // anonymous client).
+//
+// Clients are kept per party and coordinator URL and reused, as a party's
+// program would reuse its connection; Close releases them.
 func (sc *Scenario) Client(t testing.TB, id string) *client.Client {
 	t.Helper()
+	key := id + "@" + sc.URL
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if cl := sc.clients[key]; cl != nil {
+		return cl
+	}
 	opts := client.Options{Contract: sc.Contract}
 	if id != "" {
 		p := sc.parties[id]
@@ -272,7 +284,23 @@ func (sc *Scenario) Client(t testing.TB, id string) *client.Client {
 		}
 		opts.Identity = p.Identity
 	}
-	return sc.ClientWith(t, opts)
+	cl := sc.ClientWith(t, opts)
+	if sc.clients == nil {
+		sc.clients = map[string]*client.Client{}
+	}
+	sc.clients[key] = cl
+	return cl
+}
+
+// Close closes the scenario's cached clients and their connections, as
+// parties do when they are done.
+func (sc *Scenario) Close() {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for k, cl := range sc.clients {
+		cl.Close()
+		delete(sc.clients, k)
+	}
 }
 
 // ClientWith returns a client for the scenario's coordinator with opts.
