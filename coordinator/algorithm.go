@@ -54,7 +54,11 @@ func (c *Coordinator) SubmitAlgorithm(ctx context.Context, actor ed25519.PublicK
 			withHint("submit the exact query bytes whose hash the contract names (no added newline or spaces)")
 	}
 	if err := engine.CheckQuery(string(text)); err != nil {
-		return nil, unprocessable(err, "the algorithm is refused: %v", err)
+		e := unprocessable(err, "the algorithm is refused: %v", err)
+		// The refusal can quote the query: for a confidential algorithm,
+		// only its provider may read it.
+		e.Private = ct.Algorithm.Confidential
+		return nil, e
 	}
 	unlock := c.locks.lock(cid.String())
 	defer unlock()

@@ -69,8 +69,12 @@ func (c *Coordinator) instrument(route string, h func(http.ResponseWriter, *http
 			if e.Status >= 500 {
 				level = slog.LevelError
 			}
+			msg := e.Message
+			if e.Private {
+				msg = "(told to the caller only)"
+			}
 			c.logger.Log(r.Context(), level, "request refused", "route", route, "status", e.Status, "code", e.Code,
-				"error", e.Message, "peer", peerName(r), "remote", r.RemoteAddr)
+				"error", msg, "peer", peerName(r), "remote", r.RemoteAddr)
 			c.metrics.add("cleanroomd_refusals_total", 1, "code", e.Code)
 		}
 		c.metrics.add("cleanroomd_requests_total", 1, "route", route, "code", strconv.Itoa(sw.status()))

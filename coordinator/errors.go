@@ -16,6 +16,9 @@ type Error struct {
 	Message string
 	Hint    string
 	Err     error // the underlying error, if any
+	// Private marks a message meant for the caller alone: the daemon's own
+	// log, which the host reads, records only the code.
+	Private bool
 }
 
 func (e *Error) Error() string { return e.Message }

@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/duckdb/duckdb-go/v2"
 
 	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/cleanroom/envelope"
@@ -125,7 +127,9 @@ func (c *Coordinator) execute(ctx context.Context, ct *contracts.Contract, run *
 	start := time.Now()
 	res, stage, err := c.query(ctx, ct, run)
 	if err != nil {
-		reason := boundReason(err.Error())
+		// The engine's detail never leaves the VM: not in the log, not to
+		// the caller, not in the operator's log (see publicReason).
+		reason := boundReason(publicReason(stage, err))
 		if _, cerr := c.commit(ctx, &events.Event{
 			Type: events.TypeRunRefused, Contract: ct.ID().String(),
 			RunRefused: &events.RunRefused{RunID: run.RunID, Stage: stage, Reason: reason},
@@ -134,7 +138,7 @@ func (c *Coordinator) execute(ctx context.Context, ct *contracts.Contract, run *
 		}
 		c.metrics.add("cleanroomd_runs_total", 1, "outcome", "refused")
 		c.logger.Info("run refused", "contract", ct.ID().String(), "run", run.RunID, "stage", stage, "reason", reason)
-		return unprocessable(err, "run %s refused (%s): %s", run.RunID, stage, reason)
+		return unprocessable(nil, "run %s refused (%s): %s", run.RunID, stage, reason)
 	}
 	defer res.Release()
 	queried := time.Now()
@@ -198,12 +202,9 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 			return nil, "policy", err
 		}
 		if errors.Is(err, engine.ErrResourceLimit) {
-			// DuckDB's message goes on with advice (temp files, settings)
-			// that does not apply here: keep its first line.
-			return nil, "query", fmt.Errorf("the query needs more memory than this coordinator's query memory limit of %s (cleanroomd --query-memory): %w",
-				byteSize(c.cfg.QueryMemory), firstLine{err})
+			return nil, "query", &memoryLimitError{limit: c.cfg.QueryMemory, err: err}
 		}
-		return nil, "query", err
+		return nil, "query", &engineError{err}
 	}
 	return res, "", nil
 }
@@ -348,17 +349,6 @@ func boundReason(reason string) string {
 	return reason[:cut] + fmt.Sprintf(" … (%d more bytes not recorded)", len(reason)-cut)
 }
 
-// firstLine is an error that reads as the first line of its cause's
-// message.
-type firstLine struct{ err error }
-
-func (e firstLine) Error() string {
-	line, _, _ := strings.Cut(e.err.Error(), "\n")
-	return line
-}
-
-func (e firstLine) Unwrap() error { return e.err }
-
 // byteSize formats n bytes in the largest binary unit that divides it.
 func byteSize(n int64) string {
 	for _, u := range []struct {
@@ -370,4 +360,66 @@ func byteSize(n int64) string {
 		}
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// engineError marks an error the engine returned while running the query:
+// its message may quote data.
+type engineError struct{ err error }
+
+func (e *engineError) Error() string { return e.err.Error() }
+func (e *engineError) Unwrap() error { return e.err }
+
+// memoryLimitError is a query that needed more than the query memory limit.
+type memoryLimitError struct {
+	limit int64
+	err   error
+}
+
+func (e *memoryLimitError) Error() string {
+	return fmt.Sprintf("the query needs more memory than this coordinator's query memory limit of %s (cleanroomd --query-memory)", byteSize(e.limit))
+}
+func (e *memoryLimitError) Unwrap() error { return e.err }
+
+// duckdbClass matches the class DuckDB names at the start of its messages
+// ("Conversion Error: ...", "Binder Error: ...").
+var duckdbClass = regexp.MustCompile(`^([A-Z][A-Za-z]*(?: [A-Z][A-Za-z]*)* Error):`)
+
+// publicReason says why a run failed in words that may leave the VM — the
+// audit log, the API response, the coordinator's own log, all of which the
+// host or other parties can read. It keeps the engine's explanation (which
+// layer refused, the output policy's reason, the memory limit) and DuckDB's
+// error class, but never DuckDB's message: that can quote data values (a
+// failed cast names the value it could not convert) or pieces of a
+// confidential algorithm's text. Errors from before the engine ran (reading
+// and decrypting the datasets) are the coordinator's own and kept whole.
+func publicReason(stage string, err error) string {
+	var refusal *engine.RefusalError
+	var ee *engineError
+	var mem *memoryLimitError
+	switch {
+	case errors.As(err, &mem):
+		return mem.Error()
+	case errors.As(err, &refusal):
+		msg := "refused by the " + refusal.Layer.String() + ": " + refusal.Reason
+		if refusal.Err != nil {
+			msg += " (" + errorClass(refusal.Err) + ")"
+		}
+		return msg
+	case errors.As(err, &ee):
+		return "the query failed in the engine (" + errorClass(ee.err) + ")"
+	}
+	return err.Error()
+}
+
+// errorClass returns DuckDB's class of an error, or "an engine error".
+func errorClass(err error) string {
+	var de *duckdb.Error
+	msg := err.Error()
+	if errors.As(err, &de) {
+		msg = de.Msg
+	}
+	if m := duckdbClass.FindStringSubmatch(msg); m != nil {
+		return "DuckDB " + m[1]
+	}
+	return "an engine error"
 }

@@ -3,6 +3,7 @@ package coordinator_test
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -210,4 +211,44 @@ func TestReplacedEnvelopeRefused(t *testing.T) {
 	}
 	_, err = sc.Client(t, "advertiser").Run(context.Background())
 	expectRefusal(t, "run over a replaced envelope", err, 422, "replaced on disk")
+}
+
+// TestRefusalsDoNotLeakData runs an agreed query that fails on the data
+// itself — a cast of a value that is not a number — and checks that the
+// value appears nowhere outside the VM: not in the refusal the caller
+// gets, not in the audit log, not in the status, not in the coordinator's
+// own log. Only the engine's layer and DuckDB's error class are said.
+func TestRefusalsDoNotLeakData(t *testing.T) {
+	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
+	spec := adSpec(t, "no-leak", 2)
+	spec.Query = "SELECT campaign, sum(CAST(user_id AS INTEGER)) AS users FROM impressions GROUP BY campaign"
+	sc := scenario.New(t, srv, spec)
+	prepare(t, sc, "user_id,campaign\nSECRET-VALUE-42,spring\n")
+	_, err := sc.Client(t, "advertiser").Run(context.Background())
+	expectRefusal(t, "run over dirty data", err, 422, "DuckDB Conversion Error")
+	if strings.Contains(err.Error(), "SECRET-VALUE-42") {
+		t.Fatalf("the refusal quotes the data: %v", err)
+	}
+	st, _ := sc.Client(t, "auditor").Status(context.Background())
+	if strings.Contains(st.Runs[0].Reason, "SECRET") {
+		t.Fatalf("the status quotes the data: %q", st.Runs[0].Reason)
+	}
+	if strings.Contains(srv.Logs.String(), "SECRET-VALUE-42") {
+		t.Fatal("the coordinator's log quotes the data")
+	}
+	var scanned int
+	err = filepath.WalkDir(filepath.Join(srv.Dir, "log"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if strings.Contains(string(b), "SECRET-VALUE-42") {
+			t.Errorf("the audit log quotes the data in %s", path)
+		}
+		scanned++
+		return err
+	})
+	if err != nil || scanned == 0 {
+		t.Fatalf("scanning the audit log: %v (%d files)", err, scanned)
+	}
 }
