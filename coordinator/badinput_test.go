@@ -107,8 +107,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}{
 		{"envelope for another contract", "publisher", "impressions", otherImp, 422, "contract"},
 		{"envelope for another dataset", "advertiser", "conversions", &scenario.Sealed{Envelope: imp.Envelope, Statement: conv.Statement}, 422, "dataset"},
-		{"truncated envelope", "publisher", "impressions", truncated, 422, "envelope for dataset impressions refused"},
-		{"flipped byte", "publisher", "impressions", flipped, 422, "envelope for dataset impressions refused"},
+		{"truncated envelope", "publisher", "impressions", truncated, 422, "envelope for dataset impressions refused: envelope"},
+		{"flipped byte", "publisher", "impressions", flipped, 422, "does not authenticate"},
 		{"garbage", "publisher", "impressions", &scenario.Sealed{Envelope: []byte("not an envelope at all"), Statement: imp.Statement}, 422, "refused"},
 		{"statement of another envelope", "publisher", "impressions", wrongStatement, 422, "upload statement"},
 		{"statement signed by another party", "publisher", "impressions", &scenario.Sealed{Envelope: imp.Envelope, Statement: conv.Statement}, 422, "upload statement"},

@@ -471,7 +471,7 @@ func TestLimitListener(t *testing.T) {
 // connections: while two clients hold theirs open, a third client's
 // request waits; it is served as soon as one of them closes.
 func TestMaxConnections(t *testing.T) {
-	srv := scenario.StartLimited(t, t.TempDir(), coordinator.Config{}, coordinator.ServerLimits{MaxConnections: 2})
+	srv := scenario.StartLimited(t, t.TempDir(), coordinator.Config{}, coordinator.ServerLimits{MaxConnections: 2, MaxConnectionsPerHost: 2})
 	sc := scenario.New(t, srv, adSpec(t, "max-connections", 3))
 	// Registered in process: a client's idle connection would hold a slot.
 	if _, err := srv.Coord.SubmitContract(context.Background(), sc.Party("publisher").Identity.Public().SigningKey(), sc.Text, sc.Sigs); err != nil {
@@ -552,4 +552,55 @@ func httpClient(t *testing.T, sc *scenario.Scenario, id string) *http.Client {
 	}
 	t.Cleanup(hc.CloseIdleConnections)
 	return hc
+}
+
+// TestMaxConnectionsPerHost checks that one client address cannot hold
+// every connection slot: past MaxConnectionsPerHost its further
+// connections are closed at once, while slots remain for others.
+func TestMaxConnectionsPerHost(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})}
+	ln := coordinator.ServerLimits{MaxConnections: 8, MaxConnectionsPerHost: 2}.Apply(srv, inner)
+	go srv.Serve(ln)
+	defer srv.Close()
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	// Let the server accept the two.
+	time.Sleep(100 * time.Millisecond)
+	extra, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	extra.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := extra.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a third connection from the same host was kept open: %v", err)
+	}
+	// Closing one frees its place.
+	held[0].Close()
+	held = held[1:]
+	time.Sleep(100 * time.Millisecond)
+	again, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	again.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, err := again.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("after one closed, a new connection was refused: %v", err)
+	}
 }

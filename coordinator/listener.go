@@ -23,6 +23,10 @@ type ServerLimits struct {
 	// MaxConnections is the most connections served at once; more wait in
 	// the kernel's backlog until one closes. Default 256.
 	MaxConnections int
+	// MaxConnectionsPerHost is the most of them one client address may
+	// hold; a further connection from it is closed at once, so one client
+	// cannot take every slot. Default a quarter of MaxConnections.
+	MaxConnectionsPerHost int
 	// ReadHeaderTimeout bounds the TLS handshake and the reading of a
 	// request's headers; a client slower than that is disconnected.
 	// Default 10 s.
@@ -42,6 +46,9 @@ func (l ServerLimits) withDefaults() ServerLimits {
 	if l.IdleTimeout <= 0 {
 		l.IdleTimeout = DefaultIdleTimeout
 	}
+	if l.MaxConnectionsPerHost <= 0 {
+		l.MaxConnectionsPerHost = max(l.MaxConnections/4, 1)
+	}
 	return l
 }
 
@@ -51,15 +58,20 @@ func (l ServerLimits) Apply(srv *http.Server, ln net.Listener) net.Listener {
 	l = l.withDefaults()
 	srv.ReadHeaderTimeout = l.ReadHeaderTimeout
 	srv.IdleTimeout = l.IdleTimeout
-	return LimitListener(ln, l.MaxConnections)
+	return limitListenerPerHost(ln, l.MaxConnections, l.MaxConnectionsPerHost)
 }
 
 // LimitListener returns a listener that holds at most n connections open
 // at once; further connections wait in the kernel's backlog until one
 // closes. It bounds the memory and file descriptors clients can take.
 // Closing the listener ends an Accept waiting for a free slot.
-func LimitListener(l net.Listener, n int) net.Listener {
-	return &limitListener{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{})}
+func LimitListener(l net.Listener, n int) net.Listener { return limitListenerPerHost(l, n, n) }
+
+// limitListenerPerHost is LimitListener that also closes, at once, a
+// connection from an address already holding perHost connections.
+func limitListenerPerHost(l net.Listener, n, perHost int) net.Listener {
+	return &limitListener{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{}),
+		perHost: perHost, hosts: map[string]int{}}
 }
 
 type limitListener struct {
@@ -67,20 +79,51 @@ type limitListener struct {
 	sem       chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
+
+	mu      sync.Mutex
+	perHost int
+	hosts   map[string]int
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
-	select {
-	case l.sem <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
+	for {
+		select {
+		case l.sem <- struct{}{}:
+		case <-l.done:
+			return nil, net.ErrClosed
+		}
+		c, err := l.Listener.Accept()
+		if err != nil {
+			<-l.sem
+			return nil, err
+		}
+		host := remoteHost(c)
+		l.mu.Lock()
+		if l.hosts[host] >= l.perHost {
+			l.mu.Unlock()
+			c.Close()
+			<-l.sem
+			continue
+		}
+		l.hosts[host]++
+		l.mu.Unlock()
+		return &limitConn{Conn: c, release: func() {
+			l.mu.Lock()
+			if l.hosts[host]--; l.hosts[host] == 0 {
+				delete(l.hosts, host)
+			}
+			l.mu.Unlock()
+			<-l.sem
+		}}, nil
 	}
-	c, err := l.Listener.Accept()
+}
+
+func remoteHost(c net.Conn) string {
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
 	if err != nil {
-		<-l.sem
-		return nil, err
+		return c.RemoteAddr().String()
 	}
-	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+	return host
 }
 
 func (l *limitListener) Close() error {

@@ -242,6 +242,17 @@ func (c *Coordinator) verifyEnvelopeStream(r io.Reader, ct *contracts.Contract, 
 	}
 	header = er.Header().SHA256()
 	if rows, err = countArrowStream(er, ds.Schema()); err != nil {
+		// A damaged envelope surfaces through the Arrow reader: report it
+		// as what it is, not as bad Arrow data.
+		for _, envErr := range []error{envelope.ErrAuthentication, envelope.ErrTruncated, envelope.ErrMalformed} {
+			if errors.Is(err, envErr) {
+				var inner error = err
+				for u := errors.Unwrap(inner); u != nil && errors.Is(u, envErr); u = errors.Unwrap(inner) {
+					inner = u
+				}
+				return 0, header, inner
+			}
+		}
 		return 0, header, err
 	}
 	extra, err := io.Copy(io.Discard, er)

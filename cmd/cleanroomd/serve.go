@@ -28,31 +28,33 @@ func init() { register(newServeCmd) }
 // serveDefaults are the settings `serve` uses when neither the config
 // file, the environment nor a flag sets them.
 var serveDefaults = map[string]string{
-	"listen":              "127.0.0.1:8443",
-	"data-dir":            "",
-	"attestation":         "",
-	"query-memory":        "4GiB",
-	"query-threads":       "0",
-	"max-upload-bytes":    "8GiB",
-	"max-connections":     "256",
-	"checkpoint-interval": "1s",
-	"log-format":          "text",
-	"log-level":           "info",
-	"shutdown-timeout":    "30s",
+	"listen":                   "127.0.0.1:8443",
+	"data-dir":                 "",
+	"attestation":              "",
+	"query-memory":             "4GiB",
+	"query-threads":            "0",
+	"max-upload-bytes":         "8GiB",
+	"max-connections":          "256",
+	"max-connections-per-host": "0",
+	"checkpoint-interval":      "1s",
+	"log-format":               "text",
+	"log-level":                "info",
+	"shutdown-timeout":         "30s",
 }
 
 var serveHelp = map[string]string{
-	"listen":              "address to listen on (host:port; port 0 picks a free port)",
-	"data-dir":            "data directory: sealed keys, audit log, blobs (initialised if empty)",
-	"attestation":         "sev-snp or simulated: the mode to initialise an empty data directory with",
-	"query-memory":        "memory limit of one run's query engine (e.g. 4GiB)",
-	"query-threads":       "query engine threads (0: all cores)",
-	"max-upload-bytes":    "largest dataset envelope accepted (e.g. 8GiB)",
-	"max-connections":     "most concurrent client connections",
-	"checkpoint-interval": "how often the audit log publishes a signed checkpoint",
-	"log-format":          "text or json",
-	"log-level":           "debug, info, warn or error",
-	"shutdown-timeout":    "how long a graceful shutdown waits for requests in flight",
+	"listen":                   "address to listen on (host:port; port 0 picks a free port)",
+	"data-dir":                 "data directory: sealed keys, audit log, blobs (initialised if empty)",
+	"attestation":              "sev-snp or simulated: the mode to initialise an empty data directory with",
+	"query-memory":             "memory limit of one run's query engine (e.g. 4GiB)",
+	"query-threads":            "query engine threads (0: all cores)",
+	"max-upload-bytes":         "largest dataset envelope accepted (e.g. 8GiB)",
+	"max-connections":          "most concurrent client connections",
+	"max-connections-per-host": "most connections one client address may hold (0: a quarter of --max-connections)",
+	"checkpoint-interval":      "how often the audit log publishes a signed checkpoint",
+	"log-format":               "text or json",
+	"log-level":                "debug, info, warn or error",
+	"shutdown-timeout":         "how long a graceful shutdown waits for requests in flight",
 }
 
 func newServeCmd(c *cli) *cobra.Command {
@@ -194,6 +196,10 @@ func (c *cli) serve(ctx context.Context, v *viper.Viper) error {
 	if err != nil || threads < 0 {
 		return usagef("--query-threads: %q is not a number of threads", v.GetString("query-threads"))
 	}
+	perHost, err := strconv.Atoi(v.GetString("max-connections-per-host"))
+	if err != nil || perHost < 0 {
+		return usagef("--max-connections-per-host: %q is not a number", v.GetString("max-connections-per-host"))
+	}
 	maxConns, err := strconv.Atoi(v.GetString("max-connections"))
 	if err != nil || maxConns < 1 {
 		return usagef("--max-connections: %q is not a positive number", v.GetString("max-connections"))
@@ -237,7 +243,7 @@ func (c *cli) serve(ctx context.Context, v *viper.Viper) error {
 		coord.Close(context.Background())
 		return err
 	}
-	ln = coordinator.ServerLimits{MaxConnections: maxConns}.Apply(srv, ln)
+	ln = coordinator.ServerLimits{MaxConnections: maxConns, MaxConnectionsPerHost: perHost}.Apply(srv, ln)
 	url := "https://" + ln.Addr().String()
 	logger.Info("serving", "url", url, "data_dir", dataDir, "platform", inst.Platform(), "key", inst.PublicKey().Fingerprint().String())
 	fmt.Fprintln(c.stdout, url)
