@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/duckdb/duckdb-go/v2"
 
@@ -173,22 +174,47 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 	if sha256.Sum256(text) != ct.Algorithm.SHA256 {
 		return nil, "query", errors.New("the stored algorithm does not hash to the contract's algorithm.sha256")
 	}
-	sess, err := engine.New(c.engineConfig())
-	if err != nil {
-		return nil, "query", fmt.Errorf("starting the engine: %w", err)
+	// The engine opens while the datasets are decrypted; they meet when
+	// the datasets are loaded.
+	type opened struct {
+		sess *engine.Session
+		err  error
 	}
-	// Datasets live in memory outside the Go heap while the session reads
-	// them in place: release them only after the session is closed.
-	var releases []func()
-	defer func() {
-		sess.Close()
+	sessCh := make(chan opened, 1)
+	go func() {
+		sess, err := engine.New(c.engineConfig())
+		sessCh <- opened{sess, err}
+	}()
+	started := time.Now()
+	plains, releases, err := c.decryptDatasets(ct, run)
+	o := <-sessCh
+	if o.err != nil || err != nil {
 		for _, r := range releases {
 			r()
 		}
+		if o.sess != nil {
+			o.sess.Close()
+		}
+		if o.err != nil {
+			return nil, "query", fmt.Errorf("starting the engine: %w", o.err)
+		}
+		return nil, "query", err
+	}
+	sess := o.sess
+	// Datasets live in memory outside the Go heap while the session reads
+	// them in place: free them only after the session is closed. Closing
+	// and freeing take tens of milliseconds at 10M rows and nothing waits
+	// on them, so they happen off the run's path, once its result (a copy)
+	// is out.
+	defer func() {
+		go func() {
+			sess.Close()
+			for _, r := range releases {
+				r()
+			}
+		}()
 	}()
-	started := time.Now()
-	releases, err = c.loadDatasets(ctx, sess, ct, run)
-	if err != nil {
+	if err := c.loadDatasets(ctx, sess, ct, plains); err != nil {
 		return nil, "query", err
 	}
 	fault("run/datasets-loaded")
@@ -209,31 +235,65 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 	return res, "", nil
 }
 
-// loadDatasets decrypts each dataset (segments in parallel) and loads it,
-// the datasets concurrently. It returns the functions that free the
-// datasets' memory, to be called once the session is closed, even when it
-// also returns an error.
-func (c *Coordinator) loadDatasets(ctx context.Context, sess *engine.Session, ct *contracts.Contract, run *events.RunStarted) ([]func(), error) {
+// decryptDatasets decrypts every dataset of the run, the datasets
+// concurrently and each one's segments in parallel. It returns each
+// dataset's record batches (in contract order), which point into memory
+// outside the Go heap, and the functions that free that memory — to be
+// called once nothing reads the batches, even when it also returns an
+// error.
+func (c *Coordinator) decryptDatasets(ct *contracts.Contract, run *events.RunStarted) ([][]arrow.RecordBatch, []func(), error) {
 	var wg sync.WaitGroup
 	errs := make([]error, len(ct.Datasets))
-	releases := make([]func(), len(ct.Datasets))
+	recs := make([][]arrow.RecordBatch, len(ct.Datasets))
+	frees := make([]func(), len(ct.Datasets))
 	for i, ds := range ct.Datasets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			releases[i], errs[i] = c.loadDataset(ctx, sess, ct, ds.ID, run.Datasets[ds.ID])
+			recs[i], frees[i], errs[i] = c.decryptDataset(ct, ds.ID, run.Datasets[ds.ID])
 		}()
 	}
 	wg.Wait()
-	var out []func()
-	for _, r := range releases {
-		if r != nil {
-			out = append(out, r)
+	var releases []func()
+	for _, f := range frees {
+		if f != nil {
+			releases = append(releases, f)
 		}
 	}
-	return out, errors.Join(errs...)
+	return recs, releases, errors.Join(errs...)
 }
 
+// loadDatasets loads the decrypted datasets into the session, concurrently.
+func (c *Coordinator) loadDatasets(ctx context.Context, sess *engine.Session, ct *contracts.Contract, recs [][]arrow.RecordBatch) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(ct.Datasets))
+	for i, ds := range ct.Datasets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			schema := ds.Schema()
+			rr, err := array.NewRecordReader(schema, recs[i])
+			if err != nil {
+				errs[i] = fmt.Errorf("dataset %s: %w", ds.ID, err)
+				return
+			}
+			defer rr.Release()
+			if err := sess.LoadTable(ctx, ds.ID, schema, rr); err != nil {
+				errs[i] = fmt.Errorf("loading dataset %s: %w", ds.ID, err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, rs := range recs {
+		for _, r := range rs {
+			r.Release() // the session holds its own references
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// decryptDataset decrypts one dataset for a run.
+//
 // The envelope is not re-hashed: its header must hash to the digest logged
 // at upload, and every segment's AES-GCM tag binds that header, whose
 // random salt and wrapped data key no one but the provider could reuse. So
@@ -243,7 +303,7 @@ func (c *Coordinator) loadDatasets(ctx context.Context, sess *engine.Session, ct
 // could change between a tag check and the decryption) and decrypt in
 // parallel into memory outside the Go heap that the engine then reads in
 // place; the returned function frees it.
-func (c *Coordinator) loadDataset(ctx context.Context, sess *engine.Session, ct *contracts.Contract, datasetID, digestHex string) (func(), error) {
+func (c *Coordinator) decryptDataset(ct *contracts.Contract, datasetID, digestHex string) ([]arrow.RecordBatch, func(), error) {
 	var up *events.DatasetUploaded
 	c.state.View(func(v *state.Snapshot) {
 		if d := v.Contract(ct.ID()).Datasets[datasetID]; d != nil {
@@ -251,29 +311,29 @@ func (c *Coordinator) loadDataset(ctx context.Context, sess *engine.Session, ct 
 		}
 	})
 	if up == nil || up.Ciphertext.SHA256 != digestHex {
-		return nil, fmt.Errorf("dataset %s: the upload the run started with is not in the state", datasetID)
+		return nil, nil, fmt.Errorf("dataset %s: the upload the run started with is not in the state", datasetID)
 	}
 	d, err := blobs.ParseDigest(digestHex)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	f, err := c.blobs.OpenSized(d, up.Ciphertext.Size)
 	if err != nil {
-		return nil, fmt.Errorf("dataset %s: %w", datasetID, err)
+		return nil, nil, fmt.Errorf("dataset %s: %w", datasetID, err)
 	}
 	defer f.Close()
 	size := up.Ciphertext.Size
 	hdr, err := envelope.ParseHeader(io.NewSectionReader(f, 0, size))
 	if err != nil {
-		return nil, fmt.Errorf("dataset %s: the stored envelope: %w", datasetID, err)
+		return nil, nil, fmt.Errorf("dataset %s: the stored envelope: %w", datasetID, err)
 	}
 	layout, err := envelope.BodyLayout(size-int64(hdr.Len()), hdr.SegmentSize, hdr.Len())
 	if err != nil {
-		return nil, fmt.Errorf("dataset %s: the stored envelope: %w", datasetID, err)
+		return nil, nil, fmt.Errorf("dataset %s: the stored envelope: %w", datasetID, err)
 	}
 	plain, free, err := allocPlain(layout.PlaintextSize)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ds := ct.Dataset(datasetID)
 	schemaDigest := ds.SchemaDigest()
@@ -290,28 +350,14 @@ func (c *Coordinator) loadDataset(ctx context.Context, sess *engine.Session, ct 
 	}
 	if err != nil {
 		free()
-		return nil, fmt.Errorf("dataset %s: %w", datasetID, err)
+		return nil, nil, fmt.Errorf("dataset %s: %w", datasetID, err)
 	}
 	recs, _, err := DecodeArrowStream(plain, ds.Schema(), "dataset "+datasetID)
 	if err != nil {
 		free()
-		return nil, err
+		return nil, nil, err
 	}
-	schema := ct.Dataset(datasetID).Schema()
-	rr, err := array.NewRecordReader(schema, recs)
-	for _, r := range recs {
-		r.Release() // the reader holds its own references
-	}
-	if err != nil {
-		free()
-		return nil, fmt.Errorf("dataset %s: %w", datasetID, err)
-	}
-	defer rr.Release()
-	if err := sess.LoadTable(ctx, datasetID, schema, rr); err != nil {
-		// The session may hold the batches until it closes: free then.
-		return free, fmt.Errorf("loading dataset %s: %w", datasetID, err)
-	}
-	return free, nil
+	return recs, free, nil
 }
 
 // RunStatus returns a run's status to a participant of its contract.
