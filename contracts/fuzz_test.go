@@ -7,7 +7,6 @@ import (
 	"cleanroom.dev/cleanroom/internal/fuzzseed"
 )
 
-
 // FuzzParse feeds arbitrary bytes to the contract parser: it must never
 // panic, and whatever it accepts must have a stable id and re-verify.
 func FuzzParse(f *testing.F) {
