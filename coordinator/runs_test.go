@@ -252,3 +252,57 @@ func TestRefusalsDoNotLeakData(t *testing.T) {
 		t.Fatalf("scanning the audit log: %v (%d files)", err, scanned)
 	}
 }
+
+// TestConfidentialAlgorithm checks a confidential algorithm's path: plain
+// text is refused, the sealed text is accepted, only its provider can read
+// it back, nothing on the coordinator's disk holds it, and it runs.
+func TestConfidentialAlgorithm(t *testing.T) {
+	dir := t.TempDir()
+	srv := scenario.Start(t, dir, coordinator.Config{})
+	spec := adSpec(t, "confidential", 2)
+	spec.Confidential = true
+	spec.Query = "SELECT i.campaign AS secret_campaign_column, count(DISTINCT i.user_id) AS users " +
+		"FROM impressions i JOIN conversions c USING (user_id) GROUP BY i.campaign"
+	sc := scenario.New(t, srv, spec)
+	sc.Submit(t, "publisher")
+	sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
+	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+	ctx := context.Background()
+
+	// Sent as plain text, bypassing the client's sealing: refused.
+	hc := httpClient(t, sc, "measurer")
+	body := fmt.Sprintf(`{"text":%q}`, spec.Query)
+	status, resp := call(t, hc, sc.URL, "PUT", "/v1/contracts/"+sc.Contract.ID().String()+"/algorithm", []byte(body))
+	if status != http.StatusBadRequest || !strings.Contains(string(resp), "confidential") {
+		t.Fatalf("plain text for a confidential algorithm: %d %s", status, resp)
+	}
+	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query)); err != nil {
+		t.Fatal(err)
+	}
+	mine, err := sc.Client(t, "measurer").Algorithm(ctx)
+	if err != nil || mine.Text != spec.Query {
+		t.Fatalf("the provider reads back %q, %v", mine.Text, err)
+	}
+	for _, p := range []string{"publisher", "advertiser", "auditor"} {
+		v, err := sc.Client(t, p).Algorithm(ctx)
+		if err != nil || v.Text != "" || !v.Confidential {
+			t.Fatalf("%s sees %+v, %v", p, v, err)
+		}
+	}
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if strings.Contains(string(b), "secret_campaign_column") {
+			t.Errorf("%s holds the confidential algorithm's text", path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.Client(t, "advertiser").Run(ctx); err != nil {
+		t.Fatalf("running the confidential algorithm: %v", err)
+	}
+}
