@@ -24,7 +24,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"cleanroom.dev/cleanroom/connectors"
 	"cleanroom.dev/cleanroom/examples/internal/scenario"
 )
 
@@ -124,47 +123,8 @@ func Generate(ctx context.Context, cfg scenario.Config) (sum *scenario.Summary, 
 	if cfg.Rows < 1 {
 		return nil, fmt.Errorf("the number of impressions must be at least 1, not %d", cfg.Rows)
 	}
-	out, err := scenario.NewOutput(cfg.Dir)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err != nil {
-			out.Abort()
-		}
-	}()
-	impSchema, convSchema := connectors.Schema(ImpressionColumns), connectors.Schema(ConversionColumns)
-	impW, err := out.Dataset(Impressions, impSchema, cfg.Formats)
-	if err != nil {
-		return nil, err
-	}
-	convW, err := out.Dataset(Conversions, convSchema, cfg.Formats)
-	if err != nil {
-		return nil, err
-	}
-	g := newGenerator(cfg, impSchema, convSchema)
-	defer g.release()
-	if err := g.run(ctx, impW, convW); err != nil {
-		impW.Close()
-		convW.Close()
-		return nil, err
-	}
-	if err := impW.Close(); err != nil {
-		return nil, err
-	}
-	if err := convW.Close(); err != nil {
-		return nil, err
-	}
-	sum = &scenario.Summary{Datasets: map[string]int64{Impressions: impW.Rows(), Conversions: convW.Rows()}}
-	rows := g.expected(cfg.K, sum)
-	if err := scenario.WriteExpected(out, ResultColumns, rows); err != nil {
-		return nil, err
-	}
-	if err := out.Commit(); err != nil {
-		return nil, err
-	}
-	sum.Files = out.Paths()
-	return sum, nil
+	return scenario.Generate(ctx, cfg, []scenario.Dataset{{Name: Impressions, Columns: ImpressionColumns}, {Name: Conversions, Columns: ConversionColumns}},
+		ResultColumns, func(s []*arrow.Schema) scenario.Generator { return newGenerator(cfg, s[0], s[1]) })
 }
 
 type impression struct {
@@ -219,7 +179,8 @@ func newGenerator(cfg scenario.Config, impSchema, convSchema *arrow.Schema) *gen
 	return g
 }
 
-func (g *generator) release() {
+// Release frees the generator's builders.
+func (g *generator) Release() {
 	g.imp.Release()
 	g.conv.Release()
 }
@@ -240,7 +201,9 @@ func (g *generator) userID(i uint64) string {
 }
 
 // run generates users until cfg.Rows impressions are written.
-func (g *generator) run(ctx context.Context, impW, convW *scenario.DatasetWriter) error {
+// Run writes the impressions and the conversions.
+func (g *generator) Run(ctx context.Context, w []*scenario.DatasetWriter) error {
+	impW, convW := w[0], w[1]
 	var done int64
 	for user := uint64(0); done < g.cfg.Rows; user++ {
 		if user%4096 == 0 && ctx.Err() != nil {
@@ -432,7 +395,8 @@ func (g *generator) flushConv(w *scenario.DatasetWriter) error {
 
 // expected returns the query's result rows, ordered by campaign, each with
 // whether it has at least k users, and counts them into sum.
-func (g *generator) expected(k int64, sum *scenario.Summary) [][]any {
+// Expected returns the query's result on what Run wrote.
+func (g *generator) Expected(k int64, sum *scenario.Summary) [][]any {
 	order := make([]int, campaignCount)
 	for i := range order {
 		order[i] = i

@@ -25,7 +25,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"cleanroom.dev/cleanroom/connectors"
 	"cleanroom.dev/cleanroom/examples/internal/scenario"
 )
 
@@ -155,46 +154,8 @@ func Generate(ctx context.Context, cfg scenario.Config) (sum *scenario.Summary, 
 	if cfg.Rows >= 1<<39 {
 		return nil, fmt.Errorf("at most %d patients", int64(1)<<39-1)
 	}
-	out, err := scenario.NewOutput(cfg.Dir)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err != nil {
-			out.Abort()
-		}
-	}()
-	patSchema, enrSchema := connectors.Schema(PatientColumns), connectors.Schema(EnrolmentColumns)
-	patW, err := out.Dataset(Patients, patSchema, cfg.Formats)
-	if err != nil {
-		return nil, err
-	}
-	enrW, err := out.Dataset(Enrolments, enrSchema, cfg.Formats)
-	if err != nil {
-		return nil, err
-	}
-	g := newGenerator(cfg, patSchema, enrSchema)
-	defer g.release()
-	if err := g.run(ctx, patW, enrW); err != nil {
-		patW.Close()
-		enrW.Close()
-		return nil, err
-	}
-	if err := patW.Close(); err != nil {
-		return nil, err
-	}
-	if err := enrW.Close(); err != nil {
-		return nil, err
-	}
-	sum = &scenario.Summary{Datasets: map[string]int64{Patients: patW.Rows(), Enrolments: enrW.Rows()}}
-	if err := scenario.WriteExpected(out, ResultColumns, g.expected(cfg.K, sum)); err != nil {
-		return nil, err
-	}
-	if err := out.Commit(); err != nil {
-		return nil, err
-	}
-	sum.Files = out.Paths()
-	return sum, nil
+	return scenario.Generate(ctx, cfg, []scenario.Dataset{{Name: Patients, Columns: PatientColumns}, {Name: Enrolments, Columns: EnrolmentColumns}},
+		ResultColumns, func(s []*arrow.Schema) scenario.Generator { return newGenerator(cfg, s[0], s[1]) })
 }
 
 type patient struct {
@@ -237,7 +198,8 @@ func newGenerator(cfg scenario.Config, patSchema, enrSchema *arrow.Schema) *gene
 	return g
 }
 
-func (g *generator) release() {
+// Release frees the generator's builders.
+func (g *generator) Release() {
 	g.pat.Release()
 	g.enr.Release()
 }
@@ -350,7 +312,9 @@ func (g *generator) judge() {
 
 // run writes cfg.Rows patients, their enrolments, and about as many
 // enrolments of other hospitals' patients.
-func (g *generator) run(ctx context.Context, patW, enrW *scenario.DatasetWriter) error {
+// Run writes the patients and the enrolments.
+func (g *generator) Run(ctx context.Context, w []*scenario.DatasetWriter) error {
+	patW, enrW := w[0], w[1]
 	foreign := uint64(1 << 39)
 	for i := range uint64(g.cfg.Rows) {
 		if i%4096 == 0 && ctx.Err() != nil {
@@ -442,7 +406,8 @@ func (g *generator) flushEnr(w *scenario.DatasetWriter) error {
 // expected returns the algorithm's result rows, ordered by site and age
 // band, each with whether it has at least k patients, and counts them into
 // sum.
-func (g *generator) expected(k int64, sum *scenario.Summary) [][]any {
+// Expected returns the query's result on what Run wrote.
+func (g *generator) Expected(k int64, sum *scenario.Summary) [][]any {
 	order := make([]int, len(sites))
 	for i := range order {
 		order[i] = i
