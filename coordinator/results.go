@@ -75,10 +75,10 @@ func (c *Coordinator) release(ctx context.Context, ct *contracts.Contract, run *
 }
 
 // ResultBundle returns a finished run's result bundle to a result
-// recipient, after appending result.fetched: statement, evidence, the
-// encrypted result and the inclusion proofs of the run's events under one
-// signed checkpoint. Before serving, the coordinator verifies the bundle
-// as a recipient would.
+// recipient: statement, evidence, the encrypted result and the inclusion
+// proofs of the run's events under one signed checkpoint. The coordinator
+// verifies the bundle as a recipient would, then appends result.fetched,
+// then serves it.
 func (c *Coordinator) ResultBundle(ctx context.Context, actor ed25519.PublicKey, cid contracts.ID, runID string) ([]byte, error) {
 	sc, p, err := c.participant(cid, actor)
 	if err != nil {
@@ -99,12 +99,6 @@ func (c *Coordinator) ResultBundle(ctx context.Context, actor ed25519.PublicKey,
 	}
 	if run.Status != state.RunFinished {
 		return nil, conflict("run %s has no result: it is %s%s", runID, run.Status, reasonSuffix(run.RefuseReason))
-	}
-	if _, err := c.commit(ctx, &events.Event{
-		Type: events.TypeResultFetched, Contract: cid.String(), Actor: p.ID, ActorKey: p.PublicKey.Fingerprint().String(),
-		ResultFetched: &events.ResultFetched{RunID: runID},
-	}); err != nil {
-		return nil, err
 	}
 	d, err := blobs.ParseDigest(run.Finished.EncryptedResult.SHA256)
 	if err != nil {
@@ -141,6 +135,13 @@ func (c *Coordinator) ResultBundle(ctx context.Context, actor ed25519.PublicKey,
 	out, err := b.Marshal()
 	if err != nil {
 		return nil, internal(err, "encoding the result bundle: %v", err)
+	}
+	// The download is logged before the bundle leaves, once it is ready.
+	if _, err := c.commit(ctx, &events.Event{
+		Type: events.TypeResultFetched, Contract: cid.String(), Actor: p.ID, ActorKey: p.PublicKey.Fingerprint().String(),
+		ResultFetched: &events.ResultFetched{RunID: runID},
+	}); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
