@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"cleanroom.dev/cleanroom/coordinator/tee"
+	"cleanroom.dev/cleanroom/internal/scripttest"
 )
 
 func TestMain(m *testing.M) {
@@ -33,7 +33,7 @@ func scriptParams(dir string) testscript.Params {
 		RequireExplicitExec: true,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"subst":    cmdSubst,
-			"flipbyte": cmdFlipByte,
+			"flipbyte": scripttest.FlipByte,
 			"simcoord": cmdSimCoord,
 		},
 	}
@@ -65,28 +65,6 @@ func cmdSubst(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("subst: %v", err)
 	}
 	fmt.Fprint(ts.Stdout(), "")
-}
-
-// cmdFlipByte writes a copy of a file with one bit flipped:
-//
-//	flipbyte FILE OFFSET OUT
-//
-// A negative OFFSET counts from the end.
-func cmdFlipByte(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 3 {
-		ts.Fatalf("usage: flipbyte FILE OFFSET OUT")
-	}
-	data := []byte(ts.ReadFile(args[0]))
-	off, err := strconv.Atoi(args[1])
-	ts.Check(err)
-	if off < 0 {
-		off += len(data)
-	}
-	if off < 0 || off >= len(data) {
-		ts.Fatalf("flipbyte: offset %s outside %d bytes", args[1], len(data))
-	}
-	data[off] ^= 0x01
-	ts.Check(os.WriteFile(ts.MkAbs(args[2]), data, 0o644))
 }
 
 // cmdSimCoord initialises a simulated coordinator's data directory and

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"strconv"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -12,6 +11,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/attest"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator/tee"
+	"cleanroom.dev/cleanroom/internal/scripttest"
 )
 
 func TestMain(m *testing.M) {
@@ -26,32 +26,10 @@ func TestScripts(t *testing.T) {
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"flipbyte":      cmdFlipByte,
+			"flipbyte":      scripttest.FlipByte,
 			"checkidentity": cmdCheckIdentity,
 		},
 	})
-}
-
-// cmdFlipByte writes a copy of a file with one bit flipped:
-//
-//	flipbyte FILE OFFSET OUT
-//
-// A negative OFFSET counts from the end. OUT may be FILE.
-func cmdFlipByte(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 3 {
-		ts.Fatalf("usage: flipbyte FILE OFFSET OUT")
-	}
-	data := []byte(ts.ReadFile(args[0]))
-	off, err := strconv.Atoi(args[1])
-	ts.Check(err)
-	if off < 0 {
-		off += len(data)
-	}
-	if off < 0 || off >= len(data) {
-		ts.Fatalf("flipbyte: offset %s outside %d bytes", args[1], len(data))
-	}
-	data[off] ^= 0x01
-	ts.Check(os.WriteFile(ts.MkAbs(args[2]), data, 0o600))
 }
 
 // cmdCheckIdentity verifies an identity document as a participant would,

@@ -27,33 +27,7 @@ const (
 // ones included.
 func TestQueryMatchesExpected(t *testing.T) {
 	dir, sum := scenariotest.Generate(t, Spec, testRows, 7, testBatch)
-	exp, err := scenario.ReadExpected(filepath.Join(dir, scenario.ExpectedFile), ResultColumns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(exp.Released) == 0 || len(exp.Suppressed) == 0 {
-		t.Fatalf("want groups both above and below k: %d released, %d suppressed", len(exp.Released), len(exp.Suppressed))
-	}
-	if int64(len(exp.All)) != sum.Groups {
-		t.Fatalf("expected file has %d groups, summary says %d", len(exp.All), sum.Groups)
-	}
-	db := scenariotest.NewDuckDB(t)
-	for _, format := range []string{"csv", "parquet"} {
-		t.Run(format, func(t *testing.T) {
-			for name, cols := range map[string][]contracts.Column{Patients: PatientColumns, Enrolments: EnrolmentColumns} {
-				path := filepath.Join(dir, name+"."+format)
-				if format == "csv" {
-					db.ViewCSV(t, name, path, cols)
-				} else {
-					db.ViewParquet(t, name, path)
-				}
-			}
-			got := db.Query(t, Query, ResultColumns)
-			if err := exp.CompareAll(got); err != nil {
-				t.Fatal(err)
-			}
-		})
-	}
+	db := scenariotest.QueryMatchesExpected(t, dir, sum, map[string][]contracts.Column{Patients: PatientColumns, Enrolments: EnrolmentColumns}, Query, ResultColumns)
 	// The data must exercise the edges of every criterion, or the
 	// agreement above would not prove the query and the generator read
 	// them the same way.

@@ -336,3 +336,41 @@ func duckType(tb testing.TB, t contracts.ColumnType) string {
 
 func quoteIdent(s string) string  { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 func quoteString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
+
+// QueryMatchesExpected checks that the generator and the scenario's query
+// agree: plain DuckDB running query over the CSV files, then over the
+// Parquet files, generated in dir returns exactly the groups the generator
+// expected, suppressed ones included, and there are groups on both sides
+// of k. It returns the DuckDB with views over the Parquet files, for
+// further checks of the data.
+func QueryMatchesExpected(t *testing.T, dir string, sum *scenario.Summary, datasets map[string][]contracts.Column,
+	query string, result []contracts.Column) *DuckDB {
+	t.Helper()
+	exp, err := scenario.ReadExpected(filepath.Join(dir, scenario.ExpectedFile), result)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(exp.Released) == 0 || len(exp.Suppressed) == 0 {
+		t.Fatalf("want groups both above and below k: %d released, %d suppressed", len(exp.Released), len(exp.Suppressed))
+	}
+	if int64(len(exp.All)) != sum.Groups {
+		t.Fatalf("expected file has %d groups, summary says %d", len(exp.All), sum.Groups)
+	}
+	db := NewDuckDB(t)
+	for _, format := range []string{"csv", "parquet"} {
+		t.Run(format, func(t *testing.T) {
+			for name, cols := range datasets {
+				path := filepath.Join(dir, name+"."+format)
+				if format == "csv" {
+					db.ViewCSV(t, name, path, cols)
+				} else {
+					db.ViewParquet(t, name, path)
+				}
+			}
+			if err := exp.CompareAll(db.Query(t, query, result)); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	return db
+}
