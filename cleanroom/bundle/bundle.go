@@ -28,6 +28,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/attest"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
+	"cleanroom.dev/cleanroom/internal/canon"
 )
 
 // Version is the bundle format version written in every bundle.
@@ -121,7 +122,7 @@ func (b *Bundle) Marshal() ([]byte, error) {
 	if err := b.check(); err != nil {
 		return nil, err
 	}
-	return encMode.Marshal(bundleWire{
+	return canon.Marshal(bundleWire{
 		Version:         Version,
 		Statement:       b.Statement,
 		Evidence:        b.Evidence,

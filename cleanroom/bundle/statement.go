@@ -13,6 +13,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/envelope"
 	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/internal/canon"
 )
 
 // Statement is what the coordinator attests to, with its attested key, when
@@ -114,16 +115,11 @@ var statementFields = []string{
 	"run_started_index", "time",
 }
 
-var (
-	encMode cbor.EncMode
-	decMode cbor.DecMode
-)
+// decMode decodes strictly; encoding is canon's deterministic CBOR.
+var decMode cbor.DecMode
 
 func init() {
 	var err error
-	if encMode, err = cbor.CoreDetEncOptions().EncMode(); err != nil {
-		panic(err)
-	}
 	if decMode, err = (cbor.DecOptions{
 		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
 		IndefLength:       cbor.IndefLengthForbidden,
@@ -230,7 +226,7 @@ func (s *Statement) Payload() ([]byte, error) {
 	for i, r := range s.Recipients {
 		w.Recipients[i] = recipientWire{Participant: r.Participant, Key: r.Key[:]}
 	}
-	return encMode.Marshal(w)
+	return canon.Marshal(w)
 }
 
 // Sign returns the statement signed by the coordinator's identity: a

@@ -19,6 +19,7 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/envelope"
+	"cleanroom.dev/cleanroom/internal/canon"
 )
 
 // Errors of Verify and ParsePayload. Signature failures wrap
@@ -61,16 +62,11 @@ type wire struct {
 
 var fieldNames = []string{"ciphertext_sha256", "ciphertext_size", "contract_id", "dataset_id", "plaintext_size", "row_count", "schema_digest", "segment_size"}
 
-var (
-	encMode cbor.EncMode
-	decMode cbor.DecMode
-)
+// decMode decodes strictly; encoding is canon's deterministic CBOR.
+var decMode cbor.DecMode
 
 func init() {
 	var err error
-	if encMode, err = cbor.CoreDetEncOptions().EncMode(); err != nil {
-		panic(err)
-	}
 	if decMode, err = (cbor.DecOptions{
 		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
 		IndefLength:       cbor.IndefLengthForbidden,
@@ -134,7 +130,7 @@ func (s *Statement) Payload() ([]byte, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	return encMode.Marshal(wire{
+	return canon.Marshal(wire{
 		ContractID:       s.ContractID[:],
 		DatasetID:        s.DatasetID,
 		CiphertextSHA256: s.CiphertextSHA256[:],
