@@ -391,7 +391,7 @@ func (c *Coordinator) loadContract(r *events.ContractRegistered) (*contracts.Con
 	if err != nil {
 		return nil, err
 	}
-	if sha256.Sum256(text) != mustHex32(r.DocSHA256) {
+	if fmt.Sprintf("%x", sha256.Sum256(text)) != r.DocSHA256 {
 		return nil, fmt.Errorf("contract document does not hash to %s", r.DocSHA256)
 	}
 	return contracts.Parse(text, contracts.ParseOptions{AllowExpired: true})
@@ -416,15 +416,6 @@ func (c *Coordinator) putSealed(kind string, plain []byte) (events.Blob, error) 
 		return events.Blob{}, err
 	}
 	return events.Blob{SHA256: d.String(), Size: int64(len(sealed))}, nil
-}
-
-func mustHex32(s string) [32]byte {
-	var out [32]byte
-	d, err := blobs.ParseDigest(s)
-	if err == nil {
-		out = d
-	}
-	return out
 }
 
 // engineConfig is the engine configuration of a run.

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"strings"
 	"sync"
@@ -18,7 +17,6 @@ import (
 	"github.com/duckdb/duckdb-go/v2"
 
 	"cleanroom.dev/cleanroom/cleanroom/api"
-	"cleanroom.dev/cleanroom/cleanroom/envelope"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator/blobs"
@@ -298,11 +296,9 @@ func (c *Coordinator) loadDatasets(ctx context.Context, sess *engine.Session, ct
 // at upload, and every segment's AES-GCM tag binds that header, whose
 // random salt and wrapped data key no one but the provider could reuse. So
 // the bytes decrypted are the bytes uploaded, for one pass over the
-// ciphertext instead of two. The workers read the envelope segment by
-// segment into private buffers (never decrypting from storage the host
-// could change between a tag check and the decryption) and decrypt in
-// parallel into memory outside the Go heap that the engine then reads in
-// place; the returned function frees it.
+// ciphertext instead of two. openDataset decrypts from the blob file into
+// memory outside the Go heap that the engine then reads in place; the
+// returned function frees it.
 func (c *Coordinator) decryptDataset(ct *contracts.Contract, datasetID, digestHex string) ([]arrow.RecordBatch, func(), error) {
 	var up *events.DatasetUploaded
 	c.state.View(func(v *state.Snapshot) {
@@ -322,42 +318,8 @@ func (c *Coordinator) decryptDataset(ct *contracts.Contract, datasetID, digestHe
 		return nil, nil, fmt.Errorf("dataset %s: %w", datasetID, err)
 	}
 	defer f.Close()
-	size := up.Ciphertext.Size
-	hdr, err := envelope.ParseHeader(io.NewSectionReader(f, 0, size))
-	if err != nil {
-		return nil, nil, fmt.Errorf("dataset %s: the stored envelope: %w", datasetID, err)
-	}
-	layout, err := envelope.BodyLayout(size-int64(hdr.Len()), hdr.SegmentSize, hdr.Len())
-	if err != nil {
-		return nil, nil, fmt.Errorf("dataset %s: the stored envelope: %w", datasetID, err)
-	}
-	plain, free, err := allocPlain(layout.PlaintextSize)
-	if err != nil {
-		return nil, nil, err
-	}
-	ds := ct.Dataset(datasetID)
-	schemaDigest := ds.SchemaDigest()
-	plain, hdr, err = envelope.OpenFile(f, size, c.tee.Identity().HPKE(), envelope.Expect{
-		Kind: envelope.KindDataset, ContractID: ct.ID(), ObjectID: datasetID, SchemaDigest: &schemaDigest,
-	}, envelope.OpenOptions{Dst: plain})
-	if err == nil {
-		// The header the segments were authenticated under must be the
-		// one logged at upload.
-		if got := fmt.Sprintf("%x", hdr.SHA256()); got != up.HeaderSHA256 {
-			clear(plain)
-			err = fmt.Errorf("the stored envelope's header digest is %s, the log records %s: it was replaced on disk", got, up.HeaderSHA256)
-		}
-	}
-	if err != nil {
-		free()
-		return nil, nil, fmt.Errorf("dataset %s: %w", datasetID, err)
-	}
-	recs, _, err := DecodeArrowStream(plain, ds.Schema(), "dataset "+datasetID)
-	if err != nil {
-		free()
-		return nil, nil, err
-	}
-	return recs, free, nil
+	recs, _, free, err := openDataset(f, up.Ciphertext.Size, c.tee.Identity().HPKE(), ct, datasetID, up.HeaderSHA256, allocPlain)
+	return recs, free, err
 }
 
 // RunStatus returns a run's status to a participant of its contract.
