@@ -202,10 +202,12 @@ func (d *IdentityDocument) VerifyFresh(cp *contracts.CoordinatorPolicy, nonce []
 }
 
 // VerifyWith checks the document with an explicit verifier and policy; the
-// policy's REPORT_DATA is set to the binding of the document's keys. Use it
-// when there is no contract (e.g. with measurements given on a command line).
-func (d *IdentityDocument) VerifyWith(v *Verifier, p Policy) (*Claims, error) {
-	want, err := ReportData(d.PublicKeys, nil)
+// policy's REPORT_DATA is set to the binding of the document's keys and the
+// nonce (nil for a document made without one, such as cleanroomd identity's;
+// the client's nonce for the answer to an attestation request). Use it when
+// there is no contract (e.g. with measurements given on a command line).
+func (d *IdentityDocument) VerifyWith(v *Verifier, p Policy, nonce []byte) (*Claims, error) {
+	want, err := ReportData(d.PublicKeys, nonce)
 	if err != nil {
 		return nil, err
 	}

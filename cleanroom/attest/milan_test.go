@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/attest"
 	"cleanroom.dev/cleanroom/contracts"
 )
@@ -237,5 +238,37 @@ func TestVerifierOptions(t *testing.T) {
 				t.Fatalf("error %v, want one saying %q", err, tc.says)
 			}
 		})
+	}
+}
+
+// TestMilanIdentityDocumentNonce follows the path of `cleanroom coordinator
+// info` without a contract on real SEV-SNP: a document answering a nonce is
+// checked against the binding of its keys AND that nonce, and a document
+// without one against the binding of its keys alone. The real report binds
+// neither (its REPORT_DATA is fixed), so both are refused by the report data
+// check, each naming the binding it wanted: that is what shows which one was
+// checked.
+func TestMilanIdentityDocumentNonce(t *testing.T) {
+	report, _ := milanFiles(t)
+	id, err := cleanroom.GenerateIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := attest.NewIdentityDocument(id.Public(), milanEvidence(t, report))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := []byte("0123456789abcdef0123456789abcdef")
+	for _, n := range [][]byte{nonce, nil} {
+		want, err := attest.ReportData(doc.PublicKeys, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		policy := attest.Policy{InsecureAnyMeasurement: true, InsecureAllowDebug: true}
+		claims, err := doc.VerifyWith(amdVerifier(t, attest.ProductMilan), policy, n)
+		checkFailed(t, err, attest.CheckReportData, attest.ErrRefused, hex.EncodeToString(want[:]))
+		if claims == nil || hex.EncodeToString(claims.Measurement[:]) != milanMeasurement {
+			t.Errorf("nonce %x: genuine claims not returned with the refusal: %+v", n, claims)
+		}
 	}
 }

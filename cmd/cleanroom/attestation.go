@@ -175,7 +175,7 @@ func (c *cli) attestationVerify(f attestationVerifyFlags, contractPath string) e
 	// Verify (is it genuine), print, then validate (is it acceptable).
 	var claims *attest.Claims
 	if doc != nil {
-		claims, err = doc.VerifyWith(v, policy)
+		claims, err = doc.VerifyWith(v, policy, nil)
 	} else if claims, err = v.Verify(ev); err == nil {
 		err = policy.Validate(claims)
 	}

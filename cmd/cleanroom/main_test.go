@@ -10,7 +10,9 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"cleanroom.dev/cleanroom/coordinator"
 	"cleanroom.dev/cleanroom/coordinator/tee"
+	"cleanroom.dev/cleanroom/internal/scenario"
 	"cleanroom.dev/cleanroom/internal/scripttest"
 )
 
@@ -35,6 +37,7 @@ func scriptParams(dir string) testscript.Params {
 			"subst":    cmdSubst,
 			"flipbyte": scripttest.FlipByte,
 			"simcoord": cmdSimCoord,
+			"serve":    cmdServe,
 		},
 	}
 }
@@ -88,4 +91,25 @@ func cmdSimCoord(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(os.WriteFile(dir+".identity.json", b, 0o644))
 	ts.Check(os.WriteFile(dir+".measurement", []byte(hex.EncodeToString(m[:])), 0o644))
 	ts.Check(os.WriteFile(dir+".root", []byte(hex.EncodeToString(inst.SimulatedRootSHA256()[:])), 0o644))
+}
+
+// cmdServe starts a coordinator on the simulated platform on 127.0.0.1 in
+// this process, for the rest of the script:
+//
+//	serve DIR
+//
+// sets $COORDINATOR to its URL and $SIMULATED_ROOT and $MEASUREMENT to the
+// values a contract pins.
+func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: serve DIR")
+	}
+	srv, err := scenario.StartE(ts.MkAbs(args[0]), coordinator.Config{})
+	ts.Check(err)
+	ts.Defer(srv.Stop)
+	inst := srv.Coord.TEE()
+	m := inst.Measurement()
+	ts.Setenv("COORDINATOR", srv.URL)
+	ts.Setenv("SIMULATED_ROOT", hex.EncodeToString(inst.SimulatedRootSHA256()[:]))
+	ts.Setenv("MEASUREMENT", hex.EncodeToString(m[:]))
 }
