@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -375,5 +378,28 @@ func TestSimulatedOptions(t *testing.T) {
 	p1, _ := twoPlatforms(t)
 	if _, err := p1.SignReport(make([]byte, 100)); err == nil {
 		t.Fatal("a 100-byte report was signed")
+	}
+}
+
+// TestReportVersion: a genuine signature over a report whose VERSION is
+// outside 2–5 is refused as malformed: its fields cannot be located.
+func TestReportVersion(t *testing.T) {
+	p1, _ := twoPlatforms(t)
+	good, err := p1.Attest(simulated.Request{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := simVerifier(t, p1.RootSHA256())
+	for _, version := range []uint32{0, 1, 6, 0xffffffff} {
+		raw := good.Report()
+		binary.LittleEndian.PutUint32(raw[0:4], version)
+		ev, err := p1.SignReport(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = v.Verify(ev)
+		if !errors.Is(err, attest.ErrMalformed) || !strings.Contains(err.Error(), fmt.Sprintf("VERSION is %d", version)) {
+			t.Errorf("version %d: %v, want a malformed report naming its VERSION", version, err)
+		}
 	}
 }

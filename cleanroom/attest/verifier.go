@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -177,6 +178,10 @@ func (v *Verifier) verifySNP(snp *SNPEvidence) (*Claims, error) {
 		return nil, notGenuine(CheckSignature, "the report's signature does not verify with the endorsement key certificate %q in the evidence (%v): the report was altered after it was signed, or another key signed it", ek.Subject.CommonName, err)
 	}
 
+	if v := binary.LittleEndian.Uint32(raw[0:4]); v < abi.MinSupportedReportVersion || v > abi.MaxSupportedReportVersion {
+		return nil, malformed("the report's VERSION is %d; only versions %d to %d are understood (another version may lay its fields out differently)",
+			v, abi.MinSupportedReportVersion, abi.MaxSupportedReportVersion)
+	}
 	report, err := abi.ReportToProto(raw)
 	if err != nil {
 		return nil, malformed("the SEV-SNP report does not parse: %v", err)
