@@ -176,6 +176,10 @@ var (
 	measurePattern = regexp.MustCompile(`^[0-9a-f]{96}$`)
 )
 
+// errVersion1 explains why an event of the first format is refused.
+var errVersion1 = fmt.Sprintf("event format version 1 (from before salted result commitments) is not read by this program, which reads version %d: "+
+	"start the coordinator on a new data directory, and audit an old log with the release that wrote it", Version)
+
 // Encode returns the log entry for e after checking it.
 func Encode(e *Event) ([]byte, error) {
 	if err := e.check(); err != nil {
@@ -201,6 +205,14 @@ func Decode(entry []byte) (*Event, error) {
 	dec.DisallowUnknownFields()
 	var e Event
 	if err := dec.Decode(&e); err != nil {
+		// An event of the first format fails here on a field it had;
+		// say so rather than name the field.
+		var head struct {
+			V int `json:"v"`
+		}
+		if json.Unmarshal(entry, &head) == nil && head.V == 1 {
+			return nil, fmt.Errorf("%w: %s", ErrMalformed, errVersion1)
+		}
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -219,8 +231,7 @@ func (e *Event) check() error {
 		return fmt.Errorf("%w: %s event %s: %s", ErrMalformed, e.Type, e.ID, fmt.Sprintf(format, args...))
 	}
 	if e.V == 1 {
-		return bad("event format version 1 (from before salted result commitments) is not read by this program, which reads version %d: "+
-			"start the coordinator on a new data directory, and audit an old log with the release that wrote it", Version)
+		return bad("%s", errVersion1)
 	}
 	if e.V != Version {
 		return bad("version %d, want %d", e.V, Version)

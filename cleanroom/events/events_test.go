@@ -26,6 +26,7 @@ func sample() []*Event {
 		{V: Version, ID: NewID(), Type: TypeRunStarted, Time: now, Contract: c, Actor: "advertiser", ActorKey: h, RunStarted: &RunStarted{RunID: run, Number: 1, AlgorithmSHA256: h, Datasets: map[string]string{"impressions": h}}},
 		{V: Version, ID: NewID(), Type: TypeRunFinished, Time: now, Contract: c, RunFinished: &RunFinished{RunID: run, ResultCommitment: h, EncryptedResult: Blob{h, 9}, RowsKept: 3, RowsSuppressed: 1, Statement: []byte{1}}},
 		{V: Version, ID: NewID(), Type: TypeRunRefused, Time: now, Contract: c, Actor: "advertiser", ActorKey: h, RunRefused: &RunRefused{Stage: "admission", Reason: "max_runs reached"}},
+		{V: Version, ID: NewID(), Type: TypeRunRefused, Time: now, Contract: c, RunRefused: &RunRefused{RunID: run, Stage: "policy", Reason: "generic", SealedReason: []byte{1, 2, 3}}},
 		{V: Version, ID: NewID(), Type: TypeRunAborted, Time: now, Contract: c, RunAborted: &RunAborted{RunID: run, Reason: "restart"}},
 		{V: Version, ID: NewID(), Type: TypeResultFetched, Time: now, Contract: c, Actor: "advertiser", ActorKey: h, ResultFetched: &ResultFetched{RunID: run}},
 	}
