@@ -163,13 +163,16 @@ type Spec struct {
 	Confidential bool
 	// Salt is the salt of a confidential algorithm's commitment; Text
 	// makes a fresh one when it is zero.
-	Salt        cleanroom.Salt
-	Recipients  []string
-	GroupColumn string
-	K           int
-	MaxRows     int
-	MaxRuns     int
-	Expires     time.Time
+	Salt cleanroom.Salt
+	// InsecurePlainDigest names the query's plain SHA-256 even when it is
+	// confidential: the contract the coordinator must refuse to run.
+	InsecurePlainDigest bool
+	Recipients          []string
+	GroupColumn         string
+	K                   int
+	MaxRows             int
+	MaxRuns             int
+	Expires             time.Time
 }
 
 // NewParty makes a participant with a fresh key.
@@ -186,7 +189,7 @@ func NewParty(t testing.TB, id string, roles ...contracts.Role) *Party {
 // query's SHA-256, or for a confidential algorithm its salted commitment
 // (making a fresh Salt when there is none).
 func (sp *Spec) AlgorithmDigest() [32]byte {
-	if !sp.Confidential {
+	if !sp.Confidential || sp.InsecurePlainDigest {
 		return sha256.Sum256([]byte(sp.Query))
 	}
 	if sp.Salt == (cleanroom.Salt{}) {
@@ -200,6 +203,9 @@ func (sp *Spec) AlgorithmDigest() [32]byte {
 func (sp *Spec) AlgorithmSalt() *cleanroom.Salt {
 	if !sp.Confidential {
 		return nil
+	}
+	if sp.Salt == (cleanroom.Salt{}) {
+		sp.Salt = cleanroom.NewSalt()
 	}
 	s := sp.Salt
 	return &s
