@@ -138,6 +138,9 @@ func TestSealReason(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(short) != 5744 { // docs/api.md: enc (1120) ‖ padded reason (4608) ‖ tag (16)
+		t.Errorf("a sealed reason has %d bytes, want 5744", len(short))
+	}
 	if len(short) != len(long) {
 		t.Fatalf("sealed reasons of different lengths have sizes %d and %d: the size leaks the length", len(short), len(long))
 	}
