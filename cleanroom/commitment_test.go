@@ -199,3 +199,23 @@ func FuzzOpenReason(f *testing.F) {
 func sealV1(coordinator *PublicKey, contractID [32]byte, text []byte) ([]byte, error) {
 	return hpke.Seal(coordinator.HPKE(), hpke.HKDFSHA256(), hpke.AES256GCM(), algorithmInfoV1(contractID), text)
 }
+
+// FuzzParseSalt: a salt file's line parses only in its one form, and what
+// parses prints back the same.
+func FuzzParseSalt(f *testing.F) {
+	f.Add("CLEANROOM-SALT-1:" + strings.Repeat("0f", 32))
+	f.Add("CLEANROOM-SALT-1:")
+	f.Add("CLEANROOM-SECRET-KEY-1:AAAA")
+	f.Fuzz(func(t *testing.T, line string) {
+		s, err := ParseSalt(line)
+		if err != nil {
+			if !errors.Is(err, ErrBadSalt) {
+				t.Fatalf("error does not wrap ErrBadSalt: %v", err)
+			}
+			return
+		}
+		if !strings.EqualFold("CLEANROOM-SALT-1:"+s.String(), line) {
+			t.Fatalf("%q parses to salt %s", line, s)
+		}
+	})
+}

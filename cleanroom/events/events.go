@@ -337,8 +337,8 @@ func (e *Event) checkBody(bad func(string, ...any) error) error {
 		if b.Reason == "" || (b.Stage != "admission" && b.Stage != "query" && b.Stage != "policy" && b.Stage != "release") {
 			return bad("needs a stage (admission, query, policy or release) and a reason")
 		}
-		if b.SealedReason != nil && (b.RunID == "" || (b.Stage != "query" && b.Stage != "policy") || len(b.SealedReason) > MaxSealedReason) {
-			return bad("a sealed_reason goes only with a run refused at stage query or policy, and has at most %d bytes", MaxSealedReason)
+		if b.SealedReason != nil && (b.RunID == "" || (b.Stage != "query" && b.Stage != "policy") || len(b.SealedReason) == 0 || len(b.SealedReason) > MaxSealedReason) {
+			return bad("a sealed_reason goes only with a run refused at stage query or policy, and has 1 to %d bytes", MaxSealedReason)
 		}
 		if b.RunID != "" {
 			return runID(b.RunID)

@@ -103,6 +103,7 @@ func TestSealedReason(t *testing.T) {
 		{"release", &RunRefused{RunID: run, Stage: "release", Reason: "x", SealedReason: []byte{1}}, false},
 		{"no run", &RunRefused{Stage: "policy", Reason: "x", SealedReason: []byte{1}}, false},
 		{"too large", &RunRefused{RunID: run, Stage: "policy", Reason: "x", SealedReason: make([]byte, MaxSealedReason+1)}, false},
+		{"empty", &RunRefused{RunID: run, Stage: "policy", Reason: "x", SealedReason: []byte{}}, false},
 	} {
 		b, err := Encode(refused(tc.r))
 		if (err == nil) != tc.ok {
