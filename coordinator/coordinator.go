@@ -16,6 +16,7 @@ package coordinator
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -121,6 +122,9 @@ type Coordinator struct {
 	// locks serialises the check-append-apply of changes per contract, so
 	// two requests cannot both pass a check that only one may pass.
 	locks keyedMutex
+	// chains serialises the appends of one events scope (a contract, or
+	// the coordinator's starts), so each event links to the one before.
+	chains keyedMutex
 	// applyMu and applied order Apply calls by log index when appends of
 	// different contracts complete out of order.
 	applyMu   sync.Mutex
@@ -202,7 +206,7 @@ func (c *Coordinator) replay(ctx context.Context) error {
 		if err := c.checkBlobs(e); err != nil {
 			return fmt.Errorf("log entry %d (%s): %w", idx, e.Type, err)
 		}
-		return c.state.Apply(idx, e)
+		return c.state.Apply(idx, e, tlog.HashLeaf(entry))
 	})
 	if err != nil {
 		return fmt.Errorf("replaying the audit log: %w", err)
@@ -309,14 +313,27 @@ func (c *Coordinator) recordStart(ctx context.Context) error {
 }
 
 // commit appends e durably and applies it to the state, in log order. It
-// fills in the envelope fields. An error after the append leaves the
-// coordinator failed: the log may hold an event the state lacks, and only a
-// restart (replay) reconciles them.
+// fills in the envelope fields: a fresh id and salt, the time, and the link
+// to the previous event of e's scope (seq and prev, docs/events.md). The
+// events of one scope are committed one at a time, so each names the leaf
+// hash of the one before it; different scopes still share batches. An
+// error after the append leaves the coordinator failed: the log may hold
+// an event the state lacks, and only a restart (replay) reconciles them.
 func (c *Coordinator) commit(ctx context.Context, e *events.Event) (uint64, error) {
 	if err := c.failedErr(); err != nil {
 		return 0, err
 	}
-	e.V, e.ID, e.Time = events.Version, events.NewID(), c.cfg.Now().UTC()
+	unlock := c.chains.lock(e.Scope())
+	defer unlock()
+	if err := c.failedErr(); err != nil {
+		return 0, err // the chain's last link may be unknown
+	}
+	seq, prev := c.state.ChainHead(e.Scope())
+	e.V, e.ID, e.Salt, e.Time = events.Version, events.NewID(), events.NewSalt(), c.cfg.Now().UTC()
+	e.Seq, e.Prev = seq+1, ""
+	if seq > 0 {
+		e.Prev = hex.EncodeToString(prev[:])
+	}
 	entry, err := events.Encode(e)
 	if err != nil {
 		return 0, internal(err, "encoding %s event: %v", e.Type, err)
@@ -338,7 +355,7 @@ func (c *Coordinator) commit(ctx context.Context, e *events.Event) (uint64, erro
 		c.applyMu.Unlock()
 		return 0, c.failedErr()
 	}
-	err = c.state.Apply(idx, e)
+	err = c.state.Apply(idx, e, tlog.HashLeaf(entry))
 	c.applyCond.Broadcast()
 	c.applyMu.Unlock()
 	if err != nil {
