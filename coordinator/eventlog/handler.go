@@ -2,7 +2,10 @@ package eventlog
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
@@ -12,6 +15,7 @@ import (
 	"sync"
 
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // servedCheckpoint caches the last verified published checkpoint, so the
@@ -55,13 +59,49 @@ func (l *Log) published() (*tlog.Checkpoint, error) {
 // "text/plain; charset=utf-8" and not cached; tiles and bundles as
 // "application/octet-stream", immutable.
 func (l *Log) Handler() http.Handler {
+	return l.handler(nil, nil)
+}
+
+// ViewHandler serves a view of the log (docs/log.md §7): what Handler
+// serves, except that in every entry bundle each entry for which inView
+// returns false is replaced by an entry of length zero, and, at
+// head/<size> for a size the published checkpoint covers, the view head: a
+// note signed with the log's key saying how many of the first size entries
+// the view shows, as count(size) returns it. count must agree with inView
+// (the coordinator keeps the count as it appends). Bundles and heads are
+// served "no-cache": a view can change when its reader's rights do.
+func (l *Log) ViewHandler(view string, inView func(entry []byte) bool, count func(ctx context.Context, size uint64) (uint64, error)) http.Handler {
+	return l.handler(inView, func(ctx context.Context, size uint64) ([]byte, error) {
+		n, err := count(ctx, size)
+		if err != nil {
+			return nil, err
+		}
+		return l.signViewHead(view, size, n)
+	})
+}
+
+// signViewHead signs the view head of view for a tree of size entries.
+func (l *Log) signViewHead(view string, size, count uint64) ([]byte, error) {
+	text, err := tlog.ViewHeadText(l.verifier.Origin(), view, size, count)
+	if err != nil {
+		return nil, err
+	}
+	return note.Sign(&note.Note{Text: string(text)}, l.signer)
+}
+
+func (l *Log) handler(inView func([]byte) bool, head func(context.Context, uint64) ([]byte, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
 			http.Error(w, "method not allowed: the log is read-only", http.StatusMethodNotAllowed)
 			return
 		}
-		res, err := tlog.ParseResourcePath(strings.TrimPrefix(r.URL.Path, "/"))
+		p := strings.TrimPrefix(r.URL.Path, "/")
+		if size, ok := tlog.ParseViewHeadPath(p); ok && head != nil {
+			l.serveViewHead(w, r, size, head)
+			return
+		}
+		res, err := tlog.ParseResourcePath(p)
 		if err != nil {
 			http.Error(w, "not found", http.StatusNotFound)
 			return
@@ -96,6 +136,13 @@ func (l *Log) Handler() http.Handler {
 			}
 			w.Header().Set("Content-Type", "application/octet-stream")
 			w.Header().Set("Cache-Control", "max-age=31536000, immutable")
+			if res.Kind == tlog.KindEntryBundle && inView != nil {
+				if body, err = redact(body, res, inView); err != nil {
+					http.Error(w, "log unavailable: "+err.Error(), http.StatusServiceUnavailable)
+					return
+				}
+				w.Header().Set("Cache-Control", "no-cache")
+			}
 		}
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -104,6 +151,55 @@ func (l *Log) Handler() http.Handler {
 			w.Write(body)
 		}
 	})
+}
+
+// serveViewHead serves the signed view head for a tree of size entries, once
+// the published checkpoint covers them.
+func (l *Log) serveViewHead(w http.ResponseWriter, r *http.Request, size uint64, head func(context.Context, uint64) ([]byte, error)) {
+	cp, err := l.published()
+	if err != nil {
+		http.Error(w, "log unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	if size > cp.Size() {
+		http.Error(w, "not found: the published checkpoint covers fewer entries", http.StatusNotFound)
+		return
+	}
+	body, err := head(r.Context(), size)
+	if err != nil {
+		http.Error(w, "log unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		w.Write(body)
+	}
+}
+
+// redact returns the entry bundle res with every entry outside the view
+// replaced by an entry of length zero.
+func redact(bundle []byte, res tlog.Resource, inView func([]byte) bool) ([]byte, error) {
+	n := int(res.Width)
+	if n == 0 {
+		n = tlog.TileWidth
+	}
+	es, err := tlog.ParseEntryBundle(bundle, n)
+	if err != nil {
+		return nil, fmt.Errorf("entry bundle %s: %w", res.Path(), err)
+	}
+	out := make([]byte, 0, len(bundle))
+	for _, e := range es {
+		if !inView(e) {
+			e = nil
+		}
+		out = binary.BigEndian.AppendUint16(out, uint16(len(e)))
+		out = append(out, e...)
+	}
+	return out, nil
 }
 
 // covered reports whether a tree of size entries has the tile or bundle res,
