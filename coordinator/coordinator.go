@@ -66,6 +66,16 @@ type Config struct {
 	// CheckpointInterval is how often the log publishes a signed
 	// checkpoint. Default 1 s (the eventlog default).
 	CheckpointInterval time.Duration
+	// OperatorToken, when not empty, makes a request carrying the header
+	// "Authorization: Bearer <OperatorToken>" the operator's: it gets every
+	// series of /metrics and the counts of /v1/health, which no one else
+	// gets (docs/api.md). At least 32 printable ASCII characters, no
+	// spaces. Default: none.
+	OperatorToken string
+	// OperatorLoopback makes requests from a loopback address the
+	// operator's without a token. Off by default: a proxy inside the VM
+	// would make every remote client look local.
+	OperatorLoopback bool
 	// Logger receives structured logs. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -144,6 +154,9 @@ func Open(ctx context.Context, cfg Config) (*Coordinator, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("coordinator: no data directory")
 	}
+	if err := checkOperatorToken(cfg.OperatorToken); err != nil {
+		return nil, err
+	}
 	// The log library reports through klog; route it into our structured
 	// log (process-wide: the last coordinator opened wins).
 	klog.SetSlogLogger(cfg.Logger.With("component", "tessera"))
@@ -193,6 +206,26 @@ func Open(ctx context.Context, cfg Config) (*Coordinator, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// MinOperatorTokenLength is the shortest operator token accepted.
+const MinOperatorTokenLength = 32
+
+// checkOperatorToken refuses a token that is short or not printable ASCII
+// without spaces (it travels in an HTTP header).
+func checkOperatorToken(t string) error {
+	if t == "" {
+		return nil
+	}
+	if len(t) < MinOperatorTokenLength {
+		return fmt.Errorf("coordinator: the operator token has %d characters, at least %d are needed (e.g. openssl rand -hex 32)", len(t), MinOperatorTokenLength)
+	}
+	for i := 0; i < len(t); i++ {
+		if t[i] <= ' ' || t[i] > '~' {
+			return fmt.Errorf("coordinator: the operator token may hold only printable ASCII characters without spaces (character %d is not)", i+1)
+		}
+	}
+	return nil
 }
 
 // replay rebuilds the state from the log and checks the blobs it names.

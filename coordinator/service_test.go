@@ -43,7 +43,9 @@ func runDaemon(dir string) {
 	installFault()
 	// Warnings and errors only, on stderr: a long soak must not fill memory
 	// with request logs.
-	cfg := coordinator.Config{MaxUploadBytes: 64 << 20, CheckpointInterval: 100 * time.Millisecond,
+	// The tests are its operator, on loopback: they read the log size from
+	// /v1/health.
+	cfg := coordinator.Config{MaxUploadBytes: 64 << 20, CheckpointInterval: 100 * time.Millisecond, OperatorLoopback: true,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	s, err := scenario.StartE(dir, cfg)
 	if err != nil {

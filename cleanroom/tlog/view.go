@@ -168,8 +168,9 @@ type View struct {
 // Then the number of entries shown must equal the head's count.
 //
 // Errors: a *ContentError (wrapping ErrBadLog) for content that does not
-// match cp or a view that shows more or fewer entries than its head says;
-// ErrBadViewHead for a head that does not verify or is for another size.
+// match cp; a *ViewCountError (wrapping ErrBadLog) for a view that shows
+// more or fewer entries than its head says; ErrBadViewHead for a head that
+// does not verify or is for another size.
 func (v *Verifier) VerifyView(ctx context.Context, f Fetcher, cp *Checkpoint, view string) (*View, error) {
 	if err := cp.check(); err != nil {
 		return nil, err
@@ -199,15 +200,30 @@ func (v *Verifier) VerifyView(ctx context.Context, f Fetcher, cp *Checkpoint, vi
 			out.Shown++
 		}
 	}
-	switch {
-	case out.Shown < head.count:
-		return nil, &ContentError{Path: hp, Index: -1, Reason: fmt.Sprintf(
-			"the coordinator signed that this view shows %d of the first %d entries, but only %d were shown: entries of the view were withheld (keep the signed head as evidence)",
-			head.count, head.size, out.Shown)}
-	case out.Shown > head.count:
-		return nil, &ContentError{Path: hp, Index: -1, Reason: fmt.Sprintf(
-			"the coordinator signed that this view shows %d of the first %d entries, but %d were shown: entries outside the view were served",
-			head.count, head.size, out.Shown)}
+	if out.Shown != head.count {
+		return nil, &ViewCountError{Head: head, Shown: out.Shown}
 	}
 	return out, nil
 }
+
+// ViewCountError reports a view that shows more or fewer entries than its
+// signed head says: fewer, entries of the view were withheld; more, entries
+// outside it were served. Head, signed by the log's key, is the evidence.
+// It wraps ErrBadLog.
+type ViewCountError struct {
+	Head  *ViewHead
+	Shown uint64
+}
+
+func (e *ViewCountError) Error() string {
+	h := e.Head
+	if e.Shown < h.count {
+		return fmt.Sprintf("%v: %s: the coordinator signed that view %s shows %d of the first %d entries, but only %d were shown: entries of the view were withheld",
+			ErrBadLog, ViewHeadPath(h.size), h.view, h.count, h.size, e.Shown)
+	}
+	return fmt.Sprintf("%v: %s: the coordinator signed that view %s shows %d of the first %d entries, but %d were shown: entries outside the view were served",
+		ErrBadLog, ViewHeadPath(h.size), h.view, h.count, h.size, e.Shown)
+}
+
+// Unwrap makes errors.Is(err, ErrBadLog) true.
+func (e *ViewCountError) Unwrap() error { return ErrBadLog }

@@ -52,7 +52,7 @@ func viewFetcher(t *testing.T, dir string, entries [][]byte, count func(size uin
 			return n
 		}
 	}
-	h := l.ViewHandler(viewA, inViewA, func(_ context.Context, size uint64) (uint64, error) { return count(size), nil })
+	h := l.ViewHandler(viewA, testView{entries, count})
 	srv := httptest.NewTLSServer(http.StripPrefix("/view", h))
 	t.Cleanup(srv.Close)
 	c := srv.Client()
@@ -75,6 +75,17 @@ func viewFetcher(t *testing.T, dir string, entries [][]byte, count func(size uin
 			return nil, fmt.Errorf("GET %s: %s", p, resp.Status)
 		}
 	}
+}
+
+// testView is the view viewA of entries, whose heads claim count.
+type testView struct {
+	entries [][]byte
+	count   func(uint64) uint64
+}
+
+func (v testView) Shows(_ context.Context, i uint64) (bool, error) { return inViewA(v.entries[i]), nil }
+func (v testView) Count(_ context.Context, size uint64) (uint64, error) {
+	return v.count(size), nil
 }
 
 // TestVerifyView: a view shows exactly its entries and redacts the others
@@ -187,8 +198,8 @@ func TestVerifyViewWithheld(t *testing.T) {
 	k := lastInView(t, fx.entries[:256])
 	withheld := editEntry(honest, "tile/entries/000", k, func([]byte) []byte { return nil })
 	_, err := v.VerifyView(ctxT(t), withheld, cp, viewA)
-	var ce *tlog.ContentError
-	if !errors.As(err, &ce) || ce.Path != "head/600" || !strings.Contains(ce.Reason, "withheld") {
+	var ce *tlog.ViewCountError
+	if !errors.As(err, &ce) || !errors.Is(err, tlog.ErrBadLog) || ce.Head.Size() != 600 || ce.Shown != ce.Head.Count()-1 || !strings.Contains(err.Error(), "withheld") {
 		t.Fatalf("withheld entry: got %v", err)
 	}
 
@@ -198,7 +209,7 @@ func TestVerifyViewWithheld(t *testing.T) {
 	} {
 		f := viewFetcher(t, copyLog(t, fx.dir), fx.entries, count)
 		_, err := v.VerifyView(ctxT(t), f, cp, viewA)
-		if !errors.As(err, &ce) || ce.Path != "head/600" {
+		if !errors.As(err, &ce) || ce.Head.Size() != 600 {
 			t.Errorf("%s: got %v", name, err)
 		}
 	}

@@ -62,17 +62,27 @@ func (l *Log) Handler() http.Handler {
 	return l.handler(nil, nil)
 }
 
-// ViewHandler serves a view of the log (docs/log.md §7): what Handler
-// serves, except that in every entry bundle each entry for which inView
-// returns false is replaced by an entry of length zero, and, at
+// ViewIndex says which entries of the log a view shows. The coordinator
+// keeps it from its state, which it rebuilt from the verified log and
+// extends as it appends, so a view never depends on what an entry on disk
+// claims to be.
+type ViewIndex interface {
+	// Shows reports whether the view shows entry index.
+	Shows(ctx context.Context, index uint64) (bool, error)
+	// Count returns how many of the first size entries the view shows.
+	Count(ctx context.Context, size uint64) (uint64, error)
+}
+
+// ViewHandler serves the view named view of the log (docs/log.md §7): what
+// Handler serves, except that in every entry bundle each entry the view
+// does not show is replaced by an entry of length zero, and, at
 // head/<size> for a size the published checkpoint covers, the view head: a
 // note signed with the log's key saying how many of the first size entries
-// the view shows, as count(size) returns it. count must agree with inView
-// (the coordinator keeps the count as it appends). Bundles and heads are
-// served "no-cache": a view can change when its reader's rights do.
-func (l *Log) ViewHandler(view string, inView func(entry []byte) bool, count func(ctx context.Context, size uint64) (uint64, error)) http.Handler {
-	return l.handler(inView, func(ctx context.Context, size uint64) ([]byte, error) {
-		n, err := count(ctx, size)
+// the view shows. Bundles and heads are served "no-cache". A bundle that
+// cannot be parsed cannot be redacted and is answered with 503.
+func (l *Log) ViewHandler(view string, index ViewIndex) http.Handler {
+	return l.handler(index, func(ctx context.Context, size uint64) ([]byte, error) {
+		n, err := index.Count(ctx, size)
 		if err != nil {
 			return nil, err
 		}
@@ -89,7 +99,7 @@ func (l *Log) signViewHead(view string, size, count uint64) ([]byte, error) {
 	return note.Sign(&note.Note{Text: string(text)}, l.signer)
 }
 
-func (l *Log) handler(inView func([]byte) bool, head func(context.Context, uint64) ([]byte, error)) http.Handler {
+func (l *Log) handler(view ViewIndex, head func(context.Context, uint64) ([]byte, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -136,9 +146,9 @@ func (l *Log) handler(inView func([]byte) bool, head func(context.Context, uint6
 			}
 			w.Header().Set("Content-Type", "application/octet-stream")
 			w.Header().Set("Cache-Control", "max-age=31536000, immutable")
-			if res.Kind == tlog.KindEntryBundle && inView != nil {
-				if body, err = redact(body, res, inView); err != nil {
-					http.Error(w, "log unavailable: "+err.Error(), http.StatusServiceUnavailable)
+			if res.Kind == tlog.KindEntryBundle && view != nil {
+				if body, err = redact(r.Context(), body, res, view); err != nil {
+					http.Error(w, "the log cannot be served: "+err.Error(), http.StatusServiceUnavailable)
 					return
 				}
 				w.Header().Set("Cache-Control", "no-cache")
@@ -180,20 +190,24 @@ func (l *Log) serveViewHead(w http.ResponseWriter, r *http.Request, size uint64,
 	}
 }
 
-// redact returns the entry bundle res with every entry outside the view
-// replaced by an entry of length zero.
-func redact(bundle []byte, res tlog.Resource, inView func([]byte) bool) ([]byte, error) {
+// redact returns the entry bundle res with every entry the view does not
+// show replaced by an entry of length zero.
+func redact(ctx context.Context, bundle []byte, res tlog.Resource, view ViewIndex) ([]byte, error) {
 	n := int(res.Width)
 	if n == 0 {
 		n = tlog.TileWidth
 	}
 	es, err := tlog.ParseEntryBundle(bundle, n)
 	if err != nil {
-		return nil, fmt.Errorf("entry bundle %s: %w", res.Path(), err)
+		return nil, fmt.Errorf("the entry bundle %s on the coordinator's disk is damaged (%w): the operator must restore the log from a backup", res.Path(), err)
 	}
 	out := make([]byte, 0, len(bundle))
-	for _, e := range es {
-		if !inView(e) {
+	for i, e := range es {
+		shown, err := view.Shows(ctx, res.Index*tlog.TileWidth+uint64(i))
+		if err != nil {
+			return nil, err
+		}
+		if !shown {
 			e = nil
 		}
 		out = binary.BigEndian.AppendUint16(out, uint16(len(e)))

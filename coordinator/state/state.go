@@ -8,6 +8,7 @@ package state
 import (
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
@@ -168,6 +169,19 @@ func (s *State) ChainHead(scope string) (seq uint64, leaf [32]byte) {
 		return ch.seq, ch.last
 	}
 	return 0, leaf
+}
+
+// Has reports whether log entry index belongs to scope. Only applied
+// entries are known: the caller waits until Size() > index.
+func (s *State) Has(scope string, index uint64) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ch := s.chains[scope]
+	if ch == nil {
+		return false
+	}
+	_, found := slices.BinarySearch(ch.indices, index)
+	return found
 }
 
 // Count returns how many of the first size log entries belong to scope.
