@@ -117,7 +117,7 @@ func (t *timeline) warning(idx *uint64, format string, args ...any) {
 }
 
 func (t *timeline) entry(idx uint64, raw []byte) {
-	if raw == nil {
+	if len(raw) == 0 {
 		t.r.Log.OtherEvents++ // redacted: another contract's
 		return
 	}
