@@ -5,9 +5,12 @@
 // The coordinator appends an event before the state change it records takes
 // effect; Append returns only once the event is durably stored (see Append).
 // At start, Replay verifies the stored log and returns every event so the
-// state can be rebuilt. Handler serves the log read-only to auditors, who
-// verify it with package cleanroom/tlog. Entries are opaque bytes here. The
-// layout, checkpoint format and guarantees are described in docs/log.md.
+// state can be rebuilt. ViewHandler serves one view of the log read-only —
+// the entries a ViewIndex says it shows, the others redacted, and signed
+// view heads — to the auditors of a contract, who verify it with package
+// cleanroom/tlog; Handler serves the whole log. Entries are opaque bytes
+// here. The layout, checkpoint format, views and guarantees are described
+// in docs/log.md.
 package eventlog
 
 import (
