@@ -13,12 +13,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"cleanroom.dev/cleanroom/cleanroom/atls"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
+	"cleanroom.dev/cleanroom/coordinator/eventlog"
+	"cleanroom.dev/cleanroom/coordinator/tee"
 	"cleanroom.dev/cleanroom/internal/scenario"
 )
 
@@ -266,4 +269,42 @@ func randomHex(t *testing.T, n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// TestVersion1LogRefused: a data directory whose log holds events of the
+// format before contract isolation (no salt, seq or prev) is refused at
+// start with a message that says what to do, and left as it was.
+func TestVersion1LogRefused(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	inst, err := tee.OpenOrInit(dir, tee.ModeSimulated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg, err := eventlog.Open(filepath.Join(dir, "log"), inst.Identity().Signer(), tlog.Origin(inst.PublicKey()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := fmt.Sprintf(`{"v":1,"id":"00112233445566778899aabbccddeeff","type":"coordinator.started","time":"2026-11-25T12:00:00Z",`+
+		`"coordinator_started":{"platform":"sev-snp-simulated","measurement":"%x","public_key":"%s","evidence_sha256":"%s","software":"old"}}`,
+		inst.Measurement(), inst.PublicKey().Fingerprint(), randomHex(t, 32))
+	if _, err := lg.Append(ctx, []byte(v1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := lg.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err = coordinator.Open(ctx, coordinator.Config{DataDir: dir})
+	if err == nil || !strings.Contains(err.Error(), "log entry 0") || !strings.Contains(err.Error(), "event format version 1 is no longer read") ||
+		!strings.Contains(err.Error(), "start on a new data directory") {
+		t.Fatalf("a version-1 log: %v", err)
+	}
+	lg, err = eventlog.Open(filepath.Join(dir, "log"), inst.Identity().Signer(), tlog.Origin(inst.PublicKey()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Close(ctx)
+	if n, err := lg.Size(ctx); err != nil || n != 1 {
+		t.Fatalf("the refused log now has %d entries (%v)", n, err)
+	}
 }
