@@ -53,7 +53,11 @@ func (c *Coordinator) SubmitAlgorithm(ctx context.Context, actor ed25519.PublicK
 		return nil, unprocessable(nil, "the algorithm's SHA-256 is %x; contract %s approves only %x", sum, cid, ct.Algorithm.SHA256).
 			withHint("submit the exact query bytes whose hash the contract names (no added newline or spaces)")
 	}
-	if err := engine.CheckQuery(string(text)); err != nil {
+	datasets := make([]string, len(ct.Datasets))
+	for i, ds := range ct.Datasets {
+		datasets[i] = ds.ID
+	}
+	if err := engine.CheckQuery(string(text), datasets); err != nil {
 		e := unprocessable(err, "the algorithm is refused: %v", err)
 		// The refusal can quote the query: for a confidential algorithm,
 		// only its provider may read it.

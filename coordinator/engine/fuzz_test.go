@@ -21,7 +21,7 @@ func FuzzCheckQuery(f *testing.F) {
 	f.Add(scenarioQuery)
 	f.Add("SELECT 1; ")
 	f.Fuzz(func(t *testing.T, q string) {
-		err := CheckQuery(q)
+		err := CheckQuery(q, []string{"impressions", "conversions"})
 		if err == nil {
 			return
 		}
