@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -107,5 +108,52 @@ func TestParseTreeFixtures(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("%s differs from this DuckDB's parse trees of the table's algorithms: rerun with -update", treesPath)
+	}
+}
+
+// TestPlanCheckAlone skips the parse-tree check and gives the table's
+// algorithms that read a catalog relation or call a refused function
+// straight to the plan check, on a session with the datasets loaded: it
+// must refuse every one by itself, so a mistake in the parse-tree check's
+// scoping still reads nothing. (Refusals the plan cannot see — a macro
+// DuckDB expands to a constant, a qualified name of a dataset — are the
+// parse-tree check's alone, and so are functions DuckDB evaluates while
+// binding, whose value is all the plan keeps.)
+func TestPlanCheckAlone(t *testing.T) {
+	imp, conv := scenario(50, 3)
+	s := newSession(t, Config{Threads: 1, MemoryLimit: 64 << 20})
+	load(t, s, imp, conv)
+	conn, err := s.connector.Connect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	catalog := regexp.MustCompile(`pg_settings|duckdb_|information_schema|sqlite_master|pg_catalog\.|system\.main|current_setting|version\(|current_database|current_schemas|current_query|in_search_path|random\(|now\(|getvariable|json_serialize_plan|write_log|pg_get_viewdef|format_type|get_block_size`)
+	parseOnly := map[string]string{
+		"getvariable": "bound to its value while binding",
+		"refused function in a table function argument": "table function arguments are evaluated while binding",
+		"function qualified by the system catalog":       "upper is allowed; its qualified name is what is refused",
+	}
+	n := 0
+	for _, c := range sqlcases.Load(t) {
+		if !c.Refuse || !catalog.MatchString(c.SQL) || parseOnly[c.Name] != "" {
+			continue
+		}
+		n++
+		err := checkPlan(context.Background(), conn, c.SQL)
+		var re *RefusalError
+		if !errors.As(err, &re) {
+			t.Errorf("%s: the plan check alone accepted %q: %v", c.Name, c.SQL, err)
+			continue
+		}
+		t.Logf("%s: %v", c.Name, err)
+	}
+	if n < 40 {
+		t.Errorf("only %d algorithms tried", n)
+	}
+	for _, q := range []string{scenarioQuery, "SELECT * FROM range(3) r, generate_series(1, 2) g, unnest([1]) u", "WITH pg_settings AS (SELECT * FROM impressions) SELECT count(*) FROM pg_settings"} {
+		if err := checkPlan(context.Background(), conn, q); err != nil {
+			t.Errorf("the plan check refused %q: %v", q, err)
+		}
 	}
 }
