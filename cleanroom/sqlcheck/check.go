@@ -198,7 +198,11 @@ func (c *checker) from(t TableRef, sc *scope) {
 			}
 		}
 	case *ShowRef:
-		c.refuse(RuleConstruct, strings.ToUpper(r.ShowType), common.Location, "the algorithm uses "+strings.ToUpper(r.ShowType)+" as a table",
+		word := map[string]string{"DESCRIBE": "DESCRIBE", "SUMMARY": "SUMMARIZE", "SHOW_UNQUALIFIED": "SHOW"}[r.ShowType]
+		if word == "" {
+			word = r.ShowType
+		}
+		c.refuse(RuleConstruct, word, common.Location, "the algorithm uses "+word,
 			", which reads DuckDB's catalog; an algorithm may read only "+c.datasetList()+" and the CTEs it defines")
 	default:
 		c.refuse(RuleUnreadable, fmt.Sprintf("%T", t), common.Location, fmt.Sprintf("the statement check does not know the table reference %T", t), "")
@@ -244,7 +248,6 @@ func (c *checker) function(name, schema, catalog string, loc Location, nargs int
 		rule = RuleTableFunction
 	}
 	calls := "the algorithm calls " + name
-	tables := "; the only table functions an algorithm may call are " + allowedTableFunctions()
 	if table {
 		calls = "the algorithm calls the table function " + name
 	}
@@ -256,11 +259,11 @@ func (c *checker) function(name, schema, catalog string, loc Location, nargs int
 	v, known := list[asciiLower(name)]
 	switch {
 	case !known && table:
-		c.refuse(rule, name, loc, calls, ", which is not one the statement check knows"+tables)
+		c.refuse(rule, name, loc, calls, ", which is not one the statement check knows"+onlyTables())
 	case !known:
 		c.refuse(rule, name, loc, calls, ", which is not on the statement check's list of functions an algorithm may call")
 	case !v.Allowed && table:
-		c.refuse(rule, name, loc, calls, ", which "+v.Note+tables)
+		c.refuse(rule, name, loc, calls, ", which "+v.Note+onlyTables())
 	case !v.Allowed:
 		c.refuse(rule, name, loc, calls, ", which "+v.Note+"; an algorithm may call only the functions on the statement check's list")
 	default:
@@ -268,6 +271,10 @@ func (c *checker) function(name, schema, catalog string, loc Location, nargs int
 			c.refuse(rule, name, loc, fmt.Sprintf("the algorithm calls %s with %d argument(s)", name, nargs), ", which "+why)
 		}
 	}
+}
+
+func onlyTables() string {
+	return "; the only table functions an algorithm may call are " + allowedTableFunctions()
 }
 
 func (c *checker) exprs(es []Expr, sc *scope) {

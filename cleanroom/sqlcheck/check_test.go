@@ -293,3 +293,15 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	}
 	fuzzseed.Write(t, "FuzzCheck", seeds...)
 }
+
+// BenchmarkCheck measures Parse and Check of the ad-attribution shape's
+// parse tree (DuckDB's own serialisation is the engine's to measure).
+func BenchmarkCheck(b *testing.B) {
+	tree := trees(b)["ad attribution shape"]
+	b.SetBytes(int64(len(tree)))
+	for b.Loop() {
+		if err := check(tree, sqlcases.Datasets); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
