@@ -132,7 +132,7 @@ func TestPlanCheckAlone(t *testing.T) {
 	parseOnly := map[string]string{
 		"getvariable": "bound to its value while binding",
 		"refused function in a table function argument": "table function arguments are evaluated while binding",
-		"function qualified by the system catalog":       "upper is allowed; its qualified name is what is refused",
+		"function qualified by the system catalog":      "upper is allowed; its qualified name is what is refused",
 	}
 	n := 0
 	for _, c := range sqlcases.Load(t) {
