@@ -129,16 +129,6 @@ func (o *object) get(key string) (any, bool) {
 	return v, true
 }
 
-// skip marks keys as read whose values the check does not need.
-func (o *object) skip(keys ...string) {
-	if o == nil {
-		return
-	}
-	for _, k := range keys {
-		o.read[k] = true
-	}
-}
-
 func (o *object) finish() {
 	if o == nil || o.d.err != nil {
 		return

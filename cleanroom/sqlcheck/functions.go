@@ -83,11 +83,8 @@ func ExpressionFunctions() map[string]Verdict { return maps.Clone(exprFunctions)
 // macro, by lower-case name. A name not in it is refused.
 func TableFunctions() map[string]Verdict { return maps.Clone(tableFunctions) }
 
-// BinderFunctions returns the names ExpressionFunctions allows that
-// DuckDB's binder implements itself, without an entry in
-// duckdb_functions().
-func BinderFunctions() []string { return slices.Clone(binderFunctions) }
-
+// binderFunctions are the names ExpressionFunctions allows that DuckDB's
+// binder implements itself, without an entry in duckdb_functions().
 var binderFunctions = []string{"unlist", "unnest"}
 
 func allowedTableFunctions() string {

@@ -20,7 +20,8 @@ func newAlgorithmCmd(c *cli) *cobra.Command {
 contract's algorithm.sha256, to the attested coordinator. A confidential
 algorithm is encrypted to the attested coordinator key first, so only the
 coordinator ever sees it besides you. The coordinator also checks that it is
-exactly one SELECT statement.`,
+exactly one SELECT statement that reads only the contract's datasets and its
+own CTEs, and calls only the functions its statement check allows.`,
 		Args: cobra.ExactArgs(1),
 	}
 	addSessionFlags(submit)
