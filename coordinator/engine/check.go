@@ -65,7 +65,7 @@ func checkStatement(ctx context.Context, conn driver.Conn, query string, dataset
 	var refusal *sqlcheck.Refusal
 	switch {
 	case errors.As(err, &serr):
-		if serr.Type == "parser" {
+		if serr.Type == "parser" || !strings.Contains(serr.Message, "Only SELECT statements") {
 			return refuse(LayerStatement, nil, "DuckDB cannot parse the algorithm: %s", serr.Message)
 		}
 		// json_serialize_sql serialises SELECT statements only; any other

@@ -81,6 +81,7 @@ var hostileQueries = []struct {
 	{"empty", "", LayerStatement, "found no statement"},
 	{"comment only", "-- nothing here", LayerStatement, "found no statement"},
 	{"garbage", "SELEC * FROM impressions", LayerStatement, "cannot parse"},
+	{"mixed parameters", "SELECT $a AS a, ? AS b", LayerStatement, "cannot parse the algorithm: Mixing named and positional parameters"},
 	{"NUL byte", "SELECT 1\x00; COPY impressions TO 'x.csv'", LayerStatement, "NUL byte"},
 }
 
@@ -144,6 +145,10 @@ func TestCheckQueryAccepts(t *testing.T) {
 		"FROM impressions SELECT count(*)",
 		"SELECT * FROM range(10) r, generate_series(1, 3) g, unnest([1, 2]) u",
 		"SELECT sum(x) FROM (SELECT unnest([1, 2, 3]) AS x)",
+		// Parameters, which runs will bind as $name.
+		"SELECT count(*) FROM impressions WHERE shown_at >= $since AND campaign <> $skip",
+		"SELECT count(*) FROM impressions WHERE campaign = ? LIMIT ?",
+		"SELECT * FROM range($n)",
 		scenarioQuery,
 	} {
 		if err := CheckQuery(q, []string{"impressions", "conversions"}); err != nil {
