@@ -146,6 +146,7 @@ func TestParseStrict(t *testing.T) {
 		{"not JSON", []byte(`{"error":false,`), "not JSON"},
 		{"trailing data", append(bytes.Clone(join), []byte(" {}")...), "after the JSON value"},
 		{"not an object", []byte(`[1]`), "expected an object, found an array"},
+		{"an expression inside data", replace(t, join, `"group_sets":[[0]]`, `"group_sets":[[{"class":"SUBQUERY"}]]`), "an expression inside what the statement check reads as data"},
 	} {
 		_, err := Parse(c.tree)
 		var r *Refusal

@@ -170,10 +170,17 @@ func (o *object) boolean(key string) bool {
 }
 
 // raw returns the value of key as JSON, for values the check treats as
-// data (constants, types, name lists).
+// data (constants, types, name lists). Data holds no expression: a nested
+// object with an expression's "class" key is refused, so that an
+// expression DuckDB might one day put inside a type or a constant is not
+// taken for data.
 func (o *object) raw(key string) json.RawMessage {
 	v, ok := o.get(key)
 	if !ok {
+		return nil
+	}
+	if hasExpression(v) {
+		o.d.fail(o.at(key), "an expression inside what the statement check reads as data")
 		return nil
 	}
 	b, err := json.Marshal(v)
@@ -614,6 +621,29 @@ func (d *decoder) expr(v any, path string) Expr {
 		return nil
 	}
 	return e
+}
+
+// hasExpression reports whether v holds an object with a "class" key, as
+// every parsed expression has.
+func hasExpression(v any) bool {
+	switch n := v.(type) {
+	case map[string]any:
+		if _, ok := n["class"]; ok {
+			return true
+		}
+		for _, e := range n {
+			if hasExpression(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range n {
+			if hasExpression(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func jsonKind(v any) string {
