@@ -15,7 +15,7 @@ import (
 func TestWebView(t *testing.T) {
 	w := getWorld(t)
 	dir := t.TempDir()
-	h := Handler(dir, nil)
+	h := Handler(dir, ViewOptions{})
 	get := func(method, url string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(method, url, nil))
