@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -8,10 +9,11 @@ import (
 )
 
 // The timeline chart is inline SVG drawn on the server: one lane per kind
-// of event, a time axis, and a marker per event placed by its time. Gaps
-// longer than a tenth of the span (and than a minute) are cut short and
-// labelled with their length, so that events minutes apart stay apart when
-// the contract also spans days. Hovering a marker shows the event; a click
+// of event, a time axis, and a marker per event placed by its time. A gap
+// that takes more than half the time on the axis (and more than a minute)
+// is cut short and labelled with its length, and so on for the next
+// longest, so that events seconds apart stay apart when the contract also
+// spans hours. Hovering a marker shows the event; a click
 // goes to its row of the table.
 
 const (
@@ -145,16 +147,24 @@ func (c *timelineChart) scale(evs []TimelineEntry) func(time.Time) int {
 		c.Ticks = []chartTick{{X: mid, Label: ts[0].UTC().Format(timeLayout), Anchor: "middle"}}
 		return func(time.Time) int { return mid }
 	}
-	span := ts[len(ts)-1].Sub(ts[0])
+	// Cut the longest gap while it is more than half the time left on a
+	// linear axis (and longer than a minute).
+	gaps := make([]int, len(ts)-1)
+	for i := range gaps {
+		gaps[i] = i
+	}
+	gap := func(i int) time.Duration { return ts[i+1].Sub(ts[i]) }
+	slices.SortStableFunc(gaps, func(a, b int) int { return cmp.Compare(gap(b), gap(a)) })
 	broken := make([]bool, len(ts)-1)
-	linear := span
+	linear := ts[len(ts)-1].Sub(ts[0])
 	nbreaks := 0
-	for i := range broken {
-		if g := ts[i+1].Sub(ts[i]); g > span/10 && g > time.Minute {
-			broken[i] = true
-			linear -= g
-			nbreaks++
+	for _, i := range gaps {
+		if g := gap(i); g <= time.Minute || g <= linear/2 {
+			break
 		}
+		broken[i] = true
+		linear -= gap(i)
+		nbreaks++
 	}
 	bw := float64(breakWidth)
 	if linear == 0 {

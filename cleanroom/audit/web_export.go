@@ -159,10 +159,11 @@ func writeExportCSV(w io.Writer, p *page) error {
 
 // csvSafe keeps a spreadsheet from taking a cell for a formula: a cell
 // that starts with =, +, -, @, a tab or a carriage return gets a leading
-// single quote, which spreadsheets show as text and other readers see as
-// part of the value (docs/audit.md §6).
+// single quote, which spreadsheets take as "text follows". So does a cell
+// that starts with a quote, so that a reader recovers every value by
+// dropping one leading quote (docs/audit.md §6.3).
 func csvSafe(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+	if s != "" && strings.ContainsRune("=+-@\t\r'", rune(s[0])) {
 		return "'" + s
 	}
 	return s

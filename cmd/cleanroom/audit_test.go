@@ -574,6 +574,8 @@ func TestAuditLogUsage(t *testing.T) {
 		{[]string{"audit", "serve"}, 2, "--state DIR is required"},
 		{[]string{"audit", "serve", "--state", filepath.Join(t.TempDir(), "none")}, 1, "audit log --state DIR"},
 		{[]string{"audit", "serve", "--state", t.TempDir(), "--listen", "nonsense"}, 2, "is not host:port"},
+		{[]string{"audit", "serve", "--state", t.TempDir(), "--stale-after", "-1h"}, 2, "--stale-after -1h0m0s is negative"},
+		{[]string{"audit", "serve", "--state", t.TempDir(), "--stale-after", "a day"}, 2, "--stale-after"},
 	} {
 		t.Setenv("CLEANROOM_CONTRACT", "")
 		code, _, stderr := runCLI(t, tc.args...)

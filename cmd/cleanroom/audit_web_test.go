@@ -502,7 +502,7 @@ func TestAuditWebView(t *testing.T) {
 		}
 	}
 	q := "?from=" + after.Truncate(time.Second).Format("2006-01-02T15:04:05") + "&to="
-	dom = browseShot(t, cappedURL+q, filepath.Join(shots, "filtered.png"), 1600)
+	dom = browseShot(t, cappedURL+q+"#filter", filepath.Join(shots, "filtered.png"), 1000)
 	if rows := rowRE.FindAllStringSubmatch(dom, -1); len(rows) != 1 || !strings.Contains(rows[0][2], "the contract expired at") {
 		t.Errorf("%s: %d rows", q, len(rows))
 	}
@@ -547,6 +547,14 @@ func TestAuditWebView(t *testing.T) {
 	}
 	if dom := browse(t, old+"/contracts/"+e.contractID()); !strings.Contains(visible(dom), "The last audit that verified this contract") {
 		t.Error("the contract page of an old audit does not warn")
+	}
+	// --stale-after 0: never, even a year later.
+	never := serveAuditAt(t, e.state, func() time.Time { return time.Now().AddDate(1, 0, 0) }, "--stale-after", "0")
+	resp := must(http.Get(never))
+	body := string(must(io.ReadAll(resp.Body)))
+	resp.Body.Close()
+	if strings.Contains(body, `id="stale-warning"`) || strings.Count(body, `<span class="badge expired">EXPIRED</span>`) != 2 {
+		t.Error("--stale-after 0 warns of an old audit, or a year later not every contract is EXPIRED")
 	}
 }
 
