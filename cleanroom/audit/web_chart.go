@@ -196,7 +196,10 @@ func (c *timelineChart) scale(evs []TimelineEntry) func(time.Time) int {
 	c.Ticks = append(c.Ticks, chartTick{X: c.PlotRight, Label: ts[len(ts)-1].UTC().Format(label), Anchor: "end"})
 	return func(t time.Time) int {
 		i, _ := slices.BinarySearchFunc(ts, t, func(a, b time.Time) int { return a.Compare(b) })
-		return int(xs[min(i, len(xs)-1)] + 0.5)
+		x := xs[min(i, len(xs)-1)] + 0.5
+		// Times centuries apart (only in a hand-made state file) saturate
+		// durations; the markers stay on the axis all the same.
+		return int(max(float64(c.PlotLeft), min(x, float64(c.PlotRight))))
 	}
 }
 

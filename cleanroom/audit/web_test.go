@@ -401,6 +401,18 @@ func TestTimelineChart(t *testing.T) {
 	if c := newTimelineChart(nil); len(c.Marks) != 0 || len(c.Lanes) != len(chartLanes) {
 		t.Errorf("no event: %+v", c)
 	}
+	// Times from a hand-made state file: out of order, of no known type,
+	// centuries apart (longer than a time.Duration holds).
+	var odd []TimelineEntry
+	for i := range 5 {
+		odd = append(odd, TimelineEntry{Index: uint64(i), Time: t0.AddDate(100*(4-i), 0, 0), Type: "x"})
+	}
+	c = newTimelineChart(odd)
+	for _, m := range c.Marks {
+		if m.X < chartLeft || m.X > chartWidth-chartRight {
+			t.Errorf("mark %d off the axis at x %d", m.Index, m.X)
+		}
+	}
 }
 
 // TestRunSummary checks the summary of runs of every status.
