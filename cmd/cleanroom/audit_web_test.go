@@ -502,10 +502,11 @@ func TestAuditWebView(t *testing.T) {
 		}
 	}
 	q := "?from=" + after.Truncate(time.Second).Format("2006-01-02T15:04:05") + "&to="
-	dom = browseShot(t, cappedURL+q+"#filter", filepath.Join(shots, "filtered.png"), 1000)
+	dom = browseShot(t, cappedURL+q, filepath.Join(shots, "filtered.png"), 2500)
 	if rows := rowRE.FindAllStringSubmatch(dom, -1); len(rows) != 1 || !strings.Contains(rows[0][2], "the contract expired at") {
 		t.Errorf("%s: %d rows", q, len(rows))
 	}
+	checkColours(t, filepath.Join(shots, "filtered.png"), map[string]color.RGBA{"the header": {0x1b, 0x2a, 0x3a, 0xff}, "the refused rows": {0xff, 0xe9, 0xe0, 0xff}})
 
 	// Exports: the links carry the filter; JSON and CSV come as
 	// attachments of the right type.
