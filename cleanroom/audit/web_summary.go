@@ -70,23 +70,26 @@ type runSummary struct {
 	// started) by stage and reason, in order of first appearance.
 	Refusals []refusalGroup `json:"refusals"`
 	// SameInputs groups the runs (two or more) that read the same
-	// algorithm and the same dataset ciphertexts.
+	// algorithm and the same dataset ciphertexts. Whether runs released
+	// identical results cannot be told from the log: each result's
+	// commitment has a fresh secret salt (docs/bundle.md §2), so identical
+	// results have different commitments.
 	SameInputs []runGroup `json:"same_inputs"`
-	// SameResults groups the finished runs (two or more) whose released
-	// results have the same SHA-256.
-	SameResults []runGroup `json:"same_results"`
 }
 
 // refusalGroup is the refusals of one stage and reason.
 type refusalGroup struct {
-	Stage   string   `json:"stage"`
-	Reason  string   `json:"reason"`
+	Stage  string `json:"stage"`
+	Reason string `json:"reason"` // the public reason
+	// Sealed says the full reason is sealed to the confidential
+	// algorithm's provider.
+	Sealed  bool     `json:"sealed"`
 	Count   int      `json:"count"`
 	Entries []uint64 `json:"entries"` // indexes of the run.refused events
 	Runs    []int64  `json:"runs"`    // numbers of the refused runs (none at admission)
 }
 
-// runGroup is a set of runs, by number, that share Digest.
+// runGroup is a set of runs, by number, that share Digest (what they read).
 type runGroup struct {
 	Digest string  `json:"digest"`
 	Runs   []int64 `json:"runs"`
@@ -94,11 +97,10 @@ type runGroup struct {
 
 func summarize(r *Report) runSummary {
 	s := runSummary{MaxRuns: r.Contract.MaxRuns, RunsStarted: r.Contract.RunsStarted, RefusedAtAdmission: r.Contract.RefusedAtAdmission,
-		Refusals: []refusalGroup{}, SameInputs: []runGroup{}, SameResults: []runGroup{}}
+		Refusals: []refusalGroup{}, SameInputs: []runGroup{}}
 	number := map[string]int64{}
 	inputs := map[string][]int64{}
-	results := map[string][]int64{}
-	var inputOrder, resultOrder []string
+	var inputOrder []string
 	for _, run := range r.Runs {
 		number[run.RunID] = run.Number
 		switch run.Status {
@@ -106,12 +108,6 @@ func summarize(r *Report) runSummary {
 			s.Finished++
 			s.RowsReleased += run.RowsKept
 			s.RowsSuppressed += run.RowsSuppressed
-			if run.ResultSHA256 != "" {
-				if results[run.ResultSHA256] == nil {
-					resultOrder = append(resultOrder, run.ResultSHA256)
-				}
-				results[run.ResultSHA256] = append(results[run.ResultSHA256], run.Number)
-			}
 		case RunRefused:
 			s.Refused++
 		case RunAborted:
@@ -131,22 +127,18 @@ func summarize(r *Report) runSummary {
 			s.SameInputs = append(s.SameInputs, runGroup{Digest: k, Runs: inputs[k]})
 		}
 	}
-	for _, k := range resultOrder {
-		if len(results[k]) > 1 {
-			s.SameResults = append(s.SameResults, runGroup{Digest: k, Runs: results[k]})
-		}
-	}
 	for _, e := range r.Timeline {
 		if e.Type != string(events.TypeRunRefused) {
 			continue
 		}
 		stage, reason := e.Details["stage"], e.Details["reason"]
+		_, sealed := e.Details["sealed_reason_sha256"]
 		i := 0
-		for i < len(s.Refusals) && (s.Refusals[i].Stage != stage || s.Refusals[i].Reason != reason) {
+		for i < len(s.Refusals) && (s.Refusals[i].Stage != stage || s.Refusals[i].Reason != reason || s.Refusals[i].Sealed != sealed) {
 			i++
 		}
 		if i == len(s.Refusals) {
-			s.Refusals = append(s.Refusals, refusalGroup{Stage: stage, Reason: reason, Entries: []uint64{}, Runs: []int64{}})
+			s.Refusals = append(s.Refusals, refusalGroup{Stage: stage, Reason: reason, Sealed: sealed, Entries: []uint64{}, Runs: []int64{}})
 		}
 		g := &s.Refusals[i]
 		g.Count++
@@ -189,16 +181,15 @@ type contractView struct {
 	// Types and Participants are the filter's choices.
 	Types        []string
 	Participants []string
-	// SameResultAs maps a finished run's number to the first earlier run
-	// whose result had the same digest; SameInputsAs likewise for inputs.
-	SameResultAs map[int64]int64
+	// SameInputsAs maps a run's number to the first earlier run that read
+	// the same inputs.
 	SameInputsAs map[int64]int64
 }
 
 func newContractView(r *Report, f timelineFilter, now time.Time) *contractView {
 	v := &contractView{
 		Report: r, Expired: expired(r, now), Expiry: r.Contract.ExpiresAt.Sub(now), Summary: summarize(r), Filter: f,
-		Events: []TimelineEntry{}, Types: eventTypes, SameResultAs: map[int64]int64{}, SameInputsAs: map[int64]int64{},
+		Events: []TimelineEntry{}, Types: eventTypes, SameInputsAs: map[int64]int64{},
 	}
 	for _, p := range r.Parties {
 		v.Participants = append(v.Participants, p.ID)
@@ -206,11 +197,6 @@ func newContractView(r *Report, f timelineFilter, now time.Time) *contractView {
 	for i := range r.Timeline {
 		if f.match(&r.Timeline[i]) {
 			v.Events = append(v.Events, r.Timeline[i])
-		}
-	}
-	for _, g := range v.Summary.SameResults {
-		for _, n := range g.Runs[1:] {
-			v.SameResultAs[n] = g.Runs[0]
 		}
 	}
 	for _, g := range v.Summary.SameInputs {

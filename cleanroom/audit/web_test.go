@@ -415,32 +415,38 @@ func TestTimelineChart(t *testing.T) {
 	}
 }
 
-// TestRunSummary checks the summary of runs of every status.
+// TestRunSummary checks the summary of runs of every status; runs with
+// equal result commitments are not taken for identical results (the
+// commitments' salts differ, so identical results never have equal ones).
 func TestRunSummary(t *testing.T) {
 	in := map[string]string{"a": "11", "b": "22"}
 	r := &Report{Contract: ContractFacts{MaxRuns: 9, RunsStarted: 6, RefusedAtAdmission: 2}, Runs: []RunFact{
-		{RunID: "r1", Number: 1, Status: RunFinished, Datasets: in, AlgorithmSHA256: "aa", RowsKept: 3, RowsSuppressed: 1, ResultSHA256: "x", Fetches: []Fetch{{}, {}}},
+		{RunID: "r1", Number: 1, Status: RunFinished, Datasets: in, AlgorithmSHA256: "aa", RowsKept: 3, RowsSuppressed: 1, ResultCommitment: "x", Fetches: []Fetch{{}, {}}},
 		{RunID: "r2", Number: 2, Status: RunRefused, Datasets: in, AlgorithmSHA256: "aa", Stage: "policy", Reason: "too many rows"},
-		{RunID: "r3", Number: 3, Status: RunFinished, Datasets: in, AlgorithmSHA256: "aa", RowsKept: 3, RowsSuppressed: 1, ResultSHA256: "x"},
-		{RunID: "r4", Number: 4, Status: RunFinished, Datasets: map[string]string{"a": "11", "b": "33"}, AlgorithmSHA256: "aa", RowsKept: 5, ResultSHA256: "y"},
+		{RunID: "r3", Number: 3, Status: RunFinished, Datasets: in, AlgorithmSHA256: "aa", RowsKept: 3, RowsSuppressed: 1, ResultCommitment: "x"},
+		{RunID: "r4", Number: 4, Status: RunFinished, Datasets: map[string]string{"a": "11", "b": "33"}, AlgorithmSHA256: "aa", RowsKept: 5, ResultCommitment: "y"},
 		{RunID: "r5", Number: 5, Status: RunAborted, Datasets: in, AlgorithmSHA256: "bb"},
 		{RunID: "r6", Number: 6, Status: RunRunning, Datasets: in, AlgorithmSHA256: "aa"},
 	}, Timeline: []TimelineEntry{
 		{Index: 10, Type: "run.refused", Details: map[string]string{"stage": "admission", "reason": "max_runs"}},
 		{Index: 12, Type: "run.refused", Details: map[string]string{"stage": "policy", "reason": "too many rows", "run_id": "r2"}},
 		{Index: 14, Type: "run.refused", Details: map[string]string{"stage": "admission", "reason": "max_runs"}},
+		{Index: 15, Type: "run.refused", Details: map[string]string{"stage": "query", "reason": "failed", "run_id": "r7", "sealed_reason_sha256": "ab"}},
+		{Index: 16, Type: "run.refused", Details: map[string]string{"stage": "query", "reason": "failed", "run_id": "r8"}},
 	}}
 	s := summarize(r)
 	got, _ := json.Marshal(s)
 	want := `{"max_runs":9,"runs_started":6,"finished":3,"refused":1,"refused_at_admission":2,"aborted":1,"running":1,` +
 		`"rows_released":11,"rows_suppressed":2,"fetches":2,` +
-		`"refusals":[{"stage":"admission","reason":"max_runs","count":2,"entries":[10,14],"runs":[]},{"stage":"policy","reason":"too many rows","count":1,"entries":[12],"runs":[2]}],` +
-		`"same_inputs":[{"digest":"algorithm=aa a=11 b=22","runs":[1,2,3,6]}],"same_results":[{"digest":"x","runs":[1,3]}]}`
+		`"refusals":[{"stage":"admission","reason":"max_runs","sealed":false,"count":2,"entries":[10,14],"runs":[]},` +
+		`{"stage":"policy","reason":"too many rows","sealed":false,"count":1,"entries":[12],"runs":[2]},` +
+		`{"stage":"query","reason":"failed","sealed":true,"count":1,"entries":[15],"runs":[]},{"stage":"query","reason":"failed","sealed":false,"count":1,"entries":[16],"runs":[]}],` +
+		`"same_inputs":[{"digest":"algorithm=aa a=11 b=22","runs":[1,2,3,6]}]}`
 	if string(got) != want {
 		t.Errorf("summary:\n got %s\nwant %s", got, want)
 	}
 	v := newContractView(r, timelineFilter{}, time.Time{})
-	if v.SameResultAs[3] != 1 || v.SameResultAs[1] != 0 || v.SameInputsAs[6] != 1 || v.SameInputsAs[4] != 0 {
-		t.Errorf("same results %v, same inputs %v", v.SameResultAs, v.SameInputsAs)
+	if v.SameInputsAs[6] != 1 || v.SameInputsAs[1] != 0 || v.SameInputsAs[4] != 0 {
+		t.Errorf("same inputs %v", v.SameInputsAs)
 	}
 }

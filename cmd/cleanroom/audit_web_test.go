@@ -284,8 +284,8 @@ func (c *offsetClock) advance(d time.Duration) {
 // TestAuditWebView plays two contracts on one coordinator and looks at
 // what the auditor's web view shows of them in headless Chromium:
 //
-//   - ad-attribution: two finished runs over the same inputs with the same
-//     result, a third refused at admission (max_runs), a result fetched;
+//   - ad-attribution: two finished runs over the same inputs, a third
+//     refused at admission (max_runs), a result fetched;
 //   - ad-attribution-capped: a run refused by the output policy (max_rows
 //     1), then — the coordinator's clock two hours later — a run refused
 //     because the contract expired an hour after it was registered.
@@ -322,7 +322,7 @@ func TestAuditWebView(t *testing.T) {
 	capped.Submit(t, "auditor")
 	capped.MustUpload(t, "publisher", "impressions", auditImpressions)
 	capped.MustUpload(t, "advertiser", "conversions", auditConversions)
-	if _, err := capped.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query)); err != nil {
+	if _, err := capped.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query), spec.AlgorithmSalt()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := capped.Client(t, "advertiser").Run(ctx); err == nil || !strings.Contains(err.Error(), "max_rows") {
@@ -391,7 +391,8 @@ func TestAuditWebView(t *testing.T) {
 	for _, s := range []string{"2 / 2 runs started", "2 finished, result released", "2 rows released in all", "4 rows suppressed in all",
 		"0 refused after starting", "1 refused at admission", "1 result downloads",
 		"REFUSED 1× at stage admission: all 2 runs the contract allows (max_runs) have been used (no run counted; log entry 9)",
-		"Runs #1, #2 read the same inputs", "SAME RESULT Runs #1, #2 released identical results"} {
+		"SAME INPUTS Runs #1, #2 read the same inputs",
+		"Whether two runs released identical results cannot be told from the log, by design"} {
 		if !strings.Contains(sum, s) {
 			t.Errorf("the run outcomes do not say %q:\n%s", s, sum)
 		}
@@ -401,12 +402,12 @@ func TestAuditWebView(t *testing.T) {
 		t.Fatal(err)
 	}
 	runs := section(t, dom, "table", "runs")
-	if !strings.Contains(visible(runs), "SAME RESULT as #1") || !strings.Contains(visible(runs), "same inputs as #1") || strings.Contains(runs, `class="refused"`) {
+	if !strings.Contains(visible(runs), "same inputs as #1") || strings.Contains(runs, `class="refused"`) {
 		t.Errorf("runs: %s", visible(runs))
 	}
-	checkHashTitle(t, runs, st.Runs[0].ResultSHA256)
-	if strings.Contains(visible(runs), st.Runs[0].ResultSHA256) {
-		t.Error("the runs table shows a whole result digest; it should show its start, and the whole on hover")
+	checkHashTitle(t, runs, st.Runs[0].ResultCommitment)
+	if strings.Contains(visible(runs), st.Runs[0].ResultCommitment) {
+		t.Error("the runs table shows a whole result commitment; it should show its start, and the whole on hover")
 	}
 	checkChart(t, dom, 11, false)
 	refusedRows := 0
@@ -477,7 +478,7 @@ func TestAuditWebView(t *testing.T) {
 	for _, s := range []string{"1 / 3 runs started", "0 finished", "0 rows released in all", "1 refused after starting", "1 refused at admission",
 		"REFUSED 1× at stage policy: refused by the output policy: the result has more than max_rows (1) rows", "(run #1; log entry 16)",
 		"REFUSED 1× at stage admission: the contract expired at", "(no run counted; log entry 17)",
-		"No two runs read the same inputs", "No two finished runs released identical results"} {
+		"No two runs read the same inputs", "Whether two runs released identical results cannot be told from the log"} {
 		if !strings.Contains(sum, s) {
 			t.Errorf("the capped contract's outcomes do not say %q:\n%s", s, sum)
 		}
@@ -721,9 +722,9 @@ func checkExports(t *testing.T, base, adID, cappedID string) {
 	var ad struct {
 		Format  string `json:"format"`
 		Summary struct {
-			SameResults []struct {
+			SameInputs []struct {
 				Runs []int `json:"runs"`
-			} `json:"same_results"`
+			} `json:"same_inputs"`
 		} `json:"summary"`
 		Report audit.Report          `json:"report"`
 		Events []audit.TimelineEntry `json:"events"`
@@ -731,8 +732,8 @@ func checkExports(t *testing.T, base, adID, cappedID string) {
 	if err := json.Unmarshal(get("/contracts/"+adID+"?format=json", "application/json", "cleanroom-audit-"+adID+".json"), &ad); err != nil {
 		t.Fatal(err)
 	}
-	if ad.Format != audit.ExportFormat || !ad.Report.Verified || len(ad.Events) != 11 || len(ad.Summary.SameResults) != 1 ||
-		fmt.Sprint(ad.Summary.SameResults[0].Runs) != "[1 2]" {
+	if ad.Format != audit.ExportFormat || !ad.Report.Verified || len(ad.Events) != 11 || len(ad.Summary.SameInputs) != 1 ||
+		fmt.Sprint(ad.Summary.SameInputs[0].Runs) != "[1 2]" {
 		t.Errorf("contract JSON export: %+v", ad)
 	}
 	rows = must(csv.NewReader(bytes.NewReader(get("/contracts/"+cappedID+"?format=csv&type=run.refused", "text/csv; charset=utf-8", "cleanroom-audit-"+cappedID+".csv"))).ReadAll())
