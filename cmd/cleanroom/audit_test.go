@@ -44,14 +44,18 @@ type auditEnv struct {
 	srv      *scenario.Server
 	sc       *scenario.Scenario
 	spec     *scenario.Spec
-	contract string // contract file
-	key      string // the auditor's key file
-	state    string // the auditor's state directory
+	contract string           // contract file
+	key      string           // the auditor's key file
+	state    string           // the auditor's state directory
+	now      func() time.Time // the coordinator's clock (nil: time.Now)
 }
 
-func newAuditEnv(t *testing.T, maxRuns int) *auditEnv {
+func newAuditEnv(t *testing.T, maxRuns int) *auditEnv { return newAuditEnvAt(t, maxRuns, nil) }
+
+// newAuditEnvAt is newAuditEnv with a coordinator on the clock now.
+func newAuditEnvAt(t *testing.T, maxRuns int, now func() time.Time) *auditEnv {
 	t.Helper()
-	e := &auditEnv{t: t, dir: filepath.Join(t.TempDir(), "coordinator"), state: filepath.Join(t.TempDir(), "audit-state")}
+	e := &auditEnv{t: t, dir: filepath.Join(t.TempDir(), "coordinator"), state: filepath.Join(t.TempDir(), "audit-state"), now: now}
 	e.start()
 	e.spec = &scenario.Spec{
 		Name: "ad-attribution",
@@ -87,7 +91,7 @@ func newAuditEnv(t *testing.T, maxRuns int) *auditEnv {
 // start (re)starts the coordinator on its data directory, on a new port.
 func (e *auditEnv) start() {
 	e.t.Helper()
-	srv, err := scenario.StartE(e.dir, coordinator.Config{CheckpointInterval: 100 * time.Millisecond})
+	srv, err := scenario.StartE(e.dir, coordinator.Config{CheckpointInterval: 100 * time.Millisecond, Now: e.now})
 	if err != nil {
 		e.t.Fatalf("starting the coordinator: %v", err)
 	}
@@ -572,6 +576,8 @@ func TestAuditLogUsage(t *testing.T) {
 		{[]string{"audit", "serve"}, 2, "--state DIR is required"},
 		{[]string{"audit", "serve", "--state", filepath.Join(t.TempDir(), "none")}, 1, "audit log --state DIR"},
 		{[]string{"audit", "serve", "--state", t.TempDir(), "--listen", "nonsense"}, 2, "is not host:port"},
+		{[]string{"audit", "serve", "--state", t.TempDir(), "--stale-after", "-1h"}, 2, "--stale-after -1h0m0s is negative"},
+		{[]string{"audit", "serve", "--state", t.TempDir(), "--stale-after", "a day"}, 2, "--stale-after"},
 	} {
 		t.Setenv("CLEANROOM_CONTRACT", "")
 		code, _, stderr := runCLI(t, tc.args...)
