@@ -123,15 +123,15 @@ type analyzer struct {
 	refusal  *Refusal
 	result   *Analysis
 	edits    map[*SelectNode]*nodeEdit
-	occ      int             // occurrences of protected datasets (readings)
+	occ      int // occurrences of protected datasets (readings)
 	// occDataset names the dataset of each occurrence.
 	occDataset map[int]string
 	// outerRefs collects the values of outer columns a subquery reads.
 	outerRefs []val
-	inst     int             // relation instances
-	def      int             // relation definitions (CTE bodies, subqueries)
-	inExpr   int             // depth of subqueries used as expressions
-	inSetOp  []string        // the set operations and recursive CTEs the analysis is inside
+	inst      int      // relation instances
+	def       int      // relation definitions (CTE bodies, subqueries)
+	inExpr    int      // depth of subqueries used as expressions
+	inSetOp   []string // the set operations and recursive CTEs the analysis is inside
 }
 
 func (a *analyzer) refuse(rule Rule, construct string, loc Location, what, why string) {
@@ -208,7 +208,7 @@ type nameScope struct {
 	rels    []*relation
 	merged  []mergedColumn
 	outer   *nameScope // enclosing scope: correlated (expression subquery) or lateral
-	lateral bool   // outer is the FROM siblings of a lateral subquery
+	lateral bool       // outer is the FROM siblings of a lateral subquery
 	// outerAgg: the enclosing query node is an aggregation and the
 	// subquery sits outside its aggregates.
 	outerAgg bool
@@ -731,8 +731,8 @@ func integerConstant(c *ConstantExpr) (int64, bool) {
 		Type struct {
 			ID string `json:"id"`
 		} `json:"type"`
-		IsNull bool   `json:"is_null"`
-		Value  any    `json:"value"`
+		IsNull bool `json:"is_null"`
+		Value  any  `json:"value"`
 	}
 	if err := jsonUnmarshal(c.Value, &v); err != nil || v.IsNull {
 		return 0, false
@@ -1109,13 +1109,13 @@ func (a *analyzer) star(st *StarExpr, sc *nameScope, protected bool) []column {
 // ectx is the context an expression is analysed in.
 type ectx struct {
 	sc         *nameScope
-	clause     string // for messages: "a filter (WHERE)", "the select list", ...
-	keyed      bool   // a column outside aggregates is a group key of the result
-	filter     bool   // the expression filters rows (WHERE, ON, HAVING, FILTER)
-	inAgg      string // the aggregate the expression is inside, or ""
+	clause     string           // for messages: "a filter (WHERE)", "the select list", ...
+	keyed      bool             // a column outside aggregates is a group key of the result
+	filter     bool             // the expression filters rows (WHERE, ON, HAVING, FILTER)
+	inAgg      string           // the aggregate the expression is inside, or ""
 	collect    *[]*FunctionExpr // the result's aggregates with a FILTER, which the rewrite counts
-	allowAlias bool   // select-list aliases resolve (after input columns)
-	aliasUnion bool   // a name that is both an alias and a column is read as both
+	allowAlias bool             // select-list aliases resolve (after input columns)
+	aliasUnion bool             // a name that is both an alias and a column is read as both
 }
 
 // equalities records the equalities of a condition's top-level

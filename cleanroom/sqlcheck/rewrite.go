@@ -46,8 +46,8 @@ func functionJSON(name string, children []any, distinct bool, filter any, alias 
 	return map[string]any{"class": "FUNCTION", "type": "FUNCTION", "alias": alias,
 		"query_location": json.Number(unknownLocation), "function_name": name, "schema": "",
 		"children": children, "filter": filter,
-		"order_bys":    map[string]any{"type": "ORDER_MODIFIER", "orders": []any{}},
-		"distinct":     distinct, "is_operator": false, "export_state": false, "catalog": ""}
+		"order_bys": map[string]any{"type": "ORDER_MODIFIER", "orders": []any{}},
+		"distinct":  distinct, "is_operator": false, "export_state": false, "catalog": ""}
 }
 
 // rewriteResult records the rewrite of the result's SELECT node.
