@@ -206,6 +206,9 @@ type mergedColumn struct {
 // nameScope is what names resolve against in one query node.
 type nameScope struct {
 	rels    []*relation
+	// lateralRels are FROM items before the current join, which a lateral
+	// subquery or table function inside it sees.
+	lateralRels []*relation
 	merged  []mergedColumn
 	outer   *nameScope // enclosing scope: correlated (expression subquery) or lateral
 	lateral bool       // outer is the FROM siblings of a lateral subquery
@@ -398,9 +401,8 @@ func countVisible(cols []column) int {
 
 // join is a join of the FROM clause, kept for its condition.
 type join struct {
-	ref   *JoinRef
-	rels  []*relation // the relations its condition sees
-	inner bool        // its equalities hold on its output rows
+	ref  *JoinRef
+	rels []*relation // the relations its condition sees
 }
 
 func (a *analyzer) selectNode(n *SelectNode, q *qctx) *shape {
@@ -780,7 +782,7 @@ func (a *analyzer) from(t TableRef, sc *nameScope, joins *[]*join, ctes *cteScop
 	case *BaseTable:
 		a.baseTable(r, sc, ctes, q)
 	case *SubqueryRef:
-		lat := &nameScope{rels: slices.Clone(sc.rels), merged: sc.merged, outer: q.outer, lateral: true}
+		lat := &nameScope{rels: append(slices.Clone(sc.lateralRels), sc.rels...), merged: sc.merged, outer: q.outer, lateral: true}
 		sh := a.query(r.Query.Node, ctes, lat, roleRelation)
 		if len(r.ColumnAliases) > 0 {
 			sh = renamed(sh, r.ColumnAliases)
@@ -788,7 +790,7 @@ func (a *analyzer) from(t TableRef, sc *nameScope, joins *[]*join, ctes *cteScop
 		rel := a.instantiate(sh, common.Alias, "a subquery", common.Location)
 		a.addRelation(sc, rel, q, common.Location)
 	case *TableFunctionRef:
-		lat := &nameScope{rels: slices.Clone(sc.rels), merged: sc.merged, outer: q.outer, lateral: true}
+		lat := &nameScope{rels: append(slices.Clone(sc.lateralRels), sc.rels...), merged: sc.merged, outer: q.outer, lateral: true}
 		var name string
 		if r.Function != nil {
 			name = r.Function.Name
@@ -819,7 +821,7 @@ func (a *analyzer) from(t TableRef, sc *nameScope, joins *[]*join, ctes *cteScop
 	case *ValuesRef:
 		for _, row := range r.Rows {
 			for _, e := range row {
-				a.expr(e, &ectx{sc: &nameScope{outer: q.outer}, clause: "VALUES"})
+				a.expr(e, &ectx{sc: &nameScope{outer: &nameScope{rels: append(slices.Clone(sc.lateralRels), sc.rels...), outer: q.outer, lateral: true}, uf: unionFind{}}, clause: "VALUES"})
 			}
 		}
 		rel := &relation{qual: common.Alias, known: true, what: "a VALUES list"}
@@ -968,10 +970,10 @@ func datasetsOf(rel *relation) []string {
 }
 
 func (a *analyzer) joinRef(r *JoinRef, sc *nameScope, joins *[]*join, ctes *cteScope, q *qctx) {
-	left := &nameScope{outer: sc.outer, uf: sc.uf}
+	left := &nameScope{outer: sc.outer, uf: sc.uf, lateralRels: append(slices.Clone(sc.lateralRels), sc.rels...)}
 	a.from(r.Left, left, joins, ctes, q)
 	// The right side sees the left laterally.
-	right := &nameScope{rels: slices.Clone(left.rels), merged: left.merged, outer: sc.outer, uf: sc.uf}
+	right := &nameScope{rels: slices.Clone(left.rels), merged: left.merged, outer: sc.outer, uf: sc.uf, lateralRels: left.lateralRels}
 	n := len(right.rels)
 	a.from(r.Right, right, joins, ctes, q)
 	if a.refusal != nil {
@@ -999,7 +1001,7 @@ func (a *analyzer) joinRef(r *JoinRef, sc *nameScope, joins *[]*join, ctes *cteS
 		return
 	}
 	all := append(slices.Clone(left.rels), rightRels...)
-	j := &join{ref: r, rels: all, inner: r.JoinType == "INNER"}
+	j := &join{ref: r, rels: append(slices.Clone(left.lateralRels), all...)}
 	*joins = append(*joins, j)
 	merged := append(slices.Clone(left.merged), right.merged[len(left.merged):]...)
 	// USING and NATURAL: the merged columns.

@@ -22,6 +22,7 @@ const (
 	notFound
 	ambiguous
 	unnamed // a relation over a protected dataset has columns without a name
+	maybe   // not among the named columns, but an unprotected relation has unnamed ones
 )
 
 // colVal is the value of a relation's column i.
@@ -71,10 +72,11 @@ func (a *analyzer) findLocal(names []string, sc *nameScope) (val, problem) {
 			return noVal(), notFound
 		}
 		// a.b where a is a column: a struct field.
-		if v, p := a.findLocal(names[:1], sc); p == resolved {
+		v, p := a.findLocal(names[:1], sc)
+		if p == resolved {
 			return fieldOf(v), resolved
 		}
-		return noVal(), notFound
+		return noVal(), p
 	}
 	name := names[0]
 	for _, m := range sc.merged {
@@ -106,7 +108,7 @@ func (a *analyzer) findLocal(names []string, sc *nameScope) (val, problem) {
 	case unknownProtected:
 		return noVal(), unnamed
 	case unknown:
-		return noVal(), resolved // a column of an unprotected relation
+		return noVal(), maybe
 	}
 	return noVal(), notFound
 }
@@ -171,6 +173,19 @@ func (a *analyzer) columnRef(x *ColumnRef, cx *ectx) val {
 				}
 			}
 		}
+	}
+	if p == maybe {
+		// Perhaps an unnamed column of an unprotected relation; but if an
+		// enclosing scope has a protected column of that name, the analysis
+		// cannot tell which DuckDB reads.
+		for s := cx.sc.outer; s != nil; s = s.outer {
+			if ov, op := a.findLocal(names, s); (op == resolved && ov.protected()) || op == unnamed {
+				a.refuse(RuleAnalysable, full, x.Location, "the algorithm names "+full+", which may be a column without a name of a relation beside it, or a protected column outside it",
+					": the analysis cannot tell which; name every column with AS, or qualify the name")
+				return noVal()
+			}
+		}
+		return noVal()
 	}
 	switch p {
 	case ambiguous:

@@ -22,8 +22,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-
-	"cleanroom.dev/cleanroom/contracts"
 )
 
 // Engine is what the coordinator needs from a query engine: load the
@@ -37,7 +35,7 @@ type Engine interface {
 	LoadTable(ctx context.Context, name string, schema *arrow.Schema, r array.RecordReader) error
 	// Run checks query, executes it and applies policy. It returns only the
 	// rows the policy releases.
-	Run(ctx context.Context, query string, policy contracts.Output) (*Result, error)
+	Run(ctx context.Context, query string, policy Policy) (*Result, error)
 	// Close releases every dataset and result held by the engine.
 	Close() error
 }
