@@ -205,13 +205,13 @@ type mergedColumn struct {
 
 // nameScope is what names resolve against in one query node.
 type nameScope struct {
-	rels    []*relation
+	rels []*relation
 	// lateralRels are FROM items before the current join, which a lateral
 	// subquery or table function inside it sees.
 	lateralRels []*relation
-	merged  []mergedColumn
-	outer   *nameScope // enclosing scope: correlated (expression subquery) or lateral
-	lateral bool       // outer is the FROM siblings of a lateral subquery
+	merged      []mergedColumn
+	outer       *nameScope // enclosing scope: correlated (expression subquery) or lateral
+	lateral     bool       // outer is the FROM siblings of a lateral subquery
 	// outerAgg: the enclosing query node is an aggregation and the
 	// subquery sits outside its aggregates.
 	outerAgg bool

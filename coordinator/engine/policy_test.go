@@ -70,7 +70,7 @@ func TestOutputPolicy(t *testing.T) {
 			policy: contracts.Output{Mode: contracts.ModeCustom, GroupSizeColumn: "users", MinGroupSize: 10, MaxRows: 100}, refused: "must be an integer"},
 		{name: "string column", sql: "SELECT g AS users FROM groups",
 			policy: contracts.Output{Mode: contracts.ModeCustom, GroupSizeColumn: "users", MinGroupSize: 10, MaxRows: 100}, refused: "must be an integer"},
-		{name: "zero max_rows", sql: q, policy: contracts.Output{Mode: contracts.ModeCustom, }, refused: "max_rows is 0"},
+		{name: "zero max_rows", sql: q, policy: contracts.Output{Mode: contracts.ModeCustom}, refused: "max_rows is 0"},
 		{name: "negative k", sql: q, policy: contracts.Output{Mode: contracts.ModeCustom, MinGroupSize: -1, MaxRows: 10}, refused: "must not be negative"},
 		{name: "k without a column", sql: q, policy: contracts.Output{Mode: contracts.ModeCustom, MinGroupSize: 5, MaxRows: 10}, refused: "names no group_size_column"},
 	} {

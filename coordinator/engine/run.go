@@ -17,9 +17,9 @@ import (
 // schema, the kept rows and how many rows were suppressed. Its batches live
 // in Go memory, independent of the Session.
 type Result struct {
-	Schema     *arrow.Schema
-	Batches    []arrow.RecordBatch
-	Rows       int64 // rows kept, at most the policy's MaxRows
+	Schema  *arrow.Schema
+	Batches []arrow.RecordBatch
+	Rows    int64 // rows kept, at most the policy's MaxRows
 	// Suppressed counts the rows dropped for a group size below
 	// MinGroupSize (not those beyond the query's LIMIT or before its
 	// OFFSET).
