@@ -593,6 +593,9 @@ func (a *analyzer) selectNode(n *SelectNode, q *qctx) *shape {
 				if _, ok := position(o.Expr); ok {
 					continue // an output column, checked above
 				}
+				if st, ok := o.Expr.(*StarExpr); ok && st.Relation == "" && st.Expr == nil && len(st.Replace) == 0 {
+					continue // ORDER BY ALL: the output columns
+				}
 				v := a.expr(o.Expr, &ectx{sc: sc, clause: "ORDER BY", keyed: keyed, allowAlias: true, aliasUnion: true, collect: collect})
 				if v.unit >= 0 {
 					a.unitUse(v, o.Expr.Node().Location, "in ORDER BY")
@@ -1046,7 +1049,7 @@ func (a *analyzer) joinRef(r *JoinRef, sc *nameScope, joins *[]*join, ctes *cteS
 		switch r.JoinType {
 		case "RIGHT":
 			m.val = rv
-		case "OUTER":
+		case "FULL", "OUTER":
 			m.val = noVal()
 			m.val.srcs = mergeSrcs(lv.srcs, rv.srcs)
 			if lv.unit >= 0 || rv.unit >= 0 {

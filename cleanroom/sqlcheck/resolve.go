@@ -85,13 +85,14 @@ func (a *analyzer) findLocal(names []string, sc *nameScope) (val, problem) {
 		}
 	}
 	found, count := noVal(), 0
-	unknown, unknownProtected := false, false
+	unknown, unknownProtected, hitProtected := false, false, false
 	for _, r := range sc.rels {
 		hit := false
 		for i, c := range r.cols {
 			if !c.hidden && c.name != "" && equalFold(c.name, name) {
 				if !hit {
 					found, count, hit = a.colVal(r, i), count+1, true
+					hitProtected = hitProtected || r.protected
 				}
 			}
 		}
@@ -101,6 +102,8 @@ func (a *analyzer) findLocal(names []string, sc *nameScope) (val, problem) {
 		}
 	}
 	switch {
+	case count > 1 && !hitProtected:
+		return noVal(), resolved // DuckDB's binder refuses it
 	case count > 1:
 		return noVal(), ambiguous
 	case count == 1:
@@ -222,7 +225,12 @@ func (a *analyzer) columnRef(x *ColumnRef, cx *ectx) val {
 			a.outerRefs = append(a.outerRefs, ov)
 			return a.unitLike(ov, s.uf, cx.sc.uf)
 		}
-		a.refuse(RuleAnalysable, full, x.Location, "the algorithm names "+full+", which the analysis cannot resolve to a column", "")
+		for s := cx.sc; s != nil; s = s.outer {
+			if a.scopeProtected(s) {
+				a.refuse(RuleAnalysable, full, x.Location, "the algorithm names "+full+", which the analysis cannot resolve to a column", "")
+				break
+			}
+		}
 		return noVal()
 	}
 	return a.unitLike(v, cx.sc.uf)

@@ -26,7 +26,11 @@ import (
 //
 // The engine turns the edited tree back into SQL with DuckDB's
 // json_deserialize_sql. Every name added starts with ReservedPrefix, which
-// no algorithm may use, so none can meet a name of the algorithm.
+// no algorithm may use, so none can meet a name of the algorithm. One
+// thing is changed for json_deserialize_sql's sake: it writes a DOUBLE
+// literal such as 1e9 as 1000000000.0, which DuckDB reads back as a
+// DECIMAL, so every DOUBLE literal is written as CAST('1e+09' AS DOUBLE),
+// the same value of the same type.
 
 // unknownLocation is the query_location DuckDB writes for "none".
 const unknownLocation = "18446744073709551615"
@@ -105,6 +109,7 @@ func (r *Analysis) Rewritten() []byte {
 	}
 	copies := map[uintptr]map[string]any{}
 	st := deepCopy(r.st.raw, copies)
+	castDoubles(st)
 	for node, e := range r.edits {
 		m := copies[reflect.ValueOf(node.raw).Pointer()]
 		if m == nil {
@@ -143,6 +148,53 @@ func (r *Analysis) Rewritten() []byte {
 		panic(fmt.Sprintf("sqlcheck: encoding a decoded tree: %v", err)) // plain JSON values: cannot fail
 	}
 	return bytes.TrimSpace(b.Bytes())
+}
+
+// castDoubles replaces every DOUBLE literal under v by a CAST of its
+// shortest exact text to DOUBLE.
+func castDoubles(v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if c, ok := doubleConstant(e); ok {
+				x[k] = c
+				continue
+			}
+			castDoubles(e)
+		}
+	case []any:
+		for i, e := range x {
+			if c, ok := doubleConstant(e); ok {
+				x[i] = c
+				continue
+			}
+			castDoubles(e)
+		}
+	}
+}
+
+// doubleConstant returns the CAST that stands for v when v is a DOUBLE
+// literal.
+func doubleConstant(v any) (map[string]any, bool) {
+	m, ok := v.(map[string]any)
+	if !ok || m["class"] != "CONSTANT" {
+		return nil, false
+	}
+	val, _ := m["value"].(map[string]any)
+	typ, _ := val["type"].(map[string]any)
+	num, isNum := val["value"].(json.Number)
+	if typ["id"] != "DOUBLE" || val["is_null"] != false || !isNum {
+		return nil, false
+	}
+	f, err := strconv.ParseFloat(string(num), 64)
+	if err != nil {
+		return nil, false
+	}
+	text := strconv.FormatFloat(f, 'g', -1, 64)
+	return map[string]any{"class": "CAST", "type": "OPERATOR_CAST", "alias": m["alias"], "query_location": m["query_location"],
+		"child": map[string]any{"class": "CONSTANT", "type": "VALUE_CONSTANT", "alias": "", "query_location": json.Number(unknownLocation),
+			"value": map[string]any{"type": map[string]any{"id": "VARCHAR", "type_info": nil}, "is_null": false, "value": text}},
+		"cast_type": map[string]any{"id": "DOUBLE", "type_info": nil}, "try_cast": false}, true
 }
 
 // deepCopy copies a decoded JSON value; copies, when not nil, maps each

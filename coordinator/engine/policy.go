@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -26,9 +27,10 @@ type rowFilter struct {
 // releases: in mode custom, rows whose GroupSizeColumn is at least k; in
 // mode aggregate, rows whose every privacy-unit count (the analysis's
 // Counts, the result's last columns) is at least k, then the query's
-// OFFSET and LIMIT, without the counts. It stops reading as soon as the
-// kept rows exceed MaxRows.
-func applyPolicy(rr array.RecordReader, policy contracts.Output, analysis *sqlcheck.Analysis) (*Result, error) {
+// OFFSET and LIMIT, without the counts, under names (the algorithm's
+// column names, when the query ran rewritten). It stops reading as soon as
+// the kept rows exceed MaxRows.
+func applyPolicy(rr array.RecordReader, policy contracts.Output, analysis *sqlcheck.Analysis, names []string) (*Result, error) {
 	schema := rr.Schema()
 	f := &rowFilter{k: policy.MinGroupSize, visible: schema.NumFields(), limit: -1}
 	switch {
@@ -63,9 +65,15 @@ func applyPolicy(rr array.RecordReader, policy contracts.Output, analysis *sqlch
 		}
 	}
 	out := schema
-	if f.visible < schema.NumFields() {
+	if f.visible < schema.NumFields() || names != nil {
+		fields := slices.Clone(schema.Fields()[:f.visible])
+		for i := range fields {
+			if i < len(names) {
+				fields[i].Name = names[i]
+			}
+		}
 		md := schema.Metadata()
-		out = arrow.NewSchema(schema.Fields()[:f.visible], &md)
+		out = arrow.NewSchema(fields, &md)
 	}
 	res := &Result{Schema: out}
 	ok := false

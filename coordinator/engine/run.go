@@ -91,6 +91,7 @@ func (s *Session) Run(ctx context.Context, query string, policy Policy) (*Result
 	}
 	run := query
 	var analysis *sqlcheck.Analysis
+	var names []string
 	if policy.Output.Mode == contracts.ModeAggregate {
 		p, err := plan(ctx, conn, query, st, privacyDatasets(s.tableNames(), s.tableSchemas(), policy))
 		if err != nil {
@@ -100,6 +101,14 @@ func (s *Session) Run(ctx context.Context, query string, policy Policy) (*Result
 	}
 	if err := checkPrepared(conn, run); err != nil {
 		return nil, err
+	}
+	if run != query {
+		if err := checkPrepared(conn, query); err != nil {
+			return nil, err
+		}
+		if names, err = sameColumns(conn, query, run, len(analysis.Counts)); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkPlan(ctx, conn, run); err != nil {
 		return nil, err
@@ -113,7 +122,7 @@ func (s *Session) Run(ctx context.Context, query string, policy Policy) (*Result
 		return nil, queryError(ctx, err)
 	}
 	defer rr.Release()
-	res, err := applyPolicy(rr, policy.Output, analysis)
+	res, err := applyPolicy(rr, policy.Output, analysis, names)
 	if err != nil {
 		return nil, queryError(ctx, err)
 	}

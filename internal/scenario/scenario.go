@@ -151,6 +151,11 @@ type Dataset struct {
 	ID       string
 	Provider string
 	Columns  string // YAML flow list, e.g. "[{name: user_id, type: string}]"
+	// PrivacyUnit, when set, is the dataset's privacy_unit.
+	PrivacyUnit string
+	// Privacy is more YAML flow fields of the dataset, e.g.
+	// "dimensions: [campaign]".
+	Privacy string
 }
 
 // Spec describes a contract to build.
@@ -168,11 +173,14 @@ type Spec struct {
 	// confidential: the contract the coordinator must refuse to run.
 	InsecurePlainDigest bool
 	Recipients          []string
-	GroupColumn         string
-	K                   int
-	MaxRows             int
-	MaxRuns             int
-	Expires             time.Time
+	// Mode is output.mode; "" writes none (custom when GroupColumn is set,
+	// aggregate otherwise).
+	Mode        string
+	GroupColumn string
+	K           int
+	MaxRows     int
+	MaxRuns     int
+	Expires     time.Time
 }
 
 // NewParty makes a participant with a fresh key.
@@ -229,13 +237,26 @@ func (sp *Spec) Text(inst *tee.Instance) []byte {
 	}
 	b.WriteString("datasets:\n")
 	for _, d := range sp.Datasets {
-		fmt.Fprintf(&b, "  - {id: %s, provider: %s, columns: %s}\n", d.ID, d.Provider, d.Columns)
+		fmt.Fprintf(&b, "  - {id: %s, provider: %s, columns: %s", d.ID, d.Provider, d.Columns)
+		if d.PrivacyUnit != "" {
+			fmt.Fprintf(&b, ", privacy_unit: %s", d.PrivacyUnit)
+		}
+		if d.Privacy != "" {
+			fmt.Fprintf(&b, ", %s", d.Privacy)
+		}
+		b.WriteString("}\n")
 	}
 	fmt.Fprintf(&b, "algorithm: {provider: %s, language: duckdb-sql, sha256: \"%x\", confidential: %v}\n",
 		sp.AlgorithmBy, sp.AlgorithmDigest(), sp.Confidential)
 	fmt.Fprintf(&b, "output: {recipients: [%s], max_rows: %d, max_runs: %d", strings.Join(sp.Recipients, ", "), sp.MaxRows, sp.MaxRuns)
+	if sp.Mode != "" {
+		fmt.Fprintf(&b, ", mode: %s", sp.Mode)
+	}
+	if sp.GroupColumn != "" {
+		fmt.Fprintf(&b, ", group_size_column: %s", sp.GroupColumn)
+	}
 	if sp.K > 0 {
-		fmt.Fprintf(&b, ", group_size_column: %s, min_group_size: %d", sp.GroupColumn, sp.K)
+		fmt.Fprintf(&b, ", min_group_size: %d", sp.K)
 	}
 	b.WriteString("}\n")
 	m := inst.Measurement()
