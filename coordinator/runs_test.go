@@ -259,7 +259,7 @@ func TestRefusalsDoNotLeakData(t *testing.T) {
 func TestConfidentialAlgorithm(t *testing.T) {
 	dir := t.TempDir()
 	srv := scenario.Start(t, dir, coordinator.Config{})
-	spec := adSpec(t, "confidential", 2)
+	spec := protect(adSpec(t, "confidential", 2))
 	spec.Confidential = true
 	spec.Query = "SELECT i.campaign AS secret_campaign_column, count(DISTINCT i.user_id) AS users " +
 		"FROM impressions i JOIN conversions c USING (user_id) GROUP BY i.campaign"

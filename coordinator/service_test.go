@@ -85,6 +85,17 @@ func adSpec(t testing.TB, name string, maxRuns int) *scenario.Spec {
 	}
 }
 
+// protect puts a contract of adSpec's shape in mode aggregate: both
+// datasets protected by user_id, and k counted by the engine rather than
+// taken from the query's users column.
+func protect(spec *scenario.Spec) *scenario.Spec {
+	spec.GroupColumn = ""
+	for i := range spec.Datasets {
+		spec.Datasets[i].PrivacyUnit = "user_id"
+	}
+	return spec
+}
+
 const (
 	impressionsCSV = "user_id,campaign\nu1,spring\nu2,spring\nu3,spring\nu1,summer\nu4,autumn\n"
 	conversionsCSV = "user_id,value\nu1,10.5\nu2,20\nu3,1\nu4,7\n"
