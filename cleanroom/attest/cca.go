@@ -252,3 +252,6 @@ func hexList(list [][]byte) string {
 }
 
 func platformLifecycle(v uint16) string { return platform.LifeCycleToState(v).String() }
+
+// LifecycleState names the platform's lifecycle state.
+func (c *CCAClaims) LifecycleState() string { return platformLifecycle(c.Lifecycle) }
