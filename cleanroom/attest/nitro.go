@@ -299,8 +299,6 @@ func nitroReportData(n *NitroClaims, want [64]byte) error {
 	return nil
 }
 
-
-
 // validateNitro checks a document's PCRs against a contract's reference
 // values: PCR0 must be listed; PCR1 and PCR2 when their lists are not
 // empty.

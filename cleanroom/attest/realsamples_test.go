@@ -129,7 +129,9 @@ func TestTDXRealQuoteRefusals(t *testing.T) {
 			return attest.Policy{TDX: r, ReportData: &good.ReportData}
 		}, attest.CheckTEETCBSVN},
 		{"bound to another key", func() attest.Policy { return attest.Policy{TDX: refs(), ReportData: &other} }, attest.CheckReportData},
-		{"no tdx reference values", func() attest.Policy { return attest.Policy{Measurements: [][48]byte{good.Measurement}, ReportData: &good.ReportData} }, attest.CheckMeasurement},
+		{"no tdx reference values", func() attest.Policy {
+			return attest.Policy{Measurements: [][48]byte{good.Measurement}, ReportData: &good.ReportData}
+		}, attest.CheckMeasurement},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
