@@ -1,6 +1,8 @@
 package contracts
 
 import (
+	"encoding/hex"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -311,4 +313,64 @@ func (v *validator) platformSections() {
 			v.problem("coordinator.cca.platform_refs.iak_sha256", "must be absent with platform %s: its throw-away key is pinned by simulated_root_sha256", PlatformCCASimulated)
 		}
 	}
+}
+
+// FlowYAML returns the coordinator section as one line of flow-style YAML,
+// as a contract writes it after "coordinator: ", with only the fields its
+// platform uses.
+func (cp *CoordinatorPolicy) FlowYAML() string {
+	var b strings.Builder
+	h := func(x []byte) string { return `"` + hex.EncodeToString(x) + `"` }
+	list48 := func(l [][48]byte) string {
+		s := make([]string, len(l))
+		for i := range l {
+			s[i] = h(l[i][:])
+		}
+		return "[" + strings.Join(s, ", ") + "]"
+	}
+	list := func(l [][]byte) string {
+		s := make([]string, len(l))
+		for i := range l {
+			s[i] = h(l[i])
+		}
+		return "[" + strings.Join(s, ", ") + "]"
+	}
+	fmt.Fprintf(&b, "{platform: %s", cp.Platform)
+	if len(cp.Measurements) > 0 {
+		fmt.Fprintf(&b, ", measurements: %s", list48(cp.Measurements))
+	}
+	if cp.AllowDebug {
+		b.WriteString(", allow_debug: true")
+	}
+	if cp.MinTCB != (TCB{}) {
+		t := cp.MinTCB
+		fmt.Fprintf(&b, ", min_tcb: {bootloader: %d, tee: %d, snp: %d, microcode: %d}", t.Bootloader, t.TEE, t.SNP, t.Microcode)
+	}
+	if cp.SimulatedRootSHA256 != nil {
+		fmt.Fprintf(&b, ", simulated_root_sha256: %s", h(cp.SimulatedRootSHA256[:]))
+	}
+	if r := cp.TDX; r != nil {
+		fmt.Fprintf(&b, ", tdx: {mrtd: %s", list48(r.MRTD))
+		if len(r.RTMR) > 0 {
+			sets := make([]string, len(r.RTMR))
+			for i, set := range r.RTMR {
+				sets[i] = list48(set[:])
+			}
+			fmt.Fprintf(&b, ", rtmr: [%s]", strings.Join(sets, ", "))
+		}
+		fmt.Fprintf(&b, ", min_tee_tcb_svn: %s, allow_debug: %v}", h(r.MinTEETCBSVN[:]), r.AllowDebug)
+	}
+	if r := cp.Nitro; r != nil {
+		fmt.Fprintf(&b, ", nitro: {pcr0: %s, pcr1: %s, pcr2: %s}", list48(r.PCR0), list48(r.PCR1), list48(r.PCR2))
+	}
+	if r := cp.CCA; r != nil {
+		iak := make([][]byte, len(r.Platform.IAKSHA256))
+		for i := range iak {
+			iak[i] = r.Platform.IAKSHA256[i][:]
+		}
+		fmt.Fprintf(&b, ", cca: {rim: %s, platform_refs: {iak_sha256: %s, implementation_ids: %s, sw_measurements: %s}}",
+			list(r.RIM), list(iak), list(r.Platform.ImplementationIDs), list(r.Platform.SWMeasurements))
+	}
+	b.WriteString("}")
+	return b.String()
 }

@@ -168,3 +168,22 @@ func TestBadPlatformSections(t *testing.T) {
 		})
 	}
 }
+
+// FlowYAML writes a coordinator section that parses back to the same
+// values, for every platform.
+func TestFlowYAMLRoundTrips(t *testing.T) {
+	for p, section := range platformSections {
+		c, err := Parse([]byte(withCoordinator(section)), ParseOptions{Now: testNow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Replace(withCoordinator(""), "coordinator:\n", "coordinator: "+c.Coordinator.FlowYAML()+"\n", 1)
+		c2, err := Parse([]byte(text), ParseOptions{Now: testNow})
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", p, err, c.Coordinator.FlowYAML())
+		}
+		if c2.ID() != c.ID() {
+			t.Errorf("%s: %s does not parse back to the same contract", p, c.Coordinator.FlowYAML())
+		}
+	}
+}
