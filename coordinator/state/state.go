@@ -67,6 +67,9 @@ type Run struct {
 	Finished     *events.RunFinished
 	FinishIndex  uint64 // log index of run.finished, run.refused or run.aborted
 	RefuseReason string
+	// SealedReason is run.refused's sealed_reason: the full reason sealed
+	// to a confidential algorithm's provider, or nil.
+	SealedReason []byte
 	Fetches      int
 }
 
@@ -189,7 +192,7 @@ func (s *State) apply(idx uint64, e *events.Event) error {
 		if err != nil {
 			return err
 		}
-		run.Status, run.RefuseReason, run.FinishIndex = RunRefused, e.RunRefused.Reason, idx
+		run.Status, run.RefuseReason, run.SealedReason, run.FinishIndex = RunRefused, e.RunRefused.Reason, e.RunRefused.SealedReason, idx
 	case events.TypeRunAborted:
 		run, err := s.runningRun(c, e.RunAborted.RunID)
 		if err != nil {

@@ -2,6 +2,7 @@ package clinicalcohort
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
@@ -94,7 +95,7 @@ func TestContractTemplate(t *testing.T) {
 	c, _ := scenariotest.FillContract(t, ContractTemplate, Query)
 	if got := scenario.Placeholders(ContractTemplate); !slices.Equal(got, []string{
 		"EXPIRES_AT", "HOSPITAL_KEY", "SPONSOR_KEY", "ETHICS_KEY",
-		"QUERY_SHA256", "MEASUREMENT", "SIMULATED_ROOT_SHA256",
+		"QUERY_COMMITMENT", "MEASUREMENT", "SIMULATED_ROOT_SHA256",
 	}) {
 		t.Errorf("placeholders %v", got)
 	}
@@ -110,6 +111,9 @@ func TestContractTemplate(t *testing.T) {
 	}
 	if !c.Algorithm.Confidential || c.Algorithm.Provider != "sponsor" {
 		t.Errorf("algorithm %+v, want the sponsor's, confidential", c.Algorithm)
+	}
+	if c.Algorithm.SHA256 == sha256.Sum256([]byte(Query)) {
+		t.Error("the confidential query's contract names its plain SHA-256, not a salted commitment")
 	}
 }
 

@@ -10,9 +10,11 @@
 #             counts per site and age band
 #   ethics    (the ethics committee) audits the coordinator's log
 #
-# The hospital signs a contract naming only the query's SHA-256; the text
-# travels encrypted to the attested coordinator and nobody else ever sees
-# it. The hospital relies on the output policy (k = 20 patients per row).
+# The hospital signs a contract naming only a salted commitment to the
+# query: without the salt, which only the sponsor keeps, no one can test a
+# guess of the query against it. The text and the salt travel encrypted to
+# the attested coordinator and nobody else ever sees them. The hospital
+# relies on the output policy (k = 20 patients per row).
 #
 # Environment: ROWS (patients to generate, default 40000); WORK, KEEP and
 # BIN as in ../lib.sh.
@@ -32,10 +34,10 @@ for p in hospital sponsor ethics; do
   (cd "$WORK/$p" && cleanroom keygen --out "$p" >/dev/null)
 done
 
-step "sponsor: publish only the SHA-256 of its confidential query"
+step "sponsor: publish only a salted commitment to its confidential query"
 cp "$here/query.sql" "$WORK/sponsor/query.sql"
-query_sha=$(sha256sum "$WORK/sponsor/query.sql" | cut -d' ' -f1)
-echo "query sha256 $query_sha (the text stays with the sponsor)" >&2
+query_commitment=$(cd "$WORK/sponsor" && cleanroom algorithm commit query.sql --salt query.salt)
+echo "query commitment $query_commitment (the text and the salt stay with the sponsor)" >&2
 
 step "all: write the contract from the template"
 fill "$here/contract.yaml.tmpl" \
@@ -43,7 +45,7 @@ fill "$here/contract.yaml.tmpl" \
   HOSPITAL_KEY "$(cat "$WORK/hospital/hospital.pub")" \
   SPONSOR_KEY "$(cat "$WORK/sponsor/sponsor.pub")" \
   ETHICS_KEY "$(cat "$WORK/ethics/ethics.pub")" \
-  QUERY_SHA256 "$query_sha" \
+  QUERY_COMMITMENT "$query_commitment" \
   MEASUREMENT "$measurement" \
   SIMULATED_ROOT_SHA256 "$root_pin" >"$WORK/contract.yaml"
 for p in hospital sponsor ethics; do cp "$WORK/contract.yaml" "$WORK/$p/"; done
@@ -74,12 +76,12 @@ step "hospital: encrypt and upload its patients (Parquet)"
     --contract contract.yaml --key hospital.key --coordinator "$url"
 )
 
-step "sponsor: upload its enrolments, then submit the query sealed to the coordinator"
+step "sponsor: upload its enrolments, then submit the query and its salt sealed to the coordinator"
 (
   cd "$WORK/sponsor"
   export CLEANROOM_COORDINATOR=$url CLEANROOM_CONTRACT=contract.yaml CLEANROOM_KEY=sponsor.key
   cleanroom dataset upload enrolments.csv --dataset enrolments
-  cleanroom algorithm submit query.sql
+  cleanroom algorithm submit query.sql --salt query.salt
 )
 
 step "sponsor: run, fetch the result, verify it offline, read it"

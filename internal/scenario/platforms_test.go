@@ -58,7 +58,7 @@ func TestScenarioOnEverySimulatedPlatform(t *testing.T) {
 			sc.Submit(t, "auditor")
 			sc.MustUpload(t, "publisher", "impressions", "user_id,campaign\nu1,spring\nu2,spring\nu3,spring\nu1,summer\nu4,autumn\n")
 			sc.MustUpload(t, "advertiser", "conversions", "user_id,value\nu1,10.5\nu2,20\nu3,1\nu4,7\n")
-			if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(sc.Spec.Query)); err != nil {
+			if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(sc.Spec.Query), sc.Spec.AlgorithmSalt()); err != nil {
 				t.Fatal(err)
 			}
 			rs, err := sc.Client(t, "advertiser").Run(ctx)

@@ -165,7 +165,9 @@ func Engine(tb testing.TB, c *contracts.Contract, dir string, format connectors.
 }
 
 // FillContract fills a scenario's contract template for a test: a fresh
-// key for every {{..._KEY}}, the SHA-256 of query for {{QUERY_SHA256}}, an
+// key for every {{..._KEY}}, the SHA-256 of query for {{QUERY_SHA256}} (an
+// algorithm that is not confidential), the salted commitment to query with
+// a fresh salt for {{QUERY_COMMITMENT}} (a confidential one), an
 // arbitrary measurement and simulated root, and an expiry 30 days ahead.
 // It parses the result with contracts.Parse and returns both.
 func FillContract(tb testing.TB, tmpl []byte, query string) (*contracts.Contract, []byte) {
@@ -181,6 +183,9 @@ func FillContract(tb testing.TB, tmpl []byte, query string) (*contracts.Contract
 			values[name] = id.Public().String()
 		case name == "QUERY_SHA256":
 			sum := sha256.Sum256([]byte(query))
+			values[name] = hex.EncodeToString(sum[:])
+		case name == "QUERY_COMMITMENT":
+			sum := cleanroom.CommitAlgorithm(cleanroom.NewSalt(), []byte(query))
 			values[name] = hex.EncodeToString(sum[:])
 		case name == "MEASUREMENT":
 			values[name] = strings.Repeat("ab", 48)
