@@ -106,3 +106,26 @@ func TestWritePlatformFuzzSeeds(t *testing.T) {
 	token := readFile(t, "testdata/cca/token.cbor")
 	fuzzseed.Write(t, "FuzzCCAToken", fuzzseed.Bytes(token, flip(token, 8), flip(token, len(token)-3), token[:64])...)
 }
+
+// platformEvidenceSeeds returns the evidence encoding of each real sample,
+// for FuzzParseEvidence's corpus.
+func platformEvidenceSeeds(t *testing.T) [][]byte {
+	col, err := attest.LoadTDXCollateral("testdata/tdx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tdx, err := attest.NewTDXEvidence(contracts.PlatformTDX, readFile(t, "testdata/tdx/quote.dat"), col)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cca, _ := ccaSample(t)
+	var out [][]byte
+	for _, ev := range []attest.Evidence{tdx, nitroSample(t), cca} {
+		b, err := ev.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
