@@ -21,6 +21,7 @@ type Session struct {
 
 	mu      sync.Mutex
 	tables  map[string]tableState // by lower-cased name: DuckDB identifiers ignore case
+	names   []string              // the loaded tables' names, as loaded
 	ran     bool
 	closed  bool
 	pending sync.WaitGroup // LoadTable and Run calls in flight
