@@ -5,6 +5,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hpke"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"runtime"
@@ -238,4 +239,39 @@ func TestOpenParallelManySegments(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// BenchmarkOpenSegmentDigests is BenchmarkOpen/.../dst with every
+// segment's SHA-256 checked against a committed list (prototype).
+func BenchmarkOpenSegmentDigests(b *testing.B) {
+	key, env := benchEnvelope(b, benchSize)
+	hdr, _ := ParseHeader(bytes.NewReader(env))
+	body := env[hdr.Len():]
+	var digests [][32]byte
+	for i := 0; i < len(body); i += hdr.SegmentSize + TagSize {
+		digests = append(digests, sha256.Sum256(body[i:min(i+hdr.SegmentSize+TagSize, len(body))]))
+	}
+	for _, w := range []struct {
+		name    string
+		workers int
+	}{{"1core", 1}, {"allcores", runtime.GOMAXPROCS(0)}} {
+		b.Run(w.name+"/dst", func(b *testing.B) {
+			dst := make([]byte, benchSize)
+			b.SetBytes(benchSize)
+			for b.Loop() {
+				if _, _, err := OpenFile(bytes.NewReader(env), int64(len(env)), key, testExpect(), OpenOptions{Workers: w.workers, Dst: dst, SegmentSHA256: digests}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(w.name+"/file-nodigests/dst", func(b *testing.B) {
+			dst := make([]byte, benchSize)
+			b.SetBytes(benchSize)
+			for b.Loop() {
+				if _, _, err := OpenFile(bytes.NewReader(env), int64(len(env)), key, testExpect(), OpenOptions{Workers: w.workers, Dst: dst}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
