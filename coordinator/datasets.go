@@ -26,7 +26,7 @@ const maxIPCMessage = 1 << 30
 // batches.
 func DecryptDataset(ciphertext []byte, key hpke.PrivateKey, c *contracts.Contract, datasetID string) ([]arrow.RecordBatch, int64, error) {
 	heap := func(n int64) ([]byte, func(), error) { return make([]byte, n), func() {}, nil }
-	recs, rows, _, err := openDataset(bytes.NewReader(ciphertext), int64(len(ciphertext)), key, c, datasetID, "", nil, heap)
+	recs, rows, _, err := openDataset(bytes.NewReader(ciphertext), int64(len(ciphertext)), key, c, datasetID, "", heap)
 	return recs, rows, err
 }
 
@@ -37,7 +37,7 @@ func DecryptDataset(ciphertext []byte, key hpke.PrivateKey, c *contracts.Contrac
 // must hash to it (the digest logged at upload). Workers read each segment
 // into a private buffer before checking and decrypting it, so bytes that
 // change in r meanwhile cannot reach the plaintext.
-func openDataset(r io.ReaderAt, size int64, key hpke.PrivateKey, c *contracts.Contract, datasetID, wantHeader string, segs [][32]byte,
+func openDataset(r io.ReaderAt, size int64, key hpke.PrivateKey, c *contracts.Contract, datasetID, wantHeader string,
 	alloc func(int64) ([]byte, func(), error)) ([]arrow.RecordBatch, int64, func(), error) {
 	ds := c.Dataset(datasetID)
 	if ds == nil {
@@ -58,7 +58,7 @@ func openDataset(r io.ReaderAt, size int64, key hpke.PrivateKey, c *contracts.Co
 	schemaDigest := ds.SchemaDigest()
 	plain, hdr, err = envelope.OpenFile(r, size, key, envelope.Expect{
 		Kind: envelope.KindDataset, ContractID: c.ID(), ObjectID: datasetID, SchemaDigest: &schemaDigest,
-	}, envelope.OpenOptions{Dst: plain, SegmentSHA256: segs})
+	}, envelope.OpenOptions{Dst: plain})
 	if err == nil && wantHeader != "" {
 		if got := fmt.Sprintf("%x", hdr.SHA256()); got != wantHeader {
 			clear(plain)

@@ -318,22 +318,7 @@ func (c *Coordinator) decryptDataset(ct *contracts.Contract, datasetID, digestHe
 		return nil, nil, fmt.Errorf("dataset %s: %w", datasetID, err)
 	}
 	defer f.Close()
-	var segs [][32]byte
-	if up.Segments != nil {
-		sd, err := blobs.ParseDigest(up.Segments.SHA256)
-		if err != nil {
-			return nil, nil, err
-		}
-		list, err := c.blobs.Get(sd, up.Segments.Size)
-		if err != nil {
-			return nil, nil, fmt.Errorf("dataset %s: segment digests: %w", datasetID, err)
-		}
-		segs = make([][32]byte, len(list)/32)
-		for i := range segs {
-			copy(segs[i][:], list[32*i:])
-		}
-	}
-	recs, _, free, err := openDataset(f, up.Ciphertext.Size, c.tee.Identity().HPKE(), ct, datasetID, up.HeaderSHA256, segs, allocPlain)
+	recs, _, free, err := openDataset(f, up.Ciphertext.Size, c.tee.Identity().HPKE(), ct, datasetID, up.HeaderSHA256, allocPlain)
 	return recs, free, err
 }
 

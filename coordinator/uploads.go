@@ -63,8 +63,7 @@ func (c *Coordinator) UploadDataset(ctx context.Context, actor ed25519.PublicKey
 			w.Abort()
 		}
 	}()
-	sh := &segmentHasher{}
-	rows, header, err := c.receiveEnvelope(ctx, body, io.MultiWriter(w, sh), ct, ds)
+	rows, header, err := c.receiveEnvelope(ctx, body, w, ct, ds)
 	if err != nil {
 		return nil, err
 	}
@@ -84,15 +83,6 @@ func (c *Coordinator) UploadDataset(ctx context.Context, actor ed25519.PublicKey
 	}
 	if st.CiphertextSize != w.Size() {
 		return nil, unprocessable(nil, "upload statement for dataset %s claims %d bytes; %d were received", datasetID, st.CiphertextSize, w.Size())
-	}
-
-	var list []byte
-	for _, d := range sh.Digests() {
-		list = append(list, d[:]...)
-	}
-	segDigest, err := c.blobs.Put(list)
-	if err != nil {
-		return nil, storageError(err, "storing the segment digests")
 	}
 
 	unlock := c.locks.lock(cid.String())
@@ -115,7 +105,6 @@ func (c *Coordinator) UploadDataset(ctx context.Context, actor ed25519.PublicKey
 			Rows:            rows,
 			SchemaDigest:    fmt.Sprintf("%x", schema),
 			UploadStatement: stmt,
-			Segments:        &events.Blob{SHA256: segDigest.String(), Size: int64(len(list))},
 		},
 	})
 	if err != nil {
@@ -140,7 +129,7 @@ func (c *Coordinator) uploaded(cid contracts.ID, datasetID string) bool {
 // goroutine authenticates, decrypts and decodes the same bytes from a pipe.
 // It returns the number of rows once both are done.
 // It returns the number of rows and the SHA-256 of the envelope's header.
-func (c *Coordinator) receiveEnvelope(ctx context.Context, body io.Reader, w io.Writer, ct *contracts.Contract, ds *contracts.Dataset) (int64, [32]byte, error) {
+func (c *Coordinator) receiveEnvelope(ctx context.Context, body io.Reader, w *blobs.Writer, ct *contracts.Contract, ds *contracts.Dataset) (int64, [32]byte, error) {
 	pr, pw := io.Pipe()
 	type outcome struct {
 		rows   int64
@@ -155,14 +144,12 @@ func (c *Coordinator) receiveEnvelope(ctx context.Context, body io.Reader, w io.
 	}()
 	buf := make([]byte, 256<<10)
 	var copyErr error
-	var received int64
 	for {
 		n, rerr := body.Read(buf)
-		if n > 0 && received > 0 {
+		if n > 0 && w.Size() > 0 {
 			fault("upload/mid-body")
 		}
 		if n > 0 {
-			received += int64(n)
 			if _, err := w.Write(buf[:n]); err != nil {
 				copyErr = err
 				break

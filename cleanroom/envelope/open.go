@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/cipher"
 	"crypto/hpke"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -102,11 +101,6 @@ type OpenOptions struct {
 	// error it is wiped. A smaller Dst is ignored. Dst must not overlap
 	// the ciphertext (in-place decryption is refused).
 	Dst []byte
-	// SegmentSHA256, when not nil, holds the SHA-256 of every segment's
-	// ciphertext (tag included), in order: each worker hashes the segment
-	// it read and refuses it unless it matches. (Prototype of per-segment
-	// ciphertext commitments.)
-	SegmentSHA256 [][32]byte
 }
 
 // Open checks, authenticates and decrypts a whole envelope held in memory.
@@ -201,12 +195,6 @@ func (d *decryption) decrypt(keys *segmentKeys, hdr *Header, layout Layout, opts
 		plaintext = make([]byte, layout.PlaintextSize)
 	}
 	d.keys, d.plaintext, d.segSize, d.segments, d.headerLen = keys, plaintext, hdr.SegmentSize, layout.Segments, int64(hdr.Len())
-	if opts.SegmentSHA256 != nil {
-		if int64(len(opts.SegmentSHA256)) != layout.Segments {
-			return nil, fmt.Errorf("%w: the envelope has %d segments; %d segment digests are committed", ErrAuthentication, layout.Segments, len(opts.SegmentSHA256))
-		}
-		d.segDigests = opts.SegmentSHA256
-	}
 	if d.body != nil {
 		d.bodyLen = int64(len(d.body))
 	}
@@ -227,15 +215,14 @@ func (d *decryption) decrypt(keys *segmentKeys, hdr *Header, layout Layout, opts
 // decryption is one parallel decryption of an envelope body, held in
 // memory (body) or read from src.
 type decryption struct {
-	keys       *segmentKeys
-	body       []byte
-	src        io.ReaderAt
-	bodyLen    int64
-	plaintext  []byte
-	segSize    int
-	segments   int64
-	headerLen  int64
-	segDigests [][32]byte
+	keys      *segmentKeys
+	body      []byte
+	src       io.ReaderAt
+	bodyLen   int64
+	plaintext []byte
+	segSize   int
+	segments  int64
+	headerLen int64
 
 	next   atomic.Int64 // next segment to claim
 	failed atomic.Bool
@@ -285,9 +272,6 @@ func (d *decryption) work() {
 			}
 		} else {
 			seg = d.body[start:end]
-		}
-		if err == nil && d.segDigests != nil && sha256.Sum256(seg) != d.segDigests[i] {
-			err = fmt.Errorf("%w: segment %d (bytes %d to %d) is not the committed ciphertext", ErrAuthentication, i, d.headerLen+start, d.headerLen+end)
 		}
 		if err == nil {
 			err = openSegment(aead, d.keys, nonce, d.plaintext[out:out:outEnd], seg, uint64(i), i == d.segments-1, d.headerLen+start)

@@ -97,8 +97,7 @@ type DatasetUploaded struct {
 	HeaderSHA256    string `json:"header_sha256"` // SHA-256 of the envelope's header
 	Rows            int64  `json:"rows"`
 	SchemaDigest    string `json:"schema_digest"`
-	UploadStatement []byte `json:"upload_statement"`   // the provider's COSE_Sign1
-	Segments        *Blob  `json:"segments,omitempty"` // prototype: SHA-256 of every segment
+	UploadStatement []byte `json:"upload_statement"` // the provider's COSE_Sign1
 }
 
 // AlgorithmSubmitted records the algorithm text accepted from its provider.
