@@ -62,7 +62,7 @@ func openDataset(r io.ReaderAt, size int64, key hpke.PrivateKey, c *contracts.Co
 	if err == nil && wantHeader != "" {
 		if got := fmt.Sprintf("%x", hdr.SHA256()); got != wantHeader {
 			clear(plain)
-			err = fmt.Errorf("the stored envelope's header digest is %s, the log records %s: it was replaced on disk", got, wantHeader)
+			err = fmt.Errorf("the stored envelope's header digest is %s, the log records %s: the envelope was replaced on disk", got, wantHeader)
 		}
 	}
 	if err != nil {

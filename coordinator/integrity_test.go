@@ -139,7 +139,7 @@ func storedEnvelope(t *testing.T, srv *scenario.Server, sc *scenario.Scenario, d
 	if up == nil {
 		t.Fatalf("dataset %s is not uploaded", ds)
 	}
-	d := up.Ciphertext.SHA256
+	d := up.Stored.SHA256
 	return filepath.Join(srv.Dir, "blobs", "sha256", d[:2], d)
 }
 
@@ -150,7 +150,7 @@ func storedEnvelope(t *testing.T, srv *scenario.Server, sc *scenario.Scenario, d
 // computing on rows that no upload statement and no log entry names.
 func TestSwappedDatasetRefused(t *testing.T) {
 	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
-	sc := scenario.New(t, srv, adSpec(t, "swapped", 2))
+	sc := scenario.New(t, srv, adSpec(t, "swapped", 3))
 	ctx := context.Background()
 	sc.Submit(t, "publisher")
 	provider := newKeptKeyProvider(t, sc, "impressions")
@@ -172,6 +172,10 @@ func TestSwappedDatasetRefused(t *testing.T) {
 		t.Fatal("the swapped envelope does not have the original's size and header")
 	}
 	path := storedEnvelope(t, srv, sc, "impressions")
+	stored, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(path, swapped.Envelope, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +186,80 @@ func TestSwappedDatasetRefused(t *testing.T) {
 	}
 	expectRefusal(t, "run over a swapped envelope", err, 422, "dataset impressions")
 	t.Logf("refused: %v", err)
+
+	// The host keeps the stored header and puts the provider's segments
+	// of the swapped rows behind it.
+	hdr, err := envelope.ParseHeader(bytes.NewReader(stored))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spliced := append(stored[:hdr.Len():hdr.Len()], swapped.Envelope[len(provider.header):]...)
+	if err := os.WriteFile(path, spliced, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = sc.Client(t, "advertiser").Run(ctx)
+	expectRefusal(t, "run over the stored header with swapped segments", err, 422, "dataset impressions")
+	t.Logf("refused: %v", err)
+}
+
+// TestStoredEnvelopeIsReKeyed checks what the coordinator stores for an
+// upload and logs about it: an envelope of its own for the same contract,
+// dataset and schema, sealed only to the coordinator's key under another
+// header, holding exactly the plaintext of the provider's envelope; and a
+// dataset.uploaded event that names the provider's envelope and header (as
+// the provider signed them) and the stored envelope and header.
+func TestStoredEnvelopeIsReKeyed(t *testing.T) {
+	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
+	sc := scenario.New(t, srv, adSpec(t, "rekeyed", 1))
+	sc.Submit(t, "publisher")
+	sealed := sc.Seal(t, "publisher", "impressions", impressionsCSV)
+	if _, err := sc.Upload(t, "publisher", "impressions", sealed); err != nil {
+		t.Fatal(err)
+	}
+	key := srv.Coord.TEE().Identity().HPKE()
+	want := envelope.Expect{Kind: envelope.KindDataset, ContractID: sc.Contract.ID(), ObjectID: "impressions"}
+	plain, sent, err := envelope.Open(sealed.Envelope, key, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := storedEnvelope(t, srv, sc, "impressions")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storedPlain, stored, err := envelope.Open(b, key, want)
+	if err != nil {
+		t.Fatalf("the stored envelope does not open with the coordinator's key: %v", err)
+	}
+	if !bytes.Equal(storedPlain, plain) {
+		t.Fatal("the stored envelope does not hold the provider's plaintext")
+	}
+	if stored.SHA256() == sent.SHA256() || stored.Salt == sent.Salt || bytes.Equal(b, sealed.Envelope) {
+		t.Fatal("the coordinator stored the provider's envelope or its header")
+	}
+	if len(stored.Recipients) != 1 || stored.Recipients[0].KeyID != envelope.KeyID(key.PublicKey()) ||
+		stored.SchemaDigest != sc.Contract.Dataset("impressions").SchemaDigest() || stored.SegmentSize != envelope.DefaultSegmentSize {
+		t.Fatalf("stored header: %+v", stored)
+	}
+	var up *events.DatasetUploaded
+	srv.Coord.State().View(func(v *state.Snapshot) { up = v.Contract(sc.Contract.ID()).Datasets["impressions"].Upload })
+	sentSum, storedSum, sentHdr, storedHdr := sha256.Sum256(sealed.Envelope), sha256.Sum256(b), sent.SHA256(), stored.SHA256()
+	for _, c := range []struct{ field, got, want string }{
+		{"ciphertext.sha256", up.Ciphertext.SHA256, fmt.Sprintf("%x", sentSum)},
+		{"ciphertext.size", fmt.Sprint(up.Ciphertext.Size), fmt.Sprint(len(sealed.Envelope))},
+		{"header_sha256", up.HeaderSHA256, fmt.Sprintf("%x", sentHdr)},
+		{"stored.sha256", up.Stored.SHA256, fmt.Sprintf("%x", storedSum)},
+		{"stored.size", fmt.Sprint(up.Stored.Size), fmt.Sprint(len(b))},
+		{"stored_header_sha256", up.StoredHeaderSHA256, fmt.Sprintf("%x", storedHdr)},
+	} {
+		if c.got != c.want {
+			t.Errorf("dataset.uploaded %s is %s, want %s", c.field, c.got, c.want)
+		}
+	}
+	st, err := upload.Verify(up.UploadStatement, sc.Party("publisher").Identity.Public(), upload.Expect{ContractID: sc.Contract.ID(), DatasetID: "impressions"})
+	if err != nil || st.HeaderSHA256 != sentHdr {
+		t.Fatalf("the logged statement does not sign the header digest: %v", err)
+	}
 }
 
 // TestStoredEnvelopeTamperingRefused changes the stored envelope of a
