@@ -275,8 +275,8 @@ func (t *timeline) datasetUploaded(idx uint64, ev *events.Event) {
 	t.cur.Details = map[string]string{
 		"dataset": b.Dataset, "ciphertext_sha256": b.Ciphertext.SHA256, "ciphertext_size": fmt.Sprint(b.Ciphertext.Size),
 		"rows": fmt.Sprint(b.Rows), "schema_digest": b.SchemaDigest, "header_sha256": b.HeaderSHA256,
-		"upload_statement_sha256": digest(b.UploadStatement),
-		"stored_sha256":           b.Stored.SHA256, "stored_size": fmt.Sprint(b.Stored.Size), "stored_header_sha256": b.StoredHeaderSHA256,
+		"upload_statement_sha256": digest(b.UploadStatement), "stored_sha256": b.Stored.SHA256,
+		"stored_size": fmt.Sprint(b.Stored.Size), "stored_header_sha256": b.StoredHeaderSHA256,
 	}
 	ds := c.Dataset(b.Dataset)
 	if ds == nil {
