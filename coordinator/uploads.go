@@ -321,8 +321,9 @@ func (c *Coordinator) verifyEnvelopeStream(r io.Reader, stored io.Writer, ct *co
 // digest is logged) and every segment authentic reads exactly the
 // plaintext the provider signed for.
 func (c *Coordinator) rekeyEnvelope(dst io.Writer, ct *contracts.Contract, ds *contracts.Dataset) (*envelope.Writer, error) {
-	return envelope.NewWriter(dst, envelope.Header{
+	// The blob store hashes what it is given: the writer need not.
+	return envelope.NewWriterWithOptions(dst, envelope.Header{
 		Kind: envelope.KindDataset, ContractID: ct.ID(), ObjectID: ds.ID, SchemaDigest: ds.SchemaDigest(),
 		SegmentSize: envelope.DefaultSegmentSize,
-	}, []hpke.PublicKey{c.tee.PublicKey().HPKE()})
+	}, []hpke.PublicKey{c.tee.PublicKey().HPKE()}, envelope.WriterOptions{NoDigest: true})
 }
