@@ -143,7 +143,7 @@ func Engine(tb testing.TB, c *contracts.Contract, dir string, format connectors.
 			tb.Fatalf("loading %s: %v", ds.ID, err)
 		}
 	}
-	res, err := s.Run(ctx, query, c.Output)
+	res, err := s.Run(ctx, query, engine.ContractPolicy(c))
 	if err != nil {
 		tb.Fatalf("engine: %v", err)
 	}
