@@ -284,11 +284,11 @@ func (v *validator) mode() {
 			if !explicit {
 				field = "output.group_size_column"
 			}
-			how := "mode custom"
+			how := "a confidential algorithm cannot use mode custom"
 			if !explicit {
-				how = "group_size_column without output.mode, which means mode custom,"
+				how = "a confidential algorithm cannot use group_size_column, which without output.mode means mode custom"
 			}
-			v.problem(field, "a confidential algorithm cannot use %s: its k would be a column of a query the other parties cannot read; declare privacy_unit on the protected datasets and use mode aggregate (the engine counts the persons itself)", how)
+			v.problem(field, "%s: its k would be a column of a query the other parties cannot read; declare privacy_unit on the protected datasets and use mode aggregate (the engine counts the persons itself)", how)
 		}
 	case ModeAggregate:
 		switch {
