@@ -942,6 +942,10 @@ func (a *analyzer) instantiate(sh *shape, qual, what string, loc Location) *rela
 }
 
 func (a *analyzer) addRelation(sc *nameScope, rel *relation, q *qctx, loc Location) {
+	if rel.inst == 0 {
+		a.inst++
+		rel.inst = a.inst
+	}
 	if rel.protected && a.inExpr > 0 {
 		a.refuse(RuleAnalysable, rel.what, loc, "a subquery used as an expression (IN, EXISTS, a scalar subquery) reads the protected dataset "+strings.Join(datasetsOf(rel), ", "),
 			": its rows would decide the result without being behind the output row, where the engine counts persons; write it as a join")
