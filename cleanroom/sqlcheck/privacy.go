@@ -159,6 +159,10 @@ type column struct {
 	unit   int    // the occurrence whose privacy unit this is, or -1
 	srcs   []source
 	hidden bool // a column the rewrite adds
+	// exact: the column holds its reading's privacy unit itself, row for
+	// row (not a column a join equates with it, which an outer join can
+	// leave NULL).
+	exact bool
 }
 
 // carrier is a reading of a protected dataset seen through a relation:
@@ -183,6 +187,7 @@ type shapeCarrier struct {
 	dataset string
 	occ     int
 	column  string
+	same    int // an earlier carrier whose unit equals this one's in every row, or -1
 }
 
 // relation is a relation instance in a FROM clause.
@@ -195,6 +200,7 @@ type relation struct {
 	base      *Dataset // a dataset read directly
 	what      string   // for messages: "impressions", "the CTE t", "a subquery"
 	protected bool
+	same      [][2]int // occurrences whose units are equal in every row
 }
 
 // mergedColumn is a column a USING or NATURAL join merges.
@@ -218,7 +224,11 @@ type nameScope struct {
 	lambdas  []lambdaParam
 	aliases  []selectAlias
 	uf       unionFind
-	ctes     *cteScope // the CTEs in scope (for subqueries used as expressions)
+	// same joins the readings whose privacy units are equal in every row
+	// (an inner join or WHERE equality of two units of one type), which
+	// the rewrite may count once.
+	same unionFind
+	ctes *cteScope // the CTEs in scope (for subqueries used as expressions)
 }
 
 type lambdaParam struct {
@@ -242,6 +252,7 @@ type val struct {
 	agg     bool     // it holds an aggregate
 	name    string   // the referenced column's name (bare references)
 	dataset string   // the dataset of the unit (for messages)
+	ref     []string // the column reference's names, when it names an input column of its own node
 }
 
 func noVal() val { return val{unit: -1, inst: -1} }
@@ -407,7 +418,7 @@ type join struct {
 
 func (a *analyzer) selectNode(n *SelectNode, q *qctx) *shape {
 	ctes := a.ctes(n.CTEs, q.ctes, q.outer)
-	sc := &nameScope{outer: q.outer, uf: unionFind{}, ctes: ctes}
+	sc := &nameScope{outer: q.outer, uf: unionFind{}, same: unionFind{}, ctes: ctes}
 	var joins []*join
 	a.from(n.From, sc, &joins, ctes, q)
 	if a.refusal != nil {
@@ -432,9 +443,9 @@ func (a *analyzer) selectNode(n *SelectNode, q *qctx) *shape {
 	// The equalities of joins and of the WHERE clause, before anything
 	// is used: a column they equate with a privacy unit is one too.
 	for _, j := range joins {
-		a.equalities(j.ref.Condition, &nameScope{rels: j.rels, outer: sc.outer, uf: sc.uf})
+		a.equalities(j.ref.Condition, &nameScope{rels: j.rels, outer: sc.outer, uf: sc.uf, same: sc.same}, j.ref.JoinType == "INNER")
 	}
-	a.equalities(n.Where, sc)
+	a.equalities(n.Where, sc, true)
 	for _, j := range joins {
 		a.condition(j.ref.Condition, &ectx{sc: &nameScope{rels: j.rels, merged: sc.merged, outer: sc.outer, uf: sc.uf, ctes: ctes},
 			clause: "a join condition", filter: true})
@@ -488,11 +499,13 @@ func (a *analyzer) selectNode(n *SelectNode, q *qctx) *shape {
 	keyed := q.role == roleResult && protected && (aggregating || distinct != nil)
 	perUnit := q.role == roleRelation && protected && (aggregating || distinct != nil)
 
-	// The result's aggregates with a FILTER, which the rewrite counts.
+	// The result's aggregates with a FILTER, which the rewrite counts, and
+	// the readings it counts itself.
 	var filtered []*FunctionExpr
-	collect := (*[]*FunctionExpr)(nil)
+	var countedUnits []int
+	collect, counted := (*[]*FunctionExpr)(nil), (*[]int)(nil)
 	if keyed {
-		collect = &filtered
+		collect, counted = &filtered, &countedUnits
 	}
 
 	// The select list, expanding stars.
@@ -508,17 +521,20 @@ func (a *analyzer) selectNode(n *SelectNode, q *qctx) *shape {
 				v := noVal()
 				v.unit, v.srcs, v.bare, v.name = c.unit, c.srcs, true, c.name
 				if c.unit >= 0 {
-					v.id, v.dataset = "u"+strconv.Itoa(c.unit), a.occDataset[c.unit]
+					v.dataset = a.occDataset[c.unit]
+					if c.exact {
+						v.id = "u" + strconv.Itoa(c.unit)
+					}
 				}
 				if keyed {
 					a.keyUse(v, st.Location, "an output column")
 				}
-				cols = append(cols, column{name: c.name, unit: c.unit, srcs: c.srcs, hidden: c.hidden})
+				cols = append(cols, column{name: c.name, unit: c.unit, srcs: c.srcs, hidden: c.hidden, exact: c.exact})
 				items = append(items, v)
 			}
 			continue
 		}
-		ec := &ectx{sc: sc, clause: "the select list", keyed: keyed, allowAlias: true, collect: collect}
+		ec := &ectx{sc: sc, clause: "the select list", keyed: keyed, allowAlias: true, collect: collect, counted: counted}
 		v := a.expr(e, ec)
 		switch {
 		case v.unit >= 0 && q.role == roleRelation:
@@ -537,6 +553,7 @@ func (a *analyzer) selectNode(n *SelectNode, q *qctx) *shape {
 		c := column{name: name, unit: -1, srcs: v.srcs}
 		if v.unit >= 0 {
 			c.unit = v.unit
+			c.exact = v.id == "u"+strconv.Itoa(v.unit)
 		}
 		cols = append(cols, c)
 		items = append(items, v)
@@ -582,7 +599,7 @@ func (a *analyzer) selectNode(n *SelectNode, q *qctx) *shape {
 	}
 
 	// HAVING and ORDER BY.
-	a.condition(n.Having, &ectx{sc: sc, clause: "HAVING", keyed: keyed, filter: true, allowAlias: true, aliasUnion: true, collect: collect})
+	a.condition(n.Having, &ectx{sc: sc, clause: "HAVING", keyed: keyed, filter: true, allowAlias: true, aliasUnion: true, collect: collect, counted: counted})
 	for _, m := range n.Modifiers {
 		switch m := m.(type) {
 		case *OrderModifier:
@@ -596,7 +613,7 @@ func (a *analyzer) selectNode(n *SelectNode, q *qctx) *shape {
 				if st, ok := o.Expr.(*StarExpr); ok && st.Relation == "" && st.Expr == nil && len(st.Replace) == 0 {
 					continue // ORDER BY ALL: the output columns
 				}
-				v := a.expr(o.Expr, &ectx{sc: sc, clause: "ORDER BY", keyed: keyed, allowAlias: true, aliasUnion: true, collect: collect})
+				v := a.expr(o.Expr, &ectx{sc: sc, clause: "ORDER BY", keyed: keyed, allowAlias: true, aliasUnion: true, collect: collect, counted: counted})
 				if v.unit >= 0 {
 					a.unitUse(v, o.Expr.Node().Location, "in ORDER BY")
 				}
@@ -621,7 +638,7 @@ func (a *analyzer) selectNode(n *SelectNode, q *qctx) *shape {
 	// resolved; what remains is each role's own rule.
 	switch {
 	case q.role == roleResult && protected:
-		a.rewriteResult(n, carriers, filtered, limit, distinct != nil && !aggregating)
+		a.rewriteResult(n, sc, carriers, countedUnits, filtered, limit, distinct != nil && !aggregating)
 		return &shape{}
 	case perUnit:
 		for _, c := range carriers {
@@ -639,17 +656,28 @@ func (a *analyzer) selectNode(n *SelectNode, q *qctx) *shape {
 		e := &nodeEdit{groupAll: distinct != nil && !aggregating}
 		for i, c := range carriers {
 			name := unitColumnPrefix + strconv.Itoa(a.def) + "_" + strconv.Itoa(i)
-			ref := columnRefJSON(c.ref, "")
 			var item map[string]any
-			if perUnit {
-				item = functionJSON("min", []any{ref}, false, nil, name)
-			} else {
-				item = ref
-				item["alias"] = name
+			switch key := sameKey(c, keys, sc); {
+			case !perUnit:
+				item = columnRefJSON(c.ref, name)
+			case key != nil:
+				// A group key that is this reading's unit, or a unit equal
+				// to it in every row: its value, no aggregate needed.
+				item = columnRefJSON(key, name)
+			default:
+				// One person per group: min is that person.
+				item = functionJSON("min", []any{columnRefJSON(c.ref, "")}, false, nil, name)
 			}
 			e.appendItems = append(e.appendItems, item)
-			sh.cols = append(sh.cols, column{name: name, unit: c.occ, hidden: true})
-			sh.carriers = append(sh.carriers, shapeCarrier{dataset: c.dataset, occ: c.occ, column: name})
+			sh.cols = append(sh.cols, column{name: name, unit: c.occ, hidden: true, exact: true})
+			same := -1
+			for j := range i {
+				if sc.same.find("u"+strconv.Itoa(carriers[j].occ)) == sc.same.find("u"+strconv.Itoa(c.occ)) {
+					same = j
+					break
+				}
+			}
+			sh.carriers = append(sh.carriers, shapeCarrier{dataset: c.dataset, occ: c.occ, column: name, same: same})
 		}
 		a.edits[n] = e
 	}
@@ -702,6 +730,18 @@ func firstProtectedName(sc *nameScope) string {
 		return n[0]
 	}
 	return ""
+}
+
+// sameKey returns the column reference of a group key that holds the
+// carrier's unit, or a unit equal to it in every row; nil if none.
+func sameKey(c carrier, keys []val, sc *nameScope) []string {
+	want := sc.same.find("u" + strconv.Itoa(c.occ))
+	for _, k := range keys {
+		if k.bare && k.ref != nil && k.unit >= 0 && k.id == "u"+strconv.Itoa(k.unit) && sc.same.find(k.id) == want {
+			return k.ref
+		}
+	}
+	return nil
 }
 
 // covered reports whether a group key of a per-person aggregation is the
@@ -841,7 +881,7 @@ func (a *analyzer) from(t TableRef, sc *nameScope, joins *[]*join, ctes *cteScop
 		}
 		a.addRelation(sc, rel, q, common.Location)
 	case *PivotRef:
-		inner := &nameScope{outer: q.outer, uf: unionFind{}}
+		inner := &nameScope{outer: q.outer, uf: unionFind{}, same: unionFind{}}
 		var js []*join
 		a.from(r.Source, inner, &js, ctes, q)
 		for _, rel := range inner.rels {
@@ -898,7 +938,7 @@ func (a *analyzer) baseTable(r *BaseTable, sc *nameScope, ctes *cteScope, q *qct
 		c := column{name: name, unit: -1}
 		if occ >= 0 {
 			if equalFold(col.Name, d.PrivacyUnit) {
-				c.unit = occ
+				c.unit, c.exact = occ, true
 				rel.carriers = []carrier{{dataset: d.Name, occ: occ, ref: []string{qual, name}}}
 			} else {
 				c.srcs = []source{{d.Name, col.Name}}
@@ -909,21 +949,44 @@ func (a *analyzer) baseTable(r *BaseTable, sc *nameScope, ctes *cteScope, q *qct
 	a.addRelation(sc, rel, q, r.Location)
 }
 
+// uniqueName reports whether one column has name (ignoring case).
+func uniqueName(cols []column, name string) bool {
+	n := 0
+	for _, c := range cols {
+		if equalFold(c.name, name) {
+			n++
+		}
+	}
+	return n == 1
+}
+
 // instantiate makes a relation instance of a shape: each reading of a
 // protected dataset behind it becomes a new occurrence.
 func (a *analyzer) instantiate(sh *shape, qual, what string, loc Location) *relation {
 	a.inst++
 	rel := &relation{qual: qual, inst: a.inst, known: sh.known, what: what}
 	remap := map[int]int{}
-	for _, c := range sh.carriers {
+	for i, c := range sh.carriers {
 		a.occ++
 		remap[c.occ] = a.occ
 		ref := []string{c.column}
 		if qual != "" {
 			ref = []string{qual, c.column}
+			// A visible column that is the unit itself carries it as well,
+			// and counting that one lets DuckDB share the count with the
+			// algorithm's own count(DISTINCT unit).
+			for _, col := range sh.cols {
+				if col.exact && !col.hidden && col.unit == c.occ && col.name != "" && uniqueName(sh.cols, col.name) {
+					ref = []string{qual, col.name}
+					break
+				}
+			}
 		}
 		rel.carriers = append(rel.carriers, carrier{dataset: c.dataset, occ: a.occ, ref: ref})
 		rel.protected = true
+		if c.same >= 0 && c.same < i {
+			rel.same = append(rel.same, [2]int{remap[sh.carriers[c.same].occ], a.occ})
+		}
 	}
 	for _, c := range sh.cols {
 		if c.unit >= 0 {
@@ -960,6 +1023,11 @@ func (a *analyzer) addRelation(sc *nameScope, rel *relation, q *qctx, loc Locati
 	for _, c := range rel.carriers {
 		a.occDataset[c.occ] = c.dataset
 	}
+	for _, p := range rel.same {
+		if sc.same != nil {
+			sc.same.union("u"+strconv.Itoa(p[0]), "u"+strconv.Itoa(p[1]))
+		}
+	}
 	sc.rels = append(sc.rels, rel)
 }
 
@@ -977,10 +1045,10 @@ func datasetsOf(rel *relation) []string {
 }
 
 func (a *analyzer) joinRef(r *JoinRef, sc *nameScope, joins *[]*join, ctes *cteScope, q *qctx) {
-	left := &nameScope{outer: sc.outer, uf: sc.uf, lateralRels: append(slices.Clone(sc.lateralRels), sc.rels...)}
+	left := &nameScope{outer: sc.outer, uf: sc.uf, same: sc.same, lateralRels: append(slices.Clone(sc.lateralRels), sc.rels...)}
 	a.from(r.Left, left, joins, ctes, q)
 	// The right side sees the left laterally.
-	right := &nameScope{rels: slices.Clone(left.rels), merged: left.merged, outer: sc.outer, uf: sc.uf, lateralRels: left.lateralRels}
+	right := &nameScope{rels: slices.Clone(left.rels), merged: left.merged, outer: sc.outer, uf: sc.uf, same: sc.same, lateralRels: left.lateralRels}
 	n := len(right.rels)
 	a.from(r.Right, right, joins, ctes, q)
 	if a.refusal != nil {
@@ -1123,13 +1191,14 @@ type ectx struct {
 	filter     bool             // the expression filters rows (WHERE, ON, HAVING, FILTER)
 	inAgg      string           // the aggregate the expression is inside, or ""
 	collect    *[]*FunctionExpr // the result's aggregates with a FILTER, which the rewrite counts
+	counted    *[]int           // the readings whose units the result counts itself, count(DISTINCT unit)
 	allowAlias bool             // select-list aliases resolve (after input columns)
 	aliasUnion bool             // a name that is both an alias and a column is read as both
 }
 
 // equalities records the equalities of a condition's top-level
 // conjuncts between two column references.
-func (a *analyzer) equalities(e Expr, sc *nameScope) {
+func (a *analyzer) equalities(e Expr, sc *nameScope, identical bool) {
 	for _, c := range conjuncts(e) {
 		l, r, ok := columnEquality(c)
 		if !ok {
@@ -1139,8 +1208,33 @@ func (a *analyzer) equalities(e Expr, sc *nameScope) {
 		rv, rok := a.lookup2(r, sc)
 		if lok && rok && lv.id != "" && rv.id != "" {
 			sc.uf.union(lv.id, rv.id)
+			// Two privacy units of one type, equal in every row the join
+			// or WHERE clause keeps (an inner join's unmatched rows do not
+			// exist; in a nested inner join under an outer join both are
+			// NULL together).
+			lo, lu := unitID(lv.id)
+			ro, ru := unitID(rv.id)
+			if identical && lu && ru && c.Node().Type == "COMPARE_EQUAL" {
+				if t := a.unitType(lo); t != "" && t != "float64" && t == a.unitType(ro) {
+					sc.same.union(lv.id, rv.id)
+				}
+			}
 		}
 	}
+}
+
+// unitType is the contract type of an occurrence's privacy unit.
+func (a *analyzer) unitType(occ int) string {
+	d := a.dataset(a.occDataset[occ])
+	if d == nil {
+		return ""
+	}
+	for _, c := range d.Columns {
+		if equalFold(c.Name, d.PrivacyUnit) {
+			return c.Type
+		}
+	}
+	return ""
 }
 
 func conjuncts(e Expr) []Expr {
@@ -1424,7 +1518,7 @@ func (a *analyzer) function(f *FunctionExpr, cx *ectx) val {
 	inner.inAgg = f.Name
 	inner.keyed = false
 	inner.filter = false
-	inner.collect = nil
+	inner.collect, inner.counted = nil, nil
 	out := noVal()
 	out.agg = true
 	// COUNT(DISTINCT unit): the one aggregate a privacy unit may be in.
@@ -1432,6 +1526,9 @@ func (a *analyzer) function(f *FunctionExpr, cx *ectx) val {
 		if cr, ok := f.Children[0].(*ColumnRef); ok {
 			v := a.columnRef(cr, &inner)
 			if v.unit >= 0 {
+				if cx.counted != nil && f.Filter == nil && (f.OrderBy == nil || len(f.OrderBy.Orders) == 0) && v.id == "u"+strconv.Itoa(v.unit) {
+					*cx.counted = append(*cx.counted, v.unit)
+				}
 				a.aggFilter(f, cx)
 				return out
 			}

@@ -30,8 +30,11 @@ func (a *analyzer) colVal(rel *relation, i int) val {
 	c := rel.cols[i]
 	v := val{unit: c.unit, srcs: c.srcs, bare: true, inst: rel.inst, name: c.name}
 	if c.unit >= 0 {
-		v.id = "u" + strconv.Itoa(c.unit)
 		v.dataset = a.occDataset[c.unit]
+		v.via = map[bool]string{true: "", false: "a join or WHERE equality"}[c.exact]
+	}
+	if c.unit >= 0 && c.exact {
+		v.id = "u" + strconv.Itoa(c.unit)
 	} else {
 		v.id = fmt.Sprintf("c%d.%d", rel.inst, i)
 	}
@@ -162,6 +165,9 @@ func (a *analyzer) columnRef(x *ColumnRef, cx *ectx) val {
 		}
 	}
 	v, p := a.findLocal(names, cx.sc)
+	if p == resolved && v.bare {
+		v.ref = names
+	}
 	if len(names) == 1 && cx.allowAlias {
 		if av, ok := findAlias(names[0], cx.sc); ok {
 			switch {

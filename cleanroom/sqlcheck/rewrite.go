@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 )
 
@@ -54,23 +55,60 @@ func functionJSON(name string, children []any, distinct bool, filter any, alias 
 		"distinct":  distinct, "is_operator": false, "export_state": false, "catalog": ""}
 }
 
-// rewriteResult records the rewrite of the result's SELECT node.
-func (a *analyzer) rewriteResult(n *SelectNode, carriers []carrier, filtered []*FunctionExpr, limit *LimitModifier, distinctOnly bool) {
+// rewriteResult records the rewrite of the result's SELECT node. Readings
+// whose units are equal in every row share one count; a reading the
+// algorithm already counts, count(DISTINCT unit), is counted by the same
+// expression, which DuckDB computes once.
+func (a *analyzer) rewriteResult(n *SelectNode, sc *nameScope, carriers []carrier, counted []int, filtered []*FunctionExpr, limit *LimitModifier, distinctOnly bool) {
 	res := a.result
 	e := &nodeEdit{groupAll: distinctOnly, dropLimit: limit != nil}
-	add := func(c carrier, filter any, of string) {
-		name := countColumnPrefix + strconv.Itoa(len(res.Counts))
-		e.appendItems = append(e.appendItems, functionJSON("count", []any{columnRefJSON(c.ref, "")}, true, filter, name))
-		res.Counts = append(res.Counts, Count{Column: name, Dataset: c.dataset, Filter: of})
-		res.Protected = append(res.Protected, c.dataset)
-	}
+	// The readings, in classes of equal units; each class's representative
+	// is a reading the algorithm counts, if any, else its first.
+	var classes [][]carrier
 	for _, c := range carriers {
-		add(c, nil, "")
-	}
-	for _, f := range filtered {
-		for _, c := range carriers {
-			add(c, deepCopy(f.Filter.Node().raw, nil), f.Name)
+		root := sc.same.find("u" + strconv.Itoa(c.occ))
+		placed := false
+		for i, cl := range classes {
+			if sc.same.find("u"+strconv.Itoa(cl[0].occ)) == root {
+				classes[i] = append(classes[i], c)
+				placed = true
+				break
+			}
 		}
+		if !placed {
+			classes = append(classes, []carrier{c})
+		}
+	}
+	reps := make([]carrier, len(classes))
+	for i, cl := range classes {
+		reps[i] = cl[0]
+		for _, c := range cl {
+			if slices.Contains(counted, c.occ) {
+				reps[i] = c
+				break
+			}
+		}
+	}
+	columns := 0
+	add := func(filter *FunctionExpr) {
+		for i, cl := range classes {
+			name := countColumnPrefix + strconv.Itoa(columns)
+			columns++
+			var f any
+			of := ""
+			if filter != nil {
+				f, of = deepCopy(filter.Filter.Node().raw, nil), filter.Name
+			}
+			e.appendItems = append(e.appendItems, functionJSON("count", []any{columnRefJSON(reps[i].ref, "")}, true, f, name))
+			for _, c := range cl {
+				res.Counts = append(res.Counts, Count{Column: name, Dataset: c.dataset, Filter: of})
+				res.Protected = append(res.Protected, c.dataset)
+			}
+		}
+	}
+	add(nil)
+	for _, f := range filtered {
+		add(f)
 	}
 	if limit != nil {
 		var ok bool

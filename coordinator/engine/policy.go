@@ -41,15 +41,23 @@ func applyPolicy(rr array.RecordReader, policy contracts.Output, analysis *sqlch
 		}
 		f.counts = []int{col}
 	case policy.Mode == contracts.ModeAggregate && analysis != nil && len(analysis.Counts) > 0:
-		n := len(analysis.Counts)
+		// The count columns, each once (readings with equal units share
+		// one), in the order the rewrite added them.
+		var columns []string
+		for _, c := range analysis.Counts {
+			if !slices.Contains(columns, c.Column) {
+				columns = append(columns, c.Column)
+			}
+		}
+		n := len(columns)
 		f.visible = schema.NumFields() - n
 		if f.visible < 0 {
 			return nil, fmt.Errorf("engine: the rewritten query returned %d columns, fewer than its %d privacy-unit counts", schema.NumFields(), n)
 		}
-		for i, c := range analysis.Counts {
+		for i, name := range columns {
 			field := schema.Field(f.visible + i)
-			if field.Name != c.Column || !arrow.IsInteger(field.Type.ID()) {
-				return nil, fmt.Errorf("engine: the rewritten query's column %d is %s %s, not the privacy-unit count %s", f.visible+i, field.Name, field.Type, c.Column)
+			if field.Name != name || !arrow.IsInteger(field.Type.ID()) {
+				return nil, fmt.Errorf("engine: the rewritten query's column %d is %s %s, not the privacy-unit count %s", f.visible+i, field.Name, field.Type, name)
 			}
 			f.counts = append(f.counts, f.visible+i)
 		}

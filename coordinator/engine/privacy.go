@@ -260,6 +260,16 @@ func sameColumns(conn driver.Conn, query, rewritten string, counts int) ([]strin
 	return names, nil
 }
 
+// countColumns is the number of count columns a rewrite adds (readings
+// with equal units share one).
+func countColumns(a *sqlcheck.Analysis) int {
+	seen := map[string]bool{}
+	for _, c := range a.Counts {
+		seen[c.Column] = true
+	}
+	return len(seen)
+}
+
 // nestedType reports whether an Arrow type holds other values: a list,
 // array, struct, map or union.
 func nestedType(t arrow.DataType) bool {

@@ -106,7 +106,7 @@ func (s *Session) Run(ctx context.Context, query string, policy Policy) (*Result
 		if err := checkPrepared(conn, query); err != nil {
 			return nil, err
 		}
-		if names, err = sameColumns(conn, query, run, len(analysis.Counts)); err != nil {
+		if names, err = sameColumns(conn, query, run, countColumns(analysis)); err != nil {
 			return nil, err
 		}
 	}
