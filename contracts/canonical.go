@@ -50,7 +50,7 @@ func (c *Contract) canonical() map[string]any {
 		root = c.Coordinator.SimulatedRootSHA256[:]
 	}
 	tcb := c.Coordinator.MinTCB
-	return map[string]any{
+	m := map[string]any{
 		"version":      c.Version,
 		"name":         c.Name,
 		"expires_at":   c.ExpiresAt.Unix(),
@@ -82,6 +82,27 @@ func (c *Contract) canonical() map[string]any {
 			"simulated_root_sha256": root,
 		},
 	}
+	// A contract without models has no "models" key, so contracts written
+	// before models existed keep their ids.
+	if len(c.Models) > 0 {
+		models := make([]any, len(c.Models))
+		for i, md := range c.Models {
+			args := make([]any, len(md.Args))
+			for j, a := range md.Args {
+				args[j] = a.String()
+			}
+			models[i] = map[string]any{
+				"name":         md.Name,
+				"provider":     md.Provider,
+				"sha256":       md.SHA256[:],
+				"confidential": md.Confidential,
+				"args":         args,
+				"result":       md.Result.String(),
+			}
+		}
+		m["models"] = models
+	}
+	return m
 }
 
 func canonicalColumns(cols []Column) []any {

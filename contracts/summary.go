@@ -46,6 +46,12 @@ func (c *Contract) Warnings() []Warning {
 		ws = append(ws, Warning{"algorithm.confidential",
 			fmt.Sprintf("the algorithm is confidential: only %q and the coordinator see its text; the others approve a hash they cannot inspect, and rely on the output policy alone", c.Algorithm.Provider)})
 	}
+	for i, m := range c.Models {
+		if m.Confidential {
+			ws = append(ws, Warning{fmt.Sprintf("models[%d].confidential", i),
+				fmt.Sprintf("model %s is confidential: only %q and the coordinator see its module; the others approve a salted commitment they cannot check against any module, and rely on the output policy alone", m.Name, m.Provider)})
+		}
+	}
 	if c.Coordinator.Platform == PlatformSEVSNP && c.Coordinator.MinTCB == (TCB{}) {
 		ws = append(ws, Warning{"coordinator.min_tcb",
 			"no minimum TCB: firmware with known, fixed vulnerabilities is accepted"})
@@ -94,6 +100,14 @@ algorithm:
   language: duckdb-sql                   # exactly one SELECT statement
   sha256: "<hex SHA-256 of the exact query bytes: sha256sum query.sql>"
   confidential: false                    # true: only the provider and the coordinator see the text
+
+# models:                               # optional: WebAssembly scalar functions the SQL may call
+#   - name: score                        # the SQL function name: [a-z][a-z0-9_]{0,62}
+#     provider: measurer                 # must have role algorithm_provider
+#     sha256: "<cleanroom model commit score.wasm (confidential) or sha256sum score.wasm>"
+#     confidential: true                 # true: only the provider and the coordinator see the module
+#     args: [float64, int64]             # column types, no decimal
+#     result: float64
 
 output:
   recipients: [advertiser]               # each must have role result_recipient
