@@ -46,6 +46,12 @@ func (c *Coordinator) Run(ctx context.Context, actor ed25519.PublicKey, cid cont
 		return nil, err
 	}
 	if err := c.execute(ctx, sc.Contract, run); err != nil {
+		if d := c.modelDetailFor(run.RunID, p.ID); d != "" {
+			e := asError(err)
+			e.Message += "; for you, the model's provider: " + d
+			e.Private = true
+			return nil, e
+		}
 		return nil, err
 	}
 	rs, err := c.RunStatus(cid, run.RunID, actor)
@@ -92,6 +98,17 @@ func (c *Coordinator) admit(ctx context.Context, ct *contracts.Contract, p *cont
 		} else if err := c.damage(sc.Algorithm.Submitted.Text.SHA256); err != nil {
 			reasons = append(reasons, err.Error())
 		}
+		var models []string
+		for _, m := range ct.Models {
+			if sm := sc.Models[m.Name]; sm == nil {
+				models = append(models, fmt.Sprintf("%s (from %s)", m.Name, m.Provider))
+			} else if err := c.damage(sm.Submitted.Module.SHA256); err != nil {
+				reasons = append(reasons, err.Error())
+			}
+		}
+		if len(models) > 0 {
+			reasons = append(reasons, "models not submitted yet: "+strings.Join(models, ", "))
+		}
 		if used := int64(len(sc.Runs)); used >= ct.Output.MaxRuns {
 			reasons = append(reasons, fmt.Sprintf("all %d runs the contract allows (max_runs) have been used", ct.Output.MaxRuns))
 		}
@@ -124,8 +141,11 @@ func (c *Coordinator) admit(ctx context.Context, ct *contracts.Contract, p *cont
 // execute runs an admitted run to its end: finished or refused.
 func (c *Coordinator) execute(ctx context.Context, ct *contracts.Contract, run *events.RunStarted) error {
 	start := time.Now()
-	res, stage, err := c.query(ctx, ct, run)
+	qctx, cancel := context.WithTimeout(ctx, c.cfg.RunTimeout)
+	res, stage, err := c.query(qctx, ct, run)
+	cancel()
 	if err != nil {
+		c.recordModelDetail(run.RunID, err)
 		// The engine's detail never leaves the VM: not in the log, not to
 		// the caller, not in the operator's log (see publicReason).
 		reason := boundReason(publicReason(stage, err))
@@ -215,6 +235,9 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 	if err := c.loadDatasets(ctx, sess, ct, plains); err != nil {
 		return nil, "query", err
 	}
+	if err := c.loadModels(ctx, sess, ct); err != nil {
+		return nil, "query", err
+	}
 	fault("run/datasets-loaded")
 	loaded := time.Now()
 	res, err := sess.Run(ctx, string(text), ct.Output)
@@ -227,6 +250,12 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 		}
 		if errors.Is(err, engine.ErrResourceLimit) {
 			return nil, "query", &memoryLimitError{limit: c.cfg.QueryMemory, err: err}
+		}
+		if errors.Is(err, engine.ErrModel) {
+			return nil, "query", err
+		}
+		if ctx.Err() != nil {
+			return nil, "query", fmt.Errorf("the run passed its deadline of %s (cleanroomd --run-timeout)", c.cfg.RunTimeout)
 		}
 		return nil, "query", &engineError{err}
 	}
@@ -328,9 +357,11 @@ func (c *Coordinator) RunStatus(cid contracts.ID, runID string, actor ed25519.Pu
 		return nil, err
 	}
 	var rs *api.RunStatus
+	_, p, _ := c.participant(cid, actor)
 	c.state.View(func(v *state.Snapshot) {
 		if r := v.Run(runID); r != nil && r.Contract == cid {
 			s := runStatus(r)
+			s.ModelDetail = c.modelDetailFor(runID, p.ID)
 			rs = &s
 		}
 	})
@@ -404,7 +435,10 @@ func publicReason(stage string, err error) string {
 	var refusal *engine.RefusalError
 	var ee *engineError
 	var mem *memoryLimitError
+	var model *engine.ModelError
 	switch {
+	case errors.As(err, &model):
+		return model.Public()
 	case errors.As(err, &mem):
 		return mem.Error()
 	case errors.As(err, &refusal):

@@ -32,6 +32,7 @@ const (
 	TypeContractRegistered Type = "contract.registered"
 	TypeDatasetUploaded    Type = "dataset.uploaded"
 	TypeAlgorithmSubmitted Type = "algorithm.submitted"
+	TypeModelSubmitted     Type = "model.submitted"
 	TypeRunStarted         Type = "run.started"
 	TypeRunFinished        Type = "run.finished"
 	TypeRunRefused         Type = "run.refused"
@@ -57,6 +58,7 @@ type Event struct {
 	ContractRegistered *ContractRegistered `json:"contract_registered,omitempty"`
 	DatasetUploaded    *DatasetUploaded    `json:"dataset_uploaded,omitempty"`
 	AlgorithmSubmitted *AlgorithmSubmitted `json:"algorithm_submitted,omitempty"`
+	ModelSubmitted     *ModelSubmitted     `json:"model_submitted,omitempty"`
 	RunStarted         *RunStarted         `json:"run_started,omitempty"`
 	RunFinished        *RunFinished        `json:"run_finished,omitempty"`
 	RunRefused         *RunRefused         `json:"run_refused,omitempty"`
@@ -105,6 +107,17 @@ type AlgorithmSubmitted struct {
 	SHA256       string `json:"sha256"` // of the query text; equals the contract's
 	Confidential bool   `json:"confidential"`
 	Text         Blob   `json:"text"` // sealed
+}
+
+// ModelSubmitted records a model's WebAssembly module accepted from its
+// provider. It carries the contract's commitment to the module (a salted
+// commitment for a confidential model, so the log lets nobody test a
+// guess of the module), never the module's own digest.
+type ModelSubmitted struct {
+	Name         string `json:"name"`       // the model's SQL function name in the contract
+	Commitment   string `json:"commitment"` // equals the contract's models[].sha256
+	Confidential bool   `json:"confidential"`
+	Module       Blob   `json:"module"` // sealed
 }
 
 // RunStarted records that a run began. Runs are counted against max_runs
@@ -217,6 +230,7 @@ func (e *Event) check() error {
 		TypeContractRegistered: e.ContractRegistered != nil,
 		TypeDatasetUploaded:    e.DatasetUploaded != nil,
 		TypeAlgorithmSubmitted: e.AlgorithmSubmitted != nil,
+		TypeModelSubmitted:     e.ModelSubmitted != nil,
 		TypeRunStarted:         e.RunStarted != nil,
 		TypeRunFinished:        e.RunFinished != nil,
 		TypeRunRefused:         e.RunRefused != nil,
@@ -287,6 +301,12 @@ func (e *Event) checkBody(bad func(string, ...any) error) error {
 			return bad("sha256 must be 64 hex digits")
 		}
 		return blob("text", e.AlgorithmSubmitted.Text)
+	case TypeModelSubmitted:
+		b := e.ModelSubmitted
+		if b.Name == "" || !digestPattern.MatchString(b.Commitment) {
+			return bad("needs name and a 64-hex commitment")
+		}
+		return blob("module", b.Module)
 	case TypeRunStarted:
 		b := e.RunStarted
 		if b.Number < 1 || !digestPattern.MatchString(b.AlgorithmSHA256) {

@@ -36,6 +36,7 @@ type Contract struct {
 	Index      uint64 // log index of contract.registered
 	Datasets   map[string]*Dataset
 	Algorithm  *Algorithm
+	Models     map[string]*Model // by model name
 	Runs       []*Run // in start order
 	// Refusals counts runs refused at admission (they use no run).
 	Refusals int
@@ -51,6 +52,13 @@ type Dataset struct {
 // Algorithm is the accepted algorithm.
 type Algorithm struct {
 	Submitted *events.AlgorithmSubmitted
+	Actor     string
+	Index     uint64
+}
+
+// Model is an accepted model module.
+type Model struct {
+	Submitted *events.ModelSubmitted
 	Actor     string
 	Index     uint64
 }
@@ -163,6 +171,25 @@ func (s *State) apply(idx uint64, e *events.Event) error {
 			return fmt.Errorf("algorithm submitted twice")
 		}
 		c.Algorithm = &Algorithm{Submitted: e.AlgorithmSubmitted, Actor: e.Actor, Index: idx}
+	case events.TypeModelSubmitted:
+		m := e.ModelSubmitted
+		cm := c.Contract.Model(m.Name)
+		if cm == nil || cm.Name != m.Name {
+			return fmt.Errorf("model %q is not in the contract", m.Name)
+		}
+		if _, dup := c.Models[m.Name]; dup {
+			return fmt.Errorf("model %q submitted twice", m.Name)
+		}
+		if e.Actor != cm.Provider {
+			return fmt.Errorf("model %q submitted by %q, not its provider %q", m.Name, e.Actor, cm.Provider)
+		}
+		if m.Commitment != fmt.Sprintf("%x", cm.SHA256) {
+			return fmt.Errorf("model %q submitted with commitment %s; the contract names %x", m.Name, m.Commitment, cm.SHA256)
+		}
+		if c.Models == nil {
+			c.Models = map[string]*Model{}
+		}
+		c.Models[m.Name] = &Model{Submitted: m, Actor: e.Actor, Index: idx}
 	case events.TypeRunStarted:
 		r := e.RunStarted
 		if r.Number != int64(len(c.Runs))+1 {
