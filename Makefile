@@ -18,6 +18,7 @@ build:
 	$(GO) build -o $(BIN)/ad-attribution-gen ./examples/ad-attribution/gen
 	$(GO) build -o $(BIN)/clinical-cohort-gen ./examples/clinical-cohort/gen
 	$(GO) build -o $(BIN)/ad-attribution-bench ./examples/ad-attribution/bench
+	GOOS=wasip1 GOARCH=wasm GOFLAGS= $(GO) build -trimpath -buildmode=c-shared -o $(BIN)/risk_band.wasm ./examples/clinical-cohort/riskmodel/wasm
 
 # The whole test suite: unit, fuzz seed corpora, CLI scripts, end to end.
 test: test-deps

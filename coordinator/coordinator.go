@@ -144,7 +144,7 @@ type Coordinator struct {
 	// model's provider only; it is in memory only.
 	modelDetailsMu sync.Mutex
 	modelDetails   map[string]modelDetail
-	damaged   map[string]error // blob digest → why it cannot be used
+	damaged        map[string]error // blob digest → why it cannot be used
 }
 
 // Open opens (initialising if needed) the data directory, replays the

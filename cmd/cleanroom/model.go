@@ -192,4 +192,3 @@ func modelNames(ct *contracts.Contract) string {
 	}
 	return strings.Join(names, ", ")
 }
-

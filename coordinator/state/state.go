@@ -37,7 +37,7 @@ type Contract struct {
 	Datasets   map[string]*Dataset
 	Algorithm  *Algorithm
 	Models     map[string]*Model // by model name
-	Runs       []*Run // in start order
+	Runs       []*Run            // in start order
 	// Refusals counts runs refused at admission (they use no run).
 	Refusals int
 }

@@ -14,8 +14,8 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/connectors"
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/examples/internal/scenario"
 	"cleanroom.dev/cleanroom/examples/clinical-cohort/riskmodel"
+	"cleanroom.dev/cleanroom/examples/internal/scenario"
 	"cleanroom.dev/cleanroom/examples/internal/scenario/scenariotest"
 	"cleanroom.dev/cleanroom/internal/wasmtest"
 )
