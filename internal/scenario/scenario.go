@@ -161,12 +161,22 @@ type Spec struct {
 	Query        string
 	AlgorithmBy  string
 	Confidential bool
+	Models       []Model
 	Recipients   []string
 	GroupColumn  string
 	K            int
 	MaxRows      int
 	MaxRuns      int
 	Expires      time.Time
+}
+
+// Model is a model of a Spec's contract: its module and, for a
+// confidential model, the salt of its commitment.
+type Model struct {
+	Name, Provider string
+	Args           string // the contract's args list, e.g. "[float64]"
+	Result         string
+	Module, Salt   []byte // Salt nil: not confidential
 }
 
 // NewParty makes a participant with a fresh key.
@@ -201,6 +211,13 @@ func (sp *Spec) Text(inst *tee.Instance) []byte {
 	}
 	fmt.Fprintf(&b, "algorithm: {provider: %s, language: duckdb-sql, sha256: \"%x\", confidential: %v}\n",
 		sp.AlgorithmBy, sha256.Sum256([]byte(sp.Query)), sp.Confidential)
+	if len(sp.Models) > 0 {
+		b.WriteString("models:\n")
+		for _, m := range sp.Models {
+			fmt.Fprintf(&b, "  - {name: %s, provider: %s, sha256: \"%x\", confidential: %v, args: %s, result: %s}\n",
+				m.Name, m.Provider, cleanroom.ModelCommitment(m.Salt, m.Module), m.Salt != nil, m.Args, m.Result)
+		}
+	}
 	fmt.Fprintf(&b, "output: {recipients: [%s], max_rows: %d, max_runs: %d", strings.Join(sp.Recipients, ", "), sp.MaxRows, sp.MaxRuns)
 	if sp.K > 0 {
 		fmt.Fprintf(&b, ", group_size_column: %s, min_group_size: %d", sp.GroupColumn, sp.K)
