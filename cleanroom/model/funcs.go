@@ -1,21 +1,32 @@
 package model
 
+// The FuncN functions register the module's one function. A call reads
+// fixed-width argument columns in place, decodes string columns, calls
+// the function once per row whose arguments are all present (the others
+// get NULL), and writes fixed-width results in place: one loop over the
+// rows, so the per-row work is the function's own.
+
 // Func1 registers fn as the module's function of one argument. Call it
 // once, from init.
 func Func1[A, R Value](fn func(A) R) {
+	var aBuf []A
+	var rBuf []R
 	register(fn, []int{width[A](), width[R]()}, func(f *frame) int32 {
-		a, r := &f.cols[0], &f.cols[1]
+		a, ok0 := args(f, &f.cols[0], &aBuf)
+		if !ok0 {
+			return codeBadFrame
+		}
+		res := &f.cols[1]
+		r := results(f, res, &rBuf)
 		for i := range f.rows {
-			r.valid[i] = 0
-			if !f.present(i) {
+			if f.cols[0].valid[i] == 0 {
+				res.valid[i] = 0
 				continue
 			}
-			x, ok := get[A](f, a, i)
-			if !ok {
-				return codeBadFrame
-			}
-			set(f, r, i, fn(x))
+			r[i] = fn(a[i])
+			res.valid[i] = 1
 		}
+		finish(f, res, r)
 		return codeOK
 	})
 }
@@ -23,20 +34,26 @@ func Func1[A, R Value](fn func(A) R) {
 // Func2 registers fn as the module's function of two arguments. Call it
 // once, from init.
 func Func2[A, B, R Value](fn func(A, B) R) {
+	var aBuf []A
+	var bBuf []B
+	var rBuf []R
 	register(fn, []int{width[A](), width[B](), width[R]()}, func(f *frame) int32 {
-		a, b, r := &f.cols[0], &f.cols[1], &f.cols[2]
+		a, ok0 := args(f, &f.cols[0], &aBuf)
+		b, ok1 := args(f, &f.cols[1], &bBuf)
+		if !ok0 || !ok1 {
+			return codeBadFrame
+		}
+		res := &f.cols[2]
+		r := results(f, res, &rBuf)
 		for i := range f.rows {
-			r.valid[i] = 0
-			if !f.present(i) {
+			if f.cols[0].valid[i]&f.cols[1].valid[i] == 0 {
+				res.valid[i] = 0
 				continue
 			}
-			x, ok1 := get[A](f, a, i)
-			y, ok2 := get[B](f, b, i)
-			if !ok1 || !ok2 {
-				return codeBadFrame
-			}
-			set(f, r, i, fn(x, y))
+			r[i] = fn(a[i], b[i])
+			res.valid[i] = 1
 		}
+		finish(f, res, r)
 		return codeOK
 	})
 }
@@ -44,21 +61,28 @@ func Func2[A, B, R Value](fn func(A, B) R) {
 // Func3 registers fn as the module's function of three arguments. Call it
 // once, from init.
 func Func3[A, B, C, R Value](fn func(A, B, C) R) {
+	var aBuf []A
+	var bBuf []B
+	var cBuf []C
+	var rBuf []R
 	register(fn, []int{width[A](), width[B](), width[C](), width[R]()}, func(f *frame) int32 {
-		a, b, c, r := &f.cols[0], &f.cols[1], &f.cols[2], &f.cols[3]
+		a, ok0 := args(f, &f.cols[0], &aBuf)
+		b, ok1 := args(f, &f.cols[1], &bBuf)
+		c, ok2 := args(f, &f.cols[2], &cBuf)
+		if !ok0 || !ok1 || !ok2 {
+			return codeBadFrame
+		}
+		res := &f.cols[3]
+		r := results(f, res, &rBuf)
 		for i := range f.rows {
-			r.valid[i] = 0
-			if !f.present(i) {
+			if f.cols[0].valid[i]&f.cols[1].valid[i]&f.cols[2].valid[i] == 0 {
+				res.valid[i] = 0
 				continue
 			}
-			x, ok1 := get[A](f, a, i)
-			y, ok2 := get[B](f, b, i)
-			z, ok3 := get[C](f, c, i)
-			if !ok1 || !ok2 || !ok3 {
-				return codeBadFrame
-			}
-			set(f, r, i, fn(x, y, z))
+			r[i] = fn(a[i], b[i], c[i])
+			res.valid[i] = 1
 		}
+		finish(f, res, r)
 		return codeOK
 	})
 }
@@ -66,22 +90,30 @@ func Func3[A, B, C, R Value](fn func(A, B, C) R) {
 // Func4 registers fn as the module's function of four arguments. Call it
 // once, from init.
 func Func4[A, B, C, D, R Value](fn func(A, B, C, D) R) {
+	var aBuf []A
+	var bBuf []B
+	var cBuf []C
+	var dBuf []D
+	var rBuf []R
 	register(fn, []int{width[A](), width[B](), width[C](), width[D](), width[R]()}, func(f *frame) int32 {
-		a, b, c, d, r := &f.cols[0], &f.cols[1], &f.cols[2], &f.cols[3], &f.cols[4]
+		a, ok0 := args(f, &f.cols[0], &aBuf)
+		b, ok1 := args(f, &f.cols[1], &bBuf)
+		c, ok2 := args(f, &f.cols[2], &cBuf)
+		d, ok3 := args(f, &f.cols[3], &dBuf)
+		if !ok0 || !ok1 || !ok2 || !ok3 {
+			return codeBadFrame
+		}
+		res := &f.cols[4]
+		r := results(f, res, &rBuf)
 		for i := range f.rows {
-			r.valid[i] = 0
-			if !f.present(i) {
+			if f.cols[0].valid[i]&f.cols[1].valid[i]&f.cols[2].valid[i]&f.cols[3].valid[i] == 0 {
+				res.valid[i] = 0
 				continue
 			}
-			x, ok1 := get[A](f, a, i)
-			y, ok2 := get[B](f, b, i)
-			z, ok3 := get[C](f, c, i)
-			w, ok4 := get[D](f, d, i)
-			if !ok1 || !ok2 || !ok3 || !ok4 {
-				return codeBadFrame
-			}
-			set(f, r, i, fn(x, y, z, w))
+			r[i] = fn(a[i], b[i], c[i], d[i])
+			res.valid[i] = 1
 		}
+		finish(f, res, r)
 		return codeOK
 	})
 }
@@ -89,23 +121,32 @@ func Func4[A, B, C, D, R Value](fn func(A, B, C, D) R) {
 // Func5 registers fn as the module's function of five arguments. Call it
 // once, from init.
 func Func5[A, B, C, D, E, R Value](fn func(A, B, C, D, E) R) {
+	var aBuf []A
+	var bBuf []B
+	var cBuf []C
+	var dBuf []D
+	var eBuf []E
+	var rBuf []R
 	register(fn, []int{width[A](), width[B](), width[C](), width[D](), width[E](), width[R]()}, func(f *frame) int32 {
-		a, b, c, d, e, r := &f.cols[0], &f.cols[1], &f.cols[2], &f.cols[3], &f.cols[4], &f.cols[5]
+		a, ok0 := args(f, &f.cols[0], &aBuf)
+		b, ok1 := args(f, &f.cols[1], &bBuf)
+		c, ok2 := args(f, &f.cols[2], &cBuf)
+		d, ok3 := args(f, &f.cols[3], &dBuf)
+		e, ok4 := args(f, &f.cols[4], &eBuf)
+		if !ok0 || !ok1 || !ok2 || !ok3 || !ok4 {
+			return codeBadFrame
+		}
+		res := &f.cols[5]
+		r := results(f, res, &rBuf)
 		for i := range f.rows {
-			r.valid[i] = 0
-			if !f.present(i) {
+			if f.cols[0].valid[i]&f.cols[1].valid[i]&f.cols[2].valid[i]&f.cols[3].valid[i]&f.cols[4].valid[i] == 0 {
+				res.valid[i] = 0
 				continue
 			}
-			x, ok1 := get[A](f, a, i)
-			y, ok2 := get[B](f, b, i)
-			z, ok3 := get[C](f, c, i)
-			w, ok4 := get[D](f, d, i)
-			v, ok5 := get[E](f, e, i)
-			if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
-				return codeBadFrame
-			}
-			set(f, r, i, fn(x, y, z, w, v))
+			r[i] = fn(a[i], b[i], c[i], d[i], e[i])
+			res.valid[i] = 1
 		}
+		finish(f, res, r)
 		return codeOK
 	})
 }

@@ -31,9 +31,9 @@
 package model
 
 import (
-	"fmt"
-	"math"
+	"errors"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Date is a calendar date: days since 1970-01-01.
@@ -139,63 +139,80 @@ func width[T Value]() int {
 	}
 }
 
-// get decodes row i of column c as a T.
-func get[T Value](f *frame, c *column, i int) (T, bool) {
-	var v T
-	switch p := any(&v).(type) {
-	case *bool:
-		*p = c.data[i] != 0
-	case *int32:
-		*p = int32(le32(c.data[4*i:]))
-	case *Date:
-		*p = Date(int32(le32(c.data[4*i:])))
-	case *int64:
-		*p = int64(le64(c.data[8*i:]))
-	case *Timestamp:
-		*p = Timestamp(int64(le64(c.data[8*i:])))
-	case *float64:
-		*p = math.Float64frombits(le64(c.data[8*i:]))
-	case *string:
+// args returns column c's values as a []T. A fixed-width column is the
+// call buffer itself, read in place (the ABI aligns every region to 8
+// bytes, and WebAssembly is little-endian, so the bytes are the Go
+// values); a string column is decoded into buf, each string pointing into
+// the call buffer: it is valid during the call only.
+func args[T Value](f *frame, c *column, buf *[]T) ([]T, bool) {
+	var zero T
+	if _, ok := any(zero).(string); !ok {
+		if f.rows == 0 {
+			return nil, true
+		}
+		return unsafe.Slice((*T)(unsafe.Pointer(&c.data[0])), f.rows), true
+	}
+	dst := buffer(buf, f.rows)
+	d := *(*[]string)(unsafe.Pointer(&dst))
+	for i := range d {
 		addr, n := le32(c.data[8*i:]), le32(c.data[8*i+4:])
 		off := uint64(addr) - uint64(f.base)
-		if addr < f.base || off+uint64(n) > uint64(len(f.mem)) {
-			return v, false
+		switch {
+		case c.valid[i] == 0 || n == 0:
+			d[i] = ""
+		case addr < f.base || off+uint64(n) > uint64(len(f.mem)):
+			return nil, false
+		default:
+			d[i] = unsafe.String(&f.mem[off], n)
 		}
-		*p = string(f.mem[off : off+uint64(n)])
 	}
-	return v, true
+	return dst, true
 }
 
-// set encodes v as row i of column c.
-func set[T Value](f *frame, c *column, i int, v T) {
-	c.valid[i] = 1
-	switch x := any(v).(type) {
-	case bool:
-		if x {
-			c.data[i] = 1
-		} else {
-			c.data[i] = 0
+// results returns where the function's results go: the result column in
+// place for a fixed-width type, buf for strings (see strings).
+func results[T Value](f *frame, c *column, buf *[]T) []T {
+	var zero T
+	if _, ok := any(zero).(string); !ok {
+		if f.rows == 0 {
+			return nil
 		}
-	case int32:
-		put32(c.data[4*i:], uint32(x))
-	case Date:
-		put32(c.data[4*i:], uint32(x))
-	case int64:
-		put64(c.data[8*i:], uint64(x))
-	case Timestamp:
-		put64(c.data[8*i:], uint64(x))
-	case float64:
-		put64(c.data[8*i:], math.Float64bits(x))
-	case string:
-		if !utf8.ValidString(x) {
+		return unsafe.Slice((*T)(unsafe.Pointer(&c.data[0])), f.rows)
+	}
+	return buffer(buf, f.rows)
+}
+
+// finish encodes string results (address and length of each, kept alive
+// until the next call); a string that is not valid UTF-8 becomes NULL.
+// Fixed-width results are already in place.
+func finish[T Value](f *frame, c *column, r []T) {
+	var zero T
+	if _, ok := any(zero).(string); !ok {
+		return
+	}
+	s := *(*[]string)(unsafe.Pointer(&r))
+	for i, v := range s {
+		if c.valid[i] == 0 {
+			continue
+		}
+		if !utf8.ValidString(v) {
 			c.valid[i] = 0
-			return
+			continue
 		}
-		*f.keep = append(*f.keep, x)
-		addr, n := stringAddr(x)
+		*f.keep = append(*f.keep, v)
+		addr, n := stringAddr(v)
 		put32(c.data[8*i:], addr)
 		put32(c.data[8*i+4:], n)
 	}
+}
+
+// buffer returns b resized to n, reusing its memory.
+func buffer[T any](b *[]T, n int) []T {
+	if cap(*b) < n {
+		*b = make([]T, n)
+	}
+	*b = (*b)[:n]
+	return *b
 }
 
 func le32(b []byte) uint32 {
@@ -218,6 +235,8 @@ func put64(b []byte, v uint64) {
 	put32(b[4:], uint32(v>>32))
 }
 
+var errOutside = errors.New("an address of the frame is outside the call buffer")
+
 // decodeFrame reads the column descriptors at address at of buf (whose
 // first byte has address base): k+1 pairs of little-endian uint32
 // (validity address, data address), checked to lie inside buf.
@@ -226,7 +245,7 @@ func decodeFrame(buf []byte, base uint32, rows int, at uint32, widths []int, kee
 	slice := func(addr uint32, n int) ([]byte, error) {
 		off := int64(addr) - int64(base)
 		if off < 0 || off+int64(n) > int64(len(buf)) {
-			return nil, fmt.Errorf("address %d (+%d) is outside the call buffer", addr, n)
+			return nil, errOutside
 		}
 		return buf[off : off+int64(n)], nil
 	}
@@ -246,14 +265,4 @@ func decodeFrame(buf []byte, base uint32, rows int, at uint32, widths []int, kee
 		f.cols = append(f.cols, column{valid: valid, data: data})
 	}
 	return f, nil
-}
-
-// present reports whether every argument of row i is non-NULL.
-func (f *frame) present(i int) bool {
-	for c := 0; c < len(f.cols)-1; c++ {
-		if f.cols[c].valid[i] == 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -2,15 +2,16 @@ package engine
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/duckdb/duckdb-go/v2"
 
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/examples/clinical-cohort/riskmodel"
@@ -239,4 +240,18 @@ func assertModelFailure(t *testing.T, err error, want ModelFailure) {
 	t.Logf("%s", me)
 }
 
-var _ = arrow.PrimitiveTypes
+// registerNative registers a native Go scalar function in a session, for
+// benchmarks that compare it with a model.
+func registerNative(tb testing.TB, s *Session, name string, f duckdb.ScalarFunc) {
+	tb.Helper()
+	db := sql.OpenDB(s.connector)
+	db.SetMaxIdleConns(0)
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close()
+	if err := duckdb.RegisterScalarUDF(conn, name, f); err != nil {
+		tb.Fatal(err)
+	}
+}
