@@ -315,3 +315,44 @@ func describeKinds(kinds []string) string {
 	}
 	return fmt.Sprintf("%d %s: %s", len(kinds), noun, strings.Join(kinds, ", "))
 }
+
+// ModelCalls returns, in parse-tree order, the name of every call in query
+// to one of models (a contract's model names): the hook through which an
+// analysis of the query (the output modes of SPEC §7.1) finds the models'
+// calls. A model call is an ordinary scalar function call in DuckDB's parse
+// tree — a node of class FUNCTION whose function_name is the model's name
+// (DuckDB lower-cases unquoted names; the comparison ignores case) — and
+// docs/models.md says how such an analysis must treat it. The query is
+// parsed, never executed, in a locked-down DuckDB holding no data; a query
+// that does not parse is an error.
+func ModelCalls(query string, models []string) ([]string, error) {
+	ctx := context.Background()
+	connector, err := open(ctx, Config{MemoryLimit: 64 << 20, Threads: 1})
+	if err != nil {
+		return nil, err
+	}
+	defer connector.Close()
+	conn, err := connector.Connect(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("engine: connecting to the parser's database: %w", err)
+	}
+	defer conn.Close()
+	parsed, err := serialize(ctx, conn, query)
+	if err != nil {
+		return nil, err
+	}
+	if parsed.Error {
+		return nil, refuse(LayerStatement, nil, "DuckDB cannot parse the algorithm: %s", parsed.ErrorMessage)
+	}
+	var calls []call
+	for _, st := range parsed.Statements {
+		collectCalls(st, &calls)
+	}
+	var out []string
+	for _, c := range calls {
+		if i := slices.IndexFunc(models, func(m string) bool { return strings.EqualFold(m, c.name) }); i >= 0 && !c.table {
+			out = append(out, models[i])
+		}
+	}
+	return out, nil
+}

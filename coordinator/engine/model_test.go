@@ -255,3 +255,25 @@ func registerNative(tb testing.TB, s *Session, name string, f duckdb.ScalarFunc)
 		tb.Fatal(err)
 	}
 }
+
+// TestModelCallsAreFoundInTheParseTree: the privacy analysis's hook finds
+// every call of a model by name in DuckDB's parse tree, nested anywhere,
+// and nothing else.
+func TestModelCallsAreFoundInTheParseTree(t *testing.T) {
+	q := `WITH s AS (SELECT RISK_BAND(age, sex, hba1c, egfr) AS b, score(hba1c) AS x FROM patients)
+	      SELECT b, count(*) AS n, sum(score(x)) FROM s WHERE b IN (SELECT risk_band(1, 'F', 2.0, 3)) GROUP BY b`
+	got, err := ModelCalls(q, []string{"risk_band", "score", "unused"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for _, g := range got {
+		counts[g]++
+	}
+	if counts["risk_band"] != 2 || counts["score"] != 2 || counts["unused"] != 0 {
+		t.Fatalf("model calls %v", got)
+	}
+	if _, err := ModelCalls("SELECT FROM WHERE", []string{"score"}); err == nil {
+		t.Fatal("a query that does not parse gave no error")
+	}
+}
