@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/duckdb/duckdb-go/v2"
 	"github.com/tetratelabs/wazero"
@@ -415,20 +416,41 @@ func (u *udf) score(ctx context.Context, inst *instance, st *duckdb.ChunkIterato
 	in := st.GetInputChunk()
 	rows := in.GetSize()
 	nargs := len(u.m.Args)
-	// Read the arguments once: values and their string bytes.
+	// Read the arguments once: values, and strings borrowed from DuckDB's
+	// vectors (valid during this call; copied into the frame below).
 	vals := make([][]any, nargs)
+	strs := make([][]string, nargs)
 	stringBytes := 0
 	for c := range nargs {
 		vals[c] = make([]any, rows)
+		if u.m.Args[c].Kind == contracts.KindString {
+			vec, err := in.GetVector(c)
+			if err != nil {
+				return fmt.Errorf("engine: reading argument %d of model %s: %w", c+1, u.m.Name, err)
+			}
+			view, err := duckdb.GetVectorView[string](vec)
+			if err != nil {
+				return fmt.Errorf("engine: reading argument %d of model %s: %w", c+1, u.m.Name, err)
+			}
+			strs[c] = make([]string, rows)
+			for r := range rows {
+				v, ok, err := view.GetValueBorrowed(r)
+				if err != nil {
+					return fmt.Errorf("engine: reading argument %d of model %s: %w", c+1, u.m.Name, err)
+				}
+				if ok {
+					vals[c][r], strs[c][r] = present, v
+					stringBytes += len(v)
+				}
+			}
+			continue
+		}
 		for r := range rows {
 			v, err := in.GetValue(c, r)
 			if err != nil {
 				return fmt.Errorf("engine: reading argument %d of model %s: %w", c+1, u.m.Name, err)
 			}
 			vals[c][r] = v
-			if s, ok := v.(string); ok {
-				stringBytes += len(s)
-			}
 		}
 	}
 	offs, size := u.layout(rows, stringBytes)
@@ -474,11 +496,12 @@ func (u *udf) score(ctx context.Context, inst *instance, st *duckdb.ChunkIterato
 				le.PutUint64(data[8*r:], uint64(x))
 			case float64:
 				le.PutUint64(data[8*r:], math.Float64bits(x))
-			case string:
-				copy(frame[strAt:], x)
+			case stringMarker:
+				str := strs[c][r]
+				copy(frame[strAt:], str)
 				le.PutUint32(data[8*r:], inst.buf+strAt)
-				le.PutUint32(data[8*r+4:], uint32(len(x)))
-				strAt += uint32(len(x))
+				le.PutUint32(data[8*r+4:], uint32(len(str)))
+				strAt += uint32(len(str))
 			case time.Time:
 				if u.m.Args[c].Kind == contracts.KindDate {
 					le.PutUint32(data[4*r:], uint32(int32(x.Unix()/86400)))
@@ -505,6 +528,26 @@ func (u *udf) score(ctx context.Context, inst *instance, st *duckdb.ChunkIterato
 	if err != nil {
 		return err
 	}
+	if u.m.Result.Kind == contracts.KindString {
+		// Strings go straight from the module's memory into DuckDB, which
+		// copies them.
+		w, err := duckdb.GetVectorWriter[string](st.GetResultVector())
+		if err != nil {
+			return fmt.Errorf("engine: writing the result of model %s: %w", u.m.Name, err)
+		}
+		for r, v := range out {
+			if v == nil {
+				err = w.SetNull(r)
+			} else {
+				b := v.([]byte)
+				err = w.Set(r, unsafe.String(unsafe.SliceData(b), len(b)))
+			}
+			if err != nil {
+				return fmt.Errorf("engine: writing the result of model %s: %w", u.m.Name, err)
+			}
+		}
+		return nil
+	}
 	r := 0
 	for row, err := range st.Rows() {
 		if err != nil {
@@ -517,6 +560,12 @@ func (u *udf) score(ctx context.Context, inst *instance, st *duckdb.ChunkIterato
 	}
 	return nil
 }
+
+// stringMarker marks a present string argument in vals; its value is in
+// strs.
+type stringMarker struct{}
+
+var present any = stringMarker{}
 
 // results decodes and checks the result column. A row with a NULL
 // argument is NULL whatever the module wrote.
@@ -571,7 +620,7 @@ rows:
 			if !utf8.Valid(b) {
 				return nil, shape(r, "a string that is not valid UTF-8")
 			}
-			out[r] = string(b)
+			out[r] = b // a view of the module's memory, valid until the next call
 		}
 	}
 	return out, nil
