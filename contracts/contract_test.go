@@ -210,7 +210,12 @@ func TestBadContracts(t *testing.T) {
 		{"no roles", "roles: [auditor]", "roles: []", "participants[3].roles", 16, "at least one role"},
 		{"role twice", "roles: [auditor]", "roles: [auditor, auditor]", "participants[3].roles[1]", 16, "listed twice"},
 		{"bad public key", parties["auditor"].Public().String(), "cleanroom-pub-1:AAAA", "participants[3].public_key", 17, "bad key"},
-		{"shared key", parties["auditor"].Public().String(), parties["measurer"].Public().String(), "participants[3].public_key", 17, "same key"},
+		{"shared key", parties["auditor"].Public().String(), parties["measurer"].Public().String(), "participants[3].public_key", 17,
+			`participants "auditor" and "measurer" (participants[2]) have the same public key`},
+		{"shared Ed25519 key", parties["auditor"].Public().String(), splicedKey(t, "measurer", "stranger"), "participants[3].public_key", 17,
+			`participants "auditor" and "measurer" (participants[2]) share one Ed25519 signing key`},
+		{"shared HPKE key", parties["auditor"].Public().String(), splicedKey(t, "stranger", "measurer"), "participants[3].public_key", 17,
+			`participants "auditor" and "measurer" (participants[2]) share one HPKE encryption key`},
 		{"unknown participant field", "    roles: [auditor]", "    roles: [auditor]\n    email: a@b.c", "participants[3].email", 17, "unknown field"},
 		{"bad dataset id", "id: impressions", "id: Impressions", "datasets[0].id", 19, "not a valid dataset id"},
 		{"dataset id with dash", "id: impressions", "id: ad-impressions", "datasets[0].id", 19, "not a valid dataset id"},
@@ -288,6 +293,38 @@ func TestBadContracts(t *testing.T) {
 				t.Errorf("message does not name the field: %v", err)
 			}
 		})
+	}
+}
+
+// splicedKey returns the public key line made of the Ed25519 part of
+// signer's key and the HPKE part of encrypter's.
+func splicedKey(t testing.TB, signer, encrypter string) string {
+	t.Helper()
+	a, b := parties[signer].Public().Bytes(), parties[encrypter].Public().Bytes()
+	k, err := cleanroom.PublicKeyFromBytes(append(a[:32:32], b[32:]...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.String()
+}
+
+// TestKeyHalvesSharedWithTwoParticipants: a key whose Ed25519 part is one
+// participant's and whose HPKE part is another's is refused twice, each
+// problem naming the participant it clashes with.
+func TestKeyHalvesSharedWithTwoParticipants(t *testing.T) {
+	text := strings.Replace(baseYAML(), parties["auditor"].Public().String(), splicedKey(t, "measurer", "publisher"), 1)
+	_, err := Parse([]byte(text), ParseOptions{Now: testNow})
+	var pe *ParseError
+	if !errors.As(err, &pe) || len(pe.Problems) != 2 {
+		t.Fatalf("want 2 problems, got %v", err)
+	}
+	for _, want := range []string{
+		`participants "auditor" and "measurer" (participants[2]) share one Ed25519 signing key`,
+		`participants "auditor" and "publisher" (participants[0]) share one HPKE encryption key`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v\ndoes not say %q", err, want)
+		}
 	}
 }
 

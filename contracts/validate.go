@@ -1,6 +1,7 @@
 package contracts
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"strings"
 	"time"
@@ -60,18 +61,40 @@ func (v *validator) participants() {
 		v.problem("participants", "%d participants is more than the limit of %d", len(c.Participants), MaxParticipants)
 	}
 	ids := map[string]int{}
-	keys := map[string]int{}
+	signing := map[string]int{} // Ed25519 part of each key
+	hpke := map[string]int{}    // HPKE part of each key
 	for i, p := range c.Participants {
 		path := index("participants", i)
 		if j, dup := ids[p.ID]; dup {
 			v.problem(path+".id", "participant id %q is already used by participants[%d]", p.ID, j)
 		}
 		ids[p.ID] = i
-		fp := p.PublicKey.Fingerprint().String()
-		if j, dup := keys[fp]; dup {
-			v.problem(path+".public_key", "the same key is already given to participants[%d] (%s); each participant needs a key of its own", j, c.Participants[j].ID)
+		// Each half of a key must be a participant's own: signatures and
+		// TLS name a participant by the Ed25519 key, and results are
+		// encrypted to the HPKE key.
+		raw := p.PublicKey.Bytes()
+		sk, hk := string(raw[:ed25519.PublicKeySize]), string(raw[ed25519.PublicKeySize:])
+		js, sameSigning := signing[sk]
+		jh, sameHPKE := hpke[hk]
+		const own = "each participant needs a key of its own (cleanroom keygen)"
+		if sameSigning && sameHPKE && js == jh {
+			v.problem(path+".public_key", "participants %q and %q (participants[%d]) have the same public key; %s", p.ID, c.Participants[js].ID, js, own)
+		} else {
+			if sameSigning {
+				v.problem(path+".public_key", "participants %q and %q (participants[%d]) share one Ed25519 signing key, the first part of their public keys: their signatures and connections could not be told apart; %s",
+					p.ID, c.Participants[js].ID, js, own)
+			}
+			if sameHPKE {
+				v.problem(path+".public_key", "participants %q and %q (participants[%d]) share one HPKE encryption key, the second part of their public keys: either could read what is encrypted to the other; %s",
+					p.ID, c.Participants[jh].ID, jh, own)
+			}
 		}
-		keys[fp] = i
+		if !sameSigning {
+			signing[sk] = i
+		}
+		if !sameHPKE {
+			hpke[hk] = i
+		}
 	}
 }
 

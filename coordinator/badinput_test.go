@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/cleanroom/atls"
 	"cleanroom.dev/cleanroom/cleanroom/client"
@@ -21,6 +22,23 @@ import (
 	"cleanroom.dev/cleanroom/coordinator"
 	"cleanroom.dev/cleanroom/internal/scenario"
 )
+
+// sharedSigningKey returns sc's contract text with the auditor's public key
+// replaced by one made of the publisher's Ed25519 key and the auditor's
+// HPKE key.
+func sharedSigningKey(t *testing.T, sc *scenario.Scenario) []byte {
+	t.Helper()
+	pub, aud := sc.Spec.Parties[0].Identity.Public(), sc.Spec.Parties[3].Identity.Public()
+	mixed, err := cleanroom.PublicKeyFromBytes(append(pub.Bytes()[:32:32], aud.Bytes()[32:]...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := bytes.Replace(sc.Text, []byte(aud.String()), []byte(mixed.String()), 1)
+	if bytes.Equal(text, sc.Text) {
+		t.Fatal("the auditor's key is not in the contract text")
+	}
+	return text
+}
 
 // TestBadInputChangesNothing sends malformed and wrong input of every kind
 // and checks each is refused with the right status and a message that says
@@ -47,6 +65,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"signature by a stranger's key", sc.Text, append(append([][]byte{}, sc.Sigs[:3]...), other.Sigs[3]), 422, "signed by a key that is not a participant's"},
 		{"signature over another contract", sc.Text, append(append([][]byte{}, sc.Sigs[:3]...), renamedSig(t, sc)), 422, "participant auditor: signature is over a different contract"},
 		{"malformed contract", []byte("version: 1\nname: x\n"), sc.Sigs, 422, "required field is missing"},
+		{"participants sharing one Ed25519 key", sharedSigningKey(t, sc), sc.Sigs, 422,
+			`participants "auditor" and "publisher" (participants[0]) share one Ed25519 signing key`},
 	}
 	for _, tc := range contractCases {
 		before := sc.LogSize()

@@ -1,7 +1,7 @@
 // Package attest verifies the coordinator's attestation evidence: is it
 // genuine (made by the platform's hardware, chained to a trusted root), and
-// is it acceptable (the measurement, debug state, TCB, VMPL and REPORT_DATA
-// a contract requires).
+// is it acceptable (the measurement, debug state, guest policy, firmware,
+// TCB, VMPL and REPORT_DATA a contract requires).
 //
 // The two questions are kept apart, as in go-sev-guest and sigstore-go: a
 // Verifier, built from trusted roots, answers "is it genuine" and returns the
@@ -39,18 +39,21 @@ var (
 
 // Names of the checks a CheckError reports.
 const (
-	CheckPlatform      = "platform"
-	CheckSignature     = "report signature"
-	CheckChain         = "certificate chain"
-	CheckSimulatedRoot = "simulated root"
-	CheckProduct       = "product"
-	CheckTCBBinding    = "tcb binding"
-	CheckMeasurement   = "measurement"
-	CheckDebug         = "debug"
-	CheckTCB           = "minimum tcb"
-	CheckVMPL          = "vmpl"
-	CheckReportData    = "report data"
-	CheckKeyBinding    = "key binding"
+	CheckPlatform       = "platform"
+	CheckSignature      = "report signature"
+	CheckChain          = "certificate chain"
+	CheckSimulatedRoot  = "simulated root"
+	CheckProduct        = "product"
+	CheckTCBBinding     = "tcb binding"
+	CheckMeasurement    = "measurement"
+	CheckDebug          = "debug"
+	CheckGuestPolicy    = "guest policy"
+	CheckMigrationAgent = "migration agent"
+	CheckFirmware       = "firmware"
+	CheckTCB            = "minimum tcb"
+	CheckVMPL           = "vmpl"
+	CheckReportData     = "report data"
+	CheckKeyBinding     = "key binding"
 )
 
 // CheckError is a failed check: which one, and what was seen and expected.

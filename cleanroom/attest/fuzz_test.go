@@ -11,11 +11,19 @@ import (
 )
 
 // FuzzParseEvidence: parsing never panics; what parses re-encodes to the
-// same bytes (one encoding per value) and verifying it never panics.
+// same bytes (one encoding per value); verifying it, and validating what
+// verifies, never panics.
 func FuzzParseEvidence(f *testing.F) {
 	amd, err := attest.NewVerifier(attest.VerifierOptions{Platform: contracts.PlatformSEVSNP, Now: inVCEKValidity})
 	if err != nil {
 		f.Fatal(err)
+	}
+	validate := func(claims *attest.Claims, err error) {
+		if err != nil {
+			return
+		}
+		p := attest.Policy{InsecureAnyMeasurement: true, InsecureAllowDebug: true, InsecureAnyReportData: true}
+		p.Validate(claims)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ev, err := attest.ParseEvidence(data)
@@ -31,14 +39,14 @@ func FuzzParseEvidence(f *testing.F) {
 		}
 		switch ev.Platform() {
 		case contracts.PlatformSEVSNP:
-			amd.Verify(ev)
+			validate(amd.Verify(ev))
 		case contracts.PlatformSEVSNPSimulated:
 			pin := sha256.Sum256(ev.(*attest.SNPEvidence).ARKCert())
 			v, err := attest.NewVerifier(attest.VerifierOptions{Platform: contracts.PlatformSEVSNPSimulated, SimulatedRootSHA256: &pin})
 			if err != nil {
 				t.Fatal(err)
 			}
-			v.Verify(ev)
+			validate(v.Verify(ev))
 		}
 	})
 }
@@ -94,7 +102,33 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fuzzseed.Write(t, "FuzzParseEvidence", fuzzseed.Bytes(simEv, realEv, simEv[:len(simEv)/3], []byte{0xa0})...)
+	seeds := [][]byte{simEv, realEv, simEv[:len(simEv)/3], []byte{0xa0}}
+	// Genuine simulated evidence for each report field the policy refuses,
+	// so the fuzzer starts from every refusal.
+	p1, _ := twoPlatforms(t)
+	for _, tc := range refusedReports() {
+		ev, err := p1.SignReport(changeReport(t, doc.Evidence.(*attest.SNPEvidence).Report(), tc.change))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := ev.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeds = append(seeds, b)
+	}
+	v6 := doc.Evidence.(*attest.SNPEvidence).Report()
+	v6[0] = 6 // VERSION, outside what the parser understands
+	ev, err := p1.SignReport(v6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ev.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeds = append(seeds, b)
+	fuzzseed.Write(t, "FuzzParseEvidence", fuzzseed.Bytes(seeds...)...)
 	fuzzseed.Write(t, "FuzzParseIdentityDocument", fuzzseed.Bytes(docJSON, realDocJSON,
 		[]byte(`{"version":1,"version":1}`), []byte(`{}`))...)
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/hex"
 	"strings"
 
+	"github.com/google/go-sev-guest/abi"
+
 	"cleanroom.dev/cleanroom/contracts"
 )
 
@@ -21,7 +23,8 @@ type Policy struct {
 	// (read and write) its memory. A contract's allow_debug maps to it.
 	InsecureAllowDebug bool
 	// MinTCB is the lowest acceptable TCB, component by component, compared
-	// with the report's REPORTED_TCB.
+	// with the report's REPORTED_TCB and with its LAUNCH_TCB (the firmware
+	// the VM was launched under).
 	MinTCB contracts.TCB
 	// ReportData is the REPORT_DATA the evidence must carry exactly (see
 	// ReportData for the coordinator's binding).
@@ -55,9 +58,12 @@ func PolicyFromContract(cp *contracts.CoordinatorPolicy, reportData [64]byte) Po
 }
 
 // Validate checks genuine claims against the policy, in this order:
-// measurement, debug, minimum TCB, VMPL 0, REPORT_DATA. It returns the first
-// failure as a *CheckError wrapping ErrRefused, naming what was seen and
-// what was expected.
+// measurement; debug; guest policy (no migration agent allowed, no CXL);
+// migration agent (REPORT_ID_MA empty); firmware (committed = current, TCB
+// and version); minimum TCB (REPORTED_TCB and LAUNCH_TCB); VMPL 0;
+// REPORT_DATA. It returns the first failure as a *CheckError wrapping
+// ErrRefused, naming the field, what was seen and what was expected.
+// docs/attestation.md lists every report field and whether it is checked.
 func (p *Policy) Validate(c *Claims) error {
 	if c == nil {
 		return refused(CheckPlatform, "no verified claims")
@@ -72,8 +78,22 @@ func (p *Policy) Validate(c *Claims) error {
 		return refused(CheckDebug, "the guest policy allows debugging (the host can read and write the VM's memory) and debug is not allowed")
 	}
 	if s := c.SNP; s != nil {
+		if err := validateGuestPolicy(s.Policy); err != nil {
+			return err
+		}
+		if s.ReportIDMA != noMigrationAgent {
+			return refused(CheckMigrationAgent, "the report's REPORT_ID_MA is %x, not all ff: the VM is bound to a migration agent, which can export its memory to a machine nobody attested",
+				s.ReportIDMA)
+		}
+		if err := validateFirmware(s); err != nil {
+			return err
+		}
 		if comp := s.ReportedTCB.below(p.MinTCB); comp != "" {
 			return refused(CheckTCB, "the reported TCB (%s) is below %s minimum (%s): %s is too old", s.ReportedTCB, p.origin(), formatMinTCB(p.MinTCB), comp)
+		}
+		if comp := s.LaunchTCB.below(p.MinTCB); comp != "" {
+			return refused(CheckTCB, "the VM was launched under TCB %s (LAUNCH_TCB), below %s minimum (%s): %s was too old when the VM started, and an update since does not undo what it allowed",
+				s.LaunchTCB, p.origin(), formatMinTCB(p.MinTCB), comp)
 		}
 		if s.VMPL != 0 {
 			return refused(CheckVMPL, "the report was made at VMPL %d; only VMPL 0 is accepted", s.VMPL)
@@ -105,4 +125,46 @@ func formatMeasurements(list [][48]byte) string {
 		s[i] = hex.EncodeToString(m[:])
 	}
 	return strings.Join(s, " ")
+}
+
+// noMigrationAgent is REPORT_ID_MA for a guest without a migration agent.
+var noMigrationAgent = [32]byte{
+	0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+}
+
+// validateGuestPolicy refuses the guest policy bits that would let the VM's
+// memory leave the attested machine: MIGRATE_MA (a migration agent may
+// move the VM) and CXL_ALLOW (memory on CXL devices outside the
+// processor). DEBUG is the debug check's; the other bits are listed, with
+// why they are accepted, in docs/attestation.md.
+func validateGuestPolicy(policy uint64) error {
+	pol, err := abi.ParseSnpPolicy(policy)
+	if err != nil { // Verify parsed it; only hand-made claims get here
+		return refused(CheckGuestPolicy, "the guest policy %#016x does not parse: %v", policy, err)
+	}
+	if pol.MigrateMA {
+		return refused(CheckGuestPolicy, "the guest policy %#016x sets MIGRATE_MA (bit 18): the VM may be given a migration agent, which can export its memory to a machine nobody attested; launch the coordinator with MIGRATE_MA clear", policy)
+	}
+	if pol.CXLAllowed {
+		return refused(CheckGuestPolicy, "the guest policy %#016x sets CXL_ALLOW (bit 21): the VM's memory may be placed on CXL devices outside the processor; launch the coordinator with CXL_ALLOW clear", policy)
+	}
+	return nil
+}
+
+// validateFirmware refuses firmware the host has not committed to: the
+// COMMITTED_TCB must equal CURRENT_TCB, and the committed API version and
+// build the current ones (go-sev-guest's rule when provisional firmware is
+// not permitted). Uncommitted firmware can be rolled back by the host to
+// the committed, older one while the VM runs.
+func validateFirmware(s *SNPClaims) error {
+	if i := firstDifferent(s.CommittedTCB.Raw, s.CurrentTCB.Raw); i >= 0 {
+		return refused(CheckFirmware, "the COMMITTED_TCB (%s) is not the CURRENT_TCB (%s): %s differs; the host runs firmware it has not committed to and can roll back (accepted once it is committed)",
+			s.CommittedTCB.describe(), s.CurrentTCB.describe(), tcbComponent(s.Product, i))
+	}
+	if s.CommittedFirmware != s.CurrentFirmware {
+		return refused(CheckFirmware, "the committed firmware (%s) is not the current firmware (%s): the host runs firmware it has not committed to and can roll back (accepted once it is committed)",
+			s.CommittedFirmware, s.CurrentFirmware)
+	}
+	return nil
 }

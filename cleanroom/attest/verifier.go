@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -107,10 +108,27 @@ type SNPClaims struct {
 	LaunchTCB    TCB
 	ChipID       []byte
 	HostData     [32]byte
+	ReportID     [32]byte
+	// ReportIDMA is the REPORT_ID of the guest's migration agent; all
+	// 0xff when it has none.
+	ReportIDMA   [32]byte
+	PlatformInfo uint64
 	Firmware     string // current firmware "major.minor build N"
+	// CurrentFirmware and CommittedFirmware are the running firmware's
+	// version and the version it has committed to (no rollback below).
+	CurrentFirmware   FirmwareVersion
+	CommittedFirmware FirmwareVersion
 	// SimulatedRootSHA256 is set for simulated evidence: the pinned root
 	// it chained to.
 	SimulatedRootSHA256 *[32]byte
+}
+
+// FirmwareVersion is an SEV-SNP firmware's API version and build.
+type FirmwareVersion struct{ Major, Minor, Build uint8 }
+
+// String returns "major.minor build N".
+func (f FirmwareVersion) String() string {
+	return fmt.Sprintf("%d.%d build %d", f.Major, f.Minor, f.Build)
 }
 
 // Verify checks that ev is genuine and returns what it proves. The checks,
@@ -120,8 +138,9 @@ type SNPClaims struct {
 // platform, the evidence's ARK has the pinned SHA-256; the endorsement key
 // certificate chains to the trusted root and the report verifies
 // (go-sev-guest's verify.SnpAttestation, offline); the product line is the
-// expected one; the report's REPORTED_TCB and CHIP_ID are those the
-// certificate was issued for.
+// expected one; the report's REPORTED_TCB (every byte) and CHIP_ID are
+// those the certificate was issued for, and that TCB is not above the
+// report's CURRENT_TCB.
 func (v *Verifier) Verify(ev Evidence) (*Claims, error) {
 	if ev == nil {
 		return nil, malformed("no evidence")
@@ -159,6 +178,10 @@ func (v *Verifier) verifySNP(snp *SNPEvidence) (*Claims, error) {
 		return nil, notGenuine(CheckSignature, "the report's signature does not verify with the endorsement key certificate %q in the evidence (%v): the report was altered after it was signed, or another key signed it", ek.Subject.CommonName, err)
 	}
 
+	if v := binary.LittleEndian.Uint32(raw[0:4]); v < abi.MinSupportedReportVersion || v > abi.MaxSupportedReportVersion {
+		return nil, malformed("the report's VERSION is %d; only versions %d to %d are understood (another version may lay its fields out differently)",
+			v, abi.MinSupportedReportVersion, abi.MaxSupportedReportVersion)
+	}
 	report, err := abi.ReportToProto(raw)
 	if err != nil {
 		return nil, malformed("the SEV-SNP report does not parse: %v", err)
@@ -210,17 +233,15 @@ func (v *Verifier) verifySNP(snp *SNPEvidence) (*Claims, error) {
 	if v.product != "" && product != v.product {
 		return nil, notGenuine(CheckProduct, "the report comes from an AMD %s, not a %s", product, v.product)
 	}
-	parts := kds.DecomposeTCBVersion(exts.TCBVersion)
-	certTCB := TCB{Bootloader: parts.BlSpl, TEE: parts.TeeSpl, SNP: parts.SnpSpl, Microcode: parts.UcodeSpl}
-	reported := DecodeTCB(product, report.GetReportedTcb())
-	if !reported.sameComponents(certTCB) {
-		return nil, notGenuine(CheckTCBBinding, "the report's REPORTED_TCB (%s) is not the TCB its %v certificate was issued for (%s)", reported, info.SigningKey, certTCB)
+	if err := tcbBinding(product, report, info.SigningKey, exts.TCBVersion); err != nil {
+		return nil, err
 	}
 	if info.SigningKey == abi.VcekReportSigner && !allZero(report.GetChipId()) && !bytes.Equal(report.GetChipId(), exts.HWID) {
 		return nil, notGenuine(CheckTCBBinding, "the report's CHIP_ID %x is not the VCEK certificate's HWID %x", report.GetChipId(), exts.HWID)
 	}
 
 	policy, _ := abi.ParseSnpPolicy(report.GetPolicy()) // ReportToProto checked it
+	current := FirmwareVersion{Major: uint8(report.GetCurrentMajor()), Minor: uint8(report.GetCurrentMinor()), Build: uint8(report.GetCurrentBuild())}
 	c := &Claims{
 		Platform: snp.platform,
 		Debug:    policy.Debug,
@@ -231,19 +252,47 @@ func (v *Verifier) verifySNP(snp *SNPEvidence) (*Claims, error) {
 			GuestSVN:            report.GetGuestSvn(),
 			Policy:              report.GetPolicy(),
 			VMPL:                report.GetVmpl(),
-			ReportedTCB:         reported,
+			ReportedTCB:         DecodeTCB(product, report.GetReportedTcb()),
 			CurrentTCB:          DecodeTCB(product, report.GetCurrentTcb()),
 			CommittedTCB:        DecodeTCB(product, report.GetCommittedTcb()),
 			LaunchTCB:           DecodeTCB(product, report.GetLaunchTcb()),
 			ChipID:              bytes.Clone(report.GetChipId()),
-			Firmware:            fmt.Sprintf("%d.%d build %d", report.GetCurrentMajor(), report.GetCurrentMinor(), report.GetCurrentBuild()),
+			PlatformInfo:        report.GetPlatformInfo(),
+			Firmware:            current.String(),
+			CurrentFirmware:     current,
+			CommittedFirmware:   FirmwareVersion{Major: uint8(report.GetCommittedMajor()), Minor: uint8(report.GetCommittedMinor()), Build: uint8(report.GetCommittedBuild())},
 			SimulatedRootSHA256: simRoot,
 		},
 	}
 	copy(c.Measurement[:], report.GetMeasurement())
 	copy(c.ReportData[:], report.GetReportData())
 	copy(c.SNP.HostData[:], report.GetHostData())
+	copy(c.SNP.ReportID[:], report.GetReportId())
+	copy(c.SNP.ReportIDMA[:], report.GetReportIdMa())
 	return c, nil
+}
+
+// tcbBinding checks that the endorsement key certificate speaks for this
+// report's firmware: REPORTED_TCB is, byte for byte (reserved bytes
+// included), the TCB the certificate was issued for, and that TCB is not
+// above the firmware's CURRENT_TCB in any component — a certificate for
+// firmware the machine does not run vouches for nothing it does.
+func tcbBinding(product string, report *spb.Report, signer abi.ReportSigner, certTCB kds.TCBVersion) error {
+	endorsed, mask, err := endorsedTCB(product, certTCB)
+	if err != nil {
+		return notGenuine(CheckTCBBinding, "the %v certificate's TCB: %v", signer, err)
+	}
+	reported := DecodeTCB(product, report.GetReportedTcb())
+	if i := firstDifferent(reported.Raw&mask, endorsed); i >= 0 {
+		return notGenuine(CheckTCBBinding, "the report's REPORTED_TCB (%s) is not the TCB its %v certificate was issued for (%s): %s differs",
+			reported.describe(), signer, DecodeTCB(product, endorsed).describe(), tcbComponent(product, i))
+	}
+	current := DecodeTCB(product, report.GetCurrentTcb())
+	if i := firstAbove(endorsed, current.Raw&mask); i >= 0 {
+		return notGenuine(CheckTCBBinding, "the %v certificate was issued for TCB %s, above the firmware's CURRENT_TCB (%s) in %s: the host serves a certificate for firmware this machine does not run",
+			signer, DecodeTCB(product, endorsed).describe(), current.describe(), tcbComponent(product, i))
+	}
+	return nil
 }
 
 // trustedRoots returns a fresh root set for one verification: AMD's

@@ -86,10 +86,25 @@ func serial() (*big.Int, error) {
 	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 }
 
+// Options shape a new simulated platform. The zero value is the default
+// platform that New makes.
+type Options struct {
+	// TCB is the TCB_VERSION (Milan layout, byte 0 the least significant:
+	// bootloader, TEE, reserved 2–5, SNP, microcode) that the VCEK is
+	// issued for and that every report shows as its REPORTED, CURRENT,
+	// COMMITTED and LAUNCH TCB. Zero means bootloader 4, TEE 0, SNP 22,
+	// microcode 213. Every byte but the microcode's must be at most 127
+	// (AMD's KDS rule).
+	TCB uint64
+}
+
 // New makes a fresh simulated platform: new ARK, ASK and VCEK keys and a
 // random chip id. The ARK and ASK private keys are discarded once the VCEK
 // is issued.
-func New() (*Platform, error) {
+func New() (*Platform, error) { return NewWithOptions(Options{}) }
+
+// NewWithOptions makes a fresh simulated platform shaped by o (see New).
+func NewWithOptions(o Options) (*Platform, error) {
 	now := time.Now().UTC().Truncate(time.Second)
 	arkKey, err := rsa.GenerateKey(rand.Reader, rootKeyBits)
 	if err != nil {
@@ -107,9 +122,13 @@ func New() (*Platform, error) {
 	if _, err := rand.Read(p.chipID[:]); err != nil {
 		return nil, err
 	}
-	tcb, err := kds.ComposeTCBParts(kds.TCBParts{BlSpl: tcbBootloader, TeeSpl: tcbTEE, SnpSpl: tcbSNP, UcodeSpl: tcbMicrocode})
+	parts := kds.TCBParts{BlSpl: tcbBootloader, TeeSpl: tcbTEE, SnpSpl: tcbSNP, UcodeSpl: tcbMicrocode}
+	if o.TCB != 0 {
+		parts = kds.DecomposeTCBVersion(kds.TCBVersion(o.TCB))
+	}
+	tcb, err := kds.ComposeTCBParts(parts)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the simulated TCB: %w", err)
 	}
 	p.tcb = uint64(tcb)
 
@@ -160,7 +179,7 @@ func New() (*Platform, error) {
 	if err != nil {
 		return nil, err
 	}
-	exts, err := vcekExtensions(p.chipID[:])
+	exts, err := vcekExtensions(p.chipID[:], parts)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +198,7 @@ func New() (*Platform, error) {
 }
 
 // vcekExtensions returns AMD's KDS extensions for the simulated VCEK.
-func vcekExtensions(hwid []byte) ([]pkix.Extension, error) {
+func vcekExtensions(hwid []byte, tcb kds.TCBParts) ([]pkix.Extension, error) {
 	var exts []pkix.Extension
 	add := func(oid asn1.ObjectIdentifier, v []byte, err error) error {
 		if err != nil {
@@ -193,14 +212,14 @@ func vcekExtensions(hwid []byte) ([]pkix.Extension, error) {
 		v   int
 	}{
 		{kds.OidStructVersion, 1},
-		{kds.OidBlSpl, tcbBootloader},
-		{kds.OidTeeSpl, tcbTEE},
-		{kds.OidSnpSpl, tcbSNP},
-		{kds.OidSpl4, 0},
-		{kds.OidSpl5, 0},
-		{kds.OidSpl6, 0},
-		{kds.OidSpl7, 0},
-		{kds.OidUcodeSpl, tcbMicrocode},
+		{kds.OidBlSpl, int(tcb.BlSpl)},
+		{kds.OidTeeSpl, int(tcb.TeeSpl)},
+		{kds.OidSnpSpl, int(tcb.SnpSpl)},
+		{kds.OidSpl4, int(tcb.Spl4)},
+		{kds.OidSpl5, int(tcb.Spl5)},
+		{kds.OidSpl6, int(tcb.Spl6)},
+		{kds.OidSpl7, int(tcb.Spl7)},
+		{kds.OidUcodeSpl, int(tcb.UcodeSpl)},
 	}
 	for _, x := range ints {
 		v, err := asn1.Marshal(x.v)
@@ -283,6 +302,21 @@ func (p *Platform) Attest(req Request) (*attest.SNPEvidence, error) {
 	if err != nil {
 		return nil, fmt.Errorf("laying out the simulated report: %w", err)
 	}
+	return p.SignReport(raw)
+}
+
+// SignReport signs the 1184-byte ATTESTATION_REPORT report (its bytes
+// 0x000–0x29F; the signature goes at 0x2A0) with the simulated VCEK and
+// returns it as evidence, whatever the report says. The simulated firmware
+// vouches for anything its holder asks, which is why it protects nothing;
+// tests use this to make the reports real firmware makes only for VMs a
+// contract must refuse (a migration agent, uncommitted firmware, a TCB the
+// VCEK was not issued for). report is not modified.
+func (p *Platform) SignReport(report []byte) (*attest.SNPEvidence, error) {
+	if len(report) != abi.ReportSize {
+		return nil, fmt.Errorf("a report has %d bytes, not %d", abi.ReportSize, len(report))
+	}
+	raw := bytes.Clone(report)
 	digest := sha512.Sum384(abi.SignedComponent(raw))
 	rr, ss, err := ecdsa.Sign(rand.Reader, p.vcekKey, digest[:])
 	if err != nil {
