@@ -15,6 +15,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/coordinator"
+	"cleanroom.dev/cleanroom/coordinator/tee"
 	"cleanroom.dev/cleanroom/internal/scenario"
 	"cleanroom.dev/cleanroom/internal/wasmtest"
 )
@@ -228,4 +229,47 @@ func callCT(t *testing.T, hc *http.Client, url, path, ctype string, body []byte)
 	var b bytes.Buffer
 	b.ReadFrom(resp.Body)
 	return resp.StatusCode, b.Bytes()
+}
+
+// TestModelSurvivesKill: a submitted model is durable — after kill -9 the
+// coordinator rebuilds it from the log and its sealed blob, refuses a
+// second submission, serves it to its provider only, and runs it.
+func TestModelSurvivesKill(t *testing.T) {
+	dir := t.TempDir()
+	d := startDaemon(t, dir)
+	inst, err := tee.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	module := wasmtest.Model(bodyNulls)
+	salt := cleanroom.NewModelSalt()
+	spec := modelSpec(t, module, salt)
+	sc := scenario.NewRemote(t, d.url, inst, spec)
+	sc.Submit(t, "publisher")
+	sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
+	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+	ctx := context.Background()
+	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.Client(t, "measurer").SubmitModel(ctx, "score", module, salt); err != nil {
+		t.Fatal(err)
+	}
+	d.kill()
+
+	d = startDaemon(t, dir)
+	defer d.kill()
+	sc.URL = d.url
+	if _, err := sc.Client(t, "measurer").SubmitModel(ctx, "score", module, salt); !isStatus(err, http.StatusConflict) {
+		t.Fatalf("a second submission after the restart: %v", err)
+	}
+	if got, err := sc.Client(t, "measurer").Model(ctx, "score"); err != nil || !bytes.Equal(got, module) {
+		t.Fatalf("the provider reads back %d bytes, %v", len(got), err)
+	}
+	if _, err := sc.Client(t, "auditor").Model(ctx, "score"); !isStatus(err, http.StatusForbidden) {
+		t.Fatalf("the auditor fetching the model: %v", err)
+	}
+	if rs, err := sc.Client(t, "advertiser").Run(ctx); err != nil || rs.Status != "finished" {
+		t.Fatalf("run after the restart: %+v, %v", rs, err)
+	}
 }

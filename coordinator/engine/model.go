@@ -125,6 +125,10 @@ func newModelRuntime(ctx context.Context, memoryLimit int64) (wazero.Runtime, er
 	return rt, nil
 }
 
+// checkModuleTimeout bounds the start of a module (its _initialize) in
+// CheckModule.
+var checkModuleTimeout = 10 * time.Second
+
 // CheckModule compiles a model's module and checks it against the ABI: its
 // imports (only AllowedModelImports), its exports (memory,
 // cleanroom_model_abi, cleanroom_model_alloc and cleanroom_model_call with
@@ -141,7 +145,7 @@ func CheckModule(ctx context.Context, m Model) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, checkModuleTimeout)
 	defer cancel()
 	inst, err := instantiate(ctx, rt, compiled, m)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/examples/clinical-cohort/riskmodel"
+	"cleanroom.dev/cleanroom/internal/fuzzseed"
 	"cleanroom.dev/cleanroom/internal/wasmtest"
 )
 
@@ -276,4 +277,41 @@ func TestModelCallsAreFoundInTheParseTree(t *testing.T) {
 	if _, err := ModelCalls("SELECT FROM WHERE", []string{"score"}); err == nil {
 		t.Fatal("a query that does not parse gave no error")
 	}
+}
+
+// hostileModules are the raw modules of TestHostileModels, as fuzz seeds.
+func hostileModules() [][]byte {
+	return [][]byte{
+		wasmtest.Model(bodyNulls), wasmtest.Model(bodyLoop), wasmtest.Model(bodyTrap), wasmtest.Model(bodyGrow),
+		wasmtest.Model(bodyStatus), wasmtest.Model(bodyBadValidity), wasmtest.Model(bodyBadString),
+		wasmtest.Model(bodyNulls, func(m *wasmtest.Module) {
+			m.Imports = []wasmtest.Import{{Module: "env", Name: "leak", Params: []byte{wasmtest.I32}}}
+		}),
+		wasmtest.Model(bodyNulls, func(m *wasmtest.Module) { m.Funcs = append(m.Funcs, wasmtest.Func{Export: "_initialize", Body: bodyLoop[:5]}) }),
+		[]byte("\x00asm\x01\x00\x00\x00"),
+	}
+}
+
+// FuzzCheckModule feeds arbitrary bytes to the module check of a model
+// submission: it never panics, and refuses with a *ModelError or accepts.
+// The seeds are the committed corpus (TestWriteModuleSeeds).
+func FuzzCheckModule(f *testing.F) {
+	defer func(d time.Duration) { checkModuleTimeout = d }(checkModuleTimeout)
+	checkModuleTimeout = time.Second
+	f.Fuzz(func(t *testing.T, module []byte) {
+		err := CheckModule(context.Background(), rawModel("m", "float64", module))
+		var me *ModelError
+		if err != nil && !errors.As(err, &me) {
+			t.Fatalf("CheckModule: %v (%T), want nil or a *ModelError", err, err)
+		}
+	})
+}
+
+// TestWriteModuleSeeds writes FuzzCheckModule's committed corpus (with
+// -update-seeds).
+func TestWriteModuleSeeds(t *testing.T) {
+	if !*fuzzseed.Update {
+		t.Skip("run with -update-seeds to rewrite the corpus")
+	}
+	fuzzseed.Write(t, "FuzzCheckModule", fuzzseed.Bytes(hostileModules()...)...)
 }
