@@ -287,7 +287,9 @@ func hostileModules() [][]byte {
 		wasmtest.Model(bodyNulls, func(m *wasmtest.Module) {
 			m.Imports = []wasmtest.Import{{Module: "env", Name: "leak", Params: []byte{wasmtest.I32}}}
 		}),
-		wasmtest.Model(bodyNulls, func(m *wasmtest.Module) { m.Funcs = append(m.Funcs, wasmtest.Func{Export: "_initialize", Body: bodyLoop[:5]}) }),
+		wasmtest.Model(bodyNulls, func(m *wasmtest.Module) {
+			m.Funcs = append(m.Funcs, wasmtest.Func{Export: "_initialize", Body: bodyLoop[:5]})
+		}),
 		[]byte("\x00asm\x01\x00\x00\x00"),
 	}
 }
