@@ -145,6 +145,14 @@ func TestEventRules(t *testing.T) {
 			nth(evs, events.TypeDatasetUploaded, 1).ActorKey = other
 			return evs
 		}, "but the contract gives advertiser the key", false},
+		{"a model the contract does not name", func(t *testing.T, evs []*events.Event) []*events.Event {
+			e := clone(t, nth(evs, events.TypeAlgorithmSubmitted, 0))
+			e.ID, e.Type = events.NewID(), events.TypeModelSubmitted
+			e.ModelSubmitted = &events.ModelSubmitted{Name: "score", Commitment: strings.Repeat("ab", 32), Confidential: true, Module: e.AlgorithmSubmitted.Text}
+			e.AlgorithmSubmitted = nil
+			i := slices.Index(evs, nth(evs, events.TypeRunStarted, 0))
+			return slices.Insert(evs, i, e)
+		}, "submits model \"score\", which the contract does not name", false},
 		{"algorithm other than the contract's", func(t *testing.T, evs []*events.Event) []*events.Event {
 			nth(evs, events.TypeAlgorithmSubmitted, 0).AlgorithmSubmitted.SHA256 = strings.Repeat("ab", 32)
 			return evs
