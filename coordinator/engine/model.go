@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -646,8 +647,8 @@ func (s *Session) AddModels(ctx context.Context, models []Model) error {
 		return err
 	}
 	defer end()
-	db := sql.OpenDB(s.connector) // never closed: closing it would close the connector
-	db.SetMaxIdleConns(0)
+	db := sql.OpenDB(unclosable{s.connector})
+	defer db.Close()
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("engine: connecting: %w", err)
@@ -693,6 +694,10 @@ func (s *Session) AddModels(ctx context.Context, models []Model) error {
 	}
 	return nil
 }
+
+// unclosable hides a connector's Close from database/sql, whose DB.Close
+// would otherwise close the session's database.
+type unclosable struct{ driver.Connector }
 
 // runContext is the context of the session's Run: models run under it.
 func (s *Session) runContext() context.Context {

@@ -245,8 +245,8 @@ func assertModelFailure(t *testing.T, err error, want ModelFailure) {
 // benchmarks that compare it with a model.
 func registerNative(tb testing.TB, s *Session, name string, f duckdb.ScalarFunc) {
 	tb.Helper()
-	db := sql.OpenDB(s.connector)
-	db.SetMaxIdleConns(0)
+	db := sql.OpenDB(unclosable{s.connector})
+	defer db.Close()
 	conn, err := db.Conn(context.Background())
 	if err != nil {
 		tb.Fatal(err)

@@ -61,8 +61,8 @@ func NewDuckDB(tb testing.TB) *DuckDB {
 // model computed natively in Go, to compare with its WebAssembly build.
 func (d *DuckDB) RegisterUDF(tb testing.TB, name string, f duckdb.ScalarFunc) {
 	tb.Helper()
-	db := sql.OpenDB(d.connector) // not closed: that would close the connector
-	db.SetMaxIdleConns(0)
+	db := sql.OpenDB(unclosable{d.connector})
+	defer db.Close()
 	conn, err := db.Conn(context.Background())
 	if err != nil {
 		tb.Fatal(err)
@@ -72,6 +72,10 @@ func (d *DuckDB) RegisterUDF(tb testing.TB, name string, f duckdb.ScalarFunc) {
 		tb.Fatalf("registering %s: %v", name, err)
 	}
 }
+
+// unclosable hides a connector's Close from database/sql, whose DB.Close
+// would otherwise close the database.
+type unclosable struct{ driver.Connector }
 
 // Exec runs a statement.
 func (d *DuckDB) Exec(tb testing.TB, q string) {
