@@ -87,7 +87,7 @@ func FuzzDecodeStatement(f *testing.F) {
 
 // FuzzOpenAlgorithm feeds arbitrary bytes as a sealed confidential
 // algorithm (the body of PUT /v1/contracts/{cid}/algorithm): opening never
-// panics and nothing but the sealed text for this contract opens.
+// panics and nothing but the sealed salt and text for this contract opens.
 func FuzzOpenAlgorithm(f *testing.F) {
 	coord, err := GenerateIdentity()
 	if err != nil {
@@ -96,11 +96,12 @@ func FuzzOpenAlgorithm(f *testing.F) {
 	var cid, otherCID [32]byte
 	cid[0], otherCID[0] = 1, 2
 	const text = "SELECT count(*) AS users FROM impressions"
-	sealed, err := SealAlgorithm(coord.Public(), cid, []byte(text))
+	salt := Salt{7}
+	sealed, err := SealAlgorithm(coord.Public(), cid, salt, []byte(text))
 	if err != nil {
 		f.Fatal(err)
 	}
-	wrong, err := SealAlgorithm(coord.Public(), otherCID, []byte(text))
+	wrong, err := SealAlgorithm(coord.Public(), otherCID, salt, []byte(text))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -110,11 +111,11 @@ func FuzzOpenAlgorithm(f *testing.F) {
 	f.Add(sealed[:1120])
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := OpenAlgorithm(coord.HPKE(), cid, data)
+		gotSalt, got, err := OpenAlgorithm(coord.HPKE(), cid, data)
 		if err != nil {
 			return
 		}
-		if string(got) != text || !bytes.Equal(data, sealed) {
+		if string(got) != text || gotSalt != salt || !bytes.Equal(data, sealed) {
 			t.Fatalf("opened %d bytes that are not the sealed algorithm: %q", len(data), got)
 		}
 	})

@@ -2,45 +2,17 @@ package cleanroom
 
 import (
 	"crypto/hpke"
-	"crypto/rand"
-	"crypto/sha256"
-	"errors"
 	"fmt"
 )
 
-// ModelSaltSize is the size of a confidential model's commitment salt.
-const ModelSaltSize = 32
+// CommitmentModel labels the commitment a contract names (as
+// models[].sha256) for a confidential model's WebAssembly module.
+const CommitmentModel = "cleanroom/model-commitment/v1"
 
-// modelCommitmentDomain separates model commitments from every other hash.
-const modelCommitmentDomain = "cleanroom/model-commitment/v1\x00"
-
-// NewModelSalt returns a fresh random salt for ModelCommitment.
-func NewModelSalt() []byte {
-	salt := make([]byte, ModelSaltSize)
-	rand.Read(salt) // never fails (crypto/rand)
-	return salt
-}
-
-// ModelCommitment returns what a contract's models[].sha256 holds for a
-// module:
-//
-//   - for a confidential model, the salted commitment
-//     SHA-256("cleanroom/model-commitment/v1" ‖ 0x00 ‖ salt ‖ module), with
-//     a 32-byte salt that only the model's provider and the coordinator
-//     hold, so nobody else can test a guess of the module against the
-//     contract or the log;
-//   - for a model that is not confidential (salt nil), SHA-256(module).
-func ModelCommitment(salt, module []byte) [32]byte {
-	if salt == nil {
-		return sha256.Sum256(module)
-	}
-	h := sha256.New()
-	h.Write([]byte(modelCommitmentDomain))
-	h.Write(salt)
-	h.Write(module)
-	var sum [32]byte
-	h.Sum(sum[:0])
-	return sum
+// CommitModel returns the commitment a contract names for a confidential
+// model's exact module: Commit(CommitmentModel, salt, module).
+func CommitModel(salt Salt, module []byte) [32]byte {
+	return Commit(CommitmentModel, salt, module)
 }
 
 // modelInfo is the HPKE info of a sealed model:
@@ -51,28 +23,28 @@ func modelInfo(contractID [32]byte, name string) []byte {
 	return append(info, name...)
 }
 
-// SealModel encrypts a confidential model for the attested coordinator
-// key, for one model of one contract: single-shot HPKE (RFC 9180 base
-// mode, the key's KEM, HKDF-SHA256, AES-256-GCM, empty AAD) of
-// salt (32 bytes) ‖ module. The salt travels only inside it.
-func SealModel(coordinator *PublicKey, contractID [32]byte, name string, salt, module []byte) ([]byte, error) {
-	if len(salt) != ModelSaltSize {
-		return nil, fmt.Errorf("a model's commitment salt is %d bytes; got %d", ModelSaltSize, len(salt))
-	}
-	plain := make([]byte, 0, len(salt)+len(module))
-	plain = append(append(plain, salt...), module...)
+// SealModel encrypts a confidential model's module, with the salt of the
+// commitment the contract names, to the attested coordinator key for one
+// model of one contract: single-shot HPKE (RFC 9180 base mode, the key's
+// KEM, HKDF-SHA256, AES-256-GCM, empty AAD) of salt (32 bytes) ‖ module.
+// Only the coordinator can open it, and only as that model.
+func SealModel(coordinator *PublicKey, contractID [32]byte, name string, salt Salt, module []byte) ([]byte, error) {
+	plain := make([]byte, 0, SaltSize+len(module))
+	plain = append(append(plain, salt[:]...), module...)
 	return hpke.Seal(coordinator.HPKE(), hpke.HKDFSHA256(), hpke.AES256GCM(), modelInfo(contractID, name), plain)
 }
 
 // OpenModel decrypts what SealModel produced and returns the salt and the
 // module.
-func OpenModel(key hpke.PrivateKey, contractID [32]byte, name string, sealed []byte) (salt, module []byte, err error) {
+func OpenModel(key hpke.PrivateKey, contractID [32]byte, name string, sealed []byte) (Salt, []byte, error) {
 	plain, err := hpke.Open(key, hpke.HKDFSHA256(), hpke.AES256GCM(), modelInfo(contractID, name), sealed)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sealed model does not open with this coordinator's key for model %s of this contract: %w", name, err)
+		return Salt{}, nil, fmt.Errorf("sealed model does not open with this coordinator's key as model %s of this contract: %w", name, err)
 	}
-	if len(plain) < ModelSaltSize {
-		return nil, nil, errors.New("sealed model is shorter than its salt")
+	if len(plain) < SaltSize {
+		return Salt{}, nil, fmt.Errorf("sealed model holds %d bytes, less than its %d-byte salt", len(plain), SaltSize)
 	}
-	return plain[:ModelSaltSize], plain[ModelSaltSize:], nil
+	var salt Salt
+	copy(salt[:], plain)
+	return salt, plain[SaltSize:], nil
 }

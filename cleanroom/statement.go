@@ -15,7 +15,7 @@ import (
 const (
 	ContentTypeContractApproval = "application/vnd.cleanroom.contract-approval.v1+cbor"
 	ContentTypeUploadStatement  = "application/vnd.cleanroom.upload-statement.v1+cbor"
-	ContentTypeResultStatement  = "application/vnd.cleanroom.result-statement.v1+cbor"
+	ContentTypeResultStatement  = "application/vnd.cleanroom.result-statement.v2+cbor"
 )
 
 // MaxStatementSize bounds the size of an encoded statement that the decoder

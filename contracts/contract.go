@@ -95,9 +95,14 @@ type Column struct {
 
 // Algorithm is the one query the contract approves.
 type Algorithm struct {
-	Provider     string
-	Language     string
-	SHA256       [32]byte // of the exact query bytes
+	Provider string
+	Language string
+	// SHA256 names the approved text: its plain SHA-256 when the
+	// algorithm is not confidential (every participant can see the text
+	// anyway), and the salted commitment cleanroom.CommitAlgorithm when it
+	// is, so that no one without the salt can test a guess of the text.
+	// Check applies the rule.
+	SHA256       [32]byte
 	Confidential bool
 }
 

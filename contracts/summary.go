@@ -44,7 +44,8 @@ func (c *Contract) Warnings() []Warning {
 	}
 	if c.Algorithm.Confidential {
 		ws = append(ws, Warning{"algorithm.confidential",
-			fmt.Sprintf("the algorithm is confidential: only %q and the coordinator see its text; the others approve a hash they cannot inspect, and rely on the output policy alone", c.Algorithm.Provider)})
+			fmt.Sprintf("the algorithm is confidential: only %q and the coordinator see its text; the others approve a commitment they cannot inspect, and rely on the output policy alone. "+
+				"algorithm.sha256 must be the salted commitment made by cleanroom algorithm commit: a plain SHA-256 would let anyone holding the contract confirm a guess of the text, and the coordinator refuses it", c.Algorithm.Provider)})
 	}
 	for i, m := range c.Models {
 		if m.Confidential {
@@ -99,7 +100,9 @@ algorithm:
   provider: measurer                     # must have role algorithm_provider
   language: duckdb-sql                   # exactly one SELECT statement
   sha256: "<hex SHA-256 of the exact query bytes: sha256sum query.sql>"
-  confidential: false                    # true: only the provider and the coordinator see the text
+  confidential: false                    # true: only the provider and the coordinator see the text,
+                                         #   and sha256 is the salted commitment printed by
+                                         #   cleanroom algorithm commit query.sql --salt query.salt
 
 # models:                               # optional: WebAssembly scalar functions the SQL may call
 #   - name: score                        # the SQL function name: [a-z][a-z0-9_]{0,62}

@@ -171,12 +171,12 @@ func TestBadInputChangesNothing(t *testing.T) {
 		status int
 		msg    string
 	}{
-		{"hash differs", wrong, 422, "contract " + sc.Contract.ID().String() + " approves only"},
+		{"hash differs", wrong, 422, "contract " + sc.Contract.ID().String() + ": the algorithm is not the one the contract approves: its SHA-256 is"},
 		{"trailing newline", sc.Spec.Query + "\n", 422, "SHA-256"},
 	}
 	for _, tc := range algCases {
 		before := sc.LogSize()
-		_, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(tc.text))
+		_, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(tc.text), nil)
 		expectRefusal(t, tc.name, err, tc.status, tc.msg)
 		if sc.LogSize() != before {
 			t.Errorf("%s: the log changed", tc.name)

@@ -139,7 +139,7 @@ func (c *Coordinator) checkNotExpired(ct *contracts.Contract) error {
 
 // Status returns a contract's progress to one of its participants.
 func (c *Coordinator) Status(cid contracts.ID, actor ed25519.PublicKey) (*api.ContractStatus, error) {
-	sc, _, err := c.participant(cid, actor)
+	sc, p, err := c.participant(cid, actor)
 	if err != nil {
 		return nil, err
 	}
@@ -172,17 +172,23 @@ func (c *Coordinator) Status(cid contracts.ID, actor ed25519.PublicKey) (*api.Co
 			st.Models = append(st.Models, ms)
 		}
 		for _, r := range sc.Runs {
-			st.Runs = append(st.Runs, runStatus(r))
+			st.Runs = append(st.Runs, runStatus(r, p.ID == ct.Algorithm.Provider))
 		}
 		st.RunsUsed = int64(len(sc.Runs))
 	})
 	return st, nil
 }
 
-func runStatus(r *state.Run) api.RunStatus {
+// runStatus is a run's status as a participant sees it: the sealed full
+// reason of a refusal goes only to the algorithm's provider, the one key
+// that can open it.
+func runStatus(r *state.Run, provider bool) api.RunStatus {
 	rs := api.RunStatus{RunID: r.ID, Number: r.Number, Status: string(r.Status), Reason: r.RefuseReason, LogIndex: r.StartIndex}
+	if provider {
+		rs.SealedReason = r.SealedReason
+	}
 	if r.Finished != nil {
-		rs.RowsKept, rs.RowsSuppressed, rs.ResultSHA256 = r.Finished.RowsKept, r.Finished.RowsSuppressed, r.Finished.ResultSHA256
+		rs.RowsKept, rs.RowsSuppressed, rs.ResultCommitment = r.Finished.RowsKept, r.Finished.RowsSuppressed, r.Finished.ResultCommitment
 	}
 	return rs
 }

@@ -140,11 +140,7 @@ type Coordinator struct {
 	failed    error // set when the log and the state may disagree
 
 	damagedMu sync.Mutex
-	// modelDetails says why a model failed a run, by run id, for the
-	// model's provider only; it is in memory only.
-	modelDetailsMu sync.Mutex
-	modelDetails   map[string]modelDetail
-	damaged        map[string]error // blob digest → why it cannot be used
+	damaged   map[string]error // blob digest → why it cannot be used
 }
 
 // Open opens (initialising if needed) the data directory, replays the

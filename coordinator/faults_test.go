@@ -68,7 +68,7 @@ func (l *lifecycle) step(name string) error {
 		_, err := sc.Upload(l.t, "advertiser", "conversions", sc.Seal(l.t, "advertiser", "conversions", conversionsCSV))
 		return err
 	case "algorithm":
-		_, err := sc.Client(l.t, "measurer").SubmitAlgorithm(ctx, []byte(sc.Spec.Query))
+		_, err := sc.Client(l.t, "measurer").SubmitAlgorithm(ctx, []byte(sc.Spec.Query), sc.Spec.AlgorithmSalt())
 		return err
 	case "run":
 		_, err := sc.Client(l.t, "advertiser").Run(ctx)

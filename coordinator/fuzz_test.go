@@ -165,7 +165,7 @@ func FuzzAPI(f *testing.F) {
 	f.Add(uint8(2), uint8(whoPublisher), "", "nonexistent", []byte("x"), []byte(nil))
 	f.Add(uint8(3), uint8(whoMeasurer), "", "", []byte(`{"text":"SELECT 1 AS users"}`), []byte(nil))
 	f.Add(uint8(3), uint8(whoMeasurer), "", "", []byte(`{"text":"SELECT 1","sealed":"AAAA"}`), []byte(nil))
-	wrong, err := cleanroom.SealAlgorithm(fx.coord.TEE().PublicKey(), fx.b.Contract.ID(), []byte("SELECT 2 AS users"))
+	wrong, err := cleanroom.SealAlgorithm(fx.coord.TEE().PublicKey(), fx.b.Contract.ID(), cleanroom.NewSalt(), []byte("SELECT 2 AS users"))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func TestQueryMemoryLimit(t *testing.T) {
 	sc.MustUpload(t, "publisher", "impressions", csv.String())
 	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
 	ctx := context.Background()
-	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query)); err != nil {
+	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query), spec.AlgorithmSalt()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -63,7 +63,7 @@ func TestQueryMemoryLimit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a request after the refused run: %v", err)
 	}
-	if len(st.Runs) != 1 || st.Runs[0].Status != "refused" || st.Runs[0].ResultSHA256 != "" || st.RunsUsed != 1 {
+	if len(st.Runs) != 1 || st.Runs[0].Status != "refused" || st.Runs[0].ResultCommitment != "" || st.RunsUsed != 1 {
 		t.Fatalf("run after the memory refusal: %+v", st.Runs)
 	}
 	if !strings.Contains(st.Runs[0].Reason, "memory") {

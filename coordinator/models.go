@@ -3,7 +3,6 @@ package coordinator
 import (
 	"context"
 	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,8 +16,8 @@ import (
 	"cleanroom.dev/cleanroom/coordinator/state"
 )
 
-// The sealed form of a model at rest is salt ‖ module (the salt empty for
-// a model that is not confidential), sealed as blob kind "model".
+// The sealed form of a model at rest is salt ‖ module for a confidential
+// model, the module alone otherwise, sealed as blob kind "model".
 const modelBlobKind = "model"
 
 // SubmitModel accepts the module of one of the contract's models from the
@@ -44,28 +43,26 @@ func (c *Coordinator) SubmitModel(ctx context.Context, actor ed25519.PublicKey, 
 	if err := c.checkNotExpired(ct); err != nil {
 		return nil, err
 	}
-	var salt []byte
+	var salt *cleanroom.Salt
 	switch {
 	case (module == nil) == (sealed == nil):
 		return nil, badRequest("give the module either as it is or sealed")
 	case sealed != nil:
-		if salt, module, err = cleanroom.OpenModel(c.tee.Identity().HPKE(), cid, name, sealed); err != nil {
+		s, mod, err := cleanroom.OpenModel(c.tee.Identity().HPKE(), cid, name, sealed)
+		if err != nil {
 			return nil, unprocessable(err, "%v", err)
 		}
-		if !m.Confidential {
-			salt = nil // sealed in transit only: the contract holds the plain SHA-256
+		module = mod
+		if m.Confidential {
+			salt = &s // a model that is not confidential is sealed in transit only
 		}
 	case m.Confidential:
 		return nil, badRequest("model %s of contract %s is confidential: send it sealed to the coordinator, with the salt of its commitment", name, cid).
 			withHint("cleanroom model submit seals it for you")
 	}
-	if sum := cleanroom.ModelCommitment(salt, module); sum != m.SHA256 {
-		what := "SHA-256"
-		if m.Confidential {
-			what = "salted commitment"
-		}
-		e := unprocessable(nil, "the module's %s is %x; contract %s approves only %x for model %s", what, sum, cid, m.SHA256, name).
-			withHint("submit the exact module (and, for a confidential model, the salt) the contract's commitment was made from")
+	if err := m.Check(module, salt); err != nil {
+		e := unprocessable(err, "%v", err).
+			withHint("submit the exact module (and, for a confidential model, the salt file) the contract's commitment was made from")
 		e.Private = m.Confidential
 		return nil, e
 	}
@@ -79,7 +76,11 @@ func (c *Coordinator) SubmitModel(ctx context.Context, actor ed25519.PublicKey, 
 	if c.model(cid, name) != nil {
 		return nil, conflict("model %s of contract %s is already submitted", name, cid)
 	}
-	blob, err := c.putSealed(modelBlobKind, append(append([]byte{}, salt...), module...))
+	stored := module
+	if salt != nil {
+		stored = append(append(make([]byte, 0, cleanroom.SaltSize+len(module)), salt[:]...), module...)
+	}
+	blob, err := c.putSealed(modelBlobKind, stored)
 	if err != nil {
 		return nil, storageError(err, "storing the model")
 	}
@@ -121,15 +122,17 @@ func (c *Coordinator) readModel(ct *contracts.Contract, m *contracts.Model) ([]b
 	if err != nil {
 		return nil, fmt.Errorf("reading model %s: %w", m.Name, err)
 	}
-	var salt []byte
+	var salt *cleanroom.Salt
 	if m.Confidential {
-		if len(plain) < cleanroom.ModelSaltSize {
+		if len(plain) < cleanroom.SaltSize {
 			return nil, fmt.Errorf("the stored model %s is shorter than its salt", m.Name)
 		}
-		salt, plain = plain[:cleanroom.ModelSaltSize], plain[cleanroom.ModelSaltSize:]
+		var s cleanroom.Salt
+		copy(s[:], plain)
+		salt, plain = &s, plain[cleanroom.SaltSize:]
 	}
-	if cleanroom.ModelCommitment(salt, plain) != m.SHA256 {
-		return nil, fmt.Errorf("the stored model %s does not match the contract's commitment", m.Name)
+	if err := m.Check(plain, salt); err != nil {
+		return nil, fmt.Errorf("the stored model %s: %w", m.Name, err)
 	}
 	return plain, nil
 }
@@ -174,34 +177,6 @@ func (c *Coordinator) loadModels(ctx context.Context, sess *engine.Session, ct *
 		models[i] = engineModel(&ct.Models[i], module)
 	}
 	return sess.AddModels(ctx, models)
-}
-
-// modelDetails keeps, in memory only, why a model failed a run, for its
-// provider's eyes (api.RunStatus.ModelDetail).
-type modelDetail struct {
-	provider, detail string
-}
-
-func (c *Coordinator) recordModelDetail(runID string, err error) {
-	var me *engine.ModelError
-	if !errors.As(err, &me) {
-		return
-	}
-	c.modelDetailsMu.Lock()
-	defer c.modelDetailsMu.Unlock()
-	if c.modelDetails == nil {
-		c.modelDetails = map[string]modelDetail{}
-	}
-	c.modelDetails[runID] = modelDetail{provider: me.Provider, detail: boundReason(me.Error())}
-}
-
-func (c *Coordinator) modelDetailFor(runID, participant string) string {
-	c.modelDetailsMu.Lock()
-	defer c.modelDetailsMu.Unlock()
-	if d, ok := c.modelDetails[runID]; ok && d.provider == participant {
-		return d.detail
-	}
-	return ""
 }
 
 func (c *Coordinator) handleSubmitModel(w http.ResponseWriter, r *http.Request) error {

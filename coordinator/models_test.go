@@ -23,7 +23,7 @@ import (
 // modelQuery calls the model score over the advertiser's conversions.
 const modelQuery = "SELECT count(score(c.value)) AS users FROM impressions i JOIN conversions c USING (user_id)"
 
-func modelSpec(t *testing.T, module, salt []byte) *scenario.Spec {
+func modelSpec(t *testing.T, module []byte, salt *cleanroom.Salt) *scenario.Spec {
 	spec := adSpec(t, "model", 5)
 	spec.Query = modelQuery
 	spec.Recipients = []string{"advertiser"}
@@ -58,14 +58,14 @@ func TestHostileModelsFailRunsCleanly(t *testing.T) {
 		{"wrong result shape", "returned a result of the wrong shape", wasmtest.Model(badShape)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			salt := cleanroom.NewModelSalt()
+			salt := newSalt()
 			spec := modelSpec(t, tc.module, salt)
 			spec.Name = "model-" + strings.ReplaceAll(tc.name, " ", "-")
 			sc := scenario.New(t, srv, spec)
 			sc.Submit(t, "publisher")
 			sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
 			sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
-			if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query)); err != nil {
+			if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query), nil); err != nil {
 				t.Fatal(err)
 			}
 			// Runs wait for the model.
@@ -84,25 +84,29 @@ func TestHostileModelsFailRunsCleanly(t *testing.T) {
 				t.Fatal(err)
 			}
 			runID := st.Runs[len(st.Runs)-1].RunID
-			if rs, err := sc.Client(t, "advertiser").RunStatus(ctx, runID); err != nil || rs.Status != "refused" || rs.ModelDetail != "" {
+			if rs, err := sc.Client(t, "advertiser").RunStatus(ctx, runID); err != nil || rs.Status != "refused" || rs.SealedReason != nil {
 				t.Fatalf("the recipient sees %+v, %v", rs, err)
 			}
 			rs, err := sc.Client(t, "measurer").RunStatus(ctx, runID)
-			if err != nil || !strings.Contains(rs.ModelDetail, tc.want) {
+			if err != nil || rs.SealedReason == nil {
 				t.Fatalf("the model's provider sees %+v, %v", rs, err)
 			}
-			t.Logf("public: %s; provider: %s", rs.Reason, rs.ModelDetail)
+			detail, err := cleanroom.OpenReason(sc.Party("measurer").Identity, sc.Contract.ID(), runID, rs.SealedReason)
+			if err != nil || !strings.Contains(detail, tc.want+": ") || detail == rs.Reason {
+				t.Fatalf("the sealed detail %q, %v", detail, err)
+			}
+			t.Logf("public: %s; sealed to the provider: %s", rs.Reason, detail)
 		})
 	}
 	// The daemon still runs models.
-	salt := cleanroom.NewModelSalt()
+	salt := newSalt()
 	spec := modelSpec(t, wasmtest.Model(bodyNulls), salt)
 	spec.Name = "model-after"
 	sc := scenario.New(t, srv, spec)
 	sc.Submit(t, "publisher")
 	sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
 	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
-	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query)); err != nil {
+	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query), nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := sc.Client(t, "measurer").SubmitModel(ctx, "score", wasmtest.Model(bodyNulls), salt); err != nil {
@@ -127,7 +131,7 @@ func TestModelSubmission(t *testing.T) {
 	module := wasmtest.Model(bodyNulls, func(m *wasmtest.Module) {
 		m.Funcs = append(m.Funcs, wasmtest.Func{Export: "secret_weights_marker_7f3a", Results: []byte{wasmtest.I32}, Body: wasmtest.ReturnOne})
 	})
-	salt := cleanroom.NewModelSalt()
+	salt := newSalt()
 	spec := modelSpec(t, module, salt)
 	sc := scenario.New(t, srv, spec)
 	sc.Submit(t, "publisher")
@@ -136,10 +140,10 @@ func TestModelSubmission(t *testing.T) {
 	measurer := sc.Client(t, "measurer")
 
 	other := append(bytes.Clone(module[:len(module)-1]), module[len(module)-1]^1)
-	if _, err := measurer.SubmitModel(ctx, "score", other, salt); !isStatus(err, http.StatusUnprocessableEntity) || !strings.Contains(err.Error(), "salted commitment") {
+	if _, err := measurer.SubmitModel(ctx, "score", other, salt); !isStatus(err, http.StatusUnprocessableEntity) || !errorMentions(err, "commitment of this module with this salt") {
 		t.Fatalf("a module that does not match the commitment: %v", err)
 	}
-	if _, err := measurer.SubmitModel(ctx, "score", module, cleanroom.NewModelSalt()); !isStatus(err, http.StatusUnprocessableEntity) {
+	if _, err := measurer.SubmitModel(ctx, "score", module, newSalt()); !isStatus(err, http.StatusUnprocessableEntity) || !errorMentions(err, "commitment of this module with this salt", "salt file") {
 		t.Fatalf("the right module with another salt: %v", err)
 	}
 	hc := httpClient(t, sc, "measurer")
@@ -157,7 +161,7 @@ func TestModelSubmission(t *testing.T) {
 	leaky := wasmtest.Model(bodyNulls, func(m *wasmtest.Module) {
 		m.Imports = []wasmtest.Import{{Module: "env", Name: "send", Params: []byte{wasmtest.I32}}}
 	})
-	lsalt := cleanroom.NewModelSalt()
+	lsalt := newSalt()
 	lspec := modelSpec(t, leaky, lsalt)
 	lspec.Name = "leaky"
 	lsc := scenario.New(t, srv, lspec)
@@ -206,12 +210,26 @@ func TestModelSubmission(t *testing.T) {
 	// The sealed model runs.
 	sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
 	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
-	if _, err := measurer.SubmitAlgorithm(ctx, []byte(spec.Query)); err != nil {
+	if _, err := measurer.SubmitAlgorithm(ctx, []byte(spec.Query), nil); err != nil {
 		t.Fatal(err)
 	}
 	if rs, err := sc.Client(t, "advertiser").Run(ctx); err != nil || rs.Status != "finished" {
 		t.Fatalf("run: %+v, %v", rs, err)
 	}
+}
+
+func newSalt() *cleanroom.Salt {
+	s := cleanroom.NewSalt()
+	return &s
+}
+
+func errorMentions(err error, words ...string) bool {
+	for _, w := range words {
+		if !strings.Contains(err.Error(), w) {
+			return false
+		}
+	}
+	return true
 }
 
 func callCT(t *testing.T, hc *http.Client, url, path, ctype string, body []byte) (int, []byte) {
@@ -242,14 +260,14 @@ func TestModelSurvivesKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	module := wasmtest.Model(bodyNulls)
-	salt := cleanroom.NewModelSalt()
+	salt := newSalt()
 	spec := modelSpec(t, module, salt)
 	sc := scenario.NewRemote(t, d.url, inst, spec)
 	sc.Submit(t, "publisher")
 	sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
 	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
 	ctx := context.Background()
-	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query)); err != nil {
+	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query), nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := sc.Client(t, "measurer").SubmitModel(ctx, "score", module, salt); err != nil {

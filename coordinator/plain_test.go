@@ -58,7 +58,7 @@ func TestResultMatchesPlainDuckDB(t *testing.T) {
 	sc.Submit(t, "publisher")
 	sc.MustUpload(t, "publisher", "impressions", imp.String())
 	sc.MustUpload(t, "advertiser", "conversions", conv.String())
-	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query)); err != nil {
+	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query), spec.AlgorithmSalt()); err != nil {
 		t.Fatal(err)
 	}
 	rs, err := sc.Client(t, "advertiser").Run(ctx)

@@ -3,7 +3,6 @@ package coordinator
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"fmt"
 
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
@@ -22,7 +21,10 @@ func (c *Coordinator) release(ctx context.Context, ct *contracts.Contract, run *
 	if err != nil {
 		return internal(err, "encoding the result: %v", err)
 	}
-	encrypted, err := bundle.EncryptResult(plain, ct, run.RunID)
+	// The result is sealed to the recipients behind a fresh salt; the
+	// statement, the log and the run status name only the salted
+	// commitment, so no one but a recipient can test a guess of the result.
+	encrypted, commitment, err := bundle.EncryptResult(plain, ct, run.RunID)
 	if err != nil {
 		return internal(err, "encrypting the result: %v", err)
 	}
@@ -39,7 +41,7 @@ func (c *Coordinator) release(ctx context.Context, ct *contracts.Contract, run *
 		RunID:                 run.RunID,
 		RunNumber:             run.Number,
 		AlgorithmSHA256:       ct.Algorithm.SHA256,
-		ResultSHA256:          sha256.Sum256(plain),
+		ResultCommitment:      commitment,
 		EncryptedResultSHA256: encDigest,
 		EncryptedResultSize:   int64(len(encrypted)),
 		RowsKept:              res.Rows,

@@ -3,7 +3,6 @@ package coordinator
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"regexp"
@@ -16,6 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/duckdb/duckdb-go/v2"
 
+	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/contracts"
@@ -46,11 +46,9 @@ func (c *Coordinator) Run(ctx context.Context, actor ed25519.PublicKey, cid cont
 		return nil, err
 	}
 	if err := c.execute(ctx, sc.Contract, run); err != nil {
-		if d := c.modelDetailFor(run.RunID, p.ID); d != "" {
-			e := asError(err)
-			e.Message += "; for you, the model's provider: " + d
-			e.Private = true
-			return nil, e
+		var refused *runRefusedError
+		if errors.As(err, &refused) {
+			return nil, refused.to(p.ID == refused.sealedTo)
 		}
 		return nil, err
 	}
@@ -138,26 +136,56 @@ func (c *Coordinator) admit(ctx context.Context, ct *contracts.Contract, p *cont
 	return started, nil
 }
 
-// execute runs an admitted run to its end: finished or refused.
+// execute runs an admitted run to its end: finished or refused. A refusal
+// by the engine or the output policy is a *runRefusedError.
 func (c *Coordinator) execute(ctx context.Context, ct *contracts.Contract, run *events.RunStarted) error {
 	start := time.Now()
 	qctx, cancel := context.WithTimeout(ctx, c.cfg.RunTimeout)
 	res, stage, err := c.query(qctx, ct, run)
 	cancel()
 	if err != nil {
-		c.recordModelDetail(run.RunID, err)
 		// The engine's detail never leaves the VM: not in the log, not to
 		// the caller, not in the operator's log (see publicReason).
-		reason := boundReason(publicReason(stage, err))
+		refused := &runRefusedError{runID: run.RunID, stage: stage, public: boundReason(publicReason(stage, err))}
+		var sealed []byte
+		var ae *algorithmError
+		var me *engine.ModelError
+		if errors.As(err, &me) {
+			// A model's failure is described to its provider alone: the
+			// detail tells of the module's behaviour, which its code
+			// chooses and which may depend on the rows it read. Everyone
+			// else reads which model failed and how, in a fixed
+			// vocabulary (docs/models.md §5).
+			refused.private = strings.ToValidUTF8(boundReason(me.Error()), "\uFFFD")
+			refused.public = me.Public()
+			refused.sealedTo = me.Provider
+			provider := ct.Participant(me.Provider)
+			if sealed, err = cleanroom.SealReason(provider.PublicKey, ct.ID(), run.RunID, refused.private); err != nil {
+				sealed, refused.private = nil, "" // the reason is bounded and UTF-8: this does not happen
+			}
+		} else if ct.Algorithm.Confidential && errors.As(err, &ae) {
+			// Even the engine's explanation may describe a confidential
+			// algorithm's text or output (its column names, its row
+			// count): only its provider may read it, sealed to its key.
+			// Everyone else, the operator included, reads a generic
+			// reason.
+			refused.private = strings.ToValidUTF8(refused.public, "\uFFFD")
+			refused.public = confidentialReason(stage, ct.Algorithm.Provider)
+			refused.sealedTo = ct.Algorithm.Provider
+			provider := ct.Participant(ct.Algorithm.Provider)
+			if sealed, err = cleanroom.SealReason(provider.PublicKey, ct.ID(), run.RunID, refused.private); err != nil {
+				sealed, refused.private = nil, "" // the reason is bounded and UTF-8: this does not happen
+			}
+		}
 		if _, cerr := c.commit(ctx, &events.Event{
 			Type: events.TypeRunRefused, Contract: ct.ID().String(),
-			RunRefused: &events.RunRefused{RunID: run.RunID, Stage: stage, Reason: reason},
+			RunRefused: &events.RunRefused{RunID: run.RunID, Stage: stage, Reason: refused.public, SealedReason: sealed, SealedTo: sealedTo(sealed, refused.sealedTo, ct)},
 		}); cerr != nil {
 			return cerr
 		}
 		c.metrics.add("cleanroomd_runs_total", 1, "outcome", "refused")
-		c.logger.Info("run refused", "contract", ct.ID().String(), "run", run.RunID, "stage", stage, "reason", reason)
-		return unprocessable(nil, "run %s refused (%s): %s", run.RunID, stage, reason)
+		c.logger.Info("run refused", "contract", ct.ID().String(), "run", run.RunID, "stage", stage, "reason", refused.public)
+		return refused
 	}
 	defer res.Release()
 	queried := time.Now()
@@ -185,12 +213,9 @@ func (c *Coordinator) execute(ctx context.Context, ct *contracts.Contract, run *
 // "policy" for the output policy.
 func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *events.RunStarted) (*engine.Result, string, error) {
 	a := c.algorithm(ct.ID())
-	text, err := c.readSealed("algorithm", a.Submitted.Text)
+	text, err := c.readAlgorithm(ct, a)
 	if err != nil {
 		return nil, "query", fmt.Errorf("reading the algorithm: %w", err)
-	}
-	if sha256.Sum256(text) != ct.Algorithm.SHA256 {
-		return nil, "query", errors.New("the stored algorithm does not hash to the contract's algorithm.sha256")
 	}
 	// The engine opens while the datasets are decrypted; they meet when
 	// the datasets are loaded.
@@ -246,10 +271,10 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 	if err != nil {
 		var refusal *engine.RefusalError
 		if errors.As(err, &refusal) && refusal.Layer == engine.LayerPolicy {
-			return nil, "policy", err
+			return nil, "policy", &algorithmError{err}
 		}
 		if errors.Is(err, engine.ErrResourceLimit) {
-			return nil, "query", &memoryLimitError{limit: c.cfg.QueryMemory, err: err}
+			return nil, "query", &algorithmError{&memoryLimitError{limit: c.cfg.QueryMemory, err: err}}
 		}
 		if errors.Is(err, engine.ErrModel) {
 			return nil, "query", err
@@ -257,7 +282,7 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 		if ctx.Err() != nil {
 			return nil, "query", fmt.Errorf("the run passed its deadline of %s (cleanroomd --run-timeout)", c.cfg.RunTimeout)
 		}
-		return nil, "query", &engineError{err}
+		return nil, "query", &algorithmError{&engineError{err}}
 	}
 	return res, "", nil
 }
@@ -353,15 +378,14 @@ func (c *Coordinator) decryptDataset(ct *contracts.Contract, datasetID, digestHe
 
 // RunStatus returns a run's status to a participant of its contract.
 func (c *Coordinator) RunStatus(cid contracts.ID, runID string, actor ed25519.PublicKey) (*api.RunStatus, error) {
-	if _, _, err := c.participant(cid, actor); err != nil {
+	sc, p, err := c.participant(cid, actor)
+	if err != nil {
 		return nil, err
 	}
 	var rs *api.RunStatus
-	_, p, _ := c.participant(cid, actor)
 	c.state.View(func(v *state.Snapshot) {
 		if r := v.Run(runID); r != nil && r.Contract == cid {
-			s := runStatus(r)
-			s.ModelDetail = c.modelDetailFor(runID, p.ID)
+			s := runStatus(r, p.ID == sealedReader(r, sc.Contract))
 			rs = &s
 		}
 	})
@@ -400,6 +424,68 @@ func byteSize(n int64) string {
 	}
 	return fmt.Sprintf("%d bytes", n)
 }
+
+// runRefusedError is a run refused by the engine or the output policy,
+// after run.refused was appended. public is the reason everyone may read;
+// private, when set, is the full reason that only the provider of the
+// confidential algorithm may read.
+type runRefusedError struct {
+	runID, stage    string
+	public, private string
+	sealedTo        string // the participant who may read private
+}
+
+func (e *runRefusedError) Error() string {
+	return fmt.Sprintf("run %s refused (%s): %s", e.runID, e.stage, e.public)
+}
+
+// to is the refusal as the API tells it to the caller: with the full
+// reason for the algorithm's provider (a message the daemon's own log does
+// not record), with the public one for anyone else.
+func (e *runRefusedError) to(provider bool) *Error {
+	if provider && e.private != "" {
+		err := unprocessable(e, "run %s refused (%s): %s", e.runID, e.stage, e.private)
+		err.Private = true
+		return err
+	}
+	return unprocessable(e, "%s", e.Error())
+}
+
+// sealedTo is run.refused's sealed_to: the participant a sealed reason is
+// sealed to, when that is not the algorithm provider (a model's
+// provider); empty otherwise, as in the events written before models.
+func sealedTo(sealed []byte, to string, ct *contracts.Contract) string {
+	if sealed == nil || to == ct.Algorithm.Provider {
+		return ""
+	}
+	return to
+}
+
+// sealedReader is the participant a run's sealed reason is sealed to.
+func sealedReader(r *state.Run, ct *contracts.Contract) string {
+	if r.SealedTo != "" {
+		return r.SealedTo
+	}
+	return ct.Algorithm.Provider
+}
+
+// confidentialReason is the public reason of a confidential algorithm's
+// refusal by the engine or the output policy.
+func confidentialReason(stage, provider string) string {
+	what := "the confidential algorithm failed or was refused in the engine"
+	if stage == "policy" {
+		what = "the confidential algorithm's result was refused by the output policy"
+	}
+	return fmt.Sprintf("%s; the reason may describe the algorithm or its output, so it is sealed to its provider %s", what, provider)
+}
+
+// algorithmError marks an error that arose while the engine ran the
+// algorithm (statement checks, the query, the output policy): its
+// explanation may describe the algorithm's text or output.
+type algorithmError struct{ err error }
+
+func (e *algorithmError) Error() string { return e.err.Error() }
+func (e *algorithmError) Unwrap() error { return e.err }
 
 // engineError marks an error the engine returned while running the query:
 // its message may quote data.

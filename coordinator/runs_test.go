@@ -23,7 +23,7 @@ func prepare(t *testing.T, sc *scenario.Scenario, impressions string) {
 	sc.Submit(t, "publisher")
 	sc.MustUpload(t, "publisher", "impressions", impressions)
 	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
-	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(context.Background(), []byte(sc.Spec.Query)); err != nil {
+	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(context.Background(), []byte(sc.Spec.Query), sc.Spec.AlgorithmSalt()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -112,7 +112,7 @@ func TestKilledRunReleasesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Runs) != 1 || st.Runs[0].Status != "aborted" || st.RunsUsed != 1 || st.Runs[0].ResultSHA256 != "" {
+	if len(st.Runs) != 1 || st.Runs[0].Status != "aborted" || st.RunsUsed != 1 || st.Runs[0].ResultCommitment != "" {
 		t.Fatalf("after restart: %+v", st)
 	}
 	if !strings.Contains(st.Runs[0].Reason, "nothing was released") {
@@ -168,7 +168,7 @@ func TestHostileAlgorithms(t *testing.T) {
 		sc.Submit(t, "publisher")
 		sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
 		sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
-		_, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(q))
+		_, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(q), nil)
 		if err != nil {
 			expectRefusal(t, q, err, 422, "the algorithm is refused")
 			continue
@@ -177,7 +177,7 @@ func TestHostileAlgorithms(t *testing.T) {
 		_, err = sc.Client(t, "advertiser").Run(ctx)
 		expectRefusal(t, q, err, 422, "refused (query)")
 		st, _ := sc.Client(t, "auditor").Status(ctx)
-		if st.Runs[0].Status != "refused" || st.Runs[0].ResultSHA256 != "" {
+		if st.Runs[0].Status != "refused" || st.Runs[0].ResultCommitment != "" {
 			t.Errorf("%s: run %+v", q, st.Runs[0])
 		}
 	}
@@ -276,7 +276,7 @@ func TestConfidentialAlgorithm(t *testing.T) {
 	if status != http.StatusBadRequest || !strings.Contains(string(resp), "confidential") {
 		t.Fatalf("plain text for a confidential algorithm: %d %s", status, resp)
 	}
-	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query)); err != nil {
+	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query), spec.AlgorithmSalt()); err != nil {
 		t.Fatal(err)
 	}
 	mine, err := sc.Client(t, "measurer").Algorithm(ctx)

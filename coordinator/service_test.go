@@ -280,7 +280,7 @@ func TestEndToEndRun(t *testing.T) {
 	sc.Submit(t, "auditor")
 	sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
 	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
-	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(sc.Spec.Query)); err != nil {
+	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(sc.Spec.Query), sc.Spec.AlgorithmSalt()); err != nil {
 		t.Fatal(err)
 	}
 	rs, err := sc.Client(t, "advertiser").Run(ctx)
@@ -380,7 +380,7 @@ func TestConcurrentUploads(t *testing.T) {
 		t.Fatalf("log has %d events, want 10", got)
 	}
 	// The accepted envelopes open in the coordinator's path: a run reads d0.
-	if _, err := sc.Client(t, "analyst").SubmitAlgorithm(context.Background(), []byte(spec.Query)); err != nil {
+	if _, err := sc.Client(t, "analyst").SubmitAlgorithm(context.Background(), []byte(spec.Query), spec.AlgorithmSalt()); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -140,7 +140,7 @@ func TestSoak(t *testing.T) {
 					it.datasets[u.ds] = digest
 				}
 				if err := timed("algorithm", func() error {
-					_, err := sc.Client(t, "measurer").SubmitAlgorithm(context.Background(), []byte(sc.Spec.Query))
+					_, err := sc.Client(t, "measurer").SubmitAlgorithm(context.Background(), []byte(sc.Spec.Query), sc.Spec.AlgorithmSalt())
 					return err
 				}); err != nil {
 					fail("algorithm: %v", err)

@@ -107,13 +107,15 @@ type RunStatus struct {
 	Status         string `json:"status"` // running, finished, refused, aborted
 	RowsKept       int64  `json:"rows_kept"`
 	RowsSuppressed int64  `json:"rows_suppressed"`
-	ResultSHA256   string `json:"result_sha256,omitempty"`
-	Reason         string `json:"reason,omitempty"`
-	LogIndex       uint64 `json:"log_index"` // of run.started
-	// ModelDetail says why a model failed the run. Only the model's
-	// provider gets it, only from this coordinator process (it is in no
-	// log): it describes the module's behaviour (docs/models.md).
-	ModelDetail string `json:"model_detail,omitempty"`
+	// ResultCommitment is the result statement's salted commitment to the
+	// plaintext result (its salt is inside the encrypted result).
+	ResultCommitment string `json:"result_commitment,omitempty"`
+	Reason           string `json:"reason,omitempty"`
+	// SealedReason is the full reason of a confidential algorithm's
+	// refusal, sealed to its provider (cleanroom.OpenReason); present only
+	// in answers to the provider.
+	SealedReason []byte `json:"sealed_reason,omitempty"`
+	LogIndex     uint64 `json:"log_index"` // of run.started
 }
 
 // UploadReceipt acknowledges an accepted dataset upload.

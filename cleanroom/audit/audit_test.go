@@ -71,7 +71,7 @@ func TestAuditScenario(t *testing.T) {
 		up.Details["ciphertext_sha256"] != w.uploads["impressions"].CiphertextSHA256 {
 		t.Errorf("upload row: %+v", up)
 	}
-	if fin := byType(events.TypeRunFinished, 1); fin.Details["result_sha256"] != w.runs[1].ResultSHA256 || fin.Details["rows_kept"] != "1" {
+	if fin := byType(events.TypeRunFinished, 1); fin.Details["result_commitment"] != w.runs[1].ResultCommitment || fin.Details["rows_kept"] != "1" {
 		t.Errorf("run.finished row: %+v", fin)
 	}
 	if f := byType(events.TypeResultFetched, 0); f.Actor != "advertiser" {
@@ -91,7 +91,7 @@ func TestAuditScenario(t *testing.T) {
 		t.Fatalf("runs %+v, contract %+v", r.Runs, r.Contract)
 	}
 	for i, run := range r.Runs {
-		if run.Status != RunFinished || !run.StatementVerified || run.RunID != w.runs[i].RunID || run.ResultSHA256 != w.runs[i].ResultSHA256 ||
+		if run.Status != RunFinished || !run.StatementVerified || run.RunID != w.runs[i].RunID || run.ResultCommitment != w.runs[i].ResultCommitment ||
 			run.RowsKept != 1 || run.RowsSuppressed != 2 || run.Number != int64(i+1) {
 			t.Errorf("run %d: %+v", i, run)
 		}

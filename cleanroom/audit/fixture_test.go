@@ -66,7 +66,7 @@ func TestWriteFixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, s := range [][]byte{facts, []byte(`{"format":"cleanroom/audit-state/v1","contracts":{"x":null}}`), []byte(`{}`)} {
+	for i, s := range [][]byte{facts, []byte(`{"format":"cleanroom/audit-state/v2","contracts":{"x":null}}`), []byte(`{}`)} {
 		files[filepath.Join("testdata", "fuzz", "FuzzReadFacts", fmt.Sprintf("seed-%03d", i))] = []byte(fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s))
 	}
 	for name, data := range files {

@@ -4,7 +4,9 @@ import "time"
 
 // ReportFormat is the value of Report.Format: the version of the report's
 // JSON encoding (docs/audit.md). Fields are only ever added under it.
-const ReportFormat = "cleanroom/audit-report/v1"
+// Version 2 names runs' result_commitment where version 1 named the plain
+// result_sha256, and adds reason_sealed.
+const ReportFormat = "cleanroom/audit-report/v2"
 
 // Report is what one audit of a contract established. Every fact in it was
 // verified: it comes from a log entry whose inclusion under a signed
@@ -176,14 +178,17 @@ type RunFact struct {
 	// uploads.
 	RowsKept              int64  `json:"rows_kept"`
 	RowsSuppressed        int64  `json:"rows_suppressed"`
-	ResultSHA256          string `json:"result_sha256"`
+	ResultCommitment      string `json:"result_commitment"`
 	EncryptedResultSHA256 string `json:"encrypted_result_sha256"`
 	EncryptedResultSize   int64  `json:"encrypted_result_size"`
 	StatementSHA256       string `json:"statement_sha256"`
 	StatementVerified     bool   `json:"statement_verified"`
-	// For a refused or aborted run: the stage (refused only) and reason.
-	Stage  string `json:"stage"`
-	Reason string `json:"reason"`
+	// For a refused or aborted run: the stage (refused only) and reason;
+	// ReasonSealed says the full reason is sealed to the confidential
+	// algorithm's provider and Reason is the public, generic one.
+	Stage        string `json:"stage"`
+	Reason       string `json:"reason"`
+	ReasonSealed bool   `json:"reason_sealed"`
 	// Fetches lists the result.fetched events of the run.
 	Fetches []Fetch `json:"fetches"`
 }

@@ -187,7 +187,7 @@ func TestEventRules(t *testing.T) {
 		{"run aborted with no restart", func(t *testing.T, evs []*events.Event) []*events.Event {
 			e := clone(t, nth(evs, events.TypeRunStarted, 1))
 			e.ID, e.RunStarted.RunID, e.RunStarted.Number = events.NewID(), events.NewID(), 3
-			ab := &events.Event{V: 1, ID: events.NewID(), Type: events.TypeRunAborted, Time: e.Time, Contract: e.Contract,
+			ab := &events.Event{V: events.Version, ID: events.NewID(), Type: events.TypeRunAborted, Time: e.Time, Contract: e.Contract,
 				RunAborted: &events.RunAborted{RunID: e.RunStarted.RunID, Reason: "x"}}
 			return append(evs, e, ab)
 		}, "no coordinator restart between", false},
@@ -224,7 +224,7 @@ func TestEventRules(t *testing.T) {
 	}
 	t.Run("an entry that is no event", func(t *testing.T) {
 		entries := slices.Clone(w.entries)
-		entries[2] = []byte(`{"v":1}`)
+		entries[2] = []byte(`{"v":2}`)
 		r := &Report{Problems: []Finding{}, Warnings: []Finding{}}
 		checkTimeline(r, entries, w.sc.Contract, w.coord, w.sc.Text)
 		if len(r.Problems) == 0 || !strings.Contains(r.Problems[0].Message, "entry 2 is not a valid event") {

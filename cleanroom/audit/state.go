@@ -19,8 +19,13 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 )
 
-// StateFormat is the value of Facts.Format in state.json.
-const StateFormat = "cleanroom/audit-state/v1"
+// StateFormat is the value of Facts.Format in state.json. Version 2 holds
+// reports of ReportFormat v2.
+const StateFormat = "cleanroom/audit-state/v2"
+
+// stateFormatV1 is the first format, whose reports named the plain SHA-256
+// of results.
+const stateFormatV1 = "cleanroom/audit-state/v1"
 
 // Names in the state directory (docs/audit.md).
 const (
@@ -141,8 +146,16 @@ func (s *State) Kept(v *tlog.Verifier) (*tlog.Checkpoint, error) {
 // ReadFacts reads state.json from a state directory. A directory no audit
 // has verified yet returns an error wrapping fs.ErrNotExist.
 func ReadFacts(dir string) (*Facts, error) {
+	path := filepath.Join(dir, FactsFile)
+	var format struct {
+		Format string `json:"format"`
+	}
+	if data, err := os.ReadFile(path); err == nil && json.Unmarshal(data, &format) == nil && format.Format == stateFormatV1 {
+		return nil, fmt.Errorf("%s: format %q was written by an earlier cleanroom, before results were committed with a salt; this one reads %q: "+
+			"audit with a new --state directory (keep the old one: its checkpoints remain evidence of what that coordinator served)", path, stateFormatV1, StateFormat)
+	}
 	var f Facts
-	if err := readJSON(filepath.Join(dir, FactsFile), &f); err != nil {
+	if err := readJSON(path, &f); err != nil {
 		return nil, err
 	}
 	if f.Format != StateFormat {

@@ -476,9 +476,9 @@ func (t *timeline) endRun(idx uint64, ev *events.Event, runID string) *RunFact {
 func (t *timeline) runFinished(idx uint64, ev *events.Event) {
 	b := ev.RunFinished
 	c := t.c
-	t.cur.Summary = fmt.Sprintf("run %s finished: %d rows released, %d suppressed; result %s", b.RunID, b.RowsKept, b.RowsSuppressed, short(b.ResultSHA256))
+	t.cur.Summary = fmt.Sprintf("run %s finished: %d rows released, %d suppressed; result commitment %s", b.RunID, b.RowsKept, b.RowsSuppressed, short(b.ResultCommitment))
 	t.cur.Details = map[string]string{
-		"run_id": b.RunID, "result_sha256": b.ResultSHA256, "encrypted_result_sha256": b.EncryptedResult.SHA256,
+		"run_id": b.RunID, "result_commitment": b.ResultCommitment, "encrypted_result_sha256": b.EncryptedResult.SHA256,
 		"encrypted_result_size": fmt.Sprint(b.EncryptedResult.Size), "rows_kept": fmt.Sprint(b.RowsKept),
 		"rows_suppressed": fmt.Sprint(b.RowsSuppressed), "statement_sha256": digest(b.Statement),
 	}
@@ -490,7 +490,7 @@ func (t *timeline) runFinished(idx uint64, ev *events.Event) {
 		return
 	}
 	rf.Status = RunFinished
-	rf.RowsKept, rf.RowsSuppressed, rf.ResultSHA256 = b.RowsKept, b.RowsSuppressed, b.ResultSHA256
+	rf.RowsKept, rf.RowsSuppressed, rf.ResultCommitment = b.RowsKept, b.RowsSuppressed, b.ResultCommitment
 	rf.EncryptedResultSHA256, rf.EncryptedResultSize = b.EncryptedResult.SHA256, b.EncryptedResult.Size
 	rf.StatementSHA256 = digest(b.Statement)
 	if b.RowsKept > c.Output.MaxRows {
@@ -532,8 +532,8 @@ func (t *timeline) statementMismatches(st *bundle.Statement, b *events.RunFinish
 		add("it names algorithm %x; the contract approves only %x", st.AlgorithmSHA256, c.Algorithm.SHA256)
 	}
 	want := bundle.RunFinished(st, b.Statement)
-	if want.ResultSHA256 != b.ResultSHA256 {
-		add("it signs result_sha256 %s; the event says %s", want.ResultSHA256, b.ResultSHA256)
+	if want.ResultCommitment != b.ResultCommitment {
+		add("it signs result_commitment %s; the event says %s", want.ResultCommitment, b.ResultCommitment)
 	}
 	if want.EncryptedResult != b.EncryptedResult {
 		add("it signs the encrypted result %s (%d bytes); the event says %s (%d bytes)", want.EncryptedResult.SHA256, want.EncryptedResult.Size, b.EncryptedResult.SHA256, b.EncryptedResult.Size)
@@ -590,6 +590,15 @@ func (t *timeline) runRefused(idx uint64, ev *events.Event) {
 	}
 	t.cur.Details["run_id"] = b.RunID
 	t.cur.Summary = fmt.Sprintf("run %s refused at stage %s: %s", b.RunID, b.Stage, b.Reason)
+	if b.SealedReason != nil {
+		// The full reason is sealed to the confidential algorithm's
+		// provider; an auditor sees only that it exists.
+		t.cur.Details["sealed_reason_sha256"] = digest(b.SealedReason)
+		t.cur.Summary += fmt.Sprintf(" (full reason sealed to %s)", t.c.Algorithm.Provider)
+		if !t.c.Algorithm.Confidential {
+			t.problem(idx, "run.refused at index %d seals the reason of run %s, but the contract's algorithm is not confidential: its reasons are public", idx, b.RunID)
+		}
+	}
 	if b.Stage == "admission" {
 		t.problem(idx, "run.refused at index %d refuses run %s at admission, but the run had started", idx, b.RunID)
 	}
@@ -597,7 +606,7 @@ func (t *timeline) runRefused(idx uint64, ev *events.Event) {
 		t.problem(idx, "run.refused at index %d for run %s names an actor (%s); the coordinator ends runs itself", idx, b.RunID, ev.Actor)
 	}
 	if rf := t.endRun(idx, ev, b.RunID); rf != nil {
-		rf.Status, rf.Stage, rf.Reason = RunRefused, b.Stage, b.Reason
+		rf.Status, rf.Stage, rf.Reason, rf.ReasonSealed = RunRefused, b.Stage, b.Reason, b.SealedReason != nil
 	}
 }
 

@@ -104,7 +104,7 @@ func buildWorld(t testing.TB) *world {
 	sc.Submit(t, "auditor")
 	w.uploads["impressions"] = sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
 	w.uploads["conversions"] = sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
-	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(sc.Spec.Query)); err != nil {
+	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(sc.Spec.Query), sc.Spec.AlgorithmSalt()); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {

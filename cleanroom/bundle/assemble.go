@@ -14,18 +14,18 @@ import (
 )
 
 // RunFinished returns the body of the run.finished event that records a
-// signed result statement: the run id, result digest, encrypted result
-// digest and size, and row counts it names, and the signed bytes
+// signed result statement: the run id, result commitment, encrypted
+// result digest and size, and row counts it names, and the signed bytes
 // themselves. The coordinator appends this body; Verify requires exactly
 // it.
 func RunFinished(s *Statement, signed []byte) *events.RunFinished {
 	return &events.RunFinished{
-		RunID:           s.RunID,
-		ResultSHA256:    hex.EncodeToString(s.ResultSHA256[:]),
-		EncryptedResult: events.Blob{SHA256: hex.EncodeToString(s.EncryptedResultSHA256[:]), Size: s.EncryptedResultSize},
-		RowsKept:        s.RowsKept,
-		RowsSuppressed:  s.RowsSuppressed,
-		Statement:       signed,
+		RunID:            s.RunID,
+		ResultCommitment: hex.EncodeToString(s.ResultCommitment[:]),
+		EncryptedResult:  events.Blob{SHA256: hex.EncodeToString(s.EncryptedResultSHA256[:]), Size: s.EncryptedResultSize},
+		RowsKept:         s.RowsKept,
+		RowsSuppressed:   s.RowsSuppressed,
+		Statement:        signed,
 	}
 }
 

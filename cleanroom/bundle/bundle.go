@@ -5,8 +5,9 @@
 // A result statement (Statement) is a COSE_Sign1 by the coordinator's
 // attested key over a canonical CBOR map naming the contract, the run, the
 // algorithm, every dataset's upload (with the provider's signed upload
-// statement), the digests of the plaintext and encrypted result, the rows
-// kept and suppressed, and the audit-log index of the run.started event.
+// statement), a salted commitment to the plaintext result, the digest of
+// the encrypted result, the rows kept and suppressed, and the audit-log
+// index of the run.started event.
 //
 // A result bundle (Bundle) carries the signed statement, the coordinator's
 // attestation evidence and public key, the encrypted result (an envelope to
@@ -31,8 +32,11 @@ import (
 	"cleanroom.dev/cleanroom/internal/canon"
 )
 
-// Version is the bundle format version written in every bundle.
-const Version = 1
+// Version is the bundle format version written in every bundle. Version 2
+// names a salted commitment to the result (Statement.ResultCommitment)
+// where version 1 named its plain SHA-256, and its encrypted result starts
+// with the commitment's salt.
+const Version = 2
 
 // Size limits of the parts of a bundle.
 const (
@@ -152,9 +156,10 @@ var bundleDecMode = func() cbor.DecMode {
 
 // Parse decodes a bundle strictly: at most MaxSize bytes; a CBOR map with
 // exactly the bundle's fields (and the two entry maps with exactly theirs),
-// each a byte string of the allowed size; version 1; no tags, indefinite
+// each a byte string of the allowed size; version 2; no tags, indefinite
 // lengths, duplicate keys or trailing bytes; and byte for byte the
 // canonical encoding Marshal produces. It verifies nothing (see Verify).
+// A version 1 bundle is refused with a message that says what to do.
 func Parse(data []byte) (*Bundle, error) {
 	if len(data) > MaxSize {
 		return nil, malformed("bundle of %d bytes exceeds %d", len(data), MaxSize)
@@ -172,6 +177,10 @@ func Parse(data []byte) (*Bundle, error) {
 	}
 	if len(rest) != 0 {
 		return nil, malformed("bundle has %d bytes after its end", len(rest))
+	}
+	if w.Version == 1 {
+		return nil, malformed("bundle version 1 is not supported: its statement names the unsalted SHA-256 of the result, which lets anyone who reads it test a guess of the result; " +
+			"this program reads version 2 only: verify the bundle with the cleanroom release that fetched it, or run the contract again on an up-to-date coordinator")
 	}
 	if w.Version != Version {
 		return nil, malformed("bundle version %d is not supported (this program reads version %d)", w.Version, Version)

@@ -127,7 +127,8 @@ func TestParseStatementRefuses(t *testing.T) {
 		{"unknown nested field", edit(func(m map[string]any) { dataset0(m)["extra"] = 1 }), "unknown field"},
 		{"missing nested field", edit(func(m map[string]any) { delete(dataset0(m), "row_count") }), "canonical"},
 		{"run id in upper case", edit(func(m map[string]any) { m["run_id"] = strings.ToUpper(m["run_id"].(string)) }), "run_id"},
-		{"short digest", edit(func(m map[string]any) { m["result_sha256"] = make([]byte, 31) }), "result_sha256 has 31 bytes"},
+		{"short commitment", edit(func(m map[string]any) { m["result_commitment"] = make([]byte, 31) }), "result_commitment has 31 bytes"},
+		{"v1 result digest", edit(func(m map[string]any) { m["result_sha256"] = m["result_commitment"]; delete(m, "result_commitment") }), `unknown field "result_sha256"`},
 		{"digest as text", edit(func(m map[string]any) { m["contract_id"] = strings.Repeat("a", 32) }), "contract_id"},
 		{"zero contract id", edit(func(m map[string]any) { m["contract_id"] = make([]byte, 32) }), "all zeros"},
 		{"run number 0", edit(func(m map[string]any) { m["run_number"] = 0 }), "run_number"},
@@ -164,6 +165,23 @@ func TestParseStatementRefuses(t *testing.T) {
 	}
 }
 
+// TestVerifyStatementRefusesV1 checks that a statement of the first
+// format, which named the plain SHA-256 of the result, is refused with a
+// message that says what to do, even when its signature is good.
+func TestVerifyStatementRefusesV1(t *testing.T) {
+	w, run := world(t), honest(t)
+	payload := statementPayload(t, run.Signed)
+	id := w.Coordinator.Identity()
+	old, err := cleanroom.SignStatement(id, "application/vnd.cleanroom.result-statement.v1+cbor", payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = bundle.VerifyStatement(old, id.Public())
+	if !errors.Is(err, bundle.ErrMalformed) || !strings.Contains(err.Error(), "format v1") || !strings.Contains(err.Error(), "run the contract again") {
+		t.Fatalf("a v1 statement: %v", err)
+	}
+}
+
 func TestParseRefuses(t *testing.T) {
 	run := honest(t)
 	data, err := run.Bundle.Marshal()
@@ -186,7 +204,8 @@ func TestParseRefuses(t *testing.T) {
 		{"empty", nil, "empty bundle"},
 		{"an envelope", run.Bundle.EncryptedResult, "is it a result envelope"},
 		{"an array", encode(t, []any{1}), "a CBOR map"},
-		{"version 2", edit(func(m map[string]any) { m["version"] = 2 }), "version 2 is not supported"},
+		{"version 3", edit(func(m map[string]any) { m["version"] = 3 }), "version 3 is not supported"},
+		{"version 1", edit(func(m map[string]any) { m["version"] = 1 }), "version 1 is not supported: its statement names the unsalted SHA-256 of the result"},
 		{"unknown field", edit(func(m map[string]any) { m["extra"] = []byte{1} }), "unknown field"},
 		{"missing field", edit(func(m map[string]any) { delete(m, "evidence") }), "evidence has 0 bytes"},
 		{"missing entry field", edit(func(m map[string]any) { delete(m["run_started"].(map[any]any), "proof") }), "run_started.proof has 0 bytes"},
@@ -198,12 +217,12 @@ func TestParseRefuses(t *testing.T) {
 		{"duplicate key", func() []byte {
 			b := bytes.Clone(data)
 			b[0]++ // one more pair
-			return append(b, append([]byte{0x67}, "version\x01"...)...)
+			return append(b, append([]byte{0x67}, "version\x02"...)...)
 		}(), "duplicate"},
 		{"non-shortest version", func() []byte {
 			b := bytes.Clone(data)
-			i := bytes.Index(b, []byte("\x67version\x01"))
-			return append(append(b[:i+8:i+8], 0x18, 0x01), b[i+9:]...)
+			i := bytes.Index(b, []byte("\x67version\x02"))
+			return append(append(b[:i+8:i+8], 0x18, 0x02), b[i+9:]...)
 		}(), "canonical"},
 		{"keys out of order", reversed(t, data), "canonical"},
 	}

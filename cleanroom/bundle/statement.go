@@ -20,19 +20,25 @@ import (
 // it releases a run's result: for run RunID (the RunNumber-th run) of a
 // contract, it ran the algorithm with digest AlgorithmSHA256 over exactly
 // these uploads, the output policy kept RowsKept rows and suppressed
-// RowsSuppressed, the plaintext result (an Arrow IPC stream) hashes to
-// ResultSHA256, and it is sealed to the Recipients in the envelope that
-// hashes to EncryptedResultSHA256. RunStartedIndex is the audit-log index
+// RowsSuppressed, the plaintext result (an Arrow IPC stream) is the one
+// ResultCommitment commits to (with a salt only the recipients learn, inside
+// the encrypted result), and it is sealed to the Recipients in the envelope
+// that hashes to EncryptedResultSHA256. RunStartedIndex is the audit-log index
 // of the run's run.started event. docs/bundle.md specifies the encoding.
 type Statement struct {
-	ContractID      [32]byte
-	RunID           string // 32 lowercase hex digits, as events.NewID makes
-	RunNumber       int64  // 1 for the contract's first run
+	ContractID [32]byte
+	RunID      string // 32 lowercase hex digits, as events.NewID makes
+	RunNumber  int64  // 1 for the contract's first run
+	// AlgorithmSHA256 is the contract's algorithm.sha256: the text's
+	// SHA-256, or a confidential algorithm's salted commitment.
 	AlgorithmSHA256 [32]byte
 	// Datasets lists every dataset of the contract, in contract order,
 	// with the upload the run used.
-	Datasets              []Dataset
-	ResultSHA256          [32]byte // of the plaintext Arrow IPC stream
+	Datasets []Dataset
+	// ResultCommitment is CommitResult(salt, plaintext Arrow IPC stream),
+	// the salt being the first 32 bytes of the encrypted result's
+	// plaintext.
+	ResultCommitment      [32]byte
 	EncryptedResultSHA256 [32]byte // of the whole result envelope
 	EncryptedResultSize   int64    // of the whole result envelope
 	RowsKept              int64
@@ -87,7 +93,7 @@ type statementWire struct {
 	RunNumber             uint64          `cbor:"run_number"`
 	AlgorithmSHA256       []byte          `cbor:"algorithm_sha256"`
 	Datasets              []datasetWire   `cbor:"datasets"`
-	ResultSHA256          []byte          `cbor:"result_sha256"`
+	ResultCommitment      []byte          `cbor:"result_commitment"`
 	EncryptedResultSHA256 []byte          `cbor:"encrypted_result_sha256"`
 	EncryptedResultSize   uint64          `cbor:"encrypted_result_size"`
 	RowsKept              uint64          `cbor:"rows_kept"`
@@ -111,7 +117,7 @@ type recipientWire struct {
 
 var statementFields = []string{
 	"algorithm_sha256", "contract_id", "datasets", "encrypted_result_sha256", "encrypted_result_size",
-	"recipients", "result_sha256", "rows_kept", "rows_suppressed", "run_id", "run_number",
+	"recipients", "result_commitment", "rows_kept", "rows_suppressed", "run_id", "run_number",
 	"run_started_index", "time",
 }
 
@@ -210,7 +216,7 @@ func (s *Statement) Payload() ([]byte, error) {
 		RunID:                 s.RunID,
 		RunNumber:             uint64(s.RunNumber),
 		AlgorithmSHA256:       s.AlgorithmSHA256[:],
-		ResultSHA256:          s.ResultSHA256[:],
+		ResultCommitment:      s.ResultCommitment[:],
 		EncryptedResultSHA256: s.EncryptedResultSHA256[:],
 		EncryptedResultSize:   uint64(s.EncryptedResultSize),
 		RowsKept:              uint64(s.RowsKept),
@@ -291,7 +297,7 @@ func ParseStatement(payload []byte) (*Statement, error) {
 	}{
 		{"contract_id", w.ContractID, &s.ContractID},
 		{"algorithm_sha256", w.AlgorithmSHA256, &s.AlgorithmSHA256},
-		{"result_sha256", w.ResultSHA256, &s.ResultSHA256},
+		{"result_commitment", w.ResultCommitment, &s.ResultCommitment},
 		{"encrypted_result_sha256", w.EncryptedResultSHA256, &s.EncryptedResultSHA256},
 	} {
 		if err := digest(f.name, f.src, f.dst); err != nil {
@@ -353,6 +359,15 @@ func ParseStatement(payload []byte) (*Statement, error) {
 	return s, nil
 }
 
+// contentTypeResultStatementV1 is the content type of the first result
+// statement format, which named the unsalted SHA-256 of the result.
+const contentTypeResultStatementV1 = "application/vnd.cleanroom.result-statement.v1+cbor"
+
+// errStatementV1 refuses a statement of the first format.
+var errStatementV1 = fmt.Errorf("%w: result statement format v1 (%s) names the unsalted SHA-256 of the result, which lets anyone who reads it test a guess of the result; "+
+	"this program reads only format v2 (%s): verify it with the cleanroom release that fetched it, or run the contract again on an up-to-date coordinator",
+	ErrMalformed, contentTypeResultStatementV1, cleanroom.ContentTypeResultStatement)
+
 // VerifyStatement checks a signed result statement: a COSE_Sign1 with the
 // result statement content type, signed by the coordinator key (which the
 // caller has checked by attestation), whose payload parses strictly. It
@@ -365,6 +380,9 @@ func VerifyStatement(signed []byte, coordinator *cleanroom.PublicKey) (*Statemen
 	st, err := cleanroom.DecodeStatement(signed)
 	if err != nil {
 		return nil, err
+	}
+	if st.ContentType == contentTypeResultStatementV1 {
+		return nil, errStatementV1
 	}
 	if err := st.Verify(coordinator, cleanroom.ContentTypeResultStatement); err != nil {
 		return nil, err

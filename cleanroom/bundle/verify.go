@@ -109,8 +109,11 @@ type Report struct {
 	EnvelopeHeader *envelope.Header
 	// Result is the decrypted plaintext result (an Arrow IPC stream),
 	// set only when a recipient identity was given and it decrypted to
-	// the statement's result digest.
-	Result []byte
+	// the statement's result commitment; ResultSalt is the commitment's
+	// salt (with it, a recipient can prove the result to a third party
+	// who holds the statement).
+	Result     []byte
+	ResultSalt cleanroom.Salt
 }
 
 // OK reports whether every step that ran passed.
@@ -154,14 +157,16 @@ type verifier struct {
 //     run.finished after it;
 //  4. entries: both entries decode and agree with the statement and the
 //     contract (run id and number, algorithm, dataset digests, the
-//     statement bytes themselves, result digests and row counts);
+//     statement bytes themselves, result commitment, encrypted result
+//     digest and row counts);
 //  5. uploads: each upload statement is signed by the dataset's provider
 //     and names the dataset's digest and row count;
 //  6. encrypted result: its SHA-256 and size are the statement's, and its
 //     envelope header names kind result, this contract and run, the zero
 //     schema digest, and exactly the recipients' keys in contract order;
-//  7. decryption (with opts.Recipient): it decrypts, and the plaintext's
-//     SHA-256 is the statement's result digest.
+//  7. decryption (with opts.Recipient): it decrypts to a salt and a
+//     plaintext whose commitment CommitResult(salt, plaintext) is the
+//     statement's result commitment.
 //
 // It returns the report and, on failure, a *VerifyError naming the step and
 // part. The report's steps end with the failed one.
@@ -381,8 +386,8 @@ func (v *verifier) entries() (string, string, error) {
 	case !bytes.Equal(rf.Statement, v.b.Statement):
 		return "", PartRunFinished, fmt.Errorf("the entry carries another result statement than the bundle's (SHA-256 %x, not %x)",
 			sha256.Sum256(rf.Statement), sha256.Sum256(v.b.Statement))
-	case rf.ResultSHA256 != wantRF.ResultSHA256:
-		return "", PartRunFinished, fmt.Errorf("the entry's result_sha256 %s differs from the statement's %s", rf.ResultSHA256, wantRF.ResultSHA256)
+	case rf.ResultCommitment != wantRF.ResultCommitment:
+		return "", PartRunFinished, fmt.Errorf("the entry's result_commitment %s differs from the statement's %s", rf.ResultCommitment, wantRF.ResultCommitment)
 	case rf.EncryptedResult != wantRF.EncryptedResult:
 		return "", PartRunFinished, fmt.Errorf("the entry's encrypted_result %+v differs from the statement's %+v", rf.EncryptedResult, wantRF.EncryptedResult)
 	case rf.RowsKept != s.RowsKept || rf.RowsSuppressed != s.RowsSuppressed:
@@ -390,7 +395,7 @@ func (v *verifier) entries() (string, string, error) {
 			rf.RowsKept, rf.RowsSuppressed, s.RowsKept, s.RowsSuppressed)
 	}
 	v.r.RunStarted, v.r.RunFinished = started, finished
-	return fmt.Sprintf("run.started (run %d, algorithm %s, %d datasets) and run.finished (this statement, its digests and row counts) agree with the statement and the contract",
+	return fmt.Sprintf("run.started (run %d, algorithm %s, %d datasets) and run.finished (this statement, its result commitment, digest and row counts) agree with the statement and the contract",
 		rs.Number, algo[:16], len(rs.Datasets)), "", nil
 }
 
@@ -480,19 +485,19 @@ func (v *verifier) encryptedResult() (string, string, error) {
 
 func (v *verifier) decrypt() (string, string, error) {
 	s, id := v.r.Statement, v.opts.Recipient
-	plain, err := DecryptResult(v.b.EncryptedResult, id, v.c, s.RunID)
+	plain, salt, err := DecryptResult(v.b.EncryptedResult, id, v.c, s.RunID)
 	if err != nil {
 		if errors.Is(err, envelope.ErrNotRecipient) {
 			return "", PartRecipientKey, err
 		}
 		return "", PartEncryptedResult, err
 	}
-	if sum := sha256.Sum256(plain); sum != s.ResultSHA256 {
+	if got := CommitResult(salt, plain); got != s.ResultCommitment {
 		clear(plain)
-		return "", PartEncryptedResult, fmt.Errorf("the decrypted result's SHA-256 is %x; the statement names %x", sum, s.ResultSHA256)
+		return "", PartEncryptedResult, fmt.Errorf("the decrypted result's commitment (with the salt it carries) is %x; the statement names %x", got, s.ResultCommitment)
 	}
-	v.r.Result = plain
+	v.r.Result, v.r.ResultSalt = plain, salt
 	who := v.c.ParticipantByKey(id.Public().Fingerprint()).ID
-	return fmt.Sprintf("decrypted with %s's key %s: %d bytes whose SHA-256 is the statement's result digest %x",
-		who, id.Public().Fingerprint().Short(), len(plain), s.ResultSHA256), "", nil
+	return fmt.Sprintf("decrypted with %s's key %s: %d bytes and the salt they carry open the statement's result commitment %x",
+		who, id.Public().Fingerprint().Short(), len(plain), s.ResultCommitment), "", nil
 }

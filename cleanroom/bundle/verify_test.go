@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/hpke"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -70,7 +71,7 @@ func TestNonRecipientCannotDecrypt(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, id := range map[string]*cleanroom.Identity{"auditor": w.Keys["auditor"], "publisher": w.Keys["publisher"], "stranger": stranger} {
-		if _, err := bundle.DecryptResult(run.Bundle.EncryptedResult, id, w.Contract, run.RunID); !errors.Is(err, envelope.ErrNotRecipient) {
+		if _, _, err := bundle.DecryptResult(run.Bundle.EncryptedResult, id, w.Contract, run.RunID); !errors.Is(err, envelope.ErrNotRecipient) {
 			t.Errorf("%s: DecryptResult: %v, want ErrNotRecipient", name, err)
 		}
 		r, err := bundle.Verify(run.Bundle, w.Contract, bundle.VerifyOptions{Recipient: id})
@@ -88,7 +89,7 @@ func TestNonRecipientCannotDecrypt(t *testing.T) {
 		t.Errorf("envelope.Open with the auditor's key: %v", err)
 	}
 	// A recipient of another run id is refused by the header check.
-	if _, err := bundle.DecryptResult(run.Bundle.EncryptedResult, w.Keys["advertiser"], w.Contract, events.NewID()); !errors.Is(err, envelope.ErrMismatch) {
+	if _, _, err := bundle.DecryptResult(run.Bundle.EncryptedResult, w.Keys["advertiser"], w.Contract, events.NewID()); !errors.Is(err, envelope.ErrMismatch) {
 		t.Errorf("wrong run id: %v", err)
 	}
 }
@@ -317,7 +318,7 @@ func TestTamperedBundles(t *testing.T) {
 			copy(e[stanzas+stanza:], s0)
 		}, bundle.StepEncryptedResult, bundle.PartEncryptedResult, nil},
 		{"encrypted result of another run", func(b *bundle.Bundle) {
-			enc, err := bundle.EncryptResult([]byte("x"), w.Contract, events.NewID())
+			enc, _, err := bundle.EncryptResult([]byte("x"), w.Contract, events.NewID())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -397,8 +398,8 @@ func TestMisbehavingCoordinator(t *testing.T) {
 		{"run.finished with another statement", bundletest.RunOptions{EditRunFinished: func(e *events.Event) {
 			e.RunFinished.Statement = w.Uploads["impressions"].Signed
 		}}, bundle.StepEntries, bundle.PartRunFinished, nil},
-		{"run.finished with another result digest", bundletest.RunOptions{EditRunFinished: func(e *events.Event) {
-			e.RunFinished.ResultSHA256 = strings.Repeat("01", 32)
+		{"run.finished with another result commitment", bundletest.RunOptions{EditRunFinished: func(e *events.Event) {
+			e.RunFinished.ResultCommitment = strings.Repeat("01", 32)
 		}}, bundle.StepEntries, bundle.PartRunFinished, nil},
 		{"run.finished is a run.aborted", bundletest.RunOptions{EditRunFinished: func(e *events.Event) {
 			e.Type, e.RunAborted, e.RunFinished = events.TypeRunAborted, &events.RunAborted{RunID: e.RunFinished.RunID, Reason: "x"}, nil
@@ -412,20 +413,35 @@ func TestMisbehavingCoordinator(t *testing.T) {
 		{"statement names the wrong run.started index", bundletest.RunOptions{EditStatement: func(s *bundle.Statement) {
 			s.RunStartedIndex--
 		}}, bundle.StepLog, bundle.PartRunStarted, tlog.ErrBadProof},
-		{"result sealed to one recipient only", bundletest.RunOptions{Encrypt: func(plain []byte, c *contracts.Contract, runID string) ([]byte, error) {
+		{"result sealed to one recipient only", bundletest.RunOptions{Encrypt: func(plain []byte, c *contracts.Contract, runID string) ([]byte, [32]byte, error) {
 			return seal(plain, c.ID(), runID, bundle.ResultSchemaDigest, advertiser.Public())
 		}}, bundle.StepEncryptedResult, bundle.PartEncryptedResult, envelope.ErrMismatch},
-		{"result sealed to a stranger too", bundletest.RunOptions{Encrypt: func(plain []byte, c *contracts.Contract, runID string) ([]byte, error) {
+		{"result sealed to a stranger too", bundletest.RunOptions{Encrypt: func(plain []byte, c *contracts.Contract, runID string) ([]byte, [32]byte, error) {
 			return seal(plain, c.ID(), runID, bundle.ResultSchemaDigest, advertiser.Public(), w.Keys["measurer"].Public(), w.Keys["auditor"].Public())
 		}}, bundle.StepEncryptedResult, bundle.PartEncryptedResult, envelope.ErrMismatch},
-		{"result sealed for another run", bundletest.RunOptions{Encrypt: func(plain []byte, c *contracts.Contract, _ string) ([]byte, error) {
+		{"result sealed for another run", bundletest.RunOptions{Encrypt: func(plain []byte, c *contracts.Contract, _ string) ([]byte, [32]byte, error) {
 			return bundle.EncryptResult(plain, c, events.NewID())
 		}}, bundle.StepEncryptedResult, bundle.PartEncryptedResult, envelope.ErrMismatch},
-		{"result with a schema digest", bundletest.RunOptions{Encrypt: func(plain []byte, c *contracts.Contract, runID string) ([]byte, error) {
+		{"result with a schema digest", bundletest.RunOptions{Encrypt: func(plain []byte, c *contracts.Contract, runID string) ([]byte, [32]byte, error) {
 			return seal(plain, c.ID(), runID, c.Datasets[0].SchemaDigest(), advertiser.Public(), w.Keys["measurer"].Public())
 		}}, bundle.StepEncryptedResult, bundle.PartEncryptedResult, envelope.ErrMismatch},
-		{"statement names another result digest", bundletest.RunOptions{EditStatement: func(s *bundle.Statement) {
-			s.ResultSHA256[7] ^= 1
+		{"statement names another result commitment", bundletest.RunOptions{EditStatement: func(s *bundle.Statement) {
+			s.ResultCommitment[7] ^= 1
+		}}, bundle.StepDecryption, bundle.PartEncryptedResult, nil},
+		{"statement names the plain SHA-256 of the result", bundletest.RunOptions{EditStatement: func(s *bundle.Statement) {
+			res, err := bundletest.Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.ResultCommitment = sha256.Sum256(res)
+		}}, bundle.StepDecryption, bundle.PartEncryptedResult, nil},
+		{"result without its salt", bundletest.RunOptions{Encrypt: func(plain []byte, c *contracts.Contract, runID string) ([]byte, [32]byte, error) {
+			enc, err := sealRaw(plain[:16], c.ID(), runID, bundle.ResultSchemaDigest, advertiser.Public(), w.Keys["measurer"].Public())
+			return enc, sha256.Sum256(plain[:16]), err
+		}}, bundle.StepDecryption, bundle.PartEncryptedResult, bundle.ErrMalformed},
+		{"result under another salt", bundletest.RunOptions{Encrypt: func(plain []byte, c *contracts.Contract, runID string) ([]byte, [32]byte, error) {
+			enc, _, err := seal(plain, c.ID(), runID, bundle.ResultSchemaDigest, advertiser.Public(), w.Keys["measurer"].Public())
+			return enc, bundle.CommitResult(cleanroom.NewSalt(), plain), err
 		}}, bundle.StepDecryption, bundle.PartEncryptedResult, nil},
 	}
 	for _, tc := range cases {
@@ -446,8 +462,16 @@ func TestMisbehavingCoordinator(t *testing.T) {
 	}
 }
 
-// seal makes a result envelope with any header and recipients.
-func seal(plain []byte, contractID [32]byte, runID string, schema [32]byte, to ...*cleanroom.PublicKey) ([]byte, error) {
+// seal makes a result envelope with any header and recipients: a fresh
+// salt and plain, and the commitment to plain with that salt.
+func seal(plain []byte, contractID [32]byte, runID string, schema [32]byte, to ...*cleanroom.PublicKey) ([]byte, [32]byte, error) {
+	salt := cleanroom.NewSalt()
+	enc, err := sealRaw(append(salt[:], plain...), contractID, runID, schema, to...)
+	return enc, bundle.CommitResult(salt, plain), err
+}
+
+// sealRaw makes a result envelope of exactly these plaintext bytes.
+func sealRaw(plain []byte, contractID [32]byte, runID string, schema [32]byte, to ...*cleanroom.PublicKey) ([]byte, error) {
 	var buf bytes.Buffer
 	keys := make([]hpke.PublicKey, len(to))
 	for i, k := range to {
@@ -499,9 +523,12 @@ func TestEncryptResult(t *testing.T) {
 	w := world(t)
 	runID := events.NewID()
 	plain := bytes.Repeat([]byte("result "), 400000) // several segments
-	enc, err := bundle.EncryptResult(plain, w.Contract, runID)
+	enc, commitment, err := bundle.EncryptResult(plain, w.Contract, runID)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if commitment == sha256.Sum256(plain) {
+		t.Fatal("the result commitment is the plain SHA-256 of the result")
 	}
 	hdr, err := envelope.ParseHeader(bytes.NewReader(enc))
 	if err != nil {
@@ -512,19 +539,23 @@ func TestEncryptResult(t *testing.T) {
 		t.Fatalf("header: %+v", hdr)
 	}
 	for _, who := range []string{"advertiser", "measurer"} {
-		got, err := bundle.DecryptResult(enc, w.Keys[who], w.Contract, runID)
-		if err != nil || !bytes.Equal(got, plain) {
+		got, salt, err := bundle.DecryptResult(enc, w.Keys[who], w.Contract, runID)
+		if err != nil || !bytes.Equal(got, plain) || bundle.CommitResult(salt, got) != commitment {
 			t.Fatalf("%s: %v", who, err)
 		}
 	}
-	if _, err := bundle.EncryptResult(plain, w.Contract, "RUN"); err == nil {
+	// A second encryption of the same result commits with another salt.
+	if _, again, err := bundle.EncryptResult(plain, w.Contract, runID); err != nil || again == commitment {
+		t.Fatalf("two encryptions of one result give the same commitment (%v)", err)
+	}
+	if _, _, err := bundle.EncryptResult(plain, w.Contract, "RUN"); err == nil {
 		t.Error("a run id that is not 32 hex digits was accepted")
 	}
-	empty, err := bundle.EncryptResult(nil, w.Contract, runID)
+	empty, _, err := bundle.EncryptResult(nil, w.Contract, runID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := bundle.DecryptResult(empty, w.Keys["advertiser"], w.Contract, runID); err != nil || len(got) != 0 {
+	if got, _, err := bundle.DecryptResult(empty, w.Keys["advertiser"], w.Contract, runID); err != nil || len(got) != 0 {
 		t.Fatalf("empty result: %v, %d bytes", err, len(got))
 	}
 }

@@ -309,20 +309,30 @@ func (t *trailerBody) Read(p []byte) (int, error) {
 
 func (t *trailerBody) Close() error { return nil }
 
-// SubmitAlgorithm submits the algorithm text; a confidential contract's
-// algorithm is sealed to the attested coordinator key first.
-func (c *Client) SubmitAlgorithm(ctx context.Context, text []byte) (*api.AlgorithmReceipt, error) {
+// SubmitAlgorithm submits the algorithm text. For a confidential algorithm,
+// salt is the salt of the commitment the contract names as
+// algorithm.sha256 (cleanroom.CommitAlgorithm); text and salt are sealed
+// together to the attested coordinator key, so only the coordinator can
+// check them against the contract (contracts.Algorithm.Check, which the
+// caller may run first).
+// For an algorithm that is not confidential, salt must be nil and the text
+// travels in plain.
+func (c *Client) SubmitAlgorithm(ctx context.Context, text []byte, salt *cleanroom.Salt) (*api.AlgorithmReceipt, error) {
 	cid, err := c.contractID()
 	if err != nil {
 		return nil, err
 	}
+	a := &c.opts.Contract.Algorithm
+	if _, err := a.Digest(text, salt); err != nil {
+		return nil, err
+	}
 	var req api.SubmitAlgorithmRequest
-	if c.opts.Contract.Algorithm.Confidential {
+	if a.Confidential {
 		peer, err := c.Coordinator(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if req.Sealed, err = cleanroom.SealAlgorithm(peer.PublicKey, c.opts.Contract.ID(), text); err != nil {
+		if req.Sealed, err = cleanroom.SealAlgorithm(peer.PublicKey, c.opts.Contract.ID(), *salt, text); err != nil {
 			return nil, err
 		}
 	} else {
@@ -340,9 +350,9 @@ func (c *Client) SubmitAlgorithm(ctx context.Context, text []byte) (*api.Algorit
 
 // SubmitModel submits the module of the contract's model name. A
 // confidential model is sealed to the attested coordinator key together
-// with salt, the salt of the contract's commitment (cleanroom.ModelCommitment);
-// salt is ignored for a model that is not confidential.
-func (c *Client) SubmitModel(ctx context.Context, name string, module, salt []byte) (*api.ModelReceipt, error) {
+// with salt, the salt of the contract's commitment (cleanroom.CommitModel),
+// which it requires; a model that is not confidential takes none.
+func (c *Client) SubmitModel(ctx context.Context, name string, module []byte, salt *cleanroom.Salt) (*api.ModelReceipt, error) {
 	cid, err := c.contractID()
 	if err != nil {
 		return nil, err
@@ -353,11 +363,14 @@ func (c *Client) SubmitModel(ctx context.Context, name string, module, salt []by
 	}
 	body, ctype := module, api.ContentTypeWasm
 	if m.Confidential {
+		if salt == nil {
+			return nil, fmt.Errorf("model %s is confidential: its submission needs the salt of the contract's commitment", name)
+		}
 		peer, err := c.Coordinator(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if body, err = cleanroom.SealModel(peer.PublicKey, c.opts.Contract.ID(), name, salt, module); err != nil {
+		if body, err = cleanroom.SealModel(peer.PublicKey, c.opts.Contract.ID(), name, *salt, module); err != nil {
 			return nil, err
 		}
 		ctype = api.ContentTypeSealedModel
@@ -431,6 +444,20 @@ func (c *Client) RunStatus(ctx context.Context, runID string) (*api.RunStatus, e
 	var rs api.RunStatus
 	_, err = c.do(ctx, http.MethodGet, "/v1/contracts/"+cid+"/runs/"+url.PathEscape(runID), nil, nil, &rs, true)
 	return &rs, err
+}
+
+// PrivateReason opens the full reason of a confidential algorithm's
+// refusal, which the coordinator returns (rs.SealedReason) only to the
+// algorithm's provider, sealed to its key. It returns "" when rs carries no
+// sealed reason.
+func (c *Client) PrivateReason(rs *api.RunStatus) (string, error) {
+	if len(rs.SealedReason) == 0 {
+		return "", nil
+	}
+	if c.opts.Identity == nil || c.opts.Contract == nil {
+		return "", errors.New("opening a sealed refusal reason needs the contract and the algorithm provider's key")
+	}
+	return cleanroom.OpenReason(c.opts.Identity, c.opts.Contract.ID(), rs.RunID, rs.SealedReason)
 }
 
 // MaxBundleSize bounds a result bundle the client accepts.

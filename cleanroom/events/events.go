@@ -17,11 +17,18 @@ import (
 )
 
 // Version is the event format version written in every event's "v".
-const Version = 1
+// Version 2 replaced run.finished's result_sha256 (the plain SHA-256 of the
+// result) by result_commitment (a salted commitment), and added
+// run.refused's sealed_reason.
+const Version = 2
 
 // MaxSize bounds an encoded event: it must fit one log entry (at most
 // 65,535 bytes in the tlog-tiles entry bundle format).
 const MaxSize = 60 << 10
+
+// MaxSealedReason bounds run.refused's sealed_reason: a padded reason
+// (cleanroom.ReasonPaddedSize) sealed with HPKE is 5,744 bytes.
+const MaxSealedReason = 8 << 10
 
 // Type names an event.
 type Type string
@@ -131,12 +138,15 @@ type RunStarted struct {
 
 // RunFinished records a result released under the output policy.
 type RunFinished struct {
-	RunID           string `json:"run_id"`
-	ResultSHA256    string `json:"result_sha256"` // of the plaintext result (Arrow IPC stream)
-	EncryptedResult Blob   `json:"encrypted_result"`
-	RowsKept        int64  `json:"rows_kept"`
-	RowsSuppressed  int64  `json:"rows_suppressed"`
-	Statement       []byte `json:"statement"` // the coordinator's COSE_Sign1 result statement
+	RunID string `json:"run_id"`
+	// ResultCommitment is the result statement's salted commitment to the
+	// plaintext result (Arrow IPC stream); the salt is inside the
+	// encrypted result.
+	ResultCommitment string `json:"result_commitment"`
+	EncryptedResult  Blob   `json:"encrypted_result"`
+	RowsKept         int64  `json:"rows_kept"`
+	RowsSuppressed   int64  `json:"rows_suppressed"`
+	Statement        []byte `json:"statement"` // the coordinator's COSE_Sign1 result statement
 }
 
 // RunRefused records a run that was refused: before it started (RunID
@@ -144,7 +154,16 @@ type RunFinished struct {
 type RunRefused struct {
 	RunID  string `json:"run_id,omitempty"`
 	Stage  string `json:"stage"`  // "admission", "query", "policy" or "release"
-	Reason string `json:"reason"` // for people
+	Reason string `json:"reason"` // for people; generic when SealedReason is set
+	// SealedReason, set only for a run refused at stage query or policy
+	// whose full reason only one participant may read, is that reason
+	// sealed to it (cleanroom.SealReason): the provider of a confidential
+	// algorithm (the reason may describe its text or output), or the
+	// provider of the model that failed the run (docs/models.md §5).
+	SealedReason []byte `json:"sealed_reason,omitempty"`
+	// SealedTo names the participant SealedReason is sealed to when that is
+	// not the algorithm provider: a model's provider. Empty otherwise.
+	SealedTo string `json:"sealed_to,omitempty"`
 }
 
 // RunAborted records a run that started but never finished, found when the
@@ -174,6 +193,10 @@ var (
 	measurePattern = regexp.MustCompile(`^[0-9a-f]{96}$`)
 )
 
+// errVersion1 explains why an event of the first format is refused.
+var errVersion1 = fmt.Sprintf("event format version 1 (from before salted result commitments) is not read by this program, which reads version %d: "+
+	"start the coordinator on a new data directory, and audit an old log with the release that wrote it", Version)
+
 // Encode returns the log entry for e after checking it.
 func Encode(e *Event) ([]byte, error) {
 	if err := e.check(); err != nil {
@@ -199,6 +222,14 @@ func Decode(entry []byte) (*Event, error) {
 	dec.DisallowUnknownFields()
 	var e Event
 	if err := dec.Decode(&e); err != nil {
+		// An event of the first format fails here on a field it had;
+		// say so rather than name the field.
+		var head struct {
+			V int `json:"v"`
+		}
+		if json.Unmarshal(entry, &head) == nil && head.V == 1 {
+			return nil, fmt.Errorf("%w: %s", ErrMalformed, errVersion1)
+		}
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -215,6 +246,9 @@ func Decode(entry []byte) (*Event, error) {
 func (e *Event) check() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s event %s: %s", ErrMalformed, e.Type, e.ID, fmt.Sprintf(format, args...))
+	}
+	if e.V == 1 {
+		return bad("%s", errVersion1)
 	}
 	if e.V != Version {
 		return bad("version %d, want %d", e.V, Version)
@@ -315,8 +349,8 @@ func (e *Event) checkBody(bad func(string, ...any) error) error {
 		return runID(b.RunID)
 	case TypeRunFinished:
 		b := e.RunFinished
-		if !digestPattern.MatchString(b.ResultSHA256) || b.RowsKept < 0 || b.RowsSuppressed < 0 || len(b.Statement) == 0 {
-			return bad("needs result_sha256, row counts and statement")
+		if !digestPattern.MatchString(b.ResultCommitment) || b.RowsKept < 0 || b.RowsSuppressed < 0 || len(b.Statement) == 0 {
+			return bad("needs result_commitment, row counts and statement")
 		}
 		if err := blob("encrypted_result", b.EncryptedResult); err != nil {
 			return err
@@ -326,6 +360,12 @@ func (e *Event) checkBody(bad func(string, ...any) error) error {
 		b := e.RunRefused
 		if b.Reason == "" || (b.Stage != "admission" && b.Stage != "query" && b.Stage != "policy" && b.Stage != "release") {
 			return bad("needs a stage (admission, query, policy or release) and a reason")
+		}
+		if b.SealedReason != nil && (b.RunID == "" || (b.Stage != "query" && b.Stage != "policy") || len(b.SealedReason) == 0 || len(b.SealedReason) > MaxSealedReason) {
+			return bad("a sealed_reason goes only with a run refused at stage query or policy, and has 1 to %d bytes", MaxSealedReason)
+		}
+		if b.SealedTo != "" && b.SealedReason == nil {
+			return bad("sealed_to goes only with a sealed_reason")
 		}
 		if b.RunID != "" {
 			return runID(b.RunID)

@@ -1,11 +1,13 @@
 package events
 
 import (
-	"cleanroom.dev/cleanroom/internal/fuzzseed"
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"cleanroom.dev/cleanroom/internal/fuzzseed"
 )
 
 func sample() []*Event {
@@ -14,18 +16,19 @@ func sample() []*Event {
 	c := strings.Repeat("cd", 32)
 	run := NewID()
 	return []*Event{
-		{V: 1, ID: NewID(), Type: TypeCoordinatorStarted, Time: now, CoordinatorStarted: &CoordinatorStarted{
+		{V: Version, ID: NewID(), Type: TypeCoordinatorStarted, Time: now, CoordinatorStarted: &CoordinatorStarted{
 			Platform: "sev-snp-simulated", Measurement: strings.Repeat("0f", 48), PublicKey: h, EvidenceSHA256: h, Software: "test"}},
-		{V: 1, ID: NewID(), Type: TypeContractRegistered, Time: now, Contract: c, Actor: "publisher", ActorKey: h, ContractRegistered: &ContractRegistered{
+		{V: Version, ID: NewID(), Type: TypeContractRegistered, Time: now, Contract: c, Actor: "publisher", ActorKey: h, ContractRegistered: &ContractRegistered{
 			Name: "x", ExpiresAt: now, Document: Blob{h, 10}, DocSHA256: h, Signatures: map[string][]byte{"publisher": {1, 2}}}},
-		{V: 1, ID: NewID(), Type: TypeDatasetUploaded, Time: now, Contract: c, Actor: "publisher", ActorKey: h, DatasetUploaded: &DatasetUploaded{
+		{V: Version, ID: NewID(), Type: TypeDatasetUploaded, Time: now, Contract: c, Actor: "publisher", ActorKey: h, DatasetUploaded: &DatasetUploaded{
 			Dataset: "impressions", Ciphertext: Blob{h, 100}, HeaderSHA256: h, Rows: 5, SchemaDigest: h, UploadStatement: []byte{1}}},
-		{V: 1, ID: NewID(), Type: TypeAlgorithmSubmitted, Time: now, Contract: c, Actor: "measurer", ActorKey: h, AlgorithmSubmitted: &AlgorithmSubmitted{SHA256: h, Text: Blob{h, 3}}},
-		{V: 1, ID: NewID(), Type: TypeRunStarted, Time: now, Contract: c, Actor: "advertiser", ActorKey: h, RunStarted: &RunStarted{RunID: run, Number: 1, AlgorithmSHA256: h, Datasets: map[string]string{"impressions": h}}},
-		{V: 1, ID: NewID(), Type: TypeRunFinished, Time: now, Contract: c, RunFinished: &RunFinished{RunID: run, ResultSHA256: h, EncryptedResult: Blob{h, 9}, RowsKept: 3, RowsSuppressed: 1, Statement: []byte{1}}},
-		{V: 1, ID: NewID(), Type: TypeRunRefused, Time: now, Contract: c, Actor: "advertiser", ActorKey: h, RunRefused: &RunRefused{Stage: "admission", Reason: "max_runs reached"}},
-		{V: 1, ID: NewID(), Type: TypeRunAborted, Time: now, Contract: c, RunAborted: &RunAborted{RunID: run, Reason: "restart"}},
-		{V: 1, ID: NewID(), Type: TypeResultFetched, Time: now, Contract: c, Actor: "advertiser", ActorKey: h, ResultFetched: &ResultFetched{RunID: run}},
+		{V: Version, ID: NewID(), Type: TypeAlgorithmSubmitted, Time: now, Contract: c, Actor: "measurer", ActorKey: h, AlgorithmSubmitted: &AlgorithmSubmitted{SHA256: h, Text: Blob{h, 3}}},
+		{V: Version, ID: NewID(), Type: TypeRunStarted, Time: now, Contract: c, Actor: "advertiser", ActorKey: h, RunStarted: &RunStarted{RunID: run, Number: 1, AlgorithmSHA256: h, Datasets: map[string]string{"impressions": h}}},
+		{V: Version, ID: NewID(), Type: TypeRunFinished, Time: now, Contract: c, RunFinished: &RunFinished{RunID: run, ResultCommitment: h, EncryptedResult: Blob{h, 9}, RowsKept: 3, RowsSuppressed: 1, Statement: []byte{1}}},
+		{V: Version, ID: NewID(), Type: TypeRunRefused, Time: now, Contract: c, Actor: "advertiser", ActorKey: h, RunRefused: &RunRefused{Stage: "admission", Reason: "max_runs reached"}},
+		{V: Version, ID: NewID(), Type: TypeRunRefused, Time: now, Contract: c, RunRefused: &RunRefused{RunID: run, Stage: "policy", Reason: "generic", SealedReason: []byte{1, 2, 3}}},
+		{V: Version, ID: NewID(), Type: TypeRunAborted, Time: now, Contract: c, RunAborted: &RunAborted{RunID: run, Reason: "restart"}},
+		{V: Version, ID: NewID(), Type: TypeResultFetched, Time: now, Contract: c, Actor: "advertiser", ActorKey: h, ResultFetched: &ResultFetched{RunID: run}},
 	}
 }
 
@@ -50,8 +53,9 @@ func TestMalformed(t *testing.T) {
 	good, _ := Encode(sample()[2])
 	s := string(good)
 	for name, bad := range map[string]string{
-		"unknown field":   strings.Replace(s, `"v":1`, `"v":1,"extra":2`, 1),
-		"wrong version":   strings.Replace(s, `"v":1`, `"v":2`, 1),
+		"unknown field":   strings.Replace(s, `"v":2`, `"v":2,"extra":2`, 1),
+		"wrong version":   strings.Replace(s, `"v":2`, `"v":3`, 1),
+		"version 1":       strings.Replace(s, `"v":2`, `"v":1`, 1),
 		"wrong body":      strings.Replace(s, `"dataset_uploaded"`, `"algorithm_submitted"`, 1),
 		"unknown type":    strings.Replace(s, `"dataset.uploaded"`, `"dataset.deleted"`, 1),
 		"bad contract":    strings.Replace(s, strings.Repeat("cd", 32), "cd", 1),
@@ -66,6 +70,50 @@ func TestMalformed(t *testing.T) {
 		}
 		if _, err := Decode([]byte(bad)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: got %v", name, err)
+		}
+	}
+}
+
+// TestVersion1 checks that an event of the first format is refused with a
+// message that says what to do.
+func TestVersion1(t *testing.T) {
+	good, _ := Encode(sample()[5])
+	old := strings.Replace(strings.Replace(string(good), `"v":2`, `"v":1`, 1), `"result_commitment"`, `"result_sha256"`, 1)
+	_, err := Decode([]byte(old))
+	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "event format version 1") || !strings.Contains(err.Error(), "new data directory") {
+		t.Fatalf("a version 1 event: %v", err)
+	}
+}
+
+// TestSealedReason checks where run.refused may carry a sealed reason: only
+// for a run refused at stage query or policy, and bounded.
+func TestSealedReason(t *testing.T) {
+	c, run := strings.Repeat("cd", 32), NewID()
+	refused := func(r *RunRefused) *Event {
+		return &Event{V: Version, ID: NewID(), Type: TypeRunRefused, Time: time.Now().UTC(), Contract: c, RunRefused: r}
+	}
+	for _, tc := range []struct {
+		name string
+		r    *RunRefused
+		ok   bool
+	}{
+		{"policy", &RunRefused{RunID: run, Stage: "policy", Reason: "generic", SealedReason: make([]byte, 5744)}, true},
+		{"query", &RunRefused{RunID: run, Stage: "query", Reason: "generic", SealedReason: []byte{1}}, true},
+		{"admission", &RunRefused{Stage: "admission", Reason: "x", SealedReason: []byte{1}}, false},
+		{"release", &RunRefused{RunID: run, Stage: "release", Reason: "x", SealedReason: []byte{1}}, false},
+		{"no run", &RunRefused{Stage: "policy", Reason: "x", SealedReason: []byte{1}}, false},
+		{"too large", &RunRefused{RunID: run, Stage: "policy", Reason: "x", SealedReason: make([]byte, MaxSealedReason+1)}, false},
+		{"empty", &RunRefused{RunID: run, Stage: "policy", Reason: "x", SealedReason: []byte{}}, false},
+	} {
+		b, err := Encode(refused(tc.r))
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: Encode: %v", tc.name, err)
+			continue
+		}
+		if tc.ok {
+			if back, err := Decode(b); err != nil || !bytes.Equal(back.RunRefused.SealedReason, tc.r.SealedReason) {
+				t.Errorf("%s: Decode: %v", tc.name, err)
+			}
 		}
 	}
 }
@@ -97,6 +145,6 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		b, _ := Encode(e)
 		seeds = append(seeds, b)
 	}
-	seeds = append(seeds, []byte("{}"), []byte(`{"v":1}`), []byte("null"))
+	seeds = append(seeds, []byte("{}"), []byte(`{"v":2}`), []byte("null"))
 	fuzzseed.Write(t, "FuzzDecode", fuzzseed.Bytes(seeds...)...)
 }

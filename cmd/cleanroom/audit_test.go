@@ -106,7 +106,7 @@ func (e *auditEnv) setUp() {
 	e.sc.Submit(t, "auditor")
 	e.sc.MustUpload(t, "publisher", "impressions", auditImpressions)
 	e.sc.MustUpload(t, "advertiser", "conversions", auditConversions)
-	if _, err := e.sc.Client(t, "measurer").SubmitAlgorithm(context.Background(), []byte(e.spec.Query)); err != nil {
+	if _, err := e.sc.Client(t, "measurer").SubmitAlgorithm(context.Background(), []byte(e.spec.Query), e.spec.AlgorithmSalt()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -214,8 +214,8 @@ func TestAuditLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(lines[3], st.Datasets[0].CiphertextSHA256[:16]) || !strings.Contains(lines[7], st.Runs[0].ResultSHA256[:16]) ||
-		!strings.Contains(lines[9], st.Runs[1].ResultSHA256[:16]) || !strings.Contains(lines[11], run1) || !strings.Contains(lines[6], run1) {
+	if !strings.Contains(lines[3], st.Datasets[0].CiphertextSHA256[:16]) || !strings.Contains(lines[7], st.Runs[0].ResultCommitment[:16]) ||
+		!strings.Contains(lines[9], st.Runs[1].ResultCommitment[:16]) || !strings.Contains(lines[11], run1) || !strings.Contains(lines[6], run1) {
 		t.Errorf("digests missing from the table:\n%s", stdout)
 	}
 	_ = run2

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -38,6 +39,7 @@ func scriptParams(dir string) testscript.Params {
 			"flipbyte": scripttest.FlipByte,
 			"simcoord": cmdSimCoord,
 			"serve":    cmdServe,
+			"capture":  cmdCapture,
 		},
 	}
 }
@@ -99,17 +101,40 @@ func cmdSimCoord(ts *testscript.TestScript, neg bool, args []string) {
 //	serve DIR
 //
 // sets $COORDINATOR to its URL and $SIMULATED_ROOT and $MEASUREMENT to the
-// values a contract pins.
+// values a contract pins, which it also writes to DIR.root and
+// DIR.measurement (for subst).
 func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: serve DIR")
 	}
-	srv, err := scenario.StartE(ts.MkAbs(args[0]), coordinator.Config{})
+	dir := ts.MkAbs(args[0])
+	srv, err := scenario.StartE(dir, coordinator.Config{})
 	ts.Check(err)
 	ts.Defer(srv.Stop)
 	inst := srv.Coord.TEE()
 	m := inst.Measurement()
+	root, measurement := hex.EncodeToString(inst.SimulatedRootSHA256()[:]), hex.EncodeToString(m[:])
 	ts.Setenv("COORDINATOR", srv.URL)
-	ts.Setenv("SIMULATED_ROOT", hex.EncodeToString(inst.SimulatedRootSHA256()[:]))
-	ts.Setenv("MEASUREMENT", hex.EncodeToString(m[:]))
+	ts.Setenv("SIMULATED_ROOT", root)
+	ts.Setenv("MEASUREMENT", measurement)
+	ts.Check(os.WriteFile(dir+".root", []byte(root), 0o644))
+	ts.Check(os.WriteFile(dir+".measurement", []byte(measurement), 0o644))
+}
+
+// cmdCapture sets an environment variable to what a regular expression's
+// first group matches in a file (cp stderr FILE first to read a command's
+// output):
+//
+//	capture VAR REGEXP FILE
+func cmdCapture(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: capture VAR REGEXP FILE")
+	}
+	re, err := regexp.Compile(args[1])
+	ts.Check(err)
+	m := re.FindStringSubmatch(ts.ReadFile(args[2]))
+	if len(m) < 2 {
+		ts.Fatalf("capture: %s does not match %q", args[2], args[1])
+	}
+	ts.Setenv(args[0], m[1])
 }

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/hex"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,85 +16,73 @@ import (
 
 func init() { register(newModelCmd) }
 
-// saltPath is where a module's commitment salt is kept by default.
-func saltPath(module, flag string) string {
-	if flag != "" {
-		return flag
-	}
-	return module + ".salt"
-}
-
-// readSalt reads a salt file: 64 hex digits and an optional newline.
-func readSalt(path string) ([]byte, error) {
-	b, err := readLimitedFile(path, 1<<10)
-	if err != nil {
-		return nil, err
-	}
-	salt, err := hex.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil || len(salt) != cleanroom.ModelSaltSize {
-		return nil, fmt.Errorf("%s is not a model salt (%d hex digits)", path, 2*cleanroom.ModelSaltSize)
-	}
-	return salt, nil
-}
-
 func newModelCmd(c *cli) *cobra.Command {
 	cmd := &cobra.Command{Use: "model", Short: "Commit to, submit and fetch models (WebAssembly scalar functions)"}
 
 	var commitSalt string
 	var plain bool
 	commit := &cobra.Command{
-		Use:   "commit FILE.wasm [--salt FILE] [--plain]",
+		Use:   "commit FILE.wasm --salt FILE | --plain",
 		Short: "Print the commitment a contract's models[].sha256 names for a module",
-		Long: `commit prints the commitment to FILE.wasm that goes into the contract's
-models[].sha256. For a confidential model (the default) it is a salted
-commitment: a fresh 32-byte salt is written to FILE.wasm.salt (or --salt),
-which you keep with the module and which only the coordinator receives, inside
-the sealed submission; nobody else can test a guess of the module against the
-commitment. An existing salt file is reused, so the command is repeatable.
-With --plain it prints the module's plain SHA-256, for a model that is not
-confidential.`,
+		Long: `commit prints the commitment to the exact bytes of FILE.wasm that a contract
+names as models[].sha256. For a confidential model it is the salted commitment
+
+  SHA-256("cleanroom/model-commitment/v1" || 0x00 || salt || module bytes)
+
+whose 32-byte salt is kept in the salt file --salt names: written (mode 0600)
+with a fresh salt when missing, read when it exists, so the same file always
+gives the same commitment. Keep it as secret as the module: with it, anyone
+could test a guess of the module against the contract. cleanroom model submit
+needs it and sends it only to the attested coordinator, sealed with the
+module. With --plain, commit prints the module's plain SHA-256, for a model
+that is not confidential.`,
 		Args: cobra.ExactArgs(1),
 	}
-	commit.Flags().StringVar(&commitSalt, "salt", "", "salt file (default FILE.wasm.salt)")
+	commit.Flags().StringVar(&commitSalt, "salt", "", "the salt file: read when it exists, written (0600) with a fresh salt when not")
 	commit.Flags().BoolVar(&plain, "plain", false, "print the plain SHA-256 (a model that is not confidential)")
 	commit.RunE = func(_ *cobra.Command, args []string) error {
+		if plain == (commitSalt != "") {
+			return usagef("give exactly one of --salt FILE (a confidential model) and --plain")
+		}
 		module, err := readLimitedFile(args[0], api.MaxModelSize)
 		if err != nil {
 			return err
 		}
 		if plain {
-			fmt.Fprintf(c.stdout, "%x\n", cleanroom.ModelCommitment(nil, module))
+			fmt.Fprintf(c.stdout, "%x\n", sha256.Sum256(module))
 			return nil
 		}
-		path := saltPath(args[0], commitSalt)
-		salt, err := readSalt(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			salt = cleanroom.NewModelSalt()
-			if err := cleanroom.WriteFileAtomic(path, []byte(hex.EncodeToString(salt)+"\n"), 0o600); err != nil {
+		salt, err := cleanroom.ReadSaltFile(commitSalt)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if salt, err = cleanroom.WriteSaltFile(commitSalt); err != nil {
 				return err
 			}
-			c.infof("new salt written to %s: keep it with the module, and share it with nobody", path)
-		} else if err != nil {
+			c.infof("wrote a fresh salt to %s (secret, mode 0600): keep it with the module; cleanroom model submit needs it", commitSalt)
+		case err != nil:
 			return err
+		default:
+			c.infof("using the salt in %s", commitSalt)
 		}
-		fmt.Fprintf(c.stdout, "%x\n", cleanroom.ModelCommitment(salt, module))
+		c.infof("commitment to the %d bytes of %s: put it in the contract as models[].sha256, with confidential: true", len(module), args[0])
+		fmt.Fprintf(c.stdout, "%x\n", cleanroom.CommitModel(salt, module))
 		return nil
 	}
 
 	var name, submitSalt string
 	submit := &cobra.Command{
-		Use:   "submit FILE.wasm --name NAME [--salt FILE] --contract FILE --key NAME.key --coordinator URL",
+		Use:   "submit FILE.wasm --name NAME --contract FILE --key NAME.key --coordinator URL [--salt FILE]",
 		Short: "Submit the module of one of the contract's models",
 		Long: `submit sends FILE.wasm, the module of the contract's model NAME, to the
 attested coordinator. Only the model's provider may. A confidential model is
 sealed to the attested coordinator key together with the salt of its
-commitment (FILE.wasm.salt, or --salt), so only the coordinator ever sees the
-module besides you. The module must match the contract's commitment and the
+commitment (the salt file of cleanroom model commit, --salt), so only the
+coordinator ever sees either besides you. The module must match the contract's commitment and the
 model ABI of docs/models.md.`,
 		Args: cobra.ExactArgs(1),
 	}
 	submit.Flags().StringVar(&name, "name", "", "the model's name in the contract (its SQL function name)")
-	submit.Flags().StringVar(&submitSalt, "salt", "", "salt file of a confidential model (default FILE.wasm.salt)")
+	submit.Flags().StringVar(&submitSalt, "salt", "", "the salt file of the model's commitment (confidential models only)")
 	addSessionFlags(submit)
 	s := bindSettings(submit)
 	submit.RunE = func(cmd *cobra.Command, args []string) error {
@@ -117,15 +105,23 @@ model ABI of docs/models.md.`,
 		if err != nil {
 			return err
 		}
-		var salt []byte
-		if m.Confidential {
-			if salt, err = readSalt(saltPath(args[0], submitSalt)); err != nil {
-				return withHint(err, "a confidential model's salt is made by cleanroom model commit, next to the module")
-			}
+		switch {
+		case m.Confidential && submitSalt == "":
+			return withHint(usagef("model %s is confidential: --salt FILE is required", name),
+				"give the salt file cleanroom model commit wrote when it printed the model's commitment")
+		case !m.Confidential && submitSalt != "":
+			return withHint(usagef("model %s is not confidential: its sha256 is the plain SHA-256 of the module, and takes no --salt", name), "drop --salt")
 		}
-		if sum := cleanroom.ModelCommitment(salt, module); sum != m.SHA256 {
-			return withHint(fmt.Errorf("%s (with its salt) commits to %x; the contract approves %x for model %s", args[0], sum, m.SHA256, name),
-				"submit the exact module (and salt) that cleanroom model commit was run on")
+		var salt *cleanroom.Salt
+		if submitSalt != "" {
+			s, err := cleanroom.ReadSaltFile(submitSalt)
+			if err != nil {
+				return err
+			}
+			salt = &s
+		}
+		if err := m.Check(module, salt); err != nil {
+			return withHint(fmt.Errorf("%s: %w", args[0], err), "submit the exact module (and salt file) cleanroom model commit was run on")
 		}
 		ctx := cmd.Context()
 		if err := c.attested(ctx, ss); err != nil {

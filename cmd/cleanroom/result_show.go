@@ -22,8 +22,8 @@ func newResultShowCmd(c *cli) *cobra.Command {
 		Short: "Verify a result bundle, decrypt it with your key and print or write the result",
 		Long: `show verifies a result bundle against the contract exactly as cleanroom result
 verify does, then decrypts the result with your key (you must be one of the
-contract's result recipients), checks that its SHA-256 is the one the
-coordinator signed, and writes it:
+contract's result recipients), checks that it and the salt it carries open
+the commitment the coordinator signed, and writes it:
 
   --format table    an aligned table on stdout (the default)
   --format csv      CSV with a header row
@@ -74,7 +74,7 @@ Nothing is written unless the bundle verifies in full.`,
 		}
 		defer clear(r.Result)
 		fp := id.Public().Fingerprint()
-		c.infof("decrypted with %s's key %s: the result's SHA-256 is the one the coordinator signed", ct.ParticipantByKey(fp).ID, fp.Short())
+		c.infof("decrypted with %s's key %s: the result opens the commitment the coordinator signed", ct.ParticipantByKey(fp).ID, fp.Short())
 
 		if out == "" {
 			_, err := writeResult(c.stdout, r.Result, format)

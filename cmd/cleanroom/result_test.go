@@ -23,6 +23,7 @@ import (
 //	contract.yaml, other.yaml    the contract, and one that differs only in its name
 //	NAME.key, NAME.pub           publisher, advertiser, measurer (recipients: advertiser, measurer), auditor
 //	bundle.cbor                  an honest run's bundle
+//	v1.cbor                      bundle.cbor with its version set to 1, the format before salted result commitments
 //	tampered-statement.cbor      bundle.cbor with a bit of the statement's signature flipped
 //	bad-upload.cbor              a run whose coordinator signed the conversions upload statement as the impressions one
 func resultFixture(t *testing.T) map[string][]byte {
@@ -68,6 +69,7 @@ func resultFixture(t *testing.T) map[string][]byte {
 		t.Fatal(err)
 	}
 	files["bundle.cbor"] = marshal(honest.Bundle)
+	files["v1.cbor"] = bytes.Replace(files["bundle.cbor"], []byte("\x67version\x02"), []byte("\x67version\x01"), 1)
 	tampered := *honest.Bundle
 	tampered.Statement = bytes.Clone(tampered.Statement)
 	tampered.Statement[len(tampered.Statement)-1] ^= 1

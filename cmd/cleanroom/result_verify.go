@@ -54,7 +54,9 @@ contract, offline, and prints each step with its outcome (docs/bundle.md):
                     to exactly the contract's recipients
 
 It stops at the first step that fails and exits 0 only if all pass. It needs
-no key: cleanroom result show also decrypts.`,
+no key, and so cannot check the result itself: the statement names only a
+salted commitment to it, whose salt is inside the encrypted result.
+cleanroom result show decrypts and checks it.`,
 		Args: cobra.ExactArgs(1),
 	}
 	cmd.Flags().String("contract", "", "the contract the result was produced under (env CLEANROOM_CONTRACT)")
@@ -107,8 +109,8 @@ func (c *cli) verifyResult(path string, ct *contracts.Contract, recipient *clean
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	s := r.Statement
-	c.infof("verified: run %s (run %d of contract %s): %d rows kept, %d suppressed, result SHA-256 %x",
-		s.RunID, s.RunNumber, ct.ID(), s.RowsKept, s.RowsSuppressed, s.ResultSHA256)
+	c.infof("verified: run %s (run %d of contract %s): %d rows kept, %d suppressed, result commitment %x",
+		s.RunID, s.RunNumber, ct.ID(), s.RowsKept, s.RowsSuppressed, s.ResultCommitment)
 	return r, nil
 }
 

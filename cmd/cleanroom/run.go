@@ -2,8 +2,12 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"cleanroom.dev/cleanroom/cleanroom/api"
 )
 
 func init() { register(newRunCmd) }
@@ -14,8 +18,14 @@ func newRunCmd(c *cli) *cobra.Command {
 		Short: "Run the agreed algorithm; print the run id",
 		Long: `run asks the coordinator to run the contract's algorithm over the uploaded
 datasets and waits for the outcome. It prints the run id on stdout and a
-summary on stderr: rows released and rows suppressed by the k threshold.
-Every run started counts against max_runs, whatever its outcome.`,
+summary on stderr: rows released, rows suppressed by the k threshold, and the
+salted commitment to the result that the result statement names. Every run
+started counts against max_runs, whatever its outcome.
+
+When the engine or the output policy refuses a confidential algorithm, the
+reason may describe the algorithm or its output: the coordinator tells it in
+full only to the algorithm provider, and everyone else reads a generic one
+(cleanroom run status shows both to the provider).`,
 		Args: cobra.NoArgs,
 	}
 	addSessionFlags(cmd)
@@ -34,10 +44,71 @@ Every run started counts against max_runs, whatever its outcome.`,
 		if err != nil {
 			return explain(err)
 		}
-		c.infof("run %d of %d (%s) finished: %d rows released, %d suppressed below k; result sha256 %s",
-			rs.Number, ss.contract.Output.MaxRuns, rs.RunID, rs.RowsKept, rs.RowsSuppressed, rs.ResultSHA256)
+		c.infof("run %d of %d (%s) finished: %d rows released, %d suppressed below k; result commitment %s",
+			rs.Number, ss.contract.Output.MaxRuns, rs.RunID, rs.RowsKept, rs.RowsSuppressed, rs.ResultCommitment)
 		fmt.Fprintln(c.stdout, rs.RunID)
 		return nil
 	}
+	cmd.AddCommand(newRunStatusCmd(c))
 	return cmd
+}
+
+func newRunStatusCmd(c *cli) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status RUN_ID --contract FILE --key NAME.key --coordinator URL",
+		Short: "Print a run's status; to a confidential algorithm's provider, with the full reason of a refusal",
+		Long: `status prints a run's status as the coordinator tells it to you: its number,
+status (running, finished, refused or aborted), the reason of a refusal, and
+for a finished run the rows released and suppressed and the result
+commitment.
+
+The reason of a confidential algorithm's refusal by the engine or the output
+policy may describe the algorithm or its output, so the coordinator seals it
+to the algorithm provider's key; the detail of a model's failure is sealed to
+the model's provider (docs/models.md). For that participant, status opens it
+and prints it as "private reason"; everyone else sees only the generic
+reason.`,
+		Args: cobra.ExactArgs(1),
+	}
+	addSessionFlags(cmd)
+	s := bindSettings(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ss, err := c.connect(s, "", true)
+		if err != nil {
+			return err
+		}
+		defer ss.client.Close()
+		rs, err := ss.client.RunStatus(cmd.Context(), args[0])
+		if err != nil {
+			return explain(err)
+		}
+		private, err := ss.client.PrivateReason(rs)
+		if err != nil {
+			return err
+		}
+		printRunStatus(c.stdout, rs, private)
+		return nil
+	}
+	return cmd
+}
+
+// printRunStatus writes a run's status as aligned "label value" lines.
+func printRunStatus(w io.Writer, rs *api.RunStatus, private string) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "run id\t%s\n", rs.RunID)
+	fmt.Fprintf(tw, "number\t%d\n", rs.Number)
+	fmt.Fprintf(tw, "status\t%s\n", rs.Status)
+	if rs.Reason != "" {
+		fmt.Fprintf(tw, "reason\t%s\n", rs.Reason)
+	}
+	if private != "" {
+		fmt.Fprintf(tw, "private reason\t%s\n", private)
+	}
+	if rs.Status == "finished" {
+		fmt.Fprintf(tw, "rows kept\t%d\n", rs.RowsKept)
+		fmt.Fprintf(tw, "rows suppressed\t%d\n", rs.RowsSuppressed)
+		fmt.Fprintf(tw, "result commitment\t%s\n", rs.ResultCommitment)
+	}
+	fmt.Fprintf(tw, "log index\t%d\n", rs.LogIndex)
+	tw.Flush()
 }

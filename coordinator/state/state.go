@@ -75,7 +75,13 @@ type Run struct {
 	Finished     *events.RunFinished
 	FinishIndex  uint64 // log index of run.finished, run.refused or run.aborted
 	RefuseReason string
-	Fetches      int
+	// SealedReason is run.refused's sealed_reason: the full reason sealed
+	// to a confidential algorithm's provider, or nil.
+	SealedReason []byte
+	// SealedTo is run.refused's sealed_to: the participant SealedReason is
+	// sealed to when not the algorithm provider (a model's provider).
+	SealedTo string
+	Fetches  int
 }
 
 // State is the coordinator's state. It is safe for concurrent use: readers
@@ -216,7 +222,11 @@ func (s *State) apply(idx uint64, e *events.Event) error {
 		if err != nil {
 			return err
 		}
-		run.Status, run.RefuseReason, run.FinishIndex = RunRefused, e.RunRefused.Reason, idx
+		if to := e.RunRefused.SealedTo; to != "" && c.Contract.Participant(to) == nil {
+			return fmt.Errorf("run %s: its reason is sealed to %q, who is not a participant", e.RunRefused.RunID, to)
+		}
+		run.Status, run.RefuseReason, run.SealedReason, run.FinishIndex = RunRefused, e.RunRefused.Reason, e.RunRefused.SealedReason, idx
+		run.SealedTo = e.RunRefused.SealedTo
 	case events.TypeRunAborted:
 		run, err := s.runningRun(c, e.RunAborted.RunID)
 		if err != nil {

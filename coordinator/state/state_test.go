@@ -52,12 +52,12 @@ func TestApplyLifeCycle(t *testing.T) {
 		{Type: events.TypeDatasetUploaded, DatasetUploaded: &events.DatasetUploaded{Dataset: "d", Ciphertext: events.Blob{SHA256: h, Size: 1}, HeaderSHA256: h, SchemaDigest: h, UploadStatement: []byte{1}}},
 		{Type: events.TypeAlgorithmSubmitted, AlgorithmSubmitted: &events.AlgorithmSubmitted{SHA256: h, Text: events.Blob{SHA256: h}}},
 		{Type: events.TypeRunStarted, RunStarted: &events.RunStarted{RunID: run1, Number: 1, AlgorithmSHA256: h}},
-		{Type: events.TypeRunFinished, RunFinished: &events.RunFinished{RunID: run1, ResultSHA256: h, EncryptedResult: events.Blob{SHA256: h}, Statement: []byte{1}}},
+		{Type: events.TypeRunFinished, RunFinished: &events.RunFinished{RunID: run1, ResultCommitment: h, EncryptedResult: events.Blob{SHA256: h}, Statement: []byte{1}}},
 		{Type: events.TypeResultFetched, ResultFetched: &events.ResultFetched{RunID: run1}},
 		{Type: events.TypeRunStarted, RunStarted: &events.RunStarted{RunID: run2, Number: 2, AlgorithmSHA256: h}},
 	}
 	for i, e := range evs {
-		e.V, e.ID, e.Time, e.Contract = 1, events.NewID(), now, cid
+		e.V, e.ID, e.Time, e.Contract = events.Version, events.NewID(), now, cid
 		if err := s.Apply(uint64(i), e); err != nil {
 			t.Fatalf("event %d: %v", i, err)
 		}
@@ -85,7 +85,7 @@ func TestApplyLifeCycle(t *testing.T) {
 		{Type: events.TypeRunAborted, RunAborted: &events.RunAborted{RunID: events.NewID()}},                                // never started
 	}
 	for i, e := range bad {
-		e.V, e.ID, e.Time, e.Contract = 1, events.NewID(), now, cid
+		e.V, e.ID, e.Time, e.Contract = events.Version, events.NewID(), now, cid
 		if err := s.Apply(s.Size(), e); err == nil {
 			t.Errorf("contradiction %d accepted", i)
 		}

@@ -2,6 +2,7 @@ package clinicalcohort
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql/driver"
 	"errors"
 	"os"
@@ -107,7 +108,7 @@ func TestContractTemplate(t *testing.T) {
 	c, _ := scenariotest.FillContract(t, ContractTemplate, Query, model)
 	if got := scenario.Placeholders(ContractTemplate); !slices.Equal(got, []string{
 		"EXPIRES_AT", "HOSPITAL_KEY", "SPONSOR_KEY", "ETHICS_KEY",
-		"QUERY_SHA256", "MODEL_COMMITMENT", "MEASUREMENT", "SIMULATED_ROOT_SHA256",
+		"QUERY_COMMITMENT", "MODEL_COMMITMENT", "MEASUREMENT", "SIMULATED_ROOT_SHA256",
 	}) {
 		t.Errorf("placeholders %v", got)
 	}
@@ -124,7 +125,10 @@ func TestContractTemplate(t *testing.T) {
 	if !c.Algorithm.Confidential || c.Algorithm.Provider != "sponsor" {
 		t.Errorf("algorithm %+v, want the sponsor's, confidential", c.Algorithm)
 	}
-	if m := c.Model("risk_band"); m == nil || !m.Confidential || m.Provider != "sponsor" || m.SHA256 != cleanroom.ModelCommitment(model.Salt, model.Module) {
+	if c.Algorithm.SHA256 == sha256.Sum256([]byte(Query)) {
+		t.Error("the confidential query's contract names its plain SHA-256, not a salted commitment")
+	}
+	if m := c.Model("risk_band"); m == nil || !m.Confidential || m.Provider != "sponsor" || m.Check(model.Module, model.Salt) != nil {
 		t.Errorf("models %+v, want the sponsor's confidential risk_band committing to its module", c.Models)
 	}
 }
@@ -174,8 +178,10 @@ func TestSizes(t *testing.T) {
 // fresh salt.
 func riskModule(t *testing.T) scenariotest.Module {
 	return scenariotest.Module{Name: "risk_band", Placeholder: "MODEL_COMMITMENT",
-		Module: wasmtest.BuildGo(t, RiskModelPackage), Salt: cleanroom.NewModelSalt()}
+		Module: wasmtest.BuildGo(t, RiskModelPackage), Salt: ptr(cleanroom.NewSalt())}
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // nativeRiskBand is the risk model as a plain DuckDB function in native Go.
 type nativeRiskBand struct{}

@@ -11,10 +11,12 @@
 #             receives the counts per site and risk band
 #   ethics    (the ethics committee) audits the coordinator's log
 #
-# The hospital signs a contract naming only the query's SHA-256 and the
-# model's salted commitment; both travel encrypted to the attested
-# coordinator and nobody else ever sees them. The hospital relies on the
-# output policy (k = 20 patients per row); the sponsor never sees a row.
+# The hospital signs a contract naming only salted commitments to the
+# query and to the model: without the salts, which only the sponsor keeps,
+# no one can test a guess of either. Both travel encrypted, with their
+# salts, to the attested coordinator and nobody else ever sees them. The
+# hospital relies on the output policy (k = 20 patients per row); the
+# sponsor never sees a row.
 #
 # Environment: ROWS (patients to generate, default 40000); WORK, KEEP and
 # BIN as in ../lib.sh.
@@ -34,14 +36,14 @@ for p in hospital sponsor ethics; do
   (cd "$WORK/$p" && cleanroom keygen --out "$p" >/dev/null)
 done
 
-step "sponsor: publish only the SHA-256 of its confidential query"
+step "sponsor: publish only a salted commitment to its confidential query"
 cp "$here/query.sql" "$WORK/sponsor/query.sql"
-query_sha=$(sha256sum "$WORK/sponsor/query.sql" | cut -d' ' -f1)
-echo "query sha256 $query_sha (the text stays with the sponsor)" >&2
+query_commitment=$(cd "$WORK/sponsor" && cleanroom algorithm commit query.sql --salt query.salt)
+echo "query commitment $query_commitment (the text and the salt stay with the sponsor)" >&2
 
 step "sponsor: commit to its risk model (the weights stay with the sponsor)"
 cp "$BIN/risk_band.wasm" "$WORK/sponsor/risk_band.wasm"
-model_commitment=$(cd "$WORK/sponsor" && cleanroom model commit risk_band.wasm)
+model_commitment=$(cd "$WORK/sponsor" && cleanroom model commit risk_band.wasm --salt risk_band.salt)
 echo "model risk_band commitment $model_commitment (salted: the salt stays with the sponsor)" >&2
 
 step "all: write the contract from the template"
@@ -50,7 +52,7 @@ fill "$here/contract.yaml.tmpl" \
   HOSPITAL_KEY "$(cat "$WORK/hospital/hospital.pub")" \
   SPONSOR_KEY "$(cat "$WORK/sponsor/sponsor.pub")" \
   ETHICS_KEY "$(cat "$WORK/ethics/ethics.pub")" \
-  QUERY_SHA256 "$query_sha" \
+  QUERY_COMMITMENT "$query_commitment" \
   MODEL_COMMITMENT "$model_commitment" \
   MEASUREMENT "$measurement" \
   SIMULATED_ROOT_SHA256 "$root_pin" >"$WORK/contract.yaml"
@@ -82,13 +84,13 @@ step "hospital: encrypt and upload its patients (Parquet)"
     --contract contract.yaml --key hospital.key --coordinator "$url"
 )
 
-step "sponsor: upload its enrolments, then submit the query sealed to the coordinator"
+step "sponsor: upload its enrolments, then submit the query and its salt sealed to the coordinator"
 (
   cd "$WORK/sponsor"
   export CLEANROOM_COORDINATOR=$url CLEANROOM_CONTRACT=contract.yaml CLEANROOM_KEY=sponsor.key
   cleanroom dataset upload enrolments.csv --dataset enrolments
-  cleanroom algorithm submit query.sql
-  cleanroom model submit risk_band.wasm --name risk_band
+  cleanroom algorithm submit query.sql --salt query.salt
+  cleanroom model submit risk_band.wasm --name risk_band --salt risk_band.salt
   cleanroom model get --name risk_band --out fetched.wasm >/dev/null
   cmp risk_band.wasm fetched.wasm
 )

@@ -161,13 +161,19 @@ type Spec struct {
 	Query        string
 	AlgorithmBy  string
 	Confidential bool
-	Models       []Model
-	Recipients   []string
-	GroupColumn  string
-	K            int
-	MaxRows      int
-	MaxRuns      int
-	Expires      time.Time
+	// Salt is the salt of a confidential algorithm's commitment; Text
+	// makes a fresh one when it is zero.
+	Salt cleanroom.Salt
+	// InsecurePlainDigest names the query's plain SHA-256 even when it is
+	// confidential: the contract the coordinator must refuse to run.
+	InsecurePlainDigest bool
+	Models              []Model
+	Recipients          []string
+	GroupColumn         string
+	K                   int
+	MaxRows             int
+	MaxRuns             int
+	Expires             time.Time
 }
 
 // Model is a model of a Spec's contract: its module and, for a
@@ -176,7 +182,17 @@ type Model struct {
 	Name, Provider string
 	Args           string // the contract's args list, e.g. "[float64]"
 	Result         string
-	Module, Salt   []byte // Salt nil: not confidential
+	Module         []byte
+	Salt           *cleanroom.Salt // nil: not confidential
+}
+
+// Digest is what the contract names for the model: the salted commitment
+// when confidential, the module's SHA-256 otherwise.
+func (m *Model) Digest() [32]byte {
+	if m.Salt == nil {
+		return sha256.Sum256(m.Module)
+	}
+	return cleanroom.CommitModel(*m.Salt, m.Module)
 }
 
 // NewParty makes a participant with a fresh key.
@@ -187,6 +203,32 @@ func NewParty(t testing.TB, id string, roles ...contracts.Role) *Party {
 		t.Fatal(err)
 	}
 	return &Party{ID: id, Roles: roles, Identity: k}
+}
+
+// AlgorithmDigest returns what the contract names as algorithm.sha256: the
+// query's SHA-256, or for a confidential algorithm its salted commitment
+// (making a fresh Salt when there is none).
+func (sp *Spec) AlgorithmDigest() [32]byte {
+	if !sp.Confidential || sp.InsecurePlainDigest {
+		return sha256.Sum256([]byte(sp.Query))
+	}
+	if sp.Salt == (cleanroom.Salt{}) {
+		sp.Salt = cleanroom.NewSalt()
+	}
+	return cleanroom.CommitAlgorithm(sp.Salt, []byte(sp.Query))
+}
+
+// AlgorithmSalt returns the salt the algorithm provider submits with the
+// query: the spec's Salt for a confidential algorithm, nil otherwise.
+func (sp *Spec) AlgorithmSalt() *cleanroom.Salt {
+	if !sp.Confidential {
+		return nil
+	}
+	if sp.Salt == (cleanroom.Salt{}) {
+		sp.Salt = cleanroom.NewSalt()
+	}
+	s := sp.Salt
+	return &s
 }
 
 // Text renders the contract, pinning the coordinator's measurement and
@@ -210,12 +252,12 @@ func (sp *Spec) Text(inst *tee.Instance) []byte {
 		fmt.Fprintf(&b, "  - {id: %s, provider: %s, columns: %s}\n", d.ID, d.Provider, d.Columns)
 	}
 	fmt.Fprintf(&b, "algorithm: {provider: %s, language: duckdb-sql, sha256: \"%x\", confidential: %v}\n",
-		sp.AlgorithmBy, sha256.Sum256([]byte(sp.Query)), sp.Confidential)
+		sp.AlgorithmBy, sp.AlgorithmDigest(), sp.Confidential)
 	if len(sp.Models) > 0 {
 		b.WriteString("models:\n")
 		for _, m := range sp.Models {
 			fmt.Fprintf(&b, "  - {name: %s, provider: %s, sha256: \"%x\", confidential: %v, args: %s, result: %s}\n",
-				m.Name, m.Provider, cleanroom.ModelCommitment(m.Salt, m.Module), m.Salt != nil, m.Args, m.Result)
+				m.Name, m.Provider, m.Digest(), m.Salt != nil, m.Args, m.Result)
 		}
 	}
 	fmt.Fprintf(&b, "output: {recipients: [%s], max_rows: %d, max_runs: %d", strings.Join(sp.Recipients, ", "), sp.MaxRows, sp.MaxRuns)
@@ -389,6 +431,18 @@ func (sc *Scenario) MustUpload(t testing.TB, id, ds, csv string) *api.UploadRece
 	rec, err := sc.Upload(t, id, ds, sc.Seal(t, id, ds, csv))
 	if err != nil {
 		t.Fatalf("uploading %s as %s: %v", ds, id, err)
+	}
+	return rec
+}
+
+// SubmitAlgorithm submits the spec's query as its algorithm provider (with
+// the commitment's salt when it is confidential), failing the test on
+// refusal.
+func (sc *Scenario) SubmitAlgorithm(t testing.TB) *api.AlgorithmReceipt {
+	t.Helper()
+	rec, err := sc.Client(t, sc.Spec.AlgorithmBy).SubmitAlgorithm(context.Background(), []byte(sc.Spec.Query), sc.Spec.AlgorithmSalt())
+	if err != nil {
+		t.Fatalf("submitting the algorithm as %s: %v", sc.Spec.AlgorithmBy, err)
 	}
 	return rec
 }

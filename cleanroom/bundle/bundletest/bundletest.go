@@ -284,7 +284,7 @@ type RunOptions struct {
 	// Result is the plaintext result; nil means Result().
 	Result []byte
 	// Encrypt replaces bundle.EncryptResult.
-	Encrypt func(plain []byte, c *contracts.Contract, runID string) ([]byte, error)
+	Encrypt func(plain []byte, c *contracts.Contract, runID string) ([]byte, [32]byte, error)
 	// EditStatement changes the statement before it is signed.
 	EditStatement func(*bundle.Statement)
 	// EditRunStarted and EditRunFinished change the events before they
@@ -341,7 +341,7 @@ func (w *World) Run(ctx context.Context, opts RunOptions) (*Run, error) {
 	if opts.Encrypt != nil {
 		encrypt = opts.Encrypt
 	}
-	enc, err := encrypt(plain, c, runID)
+	enc, commitment, err := encrypt(plain, c, runID)
 	if err != nil {
 		return nil, err
 	}
@@ -354,7 +354,7 @@ func (w *World) Run(ctx context.Context, opts RunOptions) (*Run, error) {
 		RunID:                 runID,
 		RunNumber:             w.runs,
 		AlgorithmSHA256:       c.Algorithm.SHA256,
-		ResultSHA256:          sha256.Sum256(plain),
+		ResultCommitment:      commitment,
 		EncryptedResultSHA256: sha256.Sum256(enc),
 		EncryptedResultSize:   int64(len(enc)),
 		RowsKept:              3,

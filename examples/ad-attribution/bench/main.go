@@ -268,7 +268,7 @@ func prepare(dir string, rows int64, generate bool, dataDir string) (string, err
 		return "", err
 	}
 	defer meas.Close()
-	if _, err := meas.SubmitAlgorithm(ctx, []byte(adattribution.Query)); err != nil {
+	if _, err := meas.SubmitAlgorithm(ctx, []byte(adattribution.Query), nil); err != nil {
 		return "", err
 	}
 	adv, err := parties["advertiser"].MarshalText()

@@ -206,11 +206,14 @@ func Engine(tb testing.TB, c *contracts.Contract, dir string, format connectors.
 // commitment, Salt its commitment's salt (nil: a plain SHA-256).
 type Module struct {
 	Name, Placeholder string
-	Module, Salt      []byte
+	Module            []byte
+	Salt              *cleanroom.Salt
 }
 
 // FillContract fills a scenario's contract template for a test: a fresh
-// key for every {{..._KEY}}, the SHA-256 of query for {{QUERY_SHA256}}, the
+// key for every {{..._KEY}}, the SHA-256 of query for {{QUERY_SHA256}} (an
+// algorithm that is not confidential), the salted commitment to query with
+// a fresh salt for {{QUERY_COMMITMENT}} (a confidential one), the
 // commitment to each of models for its placeholder, an arbitrary
 // measurement and simulated root, and an expiry 30 days ahead. It parses
 // the result with contracts.Parse and returns both.
@@ -228,6 +231,9 @@ func FillContract(tb testing.TB, tmpl []byte, query string, models ...Module) (*
 		case name == "QUERY_SHA256":
 			sum := sha256.Sum256([]byte(query))
 			values[name] = hex.EncodeToString(sum[:])
+		case name == "QUERY_COMMITMENT":
+			sum := cleanroom.CommitAlgorithm(cleanroom.NewSalt(), []byte(query))
+			values[name] = hex.EncodeToString(sum[:])
 		case name == "MEASUREMENT":
 			values[name] = strings.Repeat("ab", 48)
 		case name == "SIMULATED_ROOT_SHA256":
@@ -236,7 +242,10 @@ func FillContract(tb testing.TB, tmpl []byte, query string, models ...Module) (*
 			values[name] = time.Now().Add(30 * 24 * time.Hour).UTC().Format(time.RFC3339)
 		case slices.ContainsFunc(models, func(m Module) bool { return m.Placeholder == name }):
 			m := models[slices.IndexFunc(models, func(m Module) bool { return m.Placeholder == name })]
-			sum := cleanroom.ModelCommitment(m.Salt, m.Module)
+			sum := sha256.Sum256(m.Module)
+			if m.Salt != nil {
+				sum = cleanroom.CommitModel(*m.Salt, m.Module)
+			}
 			values[name] = hex.EncodeToString(sum[:])
 		default:
 			tb.Fatalf("the template has a placeholder {{%s}} this helper does not know", name)
