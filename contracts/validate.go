@@ -142,7 +142,7 @@ func (v *validator) algorithm() {
 	c := v.c
 	v.needRole("algorithm.provider", c.Algorithm.Provider, RoleAlgorithmProvider, "algorithm.provider")
 	for i, p := range c.Participants {
-		if p.Has(RoleAlgorithmProvider) && p.ID != c.Algorithm.Provider && !c.providesModel(p.ID) {
+		if p.Has(RoleAlgorithmProvider) && p.ID != c.Algorithm.Provider && !c.ProvidesModel(p.ID) {
 			v.problem(index("participants", i), "participant %q has role algorithm_provider but provides neither the algorithm (algorithm.provider is %q) nor a model", p.ID, c.Algorithm.Provider)
 		}
 	}
@@ -167,8 +167,8 @@ func (v *validator) models() {
 	}
 }
 
-// providesModel reports whether participant id provides a model.
-func (c *Contract) providesModel(id string) bool {
+// ProvidesModel reports whether participant id provides a model.
+func (c *Contract) ProvidesModel(id string) bool {
 	for _, m := range c.Models {
 		if m.Provider == id {
 			return true

@@ -594,9 +594,19 @@ func (t *timeline) runRefused(idx uint64, ev *events.Event) {
 		// The full reason is sealed to the confidential algorithm's
 		// provider; an auditor sees only that it exists.
 		t.cur.Details["sealed_reason_sha256"] = digest(b.SealedReason)
-		t.cur.Summary += fmt.Sprintf(" (full reason sealed to %s)", t.c.Algorithm.Provider)
-		if !t.c.Algorithm.Confidential {
-			t.problem(idx, "run.refused at index %d seals the reason of run %s, but the contract's algorithm is not confidential: its reasons are public", idx, b.RunID)
+		switch {
+		case b.SealedTo == "":
+			t.cur.Summary += fmt.Sprintf(" (full reason sealed to %s)", t.c.Algorithm.Provider)
+			if !t.c.Algorithm.Confidential {
+				t.problem(idx, "run.refused at index %d seals the reason of run %s, but the contract's algorithm is not confidential: its reasons are public", idx, b.RunID)
+			}
+		case !t.c.ProvidesModel(b.SealedTo):
+			t.problem(idx, "run.refused at index %d seals the reason of run %s to %q, who provides no model of the contract", idx, b.RunID, b.SealedTo)
+		default:
+			// A failing model's detail is sealed to its provider
+			// (docs/models.md §5).
+			t.cur.Details["sealed_to"] = b.SealedTo
+			t.cur.Summary += fmt.Sprintf(" (the model's detail sealed to %s)", b.SealedTo)
 		}
 	}
 	if b.Stage == "admission" {
