@@ -2,6 +2,9 @@ package coordinator
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -9,14 +12,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/cleanroom/atls"
 	"cleanroom.dev/cleanroom/cleanroom/attest"
+	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator/state"
 )
@@ -43,15 +49,14 @@ func (c *Coordinator) Handler() http.Handler {
 	route("POST /v1/contracts/{cid}/runs", c.handleRun)
 	route("GET /v1/contracts/{cid}/runs/{rid}", c.handleRunStatus)
 	route("GET /v1/contracts/{cid}/runs/{rid}/result", c.handleResult)
-	logHandler := http.StripPrefix("/v1/log", c.log.Handler())
+	route("GET /v1/contracts/{cid}/log/{resource...}", c.handleLogView)
 	route("GET /v1/log/", func(w http.ResponseWriter, r *http.Request) error {
-		if err := c.authorizeAuditor(atls.RequestKey(r)); err != nil {
-			return err
-		}
-		logHandler.ServeHTTP(w, r)
-		return nil
+		return notFound("the audit log is served per contract, not whole").
+			withHint("GET /v1/contracts/{contract id}/log/" + strings.TrimPrefix(r.URL.Path, "/v1/log/") + " as an auditor of the contract (docs/log.md §7)")
 	})
-	mux.Handle("GET /metrics", c.metrics.handler(c.gauges))
+	mux.Handle("GET /metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.metrics.serve(w, c.isOperator(r), c.gauges)
+	}))
 	mux.Handle("/", c.instrument("unknown", func(w http.ResponseWriter, r *http.Request) error {
 		return notFound("no such endpoint: %s %s", r.Method, r.URL.Path).withHint("see docs/api.md for the API")
 	}))
@@ -174,11 +179,16 @@ func (c *Coordinator) handleHealth(w http.ResponseWriter, r *http.Request) error
 	if err := c.failedErr(); err != nil {
 		return err
 	}
-	var n int
-	c.state.View(func(v *state.Snapshot) { n = len(v.Contracts()) })
-	h := api.Health{Status: "ok", LogSize: c.state.Size(), Contracts: n, Damaged: c.damagedCount()}
-	if h.Damaged > 0 {
+	h := api.Health{Status: "ok"}
+	damaged := c.damagedCount()
+	if damaged > 0 {
 		h.Status = "degraded"
+	}
+	if c.isOperator(r) {
+		var n int
+		c.state.View(func(v *state.Snapshot) { n = len(v.Contracts()) })
+		size := c.state.Size()
+		h.LogSize, h.Contracts, h.Damaged = &size, &n, damaged
 	}
 	writeJSON(w, http.StatusOK, h)
 	return nil
@@ -348,25 +358,100 @@ func (c *Coordinator) handleResult(w http.ResponseWriter, r *http.Request) error
 	return nil
 }
 
-// authorizeAuditor admits a key holding the auditor role in any registered
-// contract.
-func (c *Coordinator) authorizeAuditor(key []byte) error {
-	if key == nil {
-		return unauthenticated()
+// handleLogView serves contract cid's view of the audit log (docs/log.md
+// §7) to an auditor of cid: the checkpoint and hash tiles as they are, the
+// entry bundles with every event of another contract redacted, and the
+// signed view head.
+func (c *Coordinator) handleLogView(w http.ResponseWriter, r *http.Request) error {
+	cid, err := pathContract(r)
+	if err != nil {
+		return err
 	}
-	var ok bool
-	c.state.View(func(v *state.Snapshot) {
-		for _, sc := range v.Contracts() {
-			if p := atls.ParticipantOf(sc.Contract, key); p != nil && p.Has(contracts.RoleAuditor) {
-				ok = true
-				return
-			}
-		}
+	_, p, err := c.participant(cid, atls.RequestKey(r))
+	if err != nil {
+		return err
+	}
+	if err := requireRole(p, "read the audit log", contracts.RoleAuditor); err != nil {
+		return err
+	}
+	r2 := r.Clone(r.Context())
+	r2.URL.Path, r2.URL.RawPath = "/"+r.PathValue("resource"), ""
+	c.log.ViewHandler(cid.String(), contractView{c, cid.String()}).ServeHTTP(w, r2)
+	return nil
+}
+
+// contractView is a contract's view of the log: its own events and the
+// coordinator's starts, as the state (rebuilt from the verified log) places
+// them — never as an entry on disk claims, so an entry altered on disk is
+// shown to the contract it belonged to, which detects the alteration, and
+// to no one else.
+type contractView struct {
+	c   *Coordinator
+	cid string
+}
+
+func (v contractView) Shows(ctx context.Context, index uint64) (bool, error) {
+	if err := v.c.waitApplied(ctx, index+1); err != nil {
+		return false, err
+	}
+	return v.c.state.Has(v.cid, index) || v.c.state.Has(events.CoordinatorScope, index), nil
+}
+
+func (v contractView) Count(ctx context.Context, size uint64) (uint64, error) {
+	if err := v.c.waitApplied(ctx, size); err != nil {
+		return 0, err
+	}
+	return v.c.state.Count(v.cid, size) + v.c.state.Count(events.CoordinatorScope, size), nil
+}
+
+// waitApplied waits until the first size log entries are applied to the
+// state. Entries a published checkpoint covers are durable and applied
+// moments after their append returns.
+func (c *Coordinator) waitApplied(ctx context.Context, size uint64) error {
+	if c.state.Size() >= size {
+		return nil
+	}
+	stop := context.AfterFunc(ctx, func() {
+		c.applyMu.Lock()
+		c.applyCond.Broadcast()
+		c.applyMu.Unlock()
 	})
-	if !ok {
-		return forbidden("reading the audit log needs the auditor role in a registered contract")
+	defer stop()
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
+	for c.state.Size() < size {
+		if c.failed != nil {
+			return c.failed
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c.applyCond.Wait()
 	}
 	return nil
+}
+
+// isOperator tells whether a request comes from the coordinator's operator
+// (docs/api.md, "The operator"): it carries the operator token
+// (Config.OperatorToken) as a bearer token, or comes from a loopback
+// address while Config.OperatorLoopback is set.
+func (c *Coordinator) isOperator(r *http.Request) bool {
+	if c.cfg.OperatorLoopback {
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+				return true
+			}
+		}
+	}
+	if c.cfg.OperatorToken == "" {
+		return false
+	}
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	got, want := sha256.Sum256([]byte(token)), sha256.Sum256([]byte(c.cfg.OperatorToken))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }
 
 // slowReader bounds slow uploads: a client that sends nothing for

@@ -98,19 +98,22 @@ func unauthenticated() *Error {
 }
 
 // participant finds the registered contract cid and the caller's
-// participant in it, refusing strangers. The returned contract entry's
-// immutable fields may be read without the state lock.
+// participant in it, refusing strangers. A stranger gets the answer an
+// unregistered contract gets, so it cannot learn that a contract it is not
+// party to is registered. The returned contract entry's immutable fields
+// may be read without the state lock.
 func (c *Coordinator) participant(cid contracts.ID, actor ed25519.PublicKey) (*state.Contract, *contracts.Participant, error) {
 	if actor == nil {
 		return nil, nil, unauthenticated()
 	}
 	sc := c.state.Contract(cid)
-	if sc == nil {
-		return nil, nil, notFound("contract %s is not registered", cid).withHint("submit it first: cleanroom contract submit")
+	var p *contracts.Participant
+	if sc != nil {
+		p = atls.ParticipantOf(sc.Contract, actor)
 	}
-	p := atls.ParticipantOf(sc.Contract, actor)
 	if p == nil {
-		return nil, nil, forbidden("your key is not a participant's in contract %s", cid)
+		return nil, nil, notFound("contract %s is not registered here, or your key is not one of its participants'", cid).
+			withHint("submit the contract first (cleanroom contract submit), and connect with the key the contract names for you")
 	}
 	return sc, p, nil
 }

@@ -16,6 +16,7 @@ package coordinator
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -72,6 +73,16 @@ type Config struct {
 	// CheckpointInterval is how often the log publishes a signed
 	// checkpoint. Default 1 s (the eventlog default).
 	CheckpointInterval time.Duration
+	// OperatorToken, when not empty, makes a request carrying the header
+	// "Authorization: Bearer <OperatorToken>" the operator's: it gets every
+	// series of /metrics and the counts of /v1/health, which no one else
+	// gets (docs/api.md). At least 32 printable ASCII characters, no
+	// spaces. Default: none.
+	OperatorToken string
+	// OperatorLoopback makes requests from a loopback address the
+	// operator's without a token. Off by default: a proxy inside the VM
+	// would make every remote client look local.
+	OperatorLoopback bool
 	// Logger receives structured logs. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -133,6 +144,9 @@ type Coordinator struct {
 	// locks serialises the check-append-apply of changes per contract, so
 	// two requests cannot both pass a check that only one may pass.
 	locks keyedMutex
+	// chains serialises the appends of one events scope (a contract, or
+	// the coordinator's starts), so each event links to the one before.
+	chains keyedMutex
 	// applyMu and applied order Apply calls by log index when appends of
 	// different contracts complete out of order.
 	applyMu   sync.Mutex
@@ -151,6 +165,9 @@ func Open(ctx context.Context, cfg Config) (*Coordinator, error) {
 	cfg.setDefaults()
 	if cfg.DataDir == "" {
 		return nil, errors.New("coordinator: no data directory")
+	}
+	if err := checkOperatorToken(cfg.OperatorToken); err != nil {
+		return nil, err
 	}
 	// The log library reports through klog; route it into our structured
 	// log (process-wide: the last coordinator opened wins).
@@ -203,6 +220,26 @@ func Open(ctx context.Context, cfg Config) (*Coordinator, error) {
 	return c, nil
 }
 
+// MinOperatorTokenLength is the shortest operator token accepted.
+const MinOperatorTokenLength = 32
+
+// checkOperatorToken refuses a token that is short or not printable ASCII
+// without spaces (it travels in an HTTP header).
+func checkOperatorToken(t string) error {
+	if t == "" {
+		return nil
+	}
+	if len(t) < MinOperatorTokenLength {
+		return fmt.Errorf("coordinator: the operator token has %d characters, at least %d are needed (e.g. openssl rand -hex 32)", len(t), MinOperatorTokenLength)
+	}
+	for i := 0; i < len(t); i++ {
+		if t[i] <= ' ' || t[i] > '~' {
+			return fmt.Errorf("coordinator: the operator token may hold only printable ASCII characters without spaces (character %d is not)", i+1)
+		}
+	}
+	return nil
+}
+
 // replay rebuilds the state from the log and checks the blobs it names.
 func (c *Coordinator) replay(ctx context.Context) error {
 	start := time.Now()
@@ -214,7 +251,7 @@ func (c *Coordinator) replay(ctx context.Context) error {
 		if err := c.checkBlobs(e); err != nil {
 			return fmt.Errorf("log entry %d (%s): %w", idx, e.Type, err)
 		}
-		return c.state.Apply(idx, e)
+		return c.state.Apply(idx, e, tlog.HashLeaf(entry))
 	})
 	if err != nil {
 		return fmt.Errorf("replaying the audit log: %w", err)
@@ -323,14 +360,27 @@ func (c *Coordinator) recordStart(ctx context.Context) error {
 }
 
 // commit appends e durably and applies it to the state, in log order. It
-// fills in the envelope fields. An error after the append leaves the
-// coordinator failed: the log may hold an event the state lacks, and only a
-// restart (replay) reconciles them.
+// fills in the envelope fields: a fresh id and salt, the time, and the link
+// to the previous event of e's scope (seq and prev, docs/events.md). The
+// events of one scope are committed one at a time, so each names the leaf
+// hash of the one before it; different scopes still share batches. An
+// error after the append leaves the coordinator failed: the log may hold
+// an event the state lacks, and only a restart (replay) reconciles them.
 func (c *Coordinator) commit(ctx context.Context, e *events.Event) (uint64, error) {
 	if err := c.failedErr(); err != nil {
 		return 0, err
 	}
-	e.V, e.ID, e.Time = events.Version, events.NewID(), c.cfg.Now().UTC()
+	unlock := c.chains.lock(e.Scope())
+	defer unlock()
+	if err := c.failedErr(); err != nil {
+		return 0, err // the chain's last link may be unknown
+	}
+	seq, prev := c.state.ChainHead(e.Scope())
+	e.V, e.ID, e.Salt, e.Time = events.Version, events.NewID(), events.NewSalt(), c.cfg.Now().UTC()
+	e.Seq, e.Prev = seq+1, ""
+	if seq > 0 {
+		e.Prev = hex.EncodeToString(prev[:])
+	}
 	entry, err := events.Encode(e)
 	if err != nil {
 		return 0, internal(err, "encoding %s event: %v", e.Type, err)
@@ -352,7 +402,7 @@ func (c *Coordinator) commit(ctx context.Context, e *events.Event) (uint64, erro
 		c.applyMu.Unlock()
 		return 0, c.failedErr()
 	}
-	err = c.state.Apply(idx, e)
+	err = c.state.Apply(idx, e, tlog.HashLeaf(entry))
 	c.applyCond.Broadcast()
 	c.applyMu.Unlock()
 	if err != nil {

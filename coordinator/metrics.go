@@ -15,7 +15,10 @@ import (
 // metrics are the coordinator's Prometheus metrics, exposed in the text
 // exposition format at /metrics. They count requests, refusals, events,
 // bytes and runs, and time requests; none carries a contract, dataset or
-// participant name, so they leak nothing the operator does not see anyway.
+// participant name. Polled often, though, they tell what each run did (its
+// suppressed rows, its refusal) and when every contract acts, so they are
+// served only to the operator, who sees as much in the log on its disk;
+// anyone else gets the public series alone (docs/api.md).
 type metrics struct {
 	mu        sync.Mutex
 	counters  map[string]*atomic.Int64 // name{labels} → value
@@ -156,9 +159,15 @@ func formatFloat(f float64) string {
 	return fmt.Sprintf("%g", f)
 }
 
-func (m *metrics) handler(gauges func() map[string]float64) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+// serve writes the metrics: every series to the operator; to anyone else
+// only the public ones, which move with nothing a participant does.
+func (m *metrics) serve(w http.ResponseWriter, operator bool, gauges func() map[string]float64) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	fmt.Fprintf(w, "# HELP cleanroomd_up 1 while the coordinator serves.\n# TYPE cleanroomd_up gauge\ncleanroomd_up 1\n")
+	fmt.Fprintf(w, "# HELP cleanroomd_build_info The cleanroomd version.\n# TYPE cleanroomd_build_info gauge\ncleanroomd_build_info{version=%q} 1\n", Version)
+	fmt.Fprintf(w, "# HELP cleanroomd_start_time_seconds When the coordinator started, in seconds since the Unix epoch.\n# TYPE cleanroomd_start_time_seconds gauge\ncleanroomd_start_time_seconds %d\n", m.start.Unix())
+	if operator {
 		m.write(w, gauges())
-	})
+	}
 }

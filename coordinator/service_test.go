@@ -44,7 +44,9 @@ func runDaemon(dir string) {
 	installFault()
 	// Warnings and errors only, on stderr: a long soak must not fill memory
 	// with request logs.
-	cfg := coordinator.Config{MaxUploadBytes: 64 << 20, CheckpointInterval: 100 * time.Millisecond,
+	// The tests are its operator, on loopback: they read the log size from
+	// /v1/health.
+	cfg := coordinator.Config{MaxUploadBytes: 64 << 20, CheckpointInterval: 100 * time.Millisecond, OperatorLoopback: true,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	s, err := scenario.StartE(dir, cfg)
 	if err != nil {
@@ -137,7 +139,7 @@ func call(t *testing.T, hc *http.Client, url, method, path string, body []byte) 
 
 // TestAuthorizationTable walks every endpoint with every role and with a
 // stranger's key and an anonymous client: exactly the callers docs/api.md
-// allows get through; everyone else is refused with 401 or 403 and a clear
+// allows get through; everyone else is refused with 401, 403 or 404 and a clear
 // error body, and the refusal leaves no trace in the log — only a line in
 // the daemon's structured log.
 func TestAuthorizationTable(t *testing.T) {
@@ -178,7 +180,11 @@ func TestAuthorizationTable(t *testing.T) {
 		{"POST", "/v1/contracts/" + cid + "/runs", []string{"advertiser", "measurer"}, nil, nil},
 		{"GET", "/v1/contracts/" + cid + "/runs/{run}", participants, nil, nil},
 		{"GET", "/v1/contracts/" + cid + "/runs/{run}/result", []string{"advertiser"}, nil, nil},
-		{"GET", "/v1/log/checkpoint", []string{"auditor"}, nil, nil},
+		{"GET", "/v1/contracts/" + cid + "/log/checkpoint", []string{"auditor"}, nil, nil},
+		{"GET", "/v1/contracts/" + cid + "/log/tile/0/000.p/1", []string{"auditor"}, nil, nil},
+		{"GET", "/v1/contracts/" + cid + "/log/tile/entries/000.p/1", []string{"auditor"}, nil, nil},
+		{"GET", "/v1/contracts/" + cid + "/log/head/1", []string{"auditor"}, nil, nil},
+		{"GET", "/v1/log/checkpoint", nil, nil, nil}, // the whole log is nobody's
 	}
 	cs := callers(t, sc)
 	for _, ep := range endpoints {
@@ -201,7 +207,9 @@ func TestAuthorizationTable(t *testing.T) {
 				}
 				status, body = call(t, cl.hc, srv.URL, ep.method, path, reqBody)
 			}
-			refused := status == http.StatusUnauthorized || status == http.StatusForbidden
+			// A stranger is told what it would be told of a contract
+			// that does not exist: 404.
+			refused := status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusNotFound
 			if allowed == refused {
 				t.Errorf("%s %s as %s: status %d (allowed: %v): %s", ep.method, ep.path, cl.name, status, allowed, body)
 				continue

@@ -14,10 +14,12 @@ const MaxJSONBody = 1 << 20
 
 // Health is the body of GET /v1/health.
 type Health struct {
-	Status    string `json:"status"` // "ok", or "degraded" when stored blobs are damaged
-	LogSize   uint64 `json:"log_size"`
-	Contracts int    `json:"contracts"`
-	Damaged   int    `json:"damaged_blobs,omitempty"`
+	Status string `json:"status"` // "ok", or "degraded" when stored blobs are damaged
+	// The rest is told only to the operator (docs/api.md): counts over
+	// every contract are nobody else's business.
+	LogSize   *uint64 `json:"log_size,omitempty"`
+	Contracts *int    `json:"contracts,omitempty"`
+	Damaged   int     `json:"damaged_blobs,omitempty"`
 }
 
 // AttestationRequest is the body of POST /v1/attestation.

@@ -65,8 +65,9 @@ const DefaultEvidenceWait = 5 * time.Second
 // Config is what one audit needs.
 type Config struct {
 	// Contract is the contract whose events are checked and shown. The
-	// log's other contracts' entries are verified too (every entry is),
-	// but only counted.
+	// coordinator shows the auditor only this contract's view of the log:
+	// other contracts' entries are redacted, verified by their leaf hashes
+	// only, and counted.
 	Contract *contracts.Contract
 	// ContractText is the contract file the auditor holds, to tell
 	// whether the coordinator registered the very same text (optional).
@@ -97,19 +98,24 @@ var ErrFailed = errors.New("audit failed")
 //  1. fetch the checkpoint and verify it strictly under the attested key;
 //  2. prove it extends the checkpoint kept in st, if any (a rollback or fork
 //     is saved as evidence in st and fails the audit);
-//  3. fetch every entry, recompute the whole tree and check every tile
-//     against the signed root (tlog.VerifyEntries), so every event's
-//     inclusion is proved;
-//  4. check the events: the coordinator's starts against the attested key,
-//     measurement and evidence, every signature inside the contract's events,
-//     and the timeline's rules;
+//  3. fetch the contract's view of the log (other contracts' events
+//     redacted), recompute the whole tree from the shown entries and the
+//     level-0 tiles and check every tile against the signed root, and check
+//     that the view shows as many entries as the coordinator's signed view
+//     head says (tlog.Verifier.VerifyView), so the inclusion of every event
+//     of the contract is proved and none was withheld;
+//  4. check the events: each scope's chain (seq and prev) unbroken, the
+//     coordinator's starts against the attested key, measurement and
+//     evidence, every signature inside the contract's events, and the
+//     timeline's rules;
 //  5. only when all of it holds, store the new checkpoint and the report in
 //     st.
 //
 // It returns the report, also when the audit fails (then Verified is false
 // and Failure says why, and the error wraps ErrFailed and, for a rollback or
 // fork, the *tlog.ConsistencyError; for a tile or entry that does not match,
-// the *tlog.ContentError). Errors reaching the log are returned as they are,
+// the *tlog.ContentError; for a view that hides entries, the
+// *tlog.ViewCountError). Errors reaching the log are returned as they are,
 // with a nil report, and change nothing.
 func Run(ctx context.Context, cfg Config, st *State) (*Report, error) {
 	if cfg.Contract == nil || cfg.Coordinator == nil || cfg.Coordinator.PublicKey == nil || cfg.Fetcher == nil || st == nil {
@@ -199,17 +205,23 @@ func Run(ctx context.Context, cfg Config, st *State) (*Report, error) {
 				r.Checkpoint.Consistency = "unchanged"
 			}
 		}
-		entries, err := tlog.VerifyEntries(ctx, cfg.Fetcher, cp)
+		view, err := v.VerifyView(ctx, cfg.Fetcher, cp, cfg.Contract.ID().String())
+		var withheld *tlog.ViewCountError
 		switch {
+		case errors.As(err, &withheld):
+			r.Log.ViewHead = string(withheld.Head.Bytes())
+			return fail(FailWithheld, err, "")
 		case errors.As(err, new(*tlog.ContentError)):
 			return fail(FailLog, err, "")
+		case errors.Is(err, tlog.ErrBadViewHead):
+			return fail(FailCheckpoint, fmt.Errorf("the coordinator's view head: %w", err), "")
 		case err != nil:
 			return nil, fmt.Errorf("reading the log's entries: %w", err)
 		}
 		rr := *r
 		rr.Problems, rr.Warnings = []Finding{}, []Finding{}
-		rr.Log = LogFacts{Size: cp.Size()}
-		checkTimeline(&rr, entries, cfg.Contract, co, cfg.ContractText)
+		rr.Log = LogFacts{Size: cp.Size(), ViewEntries: view.Shown, ViewHead: string(view.Head.Bytes())}
+		checkTimeline(&rr, view.Entries, cfg.Contract, co, cfg.ContractText)
 		if rr.Coordinator.EvidenceLoggedAt == nil {
 			// The start of the attested coordinator may not be covered by a
 			// checkpoint yet: wait for a newer one, then verify again.

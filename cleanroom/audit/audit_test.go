@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -224,6 +225,25 @@ func TestTamperedLog(t *testing.T) {
 		{"hash tile missing", tamper(real, isPath("tile/0/"), func([]byte) ([]byte, error) {
 			return nil, fs.ErrNotExist
 		}), FailLog, "tile/0/000", -1, "missing"},
+		{"the contract's last event withheld", tamper(real, isPath("tile/entries/"), func(b []byte) ([]byte, error) {
+			es := bundleEntries(b)
+			es[len(es)-1] = nil // result.fetched, redacted as if of another contract
+			return encodeBundle(es), nil
+		}), FailWithheld, "", -1, "entries of the view were withheld"},
+		{"an event in the middle withheld", tamper(real, isPath("tile/entries/"), func(b []byte) ([]byte, error) {
+			es := bundleEntries(b)
+			es[5] = nil
+			return encodeBundle(es), nil
+		}), FailWithheld, "", -1, "were withheld"},
+		{"view head claiming fewer events", tamper(real, isPath("head/"), func(b []byte) ([]byte, error) {
+			lines := bytes.SplitN(b, []byte("\n"), 4) // view line, size, count, signature block
+			n, err := strconv.Atoi(string(lines[2]))
+			if err != nil {
+				return nil, err
+			}
+			lines[2] = []byte(strconv.Itoa(n - 1))
+			return bytes.Join(lines, []byte("\n")), nil
+		}), FailCheckpoint, "", -1, "view head"},
 		{"flipped byte in the checkpoint's root", tamper(real, isPath("checkpoint"), func(b []byte) ([]byte, error) {
 			lines := bytes.SplitN(b, []byte("\n"), 3)
 			lines[2][3] ^= 0x01
@@ -256,6 +276,9 @@ func TestTamperedLog(t *testing.T) {
 			}
 			if tc.kind == FailLog && !errors.As(err, new(*tlog.ContentError)) {
 				t.Errorf("error does not carry the tlog.ContentError: %v", err)
+			}
+			if tc.kind == FailWithheld && (!errors.As(err, new(*tlog.ViewCountError)) || !strings.Contains(r.Log.ViewHead, "/view/"+w.sc.Contract.ID().String()+"\n")) {
+				t.Errorf("a withheld event's failure carries no signed view head: %v, %q", err, r.Log.ViewHead)
 			}
 			keptAfter, _ := os.ReadFile(filepath.Join(dir, CheckpointFile))
 			factsAfter, _ := os.ReadFile(filepath.Join(dir, FactsFile))

@@ -179,7 +179,7 @@ func FuzzReadFacts(f *testing.F) {
 			t.Fatal(err)
 		}
 		facts, err := ReadFacts(dir)
-		h := Handler(dir, nil)
+		h := Handler(dir, ViewOptions{})
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1/", nil))
 		if rec.Code != http.StatusOK {

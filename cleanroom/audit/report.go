@@ -222,7 +222,9 @@ type LogFacts struct {
 	Size              uint64 `json:"size"`               // entries verified (the checkpoint's size)
 	ContractEvents    uint64 `json:"contract_events"`    // events of this contract
 	CoordinatorStarts uint64 `json:"coordinator_starts"` // coordinator.started events
-	OtherEvents       uint64 `json:"other_events"`       // events of other contracts (not shown)
+	OtherEvents       uint64 `json:"other_events"`       // entries redacted in this contract's view: other contracts' events, verified by leaf hash only
+	ViewEntries       uint64 `json:"view_entries"`       // entries the view showed, as many as its signed head says
+	ViewHead          string `json:"view_head"`          // the coordinator's signed view head at Size (docs/log.md §7), as served
 }
 
 // Finding is a problem or warning, tied to a log entry when Index is set.
@@ -243,6 +245,10 @@ const (
 	// FailLog: a tile or entry bundle does not match the signed checkpoint
 	// (Path and Index say which).
 	FailLog = "bad-log"
+	// FailWithheld: the contract's view of the log shows fewer (or more)
+	// entries than the coordinator's signed view head says; the head is in
+	// Report.Log.ViewHead.
+	FailWithheld = "withheld"
 	// FailEvents: the entries verify but break the log's rules (see
 	// Report.Problems).
 	FailEvents = "bad-events"

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"cleanroom.dev/cleanroom/cleanroom/events"
+	"cleanroom.dev/cleanroom/cleanroom/tlog"
 )
 
 // decodeAll decodes the world's real entries.
@@ -23,14 +24,41 @@ func decodeAll(t *testing.T, entries [][]byte) []*events.Event {
 	return out
 }
 
+// encode encodes one event as it is.
+func encode(t *testing.T, e *events.Event) []byte {
+	t.Helper()
+	b, err := events.Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// encodeAll encodes the events as the coordinator appends them: each
+// linked to the one before it in its scope's chain (seq and prev), with a
+// salt.
 func encodeAll(t *testing.T, evs []*events.Event) [][]byte {
 	t.Helper()
 	out := make([][]byte, len(evs))
+	type link struct {
+		seq  uint64
+		leaf [32]byte
+	}
+	chains := map[string]link{}
 	for i, e := range evs {
+		last := chains[e.Scope()]
+		e.Seq, e.Prev = last.seq+1, ""
+		if last.seq > 0 {
+			e.Prev = hexs(last.leaf)
+		}
+		if e.Salt == "" {
+			e.Salt = events.NewSalt()
+		}
 		b, err := events.Encode(e)
 		if err != nil {
 			t.Fatalf("encoding event %d: %v", i, err)
 		}
+		chains[e.Scope()] = link{e.Seq, tlog.HashLeaf(b)}
 		out[i] = b
 	}
 	return out
@@ -230,6 +258,49 @@ func TestEventRules(t *testing.T) {
 				}
 			}
 			t.Errorf("no finding with %q among %+v", tc.want, list)
+		})
+	}
+	// What a view that hides or leaks events looks like to the timeline
+	// (the view head catches these too: TestWithheldEvent).
+	for _, tc := range []struct {
+		name, want string
+		edit       func([][]byte) [][]byte
+	}{
+		{"an event of the contract withheld", "events 5 to 5 were withheld", func(es [][]byte) [][]byte {
+			es[5] = nil // run.started of run 1 (seq 5 of the contract) redacted
+			return es
+		}},
+		{"the contract's first events withheld", "events 1 to 2 were withheld", func(es [][]byte) [][]byte {
+			es[1], es[2] = nil, nil
+			return es
+		}},
+		{"a coordinator start withheld", "events 2 to 2 were withheld", func(es [][]byte) [][]byte {
+			e := decodeAll(t, es[:1])[0] // start 1; start 3 follows it
+			e.ID, e.Seq, e.Prev = events.NewID(), 3, strings.Repeat("0", 64)
+			return append(es, encode(t, e))
+		}},
+		{"an event linked to another", "links to", func(es [][]byte) [][]byte {
+			e := decodeAll(t, es[7:8])[0]
+			e.Prev = strings.Repeat("0", 64)
+			es[7] = encode(t, e)
+			return es
+		}},
+		{"another contract's event shown", "of another contract", func(es [][]byte) [][]byte {
+			evs := decodeAll(t, es)
+			e := clone(t, nth(evs, events.TypeAlgorithmSubmitted, 0))
+			e.Contract, e.ID = strings.Repeat("ab", 32), events.NewID()
+			return append(es, encodeAll(t, []*events.Event{e})[0])
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &Report{Problems: []Finding{}, Warnings: []Finding{}}
+			checkTimeline(r, tc.edit(slices.Clone(w.entries)), w.sc.Contract, w.coord, w.sc.Text)
+			for _, p := range r.Problems {
+				if strings.Contains(p.Message, tc.want) && p.Index != nil {
+					return
+				}
+			}
+			t.Errorf("no problem with %q among %+v", tc.want, r.Problems)
 		})
 	}
 	t.Run("an entry that is no event", func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
 	"cleanroom.dev/cleanroom/cleanroom/events"
+	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/cleanroom/upload"
 	"cleanroom.dev/cleanroom/contracts"
 )
@@ -40,15 +41,24 @@ type timeline struct {
 	lastStartIdx uint64
 	evidenceIdxs []uint64 // starts that record the attested evidence
 	cur          *TimelineEntry
+	chains       map[string]*chainLink // events scope → its last event shown
+}
+
+// chainLink is the last event of a scope's chain the audit was shown.
+type chainLink struct {
+	seq   uint64
+	leaf  [32]byte
+	index uint64
 }
 
 // checkTimeline fills r's contract facts, timeline, log counts, problems and
-// warnings from entries (entry i at index i).
+// warnings from entries (entry i at index i; nil for an entry redacted in
+// the contract's view).
 func checkTimeline(r *Report, entries [][]byte, c *contracts.Contract, coord *Coordinator, doc []byte) {
 	t := &timeline{
 		c: c, cid: c.ID().String(), coord: coord, doc: doc, r: r,
 		seenIDs: map[string]bool{}, uploads: map[string]*events.DatasetUploaded{},
-		runs: map[string]*RunFact{}, runByID: map[string]int{},
+		runs: map[string]*RunFact{}, runByID: map[string]int{}, chains: map[string]*chainLink{},
 	}
 	t.contractFacts()
 	for i, raw := range entries {
@@ -108,6 +118,10 @@ func (t *timeline) warning(idx *uint64, format string, args ...any) {
 }
 
 func (t *timeline) entry(idx uint64, raw []byte) {
+	if len(raw) == 0 {
+		t.r.Log.OtherEvents++ // redacted: another contract's
+		return
+	}
 	ev, err := events.Decode(raw)
 	if err != nil {
 		// The coordinator refuses to start on such a log; an entry that is
@@ -121,6 +135,11 @@ func (t *timeline) entry(idx uint64, raw []byte) {
 		return
 	}
 	t.seenIDs[ev.ID] = true
+	if ev.Scope() != t.cid && ev.Scope() != events.CoordinatorScope {
+		t.cur = nil
+		t.problem(idx, "entry %d is a %s event of another contract, served in this contract's view: the coordinator breaks the isolation of contracts", idx, ev.Type)
+		return
+	}
 	if !t.lastTime.IsZero() && ev.Time.Before(t.lastTime) {
 		t.warning(ptr(idx), "entry %d (%s) is dated %s, before the entry preceding it (%s): the coordinator's clock went backwards (the log index, not the time, orders events)",
 			idx, ev.Type, ev.Time.UTC().Format(time.RFC3339Nano), t.lastTime.UTC().Format(time.RFC3339Nano))
@@ -130,15 +149,13 @@ func (t *timeline) entry(idx uint64, raw []byte) {
 	}
 	if ev.Type == events.TypeCoordinatorStarted {
 		t.open(idx, ev)
+		t.link(idx, ev, raw)
 		t.coordinatorStarted(idx, ev)
-		return
-	}
-	if ev.Contract != t.cid {
-		t.r.Log.OtherEvents++
 		return
 	}
 	t.r.Log.ContractEvents++
 	t.open(idx, ev)
+	t.link(idx, ev, raw)
 	if ev.Type != events.TypeContractRegistered && t.r.Contract.Registered == nil {
 		t.problem(idx, "%s event at index %d comes before the contract's registration", ev.Type, idx)
 	}
@@ -172,6 +189,32 @@ func (t *timeline) entry(idx uint64, raw []byte) {
 	case events.TypeResultFetched:
 		t.resultFetched(idx, ev)
 	}
+}
+
+// link checks that ev continues its scope's chain: the next seq, and prev
+// the leaf hash of the scope's event before. A gap means events of the
+// scope were withheld from this view.
+func (t *timeline) link(idx uint64, ev *events.Event, raw []byte) {
+	scope := "this contract"
+	if ev.Scope() == events.CoordinatorScope {
+		scope = "the coordinator's starts"
+	}
+	last := t.chains[ev.Scope()]
+	if last == nil {
+		last = &chainLink{}
+	}
+	switch {
+	case ev.Seq > last.seq+1 && last.seq == 0:
+		t.problem(idx, "entry %d is event %d of the chain of %s, but no earlier one was shown: events 1 to %d were withheld", idx, ev.Seq, scope, ev.Seq-1)
+	case ev.Seq > last.seq+1:
+		t.problem(idx, "entry %d is event %d of the chain of %s, but the one before it shown is event %d (entry %d): events %d to %d were withheld",
+			idx, ev.Seq, scope, last.seq, last.index, last.seq+1, ev.Seq-1)
+	case ev.Seq <= last.seq:
+		t.problem(idx, "entry %d is event %d of the chain of %s again (event %d was entry %d)", idx, ev.Seq, scope, last.seq, last.index)
+	case last.seq > 0 && ev.Prev != hexs(last.leaf):
+		t.problem(idx, "entry %d links to %s as the event before it in the chain of %s, but that event (entry %d) has leaf hash %x", idx, ev.Prev, scope, last.index, last.leaf)
+	}
+	t.chains[ev.Scope()] = &chainLink{seq: ev.Seq, leaf: tlog.HashLeaf(raw), index: idx}
 }
 
 // open appends the timeline row of an event; the handlers fill its summary

@@ -129,9 +129,15 @@ func buildWorld(t testing.TB) *world {
 		t.Fatal(err)
 	}
 	w.checkpnt = waitCovered(t, w, sc.LogSize())
-	if w.entries, err = tlog.VerifyEntries(ctx, w.auditor.LogFetcher(), w.checkpnt); err != nil {
+	v, err := tlog.NewCoordinatorVerifier(w.coord.PublicKey)
+	if err != nil {
 		t.Fatal(err)
 	}
+	view, err := v.VerifyView(ctx, w.auditor.LogFetcher(), w.checkpnt, sc.Contract.ID().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.entries = view.Entries
 	return w
 }
 

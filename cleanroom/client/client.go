@@ -495,11 +495,17 @@ func (c *Client) Result(ctx context.Context, runID string) ([]byte, error) {
 // MaxLogResource bounds one checkpoint or tile.
 const MaxLogResource = 1 << 24
 
-// LogFetcher returns a tlog.Fetcher reading the audit log over this
-// client's attested connection (the caller must be an auditor).
+// LogFetcher returns a tlog.Fetcher reading the client's contract's view of
+// the audit log (docs/log.md §7: every other contract's events redacted,
+// and the signed view head) over this client's attested connection. The
+// caller must be an auditor of the contract.
 func (c *Client) LogFetcher() tlog.Fetcher {
 	return func(ctx context.Context, path string) ([]byte, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.String()+"/v1/log/"+strings.TrimPrefix(path, "/"), nil)
+		cid, err := c.contractID()
+		if err != nil {
+			return nil, err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.String()+"/v1/contracts/"+cid+"/log/"+strings.TrimPrefix(path, "/"), nil)
 		if err != nil {
 			return nil, err
 		}

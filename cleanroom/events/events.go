@@ -18,8 +18,9 @@ import (
 
 // Version is the event format version written in every event's "v".
 // Version 2 replaced run.finished's result_sha256 (the plain SHA-256 of the
-// result) by result_commitment (a salted commitment), and added
-// run.refused's sealed_reason.
+// result) by result_commitment (a salted commitment), added run.refused's
+// sealed_reason, and added the fields that isolate contracts from each
+// other in the shared log (salt, seq, prev); version 1 entries are refused.
 const Version = 2
 
 // MaxSize bounds an encoded event: it must fit one log entry (at most
@@ -52,9 +53,18 @@ var ErrMalformed = errors.New("malformed event")
 
 // Event is one log entry. Exactly one of the body fields is set: the one
 // that matches Type.
+//
+// Every event belongs to one scope (Scope): its contract, or the
+// coordinator for coordinator.started. The events of a scope form a chain
+// (Seq, Prev), so whoever reads a scope's events can tell that none is
+// missing; Salt makes the entry's leaf hash in the log impossible to
+// confirm by guessing the event for whoever has not been shown it.
 type Event struct {
 	V        int       `json:"v"`
 	ID       string    `json:"id"`                  // 32 hex digits, unique
+	Salt     string    `json:"salt"`                // 64 hex digits: 32 random bytes, fresh per event
+	Seq      uint64    `json:"seq"`                 // 1 for the scope's first event, then 2, 3, …
+	Prev     string    `json:"prev,omitempty"`      // leaf hash (64 hex) of the scope's previous event; empty iff seq is 1
 	Type     Type      `json:"type"`                // one of the Type constants
 	Time     time.Time `json:"time"`                // coordinator clock, UTC
 	Contract string    `json:"contract,omitempty"`  // contract id, 64 hex; empty for coordinator.started
@@ -178,6 +188,28 @@ type ResultFetched struct {
 	RunID string `json:"run_id"`
 }
 
+// CoordinatorScope is the scope of coordinator.started events; every other
+// event's scope is its contract id.
+const CoordinatorScope = "coordinator"
+
+// Scope returns the scope whose chain the event belongs to: the contract id
+// (64 hex), or CoordinatorScope for coordinator.started.
+func (e *Event) Scope() string {
+	if e.Type == TypeCoordinatorStarted {
+		return CoordinatorScope
+	}
+	return e.Contract
+}
+
+// NewSalt returns a fresh random salt: 32 bytes in hex.
+func NewSalt() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return hex.EncodeToString(b[:])
+}
+
 // NewID returns a fresh random event or run id: 32 hex digits.
 func NewID() string {
 	var b [16]byte
@@ -194,7 +226,7 @@ var (
 )
 
 // errVersion1 explains why an event of the first format is refused.
-var errVersion1 = fmt.Sprintf("event format version 1 (from before salted result commitments) is not read by this program, which reads version %d: "+
+var errVersion1 = fmt.Sprintf("event format version 1 (from before salted result commitments and per-contract chains: salt, seq, prev) is not read by this program, which reads version %d: "+
 	"start the coordinator on a new data directory, and audit an old log with the release that wrote it", Version)
 
 // Encode returns the log entry for e after checking it.
@@ -255,6 +287,18 @@ func (e *Event) check() error {
 	}
 	if !idPattern.MatchString(e.ID) {
 		return bad("id must be 32 hex digits")
+	}
+	if !digestPattern.MatchString(e.Salt) {
+		return bad("salt must be 64 hex digits")
+	}
+	if e.Seq < 1 {
+		return bad("seq must be at least 1")
+	}
+	if e.Seq == 1 && e.Prev != "" {
+		return bad("the first event of its scope (seq 1) has no prev")
+	}
+	if e.Seq > 1 && !digestPattern.MatchString(e.Prev) {
+		return bad("prev must be the 64-hex leaf hash of the scope's event seq %d", e.Seq-1)
 	}
 	if e.Time.IsZero() {
 		return bad("no time")

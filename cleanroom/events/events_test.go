@@ -3,6 +3,7 @@ package events
 import (
 	"bytes"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -10,12 +11,12 @@ import (
 	"cleanroom.dev/cleanroom/internal/fuzzseed"
 )
 
-func sample() []*Event {
+func sample() (evs []*Event) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	h := strings.Repeat("ab", 32)
 	c := strings.Repeat("cd", 32)
 	run := NewID()
-	return []*Event{
+	evs = []*Event{
 		{V: Version, ID: NewID(), Type: TypeCoordinatorStarted, Time: now, CoordinatorStarted: &CoordinatorStarted{
 			Platform: "sev-snp-simulated", Measurement: strings.Repeat("0f", 48), PublicKey: h, EvidenceSHA256: h, Software: "test"}},
 		{V: Version, ID: NewID(), Type: TypeContractRegistered, Time: now, Contract: c, Actor: "publisher", ActorKey: h, ContractRegistered: &ContractRegistered{
@@ -30,6 +31,16 @@ func sample() []*Event {
 		{V: Version, ID: NewID(), Type: TypeRunAborted, Time: now, Contract: c, RunAborted: &RunAborted{RunID: run, Reason: "restart"}},
 		{V: Version, ID: NewID(), Type: TypeResultFetched, Time: now, Contract: c, Actor: "advertiser", ActorKey: h, ResultFetched: &ResultFetched{RunID: run}},
 	}
+	// Chain them as a coordinator would: the coordinator's start alone in
+	// its scope, the contract's events 1, 2, … (the leaf hashes are made
+	// up: events does not compute them).
+	for i, e := range evs {
+		e.Salt, e.Seq = NewSalt(), uint64(max(i, 1))
+		if e.Seq > 1 {
+			e.Prev = strings.Repeat("e", 64)
+		}
+	}
+	return evs
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -49,6 +60,37 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+var (
+	saltRe = regexp.MustCompile(`"salt":"[0-9a-f]{64}",`)
+	seqRe  = regexp.MustCompile(`"seq":[0-9]+,`)
+	prevRe = regexp.MustCompile(`"prev":"[0-9a-f]{64}",`)
+)
+
+// TestVersion1Refused: an entry of the format before per-contract views
+// (no salt, seq or prev) is refused with a message that says what to do.
+func TestVersion1Refused(t *testing.T) {
+	v1 := `{"v":1,"id":"00112233445566778899aabbccddeeff","type":"result.fetched","time":"2026-11-25T12:00:00Z",` +
+		`"contract":"` + strings.Repeat("cd", 32) + `","result_fetched":{"run_id":"00112233445566778899aabbccddeeff"}}`
+	_, err := Decode([]byte(v1))
+	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "version 1") || !strings.Contains(err.Error(), "new data directory") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// TestScope: coordinator.started is the coordinator's; everything else its
+// contract's.
+func TestScope(t *testing.T) {
+	for _, e := range sample() {
+		want := e.Contract
+		if e.Type == TypeCoordinatorStarted {
+			want = CoordinatorScope
+		}
+		if got := e.Scope(); got != want {
+			t.Errorf("%s: scope %q, want %q", e.Type, got, want)
+		}
+	}
+}
+
 func TestMalformed(t *testing.T) {
 	good, _ := Encode(sample()[2])
 	s := string(good)
@@ -56,6 +98,12 @@ func TestMalformed(t *testing.T) {
 		"unknown field":   strings.Replace(s, `"v":2`, `"v":2,"extra":2`, 1),
 		"wrong version":   strings.Replace(s, `"v":2`, `"v":3`, 1),
 		"version 1":       strings.Replace(s, `"v":2`, `"v":1`, 1),
+		"no salt":         saltRe.ReplaceAllString(s, ""),
+		"short salt":      saltRe.ReplaceAllString(s, `"salt":"abcd",`),
+		"seq 0":           seqRe.ReplaceAllString(s, `"seq":0,`),
+		"seq 1 with prev": seqRe.ReplaceAllString(s, `"seq":1,`),
+		"no prev":         prevRe.ReplaceAllString(s, ""),
+		"bad prev":        prevRe.ReplaceAllString(s, `"prev":"xyz",`),
 		"wrong body":      strings.Replace(s, `"dataset_uploaded"`, `"algorithm_submitted"`, 1),
 		"unknown type":    strings.Replace(s, `"dataset.uploaded"`, `"dataset.deleted"`, 1),
 		"bad contract":    strings.Replace(s, strings.Repeat("cd", 32), "cd", 1),
@@ -90,7 +138,7 @@ func TestVersion1(t *testing.T) {
 func TestSealedReason(t *testing.T) {
 	c, run := strings.Repeat("cd", 32), NewID()
 	refused := func(r *RunRefused) *Event {
-		return &Event{V: Version, ID: NewID(), Type: TypeRunRefused, Time: time.Now().UTC(), Contract: c, RunRefused: r}
+		return &Event{V: Version, ID: NewID(), Type: TypeRunRefused, Time: time.Now().UTC(), Contract: c, Salt: NewSalt(), Seq: 1, RunRefused: r}
 	}
 	for _, tc := range []struct {
 		name string

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
+	"golang.org/x/mod/sumdb/note"
 )
 
 func goldenCheckpoint(f *testing.F) []byte {
@@ -86,6 +87,39 @@ func FuzzParseEntryBundle(f *testing.F) {
 		}
 		if !bytes.Equal(again, b) {
 			t.Fatalf("bundle %x re-encodes as %x", b, again)
+		}
+	})
+}
+
+// goldenViewHead is a view head of the golden log signed with the test key:
+// the view "view-a" shows 2 of its 5 entries.
+func goldenViewHead(f *testing.F) []byte {
+	v := testVerifier(f)
+	nv, err := note.NewVerifier(v.NoteVerifierKey())
+	if err != nil {
+		f.Fatal(err)
+	}
+	text, err := tlog.ViewHeadText(v.Origin(), "view-a", 5, 2)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return signNote(f, string(text), signerNote{name: v.Origin(), hash: nv.KeyHash(), key: testIdentity(f).Signer()})
+}
+
+func FuzzVerifyViewHead(f *testing.F) {
+	good := goldenViewHead(f)
+	f.Add(good)
+	f.Add(good[:bytes.Index(good, []byte("\n\n"))+1])
+	f.Add(goldenCheckpoint(f))
+	v := testVerifier(f)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		h, err := v.VerifyViewHead(raw, "view-a")
+		if err != nil {
+			return
+		}
+		body := fmt.Sprintf("%s/view/%s\n%d\n%d\n\n", v.Origin(), h.View(), h.Size(), h.Count())
+		if !bytes.HasPrefix(raw, []byte(body)) || !bytes.Equal(h.Bytes(), raw) || h.Count() > h.Size() {
+			t.Fatalf("accepted %q, which is not the canonical form of a head of %d of %d", raw, h.Count(), h.Size())
 		}
 	})
 }

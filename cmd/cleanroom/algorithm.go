@@ -85,7 +85,8 @@ salted commitment of cleanroom algorithm commit, whose salt file --salt
 names. A confidential algorithm is encrypted with its salt to the attested
 coordinator key first, so only the coordinator ever sees either besides you.
 The coordinator checks the same, and that the query is exactly one SELECT
-statement.`,
+statement that reads only the contract's datasets and its own CTEs, and
+calls only the functions its statement check allows.`,
 		Args: cobra.ExactArgs(1),
 	}
 	addSessionFlags(submit)

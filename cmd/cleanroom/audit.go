@@ -40,12 +40,16 @@ func newAuditLogCmd(c *cli) *cobra.Command {
 Over attested TLS (the coordinator's evidence checked against the contract),
 it fetches the log's checkpoint and verifies its signature with the attested
 coordinator key; proves that the log extends the checkpoint kept in the
-state directory from the last audit; fetches every entry and recomputes the
-whole Merkle tree, so every event's inclusion is proved; verifies every
-signature inside the contract's events (the participants' contract
-signatures, the providers' upload statements, the coordinator's result
-statements); and checks the timeline (registration first, run numbers,
-max_runs, each run ending once, the coordinator's starts).
+state directory from the last audit; fetches the contract's view of the log
+(every other contract's event redacted to its leaf hash) and recomputes the
+whole Merkle tree, so the inclusion of every event of the contract is
+proved; checks that the view shows as many events as the coordinator's
+signed view head says and that the contract's events chain without a gap,
+so none was withheld; verifies every signature inside the contract's events
+(the participants' contract signatures, the providers' upload statements,
+the coordinator's result statements); and checks the timeline (registration
+first, run numbers, max_runs, each run ending once, the coordinator's
+starts).
 
 Only when all of it verifies does it keep the new checkpoint and the
 verified facts in the state directory (default: a directory per coordinator
@@ -124,8 +128,9 @@ described in docs/audit.md. Exit status 0 only if everything verified.
 		default:
 			c.infof("log verified: checkpoint of %d entries (root %s); first audit into this state directory, nothing kept to compare with", cp.Size, cp.Root[:16])
 		}
-		c.infof("every entry's inclusion, %d events of contract %s, their signatures and the timeline verified; %d runs of %d started",
+		c.infof("the whole tree, all %d events of contract %s (as many as the signed view head counts, chained without a gap), their signatures and the timeline verified; %d runs of %d started",
 			rep.Log.ContractEvents, rep.Contract.Name, rep.Contract.RunsStarted, rep.Contract.MaxRuns)
+		c.infof("%d entries of other contracts were verified by their leaf hashes only: their events are not shown to this contract", rep.Log.OtherEvents)
 		for _, w := range rep.Warnings {
 			c.warnf("%s", w.Message)
 		}
@@ -150,6 +155,7 @@ func defaultAuditState(coord *audit.Coordinator) (string, error) {
 func (c *cli) auditFailed(rep *audit.Report, err error, stateDir string) error {
 	var ce *tlog.ConsistencyError
 	var content *tlog.ContentError
+	var withheld *tlog.ViewCountError
 	if rep == nil || rep.Failure == nil {
 		return explain(err)
 	}
@@ -171,6 +177,12 @@ func (c *cli) auditFailed(rep *audit.Report, err error, stateDir string) error {
 		c.infof("the kept checkpoint was not replaced")
 		return withHint(fmt.Errorf("%s detected: the coordinator's log was %s", strings.ToLower(what), map[bool]string{true: "rolled back", false: "forked"}[ce.Kind == tlog.Rollback]),
 			"keep the evidence directory; anyone holding the coordinator's key can re-check the two signed checkpoints")
+	case errors.As(err, &withheld):
+		c.infof("WITHHELD: %v", withheld)
+		c.infof("WITHHELD: the coordinator's signed view head (evidence, also in --json as log.view_head):\n%s", withheld.Head.Bytes())
+		c.infof("the kept checkpoint was not replaced")
+		return withHint(errors.New("the coordinator's view of the log does not show every event of the contract that it signed for"),
+			"keep the signed view head: with the log it shows which of the contract's events the coordinator withheld")
 	case errors.As(err, &content):
 		at := ""
 		if content.Index >= 0 {

@@ -19,7 +19,10 @@ import (
 )
 
 func newAuditServeCmd(c *cli) *cobra.Command {
-	var stateDir, listen string
+	var (
+		stateDir, listen string
+		staleAfter       time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "serve --state DIR [--listen 127.0.0.1:8080]",
 		Short: "Show what 'audit log' verified in a read-only web view",
@@ -27,19 +30,30 @@ func newAuditServeCmd(c *cli) *cobra.Command {
 verified into the state directory DIR: the coordinator and its attested key,
 the checkpoint history, each contract's participants and their signatures,
 datasets and who uploaded them, runs with their policy outcome and released
-result digests, the timeline, and any rollback or fork evidence on file.
+result digests, a summary of the runs' outcomes (rows released, refusals and
+their reasons, repeated runs), the timeline drawn and listed with filters by
+event type, participant and time, and any rollback or fork evidence on file.
+Expired contracts are marked EXPIRED, and an audit older than --stale-after
+is flagged as old. Each page exports its data as JSON or CSV.
 
 It only reads DIR (on every request, so new audits show up) and never talks
-to the coordinator. Pages are plain HTML with inline CSS and no scripts.
-It prints the URL on stdout; --listen with port 0 picks a free port.
-SIGINT or SIGTERM stops it.`,
+to the coordinator. Pages are plain HTML with one inline style sheet and no
+scripts. It prints the URL on stdout; --listen with port 0 picks a free
+port. SIGINT or SIGTERM stops it.`,
 		Args: cobra.NoArgs,
 	}
 	cmd.Flags().StringVar(&stateDir, "state", "", "state directory written by 'cleanroom audit log' (required)")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free port)")
+	cmd.Flags().DurationVar(&staleAfter, "stale-after", audit.DefaultStaleAfter, "warn when the last verified audit is older than this (0: never warn)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if stateDir == "" {
 			return usagef("--state DIR is required: the directory 'cleanroom audit log --state DIR' keeps")
+		}
+		if staleAfter < 0 {
+			return usagef("--stale-after %s is negative: give how old an audit may be before the view warns, or 0 never to warn", staleAfter)
+		}
+		if staleAfter == 0 {
+			staleAfter = -1 // audit.ViewOptions: never warn
 		}
 		fi, err := os.Stat(stateDir)
 		if err != nil {
@@ -66,7 +80,7 @@ SIGINT or SIGTERM stops it.`,
 		}
 		logger := slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		srv := &http.Server{
-			Handler:           audit.Handler(stateDir, logger),
+			Handler:           audit.Handler(stateDir, audit.ViewOptions{Logger: logger, Now: c.now, StaleAfter: staleAfter}),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       60 * time.Second,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),

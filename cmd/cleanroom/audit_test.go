@@ -44,14 +44,18 @@ type auditEnv struct {
 	srv      *scenario.Server
 	sc       *scenario.Scenario
 	spec     *scenario.Spec
-	contract string // contract file
-	key      string // the auditor's key file
-	state    string // the auditor's state directory
+	contract string           // contract file
+	key      string           // the auditor's key file
+	state    string           // the auditor's state directory
+	now      func() time.Time // the coordinator's clock (nil: time.Now)
 }
 
-func newAuditEnv(t *testing.T, maxRuns int) *auditEnv {
+func newAuditEnv(t *testing.T, maxRuns int) *auditEnv { return newAuditEnvAt(t, maxRuns, nil) }
+
+// newAuditEnvAt is newAuditEnv with a coordinator on the clock now.
+func newAuditEnvAt(t *testing.T, maxRuns int, now func() time.Time) *auditEnv {
 	t.Helper()
-	e := &auditEnv{t: t, dir: filepath.Join(t.TempDir(), "coordinator"), state: filepath.Join(t.TempDir(), "audit-state")}
+	e := &auditEnv{t: t, dir: filepath.Join(t.TempDir(), "coordinator"), state: filepath.Join(t.TempDir(), "audit-state"), now: now}
 	e.start()
 	e.spec = &scenario.Spec{
 		Name: "ad-attribution",
@@ -87,7 +91,7 @@ func newAuditEnv(t *testing.T, maxRuns int) *auditEnv {
 // start (re)starts the coordinator on its data directory, on a new port.
 func (e *auditEnv) start() {
 	e.t.Helper()
-	srv, err := scenario.StartE(e.dir, coordinator.Config{CheckpointInterval: 100 * time.Millisecond})
+	srv, err := scenario.StartE(e.dir, coordinator.Config{CheckpointInterval: 100 * time.Millisecond, Now: e.now})
 	if err != nil {
 		e.t.Fatalf("starting the coordinator: %v", err)
 	}
@@ -475,7 +479,9 @@ func (e *auditEnv) contractID() string { return e.sc.Contract.ID().String() }
 // TestAuditTamperedLogOnDisk alters the coordinator's log files on disk
 // while it serves them — a byte of an entry, a byte of a hash tile, an
 // entry removed — and checks `audit log` names the file and the entry,
-// exits non-zero and keeps its state; with the files restored it passes.
+// exits non-zero and keeps its state; with the files restored it passes. A
+// bundle that no longer parses cannot be redacted for the contract's view:
+// the coordinator refuses to serve it and says so.
 func TestAuditTamperedLogOnDisk(t *testing.T) {
 	e := newAuditEnv(t, 2)
 	e.setUp()
@@ -500,11 +506,11 @@ func TestAuditTamperedLogOnDisk(t *testing.T) {
 			}
 			b[off+2+20] ^= 0x04
 			return b
-		}, "tile/entries/000.p/" + itoa(size) + ", entry 3:"},
+		}, "the log does not match its signed checkpoint: tile/entries/000.p/" + itoa(size) + ", entry 3:"},
 		{"flipped byte in the hash of entry 2", tile, func(b []byte) []byte {
 			b[2*32] ^= 0x01
 			return b
-		}, "tile/0/000.p/" + itoa(size) + ", entry 2:"},
+		}, "the log does not match its signed checkpoint: tile/0/000.p/" + itoa(size) + ", entry 2:"},
 		{"entry 4 removed", bundle, func(b []byte) []byte {
 			off := 0
 			for range 4 {
@@ -512,7 +518,7 @@ func TestAuditTamperedLogOnDisk(t *testing.T) {
 			}
 			n := 2 + int(binary.BigEndian.Uint16(b[off:]))
 			return append(b[:off:off], b[off+n:]...)
-		}, "tile/entries/000.p/" + itoa(size) + ": holds " + itoa(size-1) + " entries"},
+		}, "error: the log cannot be served: the entry bundle tile/entries/000.p/" + itoa(size) + " on the coordinator's disk is damaged (holds " + itoa(size-1) + " entries"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -524,7 +530,7 @@ func TestAuditTamperedLogOnDisk(t *testing.T) {
 			if err := os.WriteFile(tc.file, orig, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if code != 1 || stdout != "" || !strings.Contains(stderr, "the log does not match its signed checkpoint: "+tc.want) {
+			if code != 1 || stdout != "" || !strings.Contains(stderr, tc.want) {
 				t.Fatalf("exit %d\nstdout %s\nstderr %s\nwant %q", code, stdout, stderr, tc.want)
 			}
 			if !bytes.Equal(must(os.ReadFile(filepath.Join(e.state, audit.CheckpointFile))), kept) {
@@ -570,6 +576,8 @@ func TestAuditLogUsage(t *testing.T) {
 		{[]string{"audit", "serve"}, 2, "--state DIR is required"},
 		{[]string{"audit", "serve", "--state", filepath.Join(t.TempDir(), "none")}, 1, "audit log --state DIR"},
 		{[]string{"audit", "serve", "--state", t.TempDir(), "--listen", "nonsense"}, 2, "is not host:port"},
+		{[]string{"audit", "serve", "--state", t.TempDir(), "--stale-after", "-1h"}, 2, "--stale-after -1h0m0s is negative"},
+		{[]string{"audit", "serve", "--state", t.TempDir(), "--stale-after", "a day"}, 2, "--stale-after"},
 	} {
 		t.Setenv("CLEANROOM_CONTRACT", "")
 		code, _, stderr := runCLI(t, tc.args...)

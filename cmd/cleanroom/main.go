@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -32,6 +33,9 @@ type cli struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// now is the clock of the commands that tell the time (audit serve);
+	// nil means time.Now. Tests set it to look at a later day.
+	now func() time.Time
 }
 
 // infof prints a message for a person on stderr.

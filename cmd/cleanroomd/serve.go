@@ -39,6 +39,8 @@ var serveDefaults = map[string]string{
 	"max-connections":          "256",
 	"max-connections-per-host": "0",
 	"checkpoint-interval":      "1s",
+	"operator-token":           "",
+	"operator-loopback":        "false",
 	"log-format":               "text",
 	"log-level":                "info",
 	"shutdown-timeout":         "30s",
@@ -47,7 +49,7 @@ var serveDefaults = map[string]string{
 var serveHelp = map[string]string{
 	"listen":                   "address to listen on (host:port; port 0 picks a free port)",
 	"data-dir":                 "data directory: sealed keys, audit log, blobs (initialised if empty)",
-	"attestation":              "sev-snp or simulated: the mode to initialise an empty data directory with",
+	"attestation":              "sev-snp, tdx, nitro, cca or NAME-simulated: the mode to initialise an empty data directory with",
 	"query-memory":             "memory limit of one run's query engine (e.g. 4GiB)",
 	"query-threads":            "query engine threads (0: all cores)",
 	"model-memory":             "memory limit of one instance of a model (WebAssembly; one per query thread and model)",
@@ -56,6 +58,8 @@ var serveHelp = map[string]string{
 	"max-connections":          "most concurrent client connections",
 	"max-connections-per-host": "most connections one client address may hold (0: a quarter of --max-connections)",
 	"checkpoint-interval":      "how often the audit log publishes a signed checkpoint",
+	"operator-token":           "token (32+ printable characters) that makes a request sent with 'Authorization: Bearer TOKEN' the operator's: every /metrics series and the /v1/health counts; prefer CLEANROOMD_OPERATOR_TOKEN or the config file to the flag",
+	"operator-loopback":        "treat clients on a loopback address as the operator without a token (only where no proxy inside the VM forwards remote clients)",
 	"log-format":               "text or json",
 	"log-level":                "debug, info, warn or error",
 	"shutdown-timeout":         "how long a graceful shutdown waits for requests in flight",
@@ -64,7 +68,7 @@ var serveHelp = map[string]string{
 func newServeCmd(c *cli) *cobra.Command {
 	var configFile string
 	cmd := &cobra.Command{
-		Use:   "serve --data-dir DIR [--attestation sev-snp|simulated] [--listen 127.0.0.1:8443] [--config FILE]",
+		Use:   "serve --data-dir DIR [--attestation MODE] [--listen 127.0.0.1:8443] [--config FILE]",
 		Short: "Serve the coordinator API over attested TLS",
 		Long: `serve opens DIR (initialising it first when it is empty), replays the audit log
 to rebuild the coordinator's state, and serves the API over attested TLS.
@@ -77,7 +81,10 @@ CLEANROOMD_DATA_DIR), and flags.
 Once it listens it prints the coordinator URL (https://HOST:PORT) on stdout.
 SIGINT or SIGTERM stops it gracefully: requests in flight finish (up to
 --shutdown-timeout), a final checkpoint covers every event, and the log is
-closed. Health: GET /v1/health; Prometheus metrics: GET /metrics.`,
+closed. Health: GET /v1/health; Prometheus metrics: GET /metrics. Both tell
+anyone only that the coordinator is up; the counts and every metric series
+go to the operator alone: requests carrying --operator-token as a bearer
+token, or from loopback with --operator-loopback (docs/api.md).`,
 		Args: cobra.NoArgs,
 	}
 	cmd.Flags().StringVar(&configFile, "config", "", "configuration file (YAML, TOML or JSON)")
@@ -231,6 +238,14 @@ func (c *cli) serve(ctx context.Context, v *viper.Viper) error {
 	if err != nil {
 		return err
 	}
+	operatorLoopback, err := strconv.ParseBool(v.GetString("operator-loopback"))
+	if err != nil {
+		return usagef("--operator-loopback: %q is not true or false", v.GetString("operator-loopback"))
+	}
+	operatorToken := v.GetString("operator-token")
+	if len(operatorToken) > 0 && len(operatorToken) < coordinator.MinOperatorTokenLength {
+		return usagef("--operator-token: %d characters is too short: at least %d (e.g. openssl rand -hex 32)", len(operatorToken), coordinator.MinOperatorTokenLength)
+	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -238,11 +253,12 @@ func (c *cli) serve(ctx context.Context, v *viper.Viper) error {
 		DataDir: dataDir, Attestation: mode, MaxUploadBytes: maxUpload,
 		QueryMemory: queryMemory, QueryThreads: threads, ModelMemory: modelMemory, RunTimeout: runTimeout,
 		CheckpointInterval: interval, Logger: logger,
+		OperatorToken: operatorToken, OperatorLoopback: operatorLoopback,
 	})
 	if err != nil {
 		return err
 	}
-	if coord.TEE().Mode() == tee.ModeSimulated {
+	if coord.TEE().Mode().Simulated() {
 		c.warnf("%s", simulatedWarning)
 	}
 	inst := coord.TEE()

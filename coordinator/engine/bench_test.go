@@ -100,3 +100,64 @@ func runEngine(tb testing.TB, cfg Config, tables ...*table) (load, query time.Du
 	res.Release()
 	return loaded.Sub(start), time.Since(loaded)
 }
+
+// BenchmarkStatementChecks measures, on a session with the datasets loaded,
+// each of the checks Run makes before it executes an algorithm (the
+// ad-attribution example's query): the parse-tree check (DuckDB's
+// json_serialize_sql and sqlcheck's walk), DuckDB's Prepare, and the plan
+// check (json_serialize_plan and sqlcheck.CheckPlan).
+func BenchmarkStatementChecks(b *testing.B) {
+	imp, conv := scenario(1000, 1)
+	s := newSession(b, Config{Threads: 1, MemoryLimit: 64 << 20})
+	load(b, s, imp, conv)
+	ctx := context.Background()
+	conn, err := s.connector.Connect(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	datasets := []string{"impressions", "conversions"}
+	q := adAttributionQuery
+	b.Run("parse-tree", func(b *testing.B) {
+		for b.Loop() {
+			if err := checkStatement(ctx, conn, q, datasets, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("prepare", func(b *testing.B) {
+		for b.Loop() {
+			if err := checkPrepared(conn, q); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("plan", func(b *testing.B) {
+		for b.Loop() {
+			if err := checkPlan(ctx, conn, q); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// adAttributionQuery is examples/ad-attribution/query.sql without its
+// comments.
+const adAttributionQuery = `WITH numbered AS (
+    SELECT row_number() OVER () AS conversion, user_id, value, converted_at
+    FROM conversions
+),
+attributed AS (
+    SELECT DISTINCT i.campaign, c.conversion, c.user_id, c.value
+    FROM numbered AS c
+    JOIN impressions AS i ON i.user_id = c.user_id
+    WHERE i.shown_at < c.converted_at
+      AND i.shown_at >= c.converted_at - INTERVAL 720 HOUR
+)
+SELECT campaign,
+       count(DISTINCT user_id) AS users,
+       count(*) AS conversions,
+       sum(CAST(value AS DECIMAL(12, 2))) AS revenue
+FROM attributed
+GROUP BY campaign
+ORDER BY campaign`

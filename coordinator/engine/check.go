@@ -4,38 +4,39 @@ import (
 	"bytes"
 	"context"
 	"database/sql/driver"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"cleanroom.dev/cleanroom/cleanroom/sqlcheck"
 )
-
-// AllowedTableFunctions are the only table functions an algorithm may call:
-// pure generators of rows from their arguments. Every other table function
-// either touches the world outside the loaded datasets (read_csv, glob, ...),
-// evaluates strings as SQL (query, query_table), or acts on the session
-// (enable_logging, checkpoint, ...), and is refused by the statement check.
-var AllowedTableFunctions = []string{"range", "generate_series", "unnest"}
-
-// deniedFunctions are scalar functions an algorithm may not call because
-// they read the coordinator's environment rather than the datasets.
-var deniedFunctions = []string{"current_setting", "getenv", "getvariable"}
 
 // maxQueryBytes bounds the algorithm text the statement check parses.
 const maxQueryBytes = 1 << 20
 
-// CheckQuery reports whether query may run as an algorithm: DuckDB's own
-// parser must find exactly one statement, that statement must be a SELECT
-// (WITH ... SELECT, UNION, VALUES and FROM-first queries are SELECTs), and it
-// may call no table function outside AllowedTableFunctions. A refusal is a
-// *RefusalError at LayerStatement that names what was found. CheckQuery
-// parses the text inside a locked-down DuckDB holding no data, and never
-// executes it; Session.Run repeats the check in the run's own database.
-func CheckQuery(query string) error {
+// CheckQuery reports whether query may run as an algorithm over datasets
+// (the contract's dataset ids): DuckDB's own parser must find exactly one
+// statement, that statement must be a SELECT (WITH ... SELECT, UNION,
+// VALUES and FROM-first queries are SELECTs), and its parse tree must keep
+// to the allow-lists of cleanroom/sqlcheck: it reads only datasets and its
+// own CTEs, and calls only the reviewed table, scalar, aggregate and window
+// functions. A refusal is a *RefusalError at LayerStatement that names
+// what was found and the rule. CheckQuery parses the text inside a
+// locked-down DuckDB holding no data, and never executes it; Session.Run
+// repeats the check in the run's own database, and checks the bound plan
+// too.
+func CheckQuery(query string, datasets []string) error {
+	return CheckQueryWithModels(query, datasets, nil)
+}
+
+// CheckQueryWithModels is CheckQuery for a contract that names models:
+// models are its model names, scalar functions the algorithm may call
+// besides the allowed ones (sqlcheck.CheckWithModels).
+func CheckQueryWithModels(query string, datasets, models []string) error {
 	ctx := context.Background()
 	connector, err := open(ctx, Config{MemoryLimit: 64 << 20, Threads: 1})
 	if err != nil {
@@ -47,11 +48,11 @@ func CheckQuery(query string) error {
 		return fmt.Errorf("engine: connecting to the statement-check database: %w", err)
 	}
 	defer conn.Close()
-	return checkStatement(ctx, conn, query)
+	return checkStatement(ctx, conn, query, datasets, models)
 }
 
 // checkStatement runs the statement check on a locked-down connection.
-func checkStatement(ctx context.Context, conn driver.Conn, query string) error {
+func checkStatement(ctx context.Context, conn driver.Conn, query string, datasets, models []string) error {
 	const rule = "the algorithm must be exactly one SELECT statement"
 	if len(query) > maxQueryBytes {
 		return refuse(LayerStatement, nil, "the algorithm is %d bytes; at most %d are accepted", len(query), maxQueryBytes)
@@ -62,23 +63,31 @@ func checkStatement(ctx context.Context, conn driver.Conn, query string) error {
 	if strings.IndexByte(query, 0) >= 0 {
 		return refuse(LayerStatement, nil, "the algorithm text contains a NUL byte")
 	}
-	parsed, err := serialize(ctx, conn, query)
+	serialized, err := serialize(ctx, conn, "json_serialize_sql(CAST($1 AS VARCHAR))", query)
 	if err != nil {
 		return err
 	}
-	if parsed.Error {
-		if parsed.ErrorType == "parser" {
-			return refuse(LayerStatement, nil, "DuckDB cannot parse the algorithm: %s", parsed.ErrorMessage)
+	stmts, err := sqlcheck.Parse(serialized)
+	var serr *sqlcheck.SerializeError
+	var refusal *sqlcheck.Refusal
+	switch {
+	case errors.As(err, &serr):
+		if serr.Type == "parser" || !strings.Contains(serr.Message, "Only SELECT statements") {
+			return refuse(LayerStatement, nil, "DuckDB cannot parse the algorithm: %s", serr.Message)
 		}
 		// json_serialize_sql serialises SELECT statements only; any other
 		// statement makes it fail as a whole.
 		kinds := statementKinds(query)
 		if len(kinds) == 0 || !slices.ContainsFunc(kinds, func(k string) bool { return !selectLike(k) }) {
-			return refuse(LayerStatement, nil, "%s; DuckDB's parser found a statement that is not a SELECT (%s)", rule, parsed.ErrorMessage)
+			return refuse(LayerStatement, nil, "%s; DuckDB's parser found a statement that is not a SELECT (%s)", rule, serr.Message)
 		}
 		return refuse(LayerStatement, nil, "%s; found %s", rule, describeKinds(kinds))
+	case errors.As(err, &refusal):
+		return refuse(LayerStatement, nil, "%v", refusal)
+	case err != nil:
+		return fmt.Errorf("engine: reading DuckDB's parse of the algorithm: %w", err)
 	}
-	switch n := len(parsed.Statements); {
+	switch n := len(stmts); {
 	case n == 0:
 		return refuse(LayerStatement, nil, "%s; found no statement", rule)
 	case n > 1:
@@ -88,33 +97,38 @@ func checkStatement(ctx context.Context, conn driver.Conn, query string) error {
 		}
 		return refuse(LayerStatement, nil, "%s; found %s", rule, describeKinds(kinds))
 	}
-	var calls []call
-	collectCalls(parsed.Statements[0], &calls)
-	for _, c := range calls {
-		name := strings.ToLower(c.name)
-		if c.table && !slices.Contains(AllowedTableFunctions, name) {
-			return refuse(LayerStatement, nil, "the algorithm calls the table function %s; an algorithm may read only the contract's datasets and the table functions %s",
-				c.name, strings.Join(AllowedTableFunctions, ", "))
-		}
-		if slices.Contains(deniedFunctions, name) {
-			return refuse(LayerStatement, nil, "the algorithm calls %s, which reads the coordinator's environment rather than the datasets", c.name)
-		}
+	if err := sqlcheck.CheckWithModels(stmts[0], datasets, models); err != nil {
+		return refuse(LayerStatement, nil, "%v", err)
 	}
 	return nil
 }
 
-// parsedSQL is the output of DuckDB's json_serialize_sql.
-type parsedSQL struct {
-	Error        bool   `json:"error"`
-	ErrorType    string `json:"error_type"`
-	ErrorMessage string `json:"error_message"`
-	Statements   []any  `json:"statements"`
+// checkPlan is the statement check's look at the bound plan (see
+// sqlcheck.CheckPlan): DuckDB binds query against the loaded datasets,
+// without executing it, and every relation the plan reads must be a
+// dataset's scan or an allowed row generator, every function it calls
+// allowed. The query has passed checkStatement and checkPrepared.
+func checkPlan(ctx context.Context, conn driver.Conn, query string) error {
+	serialized, err := serialize(ctx, conn, "json_serialize_plan(CAST($1 AS VARCHAR), optimize := false)", query)
+	if err != nil {
+		return err
+	}
+	err = sqlcheck.CheckPlan(serialized, []string{scanFunction})
+	var serr *sqlcheck.SerializeError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &serr):
+		return refuse(LayerSandbox, nil, "DuckDB cannot plan the algorithm against the loaded datasets: %s", serr.Message)
+	}
+	return refuse(LayerStatement, nil, "%v", err)
 }
 
-// serialize parses query with DuckDB's parser (json_serialize_sql), which
-// parses without binding or executing anything.
-func serialize(ctx context.Context, conn driver.Conn, query string) (*parsedSQL, error) {
-	rows, err := conn.(driver.QueryerContext).QueryContext(ctx, "SELECT CAST(json_serialize_sql(CAST($1 AS VARCHAR)) AS VARCHAR)",
+// serialize runs one of DuckDB's JSON serialisers (call, over $1) on query
+// and returns the JSON text. The serialisers parse or bind; they execute
+// nothing.
+func serialize(ctx context.Context, conn driver.Conn, call, query string) ([]byte, error) {
+	rows, err := conn.(driver.QueryerContext).QueryContext(ctx, "SELECT CAST("+call+" AS VARCHAR)",
 		[]driver.NamedValue{{Ordinal: 1, Value: query}})
 	if err != nil {
 		return nil, fmt.Errorf("engine: running DuckDB's parser on the algorithm: %w", err)
@@ -131,47 +145,7 @@ func serialize(ctx context.Context, conn driver.Conn, query string) (*parsedSQL,
 	if !ok {
 		return nil, fmt.Errorf("engine: DuckDB's parser returned %T, want a JSON string", dest[0])
 	}
-	dec := json.NewDecoder(strings.NewReader(text))
-	dec.UseNumber()
-	var p parsedSQL
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("engine: reading DuckDB's parse of the algorithm: %w", err)
-	}
-	return &p, nil
-}
-
-// call is a function call found in a parse tree.
-type call struct {
-	name  string
-	table bool // a table function (in FROM), not a scalar or aggregate
-}
-
-// collectCalls appends every function call of the parse tree, at any depth
-// (subqueries, CTEs, joins, set operations, lambdas).
-func collectCalls(node any, out *[]call) {
-	switch n := node.(type) {
-	case map[string]any:
-		if n["type"] == "TABLE_FUNCTION" {
-			name := "?"
-			if fn, ok := n["function"].(map[string]any); ok {
-				if s, ok := fn["function_name"].(string); ok {
-					name = s
-				}
-			}
-			*out = append(*out, call{name: name, table: true})
-		} else if n["class"] == "FUNCTION" {
-			if s, ok := n["function_name"].(string); ok {
-				*out = append(*out, call{name: s})
-			}
-		}
-		for _, k := range slices.Sorted(maps.Keys(n)) {
-			collectCalls(n[k], out)
-		}
-	case []any:
-		for _, v := range n {
-			collectCalls(v, out)
-		}
-	}
+	return []byte(text), nil
 }
 
 // statementKinds splits query into statements at top-level semicolons and
@@ -321,7 +295,8 @@ func describeKinds(kinds []string) string {
 // analysis of the query (the output modes of SPEC §7.1) finds the models'
 // calls. A model call is an ordinary scalar function call in DuckDB's parse
 // tree — a node of class FUNCTION whose function_name is the model's name
-// (DuckDB lower-cases unquoted names; the comparison ignores case) — and
+// (DuckDB lower-cases unquoted names; the comparison ignores case), found
+// by sqlcheck.ModelCalls on the typed tree of sqlcheck.Parse — and
 // docs/models.md says how such an analysis must treat it. The query is
 // parsed, never executed, in a locked-down DuckDB holding no data; a query
 // that does not parse is an error.
@@ -337,22 +312,17 @@ func ModelCalls(query string, models []string) ([]string, error) {
 		return nil, fmt.Errorf("engine: connecting to the parser's database: %w", err)
 	}
 	defer conn.Close()
-	parsed, err := serialize(ctx, conn, query)
+	serialized, err := serialize(ctx, conn, "json_serialize_sql(CAST($1 AS VARCHAR))", query)
 	if err != nil {
 		return nil, err
 	}
-	if parsed.Error {
-		return nil, refuse(LayerStatement, nil, "DuckDB cannot parse the algorithm: %s", parsed.ErrorMessage)
-	}
-	var calls []call
-	for _, st := range parsed.Statements {
-		collectCalls(st, &calls)
+	stmts, err := sqlcheck.Parse(serialized)
+	if err != nil {
+		return nil, refuse(LayerStatement, nil, "DuckDB cannot parse the algorithm: %v", err)
 	}
 	var out []string
-	for _, c := range calls {
-		if i := slices.IndexFunc(models, func(m string) bool { return strings.EqualFold(m, c.name) }); i >= 0 && !c.table {
-			out = append(out, models[i])
-		}
+	for _, st := range stmts {
+		out = append(out, sqlcheck.ModelCalls(st, models)...)
 	}
 	return out, nil
 }

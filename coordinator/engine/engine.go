@@ -6,8 +6,9 @@
 // configuration down before anything from a participant reaches it;
 // LoadTable checks each dataset's Arrow batches and makes them a table named
 // by its dataset id, which DuckDB scans in place; Run checks that the
-// algorithm is exactly one SELECT, executes it, and returns only the rows
-// the output policy releases. Nothing a Session holds is ever written to
+// algorithm is exactly one SELECT that reads only those tables and calls
+// only allowed functions (the statement check, cleanroom/sqlcheck),
+// executes it, and returns only the rows the output policy releases. Nothing a Session holds is ever written to
 // disk.
 //
 // The package is built with the duckdb_arrow build tag (DuckDB's Arrow

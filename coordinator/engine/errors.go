@@ -22,8 +22,9 @@ type Layer int
 // The layers, in the order a query meets them.
 const (
 	// LayerStatement is the statement check: DuckDB's parser must find
-	// exactly one SELECT statement that reads only the loaded tables and the
-	// allowed table functions.
+	// exactly one SELECT statement that reads only the loaded tables and its
+	// own CTEs and calls only allowed functions (cleanroom/sqlcheck), and
+	// its bound plan must read nothing else.
 	LayerStatement Layer = iota + 1
 	// LayerSandbox is the locked-down DuckDB itself: no file system, no
 	// network, no extensions, no configuration changes.

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"strings"
@@ -10,24 +11,47 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"cleanroom.dev/cleanroom/internal/sqlcases"
 )
 
 // FuzzCheckQuery feeds arbitrary algorithm text to the statement check:
 // it must never panic, and must either accept or refuse at LayerStatement.
+// What it accepts is then bound against the datasets, and its plan must
+// read only the datasets and the allowed row generators and call no
+// refused function: the parse-tree check and the plan check must agree.
 func FuzzCheckQuery(f *testing.F) {
 	for _, h := range hostileQueries {
 		f.Add(h.sql)
 	}
+	for _, c := range sqlcases.Load(f) {
+		f.Add(c.SQL)
+	}
 	f.Add(scenarioQuery)
 	f.Add("SELECT 1; ")
+	imp, conv := scenario(20, 1)
+	s := newSession(f, Config{Threads: 1, MemoryLimit: 64 << 20})
+	load(f, s, imp, conv)
+	ctx := context.Background()
+	conn, err := s.connector.Connect(ctx)
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer conn.Close()
 	f.Fuzz(func(t *testing.T, q string) {
-		err := CheckQuery(q)
-		if err == nil {
+		err := CheckQuery(q, sqlcases.Datasets)
+		var re *RefusalError
+		if err != nil {
+			if !errors.As(err, &re) || re.Layer != LayerStatement {
+				t.Fatalf("CheckQuery(%q) = %v, want nil or a statement-check refusal", q, err)
+			}
 			return
 		}
-		var re *RefusalError
-		if !errors.As(err, &re) || re.Layer != LayerStatement {
-			t.Fatalf("CheckQuery(%q) = %v, want nil or a statement-check refusal", q, err)
+		if checkPrepared(conn, q) != nil {
+			return // DuckDB cannot bind it: nothing would run
+		}
+		if err := checkPlan(ctx, conn, q); errors.As(err, &re) && re.Layer == LayerStatement {
+			t.Fatalf("CheckQuery accepted %q, whose plan the plan check refuses: %v", q, err)
 		}
 	})
 }

@@ -29,10 +29,10 @@ var hostileQueries = []struct {
 	{"union with a file read", "SELECT user_id FROM impressions UNION ALL SELECT content FROM read_text('/etc/passwd')", LayerStatement, "table function read_text"},
 	{"file read in a CTE", "WITH f AS (SELECT * FROM read_csv('/etc/passwd')) SELECT count(*) FROM f", LayerStatement, "table function read_csv"},
 	{"httpfs URL", "SELECT * FROM read_parquet('https://attacker.example/x.parquet')", LayerStatement, "table function read_parquet"},
-	{"file as a table name", "SELECT * FROM 'secret.csv'", LayerSandbox, "LocalFileSystem has been disabled"},
-	{"absolute file as a table name", "SELECT i.* FROM impressions i, '/etc/passwd' p", LayerSandbox, "Table with name /etc/passwd does not exist"},
-	{"URL as a table name", "SELECT * FROM 'https://attacker.example/data.parquet'", LayerSandbox, "LocalFileSystem has been disabled"},
-	{"s3 URL as a table name", "SELECT * FROM 's3://bucket/data.parquet'", LayerSandbox, "LocalFileSystem has been disabled"},
+	{"file as a table name", "SELECT * FROM 'secret.csv'", LayerStatement, "reads secret.csv"},
+	{"absolute file as a table name", "SELECT i.* FROM impressions i, '/etc/passwd' p", LayerStatement, "reads /etc/passwd"},
+	{"URL as a table name", "SELECT * FROM 'https://attacker.example/data.parquet'", LayerStatement, "reads https://attacker.example/data.parquet"},
+	{"s3 URL as a table name", "SELECT * FROM 's3://bucket/data.parquet'", LayerStatement, "reads s3://bucket/data.parquet"},
 	// Writing files, other databases, extensions.
 	{"COPY TO", "COPY impressions TO 'stolen.csv'", LayerStatement, "found 1 statement: COPY"},
 	{"COPY query TO parquet", "COPY (SELECT * FROM conversions) TO 'stolen.parquet' (FORMAT parquet)", LayerStatement, "found 1 statement: COPY"},
@@ -48,7 +48,7 @@ var hostileQueries = []struct {
 	{"RESET", "RESET memory_limit", LayerStatement, "found 1 statement: RESET"},
 	{"PRAGMA", "PRAGMA enable_profiling", LayerStatement, "found 1 statement: PRAGMA"},
 	{"PRAGMA rewritten to a SELECT", "PRAGMA table_info('impressions')", LayerStatement, "found 1 statement: PRAGMA"},
-	{"getenv", "SELECT getenv('AWS_SECRET_ACCESS_KEY') AS k", LayerStatement, "calls getenv"},
+	{"getenv", "SELECT getenv('AWS_SECRET_ACCESS_KEY') AS k", LayerStatement, "calls getenv (at byte 7), which is not on the statement check's list"},
 	{"current_setting", "SELECT current_setting('s3_secret_access_key') AS k", LayerStatement, "calls current_setting"},
 	{"duckdb_secrets", "SELECT * FROM duckdb_secrets()", LayerStatement, "table function duckdb_secrets"},
 	{"duckdb_settings", "SELECT * FROM duckdb_settings()", LayerStatement, "table function duckdb_settings"},
@@ -81,6 +81,7 @@ var hostileQueries = []struct {
 	{"empty", "", LayerStatement, "found no statement"},
 	{"comment only", "-- nothing here", LayerStatement, "found no statement"},
 	{"garbage", "SELEC * FROM impressions", LayerStatement, "cannot parse"},
+	{"mixed parameters", "SELECT $a AS a, ? AS b", LayerStatement, "cannot parse the algorithm: Mixing named and positional parameters"},
 	{"NUL byte", "SELECT 1\x00; COPY impressions TO 'x.csv'", LayerStatement, "NUL byte"},
 }
 
@@ -116,7 +117,7 @@ func TestHostileQueriesAreRefused(t *testing.T) {
 			}
 			// CheckQuery, which the coordinator runs when the algorithm
 			// is submitted, agrees on the statement layer.
-			cerr := CheckQuery(h.sql)
+			cerr := CheckQuery(h.sql, []string{"impressions", "conversions"})
 			if (h.layer == LayerStatement) != (cerr != nil) {
 				t.Errorf("CheckQuery: %v", cerr)
 			}
@@ -144,9 +145,13 @@ func TestCheckQueryAccepts(t *testing.T) {
 		"FROM impressions SELECT count(*)",
 		"SELECT * FROM range(10) r, generate_series(1, 3) g, unnest([1, 2]) u",
 		"SELECT sum(x) FROM (SELECT unnest([1, 2, 3]) AS x)",
+		// Parameters, which runs will bind as $name.
+		"SELECT count(*) FROM impressions WHERE shown_at >= $since AND campaign <> $skip",
+		"SELECT count(*) FROM impressions WHERE campaign = ? LIMIT ?",
+		"SELECT * FROM range($n)",
 		scenarioQuery,
 	} {
-		if err := CheckQuery(q); err != nil {
+		if err := CheckQuery(q, []string{"impressions", "conversions"}); err != nil {
 			t.Errorf("CheckQuery(%q): %v", q, err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -161,9 +162,18 @@ func (s *Session) settleTable(name string, ok bool) {
 	defer s.mu.Unlock()
 	if ok {
 		s.tables[strings.ToLower(name)] = tableLoaded
+		s.names = append(s.names, name)
 	} else {
 		delete(s.tables, strings.ToLower(name))
 	}
+}
+
+// tableNames returns the names of the loaded tables: the only relations,
+// besides its own CTEs, an algorithm may read.
+func (s *Session) tableNames() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.names)
 }
 
 // checkTable checks a table name and schema.

@@ -633,7 +633,9 @@ rows:
 
 // close releases every instance and the runtime.
 func (u *udf) close(ctx context.Context) {
-	u.rt.Close(ctx)
+	if u.rt != nil {
+		u.rt.Close(ctx)
+	}
 }
 
 // AddModels compiles each model, checks it against the ABI and registers
@@ -698,6 +700,17 @@ func (s *Session) AddModels(ctx context.Context, models []Model) error {
 // unclosable hides a connector's Close from database/sql, whose DB.Close
 // would otherwise close the session's database.
 type unclosable struct{ driver.Connector }
+
+// modelNames returns the names of the models AddModels registered.
+func (s *Session) modelNames() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := make([]string, len(s.models))
+	for i, u := range s.models {
+		names[i] = u.m.Name
+	}
+	return names
+}
 
 // runContext is the context of the session's Run: models run under it.
 func (s *Session) runContext() context.Context {

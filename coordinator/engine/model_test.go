@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -254,6 +255,28 @@ func registerNative(tb testing.TB, s *Session, name string, f duckdb.ScalarFunc)
 	defer conn.Close()
 	if err := duckdb.RegisterScalarUDF(conn, name, f); err != nil {
 		tb.Fatal(err)
+	}
+	// The statement check admits it as it admits a model.
+	s.mu.Lock()
+	s.models = append(s.models, &udf{m: Model{Name: name}})
+	s.mu.Unlock()
+}
+
+// TestModelNamesPassTheStatementCheck: a contract's model names are the
+// functions the allow-list admits besides its own, for that contract only.
+func TestModelNamesPassTheStatementCheck(t *testing.T) {
+	q := "SELECT Score(value) AS s, count(*) AS n FROM conversions GROUP BY s"
+	if err := CheckQueryWithModels(q, []string{"conversions"}, []string{"score"}); err != nil {
+		t.Fatalf("a model call refused: %v", err)
+	}
+	err := CheckQuery(q, []string{"conversions"})
+	var re *RefusalError
+	if !errors.As(err, &re) || re.Layer != LayerStatement || !strings.Contains(err.Error(), "calls score") {
+		t.Fatalf("a call of a model the contract does not name: %v", err)
+	}
+	// A qualified name is not the model.
+	if err := CheckQueryWithModels("SELECT main.other.score(value) FROM conversions", []string{"conversions"}, []string{"score"}); err == nil {
+		t.Fatal("a qualified call passed as the model")
 	}
 }
 

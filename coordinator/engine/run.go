@@ -33,9 +33,13 @@ func (r *Result) Release() {
 // Run runs query, once, over the loaded tables and returns what policy
 // releases. It refuses, with a *RefusalError naming the layer:
 //
-//   - a query that is not exactly one SELECT, or calls table functions
-//     outside AllowedTableFunctions or functions that read the environment
-//     (LayerStatement, as CheckQuery);
+//   - a query that is not exactly one SELECT, reads a relation other than
+//     the loaded tables and its own CTEs, or calls a function outside the
+//     allow-lists of cleanroom/sqlcheck (LayerStatement, as CheckQuery
+//     with the loaded tables' names as the datasets); and, once DuckDB has
+//     bound it, a plan that reads anything but the loaded tables and the
+//     allowed row generators, or calls a refused function
+//     (LayerStatement);
 //   - a query the locked-down DuckDB will not bind or run: files, network,
 //     extensions, settings (LayerSandbox);
 //   - a policy that cannot be applied or a result it does not release: no
@@ -67,10 +71,13 @@ func (s *Session) Run(ctx context.Context, query string, policy contracts.Output
 	}
 	defer conn.Close()
 
-	if err := checkStatement(ctx, conn, query); err != nil {
+	if err := checkStatement(ctx, conn, query, s.tableNames(), s.modelNames()); err != nil {
 		return nil, err
 	}
 	if err := checkPrepared(conn, query); err != nil {
+		return nil, err
+	}
+	if err := checkPlan(ctx, conn, query); err != nil {
 		return nil, err
 	}
 	a, err := duckdb.NewArrowFromConn(conn)

@@ -21,6 +21,7 @@ type Session struct {
 
 	mu       sync.Mutex
 	tables   map[string]tableState // by lower-cased name: DuckDB identifiers ignore case
+	names    []string              // the loaded tables' names, as loaded
 	ran      bool
 	closed   bool
 	models   []*udf          // registered by AddModels

@@ -5,9 +5,12 @@
 // The coordinator appends an event before the state change it records takes
 // effect; Append returns only once the event is durably stored (see Append).
 // At start, Replay verifies the stored log and returns every event so the
-// state can be rebuilt. Handler serves the log read-only to auditors, who
-// verify it with package cleanroom/tlog. Entries are opaque bytes here. The
-// layout, checkpoint format and guarantees are described in docs/log.md.
+// state can be rebuilt. ViewHandler serves one view of the log read-only —
+// the entries a ViewIndex says it shows, the others redacted, and signed
+// view heads — to the auditors of a contract, who verify it with package
+// cleanroom/tlog; Handler serves the whole log. Entries are opaque bytes
+// here. The layout, checkpoint format, views and guarantees are described
+// in docs/log.md.
 package eventlog
 
 import (
@@ -89,8 +92,9 @@ var (
 	// failed entry is in the log is unknown until the log is reopened and
 	// replayed, so the Log refuses every later append.
 	ErrFailed = errors.New("event log failed")
-	// ErrEntryTooLarge reports an entry over tlog.MaxEntrySize bytes.
-	ErrEntryTooLarge = errors.New("event log entry too large")
+	// ErrEntryTooLarge reports an entry over tlog.MaxEntrySize bytes, or an
+	// empty one (an entry of length zero is how views redact entries).
+	ErrEntryTooLarge = errors.New("event log entry too large or empty")
 )
 
 // lockFile is the name, inside the log directory, of the file locked by the
@@ -105,6 +109,7 @@ const treeStatePath = ".state/treeState"
 type Log struct {
 	dir      string
 	verifier *tlog.Verifier
+	signer   *noteSigner
 	opts     Options
 
 	appender *tessera.Appender
@@ -156,7 +161,7 @@ func Open(dir string, signer crypto.Signer, origin string, opts *Options) (*Log,
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{dir: dir, verifier: verifier, opts: o, lock: lock, committerDone: make(chan struct{})}
+	l := &Log{dir: dir, verifier: verifier, signer: ns, opts: o, lock: lock, committerDone: make(chan struct{})}
 	l.qcond = sync.NewCond(&l.qmu)
 	ok := false
 	defer func() {
@@ -273,8 +278,8 @@ func (l *Log) Verifier() *tlog.Verifier { return l.verifier }
 // appends with ErrFailed. The coordinator must not apply the state change,
 // and must restart: Replay tells what the log holds.
 func (l *Log) Append(ctx context.Context, entry []byte) (uint64, error) {
-	if len(entry) > tlog.MaxEntrySize {
-		return 0, fmt.Errorf("%w: %d bytes, at most %d", ErrEntryTooLarge, len(entry), tlog.MaxEntrySize)
+	if len(entry) > tlog.MaxEntrySize || len(entry) == 0 {
+		return 0, fmt.Errorf("%w: %d bytes, 1 to %d", ErrEntryTooLarge, len(entry), tlog.MaxEntrySize)
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, err

@@ -203,6 +203,9 @@ func TestOpenRefusals(t *testing.T) {
 	if _, err := l2.Append(ctx, make([]byte, tlog.MaxEntrySize+1)); !errors.Is(err, ErrEntryTooLarge) {
 		t.Fatalf("oversized entry: err = %v", err)
 	}
+	if _, err := l2.Append(ctx, nil); !errors.Is(err, ErrEntryTooLarge) {
+		t.Fatalf("empty entry (a view's redacted slot): err = %v", err)
+	}
 	if _, err := l2.Append(ctx, make([]byte, tlog.MaxEntrySize)); err != nil {
 		t.Fatalf("entry of the maximum size: %v", err)
 	}

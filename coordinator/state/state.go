@@ -6,7 +6,9 @@
 package state
 
 import (
+	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
@@ -94,6 +96,15 @@ type State struct {
 	seen      map[string]bool
 	size      uint64 // number of entries applied
 	starts    []*events.CoordinatorStarted
+	chains    map[string]*chain // scope → its chain
+}
+
+// chain is one scope's chain of events (docs/events.md): the last link and
+// where the scope's entries are in the log.
+type chain struct {
+	seq     uint64   // seq of the last event applied, 0 before the first
+	last    [32]byte // its leaf hash
+	indices []uint64 // log index of every entry of the scope, ascending (repeated event ids included)
 }
 
 // New returns an empty state that loads contract documents with load.
@@ -103,6 +114,7 @@ func New(load ContractLoader) *State {
 		contracts: map[contracts.ID]*Contract{},
 		runs:      map[string]*Run{},
 		seen:      map[string]bool{},
+		chains:    map[string]*chain{},
 	}
 }
 
@@ -113,26 +125,89 @@ func (s *State) Size() uint64 {
 	return s.size
 }
 
-// Apply applies the event at log index idx. Entries must be applied in
-// index order, each exactly once. An event that contradicts the state (a
-// second upload of a dataset, a run number out of order) is an error: the
-// log is inconsistent and the coordinator must not serve from it.
-func (s *State) Apply(idx uint64, e *events.Event) error {
+// Apply applies the event at log index idx, whose entry has the leaf hash
+// leaf. Entries must be applied in index order, each exactly once. An event
+// that contradicts the state (a second upload of a dataset, a run number out
+// of order) or that does not continue its scope's chain (seq and prev) is an
+// error and changes nothing: the log is inconsistent and the coordinator
+// must not serve from it.
+func (s *State) Apply(idx uint64, e *events.Event, leaf [32]byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if idx != s.size {
 		return fmt.Errorf("log entry %d applied out of order (next is %d)", idx, s.size)
 	}
+	ch := s.chains[e.Scope()]
+	if ch == nil {
+		ch = &chain{}
+	}
 	if s.seen[e.ID] {
-		s.size++ // a duplicate append (a retried write) changes nothing
+		// A duplicate append (a retried write) changes nothing, but it is
+		// still an entry of its scope's view.
+		ch.indices = append(ch.indices, idx)
+		s.chains[e.Scope()] = ch
+		s.size++
 		return nil
+	}
+	if e.Seq != ch.seq+1 {
+		return fmt.Errorf("log entry %d (%s event %s) has seq %d in the chain of %s, want %d", idx, e.Type, e.ID, e.Seq, scopeName(e), ch.seq+1)
+	}
+	if ch.seq > 0 && e.Prev != hex.EncodeToString(ch.last[:]) {
+		return fmt.Errorf("log entry %d (%s event %s) names prev %s in the chain of %s, but the leaf hash of its seq %d is %x", idx, e.Type, e.ID, e.Prev, scopeName(e), ch.seq, ch.last)
 	}
 	if err := s.apply(idx, e); err != nil {
 		return fmt.Errorf("log entry %d (%s event %s): %w", idx, e.Type, e.ID, err)
 	}
+	ch.seq, ch.last = e.Seq, leaf
+	ch.indices = append(ch.indices, idx)
+	s.chains[e.Scope()] = ch
 	s.seen[e.ID] = true
 	s.size++
 	return nil
+}
+
+func scopeName(e *events.Event) string {
+	if e.Scope() == events.CoordinatorScope {
+		return "the coordinator's starts"
+	}
+	return "contract " + e.Contract
+}
+
+// ChainHead returns the seq and leaf hash of the last event applied in
+// scope (an events scope: a contract id or events.CoordinatorScope), or 0
+// and zeros before its first.
+func (s *State) ChainHead(scope string) (seq uint64, leaf [32]byte) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if ch := s.chains[scope]; ch != nil {
+		return ch.seq, ch.last
+	}
+	return 0, leaf
+}
+
+// Has reports whether log entry index belongs to scope. Only applied
+// entries are known: the caller waits until Size() > index.
+func (s *State) Has(scope string, index uint64) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ch := s.chains[scope]
+	if ch == nil {
+		return false
+	}
+	_, found := slices.BinarySearch(ch.indices, index)
+	return found
+}
+
+// Count returns how many of the first size log entries belong to scope.
+// Only applied entries are counted: the caller waits until Size() ≥ size.
+func (s *State) Count(scope string, size uint64) uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ch := s.chains[scope]
+	if ch == nil {
+		return 0
+	}
+	return uint64(sort.Search(len(ch.indices), func(i int) bool { return ch.indices[i] >= size }))
 }
 
 func (s *State) apply(idx uint64, e *events.Event) error {

@@ -1,6 +1,9 @@
 package state
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -58,7 +61,8 @@ func TestApplyLifeCycle(t *testing.T) {
 	}
 	for i, e := range evs {
 		e.V, e.ID, e.Time, e.Contract = events.Version, events.NewID(), now, cid
-		if err := s.Apply(uint64(i), e); err != nil {
+		link(s, e)
+		if err := s.Apply(uint64(i), e, leafOf(e)); err != nil {
 			t.Fatalf("event %d: %v", i, err)
 		}
 	}
@@ -86,15 +90,17 @@ func TestApplyLifeCycle(t *testing.T) {
 	}
 	for i, e := range bad {
 		e.V, e.ID, e.Time, e.Contract = events.Version, events.NewID(), now, cid
-		if err := s.Apply(s.Size(), e); err == nil {
+		link(s, e)
+		if err := s.Apply(s.Size(), e, leafOf(e)); err == nil {
 			t.Errorf("contradiction %d accepted", i)
 		}
 	}
 	if s.Size() != uint64(len(evs)) {
 		t.Fatalf("size %d after refused events", s.Size())
 	}
-	// The same event id again is a no-op.
-	if err := s.Apply(s.Size(), evs[5]); err != nil {
+	// The same event id again is a no-op, but an entry of the contract's
+	// view.
+	if err := s.Apply(s.Size(), evs[5], leafOf(evs[5])); err != nil {
 		t.Fatal(err)
 	}
 	s.View(func(v *Snapshot) {
@@ -102,7 +108,88 @@ func TestApplyLifeCycle(t *testing.T) {
 			t.Fatal("duplicate event applied twice")
 		}
 	})
-	if err := s.Apply(0, evs[0]); err == nil {
+	if n := s.Count(cid, s.Size()); n != uint64(len(evs))+1 {
+		t.Fatalf("the contract's view counts %d entries, want %d", n, len(evs)+1)
+	}
+	if n := s.Count(cid, 3); n != 3 {
+		t.Fatalf("the contract's view counts %d of the first 3 entries", n)
+	}
+	if err := s.Apply(0, evs[0], leafOf(evs[0])); err == nil {
 		t.Fatal("out-of-order index accepted")
 	}
+}
+
+// link makes e the next link of its scope's chain in s, as the coordinator
+// does before appending it.
+func link(s *State, e *events.Event) {
+	seq, last := s.ChainHead(e.Scope())
+	e.Salt, e.Seq, e.Prev = events.NewSalt(), seq+1, ""
+	if seq > 0 {
+		e.Prev = hex.EncodeToString(last[:])
+	}
+}
+
+func leafOf(e *events.Event) [32]byte {
+	b, err := json.Marshal(e) // not Encode: some tests apply malformed links
+	if err != nil {
+		panic(err)
+	}
+	return sha256.Sum256(append([]byte{0}, b...))
+}
+
+// TestApplyChain: an event that does not continue its scope's chain (a
+// seq skipped or repeated, a prev that is not the leaf hash of the one
+// before) is refused and changes nothing; the coordinator's starts have a
+// chain of their own.
+func TestApplyChain(t *testing.T) {
+	c := testContract(t)
+	h := strings.Repeat("ab", 32)
+	now := time.Now().UTC()
+	cid := c.ID().String()
+	registered := func() *events.Event {
+		return &events.Event{V: events.Version, ID: events.NewID(), Time: now, Contract: cid, Type: events.TypeContractRegistered,
+			ContractRegistered: &events.ContractRegistered{Name: "t", Document: events.Blob{SHA256: h}, DocSHA256: h, Signatures: map[string][]byte{"a": {1}}}}
+	}
+	algorithm := func() *events.Event {
+		return &events.Event{V: events.Version, ID: events.NewID(), Time: now, Contract: cid, Type: events.TypeAlgorithmSubmitted,
+			AlgorithmSubmitted: &events.AlgorithmSubmitted{SHA256: h, Text: events.Blob{SHA256: h}}}
+	}
+	start := func() *events.Event {
+		return &events.Event{V: events.Version, ID: events.NewID(), Time: now, Type: events.TypeCoordinatorStarted,
+			CoordinatorStarted: &events.CoordinatorStarted{Platform: "sev-snp", Measurement: strings.Repeat("0f", 48), PublicKey: h, EvidenceSHA256: h}}
+	}
+	for name, edit := range map[string]func(*events.Event){
+		"seq skipped":    func(e *events.Event) { e.Seq++ },
+		"seq repeated":   func(e *events.Event) { e.Seq--; e.Prev = "" },
+		"prev not last":  func(e *events.Event) { e.Prev = h },
+		"prev forgotten": func(e *events.Event) { e.Prev = "" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := New(func(*events.ContractRegistered) (*contracts.Contract, error) { return c, nil })
+			for _, e := range []*events.Event{start(), registered(), start()} {
+				link(s, e)
+				if err := s.Apply(s.Size(), e, leafOf(e)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if seq, _ := s.ChainHead(events.CoordinatorScope); seq != 2 {
+				t.Fatalf("the starts' chain is at seq %d, want 2", seq)
+			}
+			e := algorithm()
+			link(s, e)
+			edit(e)
+			err := s.Apply(s.Size(), e, leafOf(e))
+			if err == nil || !strings.Contains(err.Error(), "chain of contract "+cid) {
+				t.Fatalf("got %v", err)
+			}
+			if s.Size() != 3 || s.algorithmOf(c.ID()) {
+				t.Fatal("a refused link changed the state")
+			}
+		})
+	}
+}
+
+func (s *State) algorithmOf(id contracts.ID) (ok bool) {
+	s.View(func(v *Snapshot) { ok = v.Contract(id).Algorithm != nil })
+	return ok
 }

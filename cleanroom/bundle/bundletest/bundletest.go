@@ -66,6 +66,13 @@ type World struct {
 	Keys         map[string]*cleanroom.Identity
 	Uploads      map[string]*Upload // by dataset id
 	runs         int64
+	chains       map[string]link // events scope → its last link
+}
+
+// link is the last event of an events scope: its seq and leaf hash.
+type link struct {
+	seq  uint64
+	leaf [32]byte
 }
 
 const contractTemplate = `version: 1
@@ -192,25 +199,35 @@ func (w *World) closeWith(err error) error {
 // Close closes the log.
 func (w *World) Close() error { return w.Log.Close(context.Background()) }
 
-// append encodes and appends an event, filling its version, id and time.
+// append encodes and appends an event, filling its version, id, salt, time
+// and link to its scope's chain, as the coordinator does.
 func (w *World) append(ctx context.Context, e *events.Event) (uint64, []byte, error) {
-	entry, err := encode(e)
-	if err != nil {
-		return 0, nil, err
+	if w.chains == nil {
+		w.chains = map[string]link{}
 	}
-	i, err := w.Log.Append(ctx, entry)
-	return i, entry, err
-}
-
-func encode(e *events.Event) ([]byte, error) {
-	e.V = events.Version
+	last := w.chains[e.Scope()]
+	e.V, e.Seq, e.Prev = events.Version, last.seq+1, ""
+	if last.seq > 0 {
+		e.Prev = hex.EncodeToString(last.leaf[:])
+	}
 	if e.ID == "" {
 		e.ID = events.NewID()
+	}
+	if e.Salt == "" {
+		e.Salt = events.NewSalt()
 	}
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}
-	return events.Encode(e)
+	entry, err := events.Encode(e)
+	if err != nil {
+		return 0, nil, err
+	}
+	i, err := w.Log.Append(ctx, entry)
+	if err == nil {
+		w.chains[e.Scope()] = link{seq: e.Seq, leaf: tlog.HashLeaf(entry)}
+	}
+	return i, entry, err
 }
 
 // encrypt makes a dataset's rows, encrypts them to the coordinator and

@@ -1,0 +1,78 @@
+// Package sqlcases reads the table of algorithms the statement check is
+// tested with (cleanroom/sqlcheck/testdata/algorithms.txtar), shared by the
+// tests of cleanroom/sqlcheck, coordinator/engine and coordinator, so that
+// every level is held to the same cases.
+package sqlcases
+
+import (
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/txtar"
+)
+
+// Datasets are the dataset names the cases read: impressions(user_id,
+// campaign, shown_at) and conversions(user_id, value, converted_at).
+var Datasets = []string{"impressions", "conversions"}
+
+// Case is one algorithm of the table.
+type Case struct {
+	Name   string
+	SQL    string
+	Refuse bool   // the check must refuse it
+	Want   string // a fragment the refusal must contain
+}
+
+// Path is the table's file.
+func Path() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "cleanroom", "sqlcheck", "testdata", "algorithms.txtar")
+}
+
+// Load reads the table.
+func Load(t testing.TB) []Case {
+	t.Helper()
+	cases, err := parse(Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cases
+}
+
+func parse(path string) ([]Case, error) {
+	a, err := txtar.ParseFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []Case
+	seen := map[string]bool{}
+	for _, f := range a.Files {
+		kind, name, ok := strings.Cut(f.Name, "/")
+		if !ok || seen[name] {
+			return nil, fmt.Errorf("%s: file %q: want refuse/NAME or accept/NAME, names unique", path, f.Name)
+		}
+		seen[name] = true
+		text := strings.TrimSuffix(string(f.Data), "\n")
+		c := Case{Name: name, SQL: text}
+		switch kind {
+		case "refuse":
+			first, rest, _ := strings.Cut(text, "\n")
+			want, ok := strings.CutPrefix(first, "want: ")
+			if !ok || want == "" || rest == "" {
+				return nil, fmt.Errorf("%s: %s: a refused case starts with a line \"want: FRAGMENT\", then the algorithm", path, f.Name)
+			}
+			c.Refuse, c.Want, c.SQL = true, want, rest
+		case "accept":
+		default:
+			return nil, fmt.Errorf("%s: file %q: want refuse/NAME or accept/NAME", path, f.Name)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no cases", path)
+	}
+	return out, nil
+}
