@@ -191,7 +191,7 @@ func BenchmarkStatementChecks(b *testing.B) {
 	q := adAttributionQuery
 	b.Run("parse-tree", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := checkStatement(ctx, conn, q, datasets); err != nil {
+			if _, err := checkStatement(ctx, conn, q, datasets, nil); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -25,11 +25,20 @@ type Policy struct {
 	// Datasets are the contract's datasets. A loaded table that none of
 	// them names is read as a dataset without a privacy unit.
 	Datasets []contracts.Dataset
+	// Models are the names of the contract's models, which the algorithm
+	// may call (CheckAlgorithm; a run calls the models its session has).
+	// The privacy analysis reads a model's result as derived from its
+	// arguments.
+	Models []string
 }
 
 // ContractPolicy is the policy of a contract's runs.
 func ContractPolicy(c *contracts.Contract) Policy {
-	return Policy{Output: c.Output, Datasets: c.Datasets}
+	p := Policy{Output: c.Output, Datasets: c.Datasets}
+	for _, m := range c.Models {
+		p.Models = append(p.Models, m.Name)
+	}
+	return p
 }
 
 // privacyDatasets describes the datasets to the privacy analysis: each
@@ -104,7 +113,7 @@ func CheckAlgorithm(query string, p Policy) error {
 	for i, ds := range p.Datasets {
 		names[i] = ds.ID
 	}
-	st, err := checkStatement(ctx, conn, query, names)
+	st, err := checkStatement(ctx, conn, query, names, p.Models)
 	if err != nil {
 		return err
 	}
