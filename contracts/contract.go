@@ -133,6 +133,7 @@ const (
 	// ModeCustom: the query's own GroupSizeColumn is trusted for k.
 	ModeCustom OutputMode = "custom"
 )
+
 // Model is a WebAssembly scalar function that an algorithm provider
 // brings and the algorithm's SQL calls by Name (docs/models.md).
 type Model struct {
