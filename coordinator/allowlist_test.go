@@ -110,7 +110,7 @@ func TestExampleAlgorithmsAccepted(t *testing.T) {
 				scenario.NewParty(t, "sponsor", contracts.RoleDataProvider, contracts.RoleAlgorithmProvider, contracts.RoleResultRecipient),
 			},
 			Datasets: []scenario.Dataset{
-				{ID: "patients", Provider: "hospital", PrivacyUnit: "patient_id", Privacy: "dimensions: [site, sex, birth_date]", Columns: "[{name: patient_id, type: string}, {name: site, type: string}, " +
+				{ID: "patients", Provider: "hospital", PrivacyUnit: "patient_id", Privacy: "dimensions: [site, sex, birth_date, hba1c, egfr]", Columns: "[{name: patient_id, type: string}, {name: site, type: string}, " +
 					"{name: sex, type: string}, {name: birth_date, type: date}, {name: diagnosis, type: string}, " +
 					"{name: hba1c, type: \"decimal(4,1)\"}, {name: egfr, type: int32}, {name: last_visit, type: date}]"},
 				{ID: "enrolments", Provider: "sponsor", Columns: "[{name: patient_id, type: string}, {name: trial, type: string}, " +

@@ -282,7 +282,7 @@ func (sp *Spec) Text(inst *tee.Instance) []byte {
 	if sp.Mode != "" {
 		fmt.Fprintf(&b, ", mode: %s", sp.Mode)
 	}
-	if sp.GroupColumn != "" {
+	if sp.GroupColumn != "" && sp.K > 0 {
 		fmt.Fprintf(&b, ", group_size_column: %s", sp.GroupColumn)
 	}
 	if sp.K > 0 {
