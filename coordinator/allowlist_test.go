@@ -9,8 +9,8 @@ import (
 
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/internal/scenario"
 	"cleanroom.dev/cleanroom/internal/sqlcases"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // The datasets of the statement check's table of algorithms, with

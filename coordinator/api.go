@@ -24,7 +24,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/attest"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/coordinator/state"
+	"cleanroom.dev/cleanroom/coordinator/internal/state"
 )
 
 // Handler returns the coordinator's HTTP API (docs/api.md). It must be

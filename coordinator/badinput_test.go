@@ -20,7 +20,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/upload"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // sharedSigningKey returns sc's contract text with the auditor's public key

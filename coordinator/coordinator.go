@@ -31,11 +31,11 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/coordinator/blobs"
-	"cleanroom.dev/cleanroom/coordinator/engine"
-	"cleanroom.dev/cleanroom/coordinator/eventlog"
-	"cleanroom.dev/cleanroom/coordinator/state"
-	"cleanroom.dev/cleanroom/coordinator/tee"
+	"cleanroom.dev/cleanroom/coordinator/internal/blobs"
+	"cleanroom.dev/cleanroom/coordinator/internal/engine"
+	"cleanroom.dev/cleanroom/coordinator/internal/eventlog"
+	"cleanroom.dev/cleanroom/coordinator/internal/state"
+	"cleanroom.dev/cleanroom/coordinator/internal/tee"
 )
 
 // Version is the software version recorded in coordinator.started events.

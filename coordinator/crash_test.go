@@ -18,8 +18,8 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/client"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
-	"cleanroom.dev/cleanroom/coordinator/tee"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/coordinator/internal/tee"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // daemon is a coordinator running as a child process.

@@ -13,8 +13,8 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/coordinator/tee"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/coordinator/internal/tee"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // faultEnv names the fault point at which the daemon child kills itself

@@ -15,7 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/coordinator/engine"
+	"cleanroom.dev/cleanroom/coordinator/internal/engine"
 )
 
 // fuzzQuery reads every column of the all-types dataset.

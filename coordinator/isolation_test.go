@@ -20,9 +20,9 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/coordinator/eventlog"
-	"cleanroom.dev/cleanroom/coordinator/tee"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/coordinator/internal/eventlog"
+	"cleanroom.dev/cleanroom/coordinator/internal/tee"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // secretSpec is a contract whose names appear nowhere else: whatever of

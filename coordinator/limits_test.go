@@ -22,7 +22,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/cleanroom/atls"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // guard bounds how long a limit test waits for the server to act, so a

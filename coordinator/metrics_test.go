@@ -11,7 +11,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/cleanroom/atls"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // operatorOnly are series that move with what the parties do: polled, they

@@ -17,7 +17,7 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // TestResultMatchesPlainDuckDB runs a contract end to end over attested

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/coordinator/tee"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/coordinator/internal/tee"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // prepare registers a scenario's contract, uploads both datasets and

@@ -15,8 +15,8 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
-	"cleanroom.dev/cleanroom/coordinator/tee"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/coordinator/internal/tee"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // latencies records operation durations by kind.

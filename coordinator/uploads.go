@@ -17,8 +17,8 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/cleanroom/upload"
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/coordinator/blobs"
-	"cleanroom.dev/cleanroom/coordinator/state"
+	"cleanroom.dev/cleanroom/coordinator/internal/blobs"
+	"cleanroom.dev/cleanroom/coordinator/internal/state"
 )
 
 // UploadDataset accepts a dataset envelope from the dataset's provider.

@@ -14,7 +14,7 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
-	"cleanroom.dev/cleanroom/coordinator/eventlog"
+	"cleanroom.dev/cleanroom/coordinator/internal/eventlog"
 )
 
 // BenchmarkAuditScenario is one whole audit of the scenario's log (about a

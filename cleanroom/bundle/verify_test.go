@@ -13,13 +13,13 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/attest"
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
-	"cleanroom.dev/cleanroom/cleanroom/bundle/bundletest"
 	"cleanroom.dev/cleanroom/cleanroom/envelope"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/cleanroom/upload"
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/coordinator/tee"
+	"cleanroom.dev/cleanroom/coordinator/internal/tee"
+	"cleanroom.dev/cleanroom/internal/bundletest"
 )
 
 func TestHonestBundleVerifies(t *testing.T) {

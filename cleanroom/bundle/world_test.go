@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
-	"cleanroom.dev/cleanroom/cleanroom/bundle/bundletest"
+	"cleanroom.dev/cleanroom/internal/bundletest"
 )
 
 // One world (simulated coordinator, log, contract, uploads) serves every

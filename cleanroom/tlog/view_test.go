@@ -16,7 +16,7 @@ import (
 	"testing"
 
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
-	"cleanroom.dev/cleanroom/coordinator/eventlog"
+	"cleanroom.dev/cleanroom/coordinator/internal/eventlog"
 	"golang.org/x/mod/sumdb/note"
 )
 

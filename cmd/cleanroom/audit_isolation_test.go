@@ -21,7 +21,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/audit"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // TestAuditIsolatedContracts: two contracts share one coordinator and its

@@ -21,7 +21,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // The audit tests run a real coordinator in this process (simulated

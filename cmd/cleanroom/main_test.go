@@ -12,9 +12,9 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/coordinator/tee"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/coordinator/internal/tee"
 	"cleanroom.dev/cleanroom/internal/scripttest"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 func TestMain(m *testing.M) {

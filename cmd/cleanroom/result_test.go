@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
-	"cleanroom.dev/cleanroom/cleanroom/bundle/bundletest"
+	"cleanroom.dev/cleanroom/internal/bundletest"
 )
 
 // resultFixture makes a simulated coordinator with its log and contract

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"cleanroom.dev/cleanroom/coordinator/tee"
+	"cleanroom.dev/cleanroom/coordinator/internal/tee"
 )
 
 func init() { register(newIdentityCmd) }

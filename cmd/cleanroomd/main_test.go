@@ -10,7 +10,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/attest"
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/coordinator/tee"
+	"cleanroom.dev/cleanroom/coordinator/internal/tee"
 	"cleanroom.dev/cleanroom/internal/scripttest"
 )
 

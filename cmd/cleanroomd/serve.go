@@ -20,7 +20,7 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom/atls"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/coordinator/tee"
+	"cleanroom.dev/cleanroom/coordinator/internal/tee"
 )
 
 func init() { register(newServeCmd) }

@@ -49,7 +49,7 @@ import (
 	"cleanroom.dev/cleanroom/coordinator"
 	adattribution "cleanroom.dev/cleanroom/examples/ad-attribution"
 	exscenario "cleanroom.dev/cleanroom/examples/internal/scenario"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 func main() {

@@ -23,7 +23,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/connectors"
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/coordinator/engine"
+	"cleanroom.dev/cleanroom/coordinator/internal/engine"
 	"cleanroom.dev/cleanroom/examples/internal/scenario"
 )
 

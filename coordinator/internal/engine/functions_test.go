@@ -25,7 +25,7 @@ var snapshotPath = filepath.Join("..", "..", "cleanroom", "sqlcheck", "testdata"
 const snapshotHeader = `# Every function DuckDB lists in duckdb_functions() inside a locked-down
 # engine session (with the engine's dataset scan registered), except PRAGMA
 # functions, which no SELECT can call: function type, schema, name.
-# Written by: go test -tags duckdb_arrow ./coordinator/engine -run TestFunctionSnapshot -update
+# Written by: go test -tags duckdb_arrow ./coordinator/internal/engine -run TestFunctionSnapshot -update
 # cleanroom/sqlcheck's TestEveryFunctionClassified requires each name to be
 # classified by its allow-lists.
 `

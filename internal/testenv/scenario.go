@@ -27,7 +27,7 @@ import (
 	"cleanroom.dev/cleanroom/connectors"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/coordinator/tee"
+	"cleanroom.dev/cleanroom/coordinator/internal/tee"
 )
 
 // Server is a coordinator served in this process over attested TLS.

@@ -34,8 +34,8 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/cleanroom/upload"
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/coordinator/eventlog"
-	"cleanroom.dev/cleanroom/coordinator/tee"
+	"cleanroom.dev/cleanroom/coordinator/internal/eventlog"
+	"cleanroom.dev/cleanroom/coordinator/internal/tee"
 )
 
 // Query is the algorithm text the world's contract pins by its SHA-256.

@@ -13,8 +13,8 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/client"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/coordinator/tee"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/coordinator/internal/tee"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 func adSpec(t testing.TB, name string) *scenario.Spec {
