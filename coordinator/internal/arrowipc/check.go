@@ -1,4 +1,4 @@
-package coordinator
+package arrowipc
 
 import (
 	"encoding/binary"
