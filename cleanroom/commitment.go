@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+
+	"cleanroom.dev/cleanroom/internal/durable"
 )
 
 // SaltSize is the size of a commitment salt.
@@ -83,7 +85,7 @@ func WriteSaltFile(path string) (Salt, error) {
 		return Salt{}, err
 	}
 	s := NewSalt()
-	if err := WriteFileAtomic(path, []byte(saltFilePrefix+s.String()+"\n"), 0o600); err != nil {
+	if err := durable.WriteFile(path, []byte(saltFilePrefix+s.String()+"\n"), 0o600); err != nil {
 		return Salt{}, err
 	}
 	return s, nil

@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
+	"cleanroom.dev/cleanroom/internal/durable"
 )
 
 // StateFormat is the value of Facts.Format in state.json. Version 2 holds
@@ -218,7 +218,7 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return cleanroom.WriteFileAtomic(path, append(data, '\n'), 0o600)
+	return durable.WriteFile(path, append(data, '\n'), 0o600)
 }
 
 // commit keeps a verified checkpoint and report: the checkpoint in the
@@ -237,7 +237,7 @@ func (s *State) commit(r *Report, cp *tlog.Checkpoint) error {
 		return err
 	}
 	name := filepath.ToSlash(filepath.Join(HistoryDir, fmt.Sprintf("%020d.checkpoint", cp.Size())))
-	if err := cleanroom.WriteFileAtomic(s.path(name), cp.Bytes(), 0o600); err != nil {
+	if err := durable.WriteFile(s.path(name), cp.Bytes(), 0o600); err != nil {
 		return err
 	}
 	root := cp.Root()
@@ -252,7 +252,7 @@ func (s *State) commit(r *Report, cp *tlog.Checkpoint) error {
 	if err := writeJSON(s.path(FactsFile), facts); err != nil {
 		return err
 	}
-	return cleanroom.WriteFileAtomic(s.path(CheckpointFile), cp.Bytes(), 0o600)
+	return durable.WriteFile(s.path(CheckpointFile), cp.Bytes(), 0o600)
 }
 
 // recordFailure keeps the report of a failed audit in last-failure.json.
@@ -287,7 +287,7 @@ func (s *State) saveEvidence(ce *tlog.ConsistencyError, r *Report, url string) (
 		EvidenceReport: []byte(evidenceReport(ce, r, url)),
 	}
 	for name, data := range files {
-		if err := cleanroom.WriteFileAtomic(filepath.Join(tmp, name), data, 0o600); err != nil {
+		if err := durable.WriteFile(filepath.Join(tmp, name), data, 0o600); err != nil {
 			return "", err
 		}
 	}
@@ -299,7 +299,7 @@ func (s *State) saveEvidence(ce *tlog.ConsistencyError, r *Report, url string) (
 		}
 		err := os.Rename(tmp, filepath.Join(base, name))
 		if err == nil {
-			if err := cleanroom.SyncDir(base); err != nil {
+			if err := durable.SyncDir(base); err != nil {
 				return "", err
 			}
 			return filepath.ToSlash(filepath.Join(EvidenceDir, name)), nil

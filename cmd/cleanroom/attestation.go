@@ -20,6 +20,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/attest"
 	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/internal/durable"
 )
 
 func init() { register(newAttestationCmd) }
@@ -307,7 +308,7 @@ func (c *cli) writeEAR(path string, id *cleanroom.Identity, claims *attest.Claim
 	if err != nil {
 		return err
 	}
-	if err := cleanroom.WriteFileAtomic(path, append(jwt, '\n'), 0o644); err != nil {
+	if err := durable.WriteFile(path, append(jwt, '\n'), 0o644); err != nil {
 		return fmt.Errorf("writing the EAR: %w", err)
 	}
 	for name, sub := range ar.Submods {

@@ -12,6 +12,7 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/internal/durable"
 )
 
 func init() { register(newContractCmd) }
@@ -213,7 +214,7 @@ the current directory, where PARTICIPANT is your id in the contract.`,
 		if out == "" {
 			out = p.ID + ".sig"
 		}
-		if err := cleanroom.WriteFileAtomic(out, sig, 0o644); err != nil {
+		if err := durable.WriteFile(out, sig, 0o644); err != nil {
 			return err
 		}
 		c.infof("signed contract %s (%s) as %s: wrote %s", ct.Name, ct.ID(), p.ID, out)

@@ -10,6 +10,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/client"
 	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/internal/durable"
 )
 
 func init() { register(newCoordinatorCmd) }
@@ -95,7 +96,7 @@ identity) or the contract's.
 			if err != nil {
 				return err
 			}
-			if err := cleanroom.WriteFileAtomic(out, append(data, '\n'), 0o644); err != nil {
+			if err := durable.WriteFile(out, append(data, '\n'), 0o644); err != nil {
 				return err
 			}
 			c.infof("wrote the identity document to %s", out)

@@ -13,6 +13,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/upload"
 	"cleanroom.dev/cleanroom/connectors"
 	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/internal/durable"
 )
 
 func init() { datasetCommands = append(datasetCommands, newDatasetEncryptCmd) }
@@ -155,7 +156,7 @@ printed on stdout.`,
 			if stmtPath == "" {
 				stmtPath = out + ".stmt"
 			}
-			if err := cleanroom.WriteFileAtomic(stmtPath, enc.Signed, 0o644); err != nil {
+			if err := durable.WriteFile(stmtPath, enc.Signed, 0o644); err != nil {
 				os.Remove(out)
 				return err
 			}

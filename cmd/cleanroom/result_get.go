@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
+	"cleanroom.dev/cleanroom/internal/durable"
 )
 
 func init() { resultCommands = append(resultCommands, newResultGetCmd) }
@@ -56,7 +56,7 @@ its audit log. Decrypt and show it with cleanroom result show.`,
 			}
 			return err
 		}
-		if err := cleanroom.WriteFileAtomic(out, data, 0o600); err != nil {
+		if err := durable.WriteFile(out, data, 0o600); err != nil {
 			return err
 		}
 		st := r.Statement

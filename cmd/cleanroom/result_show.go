@@ -11,6 +11,7 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/connectors"
+	"cleanroom.dev/cleanroom/internal/durable"
 )
 
 func init() { resultCommands = append(resultCommands, newResultShowCmd) }
@@ -86,7 +87,7 @@ Nothing is written unless the bundle verifies in full.`,
 			return err
 		}
 		defer clear(buf.Bytes())
-		if err := cleanroom.WriteFileAtomic(out, buf.Bytes(), 0o600); err != nil {
+		if err := durable.WriteFile(out, buf.Bytes(), 0o600); err != nil {
 			return err
 		}
 		c.infof("wrote %d rows to %s (%s)", rows, out, format)

@@ -20,7 +20,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/internal/durable"
 )
 
 // Digest is the SHA-256 of a blob's bytes.
@@ -156,13 +156,13 @@ func (w *Writer) Commit() (Digest, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return Digest{}, fmt.Errorf("blob store: %w", err)
 	}
-	if err := cleanroom.SyncDir(filepath.Dir(dir)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(dir)); err != nil {
 		return Digest{}, fmt.Errorf("blob store: %w", err)
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		return Digest{}, fmt.Errorf("blob store: %w", err)
 	}
-	if err := cleanroom.SyncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return Digest{}, fmt.Errorf("blob store: %w", err)
 	}
 	return d, nil

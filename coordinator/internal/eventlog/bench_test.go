@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/internal/durable"
 )
 
 // reportLatencies reports the p50 and p99 of the recorded latencies.
@@ -103,7 +103,7 @@ func BenchmarkDurableFileWrite(b *testing.B) {
 	lat := make([]time.Duration, 0, b.N)
 	for b.Loop() {
 		start := time.Now()
-		if err := cleanroom.WriteFileAtomic(filepath.Join(dir, "f"), data, 0o644); err != nil {
+		if err := durable.WriteFile(filepath.Join(dir, "f"), data, 0o644); err != nil {
 			b.Fatal(err)
 		}
 		lat = append(lat, time.Since(start))

@@ -26,10 +26,11 @@ import (
 	"syscall"
 	"time"
 
-	"cleanroom.dev/cleanroom/cleanroom"
-	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/storage/posix"
+
+	"cleanroom.dev/cleanroom/cleanroom/tlog"
+	"cleanroom.dev/cleanroom/internal/durable"
 )
 
 // Defaults of Options.
@@ -234,7 +235,7 @@ func makeDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	return cleanroom.SyncDir(filepath.Dir(filepath.Clean(dir)))
+	return durable.SyncDir(filepath.Dir(filepath.Clean(dir)))
 }
 
 // lockDir takes an exclusive flock on dir/.lock. flock locks belong to the

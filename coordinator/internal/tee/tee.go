@@ -32,6 +32,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/attest"
 	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/internal/durable"
 )
 
 // Files of a data directory that this package owns. Other parts of the
@@ -253,7 +254,7 @@ func initWith(dir string, mode Mode, o options) (inst *Instance, err error) {
 	write := func(name string, data []byte) error {
 		p := filepath.Join(dir, name)
 		written = append(written, p)
-		return cleanroom.WriteFileAtomic(p, data, 0o600)
+		return durable.WriteFile(p, data, 0o600)
 	}
 
 	id, err := cleanroom.GenerateIdentity()
