@@ -26,7 +26,7 @@ import (
 // sharedSigningKey returns sc's contract text with the auditor's public key
 // replaced by one made of the publisher's Ed25519 key and the auditor's
 // HPKE key.
-func sharedSigningKey(t *testing.T, sc *scenario.Scenario) []byte {
+func sharedSigningKey(t *testing.T, sc *testenv.Scenario) []byte {
 	t.Helper()
 	pub, aud := sc.Spec.Parties[0].Identity.Public(), sc.Spec.Parties[3].Identity.Public()
 	mixed, err := cleanroom.PublicKeyFromBytes(append(pub.Bytes()[:32:32], aud.Bytes()[32:]...))
@@ -44,11 +44,11 @@ func sharedSigningKey(t *testing.T, sc *scenario.Scenario) []byte {
 // and checks each is refused with the right status and a message that says
 // what was wrong, and that neither the log nor the state changed.
 func TestBadInputChangesNothing(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
-	sc := scenario.New(t, srv, adSpec(t, "bad-input", 3))
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
+	sc := testenv.New(t, srv, adSpec(t, "bad-input", 3))
 	// A second contract on the same coordinator, with the same dataset ids,
 	// to make envelopes that are valid but for another contract.
-	other := scenario.New(t, srv, adSpec(t, "other", 3))
+	other := testenv.New(t, srv, adSpec(t, "other", 3))
 	// A contract for another coordinator's measurement.
 	elsewhere := adSpec(t, "elsewhere", 3)
 	ctx := context.Background()
@@ -112,27 +112,27 @@ func TestBadInputChangesNothing(t *testing.T) {
 	imp := sc.Seal(t, "publisher", "impressions", impressionsCSV)
 	conv := sc.Seal(t, "advertiser", "conversions", conversionsCSV)
 	otherImp := other.Seal(t, "publisher", "impressions", impressionsCSV)
-	truncated := &scenario.Sealed{Envelope: imp.Envelope[:len(imp.Envelope)-5], Statement: imp.Statement}
-	flipped := &scenario.Sealed{Envelope: bytes.Clone(imp.Envelope), Statement: imp.Statement}
+	truncated := &testenv.Sealed{Envelope: imp.Envelope[:len(imp.Envelope)-5], Statement: imp.Statement}
+	flipped := &testenv.Sealed{Envelope: bytes.Clone(imp.Envelope), Statement: imp.Statement}
 	flipped.Envelope[len(flipped.Envelope)/2] ^= 1
-	wrongStatement := &scenario.Sealed{Envelope: imp.Envelope, Statement: otherImp.Statement}
+	wrongStatement := &testenv.Sealed{Envelope: imp.Envelope, Statement: otherImp.Statement}
 
 	uploadCases := []struct {
 		name    string
 		party   string
 		dataset string
-		sealed  *scenario.Sealed
+		sealed  *testenv.Sealed
 		status  int
 		msg     string
 	}{
 		{"envelope for another contract", "publisher", "impressions", otherImp, 422, "contract"},
-		{"envelope for another dataset", "advertiser", "conversions", &scenario.Sealed{Envelope: imp.Envelope, Statement: conv.Statement}, 422, "dataset"},
+		{"envelope for another dataset", "advertiser", "conversions", &testenv.Sealed{Envelope: imp.Envelope, Statement: conv.Statement}, 422, "dataset"},
 		{"truncated envelope", "publisher", "impressions", truncated, 422, "envelope for dataset impressions refused: envelope"},
 		{"flipped byte", "publisher", "impressions", flipped, 422, "does not authenticate"},
-		{"garbage", "publisher", "impressions", &scenario.Sealed{Envelope: []byte("not an envelope at all"), Statement: imp.Statement}, 422, "refused"},
+		{"garbage", "publisher", "impressions", &testenv.Sealed{Envelope: []byte("not an envelope at all"), Statement: imp.Statement}, 422, "refused"},
 		{"statement of another envelope", "publisher", "impressions", wrongStatement, 422, "upload statement"},
-		{"statement signed by another party", "publisher", "impressions", &scenario.Sealed{Envelope: imp.Envelope, Statement: conv.Statement}, 422, "upload statement"},
-		{"no statement", "publisher", "impressions", &scenario.Sealed{Envelope: imp.Envelope}, 400, "trailer is missing"},
+		{"statement signed by another party", "publisher", "impressions", &testenv.Sealed{Envelope: imp.Envelope, Statement: conv.Statement}, 422, "upload statement"},
+		{"no statement", "publisher", "impressions", &testenv.Sealed{Envelope: imp.Envelope}, 400, "trailer is missing"},
 		{"unknown dataset", "publisher", "clicks", imp, 404, "no dataset"},
 	}
 	for _, tc := range uploadCases {
@@ -220,7 +220,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 
 // renamedSig is the auditor's signature of the scenario's contract under
 // another name: valid, by a participant, but over a different contract.
-func renamedSig(t *testing.T, sc *scenario.Scenario) []byte {
+func renamedSig(t *testing.T, sc *testenv.Scenario) []byte {
 	spec := *sc.Spec
 	spec.Name = "renamed"
 	c, err := contracts.Parse(spec.Text(sc.Server.Coord.TEE()), contracts.ParseOptions{})
@@ -234,7 +234,7 @@ func renamedSig(t *testing.T, sc *scenario.Scenario) []byte {
 	return sig
 }
 
-func clientOptsFor(sc *scenario.Scenario, p *scenario.Party) client.Options {
+func clientOptsFor(sc *testenv.Scenario, p *testenv.Party) client.Options {
 	return client.Options{Contract: sc.Contract, Identity: p.Identity}
 }
 
@@ -256,7 +256,7 @@ func expectRefusal(t *testing.T, name string, err error, status int, msg string)
 // sealRaw seals arbitrary plaintext as dataset ds of the scenario's
 // contract, with a valid statement signed by party id claiming rows rows:
 // an authentic envelope from a hostile provider.
-func sealRaw(t *testing.T, sc *scenario.Scenario, id, ds string, plain []byte, rows int64) *scenario.Sealed {
+func sealRaw(t *testing.T, sc *testenv.Scenario, id, ds string, plain []byte, rows int64) *testenv.Sealed {
 	t.Helper()
 	d := sc.Contract.Dataset(ds)
 	var buf bytes.Buffer
@@ -278,15 +278,15 @@ func sealRaw(t *testing.T, sc *scenario.Scenario, id, ds string, plain []byte, r
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &scenario.Sealed{Envelope: buf.Bytes(), Statement: signed}
+	return &testenv.Sealed{Envelope: buf.Bytes(), Statement: signed}
 }
 
 // TestHostileProviderPlaintext uploads authentic envelopes whose plaintext
 // is not what the contract says: the coordinator refuses each, stays up,
 // and changes nothing.
 func TestHostileProviderPlaintext(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
-	sc := scenario.New(t, srv, adSpec(t, "hostile", 3))
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
+	sc := testenv.New(t, srv, adSpec(t, "hostile", 3))
 	sc.Submit(t, "publisher")
 	good := sc.Seal(t, "publisher", "impressions", impressionsCSV)
 	// Recover the plaintext of the good envelope to build variants.

@@ -62,8 +62,8 @@ func BenchmarkUpload(b *testing.B) {
 		mb = n
 	}
 	dir := b.TempDir()
-	srv := scenario.Start(b, filepath.Join(dir, "coord"), coordinator.Config{MaxUploadBytes: 64 << 30})
-	sc := scenario.New(b, srv, adSpec(b, "bench-0", 1))
+	srv := testenv.Start(b, filepath.Join(dir, "coord"), coordinator.Config{MaxUploadBytes: 64 << 30})
+	sc := testenv.New(b, srv, adSpec(b, "bench-0", 1))
 	schema := sc.Contract.Dataset("impressions").Schema()
 	path := filepath.Join(dir, "impressions.env")
 	f, err := os.Create(path)
@@ -86,7 +86,7 @@ func BenchmarkUpload(b *testing.B) {
 		if i > 0 {
 			spec := *sc.Spec
 			spec.Name = fmt.Sprintf("bench-%d", i)
-			sc = scenario.New(b, srv, &spec)
+			sc = testenv.New(b, srv, &spec)
 			f, _ = os.Create(path)
 			rr = array.ReaderFromIter(schema, impressionBatches(schema, mb<<20))
 			if enc, err = upload.Encrypt(f, rr, sc.Contract, "impressions", srv.Coord.TEE().PublicKey(), sc.Party("publisher").Identity, upload.EncryptOptions{}); err != nil {

@@ -77,7 +77,7 @@ func (d *daemon) kill() {
 // acked is what the coordinator acknowledged, or was sent, for one
 // contract.
 type acked struct {
-	sc         *scenario.Scenario
+	sc         *testenv.Scenario
 	registered bool
 	datasets   map[string]string   // acknowledged: dataset → ciphertext digest
 	sent       map[string][]string // every envelope digest sent, acknowledged or not
@@ -164,7 +164,7 @@ func TestCrashSafety(t *testing.T) {
 func worker(t *testing.T, ctx context.Context, url string, inst *tee.Instance, tag string, mu *sync.Mutex, all *[]*acked) {
 	for i := 0; ctx.Err() == nil; i++ {
 		spec := adSpec(t, fmt.Sprintf("crash-%s-%d", tag, i), 3)
-		sc := scenario.NewRemote(t, url, inst, spec)
+		sc := testenv.NewRemote(t, url, inst, spec)
 		a := &acked{sc: sc, datasets: map[string]string{}, sent: map[string][]string{}}
 		mu.Lock()
 		*all = append(*all, a)
@@ -215,7 +215,7 @@ func bigCSV(ds string, rows int) string {
 // auditor of a registered contract.
 func fetchCheckpoint(ctx context.Context, t *testing.T, url string, mu *sync.Mutex, all []*acked, v *tlog.Verifier) *tlog.Checkpoint {
 	mu.Lock()
-	var sc *scenario.Scenario
+	var sc *testenv.Scenario
 	for _, a := range all {
 		if a.registered {
 			sc = a.sc

@@ -51,7 +51,7 @@ func (d *daemon) waitExit() {
 // returns the error the participant saw.
 type lifecycle struct {
 	t  *testing.T
-	sc *scenario.Scenario
+	sc *testenv.Scenario
 }
 
 func (l *lifecycle) step(name string) error {
@@ -130,7 +130,7 @@ func TestFaultMatrix(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sc := scenario.NewRemote(t, d.url, inst, adSpec(t, "fault", 3))
+			sc := testenv.NewRemote(t, d.url, inst, adSpec(t, "fault", 3))
 			l := &lifecycle{t: t, sc: sc}
 			// Do every step before the faulty one normally.
 			i := 0
@@ -159,7 +159,7 @@ func TestFaultMatrix(t *testing.T) {
 
 // logSize returns the number of events in the log, read by the operator
 // (the test daemon takes loopback clients for its operator).
-func logSize(t *testing.T, sc *scenario.Scenario) uint64 {
+func logSize(t *testing.T, sc *testenv.Scenario) uint64 {
 	t.Helper()
 	h, err := sc.Client(t, "").Health(context.Background())
 	if err != nil {
@@ -262,9 +262,9 @@ func datasetUploaded(st *api.ContractStatus, id string) bool {
 // other contracts as before.
 func TestTruncatedBlob(t *testing.T) {
 	dir := t.TempDir()
-	srv := scenario.Start(t, dir, coordinator.Config{})
-	damaged := scenario.New(t, srv, adSpec(t, "damaged", 3))
-	healthy := scenario.New(t, srv, adSpec(t, "healthy", 3))
+	srv := testenv.Start(t, dir, coordinator.Config{})
+	damaged := testenv.New(t, srv, adSpec(t, "damaged", 3))
+	healthy := testenv.New(t, srv, adSpec(t, "healthy", 3))
 	prepare(t, damaged, impressionsCSV)
 	prepare(t, healthy, impressionsCSV)
 	ctx := context.Background()
@@ -283,7 +283,7 @@ func TestTruncatedBlob(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	srv = scenario.Start(t, dir, coordinator.Config{OperatorLoopback: true}) // the count of damaged blobs is the operator's
+	srv = testenv.Start(t, dir, coordinator.Config{OperatorLoopback: true}) // the count of damaged blobs is the operator's
 	damaged.Server, damaged.URL = srv, srv.URL
 	healthy.Server, healthy.URL = srv, srv.URL
 	h, err := damaged.Client(t, "").Health(ctx)
@@ -318,8 +318,8 @@ func TestFullDisk(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 	data := filepath.Join(dir, "data")
-	srv := scenario.Start(t, data, coordinator.Config{})
-	sc := scenario.New(t, srv, adSpec(t, "full-disk", 3))
+	srv := testenv.Start(t, data, coordinator.Config{})
+	sc := testenv.New(t, srv, adSpec(t, "full-disk", 3))
 	sc.Submit(t, "publisher")
 	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
 
@@ -351,7 +351,7 @@ func TestFullDisk(t *testing.T) {
 	// The operator frees space and restarts the coordinator.
 	os.Remove(filler)
 	srv.Stop()
-	srv = scenario.Start(t, data, coordinator.Config{})
+	srv = testenv.Start(t, data, coordinator.Config{})
 	sc.Server, sc.URL = srv, srv.URL
 	st, err := sc.Client(t, "auditor").Status(context.Background())
 	if err != nil {

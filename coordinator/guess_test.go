@@ -115,7 +115,7 @@ func (o *observed) contains(s string) bool {
 // logEntries reads every entry of the coordinator's log as an auditor
 // does: over attested TLS, under a checkpoint verified with the attested
 // key and covering every event.
-func logEntries(t *testing.T, sc *scenario.Scenario, auditor string) [][]byte {
+func logEntries(t *testing.T, sc *testenv.Scenario, auditor string) [][]byte {
 	t.Helper()
 	ctx := context.Background()
 	fetch := sc.Client(t, auditor).LogFetcher()
@@ -150,7 +150,7 @@ func logEntries(t *testing.T, sc *scenario.Scenario, auditor string) [][]byte {
 
 // observeAll gathers what the parties in who, the auditor's log and the
 // operator (data directory, daemon log, metrics) can read about run runID.
-func observeAll(t *testing.T, srv *scenario.Server, sc *scenario.Scenario, runID string, who ...string) *observed {
+func observeAll(t *testing.T, srv *testenv.Server, sc *testenv.Scenario, runID string, who ...string) *observed {
 	t.Helper()
 	ctx := context.Background()
 	o := &observed{}
@@ -232,10 +232,10 @@ func oneRowResults(t *testing.T, plain []byte, n int64) [][]byte {
 // it); with the salted commitment none is, and the commitment opens only
 // with the salt the recipient finds inside the encrypted result.
 func TestNonRecipientCannotGuessResult(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
 	spec := adSpec(t, "guess-result", 1)
 	spec.Query = "SELECT count(DISTINCT i.user_id) AS users FROM impressions i JOIN conversions c USING (user_id)"
-	sc := scenario.New(t, srv, spec)
+	sc := testenv.New(t, srv, spec)
 	prepare(t, sc, impressionsCSV)
 	ctx := context.Background()
 	rs, err := sc.Client(t, "advertiser").Run(ctx)
@@ -286,7 +286,7 @@ func TestNonRecipientCannotGuessResult(t *testing.T) {
 
 // confidentialSpec is a contract whose algorithm is confidential; query
 // comes from a template a competitor could guess.
-func confidentialSpec(t *testing.T, name, query string, maxRuns int) *scenario.Spec {
+func confidentialSpec(t *testing.T, name, query string, maxRuns int) *testenv.Spec {
 	spec := adSpec(t, name, maxRuns)
 	spec.Confidential = true
 	spec.Query = query
@@ -309,10 +309,10 @@ func algorithmTemplate(agg string, threshold int) string {
 // commitment opens only with the salt the provider kept and sent sealed to
 // the coordinator.
 func TestConfidentialAlgorithmGuess(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
 	secret := algorithmTemplate("sum", 5)
 	spec := confidentialSpec(t, "guess-algorithm", secret, 1)
-	sc := scenario.New(t, srv, spec)
+	sc := testenv.New(t, srv, spec)
 	prepare(t, sc, impressionsCSV)
 	ctx := context.Background()
 	rs, err := sc.Client(t, "advertiser").Run(ctx)
@@ -372,10 +372,10 @@ func TestConfidentialAlgorithmGuess(t *testing.T) {
 // that lets anyone confirm a guess of it) is not accepted, with a message
 // that says what to do, and that the old sealed format is refused by name.
 func TestConfidentialAlgorithmPlainDigestRefused(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
 	spec := confidentialSpec(t, "plain-digest", algorithmTemplate("sum", 5), 1)
 	spec.InsecurePlainDigest = true
-	sc := scenario.New(t, srv, spec)
+	sc := testenv.New(t, srv, spec)
 	sc.Submit(t, "publisher")
 	ctx := context.Background()
 	before := sc.LogSize()
@@ -413,8 +413,8 @@ func TestConfidentialRefusalReasonIsPrivate(t *testing.T) {
 
 	t.Run("confidential", func(t *testing.T) {
 		dir := t.TempDir()
-		srv := scenario.Start(t, dir, coordinator.Config{})
-		sc := scenario.New(t, srv, confidentialSpec(t, "private-reason", query, 2))
+		srv := testenv.Start(t, dir, coordinator.Config{})
+		sc := testenv.New(t, srv, confidentialSpec(t, "private-reason", query, 2))
 		prepare(t, sc, impressionsCSV)
 
 		_, err := sc.Client(t, "advertiser").Run(ctx)
@@ -462,7 +462,7 @@ func TestConfidentialRefusalReasonIsPrivate(t *testing.T) {
 			}
 		}
 
-		providerReads := func(sc *scenario.Scenario) {
+		providerReads := func(sc *testenv.Scenario) {
 			t.Helper()
 			for _, r := range refused {
 				rs, err := sc.Client(t, "measurer").RunStatus(ctx, r.RunID)
@@ -484,16 +484,16 @@ func TestConfidentialRefusalReasonIsPrivate(t *testing.T) {
 		providerReads(sc)
 		// The reason lives in the log: a restarted coordinator still has it.
 		srv.Stop()
-		srv = scenario.Start(t, dir, coordinator.Config{})
+		srv = testenv.Start(t, dir, coordinator.Config{})
 		sc.URL, sc.Server = srv.URL, srv
 		providerReads(sc)
 	})
 
 	t.Run("not confidential", func(t *testing.T) {
-		srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
+		srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
 		spec := adSpec(t, "public-reason", 1)
 		spec.Query = query
-		sc := scenario.New(t, srv, spec)
+		sc := testenv.New(t, srv, spec)
 		prepare(t, sc, impressionsCSV)
 		_, err := sc.Client(t, "advertiser").Run(ctx)
 		expectRefusal(t, "public algorithm", err, 422, "secret_campaign_column")

@@ -29,8 +29,8 @@ var operatorOnly = []string{
 // every series and the counts.
 func TestMetricsOperatorOnly(t *testing.T) {
 	const token = "operator-token-0123456789abcdef0123456789"
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{OperatorToken: token})
-	sc := scenario.New(t, srv, adSpec(t, "metrics", 3))
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{OperatorToken: token})
+	sc := testenv.New(t, srv, adSpec(t, "metrics", 3))
 	prepare(t, sc, impressionsCSV)
 	rs, err := sc.Client(t, "advertiser").Run(context.Background())
 	if err != nil {
@@ -111,7 +111,7 @@ func TestMetricsOperatorOnly(t *testing.T) {
 
 	// Loopback counts as the operator only when the operator says so.
 	srv.Stop()
-	loop := scenario.Start(t, srv.Dir, coordinator.Config{OperatorLoopback: true})
+	loop := testenv.Start(t, srv.Dir, coordinator.Config{OperatorLoopback: true})
 	hc, err := atls.NewHTTPClient(atls.ClientOptions{Policy: &sc.Contract.Coordinator})
 	if err != nil {
 		t.Fatal(err)

@@ -26,10 +26,10 @@ import (
 // the same SQL over the plaintext inputs, minus the rows below k, and that
 // the bundle verifies offline.
 func TestResultMatchesPlainDuckDB(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
 	spec := adSpec(t, "plain-duckdb", 1)
 	spec.K = 20
-	sc := scenario.New(t, srv, spec)
+	sc := testenv.New(t, srv, spec)
 
 	// Data with popular and rare campaigns.
 	rng := rand.New(rand.NewPCG(3, 4))

@@ -18,7 +18,7 @@ import (
 
 // prepare registers a scenario's contract, uploads both datasets and
 // submits the algorithm.
-func prepare(t *testing.T, sc *scenario.Scenario, impressions string) {
+func prepare(t *testing.T, sc *testenv.Scenario, impressions string) {
 	t.Helper()
 	sc.Submit(t, "publisher")
 	sc.MustUpload(t, "publisher", "impressions", impressions)
@@ -38,7 +38,7 @@ func TestMaxRunsSurvivesKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := scenario.NewRemote(t, d.url, inst, adSpec(t, "max-runs", 2))
+	sc := testenv.NewRemote(t, d.url, inst, adSpec(t, "max-runs", 2))
 	prepare(t, sc, impressionsCSV)
 	ctx := context.Background()
 	for i := range 2 {
@@ -79,7 +79,7 @@ func TestKilledRunReleasesNothing(t *testing.T) {
 	// join of the impressions.
 	spec.Query = "SELECT a.campaign, count(*) AS users FROM impressions a, impressions b, impressions c " +
 		"WHERE length(a.user_id || b.user_id || c.user_id) > 3 GROUP BY a.campaign"
-	sc := scenario.NewRemote(t, d.url, inst, spec)
+	sc := testenv.NewRemote(t, d.url, inst, spec)
 	prepare(t, sc, bigCSV("impressions", 3000))
 	ctx := context.Background()
 	done := make(chan error, 1)
@@ -127,7 +127,7 @@ func TestKilledRunReleasesNothing(t *testing.T) {
 // still refuses it: at submission (the statement check) or at the run (the
 // sandbox), with a clear error, and releases nothing.
 func TestHostileAlgorithms(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
 	queries := []string{
 		"SELECT * FROM read_csv('/etc/passwd')",
 		"SELECT * FROM read_csv_auto('/etc/hosts')",
@@ -164,7 +164,7 @@ func TestHostileAlgorithms(t *testing.T) {
 	for i, q := range queries {
 		spec := adSpec(t, fmt.Sprintf("hostile-%d", i), 1)
 		spec.Query = q
-		sc := scenario.New(t, srv, spec)
+		sc := testenv.New(t, srv, spec)
 		sc.Submit(t, "publisher")
 		sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
 		sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
@@ -189,8 +189,8 @@ func TestHostileAlgorithms(t *testing.T) {
 // key): the run refuses it instead of computing on the host's data.
 func TestReplacedEnvelopeRefused(t *testing.T) {
 	dir := t.TempDir()
-	srv := scenario.Start(t, dir, coordinator.Config{})
-	sc := scenario.New(t, srv, adSpec(t, "replaced", 2))
+	srv := testenv.Start(t, dir, coordinator.Config{})
+	sc := testenv.New(t, srv, adSpec(t, "replaced", 2))
 	prepare(t, sc, impressionsCSV)
 	st, err := sc.Client(t, "auditor").Status(context.Background())
 	if err != nil {
@@ -219,10 +219,10 @@ func TestReplacedEnvelopeRefused(t *testing.T) {
 // gets, not in the audit log, not in the status, not in the coordinator's
 // own log. Only the engine's layer and DuckDB's error class are said.
 func TestRefusalsDoNotLeakData(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
 	spec := adSpec(t, "no-leak", 2)
 	spec.Query = "SELECT campaign, sum(CAST(user_id AS INTEGER)) AS users FROM impressions GROUP BY campaign"
-	sc := scenario.New(t, srv, spec)
+	sc := testenv.New(t, srv, spec)
 	prepare(t, sc, "user_id,campaign\nSECRET-VALUE-42,spring\n")
 	_, err := sc.Client(t, "advertiser").Run(context.Background())
 	expectRefusal(t, "run over dirty data", err, 422, "DuckDB Conversion Error")
@@ -258,12 +258,12 @@ func TestRefusalsDoNotLeakData(t *testing.T) {
 // it back, nothing on the coordinator's disk holds it, and it runs.
 func TestConfidentialAlgorithm(t *testing.T) {
 	dir := t.TempDir()
-	srv := scenario.Start(t, dir, coordinator.Config{})
+	srv := testenv.Start(t, dir, coordinator.Config{})
 	spec := adSpec(t, "confidential", 2)
 	spec.Confidential = true
 	spec.Query = "SELECT i.campaign AS secret_campaign_column, count(DISTINCT i.user_id) AS users " +
 		"FROM impressions i JOIN conversions c USING (user_id) GROUP BY i.campaign"
-	sc := scenario.New(t, srv, spec)
+	sc := testenv.New(t, srv, spec)
 	sc.Submit(t, "publisher")
 	sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
 	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)

@@ -47,7 +47,7 @@ func runDaemon(dir string) {
 	// /v1/health.
 	cfg := coordinator.Config{MaxUploadBytes: 64 << 20, CheckpointInterval: 100 * time.Millisecond, OperatorLoopback: true,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
-	s, err := scenario.StartE(dir, cfg)
+	s, err := testenv.StartE(dir, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "daemon:", err)
 		os.Exit(3)
@@ -63,16 +63,16 @@ func runDaemon(dir string) {
 // adSpec is the ad-attribution contract of the tests: publisher and
 // advertiser provide data, the measurer the query, the advertiser receives
 // results, the auditor audits.
-func adSpec(t testing.TB, name string, maxRuns int) *scenario.Spec {
-	return &scenario.Spec{
+func adSpec(t testing.TB, name string, maxRuns int) *testenv.Spec {
+	return &testenv.Spec{
 		Name: name,
-		Parties: []*scenario.Party{
-			scenario.NewParty(t, "publisher", contracts.RoleDataProvider),
-			scenario.NewParty(t, "advertiser", contracts.RoleDataProvider, contracts.RoleResultRecipient),
-			scenario.NewParty(t, "measurer", contracts.RoleAlgorithmProvider),
-			scenario.NewParty(t, "auditor", contracts.RoleAuditor),
+		Parties: []*testenv.Party{
+			testenv.NewParty(t, "publisher", contracts.RoleDataProvider),
+			testenv.NewParty(t, "advertiser", contracts.RoleDataProvider, contracts.RoleResultRecipient),
+			testenv.NewParty(t, "measurer", contracts.RoleAlgorithmProvider),
+			testenv.NewParty(t, "auditor", contracts.RoleAuditor),
 		},
-		Datasets: []scenario.Dataset{
+		Datasets: []testenv.Dataset{
 			{ID: "impressions", Provider: "publisher", Columns: "[{name: user_id, type: string}, {name: campaign, type: string}]"},
 			{ID: "conversions", Provider: "advertiser", Columns: "[{name: user_id, type: string}, {name: value, type: float64}]"},
 		},
@@ -96,11 +96,11 @@ type caller struct {
 	hc   *http.Client
 }
 
-func callers(t *testing.T, sc *scenario.Scenario) []caller {
+func callers(t *testing.T, sc *testenv.Scenario) []caller {
 	t.Helper()
 	var out []caller
-	stranger := scenario.NewParty(t, "stranger")
-	for _, p := range append(append([]*scenario.Party{}, sc.Spec.Parties...), stranger, nil) {
+	stranger := testenv.NewParty(t, "stranger")
+	for _, p := range append(append([]*testenv.Party{}, sc.Spec.Parties...), stranger, nil) {
 		opts := atls.ClientOptions{Policy: &sc.Contract.Coordinator}
 		name := "anonymous"
 		if p != nil {
@@ -139,8 +139,8 @@ func call(t *testing.T, hc *http.Client, url, method, path string, body []byte) 
 // error body, and the refusal leaves no trace in the log — only a line in
 // the daemon's structured log.
 func TestAuthorizationTable(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
-	sc := scenario.New(t, srv, adSpec(t, "authz", 5))
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
+	sc := testenv.New(t, srv, adSpec(t, "authz", 5))
 	cid := sc.Contract.ID().String()
 	imp := sc.Seal(t, "publisher", "impressions", impressionsCSV)
 	conv := sc.Seal(t, "advertiser", "conversions", conversionsCSV)
@@ -155,7 +155,7 @@ func TestAuthorizationTable(t *testing.T) {
 		method, path string
 		allowed      []string
 		body         func() []byte
-		upload       *scenario.Sealed
+		upload       *testenv.Sealed
 	}
 	endpoints := []endpoint{
 		{"GET", "/v1/health", all, nil, nil},
@@ -252,7 +252,7 @@ func contains(list []string, s string) bool {
 
 // uploadAs sends an envelope with its statement trailer over a caller's
 // connection.
-func uploadAs(t *testing.T, sc *scenario.Scenario, cl caller, path string, s *scenario.Sealed) (int, []byte) {
+func uploadAs(t *testing.T, sc *testenv.Scenario, cl caller, path string, s *testenv.Sealed) (int, []byte) {
 	t.Helper()
 	req, err := http.NewRequest("PUT", sc.Server.URL+path, nil)
 	if err != nil {
@@ -273,8 +273,8 @@ func uploadAs(t *testing.T, sc *scenario.Scenario, cl caller, path string, s *sc
 // TestEndToEndRun drives one contract through its whole life over real TLS
 // and checks the released result against the policy.
 func TestEndToEndRun(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
-	sc := scenario.New(t, srv, adSpec(t, "e2e", 2))
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
+	sc := testenv.New(t, srv, adSpec(t, "e2e", 2))
 	ctx := context.Background()
 	sc.Submit(t, "auditor")
 	sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
@@ -316,18 +316,18 @@ func isStatus(err error, status int) bool {
 // sends more than the upload limit: the eight are intact, the ninth is
 // refused with 413, and nothing else is disturbed.
 func TestConcurrentUploads(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{MaxUploadBytes: 256 << 10})
-	spec := &scenario.Spec{Name: "eight", Query: "SELECT count(*) AS n FROM d0", AlgorithmBy: "analyst",
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{MaxUploadBytes: 256 << 10})
+	spec := &testenv.Spec{Name: "eight", Query: "SELECT count(*) AS n FROM d0", AlgorithmBy: "analyst",
 		Recipients: []string{"analyst"}, MaxRows: 10, MaxRuns: 1}
-	spec.Parties = append(spec.Parties, scenario.NewParty(t, "analyst", contracts.RoleAlgorithmProvider, contracts.RoleResultRecipient))
+	spec.Parties = append(spec.Parties, testenv.NewParty(t, "analyst", contracts.RoleAlgorithmProvider, contracts.RoleResultRecipient))
 	for i := range 9 {
 		id := fmt.Sprintf("p%d", i)
-		spec.Parties = append(spec.Parties, scenario.NewParty(t, id, contracts.RoleDataProvider))
-		spec.Datasets = append(spec.Datasets, scenario.Dataset{ID: fmt.Sprintf("d%d", i), Provider: id, Columns: "[{name: k, type: string}, {name: v, type: int64}]"})
+		spec.Parties = append(spec.Parties, testenv.NewParty(t, id, contracts.RoleDataProvider))
+		spec.Datasets = append(spec.Datasets, testenv.Dataset{ID: fmt.Sprintf("d%d", i), Provider: id, Columns: "[{name: k, type: string}, {name: v, type: int64}]"})
 	}
-	sc := scenario.New(t, srv, spec)
+	sc := testenv.New(t, srv, spec)
 	sc.Submit(t, "analyst")
-	sealed := make([]*scenario.Sealed, 9)
+	sealed := make([]*testenv.Sealed, 9)
 	for i := range 9 {
 		rows := 2000
 		if i == 8 {

@@ -42,7 +42,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 
 // soakItem is one contract's acknowledged history.
 type soakItem struct {
-	sc       *scenario.Scenario
+	sc       *testenv.Scenario
 	datasets map[string]string // acknowledged uploads
 	runs     []string          // finished runs
 	bundles  map[string][]byte // fetched result bundles by run
@@ -111,7 +111,7 @@ func TestSoak(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(w), 7))
 			for i := 0; ctx.Err() == nil; i++ {
 				spec := adSpec(t, fmt.Sprintf("soak-%d-%d", w, i), 3)
-				sc := scenario.NewRemote(t, d.url, inst, spec)
+				sc := testenv.NewRemote(t, d.url, inst, spec)
 				it := &soakItem{sc: sc, datasets: map[string]string{}, bundles: map[string][]byte{}}
 				if err := timed("submit", func() error { _, err := sc.TrySubmit(t, "publisher"); return err }); err != nil {
 					fail("submit: %v", err)

@@ -28,8 +28,8 @@ var (
 )
 
 type world struct {
-	srv      *scenario.Server
-	sc       *scenario.Scenario
+	srv      *testenv.Server
+	sc       *testenv.Scenario
 	auditor  *client.Client
 	coord    *Coordinator
 	uploads  map[string]*api.UploadReceipt
@@ -54,16 +54,16 @@ const (
 	conversionsCSV = "user_id,value\nu1,10.5\nu2,20\nu3,1\nu4,7\n"
 )
 
-func adSpec(t testing.TB) *scenario.Spec {
-	return &scenario.Spec{
+func adSpec(t testing.TB) *testenv.Spec {
+	return &testenv.Spec{
 		Name: "audit-test",
-		Parties: []*scenario.Party{
-			scenario.NewParty(t, "publisher", contracts.RoleDataProvider),
-			scenario.NewParty(t, "advertiser", contracts.RoleDataProvider, contracts.RoleResultRecipient),
-			scenario.NewParty(t, "measurer", contracts.RoleAlgorithmProvider),
-			scenario.NewParty(t, "auditor", contracts.RoleAuditor),
+		Parties: []*testenv.Party{
+			testenv.NewParty(t, "publisher", contracts.RoleDataProvider),
+			testenv.NewParty(t, "advertiser", contracts.RoleDataProvider, contracts.RoleResultRecipient),
+			testenv.NewParty(t, "measurer", contracts.RoleAlgorithmProvider),
+			testenv.NewParty(t, "auditor", contracts.RoleAuditor),
 		},
-		Datasets: []scenario.Dataset{
+		Datasets: []testenv.Dataset{
 			{ID: "impressions", Provider: "publisher", Columns: "[{name: user_id, type: string}, {name: campaign, type: string}]"},
 			{ID: "conversions", Provider: "advertiser", Columns: "[{name: user_id, type: string}, {name: value, type: float64}]"},
 		},
@@ -93,13 +93,13 @@ func buildWorld(t testing.TB) *world {
 		t.Fatal(err)
 	}
 	worldDir = dir
-	srv, err := scenario.StartE(dir, coordinator.Config{CheckpointInterval: 100 * time.Millisecond})
+	srv, err := testenv.StartE(dir, coordinator.Config{CheckpointInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := &world{srv: srv, uploads: map[string]*api.UploadReceipt{}}
 	theWorld = w // so TestMain stops it whatever happens next
-	w.sc = scenario.New(t, srv, adSpec(t))
+	w.sc = testenv.New(t, srv, adSpec(t))
 	sc := w.sc
 	sc.Submit(t, "auditor")
 	w.uploads["impressions"] = sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
@@ -143,7 +143,7 @@ func buildWorld(t testing.TB) *world {
 
 // newAuditorClient returns a client acting as the auditor, closed by
 // TestMain's end rather than by one test's cleanup.
-func newAuditorClient(t testing.TB, sc *scenario.Scenario) *client.Client {
+func newAuditorClient(t testing.TB, sc *testenv.Scenario) *client.Client {
 	cl, err := client.New(sc.URL, client.Options{Contract: sc.Contract, Identity: sc.Party("auditor").Identity})
 	if err != nil {
 		t.Fatal(err)

@@ -33,13 +33,13 @@ import (
 func TestAuditIsolatedContracts(t *testing.T) {
 	e := newAuditEnv(t, 3)
 	ctx := context.Background()
-	other := scenario.New(t, e.srv, &scenario.Spec{
+	other := testenv.New(t, e.srv, &testenv.Spec{
 		Name: "other-contract",
-		Parties: []*scenario.Party{
-			scenario.NewParty(t, "owner", contracts.RoleDataProvider, contracts.RoleAlgorithmProvider, contracts.RoleResultRecipient),
-			scenario.NewParty(t, "other-auditor", contracts.RoleAuditor),
+		Parties: []*testenv.Party{
+			testenv.NewParty(t, "owner", contracts.RoleDataProvider, contracts.RoleAlgorithmProvider, contracts.RoleResultRecipient),
+			testenv.NewParty(t, "other-auditor", contracts.RoleAuditor),
 		},
-		Datasets:    []scenario.Dataset{{ID: "samples", Provider: "owner", Columns: "[{name: k, type: int64}]"}},
+		Datasets:    []testenv.Dataset{{ID: "samples", Provider: "owner", Columns: "[{name: k, type: int64}]"}},
 		Query:       "SELECT count(*) AS n FROM samples",
 		AlgorithmBy: "owner", Recipients: []string{"owner"},
 		MaxRows: 10, MaxRuns: 3,

@@ -41,9 +41,9 @@ const (
 type auditEnv struct {
 	t        *testing.T
 	dir      string // the coordinator's data directory
-	srv      *scenario.Server
-	sc       *scenario.Scenario
-	spec     *scenario.Spec
+	srv      *testenv.Server
+	sc       *testenv.Scenario
+	spec     *testenv.Spec
 	contract string           // contract file
 	key      string           // the auditor's key file
 	state    string           // the auditor's state directory
@@ -57,15 +57,15 @@ func newAuditEnvAt(t *testing.T, maxRuns int, now func() time.Time) *auditEnv {
 	t.Helper()
 	e := &auditEnv{t: t, dir: filepath.Join(t.TempDir(), "coordinator"), state: filepath.Join(t.TempDir(), "audit-state"), now: now}
 	e.start()
-	e.spec = &scenario.Spec{
+	e.spec = &testenv.Spec{
 		Name: "ad-attribution",
-		Parties: []*scenario.Party{
-			scenario.NewParty(t, "publisher", contracts.RoleDataProvider),
-			scenario.NewParty(t, "advertiser", contracts.RoleDataProvider, contracts.RoleResultRecipient),
-			scenario.NewParty(t, "measurer", contracts.RoleAlgorithmProvider),
-			scenario.NewParty(t, "auditor", contracts.RoleAuditor),
+		Parties: []*testenv.Party{
+			testenv.NewParty(t, "publisher", contracts.RoleDataProvider),
+			testenv.NewParty(t, "advertiser", contracts.RoleDataProvider, contracts.RoleResultRecipient),
+			testenv.NewParty(t, "measurer", contracts.RoleAlgorithmProvider),
+			testenv.NewParty(t, "auditor", contracts.RoleAuditor),
 		},
-		Datasets: []scenario.Dataset{
+		Datasets: []testenv.Dataset{
 			{ID: "impressions", Provider: "publisher", Columns: "[{name: user_id, type: string}, {name: campaign, type: string}]"},
 			{ID: "conversions", Provider: "advertiser", Columns: "[{name: user_id, type: string}, {name: value, type: float64}]"},
 		},
@@ -74,7 +74,7 @@ func newAuditEnvAt(t *testing.T, maxRuns int, now func() time.Time) *auditEnv {
 		AlgorithmBy: "measurer", Recipients: []string{"advertiser"},
 		GroupColumn: "users", K: 2, MaxRows: 100, MaxRuns: maxRuns,
 	}
-	e.sc = scenario.New(t, e.srv, e.spec)
+	e.sc = testenv.New(t, e.srv, e.spec)
 	files := t.TempDir()
 	e.contract = filepath.Join(files, "contract.yaml")
 	if err := os.WriteFile(e.contract, e.sc.Text, 0o644); err != nil {
@@ -91,7 +91,7 @@ func newAuditEnvAt(t *testing.T, maxRuns int, now func() time.Time) *auditEnv {
 // start (re)starts the coordinator on its data directory, on a new port.
 func (e *auditEnv) start() {
 	e.t.Helper()
-	srv, err := scenario.StartE(e.dir, coordinator.Config{CheckpointInterval: 100 * time.Millisecond, Now: e.now})
+	srv, err := testenv.StartE(e.dir, coordinator.Config{CheckpointInterval: 100 * time.Millisecond, Now: e.now})
 	if err != nil {
 		e.t.Fatalf("starting the coordinator: %v", err)
 	}

@@ -108,7 +108,7 @@ func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: serve DIR")
 	}
 	dir := ts.MkAbs(args[0])
-	srv, err := scenario.StartE(dir, coordinator.Config{})
+	srv, err := testenv.StartE(dir, coordinator.Config{})
 	ts.Check(err)
 	ts.Defer(srv.Stop)
 	inst := srv.Coord.TEE()

@@ -1,4 +1,4 @@
-package scenario_test
+package testenv_test
 
 import (
 	"context"
@@ -17,16 +17,16 @@ import (
 	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
-func adSpec(t testing.TB, name string) *scenario.Spec {
-	return &scenario.Spec{
+func adSpec(t testing.TB, name string) *testenv.Spec {
+	return &testenv.Spec{
 		Name: name,
-		Parties: []*scenario.Party{
-			scenario.NewParty(t, "publisher", contracts.RoleDataProvider),
-			scenario.NewParty(t, "advertiser", contracts.RoleDataProvider, contracts.RoleResultRecipient),
-			scenario.NewParty(t, "measurer", contracts.RoleAlgorithmProvider),
-			scenario.NewParty(t, "auditor", contracts.RoleAuditor),
+		Parties: []*testenv.Party{
+			testenv.NewParty(t, "publisher", contracts.RoleDataProvider),
+			testenv.NewParty(t, "advertiser", contracts.RoleDataProvider, contracts.RoleResultRecipient),
+			testenv.NewParty(t, "measurer", contracts.RoleAlgorithmProvider),
+			testenv.NewParty(t, "auditor", contracts.RoleAuditor),
 		},
-		Datasets: []scenario.Dataset{
+		Datasets: []testenv.Dataset{
 			{ID: "impressions", Provider: "publisher", Columns: "[{name: user_id, type: string}, {name: campaign, type: string}]"},
 			{ID: "conversions", Provider: "advertiser", Columns: "[{name: user_id, type: string}, {name: value, type: float64}]"},
 		},
@@ -50,8 +50,8 @@ func TestScenarioOnEverySimulatedPlatform(t *testing.T) {
 	modes := []tee.Mode{tee.ModeTDXSimulated, tee.ModeNitroSimulated, tee.ModeCCASimulated}
 	for i, mode := range modes {
 		t.Run(string(mode), func(t *testing.T) {
-			srv := scenario.Start(t, t.TempDir(), coordinator.Config{Attestation: mode})
-			sc := scenario.New(t, srv, adSpec(t, "platform-"+string(mode)))
+			srv := testenv.Start(t, t.TempDir(), coordinator.Config{Attestation: mode})
+			sc := testenv.New(t, srv, adSpec(t, "platform-"+string(mode)))
 			if sc.Contract.Coordinator.Platform != mode.Platform() {
 				t.Fatalf("contract platform %s", sc.Contract.Coordinator.Platform)
 			}
@@ -148,7 +148,7 @@ func TestScenarioOnEverySimulatedPlatform(t *testing.T) {
 
 // withCoordinator returns sc's contract with another coordinator section
 // (its id changes; Verify checks the evidence step first).
-func withCoordinator(t *testing.T, sc *scenario.Scenario, cp contracts.CoordinatorPolicy) *contracts.Contract {
+func withCoordinator(t *testing.T, sc *testenv.Scenario, cp contracts.CoordinatorPolicy) *contracts.Contract {
 	t.Helper()
 	c := *sc.Contract
 	c.Coordinator = cp

@@ -199,14 +199,14 @@ func prepare(dir string, rows int64, generate bool, dataDir string) (string, err
 			return "", err
 		}
 	}
-	srv, err := scenario.StartE(filepath.Join(dir, "coordinator"), coordinator.Config{
+	srv, err := testenv.StartE(filepath.Join(dir, "coordinator"), coordinator.Config{
 		Logger: slog.New(slog.DiscardHandler), MaxUploadBytes: 64 << 30})
 	if err != nil {
 		return "", err
 	}
 	defer srv.Stop()
 	parties := map[string]*cleanroom.Identity{}
-	spec := &scenario.Spec{Name: "bench", Query: adattribution.Query, AlgorithmBy: "measurer",
+	spec := &testenv.Spec{Name: "bench", Query: adattribution.Query, AlgorithmBy: "measurer",
 		Recipients: []string{"advertiser"}, GroupColumn: "users", K: adattribution.K, MaxRows: 10000, MaxRuns: 1}
 	for _, p := range []struct {
 		id    string
@@ -221,7 +221,7 @@ func prepare(dir string, rows int64, generate bool, dataDir string) (string, err
 			return "", err
 		}
 		parties[p.id] = id
-		spec.Parties = append(spec.Parties, &scenario.Party{ID: p.id, Roles: p.roles, Identity: id})
+		spec.Parties = append(spec.Parties, &testenv.Party{ID: p.id, Roles: p.roles, Identity: id})
 	}
 	cols := func(cs []contracts.Column) string {
 		var parts []string
@@ -230,7 +230,7 @@ func prepare(dir string, rows int64, generate bool, dataDir string) (string, err
 		}
 		return "[" + strings.Join(parts, ", ") + "]"
 	}
-	spec.Datasets = []scenario.Dataset{
+	spec.Datasets = []testenv.Dataset{
 		{ID: adattribution.Impressions, Provider: "publisher", Columns: cols(adattribution.ImpressionColumns)},
 		{ID: adattribution.Conversions, Provider: "advertiser", Columns: cols(adattribution.ConversionColumns)},
 	}
@@ -284,7 +284,7 @@ func prepare(dir string, rows int64, generate bool, dataDir string) (string, err
 }
 
 func uploadFile(ctx context.Context, cl func(string) (*client.Client, error), c *contracts.Contract, id *cleanroom.Identity,
-	party, ds, path string, srv *scenario.Server) error {
+	party, ds, path string, srv *testenv.Server) error {
 	rr, err := connectors.Open(path, connectors.FormatParquet, c.Dataset(ds).Columns, connectors.Options{})
 	if err != nil {
 		return err

@@ -1,9 +1,9 @@
-// Package scenario builds real multi-party set-ups for tests: a coordinator
-// served over attested TLS on 127.0.0.1, participants with their own keys,
+// Package testenv builds real multi-party set-ups for tests: a coordinator
+// served by coordinator.Serve over attested TLS on 127.0.0.1, participants with their own keys,
 // a contract pinning that coordinator, signed by everyone, and helpers that
 // act as each party through the client SDK. Nothing is faked but the
 // SEV-SNP hardware (the simulated platform).
-package scenario
+package testenv
 
 import (
 	"bytes"
@@ -13,7 +13,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -21,22 +20,21 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/api"
-	"cleanroom.dev/cleanroom/cleanroom/atls"
 	"cleanroom.dev/cleanroom/cleanroom/client"
 	"cleanroom.dev/cleanroom/cleanroom/upload"
 	"cleanroom.dev/cleanroom/connectors"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/coordinator/internal/tee"
 )
 
-// Server is a coordinator served in this process over attested TLS.
+// Server is a coordinator served in this process by coordinator.Serve,
+// over attested TLS on a free port of 127.0.0.1.
 type Server struct {
 	Coord *coordinator.Coordinator
 	URL   string
 	Dir   string
 	Logs  *SyncBuffer
-	srv   *http.Server
+	stop  context.CancelFunc
 	done  chan error
 }
 
@@ -61,38 +59,39 @@ func (b *SyncBuffer) String() string {
 }
 
 // Start opens (initialising with the simulated platform if empty) a
-// coordinator in dir and serves it on a free port of 127.0.0.1. cfg's
-// DataDir, Attestation and Logger are filled in.
+// coordinator in dir and serves it as cleanroomd does, with the daemon's
+// default connection limits. cfg's DataDir is set to dir; an empty
+// Attestation is simulated, a nil Logger writes to Server.Logs, and a zero
+// CheckpointInterval is 100 ms.
 func Start(t testing.TB, dir string, cfg coordinator.Config) *Server {
 	t.Helper()
 	return StartLimited(t, dir, cfg, coordinator.ServerLimits{})
 }
 
-// StartLimited is Start with the HTTPS server's connection limits and
-// timeouts as cleanroomd applies them (coordinator.ServerLimits; zero
-// fields take the daemon's defaults). Start's server has no connection
-// limit and only the default header timeout: tests that hold many clients
-// open rely on that.
+// StartLimited is Start with other connection limits and timeouts (zero
+// fields take the daemon's defaults).
 func StartLimited(t testing.TB, dir string, cfg coordinator.Config, limits coordinator.ServerLimits) *Server {
 	t.Helper()
-	s, err := startE(dir, cfg, limits)
+	s, err := Serve(dir, cfg, limits)
 	if err != nil {
 		t.Fatalf("starting the coordinator: %v", err)
 	}
-	t.Cleanup(func() { s.Stop() })
+	t.Cleanup(s.Stop)
 	return s
 }
 
 // StartE is Start returning an error, for processes that are not tests.
 func StartE(dir string, cfg coordinator.Config) (*Server, error) {
-	return startE(dir, cfg, coordinator.ServerLimits{})
+	return Serve(dir, cfg, coordinator.ServerLimits{})
 }
 
-func startE(dir string, cfg coordinator.Config, limits coordinator.ServerLimits) (*Server, error) {
+// Serve starts coordinator.Serve on a free port of 127.0.0.1 and returns
+// once the coordinator is open and the server accepts connections.
+func Serve(dir string, cfg coordinator.Config, limits coordinator.ServerLimits) (*Server, error) {
 	logs := &SyncBuffer{}
 	cfg.DataDir = dir
 	if cfg.Attestation == "" {
-		cfg.Attestation = tee.ModeSimulated
+		cfg.Attestation = coordinator.ModeSimulated
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -100,46 +99,35 @@ func startE(dir string, cfg coordinator.Config, limits coordinator.ServerLimits)
 	if cfg.CheckpointInterval == 0 {
 		cfg.CheckpointInterval = 100 * time.Millisecond
 	}
-	coord, err := coordinator.Open(context.Background(), cfg)
-	if err != nil {
-		return nil, err
-	}
-	srv, err := atls.NewHTTPServer("127.0.0.1:0", coord.Handler(), atls.ServerOptions{
-		Identity: coord.TEE().Identity(), Evidence: coord.TEE().StaticEvidence(),
-	})
-	if err != nil {
-		coord.Close(context.Background())
-		return nil, err
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		coord.Close(context.Background())
 		return nil, err
 	}
-	if limits == (coordinator.ServerLimits{}) {
-		// The server of Start and StartE: no connection limit, as the
-		// tests that hold many clients expect.
-		srv.ReadHeaderTimeout = coordinator.DefaultReadHeaderTimeout
-	} else {
-		ln = limits.Apply(srv, ln)
+	ctx, stop := context.WithCancel(context.Background())
+	ready := make(chan *coordinator.Coordinator, 1)
+	s := &Server{URL: "https://" + ln.Addr().String(), Dir: dir, Logs: logs, stop: stop, done: make(chan error, 1)}
+	go func() {
+		s.done <- coordinator.Serve(ctx, ln, coordinator.Options{Config: cfg, Limits: limits, ShutdownTimeout: 10 * time.Second,
+			Ready: func(c *coordinator.Coordinator) { ready <- c }})
+	}()
+	select {
+	case s.Coord = <-ready:
+		return s, nil
+	case err := <-s.done:
+		stop()
+		return nil, err
 	}
-	s := &Server{Coord: coord, URL: "https://" + ln.Addr().String(), Dir: dir, Logs: logs, srv: srv, done: make(chan error, 1)}
-	go func() { s.done <- srv.ServeTLS(ln, "", "") }()
-	return s, nil
 }
 
 // Stop shuts the server down gracefully and closes the coordinator. It is
 // safe to call twice.
 func (s *Server) Stop() {
-	if s.srv == nil {
+	if s.stop == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s.srv.Shutdown(ctx)
+	s.stop()
 	<-s.done
-	s.Coord.Close(ctx)
-	s.srv = nil
+	s.stop = nil
 }
 
 // Party is a participant with its key.
@@ -216,7 +204,7 @@ func (sp *Spec) AlgorithmSalt() *cleanroom.Salt {
 
 // Text renders the contract, pinning the coordinator's measurement and
 // simulated root.
-func (sp *Spec) Text(inst *tee.Instance) []byte {
+func (sp *Spec) Text(coord *coordinator.Identity) []byte {
 	var b strings.Builder
 	expires := sp.Expires
 	if expires.IsZero() {
@@ -241,24 +229,20 @@ func (sp *Spec) Text(inst *tee.Instance) []byte {
 		fmt.Fprintf(&b, ", group_size_column: %s, min_group_size: %d", sp.GroupColumn, sp.K)
 	}
 	b.WriteString("}\n")
-	cp, err := inst.ReferenceValues()
-	if err != nil {
-		panic(fmt.Sprintf("scenario: the coordinator's reference values: %v", err)) // the instance verified its own evidence at Open
-	}
-	fmt.Fprintf(&b, "coordinator: %s\n", cp.FlowYAML())
+	fmt.Fprintf(&b, "coordinator: %s\n", coord.Reference.FlowYAML())
 	return []byte(b.String())
 }
 
 // Scenario is a contract between parties on one coordinator.
 type Scenario struct {
-	Server   *Server // nil for a coordinator in another process
-	URL      string
-	TEE      *tee.Instance
-	Spec     *Spec
-	Text     []byte
-	Contract *contracts.Contract
-	Sigs     [][]byte
-	parties  map[string]*Party
+	Server      *Server // nil for a coordinator in another process
+	URL         string
+	Coordinator *coordinator.Identity
+	Spec        *Spec
+	Text        []byte
+	Contract    *contracts.Contract
+	Sigs        [][]byte
+	parties     map[string]*Party
 
 	mu      sync.Mutex
 	clients map[string]*client.Client // by party id and URL
@@ -268,21 +252,22 @@ type Scenario struct {
 // party sign it. It does not submit it.
 func New(t testing.TB, server *Server, spec *Spec) *Scenario {
 	t.Helper()
-	sc := NewRemote(t, server.URL, server.Coord.TEE(), spec)
+	sc := NewRemote(t, server.URL, server.Coord.Identity(), spec)
 	sc.Server = server
 	return sc
 }
 
-// NewRemote is New for a coordinator served elsewhere at url, whose data
-// directory the test opened as inst (to pin its measurement and root).
-func NewRemote(t testing.TB, url string, inst *tee.Instance, spec *Spec) *Scenario {
+// NewRemote is New for a coordinator served elsewhere at url, whose
+// identity the test read from its data directory (coordinator.ReadIdentity,
+// to pin its measurement and root).
+func NewRemote(t testing.TB, url string, coord *coordinator.Identity, spec *Spec) *Scenario {
 	t.Helper()
-	text := spec.Text(inst)
+	text := spec.Text(coord)
 	c, err := contracts.Parse(text, contracts.ParseOptions{})
 	if err != nil {
 		t.Fatalf("scenario contract: %v\n%s", err, text)
 	}
-	sc := &Scenario{URL: url, TEE: inst, Spec: spec, Text: text, Contract: c, parties: map[string]*Party{}}
+	sc := &Scenario{URL: url, Coordinator: coord, Spec: spec, Text: text, Contract: c, parties: map[string]*Party{}}
 	for _, p := range spec.Parties {
 		sig, err := c.Sign(p.Identity)
 		if err != nil {
@@ -378,7 +363,7 @@ func (sc *Scenario) Seal(t testing.TB, id, ds, csv string) *Sealed {
 	}
 	defer rr.Release()
 	var buf bytes.Buffer
-	enc, err := upload.Encrypt(&buf, rr, sc.Contract, ds, sc.TEE.PublicKey(), sc.parties[id].Identity, upload.EncryptOptions{})
+	enc, err := upload.Encrypt(&buf, rr, sc.Contract, ds, sc.Coordinator.PublicKey, sc.parties[id].Identity, upload.EncryptOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +408,7 @@ func (sc *Scenario) SubmitAlgorithm(t testing.TB) *api.AlgorithmReceipt {
 }
 
 // LogSize returns the number of events in the coordinator's log.
-func (sc *Scenario) LogSize() uint64 { return sc.Server.Coord.State().Size() }
+func (sc *Scenario) LogSize() uint64 { return sc.Server.Coord.LogSize() }
 
 // Drain reads and discards r, for response bodies.
 func Drain(r io.Reader) { io.Copy(io.Discard, r) }
