@@ -18,7 +18,6 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/cleanroom/upload"
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/coordinator/internal/tee"
 	"cleanroom.dev/cleanroom/internal/bundletest"
 )
 
@@ -191,7 +190,7 @@ func flip(b []byte, i int) {
 // that part.
 func TestTamperedBundles(t *testing.T) {
 	w, run := world(t), honest(t)
-	other, err := tee.Init(t.TempDir()+"/other", tee.ModeSimulated)
+	other, err := bundletest.NewCoordinator()
 	if err != nil {
 		t.Fatal(err)
 	}

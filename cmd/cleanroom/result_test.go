@@ -29,7 +29,7 @@ import (
 func resultFixture(t *testing.T) map[string][]byte {
 	t.Helper()
 	dir := t.TempDir()
-	w, err := bundletest.New(filepath.Join(dir, "world"))
+	w, err := bundletest.New()
 	if err != nil {
 		t.Fatal(err)
 	}

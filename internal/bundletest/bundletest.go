@@ -1,15 +1,20 @@
-// Package bundletest builds real result bundles for tests: a simulated
-// coordinator (coordinator/tee in simulated mode), its audit log
-// (coordinator/eventlog), participant keys, a parsed contract pinning that
-// coordinator, datasets encrypted and signed by their providers
-// (cleanroom/upload), and runs that end the way the coordinator ends them
-// (encrypt the result, sign the statement, append run.finished, prove both
-// entries under one checkpoint, assemble). Nothing is faked but the AMD
-// hardware, which the simulated platform stands in for.
+// Package bundletest builds result bundles for the tests of the client's
+// verifiers, as a coordinator makes them: a coordinator key with evidence
+// from the simulated SEV-SNP platform (cleanroom/attest/simulated, as the
+// coordinator's simulated mode makes it), an audit log, participant keys, a
+// parsed contract pinning that coordinator, datasets encrypted and signed
+// by their providers (cleanroom/upload), and runs that end the way the
+// coordinator ends them (encrypt the result, sign the statement, append
+// run.finished, prove both entries under one checkpoint, assemble).
 //
-// Hooks in RunOptions let a test make a coordinator that misbehaves in a
-// signed, logged way (wrong upload statement, wrong entry, wrong
-// recipients), which byte-level tampering cannot produce.
+// It stands in for the coordinator, which the client's packages cannot
+// import (its internals are behind coordinator/internal), so that hooks in
+// RunOptions can make a coordinator that misbehaves in a signed, logged way
+// (wrong upload statement, wrong entry, wrong recipients), which byte-level
+// tampering cannot produce. The log is an RFC 6962 tree kept in memory
+// whose checkpoints the coordinator key signs in the coordinator's format
+// (docs/log.md); bundles from the real coordinator are verified by the
+// end-to-end tests.
 package bundletest
 
 import (
@@ -34,8 +39,6 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/cleanroom/upload"
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/coordinator/internal/eventlog"
-	"cleanroom.dev/cleanroom/coordinator/internal/tee"
 )
 
 // Query is the algorithm text the world's contract pins by its SHA-256.
@@ -58,9 +61,8 @@ type Upload struct {
 // World is a simulated coordinator with its log, a contract and the
 // participants' keys.
 type World struct {
-	Dir          string
-	Coordinator  *tee.Instance
-	Log          *eventlog.Log
+	Coordinator  *Coordinator
+	Log          *Log
 	Contract     *contracts.Contract
 	ContractText []byte // the contract's YAML
 	Keys         map[string]*cleanroom.Identity
@@ -118,17 +120,15 @@ coordinator:
   simulated_root_sha256: "{{.root}}"
 `
 
-// New makes a world in dir (created if missing): a simulated coordinator
-// under dir/coordinator, its log under dir/log (checkpoints every 100 ms),
-// fresh participant keys, the contract, both datasets encrypted and signed,
-// and the log's first events (coordinator.started and both
-// dataset.uploaded). Close it when done.
-func New(dir string) (*World, error) {
-	inst, err := tee.Init(filepath.Join(dir, "coordinator"), tee.ModeSimulated)
+// New makes a world: a simulated coordinator, its log, fresh participant
+// keys, the contract, both datasets encrypted and signed, and the log's
+// first events (coordinator.started and both dataset.uploaded).
+func New() (*World, error) {
+	inst, err := NewCoordinator()
 	if err != nil {
 		return nil, err
 	}
-	w := &World{Dir: dir, Coordinator: inst, Keys: map[string]*cleanroom.Identity{}, Uploads: map[string]*Upload{}}
+	w := &World{Coordinator: inst, Keys: map[string]*cleanroom.Identity{}, Uploads: map[string]*Upload{}}
 	vals := map[string]string{}
 	for _, id := range ParticipantIDs {
 		k, err := cleanroom.GenerateIdentity()
@@ -153,27 +153,25 @@ func New(dir string) (*World, error) {
 	}
 
 	id := inst.Identity()
-	w.Log, err = eventlog.Open(filepath.Join(dir, "log"), id.Signer(), tlog.Origin(id.Public()),
-		&eventlog.Options{CheckpointInterval: eventlog.MinCheckpointInterval})
-	if err != nil {
+	if w.Log, err = NewLog(id); err != nil {
 		return nil, err
 	}
 	ctx := context.Background()
 	evBytes, err := inst.StaticEvidence().MarshalBinary()
 	if err != nil {
-		return nil, w.closeWith(err)
+		return nil, err
 	}
 	evSum := sha256.Sum256(evBytes)
 	if _, _, err := w.append(ctx, &events.Event{Type: events.TypeCoordinatorStarted, CoordinatorStarted: &events.CoordinatorStarted{
-		Platform: string(inst.Platform()), Measurement: hex.EncodeToString(m[:]), PublicKey: id.Public().Fingerprint().String(),
+		Platform: string(inst.StaticEvidence().Platform()), Measurement: hex.EncodeToString(m[:]), PublicKey: id.Public().Fingerprint().String(),
 		EvidenceSHA256: hex.EncodeToString(evSum[:]), Software: "bundletest",
 	}}); err != nil {
-		return nil, w.closeWith(err)
+		return nil, err
 	}
 	for _, ds := range w.Contract.Datasets {
 		u, err := w.encrypt(&ds)
 		if err != nil {
-			return nil, w.closeWith(err)
+			return nil, err
 		}
 		w.Uploads[ds.ID] = u
 		p := w.Contract.Participant(ds.Provider)
@@ -185,19 +183,11 @@ func New(dir string) (*World, error) {
 				Rows:         u.Rows, SchemaDigest: hex.EncodeToString(func() []byte { d := ds.SchemaDigest(); return d[:] }()),
 				UploadStatement: u.Signed,
 			}}); err != nil {
-			return nil, w.closeWith(err)
+			return nil, err
 		}
 	}
 	return w, nil
 }
-
-func (w *World) closeWith(err error) error {
-	w.Log.Close(context.Background())
-	return err
-}
-
-// Close closes the log.
-func (w *World) Close() error { return w.Log.Close(context.Background()) }
 
 // append encodes and appends an event, filling its version, id, salt, time
 // and link to its scope's chain, as the coordinator does.
