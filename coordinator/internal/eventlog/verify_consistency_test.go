@@ -1,4 +1,4 @@
-package tlog_test
+package eventlog_test
 
 import (
 	"bytes"
@@ -11,15 +11,16 @@ import (
 	"testing"
 
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
+	"cleanroom.dev/cleanroom/internal/tlogtest"
 )
 
 func TestCheckConsistency(t *testing.T) {
 	fx := getFixture(t)
-	v := testVerifier(t)
+	v := tlogtest.Verifier(t)
 	f := tlog.DirFetcher(fx.dir)
-	cp1, cp300, cp600 := mustVerify(t, v, fx.cps[1]), mustVerify(t, v, fx.cps[300]), mustVerify(t, v, fx.cps[600])
+	cp1, cp300, cp600 := tlogtest.MustVerify(t, v, fx.cps[1]), tlogtest.MustVerify(t, v, fx.cps[300]), tlogtest.MustVerify(t, v, fx.cps[600])
 	for _, pair := range [][2]*tlog.Checkpoint{{cp1, cp300}, {cp1, cp600}, {cp300, cp600}, {cp600, cp600}} {
-		p, err := tlog.CheckConsistency(ctxT(t), f, pair[0], pair[1])
+		p, err := tlog.CheckConsistency(tlogtest.Context(t), f, pair[0], pair[1])
 		if err != nil {
 			t.Fatalf("%v -> %v: %v", pair[0], pair[1], err)
 		}
@@ -31,9 +32,9 @@ func TestCheckConsistency(t *testing.T) {
 
 func TestCheckConsistencyRollback(t *testing.T) {
 	fx := getFixture(t)
-	v := testVerifier(t)
-	kept, served := mustVerify(t, v, fx.cps[600]), mustVerify(t, v, fx.cps[300])
-	_, err := tlog.CheckConsistency(ctxT(t), tlog.DirFetcher(fx.dir), kept, served)
+	v := tlogtest.Verifier(t)
+	kept, served := tlogtest.MustVerify(t, v, fx.cps[600]), tlogtest.MustVerify(t, v, fx.cps[300])
+	_, err := tlog.CheckConsistency(tlogtest.Context(t), tlog.DirFetcher(fx.dir), kept, served)
 	var ce *tlog.ConsistencyError
 	if !errors.As(err, &ce) || !errors.Is(err, tlog.ErrInconsistent) {
 		t.Fatalf("err = %v, want a ConsistencyError", err)
@@ -47,19 +48,19 @@ func TestCheckConsistencyRollback(t *testing.T) {
 // different entries: the coordinator showing two histories.
 func TestCheckConsistencyFork(t *testing.T) {
 	fx := getFixture(t)
-	v := testVerifier(t)
+	v := tlogtest.Verifier(t)
 	forkDir := t.TempDir()
-	forkCPs, _, err := buildLog(ctxT(t), forkDir, testIdentity(t), []uint64{300, 400}, func(n int) []byte {
+	forkCPs, _, err := buildLog(tlogtest.Context(t), forkDir, tlogtest.Identity(), []uint64{300, 400}, func(n int) []byte {
 		return []byte(fmt.Sprintf("forked history %d", n))
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	kept300 := mustVerify(t, v, fx.cps[300])
+	kept300 := tlogtest.MustVerify(t, v, fx.cps[300])
 
 	t.Run("same size, different root", func(t *testing.T) {
-		served := mustVerify(t, v, forkCPs[300])
-		_, err := tlog.CheckConsistency(ctxT(t), tlog.DirFetcher(forkDir), kept300, served)
+		served := tlogtest.MustVerify(t, v, forkCPs[300])
+		_, err := tlog.CheckConsistency(tlogtest.Context(t), tlog.DirFetcher(forkDir), kept300, served)
 		var ce *tlog.ConsistencyError
 		if !errors.As(err, &ce) || ce.Kind != tlog.Fork || ce.Proof != nil {
 			t.Fatalf("err = %v, want a fork shown by the checkpoints alone", err)
@@ -69,8 +70,8 @@ func TestCheckConsistencyFork(t *testing.T) {
 		}
 	})
 	t.Run("larger tree without the kept one", func(t *testing.T) {
-		served := mustVerify(t, v, forkCPs[400])
-		_, err := tlog.CheckConsistency(ctxT(t), tlog.DirFetcher(forkDir), kept300, served)
+		served := tlogtest.MustVerify(t, v, forkCPs[400])
+		_, err := tlog.CheckConsistency(tlogtest.Context(t), tlog.DirFetcher(forkDir), kept300, served)
 		var ce *tlog.ConsistencyError
 		if !errors.As(err, &ce) || ce.Kind != tlog.Fork {
 			t.Fatalf("err = %v, want a fork", err)
@@ -86,7 +87,7 @@ func TestCheckConsistencyFork(t *testing.T) {
 	t.Run("tampered hash tile on the honest log", func(t *testing.T) {
 		dir := copyLog(t, fx.dir)
 		editFile(t, dir, "tile/0/002.p/88", flipByte(87*32))
-		_, err := tlog.CheckConsistency(ctxT(t), tlog.DirFetcher(dir), kept300, mustVerify(t, v, fx.cps[600]))
+		_, err := tlog.CheckConsistency(tlogtest.Context(t), tlog.DirFetcher(dir), kept300, tlogtest.MustVerify(t, v, fx.cps[600]))
 		if !errors.Is(err, tlog.ErrInconsistent) {
 			t.Fatalf("err = %v, want ErrInconsistent", err)
 		}
@@ -96,22 +97,22 @@ func TestCheckConsistencyFork(t *testing.T) {
 		if err := os.RemoveAll(filepath.Join(dir, "tile/0/002.p")); err != nil {
 			t.Fatal(err)
 		}
-		_, err := tlog.CheckConsistency(ctxT(t), tlog.DirFetcher(dir), kept300, mustVerify(t, v, fx.cps[600]))
+		_, err := tlog.CheckConsistency(tlogtest.Context(t), tlog.DirFetcher(dir), kept300, tlogtest.MustVerify(t, v, fx.cps[600]))
 		var ce *tlog.ContentError
 		if !errors.As(err, &ce) || ce.Path != "tile/0/002.p/88" {
 			t.Fatalf("err = %v, want the missing tile named", err)
 		}
 	})
 	t.Run("another log's checkpoint", func(t *testing.T) {
-		key := testIdentity(t).Signer().(ed25519.PrivateKey)
+		key := tlogtest.Identity().Signer().(ed25519.PrivateKey)
 		other, err := tlog.NewVerifier("example.com/log", key.Public().(ed25519.PublicKey))
 		if err != nil {
 			t.Fatal(err)
 		}
 		root := kept300.Root()
-		raw := signNote(t, fmt.Sprintf("example.com/log\n300\n%s\n", base64.StdEncoding.EncodeToString(root[:])), newTestSigner(t, "example.com/log", key))
-		otherCP := mustVerify(t, other, raw)
-		_, err = tlog.CheckConsistency(ctxT(t), tlog.DirFetcher(fx.dir), kept300, otherCP)
+		raw := tlogtest.SignNote(t, fmt.Sprintf("example.com/log\n300\n%s\n", base64.StdEncoding.EncodeToString(root[:])), tlogtest.NewSigner(t, "example.com/log", key))
+		otherCP := tlogtest.MustVerify(t, other, raw)
+		_, err = tlog.CheckConsistency(tlogtest.Context(t), tlog.DirFetcher(fx.dir), kept300, otherCP)
 		if !errors.Is(err, tlog.ErrBadCheckpoint) || errors.Is(err, tlog.ErrInconsistent) {
 			t.Fatalf("err = %v, want ErrBadCheckpoint (different logs), not a fork", err)
 		}

@@ -1,4 +1,4 @@
-package tlog_test
+package eventlog_test
 
 import (
 	"bytes"
@@ -10,14 +10,15 @@ import (
 	"testing"
 
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
+	"cleanroom.dev/cleanroom/internal/tlogtest"
 )
 
 func TestVerifyEntries(t *testing.T) {
 	fx := getFixture(t)
-	v := testVerifier(t)
+	v := tlogtest.Verifier(t)
 	for _, size := range fixtureSizes {
-		cp := mustVerify(t, v, fx.cps[size])
-		entries, err := tlog.VerifyEntries(ctxT(t), tlog.DirFetcher(fx.dir), cp)
+		cp := tlogtest.MustVerify(t, v, fx.cps[size])
+		entries, err := tlog.VerifyEntries(tlogtest.Context(t), tlog.DirFetcher(fx.dir), cp)
 		if err != nil {
 			t.Fatalf("size %d: %v", size, err)
 		}
@@ -36,20 +37,20 @@ func TestVerifyEntriesOverHTTPS(t *testing.T) {
 	fx := getFixture(t)
 	dir := copyLog(t, fx.dir)
 	f := httpsFetcher(t, dir)
-	v := testVerifier(t)
-	raw, err := f(ctxT(t), "checkpoint")
+	v := tlogtest.Verifier(t)
+	raw, err := f(tlogtest.Context(t), "checkpoint")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp := mustVerify(t, v, raw)
+	cp := tlogtest.MustVerify(t, v, raw)
 	if cp.Size() != 600 {
 		t.Fatalf("served checkpoint has %d entries", cp.Size())
 	}
-	if _, err := tlog.VerifyEntries(ctxT(t), f, cp); err != nil {
+	if _, err := tlog.VerifyEntries(tlogtest.Context(t), f, cp); err != nil {
 		t.Fatal(err)
 	}
-	old := mustVerify(t, v, fx.cps[300])
-	if _, err := tlog.CheckConsistency(ctxT(t), f, old, cp); err != nil {
+	old := tlogtest.MustVerify(t, v, fx.cps[300])
+	if _, err := tlog.CheckConsistency(tlogtest.Context(t), f, old, cp); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -103,7 +104,7 @@ func entryOffset(first, k int) int {
 
 func TestVerifyEntriesTampering(t *testing.T) {
 	fx := getFixture(t)
-	v := testVerifier(t)
+	v := tlogtest.Verifier(t)
 	forged := []byte("forged event")
 	if bytes.Equal(fx.entries[3], forged) {
 		t.Fatal("fixture entry 3 must differ from the forgery")
@@ -255,8 +256,8 @@ func TestVerifyEntriesTampering(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := copyLog(t, fx.dir)
 			tc.tamper(t, dir)
-			cp := mustVerify(t, v, fx.cps[tc.size])
-			_, err := tlog.VerifyEntries(ctxT(t), tlog.DirFetcher(dir), cp)
+			cp := tlogtest.MustVerify(t, v, fx.cps[tc.size])
+			_, err := tlog.VerifyEntries(tlogtest.Context(t), tlog.DirFetcher(dir), cp)
 			var ce *tlog.ContentError
 			if !errors.As(err, &ce) || !errors.Is(err, tlog.ErrBadLog) {
 				t.Fatalf("err = %v, want a ContentError", err)
@@ -282,9 +283,9 @@ func TestVerifyEntriesFallsBackToFullTiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	v := testVerifier(t)
-	cp := mustVerify(t, v, fx.cps[300]) // names tile/entries/001.p/44 and tile/0/001.p/44
-	entries, err := tlog.VerifyEntries(ctxT(t), tlog.DirFetcher(dir), cp)
+	v := tlogtest.Verifier(t)
+	cp := tlogtest.MustVerify(t, v, fx.cps[300]) // names tile/entries/001.p/44 and tile/0/001.p/44
+	entries, err := tlog.VerifyEntries(tlogtest.Context(t), tlog.DirFetcher(dir), cp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +294,7 @@ func TestVerifyEntriesFallsBackToFullTiles(t *testing.T) {
 	}
 	// A tampered full tile is still caught when it stands in for a partial.
 	editFile(t, dir, "tile/0/001", flipByte(10*32))
-	_, err = tlog.VerifyEntries(ctxT(t), tlog.DirFetcher(dir), cp)
+	_, err = tlog.VerifyEntries(tlogtest.Context(t), tlog.DirFetcher(dir), cp)
 	var ce *tlog.ContentError
 	if !errors.As(err, &ce) || ce.Path != "tile/0/001" || ce.Index != 266 {
 		t.Fatalf("err = %v, want tile/0/001 entry 266", err)
@@ -302,7 +303,7 @@ func TestVerifyEntriesFallsBackToFullTiles(t *testing.T) {
 
 func TestVerifyEntriesTamperedCheckpoint(t *testing.T) {
 	fx := getFixture(t)
-	v := testVerifier(t)
+	v := tlogtest.Verifier(t)
 	raw := bytes.Clone(fx.cps[600])
 	i := bytes.Index(raw, []byte("\n600\n"))
 	raw[i+3] = '1' // claims 610 entries

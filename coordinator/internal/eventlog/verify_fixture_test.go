@@ -1,8 +1,7 @@
-package tlog_test
+package eventlog_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"fmt"
 	"io"
 	"io/fs"
@@ -12,40 +11,12 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/coordinator/internal/eventlog"
-	"golang.org/x/mod/sumdb/note"
+	"cleanroom.dev/cleanroom/internal/tlogtest"
 )
-
-// testSecretKey is a fixed coordinator identity for tests; it protects nothing.
-const testSecretKey = "CLEANROOM-SECRET-KEY-1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0-Pw"
-
-func testIdentity(t testing.TB) *cleanroom.Identity {
-	t.Helper()
-	id, err := cleanroom.ParseIdentity([]byte(testSecretKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
-
-func testVerifier(t testing.TB) *tlog.Verifier {
-	t.Helper()
-	v, err := tlog.NewCoordinatorVerifier(testIdentity(t).Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
-func ctxT(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 func entryFor(i int) []byte { return []byte(fmt.Sprintf("event %d: %x", i, i*7919)) }
 
@@ -128,20 +99,12 @@ func getFixture(t *testing.T) fixtureLog {
 			return
 		}
 		fixture.dir = dir
-		fixture.cps, fixture.entries, fixtureErr = buildLog(context.Background(), dir, testIdentityNoT(), fixtureSizes, entryFor)
+		fixture.cps, fixture.entries, fixtureErr = buildLog(context.Background(), dir, tlogtest.Identity(), fixtureSizes, entryFor)
 	})
 	if fixtureErr != nil {
 		t.Fatal(fixtureErr)
 	}
 	return fixture
-}
-
-func testIdentityNoT() *cleanroom.Identity {
-	id, err := cleanroom.ParseIdentity([]byte(testSecretKey))
-	if err != nil {
-		panic(err)
-	}
-	return id
 }
 
 func TestMain(m *testing.M) {
@@ -176,20 +139,11 @@ func copyLog(t *testing.T, src string) string {
 	return dst
 }
 
-func mustVerify(t *testing.T, v *tlog.Verifier, raw []byte) *tlog.Checkpoint {
-	t.Helper()
-	cp, err := v.VerifyCheckpoint(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cp
-}
-
 // httpsFetcher serves dir's log through the coordinator's handler, mounted
 // under /log/ on a real TLS server on loopback, and returns a Fetcher over it.
 func httpsFetcher(t *testing.T, dir string) tlog.Fetcher {
 	t.Helper()
-	id := testIdentity(t)
+	id := tlogtest.Identity()
 	l, err := eventlog.Open(dir, id.Signer(), tlog.Origin(id.Public()), &eventlog.Options{CheckpointInterval: eventlog.MinCheckpointInterval})
 	if err != nil {
 		t.Fatal(err)
@@ -219,38 +173,4 @@ func httpsFetcher(t *testing.T, dir string) tlog.Fetcher {
 			return nil, fmt.Errorf("GET %s: %s", p, resp.Status)
 		}
 	}
-}
-
-// ed25519NoteSigner signs notes in tests, to make checkpoints the writer
-// never would.
-type ed25519NoteSigner struct {
-	name string
-	hash uint32
-	key  ed25519.PrivateKey
-}
-
-func (s ed25519NoteSigner) Name() string                    { return s.name }
-func (s ed25519NoteSigner) KeyHash() uint32                 { return s.hash }
-func (s ed25519NoteSigner) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(s.key, msg), nil }
-
-func newTestSigner(t testing.TB, name string, key ed25519.PrivateKey) note.Signer {
-	t.Helper()
-	v, err := tlog.NewVerifier(name, key.Public().(ed25519.PublicKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	nv, err := note.NewVerifier(v.NoteVerifierKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ed25519NoteSigner{name: name, hash: nv.KeyHash(), key: key}
-}
-
-func signNote(t testing.TB, text string, signers ...note.Signer) []byte {
-	t.Helper()
-	b, err := note.Sign(&note.Note{Text: text}, signers...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

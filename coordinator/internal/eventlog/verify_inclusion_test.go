@@ -1,4 +1,4 @@
-package tlog_test
+package eventlog_test
 
 import (
 	"bytes"
@@ -8,16 +8,18 @@ import (
 	"path/filepath"
 	"testing"
 
-	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"github.com/transparency-dev/tessera/api/layout"
 	"github.com/transparency-dev/tessera/client"
+
+	"cleanroom.dev/cleanroom/cleanroom/tlog"
+	"cleanroom.dev/cleanroom/internal/tlogtest"
 )
 
 // proofFor builds the audit path of entry index at size from the fixture's
 // tiles with Tessera's proof builder, independently of the code under test.
 func proofFor(t *testing.T, dir string, index, size uint64) [][]byte {
 	t.Helper()
-	pb, err := client.NewProofBuilder(ctxT(t), size, func(_ context.Context, level, idx uint64, p uint8) ([]byte, error) {
+	pb, err := client.NewProofBuilder(tlogtest.Context(t), size, func(_ context.Context, level, idx uint64, p uint8) ([]byte, error) {
 		b, err := os.ReadFile(filepath.Join(dir, layout.TilePath(level, idx, p)))
 		if errors.Is(err, os.ErrNotExist) && p != 0 {
 			b, err = os.ReadFile(filepath.Join(dir, layout.TilePath(level, idx, 0)))
@@ -27,7 +29,7 @@ func proofFor(t *testing.T, dir string, index, size uint64) [][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := pb.InclusionProof(ctxT(t), index)
+	p, err := pb.InclusionProof(tlogtest.Context(t), index)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,8 +38,8 @@ func proofFor(t *testing.T, dir string, index, size uint64) [][]byte {
 
 func TestVerifyInclusion(t *testing.T) {
 	fx := getFixture(t)
-	v := testVerifier(t)
-	cp := mustVerify(t, v, fx.cps[600])
+	v := tlogtest.Verifier(t)
+	cp := tlogtest.MustVerify(t, v, fx.cps[600])
 	for _, i := range []uint64{0, 1, 255, 256, 511, 512, 599} {
 		p := proofFor(t, fx.dir, i, 600)
 		if err := tlog.VerifyInclusion(cp, i, fx.entries[i], p); err != nil {
@@ -67,7 +69,7 @@ func TestVerifyInclusion(t *testing.T) {
 
 func TestInclusionProofEncoding(t *testing.T) {
 	fx := getFixture(t)
-	v := testVerifier(t)
+	v := tlogtest.Verifier(t)
 	const index = 300
 	path := proofFor(t, fx.dir, index, 600)
 	ip := &tlog.InclusionProof{Checkpoint: fx.cps[600], Index: index, Hashes: make([][32]byte, len(path))}
@@ -92,7 +94,7 @@ func TestInclusionProofEncoding(t *testing.T) {
 	if _, err := v.VerifyInclusionProof(dec, fx.entries[index+1]); !errors.Is(err, tlog.ErrBadProof) {
 		t.Fatalf("other entry: err = %v", err)
 	}
-	other, err := tlog.NewVerifier("example.com/other", testIdentity(t).Public().SigningKey())
+	other, err := tlog.NewVerifier("example.com/other", tlogtest.Identity().Public().SigningKey())
 	if err != nil {
 		t.Fatal(err)
 	}

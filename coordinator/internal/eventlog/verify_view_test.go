@@ -1,9 +1,8 @@
-package tlog_test
+package eventlog_test
 
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
@@ -17,7 +16,7 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/coordinator/internal/eventlog"
-	"golang.org/x/mod/sumdb/note"
+	"cleanroom.dev/cleanroom/internal/tlogtest"
 )
 
 // inViewA is the view of these tests: the fixture's entries whose number is
@@ -35,7 +34,7 @@ func inViewA(e []byte) bool {
 // (nil: the true number).
 func viewFetcher(t *testing.T, dir string, entries [][]byte, count func(size uint64) uint64) tlog.Fetcher {
 	t.Helper()
-	id := testIdentity(t)
+	id := tlogtest.Identity()
 	l, err := eventlog.Open(dir, id.Signer(), tlog.Origin(id.Public()), &eventlog.Options{CheckpointInterval: eventlog.MinCheckpointInterval})
 	if err != nil {
 		t.Fatal(err)
@@ -94,10 +93,10 @@ func (v testView) Count(_ context.Context, size uint64) (uint64, error) {
 func TestVerifyView(t *testing.T) {
 	fx := getFixture(t)
 	f := viewFetcher(t, copyLog(t, fx.dir), fx.entries, nil)
-	v := testVerifier(t)
+	v := tlogtest.Verifier(t)
 	for _, size := range fixtureSizes {
-		cp := mustVerify(t, v, fx.cps[size])
-		view, err := v.VerifyView(ctxT(t), f, cp, viewA)
+		cp := tlogtest.MustVerify(t, v, fx.cps[size])
+		view, err := v.VerifyView(tlogtest.Context(t), f, cp, viewA)
 		if err != nil {
 			t.Fatalf("size %d: %v", size, err)
 		}
@@ -118,7 +117,7 @@ func TestVerifyView(t *testing.T) {
 		}
 	}
 	// What the view serves of an entry outside it is two zero bytes.
-	raw, err := f(ctxT(t), "tile/entries/000")
+	raw, err := f(tlogtest.Context(t), "tile/entries/000")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,20 +131,6 @@ func TestVerifyView(t *testing.T) {
 	if !bytes.Equal(raw, want) {
 		t.Fatalf("bundle 000 of the view is not the bundle with the other entries emptied")
 	}
-}
-
-// signerNote signs notes with a crypto.Signer under name, as the
-// coordinator's log does.
-type signerNote struct {
-	name string
-	hash uint32
-	key  crypto.Signer
-}
-
-func (s signerNote) Name() string    { return s.name }
-func (s signerNote) KeyHash() uint32 { return s.hash }
-func (s signerNote) Sign(msg []byte) ([]byte, error) {
-	return s.key.Sign(nil, msg, crypto.Hash(0))
 }
 
 // lastInView returns the index of the last entry of the view in entries.
@@ -189,15 +174,15 @@ func editEntry(f tlog.Fetcher, path string, k int, edit func([]byte) []byte) tlo
 // verification and names the head.
 func TestVerifyViewWithheld(t *testing.T) {
 	fx := getFixture(t)
-	v := testVerifier(t)
-	cp := mustVerify(t, v, fx.cps[600])
+	v := tlogtest.Verifier(t)
+	cp := tlogtest.MustVerify(t, v, fx.cps[600])
 	honest := viewFetcher(t, copyLog(t, fx.dir), fx.entries, nil)
 
 	// A server that redacts an entry of the view in bundle 0: the tree
 	// still verifies (the tile has its leaf hash), but the count does not.
 	k := lastInView(t, fx.entries[:256])
 	withheld := editEntry(honest, "tile/entries/000", k, func([]byte) []byte { return nil })
-	_, err := v.VerifyView(ctxT(t), withheld, cp, viewA)
+	_, err := v.VerifyView(tlogtest.Context(t), withheld, cp, viewA)
 	var ce *tlog.ViewCountError
 	if !errors.As(err, &ce) || !errors.Is(err, tlog.ErrBadLog) || ce.Head.Size() != 600 || ce.Shown != ce.Head.Count()-1 || !strings.Contains(err.Error(), "withheld") {
 		t.Fatalf("withheld entry: got %v", err)
@@ -208,7 +193,7 @@ func TestVerifyViewWithheld(t *testing.T) {
 		"head claims less": func(size uint64) uint64 { return size/7 - 1 },
 	} {
 		f := viewFetcher(t, copyLog(t, fx.dir), fx.entries, count)
-		_, err := v.VerifyView(ctxT(t), f, cp, viewA)
+		_, err := v.VerifyView(tlogtest.Context(t), f, cp, viewA)
 		if !errors.As(err, &ce) || ce.Head.Size() != 600 {
 			t.Errorf("%s: got %v", name, err)
 		}
@@ -219,18 +204,18 @@ func TestVerifyViewWithheld(t *testing.T) {
 // at its index; a head for another view, size or key is refused.
 func TestVerifyViewTampered(t *testing.T) {
 	fx := getFixture(t)
-	v := testVerifier(t)
-	cp := mustVerify(t, v, fx.cps[300])
+	v := tlogtest.Verifier(t)
+	cp := tlogtest.MustVerify(t, v, fx.cps[300])
 	honest := viewFetcher(t, copyLog(t, fx.dir), fx.entries, nil)
 	k := lastInView(t, fx.entries[:256])
 	altered := editEntry(honest, "tile/entries/000", k, func(e []byte) []byte { return append(bytes.Clone(e), '!') })
-	_, err := v.VerifyView(ctxT(t), altered, cp, viewA)
+	_, err := v.VerifyView(tlogtest.Context(t), altered, cp, viewA)
 	var ce *tlog.ContentError
 	if !errors.As(err, &ce) || ce.Index != int64(k) {
 		t.Fatalf("altered entry %d: got %v", k, err)
 	}
 
-	head, err := honest(ctxT(t), "head/300")
+	head, err := honest(tlogtest.Context(t), "head/300")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +229,7 @@ func TestVerifyViewTampered(t *testing.T) {
 		t.Errorf("a checkpoint passed for a view head: %v", err)
 	}
 	otherKey := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32))
-	forged := signNote(t, strings.SplitN(string(head), "\n\n", 2)[0]+"\n", newTestSigner(t, v.Origin(), otherKey))
+	forged := tlogtest.SignNote(t, strings.SplitN(string(head), "\n\n", 2)[0]+"\n", tlogtest.NewSigner(t, v.Origin(), otherKey))
 	if _, err := v.VerifyViewHead(forged, viewA); !errors.Is(err, tlog.ErrBadViewHead) {
 		t.Errorf("head signed by another key accepted: %v", err)
 	}
@@ -255,27 +240,23 @@ func TestVerifyViewTampered(t *testing.T) {
 		}
 		return honest(ctx, p)
 	}
-	if _, err := v.VerifyView(ctxT(t), other, cp, viewA); !errors.Is(err, tlog.ErrBadViewHead) {
+	if _, err := v.VerifyView(tlogtest.Context(t), other, cp, viewA); !errors.Is(err, tlog.ErrBadViewHead) {
 		t.Errorf("head of another size accepted: %v", err)
 	}
 	// A head beyond the published checkpoint does not exist.
-	if _, err := honest(ctxT(t), "head/601"); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := honest(tlogtest.Context(t), "head/601"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("head beyond the checkpoint: %v", err)
 	}
-	nv, err := note.NewVerifier(v.NoteVerifierKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	logKey := signerNote{name: v.Origin(), hash: nv.KeyHash(), key: testIdentity(t).Signer()}
-	if _, err := v.VerifyViewHead(signNote(t, v.Origin()+"/view/"+viewA+"\n300\n12\n", logKey), viewA); err != nil {
+	logKey := tlogtest.LogSigner(t)
+	if _, err := v.VerifyViewHead(tlogtest.SignNote(t, v.Origin()+"/view/"+viewA+"\n300\n12\n", logKey), viewA); err != nil {
 		t.Fatalf("a well-made head is refused: %v", err)
 	}
 	for _, bad := range [][]byte{
-		signNote(t, v.Origin()+"/view/"+viewA+"\n300\n301\n", logKey),
-		signNote(t, v.Origin()+"/view/"+viewA+"\n300\n012\n", logKey),
-		signNote(t, v.Origin()+"/view/"+viewA+"\n300\n12\nextra\n", logKey),
-		signNote(t, v.Origin()+"/view/"+viewA+"\n300\n", logKey),
-		signNote(t, v.Origin()+"/view/"+viewA+"\n300\n12\n", logKey, newTestSigner(t, "witness", ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32)))),
+		tlogtest.SignNote(t, v.Origin()+"/view/"+viewA+"\n300\n301\n", logKey),
+		tlogtest.SignNote(t, v.Origin()+"/view/"+viewA+"\n300\n012\n", logKey),
+		tlogtest.SignNote(t, v.Origin()+"/view/"+viewA+"\n300\n12\nextra\n", logKey),
+		tlogtest.SignNote(t, v.Origin()+"/view/"+viewA+"\n300\n", logKey),
+		tlogtest.SignNote(t, v.Origin()+"/view/"+viewA+"\n300\n12\n", logKey, tlogtest.NewSigner(t, "witness", ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32)))),
 		[]byte("garbage"),
 	} {
 		if _, err := v.VerifyViewHead(bad, viewA); !errors.Is(err, tlog.ErrBadViewHead) {
