@@ -79,14 +79,14 @@ func TestBadInputChangesNothing(t *testing.T) {
 	// An expired contract: build it with an expiry in the past.
 	expired := adSpec(t, "expired", 3)
 	expired.Expires = time.Now().Add(-time.Hour)
-	text := expired.Text(srv.Coord.TEE())
+	text := expired.Text(srv.Coord.Identity())
 	before := sc.LogSize()
 	cl := sc.ClientWith(t, clientOptsFor(sc, expired.Parties[0]))
 	_, err := cl.SubmitContract(ctx, text, nil)
 	expectRefusal(t, "expired contract", err, 422, "expired")
 	// A contract this coordinator does not satisfy: it pins another
 	// measurement. Every party signs it; the coordinator still refuses.
-	text = elsewhere.Text(srv.Coord.TEE())
+	text = elsewhere.Text(srv.Coord.Identity())
 	m := srv.Coord.TEE().Measurement()
 	text = bytes.Replace(text, []byte(fmt.Sprintf("%x", m)), []byte(strings.Repeat("00", 48)), 1)
 	ec, err := contracts.Parse(text, contracts.ParseOptions{})
@@ -223,7 +223,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 func renamedSig(t *testing.T, sc *testenv.Scenario) []byte {
 	spec := *sc.Spec
 	spec.Name = "renamed"
-	c, err := contracts.Parse(spec.Text(sc.Server.Coord.TEE()), contracts.ParseOptions{})
+	c, err := contracts.Parse(spec.Text(sc.Server.Coord.Identity()), contracts.ParseOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +261,7 @@ func sealRaw(t *testing.T, sc *testenv.Scenario, id, ds string, plain []byte, ro
 	d := sc.Contract.Dataset(ds)
 	var buf bytes.Buffer
 	w, err := envelope.NewWriter(&buf, envelope.Header{Kind: envelope.KindDataset, ContractID: sc.Contract.ID(), ObjectID: ds,
-		SchemaDigest: d.SchemaDigest()}, []hpke.PublicKey{sc.TEE.PublicKey().HPKE()})
+		SchemaDigest: d.SchemaDigest()}, []hpke.PublicKey{sc.Coordinator.PublicKey.HPKE()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/client"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
-	"cleanroom.dev/cleanroom/coordinator/internal/tee"
+	"cleanroom.dev/cleanroom/coordinator"
 	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
@@ -93,11 +93,11 @@ type acked struct {
 func TestCrashSafety(t *testing.T) {
 	dir := t.TempDir()
 	d := startDaemon(t, dir)
-	inst, err := tee.Open(dir)
+	inst, err := coordinator.ReadIdentity(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := inst.PublicKey()
+	key := inst.PublicKey
 	verifier, err := tlog.NewCoordinatorVerifier(key)
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +161,7 @@ func TestCrashSafety(t *testing.T) {
 
 // worker registers contracts and uploads their datasets until ctx ends or
 // the coordinator dies.
-func worker(t *testing.T, ctx context.Context, url string, inst *tee.Instance, tag string, mu *sync.Mutex, all *[]*acked) {
+func worker(t *testing.T, ctx context.Context, url string, inst *coordinator.Identity, tag string, mu *sync.Mutex, all *[]*acked) {
 	for i := 0; ctx.Err() == nil; i++ {
 		spec := adSpec(t, fmt.Sprintf("crash-%s-%d", tag, i), 3)
 		sc := testenv.NewRemote(t, url, inst, spec)

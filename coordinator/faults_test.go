@@ -13,7 +13,6 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/coordinator/internal/tee"
 	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
@@ -126,7 +125,7 @@ func TestFaultMatrix(t *testing.T) {
 		t.Run(strings.ReplaceAll(tc.point, "/", ":"), func(t *testing.T) {
 			dir := t.TempDir()
 			d := startDaemon(t, dir)
-			inst, err := tee.Open(dir)
+			inst, err := coordinator.ReadIdentity(dir)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -64,13 +64,13 @@ func newAPIFixture(f *testing.F) *apiFixture {
 	f.Cleanup(func() { coord.Close(context.Background()) })
 	fx := &apiFixture{coord: coord, handler: coord.Handler()}
 	spec := adSpec(f, "fuzz-a", 3)
-	fx.a = testenv.NewRemote(f, "", coord.TEE(), spec)
+	fx.a = testenv.NewRemote(f, "", coord.Identity(), spec)
 	specB := *spec
 	specB.Name, specB.Confidential = "fuzz-b", true
-	fx.b = testenv.NewRemote(f, "", coord.TEE(), &specB)
+	fx.b = testenv.NewRemote(f, "", coord.Identity(), &specB)
 	specC := *spec
 	specC.Name = "fuzz-c"
-	fx.c = testenv.NewRemote(f, "", coord.TEE(), &specC)
+	fx.c = testenv.NewRemote(f, "", coord.Identity(), &specC)
 	for _, sc := range []*testenv.Scenario{fx.a, fx.b} {
 		key := sc.Party("publisher").Identity.Public().SigningKey()
 		if _, err := coord.SubmitContract(context.Background(), key, sc.Text, sc.Sigs); err != nil {
@@ -245,7 +245,7 @@ func sealedForFuzz(f *testing.F, sc *testenv.Scenario, pub *cleanroom.Identity) 
 	}
 	defer rr.Release()
 	var buf bytes.Buffer
-	enc, err := upload.Encrypt(&buf, rr, sc.Contract, d.ID, sc.TEE.PublicKey(), pub, upload.EncryptOptions{})
+	enc, err := upload.Encrypt(&buf, rr, sc.Contract, d.ID, sc.Coordinator.PublicKey, pub, upload.EncryptOptions{})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -119,7 +119,7 @@ func logEntries(t *testing.T, sc *testenv.Scenario, auditor string) [][]byte {
 	t.Helper()
 	ctx := context.Background()
 	fetch := sc.Client(t, auditor).LogFetcher()
-	v, err := tlog.NewCoordinatorVerifier(sc.TEE.PublicKey())
+	v, err := tlog.NewCoordinatorVerifier(sc.Coordinator.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +385,7 @@ func TestConfidentialAlgorithmPlainDigestRefused(t *testing.T) {
 	expectRefusal(t, "plain digest", err, 422, "cleanroom algorithm commit")
 
 	// The first sealed format (the text alone) is refused by name.
-	old := oldSealedAlgorithm(t, sc.TEE.PublicKey(), sc.Contract.ID(), []byte(spec.Query))
+	old := oldSealedAlgorithm(t, sc.Coordinator.PublicKey, sc.Contract.ID(), []byte(spec.Query))
 	hc := httpClient(t, sc, "measurer")
 	body, _ := json.Marshal(map[string][]byte{"sealed": old})
 	status, resp := call(t, hc, sc.URL, http.MethodPut, "/v1/contracts/"+sc.Contract.ID().String()+"/algorithm", body)

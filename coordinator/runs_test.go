@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/coordinator/internal/tee"
 	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
@@ -34,7 +33,7 @@ func prepare(t *testing.T, sc *testenv.Scenario, impressions string) {
 func TestMaxRunsSurvivesKill(t *testing.T) {
 	dir := t.TempDir()
 	d := startDaemon(t, dir)
-	inst, err := tee.Open(dir)
+	inst, err := coordinator.ReadIdentity(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +69,7 @@ func TestMaxRunsSurvivesKill(t *testing.T) {
 func TestKilledRunReleasesNothing(t *testing.T) {
 	dir := t.TempDir()
 	d := startDaemon(t, dir)
-	inst, err := tee.Open(dir)
+	inst, err := coordinator.ReadIdentity(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

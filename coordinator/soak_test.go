@@ -15,7 +15,7 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
-	"cleanroom.dev/cleanroom/coordinator/internal/tee"
+	"cleanroom.dev/cleanroom/coordinator"
 	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
@@ -77,7 +77,7 @@ func TestSoak(t *testing.T) {
 	dir := t.TempDir()
 	d := startDaemon(t, dir)
 	defer d.kill()
-	inst, err := tee.Open(dir)
+	inst, err := coordinator.ReadIdentity(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestSoak(t *testing.T) {
 	}
 	// Every contract's view of the log verifies: the whole tree, its
 	// events, and as many of them as the signed view head says.
-	v, _ := tlog.NewCoordinatorVerifier(inst.PublicKey())
+	v, _ := tlog.NewCoordinatorVerifier(inst.PublicKey)
 	for _, it := range items {
 		f := it.sc.Client(t, "auditor").LogFetcher()
 		raw, err := f(bg, "checkpoint")
