@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/hpke"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -159,7 +160,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	_, err = sc.Upload(t, "publisher", "impressions", sc.Seal(t, "publisher", "impressions", impressionsCSV+"u9,winter\n"))
 	expectRefusal(t, "second upload", err, 409, "already uploaded")
 	st, _ = sc.Client(t, "auditor").Status(ctx)
-	if st.Datasets[0].CiphertextSHA256 != first.CiphertextSHA256 || sc.LogSize() != before {
+	if st.Datasets[0].CiphertextSHA256 != hex.EncodeToString(first.CiphertextSHA256[:]) || sc.LogSize() != before {
 		t.Fatal("a second upload changed the first")
 	}
 

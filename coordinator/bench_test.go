@@ -100,7 +100,7 @@ func BenchmarkUpload(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		_, err = sc.Client(b, "publisher").UploadDataset(context.Background(), "impressions", body,
+		_, err = sc.Client(b, "publisher").UploadEnvelope(context.Background(), "impressions", body,
 			func() ([]byte, error) { return enc.Signed, nil })
 		b.StopTimer()
 		body.Close()

@@ -243,7 +243,7 @@ func TestNonRecipientCannotGuessResult(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What the recipient learns: the plaintext and the salt.
-	data, err := sc.Client(t, "advertiser").Result(ctx, rs.RunID)
+	data, err := sc.Client(t, "advertiser").ResultBundle(ctx, rs.RunID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +320,7 @@ func TestConfidentialAlgorithmGuess(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := observeAll(t, srv, sc, rs.RunID, "publisher", "advertiser", "auditor")
-	data, err := sc.Client(t, "advertiser").Result(ctx, rs.RunID)
+	data, err := sc.Client(t, "advertiser").ResultBundle(ctx, rs.RunID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -311,7 +311,7 @@ func stallHTTP2(t *testing.T, sc *testenv.Scenario, srv *testenv.Server, sealed 
 	}
 	errc := make(chan error, 1)
 	go func() {
-		_, err := sc.Client(t, "publisher").UploadDataset(context.Background(), "impressions", pr,
+		_, err := sc.Client(t, "publisher").UploadEnvelope(context.Background(), "impressions", pr,
 			func() ([]byte, error) { return sealed.Statement, nil })
 		errc <- err
 	}()

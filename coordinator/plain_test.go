@@ -65,7 +65,7 @@ func TestResultMatchesPlainDuckDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := sc.Client(t, "advertiser").Result(ctx, rs.RunID)
+	raw, err := sc.Client(t, "advertiser").ResultBundle(ctx, rs.RunID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -291,7 +291,7 @@ func TestEndToEndRun(t *testing.T) {
 	if rs.Status != "finished" || rs.RowsKept != 1 || rs.RowsSuppressed != 2 {
 		t.Fatalf("run: %+v", rs)
 	}
-	b, err := sc.Client(t, "advertiser").Result(ctx, rs.RunID)
+	b, err := sc.Client(t, "advertiser").ResultBundle(ctx, rs.RunID)
 	if err != nil || len(b) == 0 {
 		t.Fatalf("result: %v", err)
 	}

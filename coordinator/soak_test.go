@@ -160,7 +160,7 @@ func TestSoak(t *testing.T) {
 					}
 					it.runs = append(it.runs, runID)
 					if err := timed("fetch", func() error {
-						b, err := sc.Client(t, "advertiser").Result(context.Background(), runID)
+						b, err := sc.Client(t, "advertiser").ResultBundle(context.Background(), runID)
 						if err == nil {
 							it.bundles[runID] = b
 						}

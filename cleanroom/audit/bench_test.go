@@ -1,8 +1,10 @@
-package audit
+package audit_test
 
 import (
 	"context"
 	"testing"
+
+	"cleanroom.dev/cleanroom/cleanroom/audit"
 )
 
 // BenchmarkAuditScenario is one whole audit of the scenario's log (about a
@@ -11,14 +13,14 @@ import (
 // entry, every signature, the timeline, and the state kept.
 func BenchmarkAuditScenario(b *testing.B) {
 	w := getWorld(b)
-	st, err := OpenState(b.TempDir())
+	st, err := audit.OpenState(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer st.Close()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := Run(context.Background(), w.config(nil), st); err != nil {
+		if _, err := audit.Run(context.Background(), w.config(nil), st); err != nil {
 			b.Fatal(err)
 		}
 	}

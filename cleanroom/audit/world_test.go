@@ -1,4 +1,4 @@
-package audit
+package audit_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"cleanroom.dev/cleanroom/cleanroom/api"
+	"cleanroom.dev/cleanroom/cleanroom/audit"
 	"cleanroom.dev/cleanroom/cleanroom/client"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/contracts"
@@ -31,8 +32,8 @@ type world struct {
 	srv      *testenv.Server
 	sc       *testenv.Scenario
 	auditor  *client.Client
-	coord    *Coordinator
-	uploads  map[string]*api.UploadReceipt
+	coord    *audit.Coordinator
+	uploads  map[string]*client.DatasetReceipt
 	runs     []*api.RunStatus
 	entries  [][]byte // the log as the world left it, verified
 	checkpnt *tlog.Checkpoint
@@ -97,7 +98,7 @@ func buildWorld(t testing.TB) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{srv: srv, uploads: map[string]*api.UploadReceipt{}}
+	w := &world{srv: srv, uploads: map[string]*client.DatasetReceipt{}}
 	theWorld = w // so TestMain stops it whatever happens next
 	w.sc = testenv.New(t, srv, adSpec(t))
 	sc := w.sc
@@ -125,7 +126,7 @@ func buildWorld(t testing.TB) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.coord, err = AttestedCoordinator(peer); err != nil {
+	if w.coord, err = audit.AttestedCoordinator(peer); err != nil {
 		t.Fatal(err)
 	}
 	w.checkpnt = waitCovered(t, w, sc.LogSize())
@@ -181,16 +182,16 @@ func waitCovered(t testing.TB, w *world, size uint64) *tlog.Checkpoint {
 
 // config returns the audit configuration for the world's contract with
 // fetcher f (the auditor's attested fetcher when nil).
-func (w *world) config(f tlog.Fetcher) Config {
+func (w *world) config(f tlog.Fetcher) audit.Config {
 	if f == nil {
 		f = w.auditor.LogFetcher()
 	}
-	return Config{Contract: w.sc.Contract, ContractText: w.sc.Text, Coordinator: w.coord, URL: w.sc.URL, Fetcher: f}
+	return audit.Config{Contract: w.sc.Contract, ContractText: w.sc.Text, Coordinator: w.coord, URL: w.sc.URL, Fetcher: f}
 }
 
-func openState(t *testing.T, dir string) *State {
+func openState(t *testing.T, dir string) *audit.State {
 	t.Helper()
-	st, err := OpenState(dir)
+	st, err := audit.OpenState(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,11 +9,9 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom/attest"
 	"cleanroom.dev/cleanroom/cleanroom/audit"
-	"cleanroom.dev/cleanroom/cleanroom/bundle"
 	"cleanroom.dev/cleanroom/cleanroom/client"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/coordinator/internal/tee"
 	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
@@ -47,7 +45,7 @@ func adSpec(t testing.TB, name string) *testenv.Spec {
 // platform refuses the coordinator's evidence.
 func TestScenarioOnEverySimulatedPlatform(t *testing.T) {
 	ctx := context.Background()
-	modes := []tee.Mode{tee.ModeTDXSimulated, tee.ModeNitroSimulated, tee.ModeCCASimulated}
+	modes := []coordinator.Mode{coordinator.ModeTDXSimulated, coordinator.ModeNitroSimulated, coordinator.ModeCCASimulated}
 	for i, mode := range modes {
 		t.Run(string(mode), func(t *testing.T) {
 			srv := testenv.Start(t, t.TempDir(), coordinator.Config{Attestation: mode})
@@ -69,19 +67,12 @@ func TestScenarioOnEverySimulatedPlatform(t *testing.T) {
 				t.Fatalf("run: %+v", rs)
 			}
 
-			// The result bundle, offline.
-			raw, err := sc.Client(t, "advertiser").Result(ctx, rs.RunID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := bundle.Parse(raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rep, err := bundle.Verify(b, sc.Contract, bundle.VerifyOptions{Recipient: sc.Party("advertiser").Identity})
+			// The result bundle, verified as the recipient fetches it.
+			res, err := sc.Client(t, "advertiser").Result(ctx, rs.RunID)
 			if err != nil {
 				t.Fatalf("bundle: %v", err)
 			}
+			rep := res.Report
 			if rep.Claims.Platform != mode.Platform() || rep.Claims.SimulatedRoot() == nil || !strings.Contains(rep.Steps[0].Detail, string(mode.Platform())) {
 				t.Fatalf("bundle evidence: %+v, %q", rep.Claims, rep.Steps[0].Detail)
 			}
@@ -90,22 +81,6 @@ func TestScenarioOnEverySimulatedPlatform(t *testing.T) {
 			}
 
 			// The audit log.
-			auditor, err := client.New(sc.URL, client.Options{Contract: sc.Contract, Identity: sc.Party("auditor").Identity})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer auditor.Close()
-			peer, err := auditor.Coordinator(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			co, err := audit.AttestedCoordinator(peer)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if co.Platform != mode.Platform() {
-				t.Fatalf("audited platform %s", co.Platform)
-			}
 			st, err := audit.OpenState(t.TempDir())
 			if err != nil {
 				t.Fatal(err)
@@ -113,9 +88,12 @@ func TestScenarioOnEverySimulatedPlatform(t *testing.T) {
 			defer st.Close()
 			var ar *audit.Report
 			for deadline := time.Now().Add(10 * time.Second); ; {
-				ar, err = audit.Run(ctx, audit.Config{Contract: sc.Contract, ContractText: sc.Text, Coordinator: co, URL: sc.URL, Fetcher: auditor.LogFetcher()}, st)
+				ar, err = sc.Client(t, "auditor").AuditLog(ctx, sc.Text, st)
 				if err != nil {
 					t.Fatal(err)
+				}
+				if ar.Coordinator.Platform != string(mode.Platform()) {
+					t.Fatalf("audited platform %s", ar.Coordinator.Platform)
 				}
 				if len(ar.Runs) == 1 || time.Now().After(deadline) {
 					break
@@ -132,14 +110,11 @@ func TestScenarioOnEverySimulatedPlatform(t *testing.T) {
 			cp := sc.Contract.Coordinator
 			wrong := contracts.CoordinatorPolicy{Platform: other, SimulatedRootSHA256: cp.SimulatedRootSHA256,
 				TDX: &contracts.TDXRefs{MRTD: [][48]byte{{}}}, Nitro: &contracts.NitroRefs{PCR0: [][48]byte{{}}}, CCA: &contracts.CCARefs{RIM: [][]byte{make([]byte, 48)}}}
-			doc, err := srv.Coord.TEE().IdentityDocument()
-			if err != nil {
-				t.Fatal(err)
-			}
+			doc := srv.Coord.Identity().Document
 			if _, err := doc.Verify(&wrong); !isCheck(err, attest.CheckPlatform) {
 				t.Fatalf("evidence of %s under a %s contract: %v", mode, other, err)
 			}
-			if _, err := bundle.Verify(b, withCoordinator(t, sc, wrong), bundle.VerifyOptions{}); err == nil || !strings.Contains(err.Error(), "platform") {
+			if _, err := client.VerifyResult(res.Bundle, withCoordinator(t, sc, wrong), nil); err == nil || !strings.Contains(err.Error(), "platform") {
 				t.Fatalf("bundle of %s under a %s contract: %v", mode, other, err)
 			}
 		})

@@ -377,18 +377,29 @@ type Sealed struct {
 	Rows      int64
 }
 
-// Upload sends a sealed dataset as party id and returns the receipt or the
-// refusal.
+// Upload sends a sealed dataset as party id (client.UploadEnvelope, which
+// checks nothing of what it sends) and returns the receipt or the refusal.
 func (sc *Scenario) Upload(t testing.TB, id, ds string, s *Sealed) (*api.UploadReceipt, error) {
 	t.Helper()
-	return sc.Client(t, id).UploadDataset(context.Background(), ds, bytes.NewReader(s.Envelope),
+	return sc.Client(t, id).UploadEnvelope(context.Background(), ds, bytes.NewReader(s.Envelope),
 		func() ([]byte, error) { return s.Statement, nil })
 }
 
-// MustUpload seals CSV text and uploads it, failing the test on refusal.
-func (sc *Scenario) MustUpload(t testing.TB, id, ds, csv string) *api.UploadReceipt {
+// MustUpload uploads CSV text as dataset ds the way its provider id does
+// (client.UploadDataset: attest, encrypt, stream, check the receipt),
+// failing the test on refusal.
+func (sc *Scenario) MustUpload(t testing.TB, id, ds, csv string) *client.DatasetReceipt {
 	t.Helper()
-	rec, err := sc.Upload(t, id, ds, sc.Seal(t, id, ds, csv))
+	d := sc.Contract.Dataset(ds)
+	if d == nil {
+		t.Fatalf("no dataset %q", ds)
+	}
+	rr, err := connectors.NewReader(strings.NewReader(csv), connectors.FormatCSV, d.Columns, connectors.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rr.Release()
+	rec, err := sc.Client(t, id).UploadDataset(context.Background(), ds, rr, client.UploadOptions{})
 	if err != nil {
 		t.Fatalf("uploading %s as %s: %v", ds, id, err)
 	}
