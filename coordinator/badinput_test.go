@@ -177,8 +177,10 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 	for _, tc := range algCases {
 		before := sc.LogSize()
-		_, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(tc.text), nil)
-		expectRefusal(t, tc.name, err, tc.status, tc.msg)
+		// Sent as it is: the client's SubmitAlgorithm refuses it first.
+		body, _ := json.Marshal(api.SubmitAlgorithmRequest{Text: &tc.text})
+		status, resp := call(t, httpClient(t, sc, "measurer"), srv.URL, http.MethodPut, "/v1/contracts/"+sc.Contract.ID().String()+"/algorithm", body)
+		expectRefusal(t, tc.name, apiError(t, status, resp), tc.status, tc.msg)
 		if sc.LogSize() != before {
 			t.Errorf("%s: the log changed", tc.name)
 		}
@@ -237,6 +239,16 @@ func renamedSig(t *testing.T, sc *testenv.Scenario) []byte {
 
 func clientOptsFor(sc *testenv.Scenario, p *testenv.Party) client.Options {
 	return client.Options{Contract: sc.Contract, Identity: p.Identity}
+}
+
+// apiError decodes an error response as the client does.
+func apiError(t *testing.T, status int, body []byte) error {
+	t.Helper()
+	var e api.ErrorBody
+	if err := json.Unmarshal(body, &e); err != nil {
+		t.Fatalf("status %d with a body that is not an API error: %s", status, body)
+	}
+	return &api.Error{Status: status, ErrorDetail: e.Error}
 }
 
 func expectRefusal(t *testing.T, name string, err error, status int, msg string) {

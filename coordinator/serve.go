@@ -94,6 +94,22 @@ func ReadIdentity(dir string) (*Identity, error) {
 	return identityOf(inst)
 }
 
+// InsecureSimulatedIdentity unseals the coordinator key pair of a data
+// directory initialised for a simulated platform, with its static evidence:
+// for tests that play a coordinator misbehaving with its key (a simulated
+// coordinator protects nothing: its seal key is a file in the directory).
+// It refuses a directory of a real platform.
+func InsecureSimulatedIdentity(dir string) (*cleanroom.Identity, attest.Evidence, error) {
+	inst, err := tee.Open(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !inst.Mode().Simulated() {
+		return nil, nil, fmt.Errorf("%s is a %s coordinator: its key stays sealed", dir, inst.Mode())
+	}
+	return inst.Identity(), inst.StaticEvidence(), nil
+}
+
 // Identity returns what the running coordinator shows the world.
 func (c *Coordinator) Identity() *Identity { return c.identity }
 

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/internal/durable"
 )
@@ -80,6 +81,17 @@ type HistoryEntry struct {
 type State struct {
 	dir  string
 	lock *os.File
+}
+
+// DefaultStateDir is where an auditor keeps the state of the log of the
+// coordinator with key pub when no directory is given:
+// <user config dir>/cleanroom/audit/<key fingerprint>, one state per log.
+func DefaultStateDir(pub *cleanroom.PublicKey) (string, error) {
+	base, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("no configuration directory to keep the audit state in: %w", err)
+	}
+	return filepath.Join(base, "cleanroom", "audit", pub.Fingerprint().String()), nil
 }
 
 // OpenState opens (creating it, mode 0700, if needed) the state directory

@@ -39,7 +39,11 @@ func (c *Client) Attest(ctx context.Context) (*Attestation, error) {
 	if _, err := c.do(ctx, http.MethodPost, "/v1/attestation", body, hdr, &raw, true); err != nil {
 		return nil, err
 	}
-	return c.verifyDocument(ctx, raw, nonce)
+	a, err := c.verifyDocument(ctx, raw, nonce)
+	if err == nil && c.opts.OnAttested != nil {
+		c.opts.OnAttested(a)
+	}
+	return a, err
 }
 
 // Identity fetches the identity document with the evidence of the TLS
@@ -88,6 +92,10 @@ func (c *Client) verifyDocument(ctx context.Context, raw []byte, nonce []byte) (
 	return &Attestation{Document: doc, Claims: claims}, nil
 }
 
+// ErrIdentityRefused reports an identity document whose evidence does not
+// satisfy the contract: never encrypt to its key.
+var ErrIdentityRefused = errors.New("the coordinator identity does not satisfy the contract")
+
 // VerifyIdentityDocument reads a coordinator's identity document (from
 // cleanroomd identity or Client.Identity) and verifies its evidence
 // against the contract's coordinator section: the only way to learn, with
@@ -95,11 +103,11 @@ func (c *Client) verifyDocument(ctx context.Context, raw []byte, nonce []byte) (
 func VerifyIdentityDocument(data []byte, ct *contracts.Contract) (*Attestation, error) {
 	doc, err := attest.ParseIdentityDocument(data)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the coordinator's identity document: %w", err)
 	}
 	claims, err := doc.Verify(&ct.Coordinator)
 	if err != nil {
-		return nil, fmt.Errorf("the coordinator identity does not satisfy the contract: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrIdentityRefused, err)
 	}
 	return &Attestation{Document: doc, Claims: claims}, nil
 }

@@ -41,6 +41,10 @@ type Options struct {
 	// Timeout bounds each request other than uploads and runs. Default
 	// 60 s.
 	Timeout time.Duration
+	// OnAttested, when set, is called with every fresh attestation that
+	// verified (Attest, which every operation that sends data calls
+	// first), e.g. to tell the user what was proven.
+	OnAttested func(*Attestation)
 }
 
 // Client is a connection to one coordinator for one contract. It is safe
@@ -173,7 +177,59 @@ func (c *Client) Health(ctx context.Context) (*api.Health, error) {
 	return &h, err
 }
 
-// SubmitContract registers the client's contract with its signatures.
+// ErrNotSigned reports a contract to register without a valid signature by
+// every participant.
+var ErrNotSigned = errors.New("not every participant signed validly")
+
+// Registration is a contract the coordinator registered.
+type Registration struct {
+	api.ContractReceipt
+	// Already reports a contract that was registered before; submitting
+	// it again changes nothing.
+	Already bool
+}
+
+// RegisterContract registers the client's contract, as a participant: it
+// checks that text is the client's contract and that sigs (each labelled
+// with its file, for messages) hold a valid signature by every participant (contracts.VerifySignatures), attests the
+// coordinator afresh (Attest), then submits them. The coordinator checks
+// the same, that the contract has not expired, and that its own evidence
+// satisfies the contract's coordinator section.
+func (c *Client) RegisterContract(ctx context.Context, text []byte, sigs []contracts.SignedBy) (*Registration, error) {
+	if c.opts.Contract == nil {
+		return nil, errors.New("registering a contract needs the contract")
+	}
+	parsed, err := contracts.Parse(text, contracts.ParseOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if parsed.ID() != c.opts.Contract.ID() {
+		return nil, fmt.Errorf("the text is contract %s, not the client's %s", parsed.ID(), c.opts.Contract.ID())
+	}
+	raw := make([][]byte, len(sigs))
+	for i, s := range sigs {
+		raw[i] = s.Data
+	}
+	if a := parsed.VerifySignatures(sigs); !a.Complete() {
+		return nil, fmt.Errorf("%w:\n%w", ErrNotSigned, a.Err())
+	}
+	if _, err := c.Attest(ctx); err != nil {
+		return nil, err
+	}
+	rec, err := c.SubmitContract(ctx, text, raw)
+	var apiErr *api.Error
+	if errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict {
+		return &Registration{ContractReceipt: api.ContractReceipt{ContractID: parsed.ID().String()}, Already: true}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Registration{ContractReceipt: *rec}, nil
+}
+
+// SubmitContract sends a contract text and signatures as they are, for
+// the coordinator to check; RegisterContract is the registration a
+// participant makes.
 func (c *Client) SubmitContract(ctx context.Context, text []byte, sigs [][]byte) (*api.ContractReceipt, error) {
 	body, hdr, err := jsonBody(api.SubmitContractRequest{Contract: string(text), Signatures: sigs})
 	if err != nil {

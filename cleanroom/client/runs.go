@@ -10,11 +10,17 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/api"
 )
 
-// Run starts a run and waits for its outcome (no timeout: a run takes as
-// long as the query).
+// Run attests the coordinator afresh (Attest), then starts a run of the
+// contract's algorithm and waits for its outcome (no timeout: a run takes
+// as long as the query). Every run started counts against max_runs,
+// whatever its outcome; a refusal is an *api.Error whose reason, for a
+// confidential algorithm's provider, PrivateReason opens.
 func (c *Client) Run(ctx context.Context) (*api.RunStatus, error) {
 	cid, err := c.contractID()
 	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Attest(ctx); err != nil {
 		return nil, err
 	}
 	var rs api.RunStatus

@@ -21,6 +21,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/audit"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/coordinator"
 	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
@@ -211,8 +212,11 @@ func withholdingCoordinator(t *testing.T, e *auditEnv, hide func([]byte) bool, l
 		w.WriteHeader(resp.StatusCode)
 		w.Write(body)
 	})
-	inst := e.srv.Coord.TEE()
-	srv, err := atls.NewHTTPServer("127.0.0.1:0", handler, atls.ServerOptions{Identity: inst.Identity(), Evidence: inst.StaticEvidence()})
+	id, evidence, err := coordinator.InsecureSimulatedIdentity(e.srv.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := atls.NewHTTPServer("127.0.0.1:0", handler, atls.ServerOptions{Identity: id, Evidence: evidence})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,8 +233,11 @@ func withholdingCoordinator(t *testing.T, e *auditEnv, hide func([]byte) bool, l
 // origin, as only the coordinator can.
 func coordinatorNoteSigner(t *testing.T, e *auditEnv) note.Signer {
 	t.Helper()
-	inst := e.srv.Coord.TEE()
-	v, err := tlog.NewCoordinatorVerifier(inst.PublicKey())
+	id, _, err := coordinator.InsecureSimulatedIdentity(e.srv.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := tlog.NewCoordinatorVerifier(id.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +245,7 @@ func coordinatorNoteSigner(t *testing.T, e *auditEnv) note.Signer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return keySigner{name: v.Origin(), hash: nv.KeyHash(), key: inst.Identity().Signer()}
+	return keySigner{name: v.Origin(), hash: nv.KeyHash(), key: id.Signer()}
 }
 
 type keySigner struct {

@@ -128,7 +128,7 @@ func (e *auditEnv) run() string {
 // audit sees them all.
 func (e *auditEnv) settle() {
 	e.t.Helper()
-	want := e.srv.Coord.State().Size()
+	want := e.srv.Coord.LogSize()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		cp, err := e.sc.Client(e.t, "auditor").LogFetcher()(context.Background(), "checkpoint")
@@ -434,7 +434,7 @@ func checkEvidence(t *testing.T, e *auditEnv, name string, kept []byte, newSize 
 	if old := must(os.ReadFile(filepath.Join(dir, audit.EvidenceOld))); !bytes.Equal(old, kept) {
 		t.Errorf("%s: old.checkpoint is not the kept checkpoint", name)
 	}
-	v, err := tlog.NewCoordinatorVerifier(e.srv.Coord.TEE().PublicKey())
+	v, err := tlog.NewCoordinatorVerifier(e.srv.Coord.Identity().PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,7 +491,7 @@ func TestAuditTamperedLogOnDisk(t *testing.T) {
 		t.Fatalf("audit: exit %d\n%s", code, stderr)
 	}
 	kept := must(os.ReadFile(filepath.Join(e.state, audit.CheckpointFile)))
-	size := e.srv.Coord.State().Size()
+	size := e.srv.Coord.LogSize()
 	bundle := filepath.Join(e.dir, "log", "tile", "entries", "000.p", itoa(size))
 	tile := filepath.Join(e.dir, "log", "tile", "0", "000.p", itoa(size))
 	cases := []struct {

@@ -33,7 +33,6 @@ func resultFixture(t *testing.T) map[string][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { w.Close() })
 	if err := w.WriteFiles(dir); err != nil {
 		t.Fatal(err)
 	}

@@ -60,8 +60,10 @@ func (b *SyncBuffer) String() string {
 
 // Start opens (initialising with the simulated platform if empty) a
 // coordinator in dir and serves it as cleanroomd does, with the daemon's
-// default connection limits. cfg's DataDir is set to dir; an empty
-// Attestation is simulated, a nil Logger writes to Server.Logs, and a zero
+// default connection limits and timeouts, but for one: every party of a
+// test connects from 127.0.0.1, so the limit per client address is the
+// total limit. cfg's DataDir is set to dir; an empty Attestation is
+// simulated, a nil Logger writes to Server.Logs, and a zero
 // CheckpointInterval is 100 ms.
 func Start(t testing.TB, dir string, cfg coordinator.Config) *Server {
 	t.Helper()
@@ -98,6 +100,9 @@ func Serve(dir string, cfg coordinator.Config, limits coordinator.ServerLimits) 
 	}
 	if cfg.CheckpointInterval == 0 {
 		cfg.CheckpointInterval = 100 * time.Millisecond
+	}
+	if limits.MaxConnectionsPerHost == 0 {
+		limits.MaxConnectionsPerHost = max(limits.MaxConnections, coordinator.DefaultMaxConnections)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
