@@ -16,33 +16,9 @@
 package engine
 
 import (
-	"context"
 	"fmt"
 	"runtime"
-
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-
-	"cleanroom.dev/cleanroom/contracts"
 )
-
-// Engine is what the coordinator needs from a query engine: load the
-// datasets of one run, run the agreed query once under the output policy,
-// and forget everything. *Session (DuckDB) is the implementation; the
-// interface is the seam for others.
-type Engine interface {
-	// LoadTable makes the batches read from r queryable as table name. The
-	// batches must match schema, which must use only the column types a
-	// contract can declare.
-	LoadTable(ctx context.Context, name string, schema *arrow.Schema, r array.RecordReader) error
-	// Run checks query, executes it and applies policy. It returns only the
-	// rows the policy releases.
-	Run(ctx context.Context, query string, policy contracts.Output) (*Result, error)
-	// Close releases every dataset and result held by the engine.
-	Close() error
-}
-
-var _ Engine = (*Session)(nil)
 
 // Config sets a Session's resource limits. The zero value is usable.
 type Config struct {
