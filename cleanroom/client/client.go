@@ -1,7 +1,32 @@
-// Package client calls a Cleanroom coordinator's API (docs/api.md) over
-// attested TLS: every connection verifies the coordinator's evidence
-// against the contract's coordinator section during the handshake, and
-// authenticates the participant with its key.
+// Package client is the participant's front door to Cleanroom: every
+// operation a party of a contract makes, each one call that does the
+// checks the protocol asks of the party, over attested TLS (every
+// connection verifies the coordinator's evidence against the contract's
+// coordinator section during the handshake, and authenticates the
+// participant with its key; docs/api.md).
+//
+//   - Attest: verify the coordinator against the contract now (fresh
+//     evidence bound to a nonce); every operation that sends data calls it
+//     first. VerifyIdentityDocument checks a kept identity document.
+//   - RegisterContract: check every participant's signature, register.
+//   - UploadDataset: encrypt a dataset's rows (a connectors reader) to the
+//     attested key and upload them in one pass, with the signed upload
+//     statement, and check the coordinator's receipt against what was sent.
+//     EncryptDataset and EncryptDatasetFile do the encryption with no
+//     connection, to a verified identity document.
+//   - SubmitAlgorithm: check the query against the contract (sealed with its
+//     salt when confidential) and submit it.
+//   - Run: start a run of the agreed query and wait for its outcome.
+//   - Result: fetch a result bundle and verify it, down to the
+//     coordinator's attestation, decrypting it for a recipient.
+//     VerifyResult does the same offline, ResultRecords reads the result.
+//   - AuditLog: verify the coordinator's audit log for the contract and keep
+//     the checkpoint (package audit).
+//
+// The raw requests (SubmitContract, UploadEnvelope, ResultBundle) send and
+// receive what they are given, checking nothing: for those who do the
+// checks themselves, and for tests of the coordinator's own. cmd/cleanroom
+// is flags, one call of this package, output.
 package client
 
 import (
