@@ -42,9 +42,6 @@ acknowledges; the ciphertext's SHA-256 is printed on stdout.`,
 		if ds == nil {
 			return fmt.Errorf("the contract has no dataset %q", datasetID)
 		}
-		if me := ss.me(); ds.Provider != me.ID {
-			return fmt.Errorf("dataset %s is provided by %q; your key is %q's", datasetID, ds.Provider, me.ID)
-		}
 
 		rr, size, err := in.open(c, args[0], ds)
 		if err != nil {
