@@ -33,11 +33,11 @@ type auditedWorld struct {
 func auditWorld(b *testing.B) *auditedWorld {
 	ctx := context.Background()
 	w := &auditedWorld{srv: testenv.Start(b, b.TempDir(), coordinator.Config{})}
-	w.sc = testenv.New(b, w.srv, adSpec(b, "audit-large", 3))
+	w.sc = testenv.New(b, w.srv, testenv.AdSpec(b, "audit-large", 3))
 	sc := w.sc
 	sc.Submit(b, "auditor")
-	sc.MustUpload(b, "publisher", "impressions", impressionsCSV)
-	sc.MustUpload(b, "advertiser", "conversions", conversionsCSV)
+	sc.MustUpload(b, "publisher", "impressions", testenv.ImpressionsCSV)
+	sc.MustUpload(b, "advertiser", "conversions", testenv.ConversionsCSV)
 	sc.SubmitAlgorithm(b)
 	rs, err := sc.Client(b, "advertiser").Run(ctx)
 	if err != nil {

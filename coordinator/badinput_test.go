@@ -46,12 +46,12 @@ func sharedSigningKey(t *testing.T, sc *testenv.Scenario) []byte {
 // what was wrong, and that neither the log nor the state changed.
 func TestBadInputChangesNothing(t *testing.T) {
 	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
-	sc := testenv.New(t, srv, adSpec(t, "bad-input", 3))
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "bad-input", 3))
 	// A second contract on the same coordinator, with the same dataset ids,
 	// to make envelopes that are valid but for another contract.
-	other := testenv.New(t, srv, adSpec(t, "other", 3))
+	other := testenv.New(t, srv, testenv.AdSpec(t, "other", 3))
 	// A contract for another coordinator's measurement.
-	elsewhere := adSpec(t, "elsewhere", 3)
+	elsewhere := testenv.AdSpec(t, "elsewhere", 3)
 	ctx := context.Background()
 
 	// Bad contracts first.
@@ -78,7 +78,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		}
 	}
 	// An expired contract: build it with an expiry in the past.
-	expired := adSpec(t, "expired", 3)
+	expired := testenv.AdSpec(t, "expired", 3)
 	expired.Expires = time.Now().Add(-time.Hour)
 	text := expired.Text(srv.Coord.Identity())
 	before := sc.LogSize()
@@ -110,9 +110,9 @@ func TestBadInputChangesNothing(t *testing.T) {
 
 	sc.Submit(t, "publisher")
 	other.Submit(t, "publisher")
-	imp := sc.Seal(t, "publisher", "impressions", impressionsCSV)
-	conv := sc.Seal(t, "advertiser", "conversions", conversionsCSV)
-	otherImp := other.Seal(t, "publisher", "impressions", impressionsCSV)
+	imp := sc.Seal(t, "publisher", "impressions", testenv.ImpressionsCSV)
+	conv := sc.Seal(t, "advertiser", "conversions", testenv.ConversionsCSV)
+	otherImp := other.Seal(t, "publisher", "impressions", testenv.ImpressionsCSV)
 	truncated := &testenv.Sealed{Envelope: imp.Envelope[:len(imp.Envelope)-5], Statement: imp.Statement}
 	flipped := &testenv.Sealed{Envelope: bytes.Clone(imp.Envelope), Statement: imp.Statement}
 	flipped.Envelope[len(flipped.Envelope)/2] ^= 1
@@ -155,9 +155,9 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 
 	// A good upload, then a second one: refused, the first intact.
-	first := sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
+	first := sc.MustUpload(t, "publisher", "impressions", testenv.ImpressionsCSV)
 	before = sc.LogSize()
-	_, err = sc.Upload(t, "publisher", "impressions", sc.Seal(t, "publisher", "impressions", impressionsCSV+"u9,winter\n"))
+	_, err = sc.Upload(t, "publisher", "impressions", sc.Seal(t, "publisher", "impressions", testenv.ImpressionsCSV+"u9,winter\n"))
 	expectRefusal(t, "second upload", err, 409, "already uploaded")
 	st, _ = sc.Client(t, "auditor").Status(ctx)
 	if st.Datasets[0].CiphertextSHA256 != hex.EncodeToString(first.CiphertextSHA256[:]) || sc.LogSize() != before {
@@ -299,16 +299,16 @@ func sealRaw(t *testing.T, sc *testenv.Scenario, id, ds string, plain []byte, ro
 // and changes nothing.
 func TestHostileProviderPlaintext(t *testing.T) {
 	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
-	sc := testenv.New(t, srv, adSpec(t, "hostile", 3))
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "hostile", 3))
 	sc.Submit(t, "publisher")
-	good := sc.Seal(t, "publisher", "impressions", impressionsCSV)
+	good := sc.Seal(t, "publisher", "impressions", testenv.ImpressionsCSV)
 	// Recover the plaintext of the good envelope to build variants.
 	plain, _, err := envelope.Open(good.Envelope, srv.Coord.TEE().Identity().HPKE(), envelope.Expect{
 		Kind: envelope.KindDataset, ContractID: sc.Contract.ID(), ObjectID: "impressions"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherSchema := sc.Seal(t, "advertiser", "conversions", conversionsCSV)
+	otherSchema := sc.Seal(t, "advertiser", "conversions", testenv.ConversionsCSV)
 	otherPlain, _, err := envelope.Open(otherSchema.Envelope, srv.Coord.TEE().Identity().HPKE(), envelope.Expect{
 		Kind: envelope.KindDataset, ContractID: sc.Contract.ID(), ObjectID: "conversions"})
 	if err != nil {

@@ -63,7 +63,7 @@ func BenchmarkUpload(b *testing.B) {
 	}
 	dir := b.TempDir()
 	srv := testenv.Start(b, filepath.Join(dir, "coord"), coordinator.Config{MaxUploadBytes: 64 << 30})
-	sc := testenv.New(b, srv, adSpec(b, "bench-0", 1))
+	sc := testenv.New(b, srv, testenv.AdSpec(b, "bench-0", 1))
 	schema := sc.Contract.Dataset("impressions").Schema()
 	path := filepath.Join(dir, "impressions.env")
 	f, err := os.Create(path)

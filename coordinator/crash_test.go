@@ -163,7 +163,7 @@ func TestCrashSafety(t *testing.T) {
 // the coordinator dies.
 func worker(t *testing.T, ctx context.Context, url string, inst *coordinator.Identity, tag string, mu *sync.Mutex, all *[]*acked) {
 	for i := 0; ctx.Err() == nil; i++ {
-		spec := adSpec(t, fmt.Sprintf("crash-%s-%d", tag, i), 3)
+		spec := testenv.AdSpec(t, fmt.Sprintf("crash-%s-%d", tag, i), 3)
 		sc := testenv.NewRemote(t, url, inst, spec)
 		a := &acked{sc: sc, datasets: map[string]string{}, sent: map[string][]string{}}
 		mu.Lock()

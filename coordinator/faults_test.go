@@ -64,7 +64,7 @@ func (l *lifecycle) step(name string) error {
 		_, err := sc.Upload(l.t, "publisher", "impressions", sc.Seal(l.t, "publisher", "impressions", bigCSV("impressions", 60000)))
 		return err
 	case "upload-conversions":
-		_, err := sc.Upload(l.t, "advertiser", "conversions", sc.Seal(l.t, "advertiser", "conversions", conversionsCSV))
+		_, err := sc.Upload(l.t, "advertiser", "conversions", sc.Seal(l.t, "advertiser", "conversions", testenv.ConversionsCSV))
 		return err
 	case "algorithm":
 		_, err := sc.Client(l.t, "measurer").SubmitAlgorithm(ctx, []byte(sc.Spec.Query), sc.Spec.AlgorithmSalt())
@@ -129,7 +129,7 @@ func TestFaultMatrix(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sc := testenv.NewRemote(t, d.url, inst, adSpec(t, "fault", 3))
+			sc := testenv.NewRemote(t, d.url, inst, testenv.AdSpec(t, "fault", 3))
 			l := &lifecycle{t: t, sc: sc}
 			// Do every step before the faulty one normally.
 			i := 0
@@ -262,10 +262,10 @@ func datasetUploaded(st *api.ContractStatus, id string) bool {
 func TestTruncatedBlob(t *testing.T) {
 	dir := t.TempDir()
 	srv := testenv.Start(t, dir, coordinator.Config{})
-	damaged := testenv.New(t, srv, adSpec(t, "damaged", 3))
-	healthy := testenv.New(t, srv, adSpec(t, "healthy", 3))
-	prepare(t, damaged, impressionsCSV)
-	prepare(t, healthy, impressionsCSV)
+	damaged := testenv.New(t, srv, testenv.AdSpec(t, "damaged", 3))
+	healthy := testenv.New(t, srv, testenv.AdSpec(t, "healthy", 3))
+	prepare(t, damaged, testenv.ImpressionsCSV)
+	prepare(t, healthy, testenv.ImpressionsCSV)
 	ctx := context.Background()
 	path := storedEnvelope(t, srv, damaged, "impressions")
 	srv.Stop()
@@ -313,9 +313,9 @@ func TestFullDisk(t *testing.T) {
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 	data := filepath.Join(dir, "data")
 	srv := testenv.Start(t, data, coordinator.Config{})
-	sc := testenv.New(t, srv, adSpec(t, "full-disk", 3))
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "full-disk", 3))
 	sc.Submit(t, "publisher")
-	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+	sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
 
 	// Leave about 1 MiB free, then upload several MiB.
 	var sfs syscall.Statfs_t

@@ -63,7 +63,7 @@ func newAPIFixture(f *testing.F) *apiFixture {
 	}
 	f.Cleanup(func() { coord.Close(context.Background()) })
 	fx := &apiFixture{coord: coord, handler: coord.Handler()}
-	spec := adSpec(f, "fuzz-a", 3)
+	spec := testenv.AdSpec(f, "fuzz-a", 3)
 	fx.a = testenv.NewRemote(f, "", coord.Identity(), spec)
 	specB := *spec
 	specB.Name, specB.Confidential = "fuzz-b", true
@@ -239,7 +239,7 @@ func lastIsAdmissionRefusal(t *testing.T, coord *coordinator.Coordinator) bool {
 // another participant, and a statement of another type.
 func sealedForFuzz(f *testing.F, sc *testenv.Scenario, pub *cleanroom.Identity) ([]byte, [][]byte) {
 	d := sc.Contract.Dataset("impressions")
-	rr, err := connectors.NewReader(strings.NewReader(impressionsCSV), connectors.FormatCSV, d.Columns, connectors.Options{})
+	rr, err := connectors.NewReader(strings.NewReader(testenv.ImpressionsCSV), connectors.FormatCSV, d.Columns, connectors.Options{})
 	if err != nil {
 		f.Fatal(err)
 	}

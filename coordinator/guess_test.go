@@ -233,10 +233,10 @@ func oneRowResults(t *testing.T, plain []byte, n int64) [][]byte {
 // with the salt the recipient finds inside the encrypted result.
 func TestNonRecipientCannotGuessResult(t *testing.T) {
 	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
-	spec := adSpec(t, "guess-result", 1)
+	spec := testenv.AdSpec(t, "guess-result", 1)
 	spec.Query = "SELECT count(DISTINCT i.user_id) AS users FROM impressions i JOIN conversions c USING (user_id)"
 	sc := testenv.New(t, srv, spec)
-	prepare(t, sc, impressionsCSV)
+	prepare(t, sc, testenv.ImpressionsCSV)
 	ctx := context.Background()
 	rs, err := sc.Client(t, "advertiser").Run(ctx)
 	if err != nil {
@@ -287,7 +287,7 @@ func TestNonRecipientCannotGuessResult(t *testing.T) {
 // confidentialSpec is a contract whose algorithm is confidential; query
 // comes from a template a competitor could guess.
 func confidentialSpec(t *testing.T, name, query string, maxRuns int) *testenv.Spec {
-	spec := adSpec(t, name, maxRuns)
+	spec := testenv.AdSpec(t, name, maxRuns)
 	spec.Confidential = true
 	spec.Query = query
 	return spec
@@ -313,7 +313,7 @@ func TestConfidentialAlgorithmGuess(t *testing.T) {
 	secret := algorithmTemplate("sum", 5)
 	spec := confidentialSpec(t, "guess-algorithm", secret, 1)
 	sc := testenv.New(t, srv, spec)
-	prepare(t, sc, impressionsCSV)
+	prepare(t, sc, testenv.ImpressionsCSV)
 	ctx := context.Background()
 	rs, err := sc.Client(t, "advertiser").Run(ctx)
 	if err != nil {
@@ -415,7 +415,7 @@ func TestConfidentialRefusalReasonIsPrivate(t *testing.T) {
 		dir := t.TempDir()
 		srv := testenv.Start(t, dir, coordinator.Config{})
 		sc := testenv.New(t, srv, confidentialSpec(t, "private-reason", query, 2))
-		prepare(t, sc, impressionsCSV)
+		prepare(t, sc, testenv.ImpressionsCSV)
 
 		_, err := sc.Client(t, "advertiser").Run(ctx)
 		expectRefusal(t, "recipient's run", err, 422, "refused (policy): the confidential algorithm's result was refused by the output policy")
@@ -491,10 +491,10 @@ func TestConfidentialRefusalReasonIsPrivate(t *testing.T) {
 
 	t.Run("not confidential", func(t *testing.T) {
 		srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
-		spec := adSpec(t, "public-reason", 1)
+		spec := testenv.AdSpec(t, "public-reason", 1)
 		spec.Query = query
 		sc := testenv.New(t, srv, spec)
-		prepare(t, sc, impressionsCSV)
+		prepare(t, sc, testenv.ImpressionsCSV)
 		_, err := sc.Client(t, "advertiser").Run(ctx)
 		expectRefusal(t, "public algorithm", err, 422, "secret_campaign_column")
 		st, err := sc.Client(t, "publisher").Status(ctx)

@@ -150,15 +150,15 @@ func storedEnvelope(t *testing.T, srv *testenv.Server, sc *testenv.Scenario, ds 
 // computing on rows that no upload statement and no log entry names.
 func TestSwappedDatasetRefused(t *testing.T) {
 	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
-	sc := testenv.New(t, srv, adSpec(t, "swapped", 3))
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "swapped", 3))
 	ctx := context.Background()
 	sc.Submit(t, "publisher")
 	provider := newKeptKeyProvider(t, sc, "impressions")
-	original := provider.seal(t, sc, "publisher", "impressions", impressionsCSV)
+	original := provider.seal(t, sc, "publisher", "impressions", testenv.ImpressionsCSV)
 	if _, err := sc.Upload(t, "publisher", "impressions", original); err != nil {
 		t.Fatalf("uploading the kept-key envelope: %v", err)
 	}
-	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+	sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
 	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(sc.Spec.Query), sc.Spec.AlgorithmSalt()); err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestSwappedDatasetRefused(t *testing.T) {
 		t.Fatalf("run 1: %v", err)
 	}
 
-	swapped := provider.seal(t, sc, "publisher", "impressions", strings.ReplaceAll(impressionsCSV, "u1,", "u7,"))
+	swapped := provider.seal(t, sc, "publisher", "impressions", strings.ReplaceAll(testenv.ImpressionsCSV, "u1,", "u7,"))
 	if len(swapped.Envelope) != len(original.Envelope) || !bytes.Equal(swapped.Envelope[:len(provider.header)], original.Envelope[:len(provider.header)]) {
 		t.Fatal("the swapped envelope does not have the original's size and header")
 	}
@@ -210,9 +210,9 @@ func TestSwappedDatasetRefused(t *testing.T) {
 // the provider signed them) and the stored envelope and header.
 func TestStoredEnvelopeIsReKeyed(t *testing.T) {
 	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
-	sc := testenv.New(t, srv, adSpec(t, "rekeyed", 1))
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "rekeyed", 1))
 	sc.Submit(t, "publisher")
-	sealed := sc.Seal(t, "publisher", "impressions", impressionsCSV)
+	sealed := sc.Seal(t, "publisher", "impressions", testenv.ImpressionsCSV)
 	if _, err := sc.Upload(t, "publisher", "impressions", sealed); err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +279,7 @@ func TestStoredEnvelopeTamperingRefused(t *testing.T) {
 	ctx := context.Background()
 	// The same rows uploaded to a second contract: segments of another
 	// upload, the same size and position.
-	other := testenv.New(t, srv, adSpec(t, "tamper-other", 1))
+	other := testenv.New(t, srv, testenv.AdSpec(t, "tamper-other", 1))
 	prepare(t, other, csv)
 	otherBytes, err := os.ReadFile(storedEnvelope(t, srv, other, "impressions"))
 	if err != nil {
@@ -308,7 +308,7 @@ func TestStoredEnvelopeTamperingRefused(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			sc := testenv.New(t, srv, adSpec(t, "tamper", 2))
+			sc := testenv.New(t, srv, testenv.AdSpec(t, "tamper", 2))
 			prepare(t, sc, csv)
 			if _, err := sc.Client(t, "advertiser").Run(ctx); err != nil {
 				t.Fatalf("run 1: %v", err)

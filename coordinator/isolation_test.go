@@ -28,7 +28,7 @@ import (
 // secretSpec is a contract whose names appear nowhere else: whatever of
 // them reaches a stranger is a leak.
 func secretSpec(t testing.TB) *testenv.Spec {
-	sp := adSpec(t, "zeta-secret-merger", 3)
+	sp := testenv.AdSpec(t, "zeta-secret-merger", 3)
 	for _, p := range sp.Parties {
 		p.ID = "zeta-" + p.ID
 	}
@@ -68,8 +68,8 @@ func TestStrangerLearnsNothing(t *testing.T) {
 	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
 	a := testenv.New(t, srv, secretSpec(t))
 	a.Submit(t, "zeta-publisher")
-	a.MustUpload(t, "zeta-publisher", "impressions", impressionsCSV)
-	a.MustUpload(t, "zeta-advertiser", "conversions", conversionsCSV)
+	a.MustUpload(t, "zeta-publisher", "impressions", testenv.ImpressionsCSV)
+	a.MustUpload(t, "zeta-advertiser", "conversions", testenv.ConversionsCSV)
 	if _, err := a.Client(t, "zeta-measurer").SubmitAlgorithm(ctx, []byte(a.Spec.Query), nil); err != nil {
 		t.Fatal(err)
 	}

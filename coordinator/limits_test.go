@@ -38,7 +38,7 @@ const guard = 20 * time.Second
 // serving.
 func TestQueryMemoryLimit(t *testing.T) {
 	srv := testenv.Start(t, t.TempDir(), coordinator.Config{QueryMemory: 64 << 20, QueryThreads: 2})
-	spec := adSpec(t, "memory-hog", 3)
+	spec := testenv.AdSpec(t, "memory-hog", 3)
 	spec.Query = "SELECT a.user_id || '/' || b.user_id AS pair, count(*) AS users " +
 		"FROM impressions a, impressions b GROUP BY pair ORDER BY pair"
 	sc := testenv.New(t, srv, spec)
@@ -49,7 +49,7 @@ func TestQueryMemoryLimit(t *testing.T) {
 	}
 	sc.Submit(t, "publisher")
 	sc.MustUpload(t, "publisher", "impressions", csv.String())
-	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+	sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
 	ctx := context.Background()
 	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query), spec.AlgorithmSalt()); err != nil {
 		t.Fatal(err)
@@ -82,10 +82,10 @@ func TestQueryMemoryLimit(t *testing.T) {
 // (saying only DuckDB's error class), not left running with a 500.
 func TestLongRefusalReason(t *testing.T) {
 	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
-	spec := adSpec(t, "long-reason", 3)
+	spec := testenv.AdSpec(t, "long-reason", 3)
 	spec.Query = "SELECT count(*) AS users, sum(CAST(i.user_id || repeat('x', 70000) AS INTEGER)) AS v FROM impressions i"
 	sc := testenv.New(t, srv, spec)
-	prepare(t, sc, impressionsCSV)
+	prepare(t, sc, testenv.ImpressionsCSV)
 	ctx := context.Background()
 	_, err := sc.Client(t, "advertiser").Run(ctx)
 	// DuckDB's message (which would quote the 70 KB value) never leaves the
@@ -104,7 +104,7 @@ func TestLongRefusalReason(t *testing.T) {
 // JSON endpoint: each is refused with 413 too_large and changes nothing.
 func TestJSONBodyLimit(t *testing.T) {
 	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
-	sc := testenv.New(t, srv, adSpec(t, "json-limit", 3))
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "json-limit", 3))
 	sc.Submit(t, "publisher")
 	hc := httpClient(t, sc, "measurer")
 	big := append([]byte(`{"text":"`), bytes.Repeat([]byte("a"), api.MaxJSONBody)...)
@@ -152,7 +152,7 @@ func TestUploadSizeLimit(t *testing.T) {
 	const limit = 256 << 10
 	const size = 128 << 20
 	srv := testenv.Start(t, t.TempDir(), coordinator.Config{MaxUploadBytes: limit})
-	sc := testenv.New(t, srv, adSpec(t, "upload-limit", 3))
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "upload-limit", 3))
 	sc.Submit(t, "publisher")
 	path := "/v1/contracts/" + sc.Contract.ID().String() + "/datasets/impressions"
 	var csv strings.Builder
@@ -244,9 +244,9 @@ func TestSlowUploads(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := testenv.Start(t, t.TempDir(), coordinator.Config{UploadIdleTimeout: tc.idle, UploadGracePeriod: tc.grace})
-			sc := testenv.New(t, srv, adSpec(t, "slow-uploads", 3))
+			sc := testenv.New(t, srv, testenv.AdSpec(t, "slow-uploads", 3))
 			sc.Submit(t, "publisher")
-			sealed := sc.Seal(t, "publisher", "impressions", impressionsCSV)
+			sealed := sc.Seal(t, "publisher", "impressions", testenv.ImpressionsCSV)
 			blobsBefore := blobFiles(t, srv.Dir)
 			before := sc.LogSize()
 			var status int
@@ -361,7 +361,7 @@ func rawTLS(t *testing.T, sc *testenv.Scenario, id string) *tls.Conn {
 // connects and never starts TLS is dropped the same way.
 func TestSlowHeaders(t *testing.T) {
 	srv := testenv.StartLimited(t, t.TempDir(), coordinator.Config{}, coordinator.ServerLimits{ReadHeaderTimeout: 300 * time.Millisecond})
-	sc := testenv.New(t, srv, adSpec(t, "slow-headers", 3))
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "slow-headers", 3))
 	sc.Submit(t, "publisher")
 
 	conn := rawTLS(t, sc, "publisher")
@@ -476,7 +476,7 @@ func TestLimitListener(t *testing.T) {
 // request waits; it is served as soon as one of them closes.
 func TestMaxConnections(t *testing.T) {
 	srv := testenv.StartLimited(t, t.TempDir(), coordinator.Config{}, coordinator.ServerLimits{MaxConnections: 2, MaxConnectionsPerHost: 2})
-	sc := testenv.New(t, srv, adSpec(t, "max-connections", 3))
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "max-connections", 3))
 	// Registered in process: a client's idle connection would hold a slot.
 	if _, err := srv.Coord.SubmitContract(context.Background(), sc.Party("publisher").Identity.Public().SigningKey(), sc.Text, sc.Sigs); err != nil {
 		t.Fatal(err)
@@ -508,7 +508,7 @@ func TestMaxConnections(t *testing.T) {
 // honest upload then goes through.
 func TestHostileArrowMetadata(t *testing.T) {
 	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
-	sc := testenv.New(t, srv, adSpec(t, "hostile-arrow", 3))
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "hostile-arrow", 3))
 	sc.Submit(t, "publisher")
 	files, err := filepath.Glob(filepath.Join("testdata", "fuzz", "FuzzDecodeArrowStream", "*"))
 	if err != nil || len(files) == 0 {
@@ -526,7 +526,7 @@ func TestHostileArrowMetadata(t *testing.T) {
 	if _, err := sc.Client(t, "").Health(context.Background()); err != nil {
 		t.Fatalf("after hostile Arrow metadata: %v", err)
 	}
-	sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
+	sc.MustUpload(t, "publisher", "impressions", testenv.ImpressionsCSV)
 }
 
 // fuzzBytes reads the single []byte value of a go test fuzz corpus file.

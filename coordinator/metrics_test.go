@@ -30,8 +30,8 @@ var operatorOnly = []string{
 func TestMetricsOperatorOnly(t *testing.T) {
 	const token = "operator-token-0123456789abcdef0123456789"
 	srv := testenv.Start(t, t.TempDir(), coordinator.Config{OperatorToken: token})
-	sc := testenv.New(t, srv, adSpec(t, "metrics", 3))
-	prepare(t, sc, impressionsCSV)
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "metrics", 3))
+	prepare(t, sc, testenv.ImpressionsCSV)
 	rs, err := sc.Client(t, "advertiser").Run(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -27,7 +27,7 @@ import (
 // the bundle verifies offline.
 func TestResultMatchesPlainDuckDB(t *testing.T) {
 	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
-	spec := adSpec(t, "plain-duckdb", 1)
+	spec := testenv.AdSpec(t, "plain-duckdb", 1)
 	spec.K = 20
 	sc := testenv.New(t, srv, spec)
 

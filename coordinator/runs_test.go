@@ -21,7 +21,7 @@ func prepare(t *testing.T, sc *testenv.Scenario, impressions string) {
 	t.Helper()
 	sc.Submit(t, "publisher")
 	sc.MustUpload(t, "publisher", "impressions", impressions)
-	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+	sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
 	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(context.Background(), []byte(sc.Spec.Query), sc.Spec.AlgorithmSalt()); err != nil {
 		t.Fatal(err)
 	}
@@ -37,8 +37,8 @@ func TestMaxRunsSurvivesKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := testenv.NewRemote(t, d.url, inst, adSpec(t, "max-runs", 2))
-	prepare(t, sc, impressionsCSV)
+	sc := testenv.NewRemote(t, d.url, inst, testenv.AdSpec(t, "max-runs", 2))
+	prepare(t, sc, testenv.ImpressionsCSV)
 	ctx := context.Background()
 	for i := range 2 {
 		if _, err := sc.Client(t, "advertiser").Run(ctx); err != nil {
@@ -73,7 +73,7 @@ func TestKilledRunReleasesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := adSpec(t, "killed-run", 3)
+	spec := testenv.AdSpec(t, "killed-run", 3)
 	// A query that keeps the engine busy for a long time: a triple cross
 	// join of the impressions.
 	spec.Query = "SELECT a.campaign, count(*) AS users FROM impressions a, impressions b, impressions c " +
@@ -161,12 +161,12 @@ func TestHostileAlgorithms(t *testing.T) {
 	}
 	ctx := context.Background()
 	for i, q := range queries {
-		spec := adSpec(t, fmt.Sprintf("hostile-%d", i), 1)
+		spec := testenv.AdSpec(t, fmt.Sprintf("hostile-%d", i), 1)
 		spec.Query = q
 		sc := testenv.New(t, srv, spec)
 		sc.Submit(t, "publisher")
-		sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
-		sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+		sc.MustUpload(t, "publisher", "impressions", testenv.ImpressionsCSV)
+		sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
 		_, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(q), nil)
 		if err != nil {
 			expectRefusal(t, q, err, 422, "the algorithm is refused")
@@ -189,9 +189,9 @@ func TestHostileAlgorithms(t *testing.T) {
 func TestReplacedEnvelopeRefused(t *testing.T) {
 	dir := t.TempDir()
 	srv := testenv.Start(t, dir, coordinator.Config{})
-	sc := testenv.New(t, srv, adSpec(t, "replaced", 2))
-	prepare(t, sc, impressionsCSV)
-	forged := sc.Seal(t, "publisher", "impressions", strings.ReplaceAll(impressionsCSV, "u1,", "u7,"))
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "replaced", 2))
+	prepare(t, sc, testenv.ImpressionsCSV)
+	forged := sc.Seal(t, "publisher", "impressions", strings.ReplaceAll(testenv.ImpressionsCSV, "u1,", "u7,"))
 	path := storedEnvelope(t, srv, sc, "impressions")
 	old, err := os.ReadFile(path)
 	if err != nil {
@@ -214,7 +214,7 @@ func TestReplacedEnvelopeRefused(t *testing.T) {
 // own log. Only the engine's layer and DuckDB's error class are said.
 func TestRefusalsDoNotLeakData(t *testing.T) {
 	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
-	spec := adSpec(t, "no-leak", 2)
+	spec := testenv.AdSpec(t, "no-leak", 2)
 	spec.Query = "SELECT campaign, sum(CAST(user_id AS INTEGER)) AS users FROM impressions GROUP BY campaign"
 	sc := testenv.New(t, srv, spec)
 	prepare(t, sc, "user_id,campaign\nSECRET-VALUE-42,spring\n")
@@ -253,14 +253,14 @@ func TestRefusalsDoNotLeakData(t *testing.T) {
 func TestConfidentialAlgorithm(t *testing.T) {
 	dir := t.TempDir()
 	srv := testenv.Start(t, dir, coordinator.Config{})
-	spec := adSpec(t, "confidential", 2)
+	spec := testenv.AdSpec(t, "confidential", 2)
 	spec.Confidential = true
 	spec.Query = "SELECT i.campaign AS secret_campaign_column, count(DISTINCT i.user_id) AS users " +
 		"FROM impressions i JOIN conversions c USING (user_id) GROUP BY i.campaign"
 	sc := testenv.New(t, srv, spec)
 	sc.Submit(t, "publisher")
-	sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
-	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+	sc.MustUpload(t, "publisher", "impressions", testenv.ImpressionsCSV)
+	sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
 	ctx := context.Background()
 
 	// Sent as plain text, bypassing the client's sealing: refused.

@@ -60,36 +60,6 @@ func runDaemon(dir string) {
 	os.Exit(0)
 }
 
-// adSpec is the ad-attribution contract of the tests: publisher and
-// advertiser provide data, the measurer the query, the advertiser receives
-// results, the auditor audits.
-func adSpec(t testing.TB, name string, maxRuns int) *testenv.Spec {
-	return &testenv.Spec{
-		Name: name,
-		Parties: []*testenv.Party{
-			testenv.NewParty(t, "publisher", contracts.RoleDataProvider),
-			testenv.NewParty(t, "advertiser", contracts.RoleDataProvider, contracts.RoleResultRecipient),
-			testenv.NewParty(t, "measurer", contracts.RoleAlgorithmProvider),
-			testenv.NewParty(t, "auditor", contracts.RoleAuditor),
-		},
-		Datasets: []testenv.Dataset{
-			{ID: "impressions", Provider: "publisher", Columns: "[{name: user_id, type: string}, {name: campaign, type: string}]"},
-			{ID: "conversions", Provider: "advertiser", Columns: "[{name: user_id, type: string}, {name: value, type: float64}]"},
-		},
-		Query: "SELECT i.campaign, count(DISTINCT i.user_id) AS users, sum(c.value) AS revenue " +
-			"FROM impressions i JOIN conversions c USING (user_id) GROUP BY i.campaign ORDER BY i.campaign",
-		AlgorithmBy: "measurer",
-		Recipients:  []string{"advertiser"},
-		GroupColumn: "users", K: 2,
-		MaxRows: 100, MaxRuns: maxRuns,
-	}
-}
-
-const (
-	impressionsCSV = "user_id,campaign\nu1,spring\nu2,spring\nu3,spring\nu1,summer\nu4,autumn\n"
-	conversionsCSV = "user_id,value\nu1,10.5\nu2,20\nu3,1\nu4,7\n"
-)
-
 // caller is one identity the authorisation walk calls with.
 type caller struct {
 	name string
@@ -140,10 +110,10 @@ func call(t *testing.T, hc *http.Client, url, method, path string, body []byte) 
 // the daemon's structured log.
 func TestAuthorizationTable(t *testing.T) {
 	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
-	sc := testenv.New(t, srv, adSpec(t, "authz", 5))
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "authz", 5))
 	cid := sc.Contract.ID().String()
-	imp := sc.Seal(t, "publisher", "impressions", impressionsCSV)
-	conv := sc.Seal(t, "advertiser", "conversions", conversionsCSV)
+	imp := sc.Seal(t, "publisher", "impressions", testenv.ImpressionsCSV)
+	conv := sc.Seal(t, "advertiser", "conversions", testenv.ConversionsCSV)
 	contractBody, _ := json.Marshal(api.SubmitContractRequest{Contract: string(sc.Text), Signatures: sc.Sigs})
 	query := sc.Spec.Query
 	algBody, _ := json.Marshal(api.SubmitAlgorithmRequest{Text: &query})
@@ -274,11 +244,11 @@ func uploadAs(t *testing.T, sc *testenv.Scenario, cl caller, path string, s *tes
 // and checks the released result against the policy.
 func TestEndToEndRun(t *testing.T) {
 	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
-	sc := testenv.New(t, srv, adSpec(t, "e2e", 2))
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "e2e", 2))
 	ctx := context.Background()
 	sc.Submit(t, "auditor")
-	sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
-	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+	sc.MustUpload(t, "publisher", "impressions", testenv.ImpressionsCSV)
+	sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
 	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(sc.Spec.Query), sc.Spec.AlgorithmSalt()); err != nil {
 		t.Fatal(err)
 	}

@@ -110,7 +110,7 @@ func TestSoak(t *testing.T) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(w), 7))
 			for i := 0; ctx.Err() == nil; i++ {
-				spec := adSpec(t, fmt.Sprintf("soak-%d-%d", w, i), 3)
+				spec := testenv.AdSpec(t, fmt.Sprintf("soak-%d-%d", w, i), 3)
 				sc := testenv.NewRemote(t, d.url, inst, spec)
 				it := &soakItem{sc: sc, datasets: map[string]string{}, bundles: map[string][]byte{}}
 				if err := timed("submit", func() error { _, err := sc.TrySubmit(t, "publisher"); return err }); err != nil {

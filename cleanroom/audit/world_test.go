@@ -12,7 +12,6 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/audit"
 	"cleanroom.dev/cleanroom/cleanroom/client"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
-	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
 	"cleanroom.dev/cleanroom/internal/testenv"
 )
@@ -50,33 +49,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-const (
-	impressionsCSV = "user_id,campaign\nu1,spring\nu2,spring\nu3,spring\nu1,summer\nu4,autumn\n"
-	conversionsCSV = "user_id,value\nu1,10.5\nu2,20\nu3,1\nu4,7\n"
-)
-
-func adSpec(t testing.TB) *testenv.Spec {
-	return &testenv.Spec{
-		Name: "audit-test",
-		Parties: []*testenv.Party{
-			testenv.NewParty(t, "publisher", contracts.RoleDataProvider),
-			testenv.NewParty(t, "advertiser", contracts.RoleDataProvider, contracts.RoleResultRecipient),
-			testenv.NewParty(t, "measurer", contracts.RoleAlgorithmProvider),
-			testenv.NewParty(t, "auditor", contracts.RoleAuditor),
-		},
-		Datasets: []testenv.Dataset{
-			{ID: "impressions", Provider: "publisher", Columns: "[{name: user_id, type: string}, {name: campaign, type: string}]"},
-			{ID: "conversions", Provider: "advertiser", Columns: "[{name: user_id, type: string}, {name: value, type: float64}]"},
-		},
-		Query: "SELECT i.campaign, count(DISTINCT i.user_id) AS users, sum(c.value) AS revenue " +
-			"FROM impressions i JOIN conversions c USING (user_id) GROUP BY i.campaign ORDER BY i.campaign",
-		AlgorithmBy: "measurer",
-		Recipients:  []string{"advertiser"},
-		GroupColumn: "users", K: 2,
-		MaxRows: 100, MaxRuns: 2,
-	}
-}
-
 // getWorld builds the shared world on first use.
 func getWorld(t testing.TB) *world {
 	t.Helper()
@@ -100,11 +72,11 @@ func buildWorld(t testing.TB) *world {
 	}
 	w := &world{srv: srv, uploads: map[string]*client.DatasetReceipt{}}
 	theWorld = w // so TestMain stops it whatever happens next
-	w.sc = testenv.New(t, srv, adSpec(t))
+	w.sc = testenv.New(t, srv, testenv.AdSpec(t, "audit-test", 2))
 	sc := w.sc
 	sc.Submit(t, "auditor")
-	w.uploads["impressions"] = sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
-	w.uploads["conversions"] = sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+	w.uploads["impressions"] = sc.MustUpload(t, "publisher", "impressions", testenv.ImpressionsCSV)
+	w.uploads["conversions"] = sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
 	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(sc.Spec.Query), sc.Spec.AlgorithmSalt()); err != nil {
 		t.Fatal(err)
 	}

@@ -54,10 +54,9 @@ func server() *testenv.Server {
 }
 
 const (
-	exampleQuery = "SELECT i.campaign, count(DISTINCT i.user_id) AS users, sum(c.value) AS revenue " +
-		"FROM impressions i JOIN conversions c USING (user_id) GROUP BY i.campaign ORDER BY i.campaign"
-	impressionsCSV = "user_id,campaign\nu1,spring\nu2,spring\nu3,spring\nu1,summer\nu4,autumn\n"
-	conversionsCSV = "user_id,value\nu1,10.5\nu2,20\nu3,1\nu4,7\n"
+	exampleQuery   = testenv.AdQuery
+	impressionsCSV = testenv.ImpressionsCSV
+	conversionsCSV = testenv.ConversionsCSV
 )
 
 // How far the other parties have played an example's contract.

@@ -3,7 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto"
+	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/json"
 	"io"
@@ -23,6 +23,7 @@ import (
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
 	"cleanroom.dev/cleanroom/internal/testenv"
+	"cleanroom.dev/cleanroom/internal/tlogtest"
 )
 
 // TestAuditIsolatedContracts: two contracts share one coordinator and its
@@ -237,23 +238,5 @@ func coordinatorNoteSigner(t *testing.T, e *auditEnv) note.Signer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := tlog.NewCoordinatorVerifier(id.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	nv, err := note.NewVerifier(v.NoteVerifierKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return keySigner{name: v.Origin(), hash: nv.KeyHash(), key: id.Signer()}
+	return tlogtest.NewSigner(t, tlog.Origin(id.Public()), id.Signer().(ed25519.PrivateKey))
 }
-
-type keySigner struct {
-	name string
-	hash uint32
-	key  crypto.Signer
-}
-
-func (s keySigner) Name() string                    { return s.name }
-func (s keySigner) KeyHash() uint32                 { return s.hash }
-func (s keySigner) Sign(msg []byte) ([]byte, error) { return s.key.Sign(nil, msg, crypto.Hash(0)) }

@@ -19,7 +19,6 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/audit"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
-	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
 	"cleanroom.dev/cleanroom/internal/testenv"
 )
@@ -57,23 +56,7 @@ func newAuditEnvAt(t *testing.T, maxRuns int, now func() time.Time) *auditEnv {
 	t.Helper()
 	e := &auditEnv{t: t, dir: filepath.Join(t.TempDir(), "coordinator"), state: filepath.Join(t.TempDir(), "audit-state"), now: now}
 	e.start()
-	e.spec = &testenv.Spec{
-		Name: "ad-attribution",
-		Parties: []*testenv.Party{
-			testenv.NewParty(t, "publisher", contracts.RoleDataProvider),
-			testenv.NewParty(t, "advertiser", contracts.RoleDataProvider, contracts.RoleResultRecipient),
-			testenv.NewParty(t, "measurer", contracts.RoleAlgorithmProvider),
-			testenv.NewParty(t, "auditor", contracts.RoleAuditor),
-		},
-		Datasets: []testenv.Dataset{
-			{ID: "impressions", Provider: "publisher", Columns: "[{name: user_id, type: string}, {name: campaign, type: string}]"},
-			{ID: "conversions", Provider: "advertiser", Columns: "[{name: user_id, type: string}, {name: value, type: float64}]"},
-		},
-		Query: "SELECT i.campaign, count(DISTINCT i.user_id) AS users, sum(c.value) AS revenue " +
-			"FROM impressions i JOIN conversions c USING (user_id) GROUP BY i.campaign ORDER BY i.campaign",
-		AlgorithmBy: "measurer", Recipients: []string{"advertiser"},
-		GroupColumn: "users", K: 2, MaxRows: 100, MaxRuns: maxRuns,
-	}
+	e.spec = testenv.AdSpec(t, "ad-attribution", maxRuns)
 	e.sc = testenv.New(t, e.srv, e.spec)
 	files := t.TempDir()
 	e.contract = filepath.Join(files, "contract.yaml")

@@ -15,28 +15,6 @@ import (
 	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
-func adSpec(t testing.TB, name string) *testenv.Spec {
-	return &testenv.Spec{
-		Name: name,
-		Parties: []*testenv.Party{
-			testenv.NewParty(t, "publisher", contracts.RoleDataProvider),
-			testenv.NewParty(t, "advertiser", contracts.RoleDataProvider, contracts.RoleResultRecipient),
-			testenv.NewParty(t, "measurer", contracts.RoleAlgorithmProvider),
-			testenv.NewParty(t, "auditor", contracts.RoleAuditor),
-		},
-		Datasets: []testenv.Dataset{
-			{ID: "impressions", Provider: "publisher", Columns: "[{name: user_id, type: string}, {name: campaign, type: string}]"},
-			{ID: "conversions", Provider: "advertiser", Columns: "[{name: user_id, type: string}, {name: value, type: float64}]"},
-		},
-		Query: "SELECT i.campaign, count(DISTINCT i.user_id) AS users, sum(c.value) AS revenue " +
-			"FROM impressions i JOIN conversions c USING (user_id) GROUP BY i.campaign ORDER BY i.campaign",
-		AlgorithmBy: "measurer",
-		Recipients:  []string{"advertiser"},
-		GroupColumn: "users", K: 2,
-		MaxRows: 100, MaxRuns: 2,
-	}
-}
-
 // The whole multi-party scenario on each simulated TEE: a contract pinning
 // the coordinator's platform and reference values, signed by every party
 // and registered; both uploads encrypted to the attested key; the agreed
@@ -49,13 +27,13 @@ func TestScenarioOnEverySimulatedPlatform(t *testing.T) {
 	for i, mode := range modes {
 		t.Run(string(mode), func(t *testing.T) {
 			srv := testenv.Start(t, t.TempDir(), coordinator.Config{Attestation: mode})
-			sc := testenv.New(t, srv, adSpec(t, "platform-"+string(mode)))
+			sc := testenv.New(t, srv, testenv.AdSpec(t, "platform-"+string(mode), 2))
 			if sc.Contract.Coordinator.Platform != mode.Platform() {
 				t.Fatalf("contract platform %s", sc.Contract.Coordinator.Platform)
 			}
 			sc.Submit(t, "auditor")
-			sc.MustUpload(t, "publisher", "impressions", "user_id,campaign\nu1,spring\nu2,spring\nu3,spring\nu1,summer\nu4,autumn\n")
-			sc.MustUpload(t, "advertiser", "conversions", "user_id,value\nu1,10.5\nu2,20\nu3,1\nu4,7\n")
+			sc.MustUpload(t, "publisher", "impressions", testenv.ImpressionsCSV)
+			sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
 			if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(sc.Spec.Query), sc.Spec.AlgorithmSalt()); err != nil {
 				t.Fatal(err)
 			}

@@ -171,6 +171,38 @@ type Spec struct {
 	Expires             time.Time
 }
 
+// The ad-attribution contract most tests play: a publisher and an
+// advertiser provide data, a measurer the query, the advertiser receives
+// the results (groups of fewer than 2 users suppressed), an auditor
+// audits. With ImpressionsCSV and ConversionsCSV, a run releases 1 row and
+// suppresses 2.
+const (
+	AdQuery = "SELECT i.campaign, count(DISTINCT i.user_id) AS users, sum(c.value) AS revenue " +
+		"FROM impressions i JOIN conversions c USING (user_id) GROUP BY i.campaign ORDER BY i.campaign"
+	ImpressionsCSV = "user_id,campaign\nu1,spring\nu2,spring\nu3,spring\nu1,summer\nu4,autumn\n"
+	ConversionsCSV = "user_id,value\nu1,10.5\nu2,20\nu3,1\nu4,7\n"
+)
+
+// AdSpec is the ad-attribution contract named name, with fresh keys, that
+// allows maxRuns runs.
+func AdSpec(t testing.TB, name string, maxRuns int) *Spec {
+	return &Spec{
+		Name: name,
+		Parties: []*Party{
+			NewParty(t, "publisher", contracts.RoleDataProvider),
+			NewParty(t, "advertiser", contracts.RoleDataProvider, contracts.RoleResultRecipient),
+			NewParty(t, "measurer", contracts.RoleAlgorithmProvider),
+			NewParty(t, "auditor", contracts.RoleAuditor),
+		},
+		Datasets: []Dataset{
+			{ID: "impressions", Provider: "publisher", Columns: "[{name: user_id, type: string}, {name: campaign, type: string}]"},
+			{ID: "conversions", Provider: "advertiser", Columns: "[{name: user_id, type: string}, {name: value, type: float64}]"},
+		},
+		Query: AdQuery, AlgorithmBy: "measurer", Recipients: []string{"advertiser"},
+		GroupColumn: "users", K: 2, MaxRows: 100, MaxRuns: maxRuns,
+	}
+}
+
 // NewParty makes a participant with a fresh key.
 func NewParty(t testing.TB, id string, roles ...contracts.Role) *Party {
 	t.Helper()
@@ -358,6 +390,19 @@ func (sc *Scenario) TrySubmit(t testing.TB, id string) (*api.ContractReceipt, er
 // envelope and the signed upload statement.
 func (sc *Scenario) Seal(t testing.TB, id, ds, csv string) *Sealed {
 	t.Helper()
+	rr := sc.csvRows(t, ds, csv)
+	defer rr.Release()
+	var buf bytes.Buffer
+	enc, err := upload.Encrypt(&buf, rr, sc.Contract, ds, sc.Coordinator.PublicKey, sc.parties[id].Identity, upload.EncryptOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Sealed{Envelope: buf.Bytes(), Statement: enc.Signed, Rows: enc.Rows}
+}
+
+// csvRows reads CSV text as dataset ds's columns.
+func (sc *Scenario) csvRows(t testing.TB, ds, csv string) connectors.Reader {
+	t.Helper()
 	d := sc.Contract.Dataset(ds)
 	if d == nil {
 		t.Fatalf("no dataset %q", ds)
@@ -366,13 +411,7 @@ func (sc *Scenario) Seal(t testing.TB, id, ds, csv string) *Sealed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rr.Release()
-	var buf bytes.Buffer
-	enc, err := upload.Encrypt(&buf, rr, sc.Contract, ds, sc.Coordinator.PublicKey, sc.parties[id].Identity, upload.EncryptOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &Sealed{Envelope: buf.Bytes(), Statement: enc.Signed, Rows: enc.Rows}
+	return rr
 }
 
 // Sealed is an envelope ready to upload.
@@ -395,14 +434,7 @@ func (sc *Scenario) Upload(t testing.TB, id, ds string, s *Sealed) (*api.UploadR
 // failing the test on refusal.
 func (sc *Scenario) MustUpload(t testing.TB, id, ds, csv string) *client.DatasetReceipt {
 	t.Helper()
-	d := sc.Contract.Dataset(ds)
-	if d == nil {
-		t.Fatalf("no dataset %q", ds)
-	}
-	rr, err := connectors.NewReader(strings.NewReader(csv), connectors.FormatCSV, d.Columns, connectors.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rr := sc.csvRows(t, ds, csv)
 	defer rr.Release()
 	rec, err := sc.Client(t, id).UploadDataset(context.Background(), ds, rr, client.UploadOptions{})
 	if err != nil {
