@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -22,10 +23,12 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/cleanroom/atls"
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
+	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
 	"cleanroom.dev/cleanroom/internal/testenv"
 )
@@ -380,7 +383,19 @@ func TestConfidentialAlgorithmPlainDigestRefused(t *testing.T) {
 	ctx := context.Background()
 	before := sc.LogSize()
 	salt := cleanroom.NewSalt()
-	_, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query), &salt)
+	// The client refuses it before sending; sent as it is, so does the
+	// coordinator.
+	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query), &salt); !errors.Is(err, contracts.ErrAlgorithmMismatch) ||
+		!strings.Contains(err.Error(), "algorithm.sha256 is the plain SHA-256 of this confidential algorithm") {
+		t.Errorf("the client submitted it: %v", err)
+	}
+	sealed, err := cleanroom.SealAlgorithm(sc.Coordinator.PublicKey, sc.Contract.ID(), salt, []byte(spec.Query))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(api.SubmitAlgorithmRequest{Sealed: sealed})
+	status, resp := call(t, httpClient(t, sc, "measurer"), sc.URL, http.MethodPut, "/v1/contracts/"+sc.Contract.ID().String()+"/algorithm", raw)
+	err = apiError(t, status, resp)
 	expectRefusal(t, "plain digest", err, 422, "algorithm.sha256 is the plain SHA-256 of this confidential algorithm")
 	expectRefusal(t, "plain digest", err, 422, "cleanroom algorithm commit")
 
@@ -388,7 +403,7 @@ func TestConfidentialAlgorithmPlainDigestRefused(t *testing.T) {
 	old := oldSealedAlgorithm(t, sc.Coordinator.PublicKey, sc.Contract.ID(), []byte(spec.Query))
 	hc := httpClient(t, sc, "measurer")
 	body, _ := json.Marshal(map[string][]byte{"sealed": old})
-	status, resp := call(t, hc, sc.URL, http.MethodPut, "/v1/contracts/"+sc.Contract.ID().String()+"/algorithm", body)
+	status, resp = call(t, hc, sc.URL, http.MethodPut, "/v1/contracts/"+sc.Contract.ID().String()+"/algorithm", body)
 	if status != http.StatusUnprocessableEntity || !strings.Contains(string(resp), "old format v1") || !strings.Contains(string(resp), "--salt") {
 		t.Fatalf("the v1 sealed format: %d %s", status, resp)
 	}
