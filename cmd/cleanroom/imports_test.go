@@ -35,7 +35,7 @@ var (
 	// (client, api, contracts, connectors, cliout, durable) are called
 	// freely: they are the operations.
 	calls = map[string][]string{
-		"cleanroom": {"ReadIdentityFile", "WriteIdentityFiles", "GenerateIdentity", "ReadSaltFile", "CommitAlgorithmFile"},
+		"cleanroom": {"ReadIdentityFile", "WriteIdentityFiles", "GenerateIdentity", "ReadSaltFile", "CommitAlgorithmFile", "ModelDigest"},
 		"attest":    {"Appraise", "LoadEvidence", "IsEncoded", "ParseIdentityDocument", "LoadTDXCollateral", "DescribeSNPPolicy"},
 		"audit":     {"DefaultStateDir", "OpenState", "Handler", "ReadFacts", "ReadLastFailure", "ListEvidence"},
 		"envelope":  {"Inspect"},

@@ -30,6 +30,8 @@ var serveDefaults = map[string]string{
 	"attestation":              "",
 	"query-memory":             "4GiB",
 	"query-threads":            "0",
+	"model-memory":             "256MiB",
+	"run-timeout":              "1h",
 	"max-upload-bytes":         "8GiB",
 	"max-connections":          "256",
 	"max-connections-per-host": "0",
@@ -47,6 +49,8 @@ var serveHelp = map[string]string{
 	"attestation":              "sev-snp, tdx, nitro, cca or NAME-simulated: the mode to initialise an empty data directory with",
 	"query-memory":             "memory limit of one run's query engine (e.g. 4GiB)",
 	"query-threads":            "query engine threads (0: all cores)",
+	"model-memory":             "memory limit of one instance of a model (WebAssembly; one per query thread and model)",
+	"run-timeout":              "deadline of one run's query, models included",
 	"max-upload-bytes":         "largest dataset envelope accepted (e.g. 8GiB)",
 	"max-connections":          "most concurrent client connections",
 	"max-connections-per-host": "most connections one client address may hold (0: a quarter of --max-connections)",
@@ -202,6 +206,15 @@ func serveOptions(v *viper.Viper) (coordinator.Options, error) {
 	var err error
 	if o.QueryMemory, err = parseSize("query-memory", v.GetString("query-memory")); err != nil {
 		return o, err
+	}
+	if o.ModelMemory, err = parseSize("model-memory", v.GetString("model-memory")); err != nil {
+		return o, err
+	}
+	if o.ModelMemory < 1<<20 || o.ModelMemory > 4<<30 {
+		return o, cliout.Usagef("--model-memory: %s is outside 1MiB..4GiB", v.GetString("model-memory"))
+	}
+	if o.RunTimeout, err = time.ParseDuration(v.GetString("run-timeout")); err != nil || o.RunTimeout <= 0 {
+		return o, cliout.Usagef("--run-timeout: %q is not a positive duration (e.g. 1h, 90s)", v.GetString("run-timeout"))
 	}
 	if o.MaxUploadBytes, err = parseSize("max-upload-bytes", v.GetString("max-upload-bytes")); err != nil {
 		return o, err

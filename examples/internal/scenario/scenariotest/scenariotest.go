@@ -8,11 +8,13 @@ package scenariotest
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"database/sql/driver"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +59,26 @@ func NewDuckDB(tb testing.TB) *DuckDB {
 	d.Exec(tb, "SET TimeZone = 'UTC'")
 	return d
 }
+
+// RegisterUDF registers f as the scalar function name of this DuckDB: a
+// model computed natively in Go, to compare with its WebAssembly build.
+func (d *DuckDB) RegisterUDF(tb testing.TB, name string, f duckdb.ScalarFunc) {
+	tb.Helper()
+	db := sql.OpenDB(unclosable{d.connector})
+	defer db.Close()
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close()
+	if err := duckdb.RegisterScalarUDF(conn, name, f); err != nil {
+		tb.Fatalf("registering %s: %v", name, err)
+	}
+}
+
+// unclosable hides a connector's Close from database/sql, whose DB.Close
+// would otherwise close the database.
+type unclosable struct{ driver.Connector }
 
 // Exec runs a statement.
 func (d *DuckDB) Exec(tb testing.TB, q string) {
@@ -129,15 +151,16 @@ func (d *DuckDB) QueryInt(tb testing.TB, q string) int64 {
 // signature, registered; each dataset read from dir/DATASET.EXT by
 // connectors.Open and uploaded by its provider (client.UploadDataset); the
 // query submitted by the algorithm provider (with its salt when
-// confidential); a run; the result fetched, verified and decrypted by a
-// recipient (client.Result). It returns the released rows and the number
-// of suppressed rows, and writes the released rows to resultPath as CSV, as
+// confidential) and each of models by its provider (client.SubmitModel); a
+// run; the result fetched, verified and decrypted by a recipient
+// (client.Result). It returns the released rows and the number of
+// suppressed rows, and writes the released rows to resultPath as CSV, as
 // `cleanroom result show --format csv` does.
-func CleanRoom(tb testing.TB, tmpl []byte, dir string, format connectors.Format, query string, cols []contracts.Column, resultPath string) (*scenario.Table, int64) {
+func CleanRoom(tb testing.TB, tmpl []byte, dir string, format connectors.Format, query string, cols []contracts.Column, resultPath string, models ...Module) (*scenario.Table, int64) {
 	tb.Helper()
 	ctx := context.Background()
 	srv := testenv.Start(tb, tb.TempDir(), coordinator.Config{QueryMemory: 256 << 20, QueryThreads: 2})
-	f := fill(tb, tmpl, query, srv.Coord.Identity().Document)
+	f := fill(tb, tmpl, query, srv.Coord.Identity().Document, models)
 	clients := map[string]*client.Client{}
 	var signed []contracts.SignedBy
 	for _, p := range f.contract.Participants {
@@ -170,6 +193,15 @@ func CleanRoom(tb testing.TB, tmpl []byte, dir string, format connectors.Format,
 	}
 	if _, err := clients[f.contract.Algorithm.Provider].SubmitAlgorithm(ctx, []byte(query), f.salt); err != nil {
 		tb.Fatalf("submitting the algorithm: %v", err)
+	}
+	for _, m := range models {
+		cm := f.contract.Model(m.Name)
+		if cm == nil {
+			tb.Fatalf("the contract names no model %s", m.Name)
+		}
+		if _, err := clients[cm.Provider].SubmitModel(ctx, m.Name, m.Module, m.Salt); err != nil {
+			tb.Fatalf("submitting model %s: %v", m.Name, err)
+		}
 	}
 	recipient := clients[f.contract.Output.Recipients[0]]
 	rs, err := recipient.Run(ctx)
@@ -213,13 +245,23 @@ func CleanRoom(tb testing.TB, tmpl []byte, dir string, format connectors.Format,
 	return t, rs.RowsSuppressed
 }
 
+// Module is a model's WebAssembly module for a test: Name is the model's
+// name in the contract, Placeholder the template's placeholder for its
+// commitment, Salt its commitment's salt (nil: a plain SHA-256).
+type Module struct {
+	Name, Placeholder string
+	Module            []byte
+	Salt              *cleanroom.Salt
+}
+
 // FillContract fills a scenario's contract template for a test: a fresh
 // key for every {{..._KEY}}, the SHA-256 of query for {{QUERY_SHA256}} (an
 // algorithm that is not confidential), the salted commitment to query with
-// a fresh salt for {{QUERY_COMMITMENT}} (a confidential one), an
-// arbitrary measurement and simulated root, and an expiry 30 days ahead.
-// It parses the result with contracts.Parse and returns both.
-func FillContract(tb testing.TB, tmpl []byte, query string) (*contracts.Contract, []byte) {
+// a fresh salt for {{QUERY_COMMITMENT}} (a confidential one), the
+// commitment to each of models for its placeholder, an arbitrary
+// measurement and simulated root, and an expiry 30 days ahead. It parses
+// the result with contracts.Parse and returns both.
+func FillContract(tb testing.TB, tmpl []byte, query string, models ...Module) (*contracts.Contract, []byte) {
 	tb.Helper()
 	m := [48]byte{}
 	root := [32]byte{}
@@ -229,7 +271,7 @@ func FillContract(tb testing.TB, tmpl []byte, query string) (*contracts.Contract
 	for i := range root {
 		root[i] = 0xcd
 	}
-	f := fill(tb, tmpl, query, &attest.IdentityDocument{Measurement: m, SimulatedRootSHA256: &root})
+	f := fill(tb, tmpl, query, &attest.IdentityDocument{Measurement: m, SimulatedRootSHA256: &root}, models)
 	return f.contract, f.text
 }
 
@@ -243,7 +285,7 @@ type filled struct {
 
 // fill fills a contract template (see FillContract) for the coordinator
 // whose identity document is coord.
-func fill(tb testing.TB, tmpl []byte, query string, coord *attest.IdentityDocument) *filled {
+func fill(tb testing.TB, tmpl []byte, query string, coord *attest.IdentityDocument, models []Module) *filled {
 	tb.Helper()
 	f := &filled{keys: map[cleanroom.Fingerprint]*cleanroom.Identity{}}
 	values := map[string]string{}
@@ -270,6 +312,13 @@ func fill(tb testing.TB, tmpl []byte, query string, coord *attest.IdentityDocume
 			values[name] = hex.EncodeToString(coord.SimulatedRootSHA256[:])
 		case name == "EXPIRES_AT":
 			values[name] = time.Now().Add(30 * 24 * time.Hour).UTC().Format(time.RFC3339)
+		case slices.ContainsFunc(models, func(m Module) bool { return m.Placeholder == name }):
+			m := models[slices.IndexFunc(models, func(m Module) bool { return m.Placeholder == name })]
+			sum := sha256.Sum256(m.Module)
+			if m.Salt != nil {
+				sum = cleanroom.CommitModel(*m.Salt, m.Module)
+			}
+			values[name] = hex.EncodeToString(sum[:])
 		default:
 			tb.Fatalf("the template has a placeholder {{%s}} this helper does not know", name)
 		}
@@ -424,8 +473,10 @@ func quoteString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`
 // expected, suppressed ones included, and there are groups on both sides
 // of k. It returns the DuckDB with views over the Parquet files, for
 // further checks of the data.
+//
+// setup, if any, prepares the DuckDB first (registers native models).
 func QueryMatchesExpected(t *testing.T, dir string, sum *scenario.Summary, datasets map[string][]contracts.Column,
-	query string, result []contracts.Column) *DuckDB {
+	query string, result []contracts.Column, setup ...func(*DuckDB)) *DuckDB {
 	t.Helper()
 	exp, err := scenario.ReadExpected(filepath.Join(dir, scenario.ExpectedFile), result)
 	if err != nil {
@@ -438,6 +489,9 @@ func QueryMatchesExpected(t *testing.T, dir string, sum *scenario.Summary, datas
 		t.Fatalf("expected file has %d groups, summary says %d", len(exp.All), sum.Groups)
 	}
 	db := NewDuckDB(t)
+	for _, f := range setup {
+		f(db)
+	}
 	for _, format := range []string{"csv", "parquet"} {
 		t.Run(format, func(t *testing.T) {
 			for name, cols := range datasets {
