@@ -13,14 +13,14 @@ import (
 	"cleanroom.dev/cleanroom/coordinator/internal/arrowipc"
 )
 
-// DecryptDataset opens a dataset envelope with the coordinator's HPKE key
+// decryptDataset opens a dataset envelope with the coordinator's HPKE key
 // and decodes the Arrow IPC stream inside, by the same path a run takes
 // (openDataset). The envelope must be for this contract, this dataset and
 // its schema digest; the stream's schema must be the dataset's schema
 // exactly. Decryption verifies and decrypts segments in parallel on all
 // cores. Nothing is written to disk. The caller releases the returned
 // batches.
-func DecryptDataset(ciphertext []byte, key hpke.PrivateKey, c *contracts.Contract, datasetID string) ([]arrow.RecordBatch, int64, error) {
+func decryptDataset(ciphertext []byte, key hpke.PrivateKey, c *contracts.Contract, datasetID string) ([]arrow.RecordBatch, int64, error) {
 	heap := func(n int64) ([]byte, func(), error) { return make([]byte, n), func() {}, nil }
 	recs, rows, _, err := openDataset(bytes.NewReader(ciphertext), int64(len(ciphertext)), key, c, datasetID, "", heap)
 	return recs, rows, err

@@ -57,7 +57,7 @@ func TestStatementCheckTable(t *testing.T) {
 
 // treesPath holds DuckDB's parse trees of the table's algorithms, for
 // cleanroom/sqlcheck's tests, which run without DuckDB.
-var treesPath = filepath.Join("..", "..", "cleanroom", "sqlcheck", "testdata", "trees.json")
+var treesPath = filepath.Join("..", "..", "..", "cleanroom", "sqlcheck", "testdata", "trees.json")
 
 // TestParseTreeFixtures checks that the committed parse trees are what this
 // DuckDB's json_serialize_sql makes of the table's algorithms (rerun with

@@ -20,7 +20,7 @@ var update = flag.Bool("update", false, "rewrite the committed snapshot of DuckD
 
 // snapshotPath is the list of DuckDB's functions the statement check's
 // allow-lists classify (see cleanroom/sqlcheck/functions.go).
-var snapshotPath = filepath.Join("..", "..", "cleanroom", "sqlcheck", "testdata", "duckdb_functions.tsv")
+var snapshotPath = filepath.Join("..", "..", "..", "cleanroom", "sqlcheck", "testdata", "duckdb_functions.tsv")
 
 const snapshotHeader = `# Every function DuckDB lists in duckdb_functions() inside a locked-down
 # engine session (with the engine's dataset scan registered), except PRAGMA
