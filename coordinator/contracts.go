@@ -15,7 +15,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/attest"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/coordinator/state"
+	"cleanroom.dev/cleanroom/coordinator/internal/state"
 )
 
 // Limits on a contract submission.

@@ -12,15 +12,27 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
-// lyingSpec is adSpec in mode aggregate, with a third dataset: the
+// protect puts a contract of testenv.AdSpec's shape in mode aggregate: both
+// datasets protected by user_id, and k counted by the engine rather than
+// taken from the query's users column.
+func protect(spec *testenv.Spec) *testenv.Spec {
+	spec.GroupColumn = ""
+	spec.Datasets = slices.Clone(spec.Datasets)
+	for i := range spec.Datasets {
+		spec.Datasets[i].PrivacyUnit = "user_id"
+	}
+	return spec
+}
+
+// lyingSpec is testenv.AdSpec in mode aggregate, with a third dataset: the
 // advertiser's own list of users (not protected), which a lying query can
 // use to single people out.
-func lyingSpec(t *testing.T, name, query string) *scenario.Spec {
-	spec := protect(adSpec(t, name, 2))
-	spec.Datasets = append(spec.Datasets, scenario.Dataset{ID: "targets", Provider: "advertiser",
+func lyingSpec(t *testing.T, name, query string) *testenv.Spec {
+	spec := protect(testenv.AdSpec(t, name, 2))
+	spec.Datasets = append(spec.Datasets, testenv.Dataset{ID: "targets", Provider: "advertiser",
 		Columns: "[{name: user_id, type: string}, {name: label, type: string}]"})
 	spec.Query = query
 	return spec
@@ -31,7 +43,7 @@ func lyingSpec(t *testing.T, name, query string) *scenario.Spec {
 // submitted — before any run is spent — with a refusal that names the
 // construct and the rule, and the log does not change.
 func TestLyingQueriesRefused(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
 	ctx := context.Background()
 	for i, c := range []struct {
 		name, query string
@@ -66,7 +78,7 @@ func TestLyingQueriesRefused(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			spec := lyingSpec(t, fmt.Sprintf("lie-%d", i), c.query)
-			sc := scenario.New(t, srv, spec)
+			sc := testenv.New(t, srv, spec)
 			sc.Submit(t, "publisher")
 			before := sc.LogSize()
 			_, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(c.query), nil)
@@ -107,7 +119,7 @@ var (
 // lie under mode custom, which trusts the query's column, releases the
 // lonely group: that is the difference.
 func TestLyingQueriesSuppressed(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
 	for i, c := range []struct {
 		name, query string
 		released    []string // campaign of each released row
@@ -132,18 +144,18 @@ func TestLyingQueriesSuppressed(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			spec := lyingSpec(t, fmt.Sprintf("suppress-%d", i), c.query)
 			spec.K = 3
-			got, st := runAndRead(t, scenario.New(t, srv, spec))
+			got, st := runAndRead(t, testenv.New(t, srv, spec))
 			if !slices.Equal(got, c.released) || st.RowsSuppressed != c.suppressed || st.RowsKept != int64(len(c.released)) {
 				t.Fatalf("released %v (statement: %d kept, %d suppressed), want %v and %d suppressed", got, st.RowsKept, st.RowsSuppressed, c.released, c.suppressed)
 			}
 			// Mode custom: the query's own users column decides.
-			custom := adSpec(t, fmt.Sprintf("custom-%d", i), 2)
+			custom := testenv.AdSpec(t, fmt.Sprintf("custom-%d", i), 2)
 			custom.Datasets = lyingSpec(t, "x", "").Datasets
 			for j := range custom.Datasets {
 				custom.Datasets[j].PrivacyUnit = ""
 			}
 			custom.Query, custom.K = c.query, 3
-			got, _ = runAndRead(t, scenario.New(t, srv, custom))
+			got, _ = runAndRead(t, testenv.New(t, srv, custom))
 			if leaks := slices.Contains(got, "solo") || (len(c.released) == 0 && len(got) > 0); leaks != c.customLeaks {
 				t.Fatalf("mode custom released %v", got)
 			}
@@ -154,7 +166,7 @@ func TestLyingQueriesSuppressed(t *testing.T) {
 // runAndRead registers the scenario's contract, uploads the suppression
 // data, submits the algorithm, runs it once and returns the campaigns of
 // the released rows (verified offline from the bundle) and the statement.
-func runAndRead(t *testing.T, sc *scenario.Scenario) ([]string, *bundle.Statement) {
+func runAndRead(t *testing.T, sc *testenv.Scenario) ([]string, *bundle.Statement) {
 	t.Helper()
 	ctx := context.Background()
 	sc.Submit(t, "publisher")
@@ -168,18 +180,13 @@ func runAndRead(t *testing.T, sc *scenario.Scenario) ([]string, *bundle.Statemen
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := sc.Client(t, "advertiser").Result(ctx, rs.RunID)
+	// The client verifies the bundle offline (evidence, statement, log
+	// proofs, uploads) and decrypts the result against its commitment.
+	got, err := sc.Client(t, "advertiser").Result(ctx, rs.RunID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := bundle.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	report, err := bundle.Verify(b, sc.Contract, bundle.VerifyOptions{Recipient: sc.Party("advertiser").Identity})
-	if err != nil {
-		t.Fatalf("the bundle does not verify offline: %v", err)
-	}
+	report := got.Report
 	r, err := ipc.NewReader(bytes.NewReader(report.Result))
 	if err != nil {
 		t.Fatal(err)

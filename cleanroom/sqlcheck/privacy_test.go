@@ -26,7 +26,7 @@ func privacyDatasets() []Dataset {
 }
 
 // privacyTrees reads testdata/privacy_trees.json (written by
-// coordinator/engine's TestParseTreeFixtures).
+// coordinator/internal/engine's TestParseTreeFixtures).
 func privacyTrees(t testing.TB) map[string][]byte {
 	t.Helper()
 	b, err := os.ReadFile("testdata/privacy_trees.json")
@@ -75,7 +75,7 @@ func TestAnalyzeFixtures(t *testing.T) {
 	for _, c := range cases {
 		tree, ok := tr[c.Name]
 		if !ok {
-			t.Errorf("%s: no parse tree in testdata/privacy_trees.json (run coordinator/engine's TestParseTreeFixtures with -update)", c.Name)
+			t.Errorf("%s: no parse tree in testdata/privacy_trees.json (run coordinator/internal/engine's TestParseTreeFixtures with -update)", c.Name)
 			continue
 		}
 		a, err := analyze(tree, privacyDatasets())

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
-	"cleanroom.dev/cleanroom/cleanroom/bundle/bundletest"
+	"cleanroom.dev/cleanroom/internal/bundletest"
 )
 
 // resultFixture makes a simulated coordinator with its log and contract
@@ -29,11 +29,10 @@ import (
 func resultFixture(t *testing.T) map[string][]byte {
 	t.Helper()
 	dir := t.TempDir()
-	w, err := bundletest.New(filepath.Join(dir, "world"))
+	w, err := bundletest.New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { w.Close() })
 	if err := w.WriteFiles(dir); err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,6 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/api"
 )
 
-func init() { register(newRunCmd) }
-
 func newRunCmd(c *cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run --contract FILE --key NAME.key --coordinator URL",
@@ -36,17 +34,13 @@ full only to the algorithm provider, and everyone else reads a generic one
 			return err
 		}
 		defer ss.client.Close()
-		ctx := cmd.Context()
-		if err := c.attested(ctx, ss); err != nil {
-			return err
-		}
-		rs, err := ss.client.Run(ctx)
+		rs, err := ss.client.Run(cmd.Context())
 		if err != nil {
 			return explain(err)
 		}
-		c.infof("run %d of %d (%s) finished: %d rows released, %d suppressed below k; result commitment %s",
+		c.Infof("run %d of %d (%s) finished: %d rows released, %d suppressed below k; result commitment %s",
 			rs.Number, ss.contract.Output.MaxRuns, rs.RunID, rs.RowsKept, rs.RowsSuppressed, rs.ResultCommitment)
-		fmt.Fprintln(c.stdout, rs.RunID)
+		fmt.Fprintln(c.Stdout, rs.RunID)
 		return nil
 	}
 	cmd.AddCommand(newRunStatusCmd(c))
@@ -86,7 +80,7 @@ reason.`,
 		if err != nil {
 			return err
 		}
-		printRunStatus(c.stdout, rs, private)
+		printRunStatus(c.Stdout, rs, private)
 		return nil
 	}
 	return cmd
