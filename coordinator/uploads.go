@@ -249,7 +249,13 @@ func (c *Coordinator) verifyEnvelopeStream(r io.Reader, stored io.Writer, ct *co
 	// The re-encryption sees exactly the bytes the Arrow decoder reads: the
 	// stream up to and including its end-of-stream marker, and nothing
 	// after it (anything after it is refused below).
-	if got.rows, err = arrowipc.Count(io.TeeReader(er, rw), ds.Schema()); err != nil {
+	var notNull []int
+	for i, col := range ds.Columns {
+		if col.NotNull {
+			notNull = append(notNull, i)
+		}
+	}
+	if got.rows, err = arrowipc.Count(io.TeeReader(er, rw), ds.Schema(), notNull...); err != nil {
 		// A damaged envelope surfaces through the Arrow reader: report it
 		// as what it is, not as bad Arrow data.
 		for _, envErr := range []error{envelope.ErrAuthentication, envelope.ErrTruncated, envelope.ErrMalformed} {

@@ -62,6 +62,9 @@ func (c *Client) LogFetcher() tlog.Fetcher {
 		}
 		resp, err := c.hc.Do(req)
 		if err != nil {
+			if ce := c.connectionError(err); ce != err {
+				return nil, ce
+			}
 			return nil, fmt.Errorf("fetching %s: %w", path, err)
 		}
 		defer resp.Body.Close()

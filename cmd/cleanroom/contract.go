@@ -30,11 +30,15 @@ func newContractInitCmd(c *cli) *cobra.Command {
 
 func newContractHashCmd(c *cli) *cobra.Command {
 	return &cobra.Command{
-		Use:   "hash CONTRACT",
+		Use:   "hash [CONTRACT]",
 		Short: "Print the contract id (64 hex digits) that every participant signs",
-		Args:  cobra.ExactArgs(1),
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			ct, err := c.loadContract(args[0], false)
+			path, err := contractArg(args)
+			if err != nil {
+				return err
+			}
+			ct, err := c.loadContract(path, false)
 			if err != nil {
 				return err
 			}
@@ -45,43 +49,76 @@ func newContractHashCmd(c *cli) *cobra.Command {
 }
 
 func newContractShowCmd(c *cli) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show CONTRACT",
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show [CONTRACT] [--json]",
 		Short: "Print a summary of the contract and warn about its weaknesses",
-		Args:  cobra.ExactArgs(1),
+		Long: `show prints a summary of the contract on stdout and its weaknesses on
+stderr: first whether the coordinator is simulated, then, last and marked
+"RISK:", every term that changes what a party risks by signing (no k
+threshold, a result recipient who also provides data, a debug VM allowed, a
+confidential algorithm or model). With --json the summary and the warnings
+go to stdout as one JSON object. CONTRACT defaults to CLEANROOM_CONTRACT.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			ct, err := c.loadContract(args[0], true)
+			path, err := contractArg(args)
 			if err != nil {
 				return err
 			}
-			printSummary(c, ct)
-			for _, w := range ct.Warnings() {
-				if w.Field == "coordinator.platform" {
-					continue // loadContract printed it already
-				}
-				c.Warnf("%s", w)
+			ct, err := c.loadContract(path, true)
+			if err != nil {
+				return err
 			}
+			if asJSON {
+				return writeJSON(c.Stdout, contractJSON(ct))
+			}
+			printSummary(c, ct)
+			c.riskWarnings(ct)
 			return nil
 		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary and the warnings as JSON")
+	return cmd
+}
+
+// riskWarnings prints the contract's warnings that change what a party
+// risks (all but the simulated platform's, which loadContract printed),
+// marked, so they stand out after everything else a command said.
+func (c *cli) riskWarnings(ct *contracts.Contract) {
+	for _, w := range ct.Warnings() {
+		if w.Field == "coordinator.platform" {
+			continue
+		}
+		c.Warnf("RISK: %s", w)
 	}
 }
 
 // loadContract parses a contract file and prints the simulated-platform
-// warning that every command touching such a contract must show.
-// allowExpired is for commands that only look at a contract.
+// warning that every command touching such a contract must show (once per
+// command). allowExpired is for commands that only look at a contract.
 func (c *cli) loadContract(path string, allowExpired bool) (*contracts.Contract, error) {
 	ct, err := contracts.ParseFile(path, contracts.ParseOptions{AllowExpired: allowExpired})
 	if err != nil {
 		return nil, err
 	}
-	if ct.Coordinator.Platform == contracts.PlatformSEVSNPSimulated {
-		c.Warnf("%s names a SIMULATED coordinator (platform %s): it protects nothing; use it only for development, tests and demos",
-			path, contracts.PlatformSEVSNPSimulated)
+	if ct.Coordinator.Platform.Simulated() {
+		c.warnSimulated(fmt.Sprintf("%s names a SIMULATED coordinator (platform %s): it protects nothing; use it only for development, tests and demos",
+			path, ct.Coordinator.Platform))
 	}
 	if allowExpired && ct.Expired(time.Now()) {
 		c.Warnf("%s expired at %s: nothing new can happen under it", path, ct.ExpiresAt.Format(time.RFC3339))
 	}
 	return ct, nil
+}
+
+// warnSimulated prints the warning about a simulated coordinator, once per
+// command however many files or connections show one.
+func (c *cli) warnSimulated(msg string) {
+	if c.simulatedWarned {
+		return
+	}
+	c.simulatedWarned = true
+	c.Warnf("%s", msg)
 }
 
 func printSummary(c *cli, ct *contracts.Contract) {
@@ -133,8 +170,8 @@ func printSummary(c *cli, ct *contracts.Contract) {
 	if o.MinGroupSize > 0 {
 		k = fmt.Sprintf("rows with %s < %d suppressed", o.GroupSizeColumn, o.MinGroupSize)
 	}
-	fmt.Fprintf(c.Stdout, "output: to %s; k threshold: %s; at most %d rows, %d runs\n",
-		strings.Join(o.Recipients, ", "), k, o.MaxRows, o.MaxRuns)
+	fmt.Fprintf(c.Stdout, "output: to %s; k threshold: %s; at most %s, %s\n",
+		strings.Join(o.Recipients, ", "), k, plural(o.MaxRows, "row"), plural(o.MaxRuns, "run"))
 	cp := ct.Coordinator
 	debug := map[bool]string{true: "ALLOWED", false: "refused"}
 	switch cp.Platform.Real() {
@@ -182,17 +219,23 @@ func printSummary(c *cli, ct *contracts.Contract) {
 func newContractSignCmd(c *cli) *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
-		Use:   "sign CONTRACT --key NAME.key [--out NAME.sig]",
+		Use:   "sign [CONTRACT] --key NAME.key [--out NAME.sig]",
 		Short: "Sign the contract id with your participant key",
 		Long: `sign writes your approval of the contract: a COSE_Sign1 over the contract
 id, made with your participant key. The default output is PARTICIPANT.sig in
-the current directory, where PARTICIPANT is your id in the contract.`,
-		Args: cobra.ExactArgs(1),
+the current directory, where PARTICIPANT is your id in the contract.
+The terms that change what you risk by signing are repeated last, marked
+"RISK:". CONTRACT defaults to CLEANROOM_CONTRACT.`,
+		Args: cobra.MaximumNArgs(1),
 	}
 	cmd.Flags().String("key", "", "your secret key file (NAME.key)")
 	cmd.Flags().StringVar(&out, "out", "", "where to write the signature (default PARTICIPANT.sig)")
 	s := bindSettings(cmd)
 	cmd.RunE = func(_ *cobra.Command, args []string) error {
+		path, err := contractArg(args)
+		if err != nil {
+			return err
+		}
 		keyPath, err := s.require("key")
 		if err != nil {
 			return err
@@ -201,13 +244,13 @@ the current directory, where PARTICIPANT is your id in the contract.`,
 		if err != nil {
 			return err
 		}
-		ct, err := c.loadContract(args[0], false)
+		ct, err := c.loadContract(path, false)
 		if err != nil {
 			return err
 		}
 		p := ct.ParticipantByKey(id.Public().Fingerprint())
 		if p == nil {
-			return cliout.WithHint(fmt.Errorf("key %s (%s) is not the key of any participant of %s", keyPath, id.Public().Fingerprint().Short(), args[0]),
+			return cliout.WithHint(fmt.Errorf("key %s (%s) is not the key of any participant of %s", keyPath, id.Public().Fingerprint().Short(), path),
 				"the contract's participants[].public_key must hold the line from your NAME.pub")
 		}
 		sig, err := ct.Sign(id)
@@ -221,6 +264,7 @@ the current directory, where PARTICIPANT is your id in the contract.`,
 			return err
 		}
 		c.Infof("signed contract %s (%s) as %s: wrote %s", ct.Name, ct.ID(), p.ID, out)
+		c.riskWarnings(ct)
 		return nil
 	}
 	return cmd
@@ -228,16 +272,22 @@ the current directory, where PARTICIPANT is your id in the contract.`,
 
 func newContractVerifyCmd(c *cli) *cobra.Command {
 	var sigPaths []string
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "verify CONTRACT --sig a.sig --sig b.sig ...",
+		Use:   "verify [CONTRACT] --sig a.sig --sig b.sig ... [--json]",
 		Short: "Check that every participant signed the contract; exit 0 only if all did",
 		Long: `verify checks each signature (a participant's key, valid, over this
 contract) and that every participant has signed. It prints one line per
-participant on stdout and exits 0 only if all signed validly; every problem
-is named, with the participant and the reason.`,
-		Args: cobra.ExactArgs(1),
+participant on stdout (with --json, one JSON object) and exits 0 only if all
+signed validly; every problem is named, with the participant and the reason.
+CONTRACT defaults to CLEANROOM_CONTRACT.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			ct, err := c.loadContract(args[0], true)
+			path, err := contractArg(args)
+			if err != nil {
+				return err
+			}
+			ct, err := c.loadContract(path, true)
 			if err != nil {
 				return err
 			}
@@ -250,15 +300,21 @@ is named, with the participant and the reason.`,
 				sigs = append(sigs, contracts.SignedBy{Source: filepath.Base(p), Data: data})
 			}
 			a := ct.VerifySignatures(sigs)
-			w := tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
-			for _, p := range ct.Participants {
-				status := "signed"
-				if _, ok := a.Valid[p.ID]; !ok {
-					status = "NOT SIGNED"
+			if asJSON {
+				if err := writeJSON(c.Stdout, signaturesJSON(ct, a)); err != nil {
+					return err
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\n", p.ID, p.PublicKey.Fingerprint().Short(), status)
+			} else {
+				w := tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
+				for _, p := range ct.Participants {
+					status := "signed"
+					if _, ok := a.Valid[p.ID]; !ok {
+						status = "NOT SIGNED"
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\n", p.ID, p.PublicKey.Fingerprint().Short(), status)
+				}
+				w.Flush()
 			}
-			w.Flush()
 			if a.Complete() {
 				c.Infof("all %d participants signed contract %s", len(ct.Participants), ct.ID())
 				return nil
@@ -270,5 +326,6 @@ is named, with the participant and the reason.`,
 		},
 	}
 	cmd.Flags().StringArrayVar(&sigPaths, "sig", nil, "a signature file (repeat for each participant)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print each participant's outcome as JSON")
 	return cmd
 }

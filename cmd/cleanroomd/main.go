@@ -15,9 +15,11 @@
 package main
 
 import (
+	"encoding/hex"
 	"io"
 	"os"
 
+	"cleanroom.dev/cleanroom/coordinator"
 	"cleanroom.dev/cleanroom/internal/cliout"
 )
 
@@ -36,7 +38,23 @@ tests and demos.`,
 		newIdentityCmd(c),
 		newServeCmd(c),
 	)
+	c.SetVersion(root, version)
 	return c.Execute(root, args)
+}
+
+// version describes this build of the daemon: the module and VCS revision,
+// the software version its coordinator.started events record, and the
+// SHA-384 of this executable, which is the MEASUREMENT its simulated
+// platform reports (a real platform measures the whole VM image instead:
+// docs/deploy-sev-snp.md).
+func version() (string, error) {
+	m, err := coordinator.ExecutableMeasurement()
+	if err != nil {
+		return "", err
+	}
+	return cliout.ReadBuild().Lines("cleanroomd",
+		[2]string{"software", coordinator.Version},
+		[2]string{"measurement", hex.EncodeToString(m[:]) + " (SHA-384 of this executable: the simulated platform's MEASUREMENT)"}), nil
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
