@@ -163,10 +163,10 @@ type columnAcc struct {
 
 // value is one column value, of the column's kind.
 type value struct {
-	i   int64
-	f   float64
-	s   string
-	d   decimal128.Num
+	i int64
+	f float64
+	s string
+	d decimal128.Num
 }
 
 func (a *columnAcc) see(h uint64) {
@@ -225,7 +225,7 @@ func (a *columnAcc) add(arr arrow.Array) {
 			if v == 0 {
 				v = 0 // -0 and +0 are one value
 			}
-			a.see(mix(math.Float64bits(v)^a.seedBits))
+			a.see(mix(math.Float64bits(v) ^ a.seedBits))
 			if math.IsNaN(v) {
 				continue
 			}
