@@ -51,6 +51,9 @@ type ContractStatus struct {
 	Runs       []RunStatus     `json:"runs"`
 	MaxRuns    int64           `json:"max_runs"`
 	RunsUsed   int64           `json:"runs_used"`
+	// LastLogIndex is the log index of the contract's latest event: an
+	// auditor waits for a checkpoint covering it.
+	LastLogIndex uint64 `json:"last_log_index"`
 }
 
 // DatasetStatus describes one dataset of a contract.

@@ -94,20 +94,17 @@ printed on stdout.`,
 	cmd.Flags().StringVar(&stmtPath, "statement", "", "where to write the signed upload statement (default OUT.stmt)")
 	s := bindSettings(cmd)
 	cmd.RunE = func(_ *cobra.Command, args []string) error {
-		contractPath, err := s.require("contract")
-		if err != nil {
+		if err := s.required("contract", "dataset", "coordinator-identity", "out"); err != nil {
 			return err
 		}
-		if datasetID == "" || identityPath == "" || out == "" {
-			return cliout.Usagef("--dataset, --coordinator-identity and --out are required")
-		}
+		contractPath := s.get("contract")
 		ct, err := c.loadContract(contractPath, false)
 		if err != nil {
 			return err
 		}
-		ds := ct.Dataset(datasetID)
-		if ds == nil {
-			return fmt.Errorf("contract %s has no dataset %q", contractPath, datasetID)
+		ds, err := datasetOf(ct, contractPath, datasetID)
+		if err != nil {
+			return err
 		}
 		var provider *cleanroom.Identity
 		if keyPath := s.get("key"); keyPath != "" {

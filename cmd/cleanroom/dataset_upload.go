@@ -30,17 +30,14 @@ acknowledges; the ciphertext's SHA-256 is printed on stdout.`,
 	cmd.Flags().StringVar(&datasetID, "dataset", "", "dataset id in the contract")
 	s := bindSettings(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if datasetID == "" {
-			return cliout.Usagef("--dataset ID is required")
-		}
-		ss, err := c.connect(s, "", false)
+		ss, err := c.connect(s, "", false, "dataset")
 		if err != nil {
 			return err
 		}
 		defer ss.client.Close()
-		ds := ss.contract.Dataset(datasetID)
-		if ds == nil {
-			return fmt.Errorf("the contract has no dataset %q", datasetID)
+		ds, err := datasetOf(ss.contract, s.get("contract"), datasetID)
+		if err != nil {
+			return err
 		}
 
 		rr, size, err := in.open(c, args[0], ds)

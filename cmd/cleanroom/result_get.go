@@ -28,10 +28,7 @@ its audit log. Decrypt and show it with cleanroom result show.`,
 	cmd.Flags().StringVar(&out, "out", "", "file to write the bundle to")
 	s := bindSettings(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if runID == "" || out == "" {
-			return cliout.Usagef("--run ID and --out FILE are required")
-		}
-		ss, err := c.connect(s, "", true)
+		ss, err := c.connect(s, "", true, "run", "out")
 		if err != nil {
 			return err
 		}
