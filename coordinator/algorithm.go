@@ -79,8 +79,10 @@ func (c *Coordinator) SubmitAlgorithm(ctx context.Context, actor ed25519.PublicK
 	}
 	unlock := c.locks.lock(cid.String())
 	defer unlock()
-	if c.algorithm(cid) != nil {
-		return nil, conflict("the algorithm of contract %s is already submitted", cid)
+	if a := c.algorithm(cid); a != nil {
+		// The text passed the check against the contract's digest, so it
+		// is the one submitted before: a retry, acknowledged.
+		return &api.AlgorithmReceipt{SHA256: a.Submitted.SHA256, LogIndex: a.Index, Already: true}, nil
 	}
 	blob, err := c.putSealed(algorithmBlobKind(ct.Algorithm.Confidential), algorithmBlob(text, salt))
 	if err != nil {

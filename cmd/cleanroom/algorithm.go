@@ -121,7 +121,11 @@ calls only the functions its statement check allows.`,
 		if confidential {
 			how = "sealed with its salt to the attested coordinator"
 		}
-		c.Infof("algorithm %s submitted %s, log index %d", rec.SHA256, how, rec.LogIndex)
+		if rec.Already {
+			c.Infof("algorithm %s: already present (same digest): submitted at log index %d; nothing changed", rec.SHA256, rec.LogIndex)
+		} else {
+			c.Infof("algorithm %s submitted %s, log index %d", rec.SHA256, how, rec.LogIndex)
+		}
 		fmt.Fprintln(c.Stdout, rec.SHA256)
 		return nil
 	}

@@ -54,7 +54,7 @@ harmless. The contract id is printed on stdout.`,
 		case err != nil:
 			return explain(err)
 		case reg.Already:
-			c.Infof("contract %s is already registered", ss.contract.ID())
+			c.Infof("contract %s: already present (same digest): registered before; nothing changed", ss.contract.ID())
 		default:
 			c.Infof("contract %s (%s) registered at log index %d", ss.contract.Name, reg.ContractID, reg.LogIndex)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -39,6 +40,7 @@ func scriptParams(dir string) testscript.Params {
 			"simcoord": cmdSimCoord,
 			"serve":    cmdServe,
 			"capture":  cmdCapture,
+			"sha256":   cmdSHA256,
 		},
 	}
 }
@@ -116,6 +118,17 @@ func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("MEASUREMENT", measurement)
 	ts.Check(os.WriteFile(dir+".root", []byte(root), 0o644))
 	ts.Check(os.WriteFile(dir+".measurement", []byte(measurement), 0o644))
+}
+
+// cmdSHA256 writes the SHA-256 of a file's bytes, in hex, to another:
+//
+//	sha256 FILE OUT
+func cmdSHA256(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: sha256 FILE OUT")
+	}
+	sum := sha256.Sum256([]byte(ts.ReadFile(args[0])))
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(hex.EncodeToString(sum[:])+"\n"), 0o644))
 }
 
 // cmdCapture sets an environment variable to what a regular expression's

@@ -120,7 +120,11 @@ model ABI of docs/models.md.`,
 		if m.Confidential {
 			how = "sealed to the attested coordinator"
 		}
-		c.Infof("model %s submitted %s, commitment %s, log index %d", name, how, rec.Commitment, rec.LogIndex)
+		if rec.Already {
+			c.Infof("model %s: already present (same digest): submitted at log index %d, commitment %s; nothing changed", name, rec.LogIndex, rec.Commitment)
+		} else {
+			c.Infof("model %s submitted %s, commitment %s, log index %d", name, how, rec.Commitment, rec.LogIndex)
+		}
 		fmt.Fprintln(c.Stdout, rec.Commitment)
 		return nil
 	}
