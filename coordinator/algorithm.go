@@ -9,6 +9,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/cleanroom/events"
+	"cleanroom.dev/cleanroom/cleanroom/querycheck"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator/internal/engine"
 	"cleanroom.dev/cleanroom/coordinator/internal/state"
@@ -74,6 +75,14 @@ func (c *Coordinator) SubmitAlgorithm(ctx context.Context, actor ed25519.PublicK
 		e := unprocessable(err, "the algorithm is refused: %v", err)
 		// The refusal can quote the query: for a confidential algorithm,
 		// only its provider may read it.
+		e.Private = ct.Algorithm.Confidential
+		return nil, e
+	}
+	// DuckDB binds it against empty tables of the contract's schemas: a
+	// column or function the datasets lack is named now, not in a run.
+	if err := querycheck.Bind(ctx, string(text), ct); err != nil {
+		e := unprocessable(err, "the algorithm is refused: %v", err).
+			withHint("cleanroom algorithm check QUERY --contract FILE runs the same checks before anything is sent")
 		e.Private = ct.Algorithm.Confidential
 		return nil, e
 	}

@@ -1,11 +1,13 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 
+	"cleanroom.dev/cleanroom/cleanroom/querycheck"
 	"cleanroom.dev/cleanroom/cleanroom/upload"
 	"cleanroom.dev/cleanroom/connectors"
 	"cleanroom.dev/cleanroom/contracts"
@@ -75,4 +77,19 @@ func CheckDataset(rows array.RecordReader, ct *contracts.Contract, datasetID str
 		}
 	}
 	return out, nil
+}
+
+// AlgorithmRefusal is an algorithm the local check refuses: its stage
+// (statement, privacy, bind) and a reason naming what is at fault.
+type AlgorithmRefusal = querycheck.Refusal
+
+// CheckAlgorithm checks query against the contract on this machine, with
+// no connection and nothing consumed: DuckDB's parser, the statement check
+// and (in mode aggregate) the privacy analysis the coordinator applies at
+// submission, then DuckDB binding the query against empty tables of the
+// contract's datasets, which names a column or function they lack. A
+// refusal is an *AlgorithmRefusal. It does not compare the text with the
+// contract's algorithm.sha256 (Algorithm.Check does).
+func CheckAlgorithm(ctx context.Context, query []byte, ct *contracts.Contract) error {
+	return querycheck.Check(ctx, string(query), ct)
 }
