@@ -28,6 +28,15 @@ type Progress struct {
 	// Missing lists, for people, what a run still waits for and who must
 	// provide it, in the order the contract names them.
 	Missing []string `json:"missing"`
+	// BudgetLeft is the privacy budget (epsilon) a contract in mode
+	// differential_privacy has left, once the coordinator reports it;
+	// null otherwise, and always for the other modes, which spend none.
+	BudgetLeft *float64 `json:"budget_left"`
+	// Suspended reports a contract its participants suspended (no run
+	// starts until it is resumed), with why in Suspension. This
+	// coordinator has no suspension: always false.
+	Suspended  bool   `json:"suspended"`
+	Suspension string `json:"suspension,omitempty"`
 }
 
 // Progress asks the coordinator where the client's contract stands and

@@ -162,7 +162,7 @@ func TestAuditLog(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("audit log: exit %d\n%s%s", code, stdout, stderr)
 	}
-	if !strings.Contains(stderr, "log verified") || !strings.Contains(stderr, "2 runs of 2 started") || !strings.Contains(stderr, "SIMULATED") {
+	if !strings.Contains(stderr, "log verified") || !strings.Contains(stderr, "2 of 2 runs started") || !strings.Contains(stderr, "SIMULATED") {
 		t.Errorf("stderr:\n%s", stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")

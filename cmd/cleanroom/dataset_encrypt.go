@@ -135,7 +135,7 @@ printed on stdout.`,
 			return err
 		}
 		c.Infof("coordinator attested: %s, measurement %x, key %s", a.Claims.Platform, a.Claims.Measurement, a.Document.PublicKeys[0].Fingerprint().Short())
-		c.Infof("encrypted %d rows of %s: %s (%d bytes, sha256 %x)", enc.Rows, datasetID, out, enc.Summary.Size, enc.Summary.SHA256)
+		c.Infof("encrypted %s of %s: %s (%d bytes, sha256 %x)", plural(enc.Rows, "row"), datasetID, out, enc.Summary.Size, enc.Summary.SHA256)
 		if provider != nil {
 			c.Infof("signed upload statement: %s", stmtPath)
 		}

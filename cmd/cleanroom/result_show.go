@@ -89,7 +89,7 @@ Nothing is written unless the bundle verifies in full.`,
 		if err := durable.WriteFile(out, buf.Bytes(), 0o600); err != nil {
 			return err
 		}
-		c.Infof("wrote %d rows to %s (%s)", rows, out, format)
+		c.Infof("wrote %s to %s (%s)", plural(rows, "row"), out, format)
 		return nil
 	}
 	return cmd

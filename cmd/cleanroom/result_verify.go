@@ -100,8 +100,8 @@ func (c *cli) verifyResult(path string, ct *contracts.Contract, recipient *clean
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	s := r.Statement
-	c.Infof("verified: run %s (run %d of contract %s) on platform %s: %d rows kept, %d suppressed, result commitment %x",
-		s.RunID, s.RunNumber, ct.ID(), r.Claims.Platform, s.RowsKept, s.RowsSuppressed, s.ResultCommitment)
+	c.Infof("verified: run %s (run %d of contract %s) on platform %s: %s kept, %d suppressed, result commitment %x",
+		s.RunID, s.RunNumber, ct.ID(), r.Claims.Platform, plural(s.RowsKept, "row"), s.RowsSuppressed, s.ResultCommitment)
 	return r, nil
 }
 

@@ -20,13 +20,16 @@ func newStatusCmd(c *cli) *cobra.Command {
 participant sees it, and prints: whether it is registered; each dataset,
 uploaded (rows, ciphertext digest, log index) or missing, with its provider;
 the algorithm and each model, submitted or pending; the runs started and
-left; and what a run still waits for, with who must provide it. It changes
+left; the privacy budget left (mode differential_privacy); whether the
+contract is suspended; and what a run still waits for, with who must
+provide it. It changes
 nothing and is never logged as a refusal: run it before a command whose
 outcome you are unsure of.
 
 It exits 0 whatever it finds (1 only when the coordinator cannot be asked).
 With --json, stdout carries one JSON object: the coordinator's answer
-(docs/api.md) with registered, runs_left, ready and missing.`,
+(docs/api.md) with registered, runs_left, ready, missing, budget_left (null
+when the mode spends no budget) and suspended.`,
 		Args: cobra.NoArgs,
 	}
 	addSessionFlags(cmd)
@@ -101,6 +104,19 @@ func printProgress(w io.Writer, ct *contracts.Contract, p *client.Progress) {
 		}
 	}
 	fmt.Fprintf(tw, "runs\t%d of %d used\t%s left\n", st.RunsUsed, st.MaxRuns, plural(p.RunsLeft, "run"))
+	switch {
+	case p.BudgetLeft != nil:
+		fmt.Fprintf(tw, "budget left\tepsilon %g\n", *p.BudgetLeft)
+	case ct.Output.Mode == contracts.ModeDifferentialPrivacy:
+		fmt.Fprintf(tw, "budget left\tnot reported by this coordinator\n")
+	default:
+		fmt.Fprintf(tw, "budget left\tnone spent\tmode %s spends no privacy budget\n", ct.Output.Mode)
+	}
+	if p.Suspended {
+		fmt.Fprintf(tw, "suspended\tYES\t%s\n", p.Suspension)
+	} else {
+		fmt.Fprintf(tw, "suspended\tno\n")
+	}
 	if n := len(st.Runs); n > 0 {
 		r := st.Runs[n-1]
 		detail := r.Reason
