@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -98,17 +99,23 @@ func cmdSimCoord(ts *testscript.TestScript, neg bool, args []string) {
 // cmdServe starts a coordinator on the simulated platform on 127.0.0.1 in
 // this process, for the rest of the script:
 //
-//	serve DIR
+//	serve DIR [CHECKPOINT_INTERVAL]
 //
 // sets $COORDINATOR to its URL and $SIMULATED_ROOT and $MEASUREMENT to the
 // values a contract pins, which it also writes to DIR.root and
 // DIR.measurement (for subst).
 func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: serve DIR")
+	if neg || len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: serve DIR [CHECKPOINT_INTERVAL]")
 	}
 	dir := ts.MkAbs(args[0])
-	srv, err := testenv.StartE(dir, coordinator.Config{})
+	var cfg coordinator.Config
+	if len(args) == 2 {
+		d, err := time.ParseDuration(args[1])
+		ts.Check(err)
+		cfg.CheckpointInterval = d
+	}
+	srv, err := testenv.StartE(dir, cfg)
 	ts.Check(err)
 	ts.Defer(srv.Stop)
 	doc := srv.Coord.Identity().Document
