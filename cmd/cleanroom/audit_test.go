@@ -555,7 +555,7 @@ func TestAuditLogUsage(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"audit", "log"}, 2, "--contract is required"},
+		{[]string{"audit", "log"}, 2, "missing 3 required flags: --contract FILE"},
 		{[]string{"audit", "serve"}, 2, "--state DIR is required"},
 		{[]string{"audit", "serve", "--state", filepath.Join(t.TempDir(), "none")}, 1, "audit log --state DIR"},
 		{[]string{"audit", "serve", "--state", t.TempDir(), "--listen", "nonsense"}, 2, "is not host:port"},

@@ -242,14 +242,14 @@ The terms that change what you risk by signing are repeated last, marked
 	cmd.Flags().StringVar(&out, "out", "", "where to write the signature (default PARTICIPANT.sig)")
 	s := bindSettings(cmd)
 	cmd.RunE = func(_ *cobra.Command, args []string) error {
-		path, err := contractArg(args)
-		if err != nil {
+		path, missing := contractArgOr(args), s.missing("key")
+		if path == "" {
+			missing = append([]string{missingContractArg}, missing...)
+		}
+		if err := missingError(missing); err != nil {
 			return err
 		}
-		keyPath, err := s.require("key")
-		if err != nil {
-			return err
-		}
+		keyPath := s.get("key")
 		id, err := cleanroom.ReadIdentityFile(keyPath)
 		if err != nil {
 			return err
@@ -293,8 +293,14 @@ signed validly; every problem is named, with the participant and the reason.
 CONTRACT defaults to CLEANROOM_CONTRACT.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			path, err := contractArg(args)
-			if err != nil {
+			path, missing := contractArgOr(args), []string(nil)
+			if path == "" {
+				missing = append(missing, missingContractArg)
+			}
+			if len(sigPaths) == 0 {
+				missing = append(missing, "--sig FILE (one per participant's signature)")
+			}
+			if err := missingError(missing); err != nil {
 				return err
 			}
 			ct, err := c.loadContract(path, true)

@@ -69,7 +69,7 @@ func newDatasetEncryptCmd(c *cli) *cobra.Command {
 	var in inputFlags
 	var datasetID, identityPath, out, stmtPath string
 	cmd := &cobra.Command{
-		Use:   "encrypt INPUT --contract FILE --dataset ID --coordinator-identity FILE --out FILE",
+		Use:   "encrypt INPUT --contract FILE --dataset ID --coordinator-identity FILE --out FILE [--key NAME.key [--statement FILE]] [--format FORMAT] [--assume-utc]",
 		Short: "Convert a data file and encrypt it to the attested coordinator, on your machine",
 		Long: `encrypt reads INPUT (CSV, Parquet, Arrow IPC file or stream, or JSON lines;
 "-" for standard input), checks it against the dataset's columns in the

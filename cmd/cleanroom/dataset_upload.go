@@ -18,7 +18,7 @@ func newDatasetUploadCmd(c *cli) *cobra.Command {
 	var in inputFlags
 	var datasetID, envelopePath, stmtPath string
 	cmd := &cobra.Command{
-		Use:   "upload (INPUT | --envelope FILE [--statement FILE]) --contract FILE --dataset ID --key NAME.key --coordinator URL",
+		Use:   "upload (INPUT [--format FORMAT] [--assume-utc] | --envelope FILE [--statement FILE]) --contract FILE --dataset ID --key NAME.key --coordinator URL",
 		Short: "Attest the coordinator, then convert, encrypt and upload a dataset in one pass (or upload an envelope encrypted earlier)",
 		Long: `upload does the whole job of a data provider: it connects to the coordinator
 over attested TLS (refusing one that does not satisfy the contract), checks
@@ -167,7 +167,7 @@ func newDatasetCheckCmd(c *cli) *cobra.Command {
 	var datasetID string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "check INPUT --contract FILE --dataset ID [--format FORMAT] [--json]",
+		Use:   "check INPUT --contract FILE --dataset ID [--format FORMAT] [--assume-utc] [--json]",
 		Short: "Check a data file against the contract before uploading it: its profile, and what an upload would refuse",
 		Long: `check reads INPUT exactly as cleanroom dataset upload would (CSV, Parquet,
 Arrow IPC file or stream, or JSON lines; "-" for standard input) against the

@@ -61,6 +61,12 @@ func (s settings) require(name string) (string, error) {
 // required checks that every named flag has a value, and reports all the
 // missing ones at once, each with its environment variable if it has one.
 func (s settings) required(names ...string) error {
+	return missingError(s.missing(names...))
+}
+
+// missing describes each named flag that has no value, with its
+// environment variable if it has one.
+func (s settings) missing(names ...string) []string {
 	var missing []string
 	for _, name := range names {
 		if s.get(name) != "" {
@@ -77,6 +83,12 @@ func (s settings) required(names ...string) error {
 		}
 		missing = append(missing, what)
 	}
+	return missing
+}
+
+// missingError is the usage error naming everything missing at once, or
+// nil.
+func missingError(missing []string) error {
 	switch len(missing) {
 	case 0:
 		return nil
@@ -107,14 +119,23 @@ func flagArg(name string) string {
 // contractArg returns the contract file a command takes as its argument:
 // the argument when given, else CLEANROOM_CONTRACT.
 func contractArg(args []string) (string, error) {
-	if len(args) > 0 {
-		return args[0], nil
-	}
-	if p := os.Getenv(envFlags["contract"]); p != "" {
+	if p := contractArgOr(args); p != "" {
 		return p, nil
 	}
 	return "", cliout.Usagef("give the contract file as the argument (or set CLEANROOM_CONTRACT)")
 }
+
+// contractArgOr returns the contract file of the argument or
+// CLEANROOM_CONTRACT, or "" when neither gives one.
+func contractArgOr(args []string) string {
+	if len(args) > 0 {
+		return args[0]
+	}
+	return os.Getenv(envFlags["contract"])
+}
+
+// missingContractArg describes a missing contract argument.
+const missingContractArg = "the contract file as the argument (or set CLEANROOM_CONTRACT)"
 
 // datasetOf returns the dataset id of the contract at path, or a usage
 // error that lists the contract's datasets.
