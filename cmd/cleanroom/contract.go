@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -11,21 +12,161 @@ import (
 	"github.com/spf13/cobra"
 
 	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/cleanroom/attest"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/internal/cliout"
 	"cleanroom.dev/cleanroom/internal/durable"
 )
 
 func newContractInitCmd(c *cli) *cobra.Command {
-	return &cobra.Command{
-		Use:   "init",
-		Short: "Print a commented contract template",
-		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+	var from, name, expires, identity, query, salt, out string
+	var pubs []string
+	cmd := &cobra.Command{
+		Use:   "init [--from DRAFT] [--pub [ID=]NAME.pub]... [--identity FILE] [--query QUERY.sql [--salt FILE]] [--name NAME] [--expires-at TIME] [--out FILE]",
+		Short: "Print a commented contract template, or fill a draft with the parties' keys, the coordinator's identity and the query's digest",
+		Long: `init with no flag prints a commented contract template to start from.
+
+With flags it fills a draft (--from FILE, default the template) so that
+nothing is pasted by hand: --pub writes a participant's public key from its
+NAME.pub file (ID=NAME.pub, or NAME.pub for the participant NAME; repeat per
+party); --identity writes the coordinator's platform, measurement and, for a
+simulated coordinator, its simulated root from the identity document
+(cleanroomd identity, or cleanroom coordinator info --out FILE: check it
+first with cleanroom attestation verify --identity FILE); --query writes
+algorithm.sha256 for the query file (the salted commitment of --salt FILE
+when the draft's algorithm is confidential); --name and --expires-at (RFC
+3339, or a number of days from today such as 90d) write those fields.
+
+The filled contract goes to --out FILE or stdout. It is then parsed as
+every command will parse it: what is still missing or wrong (a placeholder
+left, a participant without a key) is named, and init exits 1.`,
+		Args: cobra.NoArgs,
+	}
+	cmd.Flags().StringVar(&from, "from", "", "the draft to fill (default: the template init prints)")
+	cmd.Flags().StringArrayVar(&pubs, "pub", nil, "a participant's public key file, [ID=]NAME.pub (repeat per participant)")
+	cmd.Flags().StringVar(&identity, "identity", "", "the coordinator's identity document (JSON)")
+	cmd.Flags().StringVar(&query, "query", "", "the query file whose digest goes into algorithm.sha256")
+	cmd.Flags().StringVar(&salt, "salt", "", "the salt file of a confidential query's commitment (cleanroom algorithm commit)")
+	cmd.Flags().StringVar(&name, "name", "", "the contract's name")
+	cmd.Flags().StringVar(&expires, "expires-at", "", "expiry: RFC 3339 (2027-03-31T00:00:00Z) or days from today (90d)")
+	cmd.Flags().StringVar(&out, "out", "", "write the contract to FILE instead of stdout")
+	cmd.RunE = func(*cobra.Command, []string) error {
+		if cmd.Flags().NFlag() == 0 {
 			_, err := fmt.Fprint(c.Stdout, contracts.Template)
 			return err
-		},
+		}
+		if salt != "" && query == "" {
+			return cliout.Usagef("--salt goes with --query")
+		}
+		draft, draftName := []byte(contracts.Template), "the template"
+		if from != "" {
+			var err error
+			if draft, err = readLimitedFile(from, contracts.MaxSize); err != nil {
+				return err
+			}
+			draftName = from
+		}
+		var f contracts.Fill
+		f.Name = name
+		if expires != "" {
+			t, err := parseExpiry(expires, time.Now())
+			if err != nil {
+				return cliout.Usagef("--expires-at: %v", err)
+			}
+			f.ExpiresAt = t
+		}
+		for _, p := range pubs {
+			id, file, ok := strings.Cut(p, "=")
+			if !ok {
+				file = p
+				id = strings.TrimSuffix(filepath.Base(p), ".pub")
+			}
+			line, err := readLimitedFile(file, 64<<10)
+			if err != nil {
+				return err
+			}
+			if f.Keys == nil {
+				f.Keys = map[string]string{}
+			}
+			f.Keys[id] = string(line)
+		}
+		if identity != "" {
+			raw, err := readLimitedFile(identity, attest.MaxIdentityDocumentSize)
+			if err != nil {
+				return err
+			}
+			doc, err := attest.ParseIdentityDocument(raw)
+			if err != nil {
+				return fmt.Errorf("%s: %w", identity, err)
+			}
+			f.Platform, f.Measurement, f.SimulatedRoot = doc.Platform, &doc.Measurement, doc.SimulatedRootSHA256
+		}
+		if query != "" {
+			text, err := readLimitedFile(query, maxAlgorithmFile)
+			if err != nil {
+				return err
+			}
+			var sum [32]byte
+			if salt != "" {
+				if sum, _, err = cleanroom.CommitAlgorithmFile(text, salt); err != nil {
+					return err
+				}
+			} else {
+				sum = sha256Plain(text)
+			}
+			f.AlgorithmSHA256 = &sum
+		}
+		filled, err := contracts.FillTemplate(draft, f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", draftName, err)
+		}
+		if out != "" {
+			if err := durable.WriteFile(out, filled, 0o644); err != nil {
+				return err
+			}
+			c.Infof("wrote %s from %s", out, draftName)
+		} else if _, err := c.Stdout.Write(filled); err != nil {
+			return err
+		}
+		where := out
+		if where == "" {
+			where = "the contract"
+		}
+		ct, err := contracts.Parse(filled, contracts.ParseOptions{Now: time.Now()})
+		if err != nil {
+			return cliout.WithHint(fmt.Errorf("%s is not complete yet: %w", where, err), "fill the rest (more --pub, --identity, --query flags, or by hand), then cleanroom contract show")
+		}
+		if ct.Algorithm.Confidential && query != "" && salt == "" {
+			return cliout.WithHint(fmt.Errorf("%s names a confidential algorithm, whose algorithm.sha256 is a salted commitment: the plain digest written is wrong", where), "give --salt FILE with --query")
+		}
+		c.Infof("%s is complete: contract id %s; every party reads it (cleanroom contract show) and signs it", where, ct.ID())
+		return nil
 	}
+	return cmd
+}
+
+// parseExpiry reads --expires-at: RFC 3339, or a number of days from
+// today's midnight (UTC).
+func parseExpiry(s string, now time.Time) (time.Time, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 1 {
+			return time.Time{}, fmt.Errorf("%q is not a number of days such as 90d", s)
+		}
+		y, m, d := now.UTC().Date()
+		return time.Date(y, m, d+n, 0, 0, 0, 0, time.UTC), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2027-03-31T00:00:00Z) nor a number of days (90d)", s)
+	}
+	return t, nil
+}
+
+// sha256Plain is a non-confidential algorithm's algorithm.sha256.
+func sha256Plain(text []byte) [32]byte {
+	sum, _ := (&contracts.Algorithm{}).Digest(text, nil)
+	return sum
 }
 
 func newContractHashCmd(c *cli) *cobra.Command {

@@ -20,13 +20,22 @@ import (
 	"os"
 
 	"cleanroom.dev/cleanroom/coordinator"
+	"github.com/spf13/cobra"
+
 	"cleanroom.dev/cleanroom/internal/cliout"
 )
 
 // run executes the daemon's command line and returns the exit status.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	c := cliout.New("cleanroomd", stdin, stdout, stderr)
-	root := c.Root("The Cleanroom coordinator daemon",
+	root := newRoot(c)
+	c.SetVersion(root, version)
+	return c.Execute(root, args)
+}
+
+// newRoot lists every command.
+func newRoot(c *cliout.CLI) *cobra.Command {
+	return c.Root("The Cleanroom coordinator daemon",
 		`cleanroomd is the Cleanroom coordinator. It runs inside a confidential VM,
 keeps its keys sealed to that VM, proves what it runs with attestation
 evidence, and serves the participants of signed contracts over attested TLS.
@@ -38,8 +47,6 @@ tests and demos.`,
 		newIdentityCmd(c),
 		newServeCmd(c),
 	)
-	c.SetVersion(root, version)
-	return c.Execute(root, args)
 }
 
 // version describes this build of the daemon: the module and VCS revision,
