@@ -206,7 +206,7 @@ func (c *Coordinator) handleSubmitModel(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, rec)
+	writeJSON(w, createdOr200(rec.Already), rec)
 	return nil
 }
 
