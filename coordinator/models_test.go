@@ -176,8 +176,12 @@ func TestModelSubmission(t *testing.T) {
 	if rec.Commitment != fmt.Sprintf("%x", sc.Contract.Models[0].SHA256) {
 		t.Fatalf("receipt commitment %s", rec.Commitment)
 	}
-	if _, err := measurer.SubmitModel(ctx, "score", module, salt); !isStatus(err, http.StatusConflict) {
-		t.Fatalf("a second submission: %v", err)
+	// The same module again (a retry): acknowledged with the first
+	// receipt, nothing logged.
+	size := sc.LogSize()
+	again, err := measurer.SubmitModel(ctx, "score", module, salt)
+	if err != nil || !again.Already || again.LogIndex != rec.LogIndex || again.Commitment != rec.Commitment || sc.LogSize() != size {
+		t.Fatalf("a second submission of the same module: %+v, %v (log %d → %d)", again, err, size, sc.LogSize())
 	}
 	got, err := measurer.Model(ctx, "score")
 	if err != nil || !bytes.Equal(got, module) {
