@@ -197,12 +197,12 @@ func checkFaultOutcome(t *testing.T, l *lifecycle, step string, happened bool, s
 		if uploaded != happened {
 			t.Fatalf("dataset %s uploaded=%v after the crash, want %v", ds, uploaded, happened)
 		}
-		size := l.sc.LogSize()
+		size := logSize(t, l.sc)
 		err := l.step(step)
 		if happened {
 			// The same content again: a retry, acknowledged, nothing logged.
-			if err != nil || l.sc.LogSize() != size {
-				t.Fatalf("re-upload of the same content: %v (log %d → %d), want it acknowledged as already present", err, size, l.sc.LogSize())
+			if after := logSize(t, l.sc); err != nil || after != size {
+				t.Fatalf("re-upload of the same content: %v (log %d → %d), want it acknowledged as already present", err, size, logSize(t, l.sc))
 			}
 		} else if err != nil {
 			t.Fatalf("redoing the upload: %v", err)
@@ -211,11 +211,11 @@ func checkFaultOutcome(t *testing.T, l *lifecycle, step string, happened bool, s
 		if st.Algorithm.Submitted != happened {
 			t.Fatalf("algorithm submitted=%v after the crash, want %v", st.Algorithm.Submitted, happened)
 		}
-		size := l.sc.LogSize()
+		size := logSize(t, l.sc)
 		err := l.step(step)
 		if happened {
-			if err != nil || l.sc.LogSize() != size {
-				t.Fatalf("resubmission of the same algorithm: %v (log %d → %d), want it acknowledged as already present", err, size, l.sc.LogSize())
+			if after := logSize(t, l.sc); err != nil || after != size {
+				t.Fatalf("resubmission of the same algorithm: %v (log %d → %d), want it acknowledged as already present", err, size, logSize(t, l.sc))
 			}
 		} else if err != nil {
 			t.Fatalf("redoing the submission: %v", err)
