@@ -191,7 +191,13 @@ func byteList(list [][]byte) []any {
 func canonicalColumns(cols []Column) []any {
 	out := make([]any, len(cols))
 	for i, col := range cols {
-		out[i] = map[string]any{"name": col.Name, "type": col.Type.String()}
+		m := map[string]any{"name": col.Name, "type": col.Type.String()}
+		if col.NotNull {
+			// Only when set, so the encoding (and every contract id and
+			// schema digest) is what it was before the field existed.
+			m["nullable"] = false
+		}
+		out[i] = m
 	}
 	return out
 }

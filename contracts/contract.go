@@ -103,6 +103,11 @@ func (d *Dataset) Schema() *arrow.Schema {
 type Column struct {
 	Name string
 	Type ColumnType
+	// NotNull is set by nullable: false: no row may leave the column
+	// empty. The provider's encryption refuses such a row (it names the
+	// column and the row) and so does the coordinator at upload; the
+	// Arrow field stays nullable, so a schema is the same either way.
+	NotNull bool
 }
 
 // Algorithm is the one query the contract approves.

@@ -368,6 +368,11 @@ func (d *decoder) column(n *yaml.Node, path string) Column {
 				col.Type = t
 			}
 		}},
+		{"nullable", false, func(n *yaml.Node, p string) {
+			if b, ok := d.boolean(n, p); ok {
+				col.NotNull = !b
+			}
+		}},
 	})
 	return col
 }

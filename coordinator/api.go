@@ -275,7 +275,7 @@ func (c *Coordinator) handleUpload(w http.ResponseWriter, r *http.Request) error
 		io.CopyN(io.Discard, r.Body, 1<<20)
 		return err
 	}
-	writeJSON(w, http.StatusCreated, rec)
+	writeJSON(w, createdOr200(rec.Already), rec)
 	return nil
 }
 
@@ -296,7 +296,7 @@ func (c *Coordinator) handleSubmitAlgorithm(w http.ResponseWriter, r *http.Reque
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, rec)
+	writeJSON(w, createdOr200(rec.Already), rec)
 	return nil
 }
 
@@ -487,4 +487,13 @@ func (s *slowReader) Read(p []byte) (int, error) {
 		return n, fmt.Errorf("upload slower than %d bytes per second", minUploadRate)
 	}
 	return n, err
+}
+
+// createdOr200 is the status of a submission: 201 Created, or 200 for
+// content the coordinator already held (a retry: nothing was created).
+func createdOr200(already bool) int {
+	if already {
+		return http.StatusOK
+	}
+	return http.StatusCreated
 }

@@ -178,6 +178,7 @@ func (c *Coordinator) Status(cid contracts.ID, actor ed25519.PublicKey) (*api.Co
 			st.Runs = append(st.Runs, runStatus(r, p.ID == ct.Algorithm.Provider))
 		}
 		st.RunsUsed = int64(len(sc.Runs))
+		st.LastLogIndex = v.LastIndex(cid)
 	})
 	return st, nil
 }

@@ -170,8 +170,10 @@ func Open(ctx context.Context, cfg Config) (*Coordinator, error) {
 		return nil, err
 	}
 	// The log library reports through klog; route it into our structured
-	// log (process-wide: the last coordinator opened wins).
-	klog.SetSlogLogger(cfg.Logger.With("component", "tessera"))
+	// log (process-wide: the last coordinator opened wins), its routine
+	// INFO (such as "Failed to fetch old checkpoint" before the first
+	// checkpoint) as DEBUG: its warnings and errors keep their level.
+	klog.SetSlogLogger(slog.New(demoteInfo{cfg.Logger.With("component", "tessera").Handler()}))
 	inst, err := tee.OpenOrInit(cfg.DataDir, cfg.Attestation)
 	if err != nil {
 		return nil, err
@@ -498,3 +500,26 @@ func (k *keyedMutex) lock(key string) func() {
 	m.Lock()
 	return m.Unlock
 }
+
+// demoteInfo is a slog.Handler that passes a dependency's INFO records on
+// as DEBUG: they are the library's routine, not the operator's business.
+type demoteInfo struct{ h slog.Handler }
+
+func demote(l slog.Level) slog.Level {
+	if l < slog.LevelWarn {
+		return min(l, slog.LevelDebug)
+	}
+	return l
+}
+
+func (d demoteInfo) Enabled(ctx context.Context, l slog.Level) bool {
+	return d.h.Enabled(ctx, demote(l))
+}
+
+func (d demoteInfo) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = demote(r.Level)
+	return d.h.Handle(ctx, r)
+}
+
+func (d demoteInfo) WithAttrs(as []slog.Attr) slog.Handler { return demoteInfo{d.h.WithAttrs(as)} }
+func (d demoteInfo) WithGroup(n string) slog.Handler       { return demoteInfo{d.h.WithGroup(n)} }

@@ -51,6 +51,9 @@ type ContractStatus struct {
 	Runs       []RunStatus     `json:"runs"`
 	MaxRuns    int64           `json:"max_runs"`
 	RunsUsed   int64           `json:"runs_used"`
+	// LastLogIndex is the log index of the contract's latest event: an
+	// auditor waits for a checkpoint covering it.
+	LastLogIndex uint64 `json:"last_log_index"`
 }
 
 // DatasetStatus describes one dataset of a contract.
@@ -89,6 +92,9 @@ type ModelReceipt struct {
 	Name       string `json:"name"`
 	Commitment string `json:"commitment"`
 	LogIndex   uint64 `json:"log_index"`
+	// Already reports a submission of the model already submitted (the
+	// same commitment): the receipt is the first one's, nothing logged.
+	Already bool `json:"already,omitempty"`
 }
 
 // Content types of PUT /v1/contracts/{cid}/models/{name}: a model's module
@@ -126,6 +132,9 @@ type UploadReceipt struct {
 	CiphertextSHA256 string `json:"ciphertext_sha256"`
 	Rows             int64  `json:"rows"`
 	LogIndex         uint64 `json:"log_index"`
+	// Already reports an upload of content the dataset already holds: the
+	// receipt is the first upload's, and nothing was stored or logged.
+	Already bool `json:"already,omitempty"`
 }
 
 // SubmitAlgorithmRequest is the body of PUT /v1/contracts/{cid}/algorithm:
@@ -139,6 +148,9 @@ type SubmitAlgorithmRequest struct {
 type AlgorithmReceipt struct {
 	SHA256   string `json:"sha256"`
 	LogIndex uint64 `json:"log_index"`
+	// Already reports a submission of the algorithm already submitted
+	// (the same digest): the receipt is the first one's, nothing logged.
+	Already bool `json:"already,omitempty"`
 }
 
 // AlgorithmView is what a participant may see of the algorithm; Text is

@@ -11,8 +11,9 @@ import (
 )
 
 func newRunCmd(c *cli) *cobra.Command {
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "run --contract FILE --key NAME.key --coordinator URL",
+		Use:   "run --contract FILE --key NAME.key --coordinator URL [--json]",
 		Short: "Run the agreed algorithm; print the run id",
 		Long: `run asks the coordinator to run the contract's algorithm over the uploaded
 datasets and waits for the outcome. It prints the run id on stdout and a
@@ -23,10 +24,14 @@ started counts against max_runs, whatever its outcome.
 When the engine or the output policy refuses a confidential algorithm, the
 reason may describe the algorithm or its output: the coordinator tells it in
 full only to the algorithm provider, and everyone else reads a generic one
-(cleanroom run status shows both to the provider).`,
+(cleanroom run status shows both to the provider).
+
+With --json, stdout carries the run's status as one JSON object (the API's
+run status, docs/api.md, with max_runs) instead of the run id.`,
 		Args: cobra.NoArgs,
 	}
 	addSessionFlags(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the run's status as JSON instead of its id")
 	s := bindSettings(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ss, err := c.connect(s, "", false)
@@ -38,8 +43,14 @@ full only to the algorithm provider, and everyone else reads a generic one
 		if err != nil {
 			return explain(err)
 		}
-		c.Infof("run %d of %d (%s) finished: %d rows released, %d suppressed below k; result commitment %s",
-			rs.Number, ss.contract.Output.MaxRuns, rs.RunID, rs.RowsKept, rs.RowsSuppressed, rs.ResultCommitment)
+		c.Infof("run %d of %d (%s) finished: %s released, %d suppressed below k; result commitment %s",
+			rs.Number, ss.contract.Output.MaxRuns, rs.RunID, plural(rs.RowsKept, "row"), rs.RowsSuppressed, rs.ResultCommitment)
+		if asJSON {
+			return writeJSON(c.Stdout, struct {
+				*api.RunStatus
+				MaxRuns int64 `json:"max_runs"`
+			}{rs, ss.contract.Output.MaxRuns})
+		}
 		fmt.Fprintln(c.Stdout, rs.RunID)
 		return nil
 	}

@@ -22,8 +22,10 @@ const maxIPCMessage = 1 << 30
 
 // Count reads an Arrow IPC stream from r up to its end-of-stream
 // marker, checking that its schema is want and every batch decodes, and
-// returns its row count. It reads nothing after the marker.
-func Count(r io.Reader, want *arrow.Schema) (rows int64, err error) {
+// returns its row count. It reads nothing after the marker. The columns
+// whose indices notNull lists must hold no null (a contract column declared
+// nullable: false); each batch's null count, in its metadata, says so.
+func Count(r io.Reader, want *arrow.Schema, notNull ...int) (rows int64, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			rows, err = 0, fmt.Errorf("malformed Arrow stream: %v", p)
@@ -40,7 +42,14 @@ func Count(r io.Reader, want *arrow.Schema) (rows int64, err error) {
 		return 0, fmt.Errorf("the Arrow schema %s is not the contract's %s", ir.Schema(), want)
 	}
 	for ir.Next() {
-		rows += ir.RecordBatch().NumRows()
+		rec := ir.RecordBatch()
+		for _, i := range notNull {
+			if i < int(rec.NumCols()) && rec.Column(i).NullN() > 0 {
+				return 0, fmt.Errorf("column %s has %d empty values in the batch of rows %d to %d, but the contract declares it nullable: false",
+					want.Field(i).Name, rec.Column(i).NullN(), rows+1, rows+rec.NumRows())
+			}
+		}
+		rows += rec.NumRows()
 	}
 	if err := ir.Err(); err != nil && !errors.Is(err, io.EOF) {
 		return 0, fmt.Errorf("damaged Arrow stream: %w", err)

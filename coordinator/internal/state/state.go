@@ -360,6 +360,16 @@ func (v *Snapshot) Contract(id contracts.ID) *Contract { return v.s.contracts[id
 // Run returns a run by id, or nil.
 func (v *Snapshot) Run(id string) *Run { return v.s.runs[id] }
 
+// LastIndex returns the log index of the latest entry of a contract's
+// chain of events (0 when it has none).
+func (v *Snapshot) LastIndex(id contracts.ID) uint64 {
+	ch := v.s.chains[id.String()]
+	if ch == nil || len(ch.indices) == 0 {
+		return 0
+	}
+	return ch.indices[len(ch.indices)-1]
+}
+
 // Contracts returns every registered contract ordered by registration.
 func (v *Snapshot) Contracts() []*Contract {
 	out := make([]*Contract, 0, len(v.s.contracts))
