@@ -318,10 +318,15 @@ func (c *Coordinator) handleRun(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if r.ContentLength > 0 {
+	var req api.RunRequest
+	if r.ContentLength != 0 && r.Header.Get("Content-Type") == "application/json" {
+		if err := decodeJSON(r, &req); err != nil {
+			return err
+		}
+	} else if r.ContentLength > 0 {
 		io.Copy(io.Discard, io.LimitReader(r.Body, api.MaxJSONBody))
 	}
-	rs, err := c.Run(r.Context(), atls.RequestKey(r), cid)
+	rs, err := c.Run(r.Context(), atls.RequestKey(r), cid, req.Parameters)
 	if err != nil {
 		return err
 	}

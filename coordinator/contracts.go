@@ -186,7 +186,7 @@ func (c *Coordinator) Status(cid contracts.ID, actor ed25519.PublicKey) (*api.Co
 // reason of a refusal goes only to the algorithm's provider, the one key
 // that can open it.
 func runStatus(r *state.Run, provider bool) api.RunStatus {
-	rs := api.RunStatus{RunID: r.ID, Number: r.Number, Status: string(r.Status), Reason: r.RefuseReason, LogIndex: r.StartIndex}
+	rs := api.RunStatus{RunID: r.ID, Number: r.Number, Status: string(r.Status), Reason: r.RefuseReason, LogIndex: r.StartIndex, Parameters: r.Started.Parameters}
 	if provider {
 		rs.SealedReason = r.SealedReason
 	}

@@ -48,6 +48,7 @@ func (c *Coordinator) release(ctx context.Context, ct *contracts.Contract, run *
 		RowsSuppressed:        res.Suppressed,
 		Time:                  c.cfg.Now().UTC(),
 		Recipients:            recipients,
+		Parameters:            run.Parameters,
 	}
 	c.state.View(func(v *state.Snapshot) {
 		sc := v.Contract(ct.ID())

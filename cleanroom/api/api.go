@@ -102,6 +102,14 @@ const (
 // MaxModelSize bounds a model's module (and its sealed form).
 const MaxModelSize = 32 << 20
 
+// RunRequest is the body of POST /v1/contracts/{cid}/runs (optional: a
+// run of an algorithm without parameters needs none).
+type RunRequest struct {
+	// Parameters are the run's values of the algorithm's parameters, name
+	// → text as `cleanroom run --param name=value` gives it.
+	Parameters map[string]string `json:"parameters,omitempty"`
+}
+
 // RunStatus describes one run.
 type RunStatus struct {
 	RunID          string `json:"run_id"`
@@ -118,6 +126,9 @@ type RunStatus struct {
 	// in answers to the provider.
 	SealedReason []byte `json:"sealed_reason,omitempty"`
 	LogIndex     uint64 `json:"log_index"` // of run.started
+	// Parameters are the run's parameter values as run.started logged
+	// them (canonical text).
+	Parameters map[string]string `json:"parameters,omitempty"`
 }
 
 // UploadReceipt acknowledges an accepted dataset upload.

@@ -456,9 +456,20 @@ func (t *timeline) runStarted(idx uint64, ev *events.Event) {
 		}
 	}
 	t.cur.Summary = fmt.Sprintf("run %d of %d started (run %s)", b.Number, c.Output.MaxRuns, b.RunID)
+	if len(b.Parameters) > 0 {
+		t.cur.Summary += " with " + bundle.FormatParameters(b.Parameters)
+	}
 	t.cur.Details = map[string]string{"run_id": b.RunID, "number": fmt.Sprint(b.Number), "algorithm_sha256": b.AlgorithmSHA256}
 	for ds, d := range b.Datasets {
 		t.cur.Details["dataset."+ds] = d
+	}
+	for name, v := range b.Parameters {
+		t.cur.Details["parameter."+name] = v
+	}
+	if canonical, err := c.Algorithm.CheckParameters(b.Parameters); err != nil {
+		t.problem(idx, "run.started at index %d runs with parameters the contract does not allow: %s", idx, strings.ReplaceAll(err.Error(), "\n", "; "))
+	} else if !maps.Equal(canonical, b.Parameters) && len(canonical)+len(b.Parameters) > 0 {
+		t.problem(idx, "run.started at index %d gives parameters %s, not in their canonical form %s", idx, bundle.FormatParameters(b.Parameters), bundle.FormatParameters(canonical))
 	}
 	if _, dup := t.runByID[b.RunID]; dup {
 		t.problem(idx, "run.started at index %d starts run %s a second time", idx, b.RunID)
@@ -467,6 +478,7 @@ func (t *timeline) runStarted(idx uint64, ev *events.Event) {
 	rf := RunFact{
 		RunID: b.RunID, Number: b.Number, StartedIndex: idx, StartedAt: ev.Time.UTC(), RequestedBy: ev.Actor,
 		AlgorithmSHA256: b.AlgorithmSHA256, Datasets: maps.Clone(b.Datasets), Status: RunRunning, Fetches: []Fetch{},
+		Parameters: maps.Clone(b.Parameters),
 	}
 	if rf.Datasets == nil {
 		rf.Datasets = map[string]string{}

@@ -152,6 +152,10 @@ type RunStarted struct {
 	Number          int64             `json:"number"` // 1 for the contract's first run
 	AlgorithmSHA256 string            `json:"algorithm_sha256"`
 	Datasets        map[string]string `json:"datasets"` // dataset id → ciphertext digest
+	// Parameters are the run's values of the algorithm's parameters
+	// (algorithm.parameters), name → canonical text, checked against the
+	// contract before the event is written; absent when it declares none.
+	Parameters map[string]string `json:"parameters,omitempty"`
 }
 
 // RunFinished records a result released under the output policy.
@@ -231,6 +235,7 @@ var (
 	idPattern      = regexp.MustCompile(`^[0-9a-f]{32}$`)
 	digestPattern  = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	measurePattern = regexp.MustCompile(`^[0-9a-f]{96}$`)
+	paramPattern   = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 )
 
 // errVersion1 explains why an event of the first format is refused.
@@ -406,6 +411,11 @@ func (e *Event) checkBody(bad func(string, ...any) error) error {
 		b := e.RunStarted
 		if b.Number < 1 || !digestPattern.MatchString(b.AlgorithmSHA256) {
 			return bad("needs number ≥ 1 and algorithm_sha256")
+		}
+		for name := range b.Parameters {
+			if !paramPattern.MatchString(name) {
+				return bad("parameter name %q is not a parameter name ([a-z][a-z0-9_]*)", name)
+			}
 		}
 		return runID(b.RunID)
 	case TypeRunFinished:

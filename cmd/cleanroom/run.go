@@ -3,22 +3,52 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"cleanroom.dev/cleanroom/cleanroom/api"
+	"cleanroom.dev/cleanroom/cleanroom/bundle"
 )
+
+// parseParams reads --param NAME=VALUE flags; a name given twice is an
+// error. The coordinator checks names, types and bounds against the
+// contract.
+func parseParams(flags []string) (map[string]string, error) {
+	if len(flags) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(flags))
+	for _, f := range flags {
+		name, value, ok := strings.Cut(f, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--param %q: write it as NAME=VALUE, NAME being a parameter the contract's algorithm.parameters declare", f)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("--param %s is given twice; give each parameter once", name)
+		}
+		out[name] = value
+	}
+	return out, nil
+}
 
 func newRunCmd(c *cli) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "run --contract FILE --key NAME.key --coordinator URL",
+		Use:   "run --contract FILE --key NAME.key --coordinator URL [--param NAME=VALUE]...",
 		Short: "Run the agreed algorithm; print the run id",
 		Long: `run asks the coordinator to run the contract's algorithm over the uploaded
 datasets and waits for the outcome. It prints the run id on stdout and a
 summary on stderr: rows released, rows suppressed by the k threshold, and the
 salted commitment to the result that the result statement names. Every run
 started counts against max_runs, whatever its outcome.
+
+--param NAME=VALUE (repeatable) gives a value to each parameter the
+contract's algorithm.parameters declare; the query reads it as $NAME, bound
+as a value, never written into its text. A value missing, undeclared, not of
+the parameter's type or outside its bounds is refused before anything is
+decrypted, naming the parameter, and no run is counted. The values are
+logged in run.started and named in the result statement.
 
 When the engine or the output policy refuses a confidential algorithm, the
 reason may describe the algorithm or its output: the coordinator tells it in
@@ -28,18 +58,28 @@ full only to the algorithm provider, and everyone else reads a generic one
 	}
 	addSessionFlags(cmd)
 	s := bindSettings(cmd)
+	var paramFlags []string
+	cmd.Flags().StringArrayVar(&paramFlags, "param", nil, "NAME=VALUE: a value of the algorithm's parameter $NAME (repeatable)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		params, err := parseParams(paramFlags)
+		if err != nil {
+			return err
+		}
 		ss, err := c.connect(s, "", false)
 		if err != nil {
 			return err
 		}
 		defer ss.client.Close()
-		rs, err := ss.client.Run(cmd.Context())
+		rs, err := ss.client.RunWith(cmd.Context(), params)
 		if err != nil {
 			return explain(err)
 		}
-		c.Infof("run %d of %d (%s) finished: %d rows released, %d suppressed below k; result commitment %s",
-			rs.Number, ss.contract.Output.MaxRuns, rs.RunID, rs.RowsKept, rs.RowsSuppressed, rs.ResultCommitment)
+		with := ""
+		if len(rs.Parameters) > 0 {
+			with = " with " + bundle.FormatParameters(rs.Parameters)
+		}
+		c.Infof("run %d of %d (%s)%s finished: %d rows released, %d suppressed below k; result commitment %s",
+			rs.Number, ss.contract.Output.MaxRuns, rs.RunID, with, rs.RowsKept, rs.RowsSuppressed, rs.ResultCommitment)
 		fmt.Fprintln(c.Stdout, rs.RunID)
 		return nil
 	}
@@ -92,6 +132,9 @@ func printRunStatus(w io.Writer, rs *api.RunStatus, private string) {
 	fmt.Fprintf(tw, "run id\t%s\n", rs.RunID)
 	fmt.Fprintf(tw, "number\t%d\n", rs.Number)
 	fmt.Fprintf(tw, "status\t%s\n", rs.Status)
+	if len(rs.Parameters) > 0 {
+		fmt.Fprintf(tw, "parameters\t%s\n", bundle.FormatParameters(rs.Parameters))
+	}
 	if rs.Reason != "" {
 		fmt.Fprintf(tw, "reason\t%s\n", rs.Reason)
 	}
