@@ -47,6 +47,9 @@ func (c *Coordinator) handler() http.Handler {
 	route("PUT /v1/contracts/{cid}/models/{name}", c.handleSubmitModel)
 	route("GET /v1/contracts/{cid}/models/{name}", c.handleGetModel)
 	route("POST /v1/contracts/{cid}/runs", c.handleRun)
+	route("POST /v1/contracts/{cid}/suspend", c.handleSuspend)
+	route("POST /v1/contracts/{cid}/resume", c.handleResume)
+	route("DELETE /v1/contracts/{cid}/datasets/{ds}", c.handleWithdraw)
 	route("GET /v1/contracts/{cid}/runs/{rid}", c.handleRunStatus)
 	route("GET /v1/contracts/{cid}/runs/{rid}/result", c.handleResult)
 	route("GET /v1/contracts/{cid}/log/{resource...}", c.handleLogView)
@@ -492,4 +495,51 @@ func (s *slowReader) Read(p []byte) (int, error) {
 		return n, fmt.Errorf("upload slower than %d bytes per second", minUploadRate)
 	}
 	return n, err
+}
+
+func (c *Coordinator) handleSuspend(w http.ResponseWriter, r *http.Request) error {
+	cid, err := pathContract(r)
+	if err != nil {
+		return err
+	}
+	var req api.SuspendRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	rec, err := c.Suspend(r.Context(), atls.RequestKey(r), cid, req.Reason)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rec)
+	return nil
+}
+
+func (c *Coordinator) handleResume(w http.ResponseWriter, r *http.Request) error {
+	cid, err := pathContract(r)
+	if err != nil {
+		return err
+	}
+	var req api.ResumeRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	rec, err := c.Resume(r.Context(), atls.RequestKey(r), cid, req.Approvals)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rec)
+	return nil
+}
+
+func (c *Coordinator) handleWithdraw(w http.ResponseWriter, r *http.Request) error {
+	cid, err := pathContract(r)
+	if err != nil {
+		return err
+	}
+	rec, err := c.Withdraw(r.Context(), atls.RequestKey(r), cid, r.PathValue("ds"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rec)
+	return nil
 }

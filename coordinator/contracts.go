@@ -161,6 +161,7 @@ func (c *Coordinator) Status(cid contracts.ID, actor ed25519.PublicKey) (*api.Co
 				if err := c.damage(up.Upload.Stored.SHA256); err != nil {
 					d.Damaged = err.Error()
 				}
+				d.Deleted, d.DeletedIndex = up.Deleted, up.DeletedIndex
 			}
 			st.Datasets = append(st.Datasets, d)
 		}
@@ -178,6 +179,13 @@ func (c *Coordinator) Status(cid contracts.ID, actor ed25519.PublicKey) (*api.Co
 			st.Runs = append(st.Runs, runStatus(r, p.ID == ct.Algorithm.Provider))
 		}
 		st.RunsUsed = int64(len(sc.Runs))
+		if s := sc.Suspended; s != nil {
+			st.Suspended = &api.Suspension{LogIndex: s.Index, By: s.Actor, Reason: s.Reason}
+		}
+		st.SupersededBy = sc.SupersededBy
+		if ct.Supersedes != nil {
+			st.Supersedes = ct.Supersedes.String()
+		}
 	})
 	return st, nil
 }

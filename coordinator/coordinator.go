@@ -86,6 +86,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// RetentionInterval is how often the coordinator deletes what expired
+	// contracts still hold (envelopes, data keys, results); it also does
+	// at start. Default 10 s (DefaultRetentionInterval).
+	RetentionInterval time.Duration
 }
 
 // Defaults.
@@ -124,6 +128,9 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.RetentionInterval <= 0 {
+		c.RetentionInterval = DefaultRetentionInterval
+	}
 }
 
 // Coordinator is a running coordinator. It is safe for concurrent use.
@@ -155,6 +162,9 @@ type Coordinator struct {
 
 	damagedMu sync.Mutex
 	damaged   map[string]error // blob digest → why it cannot be used
+
+	stopRetention chan struct{} // closed by Close
+	closeOnce     sync.Once
 }
 
 // Open opens (initialising if needed) the data directory, replays the
@@ -216,10 +226,22 @@ func Open(ctx context.Context, cfg Config) (*Coordinator, error) {
 		lg.Close(context.Background())
 		return nil, err
 	}
+	// The log first, then the files: a deletion the log records but a
+	// crash interrupted is finished before anything is served.
+	if err := c.finishDeletions(); err != nil {
+		lg.Close(context.Background())
+		return nil, err
+	}
 	if err := c.recordStart(ctx); err != nil {
 		lg.Close(context.Background())
 		return nil, err
 	}
+	if err := c.expire(ctx); err != nil {
+		lg.Close(context.Background())
+		return nil, err
+	}
+	c.stopRetention = make(chan struct{})
+	go c.retain(c.stopRetention, cfg.RetentionInterval)
 	return c, nil
 }
 
@@ -437,7 +459,10 @@ func (c *Coordinator) failedErr() error {
 
 // Close stops the coordinator: it waits for a checkpoint covering every
 // event (bounded by ctx) and closes the log.
-func (c *Coordinator) Close(ctx context.Context) error { return c.log.Close(ctx) }
+func (c *Coordinator) Close(ctx context.Context) error {
+	c.closeOnce.Do(func() { close(c.stopRetention) })
+	return c.log.Close(ctx)
+}
 
 // loadContract reads and parses a registered contract's sealed document.
 // Expired contracts load: history stays readable.

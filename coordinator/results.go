@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"net/http"
+	"time"
 
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
 	"cleanroom.dev/cleanroom/cleanroom/events"
@@ -102,6 +104,9 @@ func (c *Coordinator) ResultBundle(ctx context.Context, actor ed25519.PublicKey,
 	}
 	if run.Status != state.RunFinished {
 		return nil, conflict("run %s has no result: it is %s%s", runID, run.Status, reasonSuffix(run.RefuseReason))
+	}
+	if run.ResultExpired {
+		return nil, newError(http.StatusGone, "gone", nil, "the result of run %s was deleted at contract %s's expiry (%s)", runID, cid, sc.Contract.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	d, err := blobs.ParseDigest(run.Finished.EncryptedResult.SHA256)
 	if err != nil {

@@ -85,6 +85,7 @@ func (c *Coordinator) admit(ctx context.Context, ct *contracts.Contract, p *cont
 		if ct.Expired(c.cfg.Now()) {
 			reasons = append(reasons, fmt.Sprintf("the contract expired at %s", ct.ExpiresAt))
 		}
+		reasons = admissionState(sc, reasons)
 		digests := map[string]string{}
 		var missing []string
 		for _, ds := range ct.Datasets {

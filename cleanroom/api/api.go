@@ -51,6 +51,39 @@ type ContractStatus struct {
 	Runs       []RunStatus     `json:"runs"`
 	MaxRuns    int64           `json:"max_runs"`
 	RunsUsed   int64           `json:"runs_used"`
+	// Suspended describes the suspension in force (SPEC §13), if any.
+	Suspended *Suspension `json:"suspended,omitempty"`
+	// SupersededBy is the id of the contract that amended this one, which
+	// runs no more.
+	SupersededBy string `json:"superseded_by,omitempty"`
+	// Supersedes is the id of the contract this one amends, if any.
+	Supersedes string `json:"supersedes,omitempty"`
+}
+
+// Suspension is a contract's emergency stop, in force until every
+// participant signs its resumption over (contract id, LogIndex).
+type Suspension struct {
+	LogIndex uint64 `json:"log_index"` // of contract.suspended
+	By       string `json:"by"`
+	Reason   string `json:"reason"`
+}
+
+// SuspendRequest is the body of POST /v1/contracts/{cid}/suspend.
+type SuspendRequest struct {
+	Reason string `json:"reason"`
+}
+
+// ResumeRequest is the body of POST /v1/contracts/{cid}/resume: every
+// participant's resumption approval (contracts.SignResumption).
+type ResumeRequest struct {
+	Approvals [][]byte `json:"approvals"`
+}
+
+// EventReceipt acknowledges a change of a contract's state by the log index
+// of the event that records it.
+type EventReceipt struct {
+	Event    string `json:"event"` // the event type
+	LogIndex uint64 `json:"log_index"`
 }
 
 // DatasetStatus describes one dataset of a contract.
@@ -64,6 +97,10 @@ type DatasetStatus struct {
 	// Damaged says why the stored envelope cannot be used (found damaged
 	// on disk); runs are refused until the operator restores it.
 	Damaged string `json:"damaged,omitempty"`
+	// Deleted is "withdrawn" or "expired" once the stored envelope and its
+	// data key were deleted; DeletedIndex is the event's log index.
+	Deleted      string `json:"deleted,omitempty"`
+	DeletedIndex uint64 `json:"deleted_index,omitempty"`
 }
 
 // AlgorithmStatus describes a contract's algorithm.

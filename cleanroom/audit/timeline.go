@@ -42,6 +42,12 @@ type timeline struct {
 	evidenceIdxs []uint64 // starts that record the attested evidence
 	cur          *TimelineEntry
 	chains       map[string]*chainLink // events scope → its last event shown
+
+	// Contracts over time (SPEC §13).
+	suspendedAt    *uint64           // log index of the suspension in force
+	supersededAt   *uint64           // log index of contract.superseded
+	deleted        map[string]uint64 // dataset id → log index of its deletion
+	expiredResults map[string]uint64 // run id → log index of result.expired
 }
 
 // chainLink is the last event of a scope's chain the audit was shown.
@@ -59,6 +65,7 @@ func checkTimeline(r *Report, entries [][]byte, c *contracts.Contract, coord *Co
 		c: c, cid: c.ID().String(), coord: coord, doc: doc, r: r,
 		seenIDs: map[string]bool{}, uploads: map[string]*events.DatasetUploaded{},
 		runs: map[string]*RunFact{}, runByID: map[string]int{}, chains: map[string]*chainLink{},
+		deleted: map[string]uint64{}, expiredResults: map[string]uint64{},
 	}
 	t.contractFacts()
 	for i, raw := range entries {
@@ -188,6 +195,16 @@ func (t *timeline) entry(idx uint64, raw []byte) {
 		t.runAborted(idx, ev)
 	case events.TypeResultFetched:
 		t.resultFetched(idx, ev)
+	case events.TypeContractSuspended:
+		t.contractSuspended(idx, ev)
+	case events.TypeContractResumed:
+		t.contractResumed(idx, ev)
+	case events.TypeContractSuperseded:
+		t.contractSuperseded(idx, ev)
+	case events.TypeDatasetWithdrawn, events.TypeDatasetExpired:
+		t.datasetDeleted(idx, ev)
+	case events.TypeResultExpired:
+		t.resultExpired(idx, ev)
 	}
 }
 
@@ -504,6 +521,15 @@ func (t *timeline) runStarted(idx uint64, ev *events.Event) {
 	if b.AlgorithmSHA256 != hexs(c.Algorithm.SHA256) {
 		t.problem(idx, "run.started at index %d runs algorithm %s; the contract approves only %x", idx, b.AlgorithmSHA256, c.Algorithm.SHA256)
 	}
+	if t.suspendedAt != nil {
+		t.problem(idx, "run.started at index %d starts a run while the contract is suspended (contract.suspended at index %d, not resumed)", idx, *t.suspendedAt)
+	}
+	if t.supersededAt != nil {
+		t.problem(idx, "run.started at index %d starts a run of a contract superseded at index %d", idx, *t.supersededAt)
+	}
+	for _, d := range slices.Sorted(maps.Keys(t.deleted)) {
+		t.problem(idx, "run.started at index %d starts a run after dataset %s was deleted (index %d)", idx, d, t.deleted[d])
+	}
 	for _, d := range c.Datasets {
 		up := t.uploads[d.ID]
 		switch {
@@ -720,6 +746,9 @@ func (t *timeline) resultFetched(idx uint64, ev *events.Event) {
 	if rf.Status != RunFinished {
 		t.problem(idx, "result.fetched at index %d: run %s has no released result (it is %s)", idx, b.RunID, rf.Status)
 	}
+	if at, gone := t.expiredResults[b.RunID]; gone {
+		t.problem(idx, "result.fetched at index %d serves the result of run %s, which result.expired deleted at index %d", idx, b.RunID, at)
+	}
 	rf.Fetches = append(rf.Fetches, Fetch{Index: idx, Time: ev.Time.UTC(), Actor: ev.Actor})
 }
 
@@ -733,4 +762,89 @@ func (t *timeline) finish() {
 		}
 	}
 	sort.SliceStable(t.r.Runs, func(i, j int) bool { return t.r.Runs[i].StartedIndex < t.r.Runs[j].StartedIndex })
+}
+
+func (t *timeline) contractSuspended(idx uint64, ev *events.Event) {
+	b := ev.ContractSuspended
+	t.cur.Summary = fmt.Sprintf("contract suspended by %s: %s", ev.Actor, b.Reason)
+	t.cur.Details = map[string]string{"reason": b.Reason}
+	if p := t.c.Participant(ev.Actor); p == nil || !p.Has(contracts.RoleDataProvider) {
+		t.problem(idx, "contract.suspended at index %d was made by %q, who is not a data provider", idx, ev.Actor)
+	}
+	if t.suspendedAt != nil {
+		t.problem(idx, "contract.suspended at index %d suspends a contract already suspended (index %d)", idx, *t.suspendedAt)
+	}
+	t.suspendedAt = ptr(idx)
+}
+
+func (t *timeline) contractResumed(idx uint64, ev *events.Event) {
+	b := ev.ContractResumed
+	t.cur.Summary = fmt.Sprintf("contract resumed from the suspension at index %d with %d approvals", b.SuspensionIndex, len(b.Approvals))
+	t.cur.Details = map[string]string{"suspension_index": fmt.Sprint(b.SuspensionIndex), "approvals": strings.Join(slices.Sorted(maps.Keys(b.Approvals)), ",")}
+	if t.suspendedAt == nil || *t.suspendedAt != b.SuspensionIndex {
+		t.problem(idx, "contract.resumed at index %d lifts the suspension at index %d, which is not in force", idx, b.SuspensionIndex)
+	}
+	sigs := make([]contracts.SignedBy, 0, len(b.Approvals))
+	for _, id := range slices.Sorted(maps.Keys(b.Approvals)) {
+		sigs = append(sigs, contracts.SignedBy{Source: fmt.Sprintf("log entry %d, approval of %s", idx, id), Data: b.Approvals[id]})
+	}
+	if ap := t.c.VerifyResumptions(sigs, b.SuspensionIndex); !ap.Complete() {
+		t.problem(idx, "contract.resumed at index %d does not carry every participant's valid approval of resuming from index %d: %s", idx, b.SuspensionIndex, strings.ReplaceAll(ap.Err().Error(), "\n", "; "))
+	}
+	t.suspendedAt = nil
+}
+
+func (t *timeline) contractSuperseded(idx uint64, ev *events.Event) {
+	b := ev.ContractSuperseded
+	t.cur.Summary = fmt.Sprintf("contract superseded by contract %s", b.By)
+	t.cur.Details = map[string]string{"by": b.By}
+	if t.supersededAt != nil {
+		t.problem(idx, "contract.superseded at index %d closes a contract already superseded (index %d)", idx, *t.supersededAt)
+	}
+	t.supersededAt = ptr(idx)
+}
+
+func (t *timeline) datasetDeleted(idx uint64, ev *events.Event) {
+	b, how := ev.DatasetWithdrawn, "withdrawn"
+	if b == nil {
+		b, how = ev.DatasetExpired, "expired"
+	}
+	c := t.c
+	t.cur.Summary = fmt.Sprintf("dataset %s %s: envelope %s and its data key deleted", b.Dataset, how, short(b.Stored.SHA256))
+	t.cur.Details = map[string]string{"dataset": b.Dataset, "stored_sha256": b.Stored.SHA256}
+	ds := c.Dataset(b.Dataset)
+	up := t.uploads[b.Dataset]
+	switch {
+	case ds == nil:
+		t.problem(idx, "dataset.%s at index %d names dataset %q, which the contract does not have", how, idx, b.Dataset)
+		return
+	case up == nil:
+		t.problem(idx, "dataset.%s at index %d deletes dataset %s, which was never uploaded", how, idx, b.Dataset)
+	case up.Stored != b.Stored:
+		t.problem(idx, "dataset.%s at index %d deletes envelope %s; the upload stored %s", how, idx, b.Stored.SHA256, up.Stored.SHA256)
+	}
+	if at, ok := t.deleted[b.Dataset]; ok {
+		t.problem(idx, "dataset.%s at index %d deletes dataset %s a second time (first at index %d)", how, idx, b.Dataset, at)
+	}
+	if how == "withdrawn" && ev.Actor != ds.Provider {
+		t.problem(idx, "dataset.withdrawn at index %d was made by %q; only the provider %s may withdraw dataset %s", idx, ev.Actor, ds.Provider, ds.ID)
+	}
+	if how == "expired" && ev.Time.Before(c.ExpiresAt) {
+		t.problem(idx, "dataset.expired at index %d is dated %s, before the contract expires (%s)", idx, ev.Time.UTC().Format(time.RFC3339), c.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	t.deleted[b.Dataset] = idx
+}
+
+func (t *timeline) resultExpired(idx uint64, ev *events.Event) {
+	b := ev.ResultExpired
+	t.cur.Summary = fmt.Sprintf("result of run %s deleted at the contract's expiry", b.RunID)
+	t.cur.Details = map[string]string{"run_id": b.RunID, "encrypted_result_sha256": b.EncryptedResult.SHA256}
+	i, ok := t.runByID[b.RunID]
+	if !ok || t.r.Runs[i].Status != RunFinished {
+		t.problem(idx, "result.expired at index %d deletes the result of run %s, which released none", idx, b.RunID)
+	}
+	if ev.Time.Before(t.c.ExpiresAt) {
+		t.problem(idx, "result.expired at index %d is dated %s, before the contract expires (%s)", idx, ev.Time.UTC().Format(time.RFC3339), t.c.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	t.expiredResults[b.RunID] = idx
 }

@@ -31,6 +31,9 @@ const MaxSize = 60 << 10
 // (cleanroom.ReasonPaddedSize) sealed with HPKE is 5,744 bytes.
 const MaxSealedReason = 8 << 10
 
+// MaxSuspensionReason bounds contract.suspended's reason.
+const MaxSuspensionReason = 1024
+
 // Type names an event.
 type Type string
 
@@ -46,6 +49,13 @@ const (
 	TypeRunRefused         Type = "run.refused"
 	TypeRunAborted         Type = "run.aborted"
 	TypeResultFetched      Type = "result.fetched"
+	// Contracts over time (SPEC §13, docs/events.md).
+	TypeContractSuspended  Type = "contract.suspended"
+	TypeContractResumed    Type = "contract.resumed"
+	TypeContractSuperseded Type = "contract.superseded"
+	TypeDatasetWithdrawn   Type = "dataset.withdrawn"
+	TypeDatasetExpired     Type = "dataset.expired"
+	TypeResultExpired      Type = "result.expired"
 )
 
 // ErrMalformed wraps every decoding error.
@@ -81,6 +91,12 @@ type Event struct {
 	RunRefused         *RunRefused         `json:"run_refused,omitempty"`
 	RunAborted         *RunAborted         `json:"run_aborted,omitempty"`
 	ResultFetched      *ResultFetched      `json:"result_fetched,omitempty"`
+	ContractSuspended  *ContractSuspended  `json:"contract_suspended,omitempty"`
+	ContractResumed    *ContractResumed    `json:"contract_resumed,omitempty"`
+	ContractSuperseded *ContractSuperseded `json:"contract_superseded,omitempty"`
+	DatasetWithdrawn   *DatasetDeleted     `json:"dataset_withdrawn,omitempty"`
+	DatasetExpired     *DatasetDeleted     `json:"dataset_expired,omitempty"`
+	ResultExpired      *ResultExpired      `json:"result_expired,omitempty"`
 }
 
 // Blob names a stored blob by digest and size.
@@ -198,6 +214,42 @@ type RunAborted struct {
 // ResultFetched records a recipient downloading a result bundle.
 type ResultFetched struct {
 	RunID string `json:"run_id"`
+}
+
+// ContractSuspended records a data provider's emergency stop: no run starts
+// until contract.resumed.
+type ContractSuspended struct {
+	Reason string `json:"reason"` // the provider's words, for people
+}
+
+// ContractResumed records the end of a suspension, approved by every
+// participant's signature over (contract id, the suspension's log index).
+type ContractResumed struct {
+	SuspensionIndex uint64            `json:"suspension_index"` // log index of the contract.suspended it lifts
+	Approvals       map[string][]byte `json:"approvals"`        // participant id → COSE_Sign1 resumption approval
+}
+
+// ContractSuperseded records, in the old contract's own chain, that an
+// amendment signed by every participant of both contracts replaced it: no
+// run of the old contract starts afterwards.
+type ContractSuperseded struct {
+	By string `json:"by"` // the id of the contract that supersedes it (64 hex)
+}
+
+// DatasetDeleted is the body of dataset.withdrawn (by its provider) and
+// dataset.expired (by the coordinator, at the contract's expires_at): the
+// stored envelope, whose header holds the only wrapped copy of its data
+// key, is deleted after the event is in the log.
+type DatasetDeleted struct {
+	Dataset string `json:"dataset"`
+	Stored  Blob   `json:"stored"` // the stored envelope deleted
+}
+
+// ResultExpired records the deletion of a run's stored encrypted result at
+// the contract's expiry.
+type ResultExpired struct {
+	RunID           string `json:"run_id"`
+	EncryptedResult Blob   `json:"encrypted_result"` // the blob deleted
 }
 
 // CoordinatorScope is the scope of coordinator.started events; every other
@@ -327,6 +379,12 @@ func (e *Event) check() error {
 		TypeRunRefused:         e.RunRefused != nil,
 		TypeRunAborted:         e.RunAborted != nil,
 		TypeResultFetched:      e.ResultFetched != nil,
+		TypeContractSuspended:  e.ContractSuspended != nil,
+		TypeContractResumed:    e.ContractResumed != nil,
+		TypeContractSuperseded: e.ContractSuperseded != nil,
+		TypeDatasetWithdrawn:   e.DatasetWithdrawn != nil,
+		TypeDatasetExpired:     e.DatasetExpired != nil,
+		TypeResultExpired:      e.ResultExpired != nil,
 	}
 	present, known := bodies[e.Type]
 	if !known {
@@ -445,6 +503,32 @@ func (e *Event) checkBody(bad func(string, ...any) error) error {
 		return runID(e.RunAborted.RunID)
 	case TypeResultFetched:
 		return runID(e.ResultFetched.RunID)
+	case TypeContractSuspended:
+		if r := e.ContractSuspended.Reason; r == "" || len(r) > MaxSuspensionReason {
+			return bad("needs a reason of 1 to %d bytes", MaxSuspensionReason)
+		}
+	case TypeContractResumed:
+		if len(e.ContractResumed.Approvals) == 0 {
+			return bad("needs approvals")
+		}
+	case TypeContractSuperseded:
+		if !digestPattern.MatchString(e.ContractSuperseded.By) || e.ContractSuperseded.By == e.Contract {
+			return bad("by must be another contract's id (64 hex digits)")
+		}
+	case TypeDatasetWithdrawn, TypeDatasetExpired:
+		b := e.DatasetWithdrawn
+		if b == nil {
+			b = e.DatasetExpired
+		}
+		if b.Dataset == "" {
+			return bad("needs dataset")
+		}
+		return blob("stored", b.Stored)
+	case TypeResultExpired:
+		if err := blob("encrypted_result", e.ResultExpired.EncryptedResult); err != nil {
+			return err
+		}
+		return runID(e.ResultExpired.RunID)
 	}
 	return nil
 }
