@@ -5,7 +5,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -303,5 +305,189 @@ func TestSplicedParameterRefusedAtSubmission(t *testing.T) {
 			}
 			e.refusedCLI("measurer", c.want, "algorithm", "submit", q)
 		})
+	}
+}
+
+// TestSuspendResumeCLI: a data provider's suspension refuses runs at once;
+// resuming needs every participant's approval of that suspension; the
+// audit timeline shows both.
+func TestSuspendResumeCLI(t *testing.T) {
+	e := newTimeEnv(t, testenv.AdSpec(t, "ad-attribution-stop", 5), coordinator.Config{CheckpointInterval: 100 * time.Millisecond})
+	e.setUp()
+	e.mustCLI("advertiser", "run")
+
+	e.refusedCLI("measurer", "may not suspend the contract: that needs role data_provider", "contract", "suspend", "--reason", "not mine to stop")
+	e.refusedCLI("publisher", "--reason TEXT is required", "contract", "suspend")
+	index := strings.TrimSpace(e.mustCLI("publisher", "contract", "suspend", "--reason", "a column leaks more than agreed"))
+	e.refusedCLI("advertiser", "the contract is suspended (by publisher at log index "+index+": a column leaks more than agreed)", "run")
+
+	approval := func(party string) string {
+		out := filepath.Join(e.files, party+".resume")
+		e.mustCLI(party, "contract", "resume", "--approve", "--out", out)
+		return out
+	}
+	var files []string
+	for _, p := range []string{"publisher", "advertiser", "measurer"} {
+		files = append(files, approval(p))
+	}
+	args := []string{"contract", "resume"}
+	for _, f := range files {
+		args = append(args, "--approval", f)
+	}
+	e.refusedCLI("advertiser", "participant auditor: has not signed", args...)
+	// An approval of another suspension does not count.
+	other, err := e.sc.Contract.SignResumption(e.sc.Party("auditor").Identity, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherFile := filepath.Join(e.files, "other.resume")
+	if err := os.WriteFile(otherFile, other, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.refusedCLI("advertiser", "it lifts the suspension at log index 1; the contract's suspension is at index "+index, append(args, "--approval", otherFile)...)
+	e.refusedCLI("advertiser", "the contract is suspended", "run")
+
+	e.mustCLI("advertiser", append(args, "--approval", approval("auditor"))...)
+	e.mustCLI("advertiser", "run")
+	if used := e.runsUsed(); used != 2 {
+		t.Fatalf("%d runs counted, want 2: the refused runs must not count", used)
+	}
+	settle(t, e)
+	out := e.mustCLI("auditor", "audit", "log", "--state", filepath.Join(e.files, "audit-state"))
+	for _, want := range []string{"contract suspended by publisher: a column leaks more than agreed", "contract resumed from the suspension at index " + index + " with 4 approvals"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the audit timeline does not say %q:\n%s", want, out)
+		}
+	}
+}
+
+// storedEnvelope returns the file of a dataset's stored envelope in the
+// coordinator's data directory, found by the digest dataset.uploaded logs
+// (read from the auditor's verified report).
+func (e *timeEnv) storedEnvelope(dataset string) string {
+	e.t.Helper()
+	settle(e.t, e)
+	out := e.mustCLI("auditor", "audit", "log", "--json", "--state", filepath.Join(e.files, "audit-state-"+dataset))
+	var r struct {
+		Timeline []struct {
+			Type    string            `json:"type"`
+			Details map[string]string `json:"details"`
+		} `json:"timeline"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		e.t.Fatalf("audit log --json: %v", err)
+	}
+	for _, ev := range r.Timeline {
+		if ev.Type == "dataset.uploaded" && ev.Details["dataset"] == dataset {
+			h := ev.Details["stored_sha256"]
+			return filepath.Join(e.dir, "blobs", "sha256", h[:2], h)
+		}
+	}
+	e.t.Fatalf("no dataset.uploaded of %s in the timeline", dataset)
+	return ""
+}
+
+// containsAnywhere reports which file under dir holds needle.
+func containsAnywhere(t *testing.T, dir string, needle []byte) string {
+	t.Helper()
+	var found string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || found != "" {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(b, needle) {
+			found = p
+		}
+		return nil
+	})
+	return found
+}
+
+// TestWithdrawCLI: a provider withdraws its dataset; the envelope file and
+// its data key (wrapped in the envelope's header, nowhere else) are gone
+// from the data directory, and runs are refused.
+func TestWithdrawCLI(t *testing.T) {
+	e := newTimeEnv(t, testenv.AdSpec(t, "ad-attribution-withdraw", 5), coordinator.Config{CheckpointInterval: 100 * time.Millisecond})
+	e.setUp()
+	e.mustCLI("advertiser", "run")
+	file := e.storedEnvelope("impressions")
+	envelopeBytes, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("the stored envelope: %v", err)
+	}
+	// The header, with the data key wrapped to the coordinator: its first
+	// bytes after the magic are unique to this envelope.
+	header := envelopeBytes[16:min(len(envelopeBytes), 400)]
+	if where := containsAnywhere(t, e.dir, header); where != file {
+		t.Fatalf("the envelope header is found in %q, want only %s", where, file)
+	}
+
+	e.refusedCLI("advertiser", "participant \"advertiser\" may not withdraw dataset impressions: only its provider publisher may", "dataset", "withdraw", "--dataset", "impressions")
+	e.mustCLI("publisher", "dataset", "withdraw", "--dataset", "impressions")
+	if _, err := os.Stat(file); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the withdrawn envelope %s is still in the data directory (%v)", file, err)
+	}
+	if where := containsAnywhere(t, e.dir, header); where != "" {
+		t.Fatalf("the withdrawn envelope's header (and wrapped data key) is still in %s", where)
+	}
+	e.refusedCLI("advertiser", "dataset impressions was withdrawn by its provider publisher", "run")
+	e.refusedCLI("publisher", "already deleted (withdrawn", "dataset", "withdraw", "--dataset", "impressions")
+	settle(t, e)
+	out := e.mustCLI("auditor", "audit", "log", "--state", filepath.Join(e.files, "audit-state"))
+	if !strings.Contains(out, "dataset impressions withdrawn") {
+		t.Errorf("the audit timeline does not show the withdrawal:\n%s", out)
+	}
+}
+
+// TestExpiryDeletesOnItsOwn: at a contract's expires_at the coordinator,
+// by its own timer, deletes the stored envelopes and results (logged as
+// dataset.expired and result.expired) within a minute; the result can no
+// longer be fetched and the audit timeline shows the deletions.
+func TestExpiryDeletesOnItsOwn(t *testing.T) {
+	spec := testenv.AdSpec(t, "ad-attribution-expiry", 5)
+	spec.Expires = time.Now().Add(6 * time.Second).Truncate(time.Second)
+	e := newTimeEnv(t, spec, coordinator.Config{CheckpointInterval: 100 * time.Millisecond, RetentionInterval: 500 * time.Millisecond})
+	e.setUp()
+	runID := strings.TrimSpace(e.mustCLI("advertiser", "run"))
+	imp, conv := e.storedEnvelope("impressions"), e.storedEnvelope("conversions")
+	if time.Now().After(spec.Expires) {
+		t.Skip("the machine is too slow to set the contract up before it expires")
+	}
+	for _, f := range []string{imp, conv} {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := spec.Expires.Add(time.Minute)
+	for {
+		_, errImp := os.Stat(imp)
+		_, errConv := os.Stat(conv)
+		if errors.Is(errImp, fs.ErrNotExist) && errors.Is(errConv, fs.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a minute after expires_at the envelopes are still in the data directory")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_, errs, code := e.cli("advertiser", "result", "get", "--run", runID, "--out", filepath.Join(e.files, "late.bundle"))
+	if code == 0 || !strings.Contains(errs, "was deleted at contract") {
+		t.Fatalf("fetching an expired result: exit %d: %s", code, errs)
+	}
+	settle(t, e)
+	var out string
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		out, _, _ = e.cli("auditor", "audit", "log", "--state", filepath.Join(e.files, "audit-state"))
+		if strings.Contains(out, "deleted at the contract's expiry") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, want := range []string{"dataset impressions expired", "dataset conversions expired", "result of run " + runID + " deleted at the contract's expiry"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the audit timeline does not say %q:\n%s", want, out)
+		}
 	}
 }
