@@ -124,13 +124,26 @@ func (c *Contract) CheckAmendment(old *Contract, signed *AmendmentApprovals) err
 	if c.ID() == old.ID() {
 		bad("a contract cannot supersede itself")
 	}
-	if c.Output.MaxRuns > old.Output.MaxRuns {
+	if grown := c.BudgetGrowth(old); len(grown) > 0 {
 		if missing := c.unsignedProviders(old, signed); len(missing) > 0 {
-			bad("output.max_runs grows from %d to %d, which lets more runs read the same data: every data provider of both contracts must sign the amendment, and %s has not",
-				old.Output.MaxRuns, c.Output.MaxRuns, strings.Join(missing, ", "))
+			bad("%s, which lets more be released from the same data: every data provider of both contracts must sign the amendment, and %s has not",
+				strings.Join(grown, "; "), strings.Join(missing, ", "))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// BudgetGrowth lists every budget of c that is larger than old's, each as
+// "FIELD grows from OLD to NEW". A budget is a total over the contracts an
+// amendment chains: today output.max_runs; a contract with a differential
+// privacy budget adds its totals here (epsilon_total, delta_total), so that
+// the rule of CheckAmendment covers them without change.
+func (c *Contract) BudgetGrowth(old *Contract) []string {
+	var grown []string
+	if c.Output.MaxRuns > old.Output.MaxRuns {
+		grown = append(grown, fmt.Sprintf("output.max_runs grows from %d to %d", old.Output.MaxRuns, c.Output.MaxRuns))
+	}
+	return grown
 }
 
 // unsignedProviders lists the data providers of c and old who have not

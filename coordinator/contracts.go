@@ -52,6 +52,13 @@ func (c *Coordinator) SubmitContract(ctx context.Context, actor ed25519.PublicKe
 	for i, s := range sigs {
 		given[i] = contracts.SignedBy{Source: fmt.Sprintf("signatures[%d]", i), Data: s}
 	}
+	if ct.Supersedes != nil {
+		if _, err := attest.VerifyCoordinator(c.tee.StaticEvidence(), &ct.Coordinator, []*cleanroom.PublicKey{c.tee.PublicKey()}, nil); err != nil {
+			return nil, unprocessable(err, "this coordinator does not satisfy contract %s's coordinator section: %v", ct.ID(), err).
+				withHint("the contract must pin this coordinator's measurement and platform (see cleanroomd identity)")
+		}
+		return c.registerAmendment(ctx, ct, text, who, given)
+	}
 	approvals := ct.VerifySignatures(given)
 	if !approvals.Complete() {
 		msgs := make([]string, len(approvals.Problems))
@@ -178,7 +185,7 @@ func (c *Coordinator) Status(cid contracts.ID, actor ed25519.PublicKey) (*api.Co
 		for _, r := range sc.Runs {
 			st.Runs = append(st.Runs, runStatus(r, p.ID == ct.Algorithm.Provider))
 		}
-		st.RunsUsed = int64(len(sc.Runs))
+		st.RunsUsed = sc.RunsUsed()
 		if s := sc.Suspended; s != nil {
 			st.Suspended = &api.Suspension{LogIndex: s.Index, By: s.Actor, Reason: s.Reason}
 		}

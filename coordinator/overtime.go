@@ -3,12 +3,16 @@ package coordinator
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"fmt"
+	"io"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"cleanroom.dev/cleanroom/cleanroom/api"
+	"cleanroom.dev/cleanroom/cleanroom/envelope"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator/internal/blobs"
@@ -328,4 +332,190 @@ func admissionState(sc *state.Contract, reasons []string) []string {
 		}
 	}
 	return reasons
+}
+
+// registerAmendment registers ct, which supersedes another contract: every
+// participant of both contracts must have signed it, and no budget may grow
+// without every data provider's signature (contracts.CheckAmendment). The
+// old contract is closed first, in its own chain (contract.superseded), so
+// no run of it starts once the new one exists; then ct is registered,
+// carrying the runs started under the old one; then each dataset that
+// carries over (same provider, key and columns, its provider signed) is
+// re-encrypted inside the coordinator for ct and logged as uploaded to ct,
+// with the provider's upload of the old contract: nothing is uploaded
+// again.
+func (c *Coordinator) registerAmendment(ctx context.Context, ct *contracts.Contract, text []byte, who *contracts.Participant, given []contracts.SignedBy) (*ContractReceipt, error) {
+	cid, oldID := ct.ID(), *ct.Supersedes
+	oldState := c.state.Contract(oldID)
+	if oldState == nil {
+		return nil, unprocessable(nil, "contract %s supersedes contract %s, which this coordinator has not registered", cid, oldID).
+			withHint("an amendment names, in supersedes, the id of a contract registered on this coordinator")
+	}
+	old := oldState.Contract
+	approvals := ct.VerifyAmendmentSignatures(old, given)
+	if !approvals.Complete() {
+		msgs := make([]string, len(approvals.Problems))
+		for i, p := range approvals.Problems {
+			msgs[i] = p.Error()
+		}
+		if err := ct.CheckAmendment(old, approvals); err != nil {
+			msgs = append(msgs, strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
+		return nil, unprocessable(approvals.Err(), "amendment %s of contract %s is not signed by every participant of both contracts: %s", cid, oldID, strings.Join(msgs, "; ")).
+			withHint("every participant of the new and of the superseded contract signs the new one (cleanroom contract sign)")
+	}
+	if err := ct.CheckAmendment(old, approvals); err != nil {
+		return nil, unprocessable(err, "amendment %s of contract %s is refused: %s", cid, oldID, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	// Old before new, always, so two amendments cannot deadlock.
+	unlockOld := c.locks.lock(oldID.String())
+	defer unlockOld()
+	unlockNew := c.locks.lock(cid.String())
+	defer unlockNew()
+	if c.state.Contract(cid) != nil {
+		return nil, conflict("contract %s is already registered", cid)
+	}
+	var supersededBy string
+	var carried int64
+	c.state.View(func(v *state.Snapshot) {
+		s := v.Contract(oldID)
+		supersededBy, carried = s.SupersededBy, s.RunsUsed()
+	})
+	switch supersededBy {
+	case "":
+		if _, err := c.commit(ctx, &events.Event{
+			Type: events.TypeContractSuperseded, Contract: oldID.String(), Actor: who.ID, ActorKey: who.PublicKey.Fingerprint().String(),
+			ContractSuperseded: &events.ContractSuperseded{By: cid.String()},
+		}); err != nil {
+			return nil, err
+		}
+	case cid.String():
+		// A crash after closing the old contract: finish the amendment.
+	default:
+		return nil, conflict("contract %s was already superseded by contract %s", oldID, supersededBy)
+	}
+	doc, err := c.putSealed("contract", text)
+	if err != nil {
+		return nil, storageError(err, "storing the contract")
+	}
+	sum := sha256.Sum256(text)
+	idx, err := c.commit(ctx, &events.Event{
+		Type: events.TypeContractRegistered, Contract: cid.String(), Actor: who.ID, ActorKey: who.PublicKey.Fingerprint().String(),
+		ContractRegistered: &events.ContractRegistered{
+			Name: ct.Name, ExpiresAt: ct.ExpiresAt, Document: doc, DocSHA256: fmt.Sprintf("%x", sum),
+			Signatures: approvals.New, SupersedesSignatures: approvals.Old, CarriedRuns: carried,
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.logger.Info("amendment registered", "contract", cid.String(), "supersedes", oldID.String(), "by", who.ID, "log_index", idx)
+	// The same algorithm (same commitment, same provider with the same
+	// key) carries over as it was submitted: its sealed text is the same
+	// blob.
+	var alg *state.Algorithm
+	c.state.View(func(v *state.Snapshot) { alg = v.Contract(oldID).Algorithm })
+	op, np := old.Participant(old.Algorithm.Provider), ct.Participant(ct.Algorithm.Provider)
+	if alg != nil && ct.Algorithm.SHA256 == old.Algorithm.SHA256 && ct.Algorithm.Confidential == old.Algorithm.Confidential &&
+		op != nil && np != nil && op.ID == np.ID && op.PublicKey.Equal(np.PublicKey) &&
+		slices.EqualFunc(ct.Algorithm.Parameters, old.Algorithm.Parameters, func(a, b contracts.Parameter) bool { return a.Name == b.Name }) {
+		sub := *alg.Submitted
+		if _, err := c.commit(ctx, &events.Event{
+			Type: events.TypeAlgorithmSubmitted, Contract: cid.String(), Actor: np.ID, ActorKey: np.PublicKey.Fingerprint().String(),
+			AlgorithmSubmitted: &sub,
+		}); err != nil {
+			return nil, err
+		}
+	}
+	for _, ds := range ct.Datasets {
+		if ct.CarriesOver(old, ds.ID, approvals) != nil {
+			continue
+		}
+		var up *state.Dataset
+		c.state.View(func(v *state.Snapshot) {
+			if d := v.Contract(oldID).Datasets[ds.ID]; d != nil && d.Deleted == "" {
+				cp := *d
+				up = &cp
+			}
+		})
+		if up == nil || up.Upload.CarriedFrom != "" {
+			// One amendment at a time: a dataset carried over once is
+			// uploaded again to the next, so that every upload statement
+			// names the contract or the one it supersedes.
+			continue
+		}
+		if err := c.carryOver(ctx, old, ct, up); err != nil {
+			return nil, err
+		}
+	}
+	return &ContractReceipt{ContractID: cid, LogIndex: idx}, nil
+}
+
+// carryOver re-encrypts a dataset of the superseded contract old for its
+// amendment ct, inside the coordinator, and logs it as uploaded to ct.
+func (c *Coordinator) carryOver(ctx context.Context, old, ct *contracts.Contract, up *state.Dataset) error {
+	u := up.Upload
+	ds := ct.Dataset(u.Dataset)
+	d, err := blobs.ParseDigest(u.Stored.SHA256)
+	if err != nil {
+		return internal(err, "%v", err)
+	}
+	f, err := c.blobs.OpenSized(d, u.Stored.Size)
+	if err != nil {
+		return storageError(err, "reading dataset "+ds.ID+" of the superseded contract")
+	}
+	defer f.Close()
+	schema := ds.SchemaDigest()
+	er, err := envelope.NewReader(f, c.tee.Identity().HPKE(), envelope.Expect{
+		Kind: envelope.KindDataset, ContractID: old.ID(), ObjectID: ds.ID, SchemaDigest: &schema,
+	})
+	if err != nil {
+		return internal(err, "opening dataset %s of the superseded contract: %v", ds.ID, err)
+	}
+	if got := fmt.Sprintf("%x", er.Header().SHA256()); got != u.StoredHeaderSHA256 {
+		return internal(nil, "dataset %s of the superseded contract: the stored envelope's header digest is %s, the log records %s", ds.ID, got, u.StoredHeaderSHA256)
+	}
+	w, err := c.blobs.Create(0)
+	if err != nil {
+		return storageError(err, "storing dataset "+ds.ID)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			w.Abort()
+		}
+	}()
+	rw, err := c.rekeyEnvelope(w, ct, ds)
+	if err != nil {
+		return internal(err, "%v", err)
+	}
+	if _, err := io.Copy(rw, er); err != nil {
+		return internal(err, "re-encrypting dataset %s: %v", ds.ID, err)
+	}
+	if err := rw.Close(); err != nil {
+		return internal(err, "re-encrypting dataset %s: %v", ds.ID, err)
+	}
+	sum, err := rw.Summary()
+	if err != nil {
+		return internal(err, "%v", err)
+	}
+	stored, err := w.Commit()
+	if err != nil {
+		return storageError(err, "storing dataset "+ds.ID)
+	}
+	committed = true
+	p := ct.Participant(ds.Provider)
+	carried := *u
+	carried.Stored = events.Blob{SHA256: stored.String(), Size: w.Size()}
+	carried.StoredHeaderSHA256 = fmt.Sprintf("%x", sum.Header.SHA256())
+	carried.CarriedFrom = old.ID().String()
+	idx, err := c.commit(ctx, &events.Event{
+		Type: events.TypeDatasetUploaded, Contract: ct.ID().String(), Actor: p.ID, ActorKey: p.PublicKey.Fingerprint().String(),
+		DatasetUploaded: &carried,
+	})
+	if err != nil {
+		return err
+	}
+	c.logger.Info("dataset carried over", "contract", ct.ID().String(), "from", old.ID().String(), "dataset", ds.ID, "log_index", idx)
+	return nil
 }

@@ -121,11 +121,11 @@ func (c *Coordinator) admit(ctx context.Context, ct *contracts.Contract, p *cont
 		if len(models) > 0 {
 			reasons = append(reasons, "models not submitted yet: "+strings.Join(models, ", "))
 		}
-		if used := int64(len(sc.Runs)); used >= ct.Output.MaxRuns {
+		if used := sc.RunsUsed(); used >= ct.Output.MaxRuns {
 			reasons = append(reasons, fmt.Sprintf("all %d runs the contract allows (max_runs) have been used", ct.Output.MaxRuns))
 		}
 		started = &events.RunStarted{
-			RunID: events.NewID(), Number: int64(len(sc.Runs)) + 1,
+			RunID: events.NewID(), Number: sc.RunsUsed() + 1,
 			AlgorithmSHA256: fmt.Sprintf("%x", ct.Algorithm.SHA256), Datasets: digests,
 			Parameters: values,
 		}

@@ -291,6 +291,18 @@ func (t *timeline) contractRegistered(idx uint64, ev *events.Event) {
 		return
 	}
 	t.r.Contract.Registered, t.r.Contract.RegisteredAt, t.r.Contract.RegisteredBy = ptr(idx), ptr(ev.Time.UTC()), ev.Actor
+	if c.Supersedes != nil {
+		t.cur.Summary += fmt.Sprintf(", superseding contract %s (%d runs carried over)", short(c.Supersedes.String()), b.CarriedRuns)
+		t.cur.Details["supersedes"] = c.Supersedes.String()
+		t.cur.Details["carried_runs"] = fmt.Sprint(b.CarriedRuns)
+		if len(b.SupersedesSignatures) == 0 {
+			t.problem(idx, "contract.registered at index %d registers an amendment of contract %s without the approvals of its participants (supersedes_signatures)", idx, c.Supersedes)
+		}
+		// Runs of the superseded contracts count against max_runs.
+		t.r.Contract.RunsStarted = b.CarriedRuns
+	} else if b.CarriedRuns != 0 || len(b.SupersedesSignatures) > 0 {
+		t.problem(idx, "contract.registered at index %d carries runs or approvals over, but the contract supersedes none", idx)
+	}
 	t.r.Contract.DocSHA256 = b.DocSHA256
 	t.r.Contract.DocMatches = t.doc != nil && digest(t.doc) == b.DocSHA256
 	if ev.Actor == "" {
@@ -372,8 +384,18 @@ func (t *timeline) datasetUploaded(idx uint64, ev *events.Event) {
 		t.problem(idx, "dataset.uploaded at index %d: ciphertext digest: %v", idx, err)
 		return
 	}
+	uploadContract := c.ID()
+	if b.CarriedFrom != "" {
+		t.cur.Details["carried_from"] = b.CarriedFrom
+		t.cur.Summary += ", carried over from contract " + short(b.CarriedFrom)
+		if c.Supersedes == nil || b.CarriedFrom != c.Supersedes.String() {
+			t.problem(idx, "dataset.uploaded at index %d carries dataset %s over from contract %s, which this contract does not supersede", idx, ds.ID, b.CarriedFrom)
+			return
+		}
+		uploadContract = *c.Supersedes
+	}
 	st, err := upload.Verify(b.UploadStatement, p.PublicKey, upload.Expect{
-		ContractID: c.ID(), DatasetID: ds.ID, CiphertextSHA256: &ctDigest, SchemaDigest: &schema,
+		ContractID: uploadContract, DatasetID: ds.ID, CiphertextSHA256: &ctDigest, SchemaDigest: &schema,
 	})
 	if err != nil {
 		t.problem(idx, "upload statement of dataset %s (index %d) does not verify under provider %s's key %s: %v", ds.ID, idx, ds.Provider, p.PublicKey.Fingerprint().Short(), err)

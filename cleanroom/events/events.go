@@ -123,6 +123,12 @@ type ContractRegistered struct {
 	Document   Blob              `json:"document"`   // the submitted text, sealed
 	DocSHA256  string            `json:"doc_sha256"` // SHA-256 of the submitted text
 	Signatures map[string][]byte `json:"signatures"` // participant id → COSE_Sign1 approval
+	// For an amendment (the document names supersedes): the approvals of
+	// the superseded contract's participants, by the keys it gives them,
+	// and the runs started under the contracts it supersedes, which count
+	// against its max_runs (its first run is number CarriedRuns+1).
+	SupersedesSignatures map[string][]byte `json:"supersedes_signatures,omitempty"`
+	CarriedRuns          int64             `json:"carried_runs,omitempty"`
 }
 
 // DatasetUploaded records a dataset envelope accepted from its provider,
@@ -141,6 +147,12 @@ type DatasetUploaded struct {
 	// StoredHeaderSHA256 the SHA-256 of its header, which every run checks.
 	Stored             Blob   `json:"stored"`
 	StoredHeaderSHA256 string `json:"stored_header_sha256"`
+
+	// CarriedFrom, set when an amendment carried the dataset over, is the
+	// superseded contract's id: the provider's fields above (ciphertext,
+	// header, rows, upload statement) are that contract's upload's, and
+	// Stored is the coordinator's re-encryption of it for this contract.
+	CarriedFrom string `json:"carried_from,omitempty"`
 }
 
 // AlgorithmSubmitted records the algorithm text accepted from its provider.
@@ -438,6 +450,9 @@ func (e *Event) checkBody(bad func(string, ...any) error) error {
 		if len(b.Signatures) == 0 || !digestPattern.MatchString(b.DocSHA256) {
 			return bad("needs signatures and doc_sha256")
 		}
+		if b.CarriedRuns < 0 {
+			return bad("carried_runs must not be negative")
+		}
 		return blob("document", b.Document)
 	case TypeDatasetUploaded:
 		b := e.DatasetUploaded
@@ -449,6 +464,9 @@ func (e *Event) checkBody(bad func(string, ...any) error) error {
 		}
 		if !digestPattern.MatchString(b.StoredHeaderSHA256) {
 			return bad("stored_header_sha256 must be 64 hex digits")
+		}
+		if b.CarriedFrom != "" && (!digestPattern.MatchString(b.CarriedFrom) || b.CarriedFrom == e.Contract) {
+			return bad("carried_from must be another contract's id (64 hex digits)")
 		}
 		if err := blob("stored", b.Stored); err != nil {
 			return err

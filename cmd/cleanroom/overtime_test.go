@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,8 @@ import (
 	_ "github.com/duckdb/duckdb-go/v2"
 
 	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/cleanroom/client"
+	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
 	"cleanroom.dev/cleanroom/internal/testenv"
 )
@@ -85,10 +88,11 @@ func (e *timeEnv) cli(party string, args ...string) (stdout, stderr string, code
 		full = append(full, "--key", filepath.Join(e.files, party+".key"))
 	}
 	joined := strings.Join(args, " ")
-	if !strings.Contains(joined, "--contract") && !strings.HasPrefix(joined, "result verify") {
+	noContract := strings.HasPrefix(joined, "result verify") || strings.HasPrefix(joined, "contract sign") || strings.HasPrefix(joined, "contract submit")
+	if !strings.Contains(joined, "--contract") && !noContract {
 		full = append(full, "--contract", e.contract)
 	}
-	if !strings.HasPrefix(joined, "result verify") && !strings.HasPrefix(joined, "result show") {
+	if !strings.HasPrefix(joined, "result verify") && !strings.HasPrefix(joined, "result show") && !strings.HasPrefix(joined, "contract sign") {
 		full = append(full, "--coordinator", e.srv.URL)
 	}
 	var out, errb bytes.Buffer
@@ -491,3 +495,81 @@ func TestExpiryDeletesOnItsOwn(t *testing.T) {
 		}
 	}
 }
+
+// TestAmendmentCLI: an amendment signed by every participant of both
+// contracts is accepted, closes the old contract to runs, carries the runs
+// already started and the datasets over (re-encrypted inside, nothing
+// uploaded again); one missing signature is refused, as is a max_runs
+// that grows without every data provider's signature.
+func TestAmendmentCLI(t *testing.T) {
+	spec := testenv.AdSpec(t, "ad-attribution-v1", 3)
+	e := newTimeEnv(t, spec, coordinator.Config{CheckpointInterval: 100 * time.Millisecond})
+	e.setUp()
+	e.mustCLI("advertiser", "run")
+
+	amend := func(name string, maxRuns int) string {
+		next := *spec
+		next.Name, next.MaxRuns, next.Supersedes = name, maxRuns, e.sc.Contract.ID().String()
+		path := filepath.Join(e.files, name+".yaml")
+		if err := os.WriteFile(path, next.Text(e.srv.Coord.Identity()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	sign := func(contract string, parties ...string) []string {
+		var args []string
+		for _, p := range parties {
+			out := filepath.Join(e.files, p+"-"+filepath.Base(contract)+".sig")
+			e.mustCLI("", "contract", "sign", contract, "--key", filepath.Join(e.files, p+".key"), "--out", out)
+			args = append(args, "--sig", out)
+		}
+		return args
+	}
+	all := []string{"publisher", "advertiser", "measurer", "auditor"}
+
+	// A max_runs that grows without a data provider's signature: the
+	// coordinator refuses it, naming the budget (the CLI refuses sooner,
+	// as a participant has not signed, so this goes through the SDK).
+	grown := amend("ad-attribution-more", 10)
+	grownText, err := os.ReadFile(grown)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grownContract, err := contracts.Parse(grownText, contracts.ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw [][]byte
+	for _, p := range []string{"advertiser", "measurer", "auditor"} {
+		sig, err := grownContract.Sign(e.sc.Party(p).Identity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw = append(raw, sig)
+	}
+	cl := e.sc.ClientWith(t, client.Options{Contract: grownContract, Identity: e.sc.Party("advertiser").Identity})
+	if _, err := cl.SubmitContract(context.Background(), grownText, raw); err == nil ||
+		!strings.Contains(err.Error(), "output.max_runs grows from 3 to 10") || !strings.Contains(err.Error(), "publisher has not") {
+		t.Fatalf("an amendment growing max_runs without the publisher's signature: %v", err)
+	}
+
+	next := amend("ad-attribution-v2", 3)
+	e.refusedCLI("advertiser", "participant publisher: has not signed",
+		append([]string{"contract", "submit", next}, sign(next, "advertiser", "measurer", "auditor")...)...)
+	e.mustCLI("advertiser", append([]string{"contract", "submit", next}, sign(next, all...)...)...)
+
+	e.refusedCLI("advertiser", "the contract was superseded by contract", "run")
+	// The new contract runs on the datasets carried over: nobody uploads.
+	runID := strings.TrimSpace(e.mustCLI("advertiser", "run", "--contract", next))
+	status := e.mustCLI("advertiser", "run", "status", runID, "--contract", next)
+	if !regexpMatch(`(?m)^number +2$`, status) {
+		t.Fatalf("the amendment's first run must be run 2 (the old contract's run carries over):\n%s", status)
+	}
+	bundlePath := filepath.Join(e.files, "v2.bundle")
+	e.mustCLI("advertiser", "result", "get", "--run", runID, "--out", bundlePath, "--contract", next)
+	e.mustCLI("", "result", "verify", bundlePath, "--contract", next)
+	e.mustCLI("advertiser", "run", "--contract", next)
+	e.refusedCLI("advertiser", "all 3 runs the contract allows (max_runs) have been used", "run", "--contract", next)
+}
+
+func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }

@@ -49,7 +49,13 @@ type Contract struct {
 	// contract.superseded.
 	SupersededBy    string
 	SupersededIndex uint64
+	// CarriedRuns counts the runs started under the contracts this one
+	// supersedes: they count against its max_runs.
+	CarriedRuns int64
 }
+
+// RunsUsed is the number of runs that count against max_runs.
+func (c *Contract) RunsUsed() int64 { return c.CarriedRuns + int64(len(c.Runs)) }
 
 // Suspension is a data provider's emergency stop.
 type Suspension struct {
@@ -251,13 +257,18 @@ func (s *State) apply(idx uint64, e *events.Event) error {
 		if c.ID() != cid {
 			return fmt.Errorf("document of contract %s has id %s", cid, c.ID())
 		}
+		var carried int64
 		if c.Supersedes != nil {
 			old := s.contracts[*c.Supersedes]
 			if old == nil || old.SupersededBy != cid.String() {
 				return fmt.Errorf("contract %s supersedes %s, which the log has not closed for it (contract.superseded)", cid, c.Supersedes)
 			}
+			carried = old.RunsUsed()
 		}
-		s.contracts[cid] = &Contract{Contract: c, Registered: e.ContractRegistered, Index: idx, Datasets: map[string]*Dataset{}}
+		if e.ContractRegistered.CarriedRuns != carried {
+			return fmt.Errorf("contract %s carries %d runs over; the contracts it supersedes started %d", cid, e.ContractRegistered.CarriedRuns, carried)
+		}
+		s.contracts[cid] = &Contract{Contract: c, Registered: e.ContractRegistered, Index: idx, Datasets: map[string]*Dataset{}, CarriedRuns: carried}
 		return nil
 	}
 	c := s.contracts[cid]
@@ -272,6 +283,9 @@ func (s *State) apply(idx uint64, e *events.Event) error {
 		}
 		if _, dup := c.Datasets[u.Dataset]; dup {
 			return fmt.Errorf("dataset %q uploaded twice", u.Dataset)
+		}
+		if u.CarriedFrom != "" && (c.Contract.Supersedes == nil || c.Contract.Supersedes.String() != u.CarriedFrom) {
+			return fmt.Errorf("dataset %q carried over from %s, which this contract does not supersede", u.Dataset, u.CarriedFrom)
 		}
 		c.Datasets[u.Dataset] = &Dataset{Upload: u, Actor: e.Actor, Index: idx}
 	case events.TypeAlgorithmSubmitted:
@@ -300,8 +314,8 @@ func (s *State) apply(idx uint64, e *events.Event) error {
 		c.Models[m.Name] = &Model{Submitted: m, Actor: e.Actor, Index: idx}
 	case events.TypeRunStarted:
 		r := e.RunStarted
-		if r.Number != int64(len(c.Runs))+1 {
-			return fmt.Errorf("run %s has number %d, want %d", r.RunID, r.Number, len(c.Runs)+1)
+		if r.Number != c.RunsUsed()+1 {
+			return fmt.Errorf("run %s has number %d, want %d", r.RunID, r.Number, c.RunsUsed()+1)
 		}
 		if _, dup := s.runs[r.RunID]; dup {
 			return fmt.Errorf("run %s started twice", r.RunID)
