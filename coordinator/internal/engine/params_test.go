@@ -240,11 +240,23 @@ func TestParametersThroughPrivacyAnalysis(t *testing.T) {
 	if err := sameResult(concatBatches(t, want.Schema, want.Batches), concatBatches(t, got.Schema, got.Batches)); err != nil {
 		t.Fatal(err)
 	}
+	// Mode custom: the query's own count, the parameter bound the same way.
+	custom := Policy{Output: contracts.Output{Mode: contracts.ModeCustom, GroupSizeColumn: "users", MinGroupSize: 300, MaxRows: 1000}}
+	sc := newSession(t, Config{})
+	load(t, sc, imp, conv)
+	cres, err := sc.Run(context.Background(), q, custom, Param{"since", mustValue(t, "timestamp", "2026-10-20T00:00:00Z")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cres.Release()
+	if cres.Rows == 0 {
+		t.Fatal("mode custom with the parameter released nothing")
+	}
 	// A parameter never reaches the analysis as anything but a value: the
 	// privacy unit compared with a parameter is refused like with a literal.
 	s := newSession(t, Config{})
 	load(t, s, imp, conv)
-	_, err := s.Run(context.Background(), "SELECT campaign, count(*) AS n FROM impressions WHERE user_id = $u GROUP BY campaign", p,
+	_, err = s.Run(context.Background(), "SELECT campaign, count(*) AS n FROM impressions WHERE user_id = $u GROUP BY campaign", p,
 		Param{"u", mustValue(t, "string", "u1000000001")})
 	var re *RefusalError
 	if !errors.As(err, &re) || re.Layer != LayerPrivacy {
