@@ -92,6 +92,10 @@ func (c *Coordinator) ResultBundle(ctx context.Context, actor ed25519.PublicKey,
 	if !sc.Contract.IsRecipient(p.ID) {
 		return nil, forbidden("participant %q is not a result recipient of contract %s", p.ID, cid)
 	}
+	// Under the contract's lock, so the expiry cannot delete the result
+	// between this check and result.fetched.
+	unlock := c.locks.lock(cid.String())
+	defer unlock()
 	var run state.Run
 	var found bool
 	c.state.View(func(v *state.Snapshot) {

@@ -475,9 +475,16 @@ func TestExpiryDeletesOnItsOwn(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	_, errs, code := e.cli("advertiser", "result", "get", "--run", runID, "--out", filepath.Join(e.files, "late.bundle"))
-	if code == 0 || !strings.Contains(errs, "was deleted at contract") {
-		t.Fatalf("fetching an expired result: exit %d: %s", code, errs)
+	// The result goes in the same pass as the envelopes, just after them.
+	for {
+		_, errs, code := e.cli("advertiser", "result", "get", "--run", runID, "--out", filepath.Join(e.files, "late.bundle"))
+		if code != 0 && strings.Contains(errs, "was deleted at contract") {
+			break
+		}
+		if code != 0 || time.Now().After(deadline) {
+			t.Fatalf("fetching an expired result: exit %d: %s", code, errs)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	settle(t, e)
 	var out string
