@@ -162,6 +162,9 @@ type Coordinator struct {
 
 	damagedMu sync.Mutex
 	damaged   map[string]error // blob digest → why it cannot be used
+	// replaying defers the damage reports of a replay until the deletions
+	// it finishes are done: a blob the log deleted is missing, not damaged.
+	replaying bool
 
 	stopRetention chan struct{} // closed by Close
 	closeOnce     sync.Once
@@ -222,6 +225,7 @@ func Open(ctx context.Context, cfg Config) (*Coordinator, error) {
 		return nil, err
 	}
 	c.log = lg
+	c.replaying = true
 	if err := c.replay(ctx); err != nil {
 		lg.Close(context.Background())
 		return nil, err
@@ -232,6 +236,12 @@ func Open(ctx context.Context, cfg Config) (*Coordinator, error) {
 		lg.Close(context.Background())
 		return nil, err
 	}
+	c.damagedMu.Lock()
+	c.replaying = false
+	for digest, err := range c.damaged {
+		c.logger.Error("damaged blob: what needs it will be refused", "blob", digest, "err", err)
+	}
+	c.damagedMu.Unlock()
 	if err := c.recordStart(ctx); err != nil {
 		lg.Close(context.Background())
 		return nil, err
@@ -333,7 +343,9 @@ func (c *Coordinator) markDamaged(digest string, err error) {
 	}
 	if _, ok := c.damaged[digest]; !ok {
 		c.damaged[digest] = err
-		c.logger.Error("damaged blob: what needs it will be refused", "blob", digest, "err", err)
+		if !c.replaying {
+			c.logger.Error("damaged blob: what needs it will be refused", "blob", digest, "err", err)
+		}
 	}
 }
 
