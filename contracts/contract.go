@@ -45,6 +45,9 @@ type Contract struct {
 	Models       []Model // nil when the contract names no model
 	Output       Output
 	Coordinator  CoordinatorPolicy
+	// Supersedes is the id of the contract this one amends (SPEC §13,
+	// amendment.go), or nil.
+	Supersedes *ID
 
 	id ID
 }
@@ -121,6 +124,10 @@ type Algorithm struct {
 	// Check applies the rule.
 	SHA256       [32]byte
 	Confidential bool
+	// Parameters are the values the SQL reads as $name, chosen at each
+	// run within the domain each names (parameters.go); nil when the
+	// algorithm takes none.
+	Parameters []Parameter
 }
 
 // OutputMode is how the engine protects what a result reveals (SPEC §7.1).

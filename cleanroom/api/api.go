@@ -54,6 +54,39 @@ type ContractStatus struct {
 	// LastLogIndex is the log index of the contract's latest event: an
 	// auditor waits for a checkpoint covering it.
 	LastLogIndex uint64 `json:"last_log_index"`
+	// Suspended describes the suspension in force (SPEC §13), if any.
+	Suspended *Suspension `json:"suspended,omitempty"`
+	// SupersededBy is the id of the contract that amended this one, which
+	// runs no more.
+	SupersededBy string `json:"superseded_by,omitempty"`
+	// Supersedes is the id of the contract this one amends, if any.
+	Supersedes string `json:"supersedes,omitempty"`
+}
+
+// Suspension is a contract's emergency stop, in force until every
+// participant signs its resumption over (contract id, LogIndex).
+type Suspension struct {
+	LogIndex uint64 `json:"log_index"` // of contract.suspended
+	By       string `json:"by"`
+	Reason   string `json:"reason"`
+}
+
+// SuspendRequest is the body of POST /v1/contracts/{cid}/suspend.
+type SuspendRequest struct {
+	Reason string `json:"reason"`
+}
+
+// ResumeRequest is the body of POST /v1/contracts/{cid}/resume: every
+// participant's resumption approval (contracts.SignResumption).
+type ResumeRequest struct {
+	Approvals [][]byte `json:"approvals"`
+}
+
+// EventReceipt acknowledges a change of a contract's state by the log index
+// of the event that records it.
+type EventReceipt struct {
+	Event    string `json:"event"` // the event type
+	LogIndex uint64 `json:"log_index"`
 }
 
 // DatasetStatus describes one dataset of a contract.
@@ -67,6 +100,10 @@ type DatasetStatus struct {
 	// Damaged says why the stored envelope cannot be used (found damaged
 	// on disk); runs are refused until the operator restores it.
 	Damaged string `json:"damaged,omitempty"`
+	// Deleted is "withdrawn" or "expired" once the stored envelope and its
+	// data key were deleted; DeletedIndex is the event's log index.
+	Deleted      string `json:"deleted,omitempty"`
+	DeletedIndex uint64 `json:"deleted_index,omitempty"`
 }
 
 // AlgorithmStatus describes a contract's algorithm.
@@ -108,6 +145,14 @@ const (
 // MaxModelSize bounds a model's module (and its sealed form).
 const MaxModelSize = 32 << 20
 
+// RunRequest is the body of POST /v1/contracts/{cid}/runs (optional: a
+// run of an algorithm without parameters needs none).
+type RunRequest struct {
+	// Parameters are the run's values of the algorithm's parameters, name
+	// → text as `cleanroom run --param name=value` gives it.
+	Parameters map[string]string `json:"parameters,omitempty"`
+}
+
 // RunStatus describes one run.
 type RunStatus struct {
 	RunID          string `json:"run_id"`
@@ -124,6 +169,9 @@ type RunStatus struct {
 	// in answers to the provider.
 	SealedReason []byte `json:"sealed_reason,omitempty"`
 	LogIndex     uint64 `json:"log_index"` // of run.started
+	// Parameters are the run's parameter values as run.started logged
+	// them (canonical text).
+	Parameters map[string]string `json:"parameters,omitempty"`
 }
 
 // UploadReceipt acknowledges an accepted dataset upload.

@@ -32,9 +32,11 @@ type Progress struct {
 	// differential_privacy has left, once the coordinator reports it;
 	// null otherwise, and always for the other modes, which spend none.
 	BudgetLeft *float64 `json:"budget_left"`
-	// Suspended reports a contract its participants suspended (no run
-	// starts until it is resumed), with why in Suspension. This
-	// coordinator has no suspension: always false.
+	// Suspended reports a contract a data provider suspended (no run starts
+	// until every participant approves its resumption), with who, why and
+	// the suspension's log index in Suspension (SPEC §13). It shadows the
+	// coordinator's structured answer, which stays in
+	// ContractStatus.Suspended.
 	Suspended  bool   `json:"suspended"`
 	Suspension string `json:"suspension,omitempty"`
 }
@@ -77,6 +79,15 @@ func (c *Client) Progress(ctx context.Context) (*Progress, error) {
 	}
 	if p.RunsLeft == 0 {
 		p.Missing = append(p.Missing, fmt.Sprintf("runs: all %d allowed runs were started", st.MaxRuns))
+	}
+	if s := st.Suspended; s != nil {
+		p.Suspended = true
+		p.Suspension = fmt.Sprintf("by %s at log index %d: %s", s.By, s.LogIndex, s.Reason)
+		p.Missing = append(p.Missing, "resumption: the contract is suspended "+p.Suspension+
+			"; every participant must approve (cleanroom contract resume)")
+	}
+	if st.SupersededBy != "" {
+		p.Missing = append(p.Missing, "nothing: the contract was amended by "+st.SupersededBy+" and runs no more")
 	}
 	if ct.Expired(time.Now()) {
 		p.Missing = append(p.Missing, "time: the contract expired at "+st.ExpiresAt)

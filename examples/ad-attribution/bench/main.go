@@ -381,7 +381,7 @@ func childRun(path string, threads int) error {
 	}
 	cpu := cpuSeconds()
 	start := time.Now()
-	rs, err := coord.Run(ctx, adv.Public().SigningKey(), c.ID())
+	rs, err := coord.Run(ctx, adv.Public().SigningKey(), c.ID(), nil)
 	elapsed := time.Since(start)
 	cpu = cpuSeconds() - cpu
 	if err != nil {
