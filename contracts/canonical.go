@@ -50,6 +50,17 @@ func (c *Contract) canonical() map[string]any {
 		root = c.Coordinator.SimulatedRootSHA256[:]
 	}
 	tcb := c.Coordinator.MinTCB
+	output := map[string]any{
+		"recipients":        recipients,
+		"group_size_column": c.Output.GroupSizeColumn,
+		"min_group_size":    c.Output.MinGroupSize,
+		"max_rows":          c.Output.MaxRows,
+		"max_runs":          c.Output.MaxRuns,
+	}
+	if dp := c.Output.DifferentialPrivacy; dp != nil {
+		// Absent when the block is: contracts without it keep their ids.
+		output["differential_privacy"] = dp.canonical()
+	}
 	return map[string]any{
 		"version":      c.Version,
 		"name":         c.Name,
@@ -62,13 +73,7 @@ func (c *Contract) canonical() map[string]any {
 			"sha256":       c.Algorithm.SHA256[:],
 			"confidential": c.Algorithm.Confidential,
 		},
-		"output": map[string]any{
-			"recipients":        recipients,
-			"group_size_column": c.Output.GroupSizeColumn,
-			"min_group_size":    c.Output.MinGroupSize,
-			"max_rows":          c.Output.MaxRows,
-			"max_runs":          c.Output.MaxRuns,
-		},
+		"output": output,
 		"coordinator": map[string]any{
 			"platform":     string(c.Coordinator.Platform),
 			"measurements": measurements,

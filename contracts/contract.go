@@ -111,6 +111,8 @@ type Output struct {
 	MinGroupSize    int64  // k; 0 when there is no threshold
 	MaxRows         int64
 	MaxRuns         int64
+	// DifferentialPrivacy is output.differential_privacy, or nil.
+	DifferentialPrivacy *DifferentialPrivacy
 }
 
 // CoordinatorPolicy is what every party requires of the coordinator's

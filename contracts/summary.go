@@ -25,6 +25,9 @@ func (c *Contract) Warnings() []Warning {
 		ws = append(ws, Warning{"coordinator.allow_debug",
 			"a debug VM is accepted: the host can read and change a debug VM's memory, including every dataset and key"})
 	}
+	if dp := c.DifferentialPrivacy(); dp != nil {
+		ws = append(ws, dp.warnings()...)
+	}
 	if c.Output.MinGroupSize == 0 {
 		ws = append(ws, Warning{"output.min_group_size",
 			"no k threshold: results may describe groups as small as one individual"})

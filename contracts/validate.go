@@ -182,6 +182,7 @@ func (v *validator) output() {
 	if o.MaxRuns < 1 {
 		v.problem("output.max_runs", "must be at least 1, got %d: the algorithm could never run", o.MaxRuns)
 	}
+	v.differentialPrivacy()
 }
 
 func (v *validator) coordinator() {

@@ -131,6 +131,11 @@ func printSummary(c *cli, ct *contracts.Contract) {
 	}
 	fmt.Fprintf(c.stdout, "output: to %s; k threshold: %s; at most %d rows, %d runs\n",
 		strings.Join(o.Recipients, ", "), k, o.MaxRows, o.MaxRuns)
+	if dp := ct.DifferentialPrivacy(); dp != nil {
+		for _, line := range dp.Describe(o.MaxRuns) {
+			fmt.Fprintf(c.stdout, "  %s\n", line)
+		}
+	}
 	cp := ct.Coordinator
 	fmt.Fprintf(c.stdout, "coordinator: %s, debug %s, min TCB bootloader %d tee %d snp %d microcode %d\n",
 		cp.Platform, map[bool]string{true: "ALLOWED", false: "refused"}[cp.AllowDebug],
