@@ -17,6 +17,7 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/api"
+	"cleanroom.dev/cleanroom/cleanroom/budget"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator/blobs"
@@ -27,7 +28,9 @@ import (
 // Run starts a run of the contract's algorithm for its algorithm provider
 // or a result recipient, and waits for its outcome. Admission is refused
 // (and logged, without counting a run) when the contract has expired, a
-// dataset or the algorithm is missing, or max_runs runs have started.
+// dataset or the algorithm is missing, max_runs runs have started, or the
+// run's charge would take the contract past its differential-privacy
+// budget.
 // Otherwise run.started is appended — the run counts from then on, whatever
 // happens — and the run proceeds: decrypt, load, query, policy, encrypt,
 // sign, run.finished. A refusal by the engine or the output policy is
@@ -99,9 +102,13 @@ func (c *Coordinator) admit(ctx context.Context, ct *contracts.Contract, p *cont
 		if used := int64(len(sc.Runs)); used >= ct.Output.MaxRuns {
 			reasons = append(reasons, fmt.Sprintf("all %d runs the contract allows (max_runs) have been used", ct.Output.MaxRuns))
 		}
+		charge, err := privacyCharge(ct, sc)
+		if err != nil {
+			reasons = append(reasons, err.Error())
+		}
 		started = &events.RunStarted{
 			RunID: events.NewID(), Number: int64(len(sc.Runs)) + 1,
-			AlgorithmSHA256: fmt.Sprintf("%x", ct.Algorithm.SHA256), Datasets: digests,
+			AlgorithmSHA256: fmt.Sprintf("%x", ct.Algorithm.SHA256), Datasets: digests, Privacy: charge,
 		}
 	})
 	if len(reasons) > 0 {
@@ -123,6 +130,27 @@ func (c *Coordinator) admit(ctx context.Context, ct *contracts.Contract, p *cont
 	}
 	c.logger.Info("run started", "contract", cid.String(), "run", started.RunID, "number", started.Number, "by", p.ID)
 	return started, nil
+}
+
+// privacyCharge returns the charge of a contract's next run against its
+// differential-privacy budget (nil when its runs are not differentially
+// private), or why the budget cannot take it. The charge goes into
+// run.started, appended before anything is decrypted.
+func privacyCharge(ct *contracts.Contract, sc *state.Contract) (*events.PrivacyCharge, error) {
+	dp := ct.DifferentialPrivacy()
+	if dp == nil {
+		return nil, nil
+	}
+	per, total := budget.PerRun(dp), budget.Total(dp)
+	if !sc.Privacy.Fits(per, total) {
+		spent := sc.Privacy.Spent()
+		return nil, fmt.Errorf("the differential privacy budget is spent: %d runs have used ε=%v of epsilon_total %v and δ=%v of delta_total %v, and a run is charged ε=%v, δ=%v",
+			sc.Privacy.Runs(), spent.Epsilon, total.Epsilon, spent.Delta, total.Delta, per.Epsilon, per.Delta)
+	}
+	next := sc.Privacy.Clone()
+	next.Add(per)
+	spent := next.Spent()
+	return &events.PrivacyCharge{Epsilon: per.Epsilon, Delta: per.Delta, EpsilonSpent: spent.Epsilon, DeltaSpent: spent.Delta}, nil
 }
 
 // execute runs an admitted run to its end: finished or refused. A refusal
@@ -184,6 +212,10 @@ func (c *Coordinator) execute(ctx context.Context, ct *contracts.Contract, run *
 // names the stage: "query" for the algorithm, the data or the engine,
 // "policy" for the output policy.
 func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *events.RunStarted) (*engine.Result, string, error) {
+	if ct.DifferentialPrivacy() != nil {
+		// The run is charged (run.started); nothing is decrypted.
+		return nil, "query", errDPUnavailable
+	}
 	a := c.algorithm(ct.ID())
 	text, err := c.readAlgorithm(ct, a)
 	if err != nil {
@@ -249,6 +281,11 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 	}
 	return res, "", nil
 }
+
+// errDPUnavailable refuses the runs of a contract in differential-privacy
+// mode until the coordinator can rewrite its query into a differentially
+// private one (contribution bounding, then noisy aggregates).
+var errDPUnavailable = errors.New("differential_privacy mode: the query rewrite is not available in this build")
 
 // decryptDatasets decrypts every dataset of the run, the datasets
 // concurrently and each one's segments in parallel. It returns each

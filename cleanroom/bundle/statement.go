@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"time"
@@ -48,6 +49,20 @@ type Statement struct {
 	// Recipients lists the contract's result recipients, in contract
 	// order, with the key each result stanza is for.
 	Recipients []Recipient
+	// Privacy is the run's differential-privacy charge and the budget it
+	// left: set exactly when the contract's runs are differentially
+	// private.
+	Privacy *Privacy
+}
+
+// Privacy is what a result statement says of a differentially private
+// run's budget: the run's charge (the contract's epsilon_per_run and
+// delta_per_run, as its run.started event names it) and what the
+// contract's totals left after it (budget.Left of the totals and the
+// spend its run.started names).
+type Privacy struct {
+	Epsilon, Delta         float64
+	EpsilonLeft, DeltaLeft float64
 }
 
 // Dataset is one dataset's upload as a result statement names it.
@@ -101,6 +116,14 @@ type statementWire struct {
 	Time                  string          `cbor:"time"`
 	RunStartedIndex       uint64          `cbor:"run_started_index"`
 	Recipients            []recipientWire `cbor:"recipients"`
+	Privacy               *privacyWire    `cbor:"privacy,omitempty"`
+}
+
+type privacyWire struct {
+	Epsilon     float64 `cbor:"epsilon"`
+	Delta       float64 `cbor:"delta"`
+	EpsilonLeft float64 `cbor:"epsilon_left"`
+	DeltaLeft   float64 `cbor:"delta_left"`
 }
 
 type datasetWire struct {
@@ -120,6 +143,10 @@ var statementFields = []string{
 	"recipients", "result_commitment", "rows_kept", "rows_suppressed", "run_id", "run_number",
 	"run_started_index", "time",
 }
+
+// optionalStatementFields may be absent: privacy is present exactly for a
+// run of a contract in differential-privacy mode.
+var optionalStatementFields = []string{"privacy"}
 
 // decMode decodes strictly; encoding is canon's deterministic CBOR.
 var decMode cbor.DecMode
@@ -187,6 +214,19 @@ func (s *Statement) check() error {
 			return bad(field+".upload_statement", "has %d bytes, want 1..%d", len(d.UploadStatement), cleanroom.MaxStatementSize)
 		}
 	}
+	if p := s.Privacy; p != nil {
+		finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+		switch {
+		case !finite(p.Epsilon) || !(p.Epsilon > 0):
+			return bad("privacy.epsilon", "%v is not a positive number", p.Epsilon)
+		case !finite(p.Delta) || !(p.Delta > 0) || p.Delta >= 1:
+			return bad("privacy.delta", "%v is not in (0, 1)", p.Delta)
+		case !finite(p.EpsilonLeft) || p.EpsilonLeft < 0:
+			return bad("privacy.epsilon_left", "%v is not a finite, non-negative number", p.EpsilonLeft)
+		case !finite(p.DeltaLeft) || p.DeltaLeft < 0:
+			return bad("privacy.delta_left", "%v is not a finite, non-negative number", p.DeltaLeft)
+		}
+	}
 	for i, r := range s.Recipients {
 		field := fmt.Sprintf("recipients[%d]", i)
 		if r.Participant == "" || len(r.Participant) > 64 {
@@ -232,6 +272,9 @@ func (s *Statement) Payload() ([]byte, error) {
 	for i, r := range s.Recipients {
 		w.Recipients[i] = recipientWire{Participant: r.Participant, Key: r.Key[:]}
 	}
+	if p := s.Privacy; p != nil {
+		w.Privacy = &privacyWire{Epsilon: p.Epsilon, Delta: p.Delta, EpsilonLeft: p.EpsilonLeft, DeltaLeft: p.DeltaLeft}
+	}
 	return canon.Marshal(w)
 }
 
@@ -269,7 +312,7 @@ func ParseStatement(payload []byte) (*Statement, error) {
 		return nil, malformed("result statement is not a CBOR map with text keys: %v", err)
 	}
 	for name := range fields {
-		if !slices.Contains(statementFields, name) {
+		if !slices.Contains(statementFields, name) && !slices.Contains(optionalStatementFields, name) {
 			return nil, malformed("result statement: unknown field %q", name)
 		}
 	}
@@ -345,6 +388,9 @@ func ParseStatement(payload []byte) (*Statement, error) {
 		}
 		copy(rc.Key[:], r.Key)
 		s.Recipients = append(s.Recipients, rc)
+	}
+	if p := w.Privacy; p != nil {
+		s.Privacy = &Privacy{Epsilon: p.Epsilon, Delta: p.Delta, EpsilonLeft: p.EpsilonLeft, DeltaLeft: p.DeltaLeft}
 	}
 	if err := s.check(); err != nil {
 		return nil, err

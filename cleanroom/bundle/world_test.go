@@ -31,6 +31,10 @@ func TestMain(m *testing.M) {
 	if theWorld != nil {
 		theWorld.Close()
 	}
+	if dpWorld != nil {
+		dpWorld.Close()
+		os.RemoveAll(dpWorld.Dir)
+	}
 	if worldDir != "" {
 		os.RemoveAll(worldDir)
 	}

@@ -111,6 +111,10 @@ func (c *cli) verifyResult(path string, ct *contracts.Contract, recipient *clean
 	s := r.Statement
 	c.infof("verified: run %s (run %d of contract %s): %d rows kept, %d suppressed, result commitment %x",
 		s.RunID, s.RunNumber, ct.ID(), s.RowsKept, s.RowsSuppressed, s.ResultCommitment)
+	if p := s.Privacy; p != nil {
+		c.infof("differential privacy: the run was charged ε=%v, δ=%v; the contract's budget left after it: ε=%v, δ=%v",
+			p.Epsilon, p.Delta, p.EpsilonLeft, p.DeltaLeft)
+	}
 	return r, nil
 }
 
