@@ -385,7 +385,7 @@ func (c *Coordinator) RunStatus(cid contracts.ID, runID string, actor ed25519.Pu
 	var rs *api.RunStatus
 	c.state.View(func(v *state.Snapshot) {
 		if r := v.Run(runID); r != nil && r.Contract == cid {
-			s := runStatus(r, p.ID == sc.Contract.Algorithm.Provider)
+			s := runStatus(r, p.ID == sc.Contract.Algorithm.Provider, privacyTotal(sc.Contract))
 			rs = &s
 		}
 	})

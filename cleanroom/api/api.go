@@ -50,6 +50,32 @@ type ContractStatus struct {
 	Runs       []RunStatus     `json:"runs"`
 	MaxRuns    int64           `json:"max_runs"`
 	RunsUsed   int64           `json:"runs_used"`
+	// Privacy is the contract's differential-privacy budget and its
+	// spend, as the coordinator's log accounts it; nil when its runs are
+	// not differentially private.
+	Privacy *PrivacyBudget `json:"privacy,omitempty"`
+}
+
+// PrivacyBudget is a contract's differential-privacy budget: its totals,
+// the sums of the charges of its runs so far (decimal sums, docs/privacy.md)
+// and what they leave.
+type PrivacyBudget struct {
+	EpsilonTotal float64 `json:"epsilon_total"`
+	DeltaTotal   float64 `json:"delta_total"`
+	EpsilonSpent float64 `json:"epsilon_spent"`
+	DeltaSpent   float64 `json:"delta_spent"`
+	EpsilonLeft  float64 `json:"epsilon_left"`
+	DeltaLeft    float64 `json:"delta_left"`
+	RunsCharged  int64   `json:"runs_charged"`
+}
+
+// RunPrivacy is a run's differential-privacy charge and what the
+// contract's budget had left after it (as its result statement says).
+type RunPrivacy struct {
+	Epsilon     float64 `json:"epsilon"`
+	Delta       float64 `json:"delta"`
+	EpsilonLeft float64 `json:"epsilon_left"`
+	DeltaLeft   float64 `json:"delta_left"`
 }
 
 // DatasetStatus describes one dataset of a contract.
@@ -89,6 +115,9 @@ type RunStatus struct {
 	// in answers to the provider.
 	SealedReason []byte `json:"sealed_reason,omitempty"`
 	LogIndex     uint64 `json:"log_index"` // of run.started
+	// Privacy is the run's differential-privacy charge, when its
+	// contract's runs are differentially private.
+	Privacy *RunPrivacy `json:"privacy,omitempty"`
 }
 
 // UploadReceipt acknowledges an accepted dataset upload.

@@ -130,6 +130,10 @@ described in docs/audit.md. Exit status 0 only if everything verified.
 		}
 		c.infof("the whole tree, all %d events of contract %s (as many as the signed view head counts, chained without a gap), their signatures and the timeline verified; %d runs of %d started",
 			rep.Log.ContractEvents, rep.Contract.Name, rep.Contract.RunsStarted, rep.Contract.MaxRuns)
+		if p := rep.Contract.Privacy; p != nil {
+			c.infof("differential privacy: recomputed from the log, %d runs charged ε=%v of %v and δ=%v of %v; left: ε=%v, δ=%v",
+				p.RunsCharged, p.EpsilonSpent, p.EpsilonTotal, p.DeltaSpent, p.DeltaTotal, p.EpsilonLeft, p.DeltaLeft)
+		}
 		c.infof("%d entries of other contracts were verified by their leaf hashes only: their events are not shown to this contract", rep.Log.OtherEvents)
 		for _, w := range rep.Warnings {
 			c.warnf("%s", w.Message)

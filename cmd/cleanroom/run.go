@@ -46,6 +46,9 @@ full only to the algorithm provider, and everyone else reads a generic one
 		}
 		c.infof("run %d of %d (%s) finished: %d rows released, %d suppressed below k; result commitment %s",
 			rs.Number, ss.contract.Output.MaxRuns, rs.RunID, rs.RowsKept, rs.RowsSuppressed, rs.ResultCommitment)
+		if p := rs.Privacy; p != nil {
+			c.infof("differential privacy: the run was charged ε=%v, δ=%v; the contract's budget left: ε=%v, δ=%v", p.Epsilon, p.Delta, p.EpsilonLeft, p.DeltaLeft)
+		}
 		fmt.Fprintln(c.stdout, rs.RunID)
 		return nil
 	}

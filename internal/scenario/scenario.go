@@ -172,6 +172,9 @@ type Spec struct {
 	K                   int
 	MaxRows             int
 	MaxRuns             int
+	// DifferentialPrivacy, when set, is the output.differential_privacy
+	// block as a YAML flow mapping.
+	DifferentialPrivacy string
 	Expires             time.Time
 }
 
@@ -236,6 +239,9 @@ func (sp *Spec) Text(inst *tee.Instance) []byte {
 	fmt.Fprintf(&b, "output: {recipients: [%s], max_rows: %d, max_runs: %d", strings.Join(sp.Recipients, ", "), sp.MaxRows, sp.MaxRuns)
 	if sp.K > 0 {
 		fmt.Fprintf(&b, ", group_size_column: %s, min_group_size: %d", sp.GroupColumn, sp.K)
+	}
+	if sp.DifferentialPrivacy != "" {
+		fmt.Fprintf(&b, ", differential_privacy: %s", sp.DifferentialPrivacy)
 	}
 	b.WriteString("}\n")
 	m := inst.Measurement()
