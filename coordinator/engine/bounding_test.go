@@ -194,7 +194,7 @@ func TestBoundingWholeTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	var units, rows, maxRows int64
-	if err := db.QueryRow("SELECT count(*), sum(" + BoundedRows + "), max(" + BoundedRows + ") FROM (" + q + ")").Scan(&units, &rows, &maxRows); err != nil {
+	if err := db.QueryRow("SELECT count(*), sum("+BoundedRows+"), max("+BoundedRows+") FROM ("+q+")").Scan(&units, &rows, &maxRows); err != nil {
 		t.Fatalf("%v\n%s", err, q)
 	}
 	if units != 53 || maxRows != 2 || rows != 2+50+1+2 {

@@ -68,7 +68,7 @@ func TestBoundedSQLFeedsRelease(t *testing.T) {
 		t.Fatalf("the heavy unit is in %d groups of the bounded relation (%d rows in all)", heavy, len(in))
 	}
 	p := Params{Epsilon: 1, Delta: 1e-6, MaxGroupsContributed: G, MaxContributionsPerGroup: C,
-		Aggregates: []Aggregate{{Kind: CountRows}, {Kind: CountUnits}, {Kind: Sum, Column: 0, Lower: 0, Upper: 100}, {Kind: Avg, Column: 0, Lower: 0, Upper: 100}},
+		Aggregates:   []Aggregate{{Kind: CountRows}, {Kind: CountUnits}, {Kind: Sum, Column: 0, Lower: 0, Upper: 100}, {Kind: Avg, Column: 0, Lower: 0, Upper: 100}},
 		PublicGroups: [][]any{{"c0"}, {"c1"}, {"c2"}, {"c7"}}}
 	out, err := Release(p, in)
 	if err != nil {
