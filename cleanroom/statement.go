@@ -14,7 +14,7 @@ import (
 // accepted as another.
 const (
 	ContentTypeContractApproval = "application/vnd.cleanroom.contract-approval.v1+cbor"
-	ContentTypeUploadStatement  = "application/vnd.cleanroom.upload-statement.v1+cbor"
+	ContentTypeUploadStatement  = "application/vnd.cleanroom.upload-statement.v2+cbor"
 	ContentTypeResultStatement  = "application/vnd.cleanroom.result-statement.v2+cbor"
 )
 

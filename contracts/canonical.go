@@ -61,6 +61,53 @@ func (c *Contract) canonical() map[string]any {
 		// Absent when the block is: contracts without it keep their ids.
 		output["differential_privacy"] = dp.canonical()
 	}
+	coordinator := map[string]any{
+		"platform":     string(c.Coordinator.Platform),
+		"measurements": measurements,
+		"allow_debug":  c.Coordinator.AllowDebug,
+		"min_tcb": map[string]any{
+			"bootloader": tcb.Bootloader,
+			"tee":        tcb.TEE,
+			"snp":        tcb.SNP,
+			"microcode":  tcb.Microcode,
+		},
+		"simulated_root_sha256": root,
+	}
+	// The other platforms' reference values appear only when present, so
+	// that SEV-SNP contracts keep the encoding (and id) they always had.
+	if r := c.Coordinator.TDX; r != nil {
+		rtmr := make([]any, len(r.RTMR))
+		for i, set := range r.RTMR {
+			rtmr[i] = []any{set[0][:], set[1][:], set[2][:], set[3][:]}
+		}
+		coordinator["tdx"] = map[string]any{
+			"mrtd":            byteList48(r.MRTD),
+			"rtmr":            rtmr,
+			"min_tee_tcb_svn": r.MinTEETCBSVN[:],
+			"allow_debug":     r.AllowDebug,
+		}
+	}
+	if r := c.Coordinator.Nitro; r != nil {
+		coordinator["nitro"] = map[string]any{
+			"pcr0": byteList48(r.PCR0),
+			"pcr1": byteList48(r.PCR1),
+			"pcr2": byteList48(r.PCR2),
+		}
+	}
+	if r := c.Coordinator.CCA; r != nil {
+		iak := make([]any, len(r.Platform.IAKSHA256))
+		for i, h := range r.Platform.IAKSHA256 {
+			iak[i] = h[:]
+		}
+		coordinator["cca"] = map[string]any{
+			"rim": byteList(r.RIM),
+			"platform_refs": map[string]any{
+				"iak_sha256":         iak,
+				"implementation_ids": byteList(r.Platform.ImplementationIDs),
+				"sw_measurements":    byteList(r.Platform.SWMeasurements),
+			},
+		}
+	}
 	return map[string]any{
 		"version":      c.Version,
 		"name":         c.Name,
@@ -73,20 +120,25 @@ func (c *Contract) canonical() map[string]any {
 			"sha256":       c.Algorithm.SHA256[:],
 			"confidential": c.Algorithm.Confidential,
 		},
-		"output": output,
-		"coordinator": map[string]any{
-			"platform":     string(c.Coordinator.Platform),
-			"measurements": measurements,
-			"allow_debug":  c.Coordinator.AllowDebug,
-			"min_tcb": map[string]any{
-				"bootloader": tcb.Bootloader,
-				"tee":        tcb.TEE,
-				"snp":        tcb.SNP,
-				"microcode":  tcb.Microcode,
-			},
-			"simulated_root_sha256": root,
-		},
+		"output":      output,
+		"coordinator": coordinator,
 	}
+}
+
+func byteList48(list [][48]byte) []any {
+	out := make([]any, len(list))
+	for i := range list {
+		out[i] = list[i][:]
+	}
+	return out
+}
+
+func byteList(list [][]byte) []any {
+	out := make([]any, len(list))
+	for i, b := range list {
+		out[i] = b
+	}
+	return out
 }
 
 func canonicalColumns(cols []Column) []any {

@@ -29,17 +29,6 @@ const (
 // Roles lists every role, in canonical order.
 var Roles = []Role{RoleDataProvider, RoleAlgorithmProvider, RoleResultRecipient, RoleAuditor}
 
-// Platform names the confidential-computing platform the coordinator must
-// attest on.
-type Platform string
-
-// Platforms. Simulated protects nothing; it exists so the real protocol and
-// verification code can run without SEV-SNP hardware.
-const (
-	PlatformSEVSNP          Platform = "sev-snp"
-	PlatformSEVSNPSimulated Platform = "sev-snp-simulated"
-)
-
 // LanguageDuckDBSQL is the only algorithm language: exactly one DuckDB SELECT.
 const LanguageDuckDBSQL = "duckdb-sql"
 
@@ -116,13 +105,17 @@ type Output struct {
 }
 
 // CoordinatorPolicy is what every party requires of the coordinator's
-// attestation.
+// attestation. Measurements and MinTCB are SEV-SNP's; each other platform
+// has its own reference values (exactly the one of Platform is set).
 type CoordinatorPolicy struct {
 	Platform            Platform
-	Measurements        [][48]byte
-	AllowDebug          bool
-	MinTCB              TCB
-	SimulatedRootSHA256 *[32]byte // set exactly when Platform is simulated
+	Measurements        [][48]byte // sev-snp
+	AllowDebug          bool       // sev-snp, nitro, cca (tdx: TDX.AllowDebug)
+	MinTCB              TCB        // sev-snp
+	SimulatedRootSHA256 *[32]byte  // set exactly when Platform is simulated
+	TDX                 *TDXRefs   // tdx
+	Nitro               *NitroRefs // nitro
+	CCA                 *CCARefs   // cca
 }
 
 // TCB is a minimum SEV-SNP TCB version: each component's security version

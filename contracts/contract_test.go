@@ -243,7 +243,7 @@ func TestBadContracts(t *testing.T) {
 		{"zero max_rows", "max_rows: 10000", "max_rows: 0", "output.max_rows", 39, "at least 1"},
 		{"zero max_runs", "max_runs: 5", "max_runs: 0", "output.max_runs", 40, "at least 1"},
 		{"huge integer", "max_runs: 5", "max_runs: 99999999999999999999", "output.max_runs", 40, "in range"},
-		{"unknown platform", "platform: sev-snp", "platform: tdx", "coordinator.platform", 42, "unknown platform"},
+		{"unknown platform", "platform: sev-snp", "platform: sgx", "coordinator.platform", 42, "unknown platform"},
 		{"short measurement", measurement, measurement[:94], "coordinator.measurements[0]", 43, "96 hex digits"},
 		{"no measurements", `measurements: ["` + measurement + `"]`, "measurements: []", "coordinator.measurements", 43, "at least one"},
 		{"simulated without root", "platform: sev-snp", simRoot, "coordinator.simulated_root_sha256", 42, "is required"},

@@ -381,15 +381,14 @@ func (d *decoder) coordinator(n *yaml.Node, path string, at func(string, *yaml.N
 		{"platform", true, func(n *yaml.Node, p string) {
 			at(p, n)
 			if s, ok := d.str(n, p); ok {
-				switch Platform(s) {
-				case PlatformSEVSNP, PlatformSEVSNPSimulated:
+				if Platform(s).Known() {
 					cp.Platform = Platform(s)
-				default:
-					d.errorf(p, n, "unknown platform %q (want %s or %s)", truncate(s), PlatformSEVSNP, PlatformSEVSNPSimulated)
+				} else {
+					d.errorf(p, n, "unknown platform %q (want one of %s)", truncate(s), platformList())
 				}
 			}
 		}},
-		{"measurements", true, func(n *yaml.Node, p string) {
+		{"measurements", false, func(n *yaml.Node, p string) {
 			at(p, n)
 			d.sequence(n, p, func(_ int, item *yaml.Node, ip string) {
 				if b, ok := d.hexBytes(item, ip, 48); ok {
@@ -419,6 +418,18 @@ func (d *decoder) coordinator(n *yaml.Node, path string, at func(string, *yaml.N
 				copy(h[:], b)
 				cp.SimulatedRootSHA256 = &h
 			}
+		}},
+		{"tdx", false, func(n *yaml.Node, p string) {
+			at(p, n)
+			cp.TDX = d.tdx(n, p, at)
+		}},
+		{"nitro", false, func(n *yaml.Node, p string) {
+			at(p, n)
+			cp.Nitro = d.nitro(n, p, at)
+		}},
+		{"cca", false, func(n *yaml.Node, p string) {
+			at(p, n)
+			cp.CCA = d.cca(n, p, at)
 		}},
 	})
 	return cp

@@ -17,13 +17,21 @@ func (w Warning) String() string { return w.Field + ": " + w.Msg }
 // Warnings lists the weaknesses of a valid contract, most serious first.
 func (c *Contract) Warnings() []Warning {
 	var ws []Warning
-	if c.Coordinator.Platform == PlatformSEVSNPSimulated {
+	if c.Coordinator.Platform.Simulated() {
 		ws = append(ws, Warning{"coordinator.platform",
-			"SIMULATED coordinator: its attestation is made with a throw-away fake AMD root, so it protects NOTHING; the host can read every dataset and result. Use only for development, tests and demos."})
+			fmt.Sprintf("SIMULATED coordinator: its attestation is made with a throw-away fake %s root, so it protects NOTHING; the host can read every dataset and result. Use only for development, tests and demos.", c.Coordinator.Platform.Vendor())})
 	}
 	if c.Coordinator.AllowDebug {
 		ws = append(ws, Warning{"coordinator.allow_debug",
-			"a debug VM is accepted: the host can read and change a debug VM's memory, including every dataset and key"})
+			"a debug VM or enclave is accepted: the host can read and change its memory, including every dataset and key"})
+	}
+	if r := c.Coordinator.TDX; r != nil && r.AllowDebug {
+		ws = append(ws, Warning{"coordinator.tdx.allow_debug",
+			"a debug TD is accepted: the host can read and change a debug TD's memory, including every dataset and key"})
+	}
+	if r := c.Coordinator.TDX; r != nil && len(r.RTMR) == 0 {
+		ws = append(ws, Warning{"coordinator.tdx.rtmr",
+			"no RTMR values: any firmware, kernel and command line measured at run time is accepted"})
 	}
 	if dp := c.DifferentialPrivacy(); dp != nil {
 		ws = append(ws, dp.warnings()...)
@@ -109,9 +117,14 @@ output:
   max_runs: 5                            # counted in the audit log: a restart does not reset it
 
 coordinator:
-  platform: sev-snp                      # or sev-snp-simulated (development only: protects nothing)
+  platform: sev-snp                      # sev-snp | tdx | nitro | cca, or NAME-simulated (development only: protects nothing)
   measurements: ["<hex SHA-384 launch measurement, 96 digits>"]
   allow_debug: false
   min_tcb: {bootloader: 0, tee: 0, snp: 0, microcode: 0}
-  simulated_root_sha256: ""              # only with sev-snp-simulated (from cleanroomd identity)
+  simulated_root_sha256: ""              # only with a simulated platform (from cleanroomd identity)
+  # Other platforms replace measurements, allow_debug and min_tcb with their own
+  # reference values (docs/contract.md):
+  # tdx:   {mrtd: ["<96 hex>"], rtmr: [["<rtmr0>", "<rtmr1>", "<rtmr2>", "<rtmr3>"]], min_tee_tcb_svn: "<32 hex>", allow_debug: false}
+  # nitro: {pcr0: ["<96 hex>"], pcr1: [], pcr2: []}
+  # cca:   {rim: ["<hex>"], platform_refs: {iak_sha256: ["<64 hex>"], implementation_ids: [], sw_measurements: []}}
 `

@@ -187,22 +187,23 @@ func (v *validator) output() {
 
 func (v *validator) coordinator() {
 	cp := &v.c.Coordinator
-	if len(cp.Measurements) == 0 {
-		v.problem("coordinator.measurements", "at least one trusted measurement is needed")
-	}
 	if len(cp.Measurements) > MaxMeasurements {
 		v.problem("coordinator.measurements", "%d measurements is more than the limit of %d", len(cp.Measurements), MaxMeasurements)
 	}
-	switch cp.Platform {
-	case PlatformSEVSNPSimulated:
-		if cp.SimulatedRootSHA256 == nil {
-			v.problem("coordinator.simulated_root_sha256", "is required with platform %s: pin the SHA-256 of the simulated coordinator's fake AMD root (from `cleanroomd identity`)", PlatformSEVSNPSimulated)
-		}
-	case PlatformSEVSNP:
-		if cp.SimulatedRootSHA256 != nil {
-			v.problem("coordinator.simulated_root_sha256", "must be empty with platform %s: AMD's real roots are built in", PlatformSEVSNP)
-		}
+	if cp.Platform == "" {
+		return // reported by the decoder
 	}
+	if cp.Platform.Simulated() && cp.SimulatedRootSHA256 == nil {
+		v.problem("coordinator.simulated_root_sha256", "is required with platform %s: pin the SHA-256 of the simulated coordinator's throw-away %s root (from `cleanroomd identity`)", cp.Platform, cp.Platform.Vendor())
+	}
+	if !cp.Platform.Simulated() && cp.SimulatedRootSHA256 != nil {
+		why := cp.Platform.Vendor() + "'s real roots are built in"
+		if cp.Platform == PlatformCCA {
+			why = "the platform's key is pinned by coordinator.cca.platform_refs.iak_sha256"
+		}
+		v.problem("coordinator.simulated_root_sha256", "must be empty with platform %s: %s", cp.Platform, why)
+	}
+	v.platformSections()
 }
 
 // needRole checks that id names a participant holding role.

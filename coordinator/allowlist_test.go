@@ -124,7 +124,7 @@ func TestExampleAlgorithmsAccepted(t *testing.T) {
 func submitAndRun(t *testing.T, sc *scenario.Scenario) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := sc.Client(t, sc.Spec.AlgorithmBy).SubmitAlgorithm(ctx, []byte(sc.Spec.Query), nil); err != nil {
+	if _, err := sc.Client(t, sc.Spec.AlgorithmBy).SubmitAlgorithm(ctx, []byte(sc.Spec.Query), sc.Spec.AlgorithmSalt()); err != nil {
 		t.Fatalf("submitting the algorithm: %v", err)
 	}
 	rs, err := sc.Client(t, sc.Spec.Recipients[0]).Run(ctx)

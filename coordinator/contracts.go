@@ -159,7 +159,7 @@ func (c *Coordinator) Status(cid contracts.ID, actor ed25519.PublicKey) (*api.Co
 			d := api.DatasetStatus{ID: ds.ID, Provider: ds.Provider}
 			if up := sc.Datasets[ds.ID]; up != nil {
 				d.Uploaded, d.CiphertextSHA256, d.Rows, d.LogIndex = true, up.Upload.Ciphertext.SHA256, up.Upload.Rows, up.Index
-				if err := c.damage(up.Upload.Ciphertext.SHA256); err != nil {
+				if err := c.damage(up.Upload.Stored.SHA256); err != nil {
 					d.Damaged = err.Error()
 				}
 			}

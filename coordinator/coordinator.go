@@ -271,7 +271,7 @@ func (c *Coordinator) checkBlobs(e *events.Event) error {
 		}
 		return nil
 	case events.TypeDatasetUploaded:
-		ref, what = &e.DatasetUploaded.Ciphertext, "the envelope of dataset "+e.DatasetUploaded.Dataset
+		ref, what = &e.DatasetUploaded.Stored, "the stored envelope of dataset "+e.DatasetUploaded.Dataset
 	case events.TypeAlgorithmSubmitted:
 		ref, what = &e.AlgorithmSubmitted.Text, "the algorithm"
 	case events.TypeRunFinished:

@@ -33,8 +33,10 @@ func DecryptDataset(ciphertext []byte, key hpke.PrivateKey, c *contracts.Contrac
 // openDataset authenticates and decrypts a dataset envelope of size bytes
 // read from r, into memory from alloc, and decodes the Arrow stream inside;
 // the batches point into that memory, which the returned function frees.
-// With wantHeader set, the header the segments were authenticated under
-// must hash to it (the digest logged at upload). Workers read each segment
+// With wantHeader set, the header must hash to it (the digest logged at
+// upload): the header is checked before anything is decrypted, and the
+// header the segments were then authenticated under is checked again, so a
+// file that changes in between is refused too. Workers read each segment
 // into a private buffer before checking and decrypting it, so bytes that
 // change in r meanwhile cannot reach the plaintext.
 func openDataset(r io.ReaderAt, size int64, key hpke.PrivateKey, c *contracts.Contract, datasetID, wantHeader string,
@@ -46,6 +48,15 @@ func openDataset(r io.ReaderAt, size int64, key hpke.PrivateKey, c *contracts.Co
 	hdr, err := envelope.ParseHeader(io.NewSectionReader(r, 0, size))
 	if err != nil {
 		return nil, 0, nil, fmt.Errorf("dataset %s: %w", datasetID, err)
+	}
+	replaced := func(h *envelope.Header) error {
+		if got := fmt.Sprintf("%x", h.SHA256()); wantHeader != "" && got != wantHeader {
+			return fmt.Errorf("dataset %s: the stored envelope's header digest is %s, the log records %s: the envelope was replaced on disk", datasetID, got, wantHeader)
+		}
+		return nil
+	}
+	if err := replaced(hdr); err != nil {
+		return nil, 0, nil, err
 	}
 	layout, err := envelope.BodyLayout(size-int64(hdr.Len()), hdr.SegmentSize, hdr.Len())
 	if err != nil {
@@ -59,15 +70,14 @@ func openDataset(r io.ReaderAt, size int64, key hpke.PrivateKey, c *contracts.Co
 	plain, hdr, err = envelope.OpenFile(r, size, key, envelope.Expect{
 		Kind: envelope.KindDataset, ContractID: c.ID(), ObjectID: datasetID, SchemaDigest: &schemaDigest,
 	}, envelope.OpenOptions{Dst: plain})
-	if err == nil && wantHeader != "" {
-		if got := fmt.Sprintf("%x", hdr.SHA256()); got != wantHeader {
-			clear(plain)
-			err = fmt.Errorf("the stored envelope's header digest is %s, the log records %s: it was replaced on disk", got, wantHeader)
-		}
-	}
 	if err != nil {
 		free()
 		return nil, 0, nil, fmt.Errorf("dataset %s: %w", datasetID, err)
+	}
+	if err := replaced(hdr); err != nil {
+		clear(plain)
+		free()
+		return nil, 0, nil, err
 	}
 	recs, rows, err := DecodeArrowStream(plain, ds.Schema(), "dataset "+datasetID)
 	if err != nil {

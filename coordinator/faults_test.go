@@ -268,13 +268,8 @@ func TestTruncatedBlob(t *testing.T) {
 	prepare(t, damaged, impressionsCSV)
 	prepare(t, healthy, impressionsCSV)
 	ctx := context.Background()
-	st, err := damaged.Client(t, "auditor").Status(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	digest := st.Datasets[0].CiphertextSHA256
+	path := storedEnvelope(t, srv, damaged, "impressions")
 	srv.Stop()
-	path := filepath.Join(dir, "blobs", "sha256", digest[:2], digest)
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -290,7 +285,7 @@ func TestTruncatedBlob(t *testing.T) {
 	if err != nil || h.Status != "degraded" || h.Damaged != 1 {
 		t.Fatalf("health after restart: %+v %v", h, err)
 	}
-	st, err = damaged.Client(t, "auditor").Status(ctx)
+	st, err := damaged.Client(t, "auditor").Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

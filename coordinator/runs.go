@@ -89,7 +89,7 @@ func (c *Coordinator) admit(ctx context.Context, ct *contracts.Contract, p *cont
 		}
 		for _, ds := range ct.Datasets {
 			if up := sc.Datasets[ds.ID]; up != nil {
-				if err := c.damage(up.Upload.Ciphertext.SHA256); err != nil {
+				if err := c.damage(up.Upload.Stored.SHA256); err != nil {
 					reasons = append(reasons, err.Error())
 				}
 			}
@@ -344,15 +344,19 @@ func (c *Coordinator) loadDatasets(ctx context.Context, sess *engine.Session, ct
 	return errors.Join(errs...)
 }
 
-// decryptDataset decrypts one dataset for a run.
+// decryptDataset decrypts one dataset for a run, from the envelope the
+// coordinator stored for its upload.
 //
-// The envelope is not re-hashed: its header must hash to the digest logged
-// at upload, and every segment's AES-GCM tag binds that header, whose
-// random salt and wrapped data key no one but the provider could reuse. So
-// the bytes decrypted are the bytes uploaded, for one pass over the
-// ciphertext instead of two. openDataset decrypts from the blob file into
-// memory outside the Go heap that the engine then reads in place; the
-// returned function frees it.
+// The stored envelope is not re-hashed: its data key was drawn inside the
+// coordinator and is wrapped only to the coordinator's key, its header
+// must hash to the digest logged at upload, and every segment's AES-GCM
+// tag, under that key, binds that header, the segment's index and whether
+// it is the last. No one outside the coordinator can make such a segment,
+// so the bytes decrypted are the bytes stored at upload — whatever the
+// provider, who knows the data key of the envelope it sent, or the host
+// writes to the file — for one pass over the ciphertext instead of two.
+// openDataset decrypts from the blob file into memory outside the Go heap
+// that the engine then reads in place; the returned function frees it.
 func (c *Coordinator) decryptDataset(ct *contracts.Contract, datasetID, digestHex string) ([]arrow.RecordBatch, func(), error) {
 	var up *events.DatasetUploaded
 	c.state.View(func(v *state.Snapshot) {
@@ -363,16 +367,16 @@ func (c *Coordinator) decryptDataset(ct *contracts.Contract, datasetID, digestHe
 	if up == nil || up.Ciphertext.SHA256 != digestHex {
 		return nil, nil, fmt.Errorf("dataset %s: the upload the run started with is not in the state", datasetID)
 	}
-	d, err := blobs.ParseDigest(digestHex)
+	d, err := blobs.ParseDigest(up.Stored.SHA256)
 	if err != nil {
 		return nil, nil, err
 	}
-	f, err := c.blobs.OpenSized(d, up.Ciphertext.Size)
+	f, err := c.blobs.OpenSized(d, up.Stored.Size)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dataset %s: %w", datasetID, err)
 	}
 	defer f.Close()
-	recs, _, free, err := openDataset(f, up.Ciphertext.Size, c.tee.Identity().HPKE(), ct, datasetID, up.HeaderSHA256, allocPlain)
+	recs, _, free, err := openDataset(f, up.Stored.Size, c.tee.Identity().HPKE(), ct, datasetID, up.StoredHeaderSHA256, allocPlain)
 	return recs, free, err
 }
 

@@ -192,13 +192,8 @@ func TestReplacedEnvelopeRefused(t *testing.T) {
 	srv := scenario.Start(t, dir, coordinator.Config{})
 	sc := scenario.New(t, srv, adSpec(t, "replaced", 2))
 	prepare(t, sc, impressionsCSV)
-	st, err := sc.Client(t, "auditor").Status(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	digest := st.Datasets[0].CiphertextSHA256
 	forged := sc.Seal(t, "publisher", "impressions", strings.ReplaceAll(impressionsCSV, "u1,", "u7,"))
-	path := filepath.Join(dir, "blobs", "sha256", digest[:2], digest)
+	path := storedEnvelope(t, srv, sc, "impressions")
 	old, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

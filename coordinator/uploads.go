@@ -3,6 +3,8 @@ package coordinator
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/hpke"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -22,13 +24,17 @@ import (
 )
 
 // UploadDataset accepts a dataset envelope from the dataset's provider.
-// The body streams into a blob and, at the same time, through an in-memory
-// verifier that authenticates and decrypts every segment and reads the
-// Arrow stream inside, checking its schema and counting its rows; the
-// plaintext never leaves memory. statement is called after the body has
-// been read and returns the provider's signed upload statement (sent as an
-// HTTP trailer). Only when everything verifies is the blob made durable and
-// the upload logged; otherwise nothing remains.
+// The body streams through an in-memory verifier that authenticates and
+// decrypts every segment and reads the Arrow stream inside, checking its
+// schema and counting its rows, while the same plaintext is re-encrypted,
+// segment by segment, into a new envelope under a data key drawn inside the
+// coordinator (rekeyEnvelope): that envelope, not the provider's, is the
+// blob that runs read. The plaintext never leaves memory. statement is
+// called after the body has been read and returns the provider's signed
+// upload statement (sent as an HTTP trailer), which must name the digest of
+// the envelope and of its header as received. Only when everything
+// verifies is the blob made durable and the upload logged; otherwise
+// nothing remains.
 func (c *Coordinator) UploadDataset(ctx context.Context, actor ed25519.PublicKey, cid contracts.ID, datasetID string,
 	body io.Reader, statement func() ([]byte, error)) (*api.UploadReceipt, error) {
 	sc, p, err := c.participant(cid, actor)
@@ -53,7 +59,10 @@ func (c *Coordinator) UploadDataset(ctx context.Context, actor ed25519.PublicKey
 		return nil, conflict("dataset %s of contract %s is already uploaded; datasets cannot be replaced", datasetID, cid)
 	}
 
-	w, err := c.blobs.Create(c.cfg.MaxUploadBytes)
+	// The stored envelope is at most a header and one tag per segment
+	// larger than the plaintext, which is smaller than what was received:
+	// the limit on the body bounds it.
+	w, err := c.blobs.Create(0)
 	if err != nil {
 		return nil, storageError(err, "storing the upload")
 	}
@@ -63,7 +72,7 @@ func (c *Coordinator) UploadDataset(ctx context.Context, actor ed25519.PublicKey
 			w.Abort()
 		}
 	}()
-	rows, header, err := c.receiveEnvelope(ctx, body, w, ct, ds)
+	got, err := c.receiveEnvelope(ctx, body, w, ct, ds)
 	if err != nil {
 		return nil, err
 	}
@@ -72,17 +81,17 @@ func (c *Coordinator) UploadDataset(ctx context.Context, actor ed25519.PublicKey
 		return nil, badRequest("no upload statement: %v", err).
 			withHint("send the signed upload statement as the Cleanroom-Upload-Statement trailer (cleanroom dataset upload does)")
 	}
-	digest := w.Digest()
 	schema := ds.SchemaDigest()
-	st, err := upload.Verify(stmt, p.PublicKey, upload.Expect{ContractID: cid, DatasetID: datasetID, CiphertextSHA256: (*[32]byte)(&digest), SchemaDigest: &schema})
+	st, err := upload.Verify(stmt, p.PublicKey, upload.Expect{ContractID: cid, DatasetID: datasetID,
+		CiphertextSHA256: &got.digest, HeaderSHA256: &got.header, SchemaDigest: &schema})
 	if err != nil {
 		return nil, unprocessable(err, "upload statement for dataset %s: %v", datasetID, err)
 	}
-	if st.RowCount != rows {
-		return nil, unprocessable(nil, "upload statement for dataset %s claims %d rows; the envelope holds %d", datasetID, st.RowCount, rows)
+	if st.RowCount != got.rows {
+		return nil, unprocessable(nil, "upload statement for dataset %s claims %d rows; the envelope holds %d", datasetID, st.RowCount, got.rows)
 	}
-	if st.CiphertextSize != w.Size() {
-		return nil, unprocessable(nil, "upload statement for dataset %s claims %d bytes; %d were received", datasetID, st.CiphertextSize, w.Size())
+	if st.CiphertextSize != got.size {
+		return nil, unprocessable(nil, "upload statement for dataset %s claims %d bytes; %d were received", datasetID, st.CiphertextSize, got.size)
 	}
 
 	unlock := c.locks.lock(cid.String())
@@ -90,29 +99,34 @@ func (c *Coordinator) UploadDataset(ctx context.Context, actor ed25519.PublicKey
 	if c.uploaded(cid, datasetID) {
 		return nil, conflict("dataset %s of contract %s is already uploaded; datasets cannot be replaced", datasetID, cid)
 	}
-	if _, err := w.Commit(); err != nil {
+	stored, err := w.Commit()
+	if err != nil {
 		return nil, storageError(err, "storing the upload")
 	}
 	committed = true
 	fault("upload/after-blob")
+	digest := blobs.Digest(got.digest)
 	idx, err := c.commit(ctx, &events.Event{
 		Type: events.TypeDatasetUploaded, Contract: cid.String(),
 		Actor: p.ID, ActorKey: p.PublicKey.Fingerprint().String(),
 		DatasetUploaded: &events.DatasetUploaded{
-			Dataset:         datasetID,
-			Ciphertext:      events.Blob{SHA256: digest.String(), Size: w.Size()},
-			HeaderSHA256:    fmt.Sprintf("%x", header),
-			Rows:            rows,
-			SchemaDigest:    fmt.Sprintf("%x", schema),
-			UploadStatement: stmt,
+			Dataset:            datasetID,
+			Ciphertext:         events.Blob{SHA256: digest.String(), Size: got.size},
+			HeaderSHA256:       fmt.Sprintf("%x", got.header),
+			Rows:               got.rows,
+			SchemaDigest:       fmt.Sprintf("%x", schema),
+			UploadStatement:    stmt,
+			Stored:             events.Blob{SHA256: stored.String(), Size: w.Size()},
+			StoredHeaderSHA256: fmt.Sprintf("%x", got.storedHeader),
 		},
 	})
 	if err != nil {
 		return nil, err
 	}
-	c.metrics.add("cleanroomd_upload_bytes_total", w.Size())
-	c.logger.Info("dataset uploaded", "contract", cid.String(), "dataset", datasetID, "by", p.ID, "rows", rows, "bytes", w.Size(), "log_index", idx)
-	return &api.UploadReceipt{Dataset: datasetID, CiphertextSHA256: digest.String(), Rows: rows, LogIndex: idx}, nil
+	c.metrics.add("cleanroomd_upload_bytes_total", got.size)
+	c.logger.Info("dataset uploaded", "contract", cid.String(), "dataset", datasetID, "by", p.ID, "rows", got.rows, "bytes", got.size,
+		"stored", stored.String(), "log_index", idx)
+	return &api.UploadReceipt{Dataset: datasetID, CiphertextSHA256: digest.String(), Rows: got.rows, LogIndex: idx}, nil
 }
 
 func (c *Coordinator) uploaded(cid contracts.ID, datasetID string) bool {
@@ -125,35 +139,48 @@ func (c *Coordinator) uploaded(cid contracts.ID, datasetID string) bool {
 	return ok
 }
 
-// receiveEnvelope copies body into the blob writer while a verifier
-// goroutine authenticates, decrypts and decodes the same bytes from a pipe.
-// It returns the number of rows once both are done.
-// It returns the number of rows and the SHA-256 of the envelope's header.
-func (c *Coordinator) receiveEnvelope(ctx context.Context, body io.Reader, w *blobs.Writer, ct *contracts.Contract, ds *contracts.Dataset) (int64, [32]byte, error) {
+// received describes a provider's envelope that verified, and the
+// envelope stored in its place.
+type received struct {
+	rows         int64
+	size         int64    // bytes of the provider's envelope
+	digest       [32]byte // SHA-256 of the provider's envelope
+	header       [32]byte // SHA-256 of its header
+	storedHeader [32]byte // SHA-256 of the stored envelope's header
+}
+
+// receiveEnvelope reads the provider's envelope from body, hashing it and
+// enforcing the upload limit, while a verifier goroutine authenticates,
+// decrypts and decodes the same bytes from a pipe and re-encrypts the
+// plaintext into stored.
+func (c *Coordinator) receiveEnvelope(ctx context.Context, body io.Reader, stored io.Writer, ct *contracts.Contract, ds *contracts.Dataset) (received, error) {
 	pr, pw := io.Pipe()
 	type outcome struct {
-		rows   int64
-		header [32]byte
-		err    error
+		got received
+		err error
 	}
 	done := make(chan outcome, 1)
 	go func() {
-		rows, header, err := c.verifyEnvelopeStream(pr, ct, ds)
+		got, err := c.verifyEnvelopeStream(pr, stored, ct, ds)
 		pr.CloseWithError(errVerifierDone) // unblock the copier if the verifier stopped early
-		done <- outcome{rows, header, err}
+		done <- outcome{got, err}
 	}()
+	h := sha256.New()
 	buf := make([]byte, 256<<10)
+	var size int64
 	var copyErr error
 	for {
 		n, rerr := body.Read(buf)
-		if n > 0 && w.Size() > 0 {
+		if n > 0 && size > 0 {
 			fault("upload/mid-body")
 		}
 		if n > 0 {
-			if _, err := w.Write(buf[:n]); err != nil {
-				copyErr = err
+			if limit := c.cfg.MaxUploadBytes; limit > 0 && size+int64(n) > limit {
+				copyErr = fmt.Errorf("%w of %d bytes", blobs.ErrTooLarge, limit)
 				break
 			}
+			size += int64(n)
+			h.Write(buf[:n])
 			if _, err := pw.Write(buf[:n]); err != nil {
 				break // the verifier stopped: its error explains why
 			}
@@ -176,18 +203,21 @@ func (c *Coordinator) receiveEnvelope(ctx context.Context, body io.Reader, w *bl
 		pw.Close()
 	}
 	out := <-done
+	out.got.size = size
+	h.Sum(out.got.digest[:0])
+	storing := func(err error) bool { return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) }
 	switch {
-	case errors.Is(copyErr, syscall.ENOSPC) || errors.Is(copyErr, syscall.EDQUOT):
-		return 0, out.header, storageError(copyErr, "storing the upload of dataset "+ds.ID)
+	case storing(copyErr) || storing(out.err):
+		return received{}, storageError(errors.Join(copyErr, out.err), "storing the upload of dataset "+ds.ID)
 	case errors.Is(copyErr, blobs.ErrTooLarge):
-		return 0, out.header, newError(http.StatusRequestEntityTooLarge, "too_large", copyErr,
+		return received{}, newError(http.StatusRequestEntityTooLarge, "too_large", copyErr,
 			"dataset %s is larger than this coordinator's upload limit of %d bytes", ds.ID, c.cfg.MaxUploadBytes)
 	case copyErr != nil:
-		return 0, out.header, badRequest("reading the upload of dataset %s: %v", ds.ID, copyErr)
+		return received{}, badRequest("reading the upload of dataset %s: %v", ds.ID, copyErr)
 	case out.err != nil:
-		return 0, out.header, unprocessable(out.err, "envelope for dataset %s refused: %v", ds.ID, out.err)
+		return received{}, unprocessable(out.err, "envelope for dataset %s refused: %v", ds.ID, out.err)
 	}
-	return out.rows, out.header, nil
+	return out.got, nil
 }
 
 var errVerifierDone = errors.New("envelope verifier finished")
@@ -221,16 +251,17 @@ func countArrowStream(r io.Reader, want *arrow.Schema) (rows int64, err error) {
 }
 
 // verifyEnvelopeStream authenticates and decrypts an envelope stream for
-// dataset ds and decodes the Arrow stream inside, returning its row count.
-// It reads r to its end so the last segment and the absence of trailing
-// bytes are checked.
+// dataset ds and decodes the Arrow stream inside, counting its rows, while
+// it re-encrypts that plaintext into stored (rekeyEnvelope). It reads r to
+// its end so the last segment and the absence of trailing bytes are
+// checked.
 //
 // The Arrow stream comes from the provider and may be hostile: a panic in
 // the Arrow decoder is turned into a refusal.
-func (c *Coordinator) verifyEnvelopeStream(r io.Reader, ct *contracts.Contract, ds *contracts.Dataset) (rows int64, header [32]byte, err error) {
+func (c *Coordinator) verifyEnvelopeStream(r io.Reader, stored io.Writer, ct *contracts.Contract, ds *contracts.Dataset) (got received, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			rows, err = 0, fmt.Errorf("malformed Arrow stream: %v", p)
+			got, err = received{}, fmt.Errorf("malformed Arrow stream: %v", p)
 		}
 	}()
 	schemaDigest := ds.SchemaDigest()
@@ -238,10 +269,17 @@ func (c *Coordinator) verifyEnvelopeStream(r io.Reader, ct *contracts.Contract, 
 		Kind: envelope.KindDataset, ContractID: ct.ID(), ObjectID: ds.ID, SchemaDigest: &schemaDigest,
 	})
 	if err != nil {
-		return 0, header, err
+		return got, err
 	}
-	header = er.Header().SHA256()
-	if rows, err = countArrowStream(er, ds.Schema()); err != nil {
+	got.header = er.Header().SHA256()
+	rw, err := c.rekeyEnvelope(stored, ct, ds)
+	if err != nil {
+		return got, err
+	}
+	// The re-encryption sees exactly the bytes the Arrow decoder reads: the
+	// stream up to and including its end-of-stream marker, and nothing
+	// after it (anything after it is refused below).
+	if got.rows, err = countArrowStream(io.TeeReader(er, rw), ds.Schema()); err != nil {
 		// A damaged envelope surfaces through the Arrow reader: report it
 		// as what it is, not as bad Arrow data.
 		for _, envErr := range []error{envelope.ErrAuthentication, envelope.ErrTruncated, envelope.ErrMalformed} {
@@ -250,17 +288,42 @@ func (c *Coordinator) verifyEnvelopeStream(r io.Reader, ct *contracts.Contract, 
 				for u := errors.Unwrap(inner); u != nil && errors.Is(u, envErr); u = errors.Unwrap(inner) {
 					inner = u
 				}
-				return 0, header, inner
+				return got, inner
 			}
 		}
-		return 0, header, err
+		return got, err
 	}
 	extra, err := io.Copy(io.Discard, er)
 	if err != nil {
-		return 0, header, err
+		return got, err
 	}
 	if extra > 0 {
-		return 0, header, fmt.Errorf("%d bytes follow the end of the Arrow stream", extra)
+		return got, fmt.Errorf("%d bytes follow the end of the Arrow stream", extra)
 	}
-	return rows, header, nil
+	if err := rw.Close(); err != nil {
+		return got, err
+	}
+	sum, err := rw.Summary()
+	if err != nil {
+		return got, err
+	}
+	got.storedHeader = sum.Header.SHA256()
+	return got, nil
+}
+
+// rekeyEnvelope starts the envelope that the coordinator stores for an
+// upload of dataset ds: a version 1 dataset envelope for the same contract,
+// dataset and schema, with the default segment size, whose data key is
+// drawn here and wrapped only to the coordinator's own HPKE key. So no one
+// outside the coordinator — not the provider, who knows the data key of
+// the envelope it uploaded, nor the host — can make a segment that
+// authenticates under its header, and a run that finds that header (its
+// digest is logged) and every segment authentic reads exactly the
+// plaintext the provider signed for.
+func (c *Coordinator) rekeyEnvelope(dst io.Writer, ct *contracts.Contract, ds *contracts.Dataset) (*envelope.Writer, error) {
+	// The blob store hashes what it is given: the writer need not.
+	return envelope.NewWriterWithOptions(dst, envelope.Header{
+		Kind: envelope.KindDataset, ContractID: ct.ID(), ObjectID: ds.ID, SchemaDigest: ds.SchemaDigest(),
+		SegmentSize: envelope.DefaultSegmentSize,
+	}, []hpke.PublicKey{c.tee.PublicKey().HPKE()}, envelope.WriterOptions{NoDigest: true})
 }

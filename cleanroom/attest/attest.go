@@ -54,6 +54,15 @@ const (
 	CheckVMPL           = "vmpl"
 	CheckReportData     = "report data"
 	CheckKeyBinding     = "key binding"
+	CheckCollateral     = "collateral"
+	CheckMRTD           = "mrtd"
+	CheckRTMR           = "rtmr"
+	CheckTEETCBSVN      = "tee tcb svn"
+	CheckTDAttributes   = "td attributes"
+	CheckPCR            = "pcr"
+	CheckRIM            = "rim"
+	CheckPlatformRefs   = "platform reference values"
+	CheckIAK            = "platform key"
 )
 
 // CheckError is a failed check: which one, and what was seen and expected.
@@ -85,9 +94,7 @@ func malformed(format string, args ...any) error {
 }
 
 // knownPlatform reports whether p is a platform this package can verify.
-func knownPlatform(p contracts.Platform) bool {
-	return p == contracts.PlatformSEVSNP || p == contracts.PlatformSEVSNPSimulated
-}
+func knownPlatform(p contracts.Platform) bool { return p.Known() }
 
 // NewCheckError returns a CheckError for a check made outside this package
 // (attested TLS's key binding, for one): with genuine false it wraps

@@ -17,7 +17,11 @@ func VerifierForContract(cp *contracts.CoordinatorPolicy, now func() time.Time) 
 	if cp == nil {
 		return nil, fmt.Errorf("the contract has no coordinator section")
 	}
-	return NewVerifier(VerifierOptions{Platform: cp.Platform, SimulatedRootSHA256: cp.SimulatedRootSHA256, Now: now})
+	opts := VerifierOptions{Platform: cp.Platform, SimulatedRootSHA256: cp.SimulatedRootSHA256, Now: now}
+	if cp.Platform == contracts.PlatformCCA && cp.CCA != nil {
+		opts.CCAIAKSHA256 = cp.CCA.Platform.IAKSHA256
+	}
+	return NewVerifier(opts)
 }
 
 // VerifyCoordinator checks a coordinator's evidence against a contract's

@@ -2,8 +2,10 @@ package attest
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
+	"strings"
 
 	"github.com/google/go-sev-guest/abi"
 
@@ -16,15 +18,26 @@ import (
 // bytes that software chose (REPORT_DATA). It is only a claim until a
 // Verifier has checked it.
 //
-// Only SEV-SNP (real and simulated) exists today; other platforms (Intel
-// TDX, AWS Nitro) would be further implementations with their own verifier.
+// Each platform (SEV-SNP, Intel TDX, AWS Nitro Enclaves, Arm CCA, and
+// their simulated twins) has its own implementation; a Verifier checks any
+// of them against the vendor's root, and a Policy against a contract's
+// reference values.
 type Evidence interface {
 	// Platform names the platform the evidence says it comes from.
 	Platform() contracts.Platform
 	// MarshalBinary returns the evidence encoding of docs/attestation.md.
 	MarshalBinary() ([]byte, error)
 
-	evidence()
+	// check validates the structure, never the signatures.
+	check() error
+	// verify checks that the evidence is genuine for v.
+	verify(v *Verifier) (*Claims, error)
+	// measurement is the 48-byte value identity documents and the audit
+	// log show, read from the unverified evidence.
+	measurement() ([48]byte, error)
+	// simulatedRoot is the SHA-256 of the simulated root the evidence
+	// chains to, read from the unverified evidence; nil on a real platform.
+	simulatedRoot() (*[32]byte, error)
 }
 
 // MaxEvidenceSize bounds the evidence encoding ParseEvidence accepts.
@@ -67,7 +80,22 @@ func NewSNPEvidence(platform contracts.Platform, report, ek, ask, ark []byte) (*
 	return e, nil
 }
 
-func (e *SNPEvidence) evidence() {}
+func (e *SNPEvidence) verify(v *Verifier) (*Claims, error) { return v.verifySNP(e) }
+
+func (e *SNPEvidence) measurement() ([48]byte, error) {
+	if err := e.check(); err != nil {
+		return [48]byte{}, err
+	}
+	return [48]byte(e.report[0x90:0xC0]), nil
+}
+
+func (e *SNPEvidence) simulatedRoot() (*[32]byte, error) {
+	if e.platform != contracts.PlatformSEVSNPSimulated {
+		return nil, nil
+	}
+	h := sha256.Sum256(e.ark)
+	return &h, nil
+}
 
 // Platform returns sev-snp or sev-snp-simulated.
 func (e *SNPEvidence) Platform() contracts.Platform { return e.platform }
@@ -91,7 +119,7 @@ func (e *SNPEvidence) ARKCert() []byte { return bytes.Clone(e.ark) }
 // only after its signature verified, so that any change to a signed report
 // is reported as a bad signature.
 func (e *SNPEvidence) check() error {
-	if !knownPlatform(e.platform) {
+	if e.platform != contracts.PlatformSEVSNP && e.platform != contracts.PlatformSEVSNPSimulated {
 		return malformed("unknown platform %q (want %q or %q)", e.platform, contracts.PlatformSEVSNP, contracts.PlatformSEVSNPSimulated)
 	}
 	if len(e.report) != abi.ReportSize {
@@ -162,22 +190,77 @@ func decodeCanonical(what string, data []byte, v any) error {
 	return nil
 }
 
+// evidenceWire is the CBOR map every evidence encoding shares: key 1 names
+// the platform, and keys 2 to 6 hold the platform's byte strings
+// (docs/attestation.md). SEV-SNP evidence has always been encoded this way.
+type evidenceWire struct {
+	Platform string `cbor:"1,keyasint"`
+	F2       []byte `cbor:"2,keyasint,omitempty"`
+	F3       []byte `cbor:"3,keyasint,omitempty"`
+	F4       []byte `cbor:"4,keyasint,omitempty"`
+	F5       []byte `cbor:"5,keyasint,omitempty"`
+	F6       []byte `cbor:"6,keyasint,omitempty"`
+}
+
 // ParseEvidence parses the evidence encoding strictly: the structure must be
-// exactly as specified, canonical, within size limits, with certificates that
-// parse. It does not verify anything; pass the result to a Verifier.
+// exactly as specified for the platform it names, canonical, within size
+// limits, with certificates that parse. It does not verify anything; pass
+// the result to a Verifier.
 func ParseEvidence(data []byte) (Evidence, error) {
 	if len(data) > MaxEvidenceSize {
 		return nil, malformed("evidence of %d bytes exceeds %d", len(data), MaxEvidenceSize)
 	}
-	var w snpWire
+	var w evidenceWire
 	if err := decodeCanonical("evidence", data, &w); err != nil {
 		return nil, err
 	}
-	e := &SNPEvidence{platform: contracts.Platform(w.Platform), report: w.Report, ek: w.EK, ask: w.ASK, ark: w.ARK}
+	p := contracts.Platform(w.Platform)
+	none := func(keys ...[]byte) error {
+		for _, k := range keys {
+			if len(k) != 0 {
+				return malformed("%s evidence has a field it does not define", p)
+			}
+		}
+		return nil
+	}
+	var e Evidence
+	switch p.Real() {
+	case contracts.PlatformSEVSNP:
+		if err := none(w.F6); err != nil {
+			return nil, err
+		}
+		e = &SNPEvidence{platform: p, report: w.F2, ek: w.F3, ask: w.F4, ark: w.F5}
+	case contracts.PlatformTDX:
+		t := &TDXEvidence{platform: p, quote: w.F2}
+		if len(w.F3)+len(w.F4)+len(w.F5)+len(w.F6) > 0 {
+			t.collateral = &TDXCollateral{TCBInfo: w.F3, TCBInfoIssuerChain: w.F4, QEIdentity: w.F5, QEIdentityIssuerChain: w.F6}
+		}
+		e = t
+	case contracts.PlatformNitro:
+		if err := none(w.F3, w.F4, w.F5, w.F6); err != nil {
+			return nil, err
+		}
+		e = &NitroEvidence{platform: p, document: w.F2}
+	case contracts.PlatformCCA:
+		if err := none(w.F4, w.F5, w.F6); err != nil {
+			return nil, err
+		}
+		e = &CCAEvidence{platform: p, token: w.F2, iak: w.F3}
+	default:
+		return nil, malformed("unknown platform %s (want one of %s)", describePlatform(p), platformNames())
+	}
 	if err := e.check(); err != nil {
 		return nil, err
 	}
 	return e, nil
+}
+
+func platformNames() string {
+	s := make([]string, len(contracts.Platforms))
+	for i, p := range contracts.Platforms {
+		s[i] = string(p)
+	}
+	return strings.Join(s, ", ")
 }
 
 // describePlatform is for messages.

@@ -5,10 +5,20 @@ import (
 	"crypto/sha256"
 	"testing"
 
+	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/attest"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/internal/fuzzseed"
 )
+
+// fuzzKey is a key identity documents of fuzzed evidence name.
+var fuzzKey = func() *cleanroom.Identity {
+	id, err := cleanroom.GenerateIdentity()
+	if err != nil {
+		panic(err)
+	}
+	return id
+}()
 
 // FuzzParseEvidence: parsing never panics; what parses re-encodes to the
 // same bytes (one encoding per value); verifying it, and validating what
@@ -37,12 +47,29 @@ func FuzzParseEvidence(f *testing.F) {
 		if !bytes.Equal(again, data) {
 			t.Fatalf("evidence parsed from non-canonical bytes")
 		}
-		switch ev.Platform() {
-		case contracts.PlatformSEVSNP:
+		switch p := ev.Platform(); {
+		case p == contracts.PlatformSEVSNP:
 			validate(amd.Verify(ev))
-		case contracts.PlatformSEVSNPSimulated:
+		case p == contracts.PlatformSEVSNPSimulated:
 			pin := sha256.Sum256(ev.(*attest.SNPEvidence).ARKCert())
 			v, err := attest.NewVerifier(attest.VerifierOptions{Platform: contracts.PlatformSEVSNPSimulated, SimulatedRootSHA256: &pin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			validate(v.Verify(ev))
+		default:
+			// The other platforms, pinned to the evidence's own root (or
+			// platform key).
+			opts := attest.VerifierOptions{Platform: p}
+			if doc, err := attest.NewIdentityDocument(fuzzKey.Public(), ev); err == nil && doc.SimulatedRootSHA256 != nil {
+				opts.SimulatedRootSHA256 = doc.SimulatedRootSHA256
+			} else if p.Simulated() {
+				return
+			}
+			if c, ok := ev.(*attest.CCAEvidence); ok && p == contracts.PlatformCCA {
+				opts.CCAIAKSHA256 = [][32]byte{sha256.Sum256(c.IAK())}
+			}
+			v, err := attest.NewVerifier(opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -128,6 +155,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	seeds = append(seeds, b)
+	seeds = append(seeds, platformEvidenceSeeds(t)...)
 	fuzzseed.Write(t, "FuzzParseEvidence", fuzzseed.Bytes(seeds...)...)
 	fuzzseed.Write(t, "FuzzParseIdentityDocument", fuzzseed.Bytes(docJSON, realDocJSON,
 		[]byte(`{"version":1,"version":1}`), []byte(`{}`))...)

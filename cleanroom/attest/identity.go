@@ -2,7 +2,6 @@ package attest
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -48,19 +47,18 @@ func NewIdentityDocument(key *cleanroom.PublicKey, ev Evidence) (*IdentityDocume
 
 // fillFromEvidence sets the pinned values from the (unverified) evidence.
 func (d *IdentityDocument) fillFromEvidence() error {
-	snp, ok := d.Evidence.(*SNPEvidence)
-	if !ok {
-		return malformed("identity documents carry SEV-SNP evidence only")
-	}
-	if err := snp.check(); err != nil {
+	if err := d.Evidence.check(); err != nil {
 		return err
 	}
-	copy(d.Measurement[:], snp.report[0x90:0xC0])
-	d.SimulatedRootSHA256 = nil
-	if snp.platform == contracts.PlatformSEVSNPSimulated {
-		h := sha256.Sum256(snp.ark)
-		d.SimulatedRootSHA256 = &h
+	m, err := d.Evidence.measurement()
+	if err != nil {
+		return err
 	}
+	root, err := d.Evidence.simulatedRoot()
+	if err != nil {
+		return err
+	}
+	d.Measurement, d.SimulatedRootSHA256 = m, root
 	return nil
 }
 
@@ -130,7 +128,7 @@ func ParseIdentityDocument(data []byte) (*IdentityDocument, error) {
 	}
 	d := &IdentityDocument{Platform: contracts.Platform(w.Platform)}
 	if !knownPlatform(d.Platform) {
-		return nil, malformed("identity document platform %s is unknown (want %q or %q)", describePlatform(d.Platform), contracts.PlatformSEVSNP, contracts.PlatformSEVSNPSimulated)
+		return nil, malformed("identity document platform %s is unknown (want one of %s)", describePlatform(d.Platform), platformNames())
 	}
 	m, err := decodeHexField("measurement", w.Measurement, 48)
 	if err != nil {

@@ -26,6 +26,12 @@ type Policy struct {
 	// with the report's REPORTED_TCB and with its LAUNCH_TCB (the firmware
 	// the VM was launched under).
 	MinTCB contracts.TCB
+	// TDX, Nitro and CCA are the reference values of those platforms
+	// (Measurements and MinTCB are SEV-SNP's). Evidence from one of them
+	// is refused when its section is nil, unless InsecureAnyMeasurement.
+	TDX   *contracts.TDXRefs
+	Nitro *contracts.NitroRefs
+	CCA   *contracts.CCARefs
 	// ReportData is the REPORT_DATA the evidence must carry exactly (see
 	// ReportData for the coordinator's binding).
 	ReportData *[64]byte
@@ -52,29 +58,45 @@ func PolicyFromContract(cp *contracts.CoordinatorPolicy, reportData [64]byte) Po
 		Measurements:       cp.Measurements,
 		InsecureAllowDebug: cp.AllowDebug,
 		MinTCB:             cp.MinTCB,
+		TDX:                cp.TDX,
+		Nitro:              cp.Nitro,
+		CCA:                cp.CCA,
 		ReportData:         &rd,
 		Origin:             "the contract's",
 	}
 }
 
-// Validate checks genuine claims against the policy, in this order:
-// measurement; debug; guest policy (no migration agent allowed, no CXL);
-// migration agent (REPORT_ID_MA empty); firmware (committed = current, TCB
-// and version); minimum TCB (REPORTED_TCB and LAUNCH_TCB); VMPL 0;
-// REPORT_DATA. It returns the first failure as a *CheckError wrapping
-// ErrRefused, naming the field, what was seen and what was expected.
-// docs/attestation.md lists every report field and whether it is checked.
+// Validate checks genuine claims against the policy, in this order: the
+// platform's measurements (SEV-SNP: MEASUREMENT; TDX: MRTD, RTMRs and
+// go-tdx-guest's validation of TEE_TCB_SVN and the attribute bits; Nitro:
+// PCR0, PCR1, PCR2; CCA: the Realm Initial Measurement and the platform
+// reference values); debug; for SEV-SNP the guest policy (no migration
+// agent allowed, no CXL), migration agent (REPORT_ID_MA empty), firmware
+// (committed = current, TCB and version), minimum TCB (REPORTED_TCB and
+// LAUNCH_TCB) and VMPL 0; and the key binding (REPORT_DATA, TDX REPORTDATA,
+// Nitro user_data, CCA challenge). It returns the first failure as a
+// *CheckError wrapping ErrRefused, naming the field, what was seen and what
+// was expected. docs/attestation.md lists every field and whether it is
+// checked.
 func (p *Policy) Validate(c *Claims) error {
 	if c == nil {
 		return refused(CheckPlatform, "no verified claims")
 	}
-	if !p.InsecureAnyMeasurement && !containsMeasurement(p.Measurements, c.Measurement) {
-		if len(p.Measurements) == 0 {
-			return refused(CheckMeasurement, "measurement %x is not acceptable: %s list of measurements is empty", c.Measurement, p.origin())
+	if !p.InsecureAnyMeasurement {
+		if err := p.validateMeasurements(c); err != nil {
+			return err
 		}
-		return refused(CheckMeasurement, "measurement %x is not in %s list [%s]", c.Measurement, p.origin(), formatMeasurements(p.Measurements))
 	}
-	if c.Debug && !p.InsecureAllowDebug {
+	allowDebug := p.InsecureAllowDebug || (c.TDX != nil && p.TDX != nil && p.TDX.AllowDebug)
+	if c.Debug && !allowDebug {
+		switch {
+		case c.TDX != nil:
+			return refused(CheckDebug, "the TD's attributes allow debugging (the host can read and write the TD's memory) and debug is not allowed (tdx.allow_debug)")
+		case c.Nitro != nil:
+			return refused(CheckDebug, "the enclave runs in debug mode (its PCRs are all zero; the host can read its memory and console) and debug is not allowed")
+		case c.CCA != nil:
+			return refused(CheckDebug, "the CCA platform is in lifecycle state %#04x, not secured (%s), and debug is not allowed", c.CCA.Lifecycle, platformLifecycle(c.CCA.Lifecycle))
+		}
 		return refused(CheckDebug, "the guest policy allows debugging (the host can read and write the VM's memory) and debug is not allowed")
 	}
 	if s := c.SNP; s != nil {
@@ -103,9 +125,42 @@ func (p *Policy) Validate(c *Claims) error {
 		if p.ReportData == nil {
 			return refused(CheckReportData, "no expected REPORT_DATA was given, so the evidence binds nothing")
 		}
+		if c.Nitro != nil {
+			return nitroReportData(c.Nitro, *p.ReportData)
+		}
 		if c.ReportData != *p.ReportData {
 			return refused(CheckReportData, "report data %x is not the expected %x", c.ReportData, *p.ReportData)
 		}
+	}
+	return nil
+}
+
+func (p *Policy) validateMeasurements(c *Claims) error {
+	missing := func(section string) error {
+		return refused(CheckMeasurement, "%s policy has no %s reference values, so evidence from platform %s proves nothing acceptable", p.origin(), section, c.Platform)
+	}
+	switch {
+	case c.TDX != nil:
+		if p.TDX == nil {
+			return missing("tdx")
+		}
+		return validateTDX(c.TDX, p.TDX, p.origin())
+	case c.Nitro != nil:
+		if p.Nitro == nil {
+			return missing("nitro")
+		}
+		return validateNitro(c.Nitro, p.Nitro, p.origin())
+	case c.CCA != nil:
+		if p.CCA == nil {
+			return missing("cca")
+		}
+		return validateCCA(c.CCA, p.CCA, p.origin())
+	}
+	if !containsMeasurement(p.Measurements, c.Measurement) {
+		if len(p.Measurements) == 0 {
+			return refused(CheckMeasurement, "measurement %x is not acceptable: %s list of measurements is empty", c.Measurement, p.origin())
+		}
+		return refused(CheckMeasurement, "measurement %x is not in %s list [%s]", c.Measurement, p.origin(), formatMeasurements(p.Measurements))
 	}
 	return nil
 }

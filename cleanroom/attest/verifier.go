@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,60 +25,81 @@ import (
 // VerifierOptions configure a Verifier. The zero value is not usable: a
 // Platform is required.
 type VerifierOptions struct {
-	// Platform is the platform evidence must come from: sev-snp (chained to
-	// AMD's embedded roots) or sev-snp-simulated (chained to the fake root
-	// pinned by SimulatedRootSHA256).
+	// Platform is the platform evidence must come from: a real one
+	// (sev-snp, tdx, nitro: chained to the vendor's embedded roots; cca:
+	// signed by a pinned platform key) or a simulated twin (chained to the
+	// throw-away root pinned by SimulatedRootSHA256).
 	Platform contracts.Platform
-	// SimulatedRootSHA256 pins the simulated platform's fake ARK: the
-	// SHA-256 of its DER certificate. Required with sev-snp-simulated,
-	// refused with sev-snp.
+	// SimulatedRootSHA256 pins a simulated platform's throw-away root: the
+	// SHA-256 of its DER certificate (for cca-simulated, of its Initial
+	// Attestation Key's DER SubjectPublicKeyInfo). Required with a
+	// simulated platform, refused with a real one.
 	SimulatedRootSHA256 *[32]byte
+	// CCAIAKSHA256 pins the Initial Attestation Keys a real cca platform
+	// may sign with: the SHA-256 of each key's DER SubjectPublicKeyInfo.
+	// Required with cca, refused with every other platform.
+	CCAIAKSHA256 [][32]byte
 	// Product, when set ("Milan", "Genoa" or "Turin"), is the AMD product
-	// line the report must come from. Empty accepts any of the three.
+	// line an SEV-SNP report must come from. Empty accepts any of the
+	// three. Refused with other platforms.
 	Product string
-	// Now returns the time at which certificates must be valid. nil means
-	// time.Now.
+	// Now returns the time at which certificates (and TDX collateral) must
+	// be valid. nil means time.Now. Nitro documents are checked at the time
+	// they were signed instead (docs/attestation.md).
 	Now func() time.Time
 }
 
 // Verifier answers "is this evidence genuine": made by the platform's
 // hardware, signed by a key that chains to a trusted root. It never checks
 // policy (see Policy) and never uses the network. A Verifier is immutable and
-// safe for concurrent use; each Verify call builds fresh go-sev-guest
-// options and root sets.
+// safe for concurrent use; each Verify call builds fresh library options and
+// root sets.
 type Verifier struct {
 	platform contracts.Platform
 	simRoot  [32]byte
+	ccaIAKs  [][32]byte
 	product  string
 	now      func() time.Time
 }
 
 // NewVerifier checks opts and returns a Verifier.
 func NewVerifier(opts VerifierOptions) (*Verifier, error) {
-	v := &Verifier{platform: opts.Platform, product: opts.Product, now: opts.Now}
+	v := &Verifier{platform: opts.Platform, product: opts.Product, now: opts.Now, ccaIAKs: slices.Clone(opts.CCAIAKSHA256)}
 	if v.now == nil {
 		v.now = time.Now
 	}
-	switch opts.Platform {
-	case contracts.PlatformSEVSNP:
-		if opts.SimulatedRootSHA256 != nil {
-			return nil, fmt.Errorf("a simulated root pin is only meaningful on platform %q", contracts.PlatformSEVSNPSimulated)
-		}
-	case contracts.PlatformSEVSNPSimulated:
-		if opts.SimulatedRootSHA256 == nil {
-			return nil, fmt.Errorf("platform %q needs the simulated root's SHA-256 pinned (simulated_root_sha256): without it nothing can be trusted", contracts.PlatformSEVSNPSimulated)
-		}
+	p := opts.Platform
+	if !p.Known() {
+		return nil, fmt.Errorf("unknown platform %s (want one of %s)", describePlatform(p), platformNames())
+	}
+	switch {
+	case p.Simulated() && opts.SimulatedRootSHA256 == nil:
+		return nil, fmt.Errorf("platform %q needs the simulated root's SHA-256 pinned (simulated_root_sha256): without it nothing can be trusted", p)
+	case p.Simulated():
 		v.simRoot = *opts.SimulatedRootSHA256
-	default:
-		return nil, fmt.Errorf("unknown platform %s (want %q or %q)", describePlatform(opts.Platform), contracts.PlatformSEVSNP, contracts.PlatformSEVSNPSimulated)
+	case opts.SimulatedRootSHA256 != nil:
+		return nil, fmt.Errorf("a simulated root pin is only meaningful on a simulated platform, not %q", p)
+	}
+	switch {
+	case p == contracts.PlatformCCA && len(opts.CCAIAKSHA256) == 0:
+		return nil, fmt.Errorf("platform %q needs the platform's Initial Attestation Key pinned (cca.platform_refs.iak_sha256): nothing else vouches for it", p)
+	case p != contracts.PlatformCCA && len(opts.CCAIAKSHA256) > 0:
+		return nil, fmt.Errorf("an Initial Attestation Key pin is only meaningful on platform %q, not %q", contracts.PlatformCCA, p)
 	}
 	switch opts.Product {
-	case "", ProductMilan, ProductGenoa, ProductTurin:
+	case "":
+	case ProductMilan, ProductGenoa, ProductTurin:
+		if p.Real() != contracts.PlatformSEVSNP {
+			return nil, fmt.Errorf("an AMD product line is only meaningful on SEV-SNP, not %q", p)
+		}
 	default:
 		return nil, fmt.Errorf("unknown AMD product line %q (want %s, %s or %s)", opts.Product, ProductMilan, ProductGenoa, ProductTurin)
 	}
 	return v, nil
 }
+
+// Platform returns the platform the verifier accepts evidence from.
+func (v *Verifier) Platform() contracts.Platform { return v.platform }
 
 // Claims are what verified evidence proves: the platform vouches for these
 // values. They are genuine, not necessarily acceptable: see Policy.
@@ -90,8 +112,27 @@ type Claims struct {
 	ReportData [64]byte
 	// Debug is true when the platform lets the host inspect the guest.
 	Debug bool
-	// SNP holds the SEV-SNP specifics.
-	SNP *SNPClaims
+	// Exactly one of the platform specifics is set.
+	SNP   *SNPClaims
+	TDX   *TDXClaims
+	Nitro *NitroClaims
+	CCA   *CCAClaims
+}
+
+// SimulatedRoot returns the pinned simulated root the evidence chained to,
+// or nil for evidence from a real platform.
+func (c *Claims) SimulatedRoot() *[32]byte {
+	switch {
+	case c.SNP != nil:
+		return c.SNP.SimulatedRootSHA256
+	case c.TDX != nil:
+		return c.TDX.SimulatedRootSHA256
+	case c.Nitro != nil:
+		return c.Nitro.SimulatedRootSHA256
+	case c.CCA != nil:
+		return c.CCA.SimulatedRootSHA256
+	}
+	return nil
 }
 
 // SNPClaims are the SEV-SNP fields of verified evidence.
@@ -131,31 +172,29 @@ func (f FirmwareVersion) String() string {
 	return fmt.Sprintf("%d.%d build %d", f.Major, f.Minor, f.Build)
 }
 
-// Verify checks that ev is genuine and returns what it proves. The checks,
-// in order: the platform is the expected one; the report's signature
-// verifies with the endorsement key certificate in the evidence (so any
-// change to the report is reported as a bad signature); for the simulated
-// platform, the evidence's ARK has the pinned SHA-256; the endorsement key
-// certificate chains to the trusted root and the report verifies
-// (go-sev-guest's verify.SnpAttestation, offline); the product line is the
-// expected one; the report's REPORTED_TCB (every byte) and CHIP_ID are
-// those the certificate was issued for, and that TCB is not above the
-// report's CURRENT_TCB.
+// Verify checks that ev is genuine and returns what it proves: first that
+// the evidence comes from the verifier's platform, then the platform's own
+// checks (docs/attestation.md has them per platform).
+//
+// For SEV-SNP, in order: the report's signature verifies with the
+// endorsement key certificate in the evidence (so any change to the report
+// is reported as a bad signature); for the simulated platform, the
+// evidence's ARK has the pinned SHA-256; the endorsement key certificate
+// chains to the trusted root and the report verifies (go-sev-guest's
+// verify.SnpAttestation, offline); the product line is the expected one; the
+// report's REPORTED_TCB (every byte) and CHIP_ID are those the certificate
+// was issued for, and that TCB is not above the report's CURRENT_TCB.
 func (v *Verifier) Verify(ev Evidence) (*Claims, error) {
 	if ev == nil {
 		return nil, malformed("no evidence")
 	}
-	snp, ok := ev.(*SNPEvidence)
-	if !ok {
-		return nil, notGenuine(CheckPlatform, "evidence from platform %s cannot be verified here; the contract requires %q", describePlatform(ev.Platform()), v.platform)
-	}
-	if err := snp.check(); err != nil {
+	if err := ev.check(); err != nil {
 		return nil, err
 	}
-	if snp.platform != v.platform {
-		return nil, notGenuine(CheckPlatform, "the evidence comes from platform %q; the contract requires %q", snp.platform, v.platform)
+	if ev.Platform() != v.platform {
+		return nil, notGenuine(CheckPlatform, "the evidence comes from platform %q; the contract requires %q", ev.Platform(), v.platform)
 	}
-	return v.verifySNP(snp)
+	return ev.verify(v)
 }
 
 func (v *Verifier) verifySNP(snp *SNPEvidence) (*Claims, error) {

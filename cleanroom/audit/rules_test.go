@@ -164,6 +164,15 @@ func TestEventRules(t *testing.T) {
 			nth(evs, events.TypeDatasetUploaded, 1).DatasetUploaded.Rows++
 			return evs
 		}, "the provider signed 4", false},
+		{"header digest other than the signed one", func(t *testing.T, evs []*events.Event) []*events.Event {
+			nth(evs, events.TypeDatasetUploaded, 0).DatasetUploaded.HeaderSHA256 = strings.Repeat("ab", 32)
+			return evs
+		}, "records header digest abab", false},
+		{"the provider's envelope stored as it came", func(t *testing.T, evs []*events.Event) []*events.Event {
+			up := nth(evs, events.TypeDatasetUploaded, 1).DatasetUploaded
+			up.Stored, up.StoredHeaderSHA256 = up.Ciphertext, up.HeaderSHA256
+			return evs
+		}, "stores the provider's own envelope of dataset conversions", false},
 		{"dataset uploaded by someone other than its provider", func(t *testing.T, evs []*events.Event) []*events.Event {
 			e := nth(evs, events.TypeDatasetUploaded, 1)
 			e.Actor, e.ActorKey = "publisher", other

@@ -326,7 +326,8 @@ func (t *timeline) datasetUploaded(idx uint64, ev *events.Event) {
 	t.cur.Details = map[string]string{
 		"dataset": b.Dataset, "ciphertext_sha256": b.Ciphertext.SHA256, "ciphertext_size": fmt.Sprint(b.Ciphertext.Size),
 		"rows": fmt.Sprint(b.Rows), "schema_digest": b.SchemaDigest, "header_sha256": b.HeaderSHA256,
-		"upload_statement_sha256": digest(b.UploadStatement),
+		"upload_statement_sha256": digest(b.UploadStatement), "stored_sha256": b.Stored.SHA256,
+		"stored_size": fmt.Sprint(b.Stored.Size), "stored_header_sha256": b.StoredHeaderSHA256,
 	}
 	ds := c.Dataset(b.Dataset)
 	if ds == nil {
@@ -371,8 +372,16 @@ func (t *timeline) datasetUploaded(idx uint64, ev *events.Event) {
 		t.problem(idx, "dataset.uploaded at index %d records %d rows; the provider signed %d", idx, b.Rows, st.RowCount)
 	case st.CiphertextSize != b.Ciphertext.Size:
 		t.problem(idx, "dataset.uploaded at index %d records a %d-byte envelope; the provider signed %d bytes", idx, b.Ciphertext.Size, st.CiphertextSize)
+	case b.HeaderSHA256 != hexs(st.HeaderSHA256):
+		t.problem(idx, "dataset.uploaded at index %d records header digest %s; the provider signed %x", idx, b.HeaderSHA256, st.HeaderSHA256)
 	default:
 		df.StatementVerified = true
+	}
+	if b.Stored.SHA256 == b.Ciphertext.SHA256 || b.StoredHeaderSHA256 == b.HeaderSHA256 {
+		// The coordinator must store an envelope of its own: the
+		// provider's, whose data key the provider knows, could be swapped
+		// for other rows under the same header between runs.
+		t.problem(idx, "dataset.uploaded at index %d stores the provider's own envelope of dataset %s instead of re-encrypting it: runs over it cannot be proven to read what the provider signed", idx, ds.ID)
 	}
 }
 

@@ -238,11 +238,14 @@ func (v *verifier) evidence() (string, string, error) {
 	fmt.Fprintf(&d, ", measurement %x", claims.Measurement)
 	if s := claims.SNP; s != nil {
 		fmt.Fprintf(&d, ", TCB %s", s.ReportedTCB)
-		if s.SimulatedRootSHA256 != nil {
-			fmt.Fprintf(&d, ", chain to the pinned SIMULATED root %x", *s.SimulatedRootSHA256)
-		} else {
-			d.WriteString(", chain to AMD's root")
-		}
+	}
+	switch root := claims.SimulatedRoot(); {
+	case root != nil:
+		fmt.Fprintf(&d, ", chain to the pinned SIMULATED root %x", *root)
+	case claims.CCA != nil:
+		fmt.Fprintf(&d, ", signed by the pinned platform key %x", claims.CCA.IAKSHA256)
+	default:
+		fmt.Fprintf(&d, ", chain to %s's root", claims.Platform.Vendor())
 	}
 	fmt.Fprintf(&d, "; it meets the contract's coordinator policy and binds coordinator key %s", key.Fingerprint())
 	return d.String(), "", nil

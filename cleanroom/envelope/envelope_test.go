@@ -336,3 +336,30 @@ func TestOpenIntoDst(t *testing.T) {
 		t.Fatalf("Open in place: %v", err)
 	}
 }
+
+// TestWriterNoDigest checks that a writer told not to hash writes the same
+// kind of envelope, which opens, and reports no digest.
+func TestWriterNoDigest(t *testing.T) {
+	key := testKey(t, "coordinator")
+	plaintext := pseudoRandom(3*MinSegmentSize+7, 4)
+	var buf bytes.Buffer
+	w, err := NewWriterWithOptions(&buf, testHeader(MinSegmentSize), []hpke.PublicKey{key.PublicKey()}, WriterOptions{NoDigest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(plaintext)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := w.Summary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.SHA256 != ([32]byte{}) || sum.Size != int64(buf.Len()) || sum.Segments != 4 {
+		t.Fatalf("summary %+v", sum)
+	}
+	got, _, err := Open(buf.Bytes(), key, testExpect())
+	if err != nil || !bytes.Equal(got, plaintext) {
+		t.Fatalf("open: %v", err)
+	}
+}

@@ -166,7 +166,7 @@ func makeVectors(t *testing.T) *vectorFile {
 		hdr := Header{Kind: c.kind, ContractID: contract, ObjectID: c.objectID, SchemaDigest: schema, SegmentSize: c.segSize}
 		plaintext := vectorPlaintext(c.size)
 		var buf bytes.Buffer
-		w, err := newWriter(&buf, hdr, pubs, bytes.NewReader(random))
+		w, err := newWriter(&buf, hdr, pubs, bytes.NewReader(random), WriterOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -348,7 +348,7 @@ func checkValidVector(t *testing.T, v validVector) {
 	// Re-seal the body from the data key: the segment encryption is
 	// deterministic given the header and the data key.
 	var buf bytes.Buffer
-	w, err := startWriter(&buf, hdr, v.DataKey)
+	w, err := startWriter(&buf, hdr, v.DataKey, WriterOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,8 +22,18 @@ type Summary struct {
 	// Segments is the number of segments written.
 	Segments int64
 	// SHA256 is the SHA-256 of all envelope bytes written: the ciphertext
-	// digest that upload and result statements name.
+	// digest that upload and result statements name. It is zero when the
+	// writer was made with WriterOptions.NoDigest.
 	SHA256 [32]byte
+}
+
+// WriterOptions adjust NewWriterWithOptions. The zero value is NewWriter's
+// behaviour.
+type WriterOptions struct {
+	// NoDigest skips hashing the envelope as it is written, for a caller
+	// that hashes the destination itself (the coordinator's blob store
+	// names each blob by its SHA-256): Summary.SHA256 is then zero.
+	NoDigest bool
 }
 
 // Writer encrypts a stream into an envelope. It holds one segment of
@@ -56,13 +66,18 @@ var errClosed = errors.New("envelope: write after Close")
 // to each recipient (ML-KEM-768+X25519 keys, at most MaxRecipients, each
 // once). The recipients' order is kept in the header.
 func NewWriter(dst io.Writer, hdr Header, recipients []hpke.PublicKey) (*Writer, error) {
-	return newWriter(dst, hdr, recipients, rand.Reader)
+	return newWriter(dst, hdr, recipients, rand.Reader, WriterOptions{})
 }
 
-// newWriter is NewWriter with the source of the data key and salt given, so
-// that test vectors can be made deterministic. HPKE's own randomness always
-// comes from crypto/rand.
-func newWriter(dst io.Writer, hdr Header, recipients []hpke.PublicKey, random io.Reader) (*Writer, error) {
+// NewWriterWithOptions is NewWriter with options.
+func NewWriterWithOptions(dst io.Writer, hdr Header, recipients []hpke.PublicKey, opts WriterOptions) (*Writer, error) {
+	return newWriter(dst, hdr, recipients, rand.Reader, opts)
+}
+
+// newWriter is NewWriterWithOptions with the source of the data key and
+// salt given, so that test vectors can be made deterministic. HPKE's own
+// randomness always comes from crypto/rand.
+func newWriter(dst io.Writer, hdr Header, recipients []hpke.PublicKey, random io.Reader, opts WriterOptions) (*Writer, error) {
 	if hdr.SegmentSize == 0 {
 		hdr.SegmentSize = DefaultSegmentSize
 	}
@@ -93,19 +108,23 @@ func newWriter(dst io.Writer, hdr Header, recipients []hpke.PublicKey, random io
 	hdr.Recipients = stanzas
 	hdr.raw = appendStanzas(hdr.raw, stanzas)
 
-	return startWriter(dst, &hdr, dataKey)
+	return startWriter(dst, &hdr, dataKey, opts)
 }
 
 // startWriter writes the complete header hdr to dst and returns a Writer
 // that seals segments under dataKey.
-func startWriter(dst io.Writer, hdr *Header, dataKey []byte) (*Writer, error) {
+func startWriter(dst io.Writer, hdr *Header, dataKey []byte, opts WriterOptions) (*Writer, error) {
 	keys, err := deriveSegmentKeys(dataKey, hdr)
 	if err != nil {
 		return nil, err
 	}
+	var h hash.Hash
+	if !opts.NoDigest {
+		h = sha256.New()
+	}
 	w := &Writer{
 		dst:     dst,
-		hash:    sha256.New(),
+		hash:    h,
 		keys:    keys,
 		aead:    keys.aead(),
 		buf:     make([]byte, hdr.SegmentSize, hdr.SegmentSize+TagSize),
@@ -162,7 +181,9 @@ func (w *Writer) Close() error {
 		return err
 	}
 	w.sum.Segments = int64(w.seg)
-	copy(w.sum.SHA256[:], w.hash.Sum(nil))
+	if w.hash != nil {
+		w.hash.Sum(w.sum.SHA256[:0])
+	}
 	return nil
 }
 
@@ -196,7 +217,9 @@ func (w *Writer) seal(last bool) error {
 }
 
 func (w *Writer) emit(b []byte) error {
-	w.hash.Write(b)
+	if w.hash != nil {
+		w.hash.Write(b)
+	}
 	if _, err := w.dst.Write(b); err != nil {
 		w.err = fmt.Errorf("envelope: writing: %w", err)
 		return w.err

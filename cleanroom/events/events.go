@@ -107,14 +107,22 @@ type ContractRegistered struct {
 	Signatures map[string][]byte `json:"signatures"` // participant id → COSE_Sign1 approval
 }
 
-// DatasetUploaded records a dataset envelope accepted from its provider.
+// DatasetUploaded records a dataset envelope accepted from its provider,
+// and the envelope the coordinator stored in its place: the same plaintext
+// re-encrypted under a data key that only the coordinator holds, which is
+// what every run reads.
 type DatasetUploaded struct {
 	Dataset         string `json:"dataset"`
-	Ciphertext      Blob   `json:"ciphertext"`    // the envelope; its digest is the ciphertext digest
-	HeaderSHA256    string `json:"header_sha256"` // SHA-256 of the envelope's header
+	Ciphertext      Blob   `json:"ciphertext"`    // the provider's envelope as received (not stored); its digest is the ciphertext digest
+	HeaderSHA256    string `json:"header_sha256"` // SHA-256 of that envelope's header, as the provider signed it
 	Rows            int64  `json:"rows"`
 	SchemaDigest    string `json:"schema_digest"`
 	UploadStatement []byte `json:"upload_statement"` // the provider's COSE_Sign1
+
+	// Stored is the blob of the coordinator's re-encrypted envelope, and
+	// StoredHeaderSHA256 the SHA-256 of its header, which every run checks.
+	Stored             Blob   `json:"stored"`
+	StoredHeaderSHA256 string `json:"stored_header_sha256"`
 }
 
 // AlgorithmSubmitted records the algorithm text accepted from its provider.
@@ -371,6 +379,15 @@ func (e *Event) checkBody(bad func(string, ...any) error) error {
 		b := e.DatasetUploaded
 		if b.Dataset == "" || b.Rows < 0 || !digestPattern.MatchString(b.SchemaDigest) || !digestPattern.MatchString(b.HeaderSHA256) || len(b.UploadStatement) == 0 {
 			return bad("needs dataset, rows, schema_digest, header_sha256 and upload_statement")
+		}
+		if b.Stored == (Blob{}) && b.StoredHeaderSHA256 == "" {
+			return bad("dataset %s has no stored envelope (stored, stored_header_sha256): the event comes from a coordinator that ran on the provider's own envelope, which a run cannot prove unchanged; start with a new data directory and upload the datasets again", b.Dataset)
+		}
+		if !digestPattern.MatchString(b.StoredHeaderSHA256) {
+			return bad("stored_header_sha256 must be 64 hex digits")
+		}
+		if err := blob("stored", b.Stored); err != nil {
+			return err
 		}
 		return blob("ciphertext", b.Ciphertext)
 	case TypeAlgorithmSubmitted:

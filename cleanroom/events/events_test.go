@@ -22,7 +22,8 @@ func sample() (evs []*Event) {
 		{V: Version, ID: NewID(), Type: TypeContractRegistered, Time: now, Contract: c, Actor: "publisher", ActorKey: h, ContractRegistered: &ContractRegistered{
 			Name: "x", ExpiresAt: now, Document: Blob{h, 10}, DocSHA256: h, Signatures: map[string][]byte{"publisher": {1, 2}}}},
 		{V: Version, ID: NewID(), Type: TypeDatasetUploaded, Time: now, Contract: c, Actor: "publisher", ActorKey: h, DatasetUploaded: &DatasetUploaded{
-			Dataset: "impressions", Ciphertext: Blob{h, 100}, HeaderSHA256: h, Rows: 5, SchemaDigest: h, UploadStatement: []byte{1}}},
+			Dataset: "impressions", Ciphertext: Blob{h, 100}, HeaderSHA256: h, Rows: 5, SchemaDigest: h, UploadStatement: []byte{1},
+			Stored: Blob{c, 100}, StoredHeaderSHA256: c}},
 		{V: Version, ID: NewID(), Type: TypeAlgorithmSubmitted, Time: now, Contract: c, Actor: "measurer", ActorKey: h, AlgorithmSubmitted: &AlgorithmSubmitted{SHA256: h, Text: Blob{h, 3}}},
 		{V: Version, ID: NewID(), Type: TypeRunStarted, Time: now, Contract: c, Actor: "advertiser", ActorKey: h, RunStarted: &RunStarted{RunID: run, Number: 1, AlgorithmSHA256: h, Datasets: map[string]string{"impressions": h}}},
 		{V: Version, ID: NewID(), Type: TypeRunFinished, Time: now, Contract: c, RunFinished: &RunFinished{RunID: run, ResultCommitment: h, EncryptedResult: Blob{h, 9}, RowsKept: 3, RowsSuppressed: 1, Statement: []byte{1}}},
@@ -97,23 +98,26 @@ func TestMalformed(t *testing.T) {
 	good, _ := Encode(sample()[2])
 	s := string(good)
 	for name, bad := range map[string]string{
-		"unknown field":   strings.Replace(s, `"v":2`, `"v":2,"extra":2`, 1),
-		"wrong version":   strings.Replace(s, `"v":2`, `"v":3`, 1),
-		"version 1":       strings.Replace(s, `"v":2`, `"v":1`, 1),
-		"no salt":         saltRe.ReplaceAllString(s, ""),
-		"short salt":      saltRe.ReplaceAllString(s, `"salt":"abcd",`),
-		"seq 0":           seqRe.ReplaceAllString(s, `"seq":0,`),
-		"seq 1 with prev": seqRe.ReplaceAllString(s, `"seq":1,`),
-		"no prev":         prevRe.ReplaceAllString(s, ""),
-		"bad prev":        prevRe.ReplaceAllString(s, `"prev":"xyz",`),
-		"wrong body":      strings.Replace(s, `"dataset_uploaded"`, `"algorithm_submitted"`, 1),
-		"unknown type":    strings.Replace(s, `"dataset.uploaded"`, `"dataset.deleted"`, 1),
-		"bad contract":    strings.Replace(s, strings.Repeat("cd", 32), "cd", 1),
-		"trailing data":   s + "{}",
-		"not json":        "garbage",
-		"actor, no key":   strings.Replace(s, `"actor_key":"`+strings.Repeat("ab", 32)+`",`, "", 1),
-		"negative rows":   strings.Replace(s, `"rows":5`, `"rows":-5`, 1),
-		"empty statement": strings.Replace(s, `"upload_statement":"AQ=="`, `"upload_statement":""`, 1),
+		"unknown field":           strings.Replace(s, `"v":2`, `"v":2,"extra":2`, 1),
+		"wrong version":           strings.Replace(s, `"v":2`, `"v":3`, 1),
+		"version 1":               strings.Replace(s, `"v":2`, `"v":1`, 1),
+		"no salt":                 saltRe.ReplaceAllString(s, ""),
+		"short salt":              saltRe.ReplaceAllString(s, `"salt":"abcd",`),
+		"seq 0":                   seqRe.ReplaceAllString(s, `"seq":0,`),
+		"seq 1 with prev":         seqRe.ReplaceAllString(s, `"seq":1,`),
+		"no prev":                 prevRe.ReplaceAllString(s, ""),
+		"bad prev":                prevRe.ReplaceAllString(s, `"prev":"xyz",`),
+		"wrong body":              strings.Replace(s, `"dataset_uploaded"`, `"algorithm_submitted"`, 1),
+		"unknown type":            strings.Replace(s, `"dataset.uploaded"`, `"dataset.deleted"`, 1),
+		"bad contract":            strings.Replace(s, strings.Repeat("cd", 32), "cd", 1),
+		"trailing data":           s + "{}",
+		"not json":                "garbage",
+		"actor, no key":           strings.Replace(s, `"actor_key":"`+strings.Repeat("ab", 32)+`",`, "", 1),
+		"negative rows":           strings.Replace(s, `"rows":5`, `"rows":-5`, 1),
+		"empty statement":         strings.Replace(s, `"upload_statement":"AQ=="`, `"upload_statement":""`, 1),
+		"no stored envelope":      strings.Replace(s, `,"stored":{"sha256":"`+strings.Repeat("cd", 32)+`","size":100},"stored_header_sha256":"`+strings.Repeat("cd", 32)+`"`, "", 1),
+		"bad stored header":       strings.Replace(s, `"stored_header_sha256":"`+strings.Repeat("cd", 32)+`"`, `"stored_header_sha256":"cd"`, 1),
+		"stored without a digest": strings.Replace(s, `"stored":{"sha256":"`+strings.Repeat("cd", 32)+`"`, `"stored":{"sha256":""`, 1),
 	} {
 		if bad == s {
 			t.Fatalf("%s: edit did not apply", name)
@@ -121,6 +125,12 @@ func TestMalformed(t *testing.T) {
 		if _, err := Decode([]byte(bad)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: got %v", name, err)
 		}
+	}
+	// An upload logged by a coordinator that stored the provider's own
+	// envelope is refused with what to do.
+	old := strings.Replace(s, `,"stored":{"sha256":"`+strings.Repeat("cd", 32)+`","size":100},"stored_header_sha256":"`+strings.Repeat("cd", 32)+`"`, "", 1)
+	if _, err := Decode([]byte(old)); err == nil || !strings.Contains(err.Error(), "upload the datasets again") {
+		t.Errorf("an upload without a stored envelope: %v", err)
 	}
 }
 

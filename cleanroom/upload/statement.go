@@ -4,8 +4,10 @@
 // uploaded what, and the result statement names it.
 //
 // A statement is a COSE_Sign1 (cleanroom.SignStatement) with content type
-// cleanroom.ContentTypeUploadStatement over a deterministic CBOR map; the
-// fields are specified in docs/envelope.md ("Upload statements").
+// cleanroom.ContentTypeUploadStatement (version 2) over a deterministic CBOR
+// map; the fields are specified in docs/envelope.md ("Upload statements").
+// Version 1 statements, which did not sign the envelope's header digest,
+// are refused.
 package upload
 
 import (
@@ -32,15 +34,24 @@ var (
 	// ErrMismatch reports a valid statement about another contract,
 	// dataset, envelope or schema than the one expected.
 	ErrMismatch = errors.New("upload statement is not the one expected")
+	// ErrOldVersion reports a statement of a version this package no
+	// longer accepts.
+	ErrOldVersion = errors.New("upload statement of an old version")
 )
 
+// contentTypeV1 is the content type of version 1 statements, which did not
+// sign the envelope's header digest. They are refused with ErrOldVersion.
+const contentTypeV1 = "application/vnd.cleanroom.upload-statement.v1+cbor"
+
 // Statement is what a data provider attests to by signing: it uploaded, for
-// a contract's dataset, the envelope whose bytes hash to CiphertextSHA256,
-// holding RowCount rows of the schema with digest SchemaDigest.
+// a contract's dataset, the envelope whose bytes hash to CiphertextSHA256
+// and whose header hashes to HeaderSHA256, holding RowCount rows of the
+// schema with digest SchemaDigest.
 type Statement struct {
 	ContractID       [32]byte
 	DatasetID        string
 	CiphertextSHA256 [32]byte // SHA-256 of the whole envelope file
+	HeaderSHA256     [32]byte // SHA-256 of the envelope's header: its segments' additional data
 	CiphertextSize   int64    // size of the envelope file in bytes
 	PlaintextSize    int64    // size of the Arrow IPC stream sealed inside
 	SegmentSize      int      // the envelope's segment size
@@ -53,6 +64,7 @@ type wire struct {
 	ContractID       []byte `cbor:"contract_id"`
 	DatasetID        string `cbor:"dataset_id"`
 	CiphertextSHA256 []byte `cbor:"ciphertext_sha256"`
+	HeaderSHA256     []byte `cbor:"header_sha256"`
 	CiphertextSize   uint64 `cbor:"ciphertext_size"`
 	PlaintextSize    uint64 `cbor:"plaintext_size"`
 	SegmentSize      uint64 `cbor:"segment_size"`
@@ -60,7 +72,7 @@ type wire struct {
 	SchemaDigest     []byte `cbor:"schema_digest"`
 }
 
-var fieldNames = []string{"ciphertext_sha256", "ciphertext_size", "contract_id", "dataset_id", "plaintext_size", "row_count", "schema_digest", "segment_size"}
+var fieldNames = []string{"ciphertext_sha256", "ciphertext_size", "contract_id", "dataset_id", "header_sha256", "plaintext_size", "row_count", "schema_digest", "segment_size"}
 
 // decMode decodes strictly; encoding is canon's deterministic CBOR.
 var decMode cbor.DecMode
@@ -90,6 +102,7 @@ func FromEnvelope(sum envelope.Summary, rowCount int64) (Statement, error) {
 		ContractID:       h.ContractID,
 		DatasetID:        h.ObjectID,
 		CiphertextSHA256: sum.SHA256,
+		HeaderSHA256:     h.SHA256(),
 		CiphertextSize:   sum.Size,
 		PlaintextSize:    sum.PlaintextSize,
 		SegmentSize:      h.SegmentSize,
@@ -134,6 +147,7 @@ func (s *Statement) Payload() ([]byte, error) {
 		ContractID:       s.ContractID[:],
 		DatasetID:        s.DatasetID,
 		CiphertextSHA256: s.CiphertextSHA256[:],
+		HeaderSHA256:     s.HeaderSHA256[:],
 		CiphertextSize:   uint64(s.CiphertextSize),
 		PlaintextSize:    uint64(s.PlaintextSize),
 		SegmentSize:      uint64(s.SegmentSize),
@@ -179,7 +193,8 @@ func ParsePayload(payload []byte) (*Statement, error) {
 		name string
 		src  []byte
 		dst  *[32]byte
-	}{{"contract_id", w.ContractID, &s.ContractID}, {"ciphertext_sha256", w.CiphertextSHA256, &s.CiphertextSHA256}, {"schema_digest", w.SchemaDigest, &s.SchemaDigest}} {
+	}{{"contract_id", w.ContractID, &s.ContractID}, {"ciphertext_sha256", w.CiphertextSHA256, &s.CiphertextSHA256},
+		{"header_sha256", w.HeaderSHA256, &s.HeaderSHA256}, {"schema_digest", w.SchemaDigest, &s.SchemaDigest}} {
 		if len(f.src) != 32 {
 			return nil, fmt.Errorf("%w: %s has %d bytes, want 32", ErrMalformed, f.name, len(f.src))
 		}
@@ -209,13 +224,14 @@ func ParsePayload(payload []byte) (*Statement, error) {
 }
 
 // Expect pins what a verifier requires a statement to say. ContractID and
-// DatasetID must be set; CiphertextSHA256 and SchemaDigest are checked when
-// not nil (the coordinator sets CiphertextSHA256 to the digest of the
-// envelope it received).
+// DatasetID must be set; CiphertextSHA256, HeaderSHA256 and SchemaDigest
+// are checked when not nil (the coordinator sets the first two to the
+// digests of the envelope and the header it received).
 type Expect struct {
 	ContractID       [32]byte
 	DatasetID        string
 	CiphertextSHA256 *[32]byte
+	HeaderSHA256     *[32]byte
 	SchemaDigest     *[32]byte
 }
 
@@ -232,6 +248,10 @@ func Verify(stmt []byte, provider *cleanroom.PublicKey, want Expect) (*Statement
 	st, err := cleanroom.DecodeStatement(stmt)
 	if err != nil {
 		return nil, fmt.Errorf("upload statement: %w", err)
+	}
+	if st.ContentType == contentTypeV1 {
+		return nil, fmt.Errorf("%w: it is version 1 (%s), which does not sign the envelope's header digest and is no longer accepted; encrypt and upload the dataset again with this version of cleanroom (cleanroom dataset upload), which signs version 2",
+			ErrOldVersion, contentTypeV1)
 	}
 	if err := st.Verify(provider, cleanroom.ContentTypeUploadStatement); err != nil {
 		return nil, fmt.Errorf("upload statement: %w", err)
@@ -250,6 +270,8 @@ func Verify(stmt []byte, provider *cleanroom.PublicKey, want Expect) (*Statement
 		return nil, fmt.Errorf("%w: dataset_id is %q, expected %q", ErrMismatch, s.DatasetID, want.DatasetID)
 	case want.CiphertextSHA256 != nil && s.CiphertextSHA256 != *want.CiphertextSHA256:
 		return nil, mismatch("ciphertext_sha256", s.CiphertextSHA256[:], want.CiphertextSHA256[:])
+	case want.HeaderSHA256 != nil && s.HeaderSHA256 != *want.HeaderSHA256:
+		return nil, mismatch("header_sha256", s.HeaderSHA256[:], want.HeaderSHA256[:])
 	case want.SchemaDigest != nil && s.SchemaDigest != *want.SchemaDigest:
 		return nil, mismatch("schema_digest", s.SchemaDigest[:], want.SchemaDigest[:])
 	}

@@ -13,6 +13,7 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/envelope"
+	"cleanroom.dev/cleanroom/internal/canon"
 )
 
 var (
@@ -49,8 +50,8 @@ func sealed(t *testing.T, rows []byte) envelope.Summary {
 }
 
 func expect(sum envelope.Summary) Expect {
-	d, s := sum.SHA256, testSchema
-	return Expect{ContractID: testContract, DatasetID: "impressions", CiphertextSHA256: &d, SchemaDigest: &s}
+	d, h, s := sum.SHA256, sum.Header.SHA256(), testSchema
+	return Expect{ContractID: testContract, DatasetID: "impressions", CiphertextSHA256: &d, HeaderSHA256: &h, SchemaDigest: &s}
 }
 
 func TestSignVerify(t *testing.T) {
@@ -74,7 +75,7 @@ func TestSignVerify(t *testing.T) {
 	if *got != st {
 		t.Fatalf("verified %+v, signed %+v", got, st)
 	}
-	if got.CiphertextSize != sum.Size || got.PlaintextSize != 400 || got.SegmentSize != 64 || got.RowCount != 100 {
+	if got.CiphertextSize != sum.Size || got.PlaintextSize != 400 || got.SegmentSize != 64 || got.RowCount != 100 || got.HeaderSHA256 != sum.Header.SHA256() {
 		t.Fatalf("statement %+v does not describe the envelope", got)
 	}
 
@@ -112,6 +113,7 @@ func TestVerifyMismatch(t *testing.T) {
 		{"contract_id", func(e *Expect) { e.ContractID = [32]byte{1} }},
 		{"dataset_id", func(e *Expect) { e.DatasetID = "conversions" }},
 		{"ciphertext_sha256", func(e *Expect) { e.CiphertextSHA256 = &otherDigest }},
+		{"header_sha256", func(e *Expect) { e.HeaderSHA256 = &otherDigest }},
 		{"schema_digest", func(e *Expect) { e.SchemaDigest = &otherDigest }},
 	}
 	for _, tt := range tests {
@@ -124,6 +126,42 @@ func TestVerifyMismatch(t *testing.T) {
 	}
 	if _, err := Verify(signed, provider.Public(), Expect{}); err == nil {
 		t.Error("Verify with an empty Expect succeeded")
+	}
+}
+
+// TestVersion1Refused checks that a version 1 statement — the same
+// signature and payload layout, without header_sha256 — is refused with a
+// message that says what to do, even when it is validly signed.
+func TestVersion1Refused(t *testing.T) {
+	provider, _ := cleanroom.GenerateIdentity()
+	sum := sealed(t, []byte("rows"))
+	st, _ := FromEnvelope(sum, 1)
+	payload, err := canon.Marshal(struct {
+		ContractID       []byte `cbor:"contract_id"`
+		DatasetID        string `cbor:"dataset_id"`
+		CiphertextSHA256 []byte `cbor:"ciphertext_sha256"`
+		CiphertextSize   uint64 `cbor:"ciphertext_size"`
+		PlaintextSize    uint64 `cbor:"plaintext_size"`
+		SegmentSize      uint64 `cbor:"segment_size"`
+		RowCount         uint64 `cbor:"row_count"`
+		SchemaDigest     []byte `cbor:"schema_digest"`
+	}{st.ContractID[:], st.DatasetID, st.CiphertextSHA256[:], uint64(st.CiphertextSize), uint64(st.PlaintextSize),
+		uint64(st.SegmentSize), uint64(st.RowCount), st.SchemaDigest[:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := cleanroom.SignStatement(provider, "application/vnd.cleanroom.upload-statement.v1+cbor", payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Verify(v1, provider.Public(), expect(sum))
+	if !errors.Is(err, ErrOldVersion) || !strings.Contains(err.Error(), "version 1") || !strings.Contains(err.Error(), "upload the dataset again") {
+		t.Fatalf("a version 1 statement: %v", err)
+	}
+	// The same payload under the version 2 content type lacks a field.
+	v2, _ := cleanroom.SignStatement(provider, cleanroom.ContentTypeUploadStatement, payload)
+	if _, err := Verify(v2, provider.Public(), expect(sum)); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), `missing field "header_sha256"`) {
+		t.Fatalf("a version 1 payload signed as version 2: %v", err)
 	}
 }
 
@@ -140,6 +178,7 @@ func goldenStatement() Statement {
 		ContractID:       testContract,
 		DatasetID:        "impressions",
 		CiphertextSHA256: sha256.Sum256([]byte("ciphertext")),
+		HeaderSHA256:     sha256.Sum256([]byte("header")),
 		CiphertextSize:   1_500_000,
 		PlaintextSize:    1_048_576,
 		SegmentSize:      1 << 20,
@@ -155,17 +194,18 @@ func TestPayloadGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = "a8" +
+	const want = "a9" +
 		"6972 6f775f636f756e74 192710" + // "row_count": 10000
 		"6a 646174617365745f6964 6b 696d7072657373696f6e73" + // "dataset_id": "impressions"
 		"6b 636f6e74726163745f6964 5820 " + "%contract%" +
 		"6c 7365676d656e745f73697a65 1a00100000" + // "segment_size": 1048576
+		"6d 6865616465725f736861323536 5820 " + "%header%" +
 		"6d 736368656d615f646967657374 5820 " + "%schema%" +
 		"6e 706c61696e746578745f73697a65 1a00100000" + // "plaintext_size": 1048576
 		"6f 636970686572746578745f73697a65 1a0016e360" + // "ciphertext_size": 1500000
 		"71 636970686572746578745f736861323536 5820 " + "%digest%"
 	w := strings.NewReplacer(" ", "", "%contract%", hex.EncodeToString(st.ContractID[:]),
-		"%schema%", hex.EncodeToString(st.SchemaDigest[:]), "%digest%", hex.EncodeToString(st.CiphertextSHA256[:])).Replace(want)
+		"%schema%", hex.EncodeToString(st.SchemaDigest[:]), "%header%", hex.EncodeToString(st.HeaderSHA256[:]), "%digest%", hex.EncodeToString(st.CiphertextSHA256[:])).Replace(want)
 	if got := hex.EncodeToString(p); got != w {
 		t.Fatalf("payload\n got %s\nwant %s", got, w)
 	}
@@ -203,7 +243,7 @@ func TestParsePayloadRefuses(t *testing.T) {
 	}
 	unsorted, _ := cbor.EncOptions{Sort: cbor.SortNone}.EncMode()
 	unsortedPayload, _ := unsorted.Marshal(wire{ContractID: st.ContractID[:], DatasetID: st.DatasetID, CiphertextSHA256: st.CiphertextSHA256[:],
-		CiphertextSize: 1_500_000, PlaintextSize: 1 << 20, SegmentSize: 1 << 20, RowCount: 10_000, SchemaDigest: st.SchemaDigest[:]})
+		HeaderSHA256: st.HeaderSHA256[:], CiphertextSize: 1_500_000, PlaintextSize: 1 << 20, SegmentSize: 1 << 20, RowCount: 10_000, SchemaDigest: st.SchemaDigest[:]})
 	tests := []struct {
 		name    string
 		payload []byte
@@ -224,7 +264,8 @@ func TestParsePayloadRefuses(t *testing.T) {
 		{"ciphertext smaller than plaintext", with(func(m map[string]any) { m["ciphertext_size"] = 100 }), "ciphertext_size"},
 		{"non-minimal integer", with(func(m map[string]any) { m["row_count"] = cbor.RawMessage{0x1a, 0, 0, 0x27, 0x10} }), "canonical"},
 		{"unsorted keys", unsortedPayload, "canonical"},
-		{"duplicate key", append([]byte{0xa9}, append(good[1:], good[1:1+1+9+3]...)...), "duplicate map key"},
+		{"duplicate key", append([]byte{0xaa}, append(good[1:], good[1:1+1+9+3]...)...), "duplicate map key"},
+		{"short header_sha256", with(func(m map[string]any) { m["header_sha256"] = make([]byte, 16) }), "header_sha256 has 16 bytes"},
 		{"tagged", append([]byte{0xd8, 0x18}, good...), "not a CBOR map"},
 	}
 	for _, tt := range tests {

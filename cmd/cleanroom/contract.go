@@ -137,9 +137,41 @@ func printSummary(c *cli, ct *contracts.Contract) {
 		}
 	}
 	cp := ct.Coordinator
-	fmt.Fprintf(c.stdout, "coordinator: %s, debug %s, min TCB bootloader %d tee %d snp %d microcode %d\n",
-		cp.Platform, map[bool]string{true: "ALLOWED", false: "refused"}[cp.AllowDebug],
-		cp.MinTCB.Bootloader, cp.MinTCB.TEE, cp.MinTCB.SNP, cp.MinTCB.Microcode)
+	debug := map[bool]string{true: "ALLOWED", false: "refused"}
+	switch cp.Platform.Real() {
+	case contracts.PlatformSEVSNP:
+		fmt.Fprintf(c.stdout, "coordinator: %s, debug %s, min TCB bootloader %d tee %d snp %d microcode %d\n",
+			cp.Platform, debug[cp.AllowDebug], cp.MinTCB.Bootloader, cp.MinTCB.TEE, cp.MinTCB.SNP, cp.MinTCB.Microcode)
+	case contracts.PlatformTDX:
+		fmt.Fprintf(c.stdout, "coordinator: %s, debug %s, min TEE_TCB_SVN %x\n", cp.Platform, debug[cp.TDX.AllowDebug], cp.TDX.MinTEETCBSVN)
+		for _, m := range cp.TDX.MRTD {
+			fmt.Fprintf(c.stdout, "  mrtd %x\n", m)
+		}
+		for _, set := range cp.TDX.RTMR {
+			fmt.Fprintf(c.stdout, "  rtmr %x %x %x %x\n", set[0], set[1], set[2], set[3])
+		}
+	case contracts.PlatformNitro:
+		fmt.Fprintf(c.stdout, "coordinator: %s, debug %s\n", cp.Platform, debug[cp.AllowDebug])
+		for i, list := range [][][48]byte{cp.Nitro.PCR0, cp.Nitro.PCR1, cp.Nitro.PCR2} {
+			for _, m := range list {
+				fmt.Fprintf(c.stdout, "  pcr%d %x\n", i, m)
+			}
+		}
+	case contracts.PlatformCCA:
+		fmt.Fprintf(c.stdout, "coordinator: %s, debug %s\n", cp.Platform, debug[cp.AllowDebug])
+		for _, m := range cp.CCA.RIM {
+			fmt.Fprintf(c.stdout, "  rim %x\n", m)
+		}
+		for _, h := range cp.CCA.Platform.IAKSHA256 {
+			fmt.Fprintf(c.stdout, "  platform key sha256 %x\n", h)
+		}
+		for _, m := range cp.CCA.Platform.ImplementationIDs {
+			fmt.Fprintf(c.stdout, "  implementation id %x\n", m)
+		}
+		for _, m := range cp.CCA.Platform.SWMeasurements {
+			fmt.Fprintf(c.stdout, "  platform software %x\n", m)
+		}
+	}
 	for _, m := range cp.Measurements {
 		fmt.Fprintf(c.stdout, "  measurement %x\n", m)
 	}

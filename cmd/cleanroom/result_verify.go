@@ -109,8 +109,8 @@ func (c *cli) verifyResult(path string, ct *contracts.Contract, recipient *clean
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	s := r.Statement
-	c.infof("verified: run %s (run %d of contract %s): %d rows kept, %d suppressed, result commitment %x",
-		s.RunID, s.RunNumber, ct.ID(), s.RowsKept, s.RowsSuppressed, s.ResultCommitment)
+	c.infof("verified: run %s (run %d of contract %s) on platform %s: %d rows kept, %d suppressed, result commitment %x",
+		s.RunID, s.RunNumber, ct.ID(), r.Claims.Platform, s.RowsKept, s.RowsSuppressed, s.ResultCommitment)
 	if p := s.Privacy; p != nil {
 		c.infof("differential privacy: the run was charged ε=%v, δ=%v; the contract's budget left after it: ε=%v, δ=%v",
 			p.Epsilon, p.Delta, p.EpsilonLeft, p.DeltaLeft)

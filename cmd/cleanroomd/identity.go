@@ -34,11 +34,11 @@ Participants check it with "cleanroom attestation verify --identity FILE".`,
 			inst, err := tee.Open(dataDir)
 			if err != nil {
 				if errors.Is(err, tee.ErrNotInitialised) {
-					return withHint(err, "run: cleanroomd init --data-dir "+dataDir+" --attestation sev-snp|simulated")
+					return withHint(err, "run: cleanroomd init --data-dir "+dataDir+" --attestation MODE")
 				}
 				return err
 			}
-			if inst.Mode() == tee.ModeSimulated {
+			if inst.Mode().Simulated() {
 				c.warnf("%s", simulatedWarning)
 			}
 			doc, err := inst.IdentityDocument()

@@ -14,12 +14,12 @@ func init() { register(newInitCmd) }
 
 // simulatedWarning is printed by every command that runs or initialises a
 // simulated coordinator.
-const simulatedWarning = "SIMULATED attestation: the keys are sealed with a local key file and the evidence is signed by a fake AMD root made for this data directory. It protects nothing; use it only for development, tests and demos."
+const simulatedWarning = "SIMULATED attestation: the keys are sealed with a local key file and the evidence is signed by a fake vendor root made for this data directory. It protects nothing; use it only for development, tests and demos."
 
 func newInitCmd(c *cli) *cobra.Command {
 	var dataDir, mode string
 	cmd := &cobra.Command{
-		Use:   "init --data-dir DIR --attestation sev-snp|simulated",
+		Use:   "init --data-dir DIR --attestation MODE",
 		Short: "Make the coordinator's keys and seal them in DIR",
 		Long: `init makes the coordinator's identity (an Ed25519 key for COSE, TLS and log
 checkpoints, and an HPKE key for receiving data keys) and seals it in DIR,
@@ -29,8 +29,14 @@ which must be missing or empty.
              this chip, the VM's launch measurement, its guest policy and the
              platform TCB; only the same code on the same machine can open
              them. Run it inside the confidential VM.
-  simulated  a fake AMD root is made for DIR and the keys are sealed with a
-             local key file. It protects nothing.
+  tdx, nitro, cca
+             the evidence comes from the platform (configfs-tsm on TDX and
+             CCA, the Nitro Secure Module on Nitro). These platforms give a
+             guest no sealing key: the keys live only in memory, DIR records
+             that, and a restart needs a new, empty DIR (docs/deploy-*.md).
+  simulated, sev-snp-simulated, tdx-simulated, nitro-simulated, cca-simulated
+             a throw-away vendor root is made for DIR and the keys are sealed
+             with a local key file. It protects nothing.
 
 It prints the coordinator's public key on stdout; "cleanroomd identity"
 prints the identity document that participants verify and pin.`,
@@ -40,13 +46,13 @@ prints the identity document that participants verify and pin.`,
 				return usagef("--data-dir DIR is required")
 			}
 			if mode == "" {
-				return usagef("--attestation sev-snp|simulated is required")
+				return usagef("--attestation MODE is required (sev-snp, tdx, nitro, cca, or one of them followed by -simulated)")
 			}
 			m, err := tee.ParseMode(mode)
 			if err != nil {
 				return usageError{Err: err}
 			}
-			if m == tee.ModeSimulated {
+			if m.Simulated() {
 				c.warnf("%s", simulatedWarning)
 			}
 			inst, err := tee.Init(dataDir, m)
@@ -67,10 +73,13 @@ prints the identity document that participants verify and pin.`,
 			if root := inst.SimulatedRootSHA256(); root != nil {
 				c.infof("simulated_root_sha256 %s", hex.EncodeToString(root[:]))
 			}
+			if cp, err := inst.ReferenceValues(); err == nil {
+				c.infof("a contract pins it with: coordinator: %s", cp.FlowYAML())
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "data directory to create (missing or empty)")
-	cmd.Flags().StringVar(&mode, "attestation", "", "attestation mode: sev-snp or simulated")
+	cmd.Flags().StringVar(&mode, "attestation", "", "attestation mode: sev-snp, tdx, nitro, cca, or NAME-simulated (simulated = sev-snp-simulated)")
 	return cmd
 }

@@ -47,7 +47,7 @@ var serveDefaults = map[string]string{
 var serveHelp = map[string]string{
 	"listen":                   "address to listen on (host:port; port 0 picks a free port)",
 	"data-dir":                 "data directory: sealed keys, audit log, blobs (initialised if empty)",
-	"attestation":              "sev-snp or simulated: the mode to initialise an empty data directory with",
+	"attestation":              "sev-snp, tdx, nitro, cca or NAME-simulated: the mode to initialise an empty data directory with",
 	"query-memory":             "memory limit of one run's query engine (e.g. 4GiB)",
 	"query-threads":            "query engine threads (0: all cores)",
 	"max-upload-bytes":         "largest dataset envelope accepted (e.g. 8GiB)",
@@ -64,7 +64,7 @@ var serveHelp = map[string]string{
 func newServeCmd(c *cli) *cobra.Command {
 	var configFile string
 	cmd := &cobra.Command{
-		Use:   "serve --data-dir DIR [--attestation sev-snp|simulated] [--listen 127.0.0.1:8443] [--config FILE]",
+		Use:   "serve --data-dir DIR [--attestation MODE] [--listen 127.0.0.1:8443] [--config FILE]",
 		Short: "Serve the coordinator API over attested TLS",
 		Long: `serve opens DIR (initialising it first when it is empty), replays the audit log
 to rebuild the coordinator's state, and serves the API over attested TLS.
@@ -242,7 +242,7 @@ func (c *cli) serve(ctx context.Context, v *viper.Viper) error {
 	if err != nil {
 		return err
 	}
-	if coord.TEE().Mode() == tee.ModeSimulated {
+	if coord.TEE().Mode().Simulated() {
 		c.warnf("%s", simulatedWarning)
 	}
 	inst := coord.TEE()

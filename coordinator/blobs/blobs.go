@@ -232,9 +232,12 @@ func (s *Store) Get(d Digest, size int64) ([]byte, error) {
 }
 
 // OpenSized opens a blob for reading after checking its size, but not its
-// digest: for content the caller authenticates more cheaply another way (a
-// dataset envelope, whose header digest is logged and whose every segment
-// carries an AEAD tag bound to that header). Get is the safe default.
+// digest: for content the caller authenticates more cheaply another way —
+// the dataset envelope the coordinator made at upload, whose header digest
+// is logged and whose every segment carries an AEAD tag, bound to that
+// header, under a data key that only the coordinator has ever held. (Not
+// for an envelope someone else wrote: its writer knows the key and can
+// seal other segments under the same header.) Get is the safe default.
 func (s *Store) OpenSized(d Digest, size int64) (*os.File, error) {
 	f, err := os.Open(s.path(d))
 	if errors.Is(err, fs.ErrNotExist) {

@@ -16,8 +16,10 @@ import (
 //
 //	offset size field
 //	 0      8   magic "CRSEAL01"
-//	 8      1   mode: 1 = sev-snp, 2 = simulated
-//	 9      1   root key: 0 = VCEK (sev-snp); 0 (simulated)
+//	 8      1   mode: 1 = sev-snp, 2 = simulated, 3 = in memory only
+//	 9      1   root key: 0 = VCEK (sev-snp); the simulated platform
+//	            (simulated: 0 = sev-snp, 1 = tdx, 2 = nitro, 3 = cca);
+//	            the platform (in memory only: 1 = tdx, 2 = nitro, 3 = cca)
 //	10      2   reserved, zero
 //	12      8   guest field select (big-endian; sev-snp), zero (simulated)
 //	20      4   VMPL (big-endian; sev-snp), zero (simulated)
@@ -41,6 +43,10 @@ const (
 const (
 	sealModeSEVSNP    byte = 1
 	sealModeSimulated byte = 2
+	// sealModeEphemeral marks a data directory whose identity was never
+	// written: its platform has no sealing key. The file is the header and
+	// 16 zero bytes.
+	sealModeEphemeral byte = 3
 )
 
 // ErrSealBroken reports a sealed identity that cannot be opened: altered,
@@ -98,9 +104,9 @@ func parseSealHeader(data []byte) (sealParams, error) {
 		if p.rootKey != 0 {
 			return p, fmt.Errorf("%w: unknown root key %d", ErrSealBroken, p.rootKey)
 		}
-	case sealModeSimulated:
-		if p != (sealParams{mode: sealModeSimulated}) {
-			return p, fmt.Errorf("%w: a simulated seal carries no key-derivation parameters", ErrSealBroken)
+	case sealModeSimulated, sealModeEphemeral:
+		if p != (sealParams{mode: p.mode, rootKey: p.rootKey}) || p.rootKey > 3 || (p.mode == sealModeEphemeral && p.rootKey == 0) {
+			return p, fmt.Errorf("%w: a simulated or in-memory seal carries no key-derivation parameters, only a platform", ErrSealBroken)
 		}
 	default:
 		return p, fmt.Errorf("%w: unknown sealing mode %d", ErrSealBroken, p.mode)

@@ -20,6 +20,7 @@ package tee
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -30,7 +31,6 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/attest"
-	"cleanroom.dev/cleanroom/cleanroom/attest/simulated"
 	"cleanroom.dev/cleanroom/contracts"
 )
 
@@ -48,22 +48,44 @@ const (
 	SimulatedSealKeyFile = "simulated-seal.key"
 )
 
-// Mode is the attestation mode of a data directory.
+// Mode is the attestation mode of a data directory: a platform (SPEC §5.1)
+// the coordinator attests on.
 type Mode string
 
-// The two modes.
+// The modes. ModeSimulated is the simulated SEV-SNP platform; it is also
+// spelled sev-snp-simulated. The real TDX, Nitro and CCA modes have no
+// sealing key (docs/attestation.md, "Sealing"): their identity lives only in
+// memory.
 const (
-	ModeSEVSNP    Mode = "sev-snp"
-	ModeSimulated Mode = "simulated"
+	ModeSEVSNP         Mode = "sev-snp"
+	ModeSimulated      Mode = "simulated"
+	ModeTDX            Mode = "tdx"
+	ModeTDXSimulated   Mode = "tdx-simulated"
+	ModeNitro          Mode = "nitro"
+	ModeNitroSimulated Mode = "nitro-simulated"
+	ModeCCA            Mode = "cca"
+	ModeCCASimulated   Mode = "cca-simulated"
 )
 
-// ParseMode parses an --attestation value.
+// Modes lists every mode, as --attestation takes them.
+var Modes = []Mode{ModeSEVSNP, ModeTDX, ModeNitro, ModeCCA, ModeSimulated, ModeTDXSimulated, ModeNitroSimulated, ModeCCASimulated}
+
+// ParseMode parses an --attestation value: a mode, or a contract platform
+// name (sev-snp-simulated is ModeSimulated).
 func ParseMode(s string) (Mode, error) {
-	switch Mode(s) {
-	case ModeSEVSNP, ModeSimulated:
-		return Mode(s), nil
+	if contracts.Platform(s) == contracts.PlatformSEVSNPSimulated {
+		return ModeSimulated, nil
 	}
-	return "", fmt.Errorf("unknown attestation mode %q (want %q or %q)", s, ModeSEVSNP, ModeSimulated)
+	for _, m := range Modes {
+		if Mode(s) == m {
+			return m, nil
+		}
+	}
+	names := make([]string, len(Modes))
+	for i, m := range Modes {
+		names[i] = string(m)
+	}
+	return "", fmt.Errorf("unknown attestation mode %q (want one of %s)", s, strings.Join(names, ", "))
 }
 
 // Platform returns the contract platform of the mode.
@@ -71,8 +93,12 @@ func (m Mode) Platform() contracts.Platform {
 	if m == ModeSimulated {
 		return contracts.PlatformSEVSNPSimulated
 	}
-	return contracts.PlatformSEVSNP
+	return contracts.Platform(m)
 }
+
+// Simulated reports whether the mode is a simulated platform: it protects
+// nothing.
+func (m Mode) Simulated() bool { return m.Platform().Simulated() }
 
 // Errors about the state of a data directory.
 var (
@@ -100,12 +126,14 @@ type Instance struct {
 	static      attest.Evidence
 	measurement [48]byte
 	simRoot     *[32]byte
+	claims      *attest.Claims // of the static evidence, once checked
 }
 
 // options are the seams tests use to run the sev-snp code paths on a fake
 // guest device; production uses defaultOptions.
 type options struct {
 	hardware  func() (snpHardware, error)
+	collector func(Mode) (backend, error)
 	measure   func() ([48]byte, error)
 	selfCheck bool
 }
@@ -113,6 +141,7 @@ type options struct {
 func defaultOptions() options {
 	return options{
 		hardware:  func() (snpHardware, error) { return openGuestDevice() },
+		collector: openCollector,
 		measure:   ExecutableMeasurement,
 		selfCheck: true,
 	}
@@ -236,13 +265,9 @@ func initWith(dir string, mode Mode, o options) (inst *Instance, err error) {
 		return nil, err
 	}
 	var sealed []byte
-	switch mode {
-	case ModeSimulated:
-		platform, err := simulated.New()
-		if err != nil {
-			return nil, err
-		}
-		pem, err := platform.MarshalPEM()
+	switch {
+	case mode.Simulated():
+		pem, err := newSimulatedPlatform(mode)
 		if err != nil {
 			return nil, err
 		}
@@ -256,10 +281,10 @@ func initWith(dir string, mode Mode, o options) (inst *Instance, err error) {
 		if err := write(SimulatedSealKeyFile, key); err != nil {
 			return nil, err
 		}
-		if sealed, err = seal(sealParams{mode: sealModeSimulated}, key, secret); err != nil {
+		if sealed, err = seal(sealParams{mode: sealModeSimulated, rootKey: simulatedSealKind(mode)}, key, secret); err != nil {
 			return nil, err
 		}
-	case ModeSEVSNP:
+	case mode == ModeSEVSNP:
 		hw, err := o.hardware()
 		if err != nil {
 			return nil, err
@@ -275,6 +300,22 @@ func initWith(dir string, mode Mode, o options) (inst *Instance, err error) {
 		if sealed, err = seal(params, key, secret); err != nil {
 			return nil, err
 		}
+	default:
+		// TDX, Nitro, CCA: no sealing key. The identity stays in memory; the
+		// data directory records that it had one, so a restart is refused
+		// rather than silently making another.
+		be, err := o.collector(mode)
+		if err != nil {
+			return nil, err
+		}
+		if err := write(SealedIdentityFile, ephemeralMarker(mode)); err != nil {
+			return nil, err
+		}
+		inst, err = newInstance(dir, mode, id, be, o)
+		if err != nil {
+			return nil, err
+		}
+		return inst, nil
 	}
 	if err := write(SealedIdentityFile, sealed); err != nil {
 		return nil, err
@@ -290,7 +331,7 @@ func openWith(dir string, o options) (*Instance, error) {
 	path := filepath.Join(dir, SealedIdentityFile)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s has no %s (run: cleanroomd init --data-dir %s --attestation sev-snp|simulated)", ErrNotInitialised, dir, SealedIdentityFile, dir)
+		return nil, fmt.Errorf("%w: %s has no %s (run: cleanroomd init --data-dir %s --attestation MODE)", ErrNotInitialised, dir, SealedIdentityFile, dir)
 	}
 	if err != nil {
 		return nil, err
@@ -303,7 +344,9 @@ func openWith(dir string, o options) (*Instance, error) {
 	var plaintext []byte
 	switch params.mode {
 	case sealModeSimulated:
-		inst.mode = ModeSimulated
+		if inst.mode, err = simulatedModeOfSeal(params.rootKey); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
 		key, err := readSecretFile(filepath.Join(dir, SimulatedSealKeyFile))
 		if err != nil {
 			return nil, err
@@ -318,16 +361,16 @@ func openWith(dir string, o options) (*Instance, error) {
 		if err != nil {
 			return nil, err
 		}
-		platform, err := simulated.ParsePEM(pem)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, SimulatedPlatformFile), err)
-		}
 		m, err := o.measure()
 		if err != nil {
 			return nil, err
 		}
-		root := platform.RootSHA256()
-		inst.be, inst.simRoot = &simBackend{platform: platform, measurement: m}, &root
+		if inst.be, err = loadSimulatedPlatform(inst.mode, pem, m); err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, SimulatedPlatformFile), err)
+		}
+	case sealModeEphemeral:
+		mode, _ := ephemeralModeOfSeal(params.rootKey)
+		return nil, fmt.Errorf("%s: the coordinator initialised here attested on %s, which has no sealing key: its identity lived only in memory and is gone with it; start on an empty data directory (docs/deploy-%s.md)", dir, mode, mode)
 	case sealModeSEVSNP:
 		inst.mode = ModeSEVSNP
 		for _, f := range []string{SimulatedPlatformFile, SimulatedSealKeyFile} {
@@ -349,9 +392,17 @@ func openWith(dir string, o options) (*Instance, error) {
 		}
 		inst.be = &snpBackend{hw: hw}
 	}
-	if inst.id, err = cleanroom.ParseIdentity(plaintext); err != nil {
+	id, err := cleanroom.ParseIdentity(plaintext)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w: the unsealed identity does not parse: %v", path, ErrSealBroken, err)
 	}
+	return newInstance(dir, inst.mode, id, inst.be, o)
+}
+
+// newInstance makes the static evidence of an unsealed (or in-memory)
+// identity and checks it as a client would.
+func newInstance(dir string, mode Mode, id *cleanroom.Identity, be backend, o options) (*Instance, error) {
+	inst := &Instance{dir: dir, mode: mode, id: id, be: be}
 	rd, err := attest.ReportData([]*cleanroom.PublicKey{inst.id.Public()}, nil)
 	if err != nil {
 		return nil, err
@@ -359,11 +410,14 @@ func openWith(dir string, o options) (*Instance, error) {
 	if inst.static, err = inst.be.evidence(rd); err != nil {
 		return nil, err
 	}
-	snp, ok := inst.static.(*attest.SNPEvidence)
-	if !ok {
-		return nil, fmt.Errorf("internal error: evidence of type %T", inst.static)
+	if inst.static.Platform() != mode.Platform() {
+		return nil, fmt.Errorf("internal error: %s evidence on platform %s", inst.static.Platform(), mode.Platform())
 	}
-	copy(inst.measurement[:], snp.Report()[0x90:0xC0])
+	doc, err := attest.NewIdentityDocument(inst.id.Public(), inst.static)
+	if err != nil {
+		return nil, fmt.Errorf("this coordinator's own evidence: %w", err)
+	}
+	inst.measurement, inst.simRoot = doc.Measurement, doc.SimulatedRootSHA256
 	if o.selfCheck {
 		if err := inst.checkOwnEvidence(rd); err != nil {
 			return nil, err
@@ -376,7 +430,11 @@ func openWith(dir string, o options) (*Instance, error) {
 // (authenticity and key binding, not a contract's measurements), so a host
 // that serves the wrong certificates is noticed at start, not by clients.
 func (inst *Instance) checkOwnEvidence(rd [64]byte) error {
-	v, err := attest.NewVerifier(attest.VerifierOptions{Platform: inst.mode.Platform(), SimulatedRootSHA256: inst.simRoot})
+	opts := attest.VerifierOptions{Platform: inst.mode.Platform(), SimulatedRootSHA256: inst.simRoot}
+	if cca, ok := inst.static.(*attest.CCAEvidence); ok && inst.mode == ModeCCA {
+		opts.CCAIAKSHA256 = [][32]byte{sha256.Sum256(cca.IAK())} // clients pin it; here only the binding is checked
+	}
+	v, err := attest.NewVerifier(opts)
 	if err != nil {
 		return err
 	}
@@ -384,6 +442,7 @@ func (inst *Instance) checkOwnEvidence(rd [64]byte) error {
 	if err != nil {
 		return fmt.Errorf("this coordinator's own evidence does not verify: %w", err)
 	}
+	inst.claims = claims
 	p := attest.Policy{InsecureAnyMeasurement: true, InsecureAllowDebug: true, ReportData: &rd}
 	if err := p.Validate(claims); err != nil {
 		return fmt.Errorf("this coordinator's own evidence is not acceptable: %w", err)

@@ -90,7 +90,10 @@ func StartE(dir string, cfg coordinator.Config) (*Server, error) {
 
 func startE(dir string, cfg coordinator.Config, limits coordinator.ServerLimits) (*Server, error) {
 	logs := &SyncBuffer{}
-	cfg.DataDir, cfg.Attestation = dir, tee.ModeSimulated
+	cfg.DataDir = dir
+	if cfg.Attestation == "" {
+		cfg.Attestation = tee.ModeSimulated
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -244,12 +247,11 @@ func (sp *Spec) Text(inst *tee.Instance) []byte {
 		fmt.Fprintf(&b, ", differential_privacy: %s", sp.DifferentialPrivacy)
 	}
 	b.WriteString("}\n")
-	m := inst.Measurement()
-	fmt.Fprintf(&b, "coordinator: {platform: %s, measurements: [\"%x\"]", inst.Platform(), m)
-	if root := inst.SimulatedRootSHA256(); root != nil {
-		fmt.Fprintf(&b, ", simulated_root_sha256: \"%x\"", *root)
+	cp, err := inst.ReferenceValues()
+	if err != nil {
+		panic(fmt.Sprintf("scenario: the coordinator's reference values: %v", err)) // the instance verified its own evidence at Open
 	}
-	b.WriteString("}\n")
+	fmt.Fprintf(&b, "coordinator: %s\n", cp.FlowYAML())
 	return []byte(b.String())
 }
 

@@ -15,6 +15,7 @@ package bundletest
 import (
 	"bytes"
 	"context"
+	"crypto/hpke"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -31,6 +32,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/budget"
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
+	"cleanroom.dev/cleanroom/cleanroom/envelope"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/cleanroom/upload"
@@ -47,13 +49,16 @@ const Query = "SELECT campaign, count(DISTINCT i.user_id) AS users, sum(value) A
 // recipient, and an auditor who receives no result.
 var ParticipantIDs = []string{"publisher", "advertiser", "measurer", "auditor"}
 
-// Upload is a dataset as its provider encrypted and signed it.
+// Upload is a dataset as its provider encrypted and signed it, and the
+// envelope the coordinator stores in its place (the same plaintext
+// re-encrypted to its own key).
 type Upload struct {
 	Envelope     []byte
 	Signed       []byte // the upload statement
 	SHA256       [32]byte
 	HeaderSHA256 [32]byte
 	Rows         int64
+	Stored       []byte
 }
 
 // World is a simulated coordinator with its log, a contract and the
@@ -194,6 +199,12 @@ func NewWith(dir string, opts Options) (*World, error) {
 			return nil, w.closeWith(err)
 		}
 		w.Uploads[ds.ID] = u
+		storedSum := sha256.Sum256(u.Stored)
+		sh, err := envelope.ParseHeader(bytes.NewReader(u.Stored))
+		if err != nil {
+			return nil, w.closeWith(err)
+		}
+		storedHdr := sh.SHA256()
 		p := w.Contract.Participant(ds.Provider)
 		if _, _, err := w.append(ctx, &events.Event{Type: events.TypeDatasetUploaded, Contract: w.Contract.ID().String(),
 			Actor: p.ID, ActorKey: p.PublicKey.Fingerprint().String(),
@@ -201,7 +212,9 @@ func NewWith(dir string, opts Options) (*World, error) {
 				Dataset: ds.ID, Ciphertext: events.Blob{SHA256: hex.EncodeToString(u.SHA256[:]), Size: int64(len(u.Envelope))},
 				HeaderSHA256: hex.EncodeToString(u.HeaderSHA256[:]),
 				Rows:         u.Rows, SchemaDigest: hex.EncodeToString(func() []byte { d := ds.SchemaDigest(); return d[:] }()),
-				UploadStatement: u.Signed,
+				UploadStatement:    u.Signed,
+				Stored:             events.Blob{SHA256: hex.EncodeToString(storedSum[:]), Size: int64(len(u.Stored))},
+				StoredHeaderSHA256: hex.EncodeToString(storedHdr[:]),
 			}}); err != nil {
 			return nil, w.closeWith(err)
 		}
@@ -284,8 +297,24 @@ func (w *World) encrypt(ds *contracts.Dataset) (*Upload, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The coordinator's copy, as it re-keys an upload.
+	plain, _, err := envelope.Open(buf.Bytes(), w.Coordinator.Identity().HPKE(), envelope.Expect{
+		Kind: envelope.KindDataset, ContractID: w.Contract.ID(), ObjectID: ds.ID})
+	if err != nil {
+		return nil, err
+	}
+	var stored bytes.Buffer
+	sw, err := envelope.NewWriter(&stored, envelope.Header{Kind: envelope.KindDataset, ContractID: w.Contract.ID(), ObjectID: ds.ID,
+		SchemaDigest: ds.SchemaDigest()}, []hpke.PublicKey{w.Coordinator.PublicKey().HPKE()})
+	if err != nil {
+		return nil, err
+	}
+	sw.Write(plain)
+	if err := sw.Close(); err != nil {
+		return nil, err
+	}
 	return &Upload{Envelope: buf.Bytes(), Signed: enc.Signed, SHA256: enc.Summary.SHA256,
-		HeaderSHA256: enc.Summary.Header.SHA256(), Rows: enc.Rows}, nil
+		HeaderSHA256: enc.Summary.Header.SHA256(), Rows: enc.Rows, Stored: stored.Bytes()}, nil
 }
 
 // Result returns a small result as an Arrow IPC stream: campaign, users,
