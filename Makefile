@@ -8,7 +8,7 @@ BIN := bin
 FUZZTIME ?= 30s
 TESTTIMEOUT ?= 45m
 
-.PHONY: all build test test-deps demo bench bench-micro soak fuzz lint clean
+.PHONY: all build test test-deps demo bench bench-micro bench-models soak fuzz lint clean
 
 all: build
 
@@ -18,6 +18,7 @@ build:
 	$(GO) build -o $(BIN)/ad-attribution-gen ./examples/ad-attribution/gen
 	$(GO) build -o $(BIN)/clinical-cohort-gen ./examples/clinical-cohort/gen
 	$(GO) build -o $(BIN)/ad-attribution-bench ./examples/ad-attribution/bench
+	GOOS=wasip1 GOARCH=wasm GOFLAGS= $(GO) build -trimpath -buildmode=c-shared -o $(BIN)/risk_band.wasm ./examples/clinical-cohort/riskmodel/wasm
 
 # The whole test suite: unit, fuzz seed corpora, CLI scripts, end to end.
 test: test-deps
@@ -52,6 +53,12 @@ BENCH_ROWS ?= 1000000,10000000
 BENCH_REPEAT ?= 3
 bench: build
 	./$(BIN)/ad-attribution-bench -rows $(BENCH_ROWS) -repeat $(BENCH_REPEAT)
+
+# The example's WebAssembly risk model against native Go and the query
+# without it, at BENCH_MODEL_ROWS rows (docs/models.md §8).
+BENCH_MODEL_ROWS ?= 10000000
+bench-models:
+	CLEANROOM_BENCH_MODEL_ROWS=$(BENCH_MODEL_ROWS) $(GO) test -run '^$$' -bench BenchmarkRiskModel -benchtime 2x -timeout 60m ./coordinator/engine
 
 # A load run against a real coordinator process: concurrent parties for
 # SOAK_DURATION, then every acknowledged item and result is checked;

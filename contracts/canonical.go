@@ -108,7 +108,7 @@ func (c *Contract) canonical() map[string]any {
 			},
 		}
 	}
-	return map[string]any{
+	m := map[string]any{
 		"version":      c.Version,
 		"name":         c.Name,
 		"expires_at":   c.ExpiresAt.Unix(),
@@ -123,6 +123,27 @@ func (c *Contract) canonical() map[string]any {
 		"output":      output,
 		"coordinator": coordinator,
 	}
+	// A contract without models has no "models" key, so contracts written
+	// before models existed keep their ids.
+	if len(c.Models) > 0 {
+		models := make([]any, len(c.Models))
+		for i, md := range c.Models {
+			args := make([]any, len(md.Args))
+			for j, a := range md.Args {
+				args[j] = a.String()
+			}
+			models[i] = map[string]any{
+				"name":         md.Name,
+				"provider":     md.Provider,
+				"sha256":       md.SHA256[:],
+				"confidential": md.Confidential,
+				"args":         args,
+				"result":       md.Result.String(),
+			}
+		}
+		m["models"] = models
+	}
+	return m
 }
 
 func byteList48(list [][48]byte) []any {

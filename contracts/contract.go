@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -41,6 +42,7 @@ type Contract struct {
 	Participants []Participant
 	Datasets     []Dataset
 	Algorithm    Algorithm
+	Models       []Model // nil when the contract names no model
 	Output       Output
 	Coordinator  CoordinatorPolicy
 
@@ -91,6 +93,28 @@ type Algorithm struct {
 	// Check applies the rule.
 	SHA256       [32]byte
 	Confidential bool
+}
+
+// Model is a WebAssembly scalar function that an algorithm provider
+// brings and the algorithm's SQL calls by Name (docs/models.md).
+type Model struct {
+	Name         string // the SQL function name
+	Provider     string // a participant with role algorithm_provider
+	SHA256       [32]byte
+	Confidential bool
+	Args         []ColumnType // at least one; no decimal
+	Result       ColumnType   // no decimal
+}
+
+// Model returns the model with the given SQL function name (names are
+// compared as SQL compares identifiers, ignoring case), or nil.
+func (c *Contract) Model(name string) *Model {
+	for i := range c.Models {
+		if strings.EqualFold(c.Models[i].Name, name) {
+			return &c.Models[i]
+		}
+	}
+	return nil
 }
 
 // Output is the output policy the coordinator applies to every result.

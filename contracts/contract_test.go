@@ -3,6 +3,7 @@ package contracts
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -410,5 +411,99 @@ func TestTemplateIsNearlyValid(t *testing.T) {
 		if !strings.Contains(p.Field, "public_key") && !strings.Contains(p.Field, "sha256") && !strings.Contains(p.Field, "measurements") {
 			t.Errorf("template problem beyond placeholders: %v", p)
 		}
+	}
+}
+
+// modelsYAML is baseYAML with a models section.
+func modelsYAML(models string) string {
+	return strings.Replace(baseYAML(), "output:\n", "models:\n"+models+"output:\n", 1)
+}
+
+const scoreModel = `  - name: score
+    provider: measurer
+    sha256: "` + "1111111111111111111111111111111111111111111111111111111111111111" + `"
+    confidential: true
+    args: [float64, string, int32, date, timestamp, bool, int64]
+    result: float64
+`
+
+// TestModels parses a contract's models: every field, the canonical
+// encoding, and ids — a contract without models keeps the id it had
+// before models existed, and every model field changes the id.
+func TestModels(t *testing.T) {
+	base := mustParse(t, baseYAML())
+	if base.Models != nil || strings.Contains(string(base.CanonicalBytes()), "models") {
+		t.Fatal("a contract without models has a models entry in its canonical encoding")
+	}
+	c := mustParse(t, modelsYAML(scoreModel))
+	m := c.Model("SCORE")
+	if m == nil || m.Name != "score" || m.Provider != "measurer" || !m.Confidential || len(m.Args) != 7 || m.Args[3].Kind != KindDate || m.Result.Kind != KindFloat64 {
+		t.Fatalf("model %+v", m)
+	}
+	if c.ID() == base.ID() {
+		t.Fatal("adding a model left the id unchanged")
+	}
+	for name, e := range map[string][2]string{
+		"name":         {"name: score", "name: score2"},
+		"sha256":       {"sha256: \"1111", "sha256: \"2111"},
+		"confidential": {"confidential: true\n    args", "confidential: false\n    args"},
+		"args":         {"bool, int64]", "bool]"},
+		"result":       {"result: float64", "result: string"},
+	} {
+		text := strings.Replace(modelsYAML(scoreModel), e[0], e[1], 1)
+		other, err := Parse([]byte(text), ParseOptions{Now: testNow})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if other.ID() == c.ID() {
+			t.Errorf("%s: id unchanged", name)
+		}
+	}
+	// A model provider need not provide the algorithm.
+	two := strings.Replace(modelsYAML(strings.Replace(scoreModel, "provider: measurer", "provider: auditor", 1)),
+		"roles: [auditor]", "roles: [auditor, algorithm_provider]", 1)
+	if _, err := Parse([]byte(two), ParseOptions{Now: testNow}); err != nil {
+		t.Fatalf("a second algorithm provider bringing a model: %v", err)
+	}
+	ws := c.Warnings()
+	if !slices.ContainsFunc(ws, func(w Warning) bool { return w.Field == "models[0].confidential" }) {
+		t.Errorf("no warning about the confidential model: %v", ws)
+	}
+}
+
+func TestBadModels(t *testing.T) {
+	for _, tc := range []struct {
+		name, old, new, field, errSubstr string
+	}{
+		{"bad name", "name: score", "name: Score", "models[0].name", "not a valid model name"},
+		{"name with dash", "name: score", "name: risk-score", "models[0].name", "not a valid model name"},
+		{"name of a dataset", "name: score", "name: impressions", "models[0].name", "also a dataset id"},
+		{"unknown provider", "provider: measurer\n    sha256", "provider: nobody\n    sha256", "models[0].provider", "not a participant"},
+		{"provider lacks role", "provider: measurer\n    sha256", "provider: publisher\n    sha256", "models[0].provider", "lacks role algorithm_provider"},
+		{"short commitment", "\"1111111111111111111111111111111111111111111111111111111111111111\"", "\"11\"", "models[0].sha256", "64 hex digits"},
+		{"no args", "args: [float64, string, int32, date, timestamp, bool, int64]", "args: []", "models[0].args", "at least one argument"},
+		{"decimal arg", "args: [float64,", "args: [\"decimal(4,1)\",", "models[0].args[0]", "cast it to float64"},
+		{"decimal result", "result: float64", "result: \"decimal(10,2)\"", "models[0].result", "cast it to float64"},
+		{"unknown type", "result: float64", "result: tensor", "models[0].result", "unknown type"},
+		{"unknown field", "result: float64", "result: float64\n    weights: secret", "models[0].weights", "unknown field"},
+		{"missing result", "    result: float64\n", "", "models[0].result", "required field is missing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text := strings.Replace(modelsYAML(scoreModel), tc.old, tc.new, 1)
+			if text == modelsYAML(scoreModel) {
+				t.Fatalf("edit %q did not apply", tc.old)
+			}
+			_, err := Parse([]byte(text), ParseOptions{Now: testNow})
+			if err == nil || !strings.Contains(err.Error(), tc.field) || !strings.Contains(err.Error(), tc.errSubstr) {
+				t.Fatalf("got %v; want %s: ...%s", err, tc.field, tc.errSubstr)
+			}
+		})
+	}
+	// Two models of one name, and an empty list.
+	if _, err := Parse([]byte(modelsYAML(scoreModel+scoreModel)), ParseOptions{Now: testNow}); err == nil || !strings.Contains(err.Error(), "already used by models[0]") {
+		t.Fatalf("duplicate model: %v", err)
+	}
+	if _, err := Parse([]byte(strings.Replace(baseYAML(), "output:\n", "models: []\noutput:\n", 1)), ParseOptions{Now: testNow}); err == nil || !strings.Contains(err.Error(), "empty models list") {
+		t.Fatalf("empty models: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 // panic, and whatever it accepts must have a stable id and re-verify.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(baseYAML()))
+	f.Add([]byte(modelsYAML(scoreModel)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse(data, ParseOptions{Now: testNow})
 		if err != nil {

@@ -34,6 +34,8 @@ const (
 	MaxDatasets     = 64
 	MaxColumns      = 1024
 	MaxMeasurements = 64
+	MaxModels       = 16
+	MaxModelArgs    = 64
 	maxNameLen      = 200
 )
 
@@ -41,6 +43,7 @@ var (
 	participantIDPattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 	datasetIDPattern     = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 	columnNamePattern    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+	modelNamePattern     = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 )
 
 // ParseOptions adjust Parse.
@@ -190,6 +193,16 @@ func (d *decoder) contract(n *yaml.Node) (*Contract, lineMap) {
 			at(p, n)
 			c.Algorithm = d.algorithm(n, p, at)
 		}},
+		{"models", false, func(n *yaml.Node, p string) {
+			at(p, n)
+			d.sequence(n, p, func(_ int, item *yaml.Node, p string) {
+				at(p, item)
+				c.Models = append(c.Models, d.model(item, p, at))
+			})
+			if n.Kind == yaml.SequenceNode && len(n.Content) == 0 {
+				d.errorf(p, n, "an empty models list: leave the field out when the contract has no model")
+			}
+		}},
 		{"output", true, func(n *yaml.Node, p string) {
 			at(p, n)
 			c.Output = d.output(n, p, at)
@@ -334,6 +347,68 @@ func (d *decoder) algorithm(n *yaml.Node, path string, at func(string, *yaml.Nod
 		}},
 	})
 	return a
+}
+
+func (d *decoder) model(n *yaml.Node, path string, at func(string, *yaml.Node)) Model {
+	var m Model
+	typ := func(n *yaml.Node, p string) (ColumnType, bool) {
+		s, ok := d.str(n, p)
+		if !ok {
+			return ColumnType{}, false
+		}
+		t, err := ParseColumnType(s)
+		if err != nil {
+			d.errorf(p, n, "%v", err)
+			return ColumnType{}, false
+		}
+		if t.Kind == KindDecimal {
+			d.errorf(p, n, "a model cannot take or return %s; cast it to float64 in the SQL (decimals have no WebAssembly layout)", t)
+			return ColumnType{}, false
+		}
+		return t, true
+	}
+	d.mapping(n, path, []field{
+		{"name", true, func(n *yaml.Node, p string) {
+			at(p, n)
+			if s, ok := d.str(n, p); ok {
+				if !modelNamePattern.MatchString(s) {
+					d.errorf(p, n, "%q is not a valid model name (it is the SQL function name: lowercase letter, then up to 62 lowercase letters, digits or '_')", truncate(s))
+				}
+				m.Name = s
+			}
+		}},
+		{"provider", true, func(n *yaml.Node, p string) {
+			at(p, n)
+			m.Provider, _ = d.str(n, p)
+		}},
+		{"sha256", true, func(n *yaml.Node, p string) {
+			if b, ok := d.hexBytes(n, p, 32); ok {
+				copy(m.SHA256[:], b)
+			}
+		}},
+		{"confidential", false, func(n *yaml.Node, p string) {
+			m.Confidential, _ = d.boolean(n, p)
+		}},
+		{"args", true, func(n *yaml.Node, p string) {
+			at(p, n)
+			d.sequence(n, p, func(_ int, item *yaml.Node, ip string) {
+				if t, ok := typ(item, ip); ok {
+					m.Args = append(m.Args, t)
+				}
+			})
+			if n.Kind == yaml.SequenceNode && len(n.Content) == 0 {
+				d.errorf(p, n, "a model takes at least one argument")
+			}
+			if len(n.Content) > MaxModelArgs {
+				d.errorf(p, n, "%d arguments is more than the limit of %d", len(n.Content), MaxModelArgs)
+			}
+		}},
+		{"result", true, func(n *yaml.Node, p string) {
+			at(p, n)
+			m.Result, _ = typ(n, p)
+		}},
+	})
+	return m
 }
 
 func (d *decoder) output(n *yaml.Node, path string, at func(string, *yaml.Node)) Output {

@@ -58,6 +58,12 @@ func (c *Contract) Warnings() []Warning {
 			fmt.Sprintf("the algorithm is confidential: only %q and the coordinator see its text; the others approve a commitment they cannot inspect, and rely on the output policy alone. "+
 				"algorithm.sha256 must be the salted commitment made by cleanroom algorithm commit: a plain SHA-256 would let anyone holding the contract confirm a guess of the text, and the coordinator refuses it", c.Algorithm.Provider)})
 	}
+	for i, m := range c.Models {
+		if m.Confidential {
+			ws = append(ws, Warning{fmt.Sprintf("models[%d].confidential", i),
+				fmt.Sprintf("model %s is confidential: only %q and the coordinator see its module; the others approve a salted commitment they cannot check against any module, and rely on the output policy alone", m.Name, m.Provider)})
+		}
+	}
 	if c.Coordinator.Platform == PlatformSEVSNP && c.Coordinator.MinTCB == (TCB{}) {
 		ws = append(ws, Warning{"coordinator.min_tcb",
 			"no minimum TCB: firmware with known, fixed vulnerabilities is accepted"})
@@ -108,6 +114,14 @@ algorithm:
   confidential: false                    # true: only the provider and the coordinator see the text,
                                          #   and sha256 is the salted commitment printed by
                                          #   cleanroom algorithm commit query.sql --salt query.salt
+
+# models:                               # optional: WebAssembly scalar functions the SQL may call
+#   - name: score                        # the SQL function name: [a-z][a-z0-9_]{0,62}
+#     provider: measurer                 # must have role algorithm_provider
+#     sha256: "<cleanroom model commit score.wasm (confidential) or sha256sum score.wasm>"
+#     confidential: true                 # true: only the provider and the coordinator see the module
+#     args: [float64, int64]             # column types, no decimal
+#     result: float64
 
 output:
   recipients: [advertiser]               # each must have role result_recipient

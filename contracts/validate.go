@@ -47,6 +47,7 @@ func (v *validator) validate(opts ParseOptions) {
 	v.participants()
 	v.datasets()
 	v.algorithm()
+	v.models()
 	v.output()
 	v.coordinator()
 }
@@ -141,10 +142,39 @@ func (v *validator) algorithm() {
 	c := v.c
 	v.needRole("algorithm.provider", c.Algorithm.Provider, RoleAlgorithmProvider, "algorithm.provider")
 	for i, p := range c.Participants {
-		if p.Has(RoleAlgorithmProvider) && p.ID != c.Algorithm.Provider {
-			v.problem(index("participants", i), "participant %q has role algorithm_provider but algorithm.provider is %q", p.ID, c.Algorithm.Provider)
+		if p.Has(RoleAlgorithmProvider) && p.ID != c.Algorithm.Provider && !c.ProvidesModel(p.ID) {
+			v.problem(index("participants", i), "participant %q has role algorithm_provider but provides neither the algorithm (algorithm.provider is %q) nor a model", p.ID, c.Algorithm.Provider)
 		}
 	}
+}
+
+func (v *validator) models() {
+	c := v.c
+	if len(c.Models) > MaxModels {
+		v.problem("models", "%d models is more than the limit of %d", len(c.Models), MaxModels)
+	}
+	names := map[string]int{}
+	for i, m := range c.Models {
+		path := index("models", i)
+		if j, dup := names[m.Name]; dup {
+			v.problem(path+".name", "model name %q is already used by models[%d]", m.Name, j)
+		}
+		names[m.Name] = i
+		v.needRole(path+".provider", m.Provider, RoleAlgorithmProvider, "a model's provider")
+		if c.Dataset(m.Name) != nil {
+			v.problem(path+".name", "model name %q is also a dataset id; give the function another name", m.Name)
+		}
+	}
+}
+
+// ProvidesModel reports whether participant id provides a model.
+func (c *Contract) ProvidesModel(id string) bool {
+	for _, m := range c.Models {
+		if m.Provider == id {
+			return true
+		}
+	}
+	return false
 }
 
 func (v *validator) output() {

@@ -72,7 +72,11 @@ func (c *Coordinator) SubmitAlgorithm(ctx context.Context, actor ed25519.PublicK
 	for i, ds := range ct.Datasets {
 		datasets[i] = ds.ID
 	}
-	if err := engine.CheckQuery(string(text), datasets); err != nil {
+	models := make([]string, len(ct.Models))
+	for i, m := range ct.Models {
+		models[i] = m.Name
+	}
+	if err := engine.CheckQueryWithModels(string(text), datasets, models); err != nil {
 		e := unprocessable(err, "the algorithm is refused: %v", err)
 		// The refusal can quote the query: for a confidential algorithm,
 		// only its provider may read it.

@@ -11,6 +11,7 @@ import (
 	"cleanroom.dev/cleanroom/coordinator"
 	"cleanroom.dev/cleanroom/internal/scenario"
 	"cleanroom.dev/cleanroom/internal/sqlcases"
+	"cleanroom.dev/cleanroom/internal/wasmtest"
 )
 
 // The datasets of the statement check's table of algorithms, with
@@ -108,6 +109,9 @@ func TestExampleAlgorithmsAccepted(t *testing.T) {
 			},
 			Query: read("clinical-cohort"), AlgorithmBy: "sponsor", Confidential: true, Recipients: []string{"sponsor"},
 			MaxRows: 1000, MaxRuns: 1,
+			// The query calls the sponsor's risk model (docs/models.md).
+			Models: []scenario.Model{{Name: "risk_band", Provider: "sponsor", Args: "[int64, string, float64, int32]", Result: "string",
+				Module: wasmtest.BuildGo(t, "./examples/clinical-cohort/riskmodel/wasm"), Salt: newSalt()}},
 		}
 		sc := scenario.New(t, srv, spec)
 		sc.Submit(t, "hospital")
@@ -126,6 +130,11 @@ func submitAndRun(t *testing.T, sc *scenario.Scenario) {
 	ctx := context.Background()
 	if _, err := sc.Client(t, sc.Spec.AlgorithmBy).SubmitAlgorithm(ctx, []byte(sc.Spec.Query), sc.Spec.AlgorithmSalt()); err != nil {
 		t.Fatalf("submitting the algorithm: %v", err)
+	}
+	for _, m := range sc.Spec.Models {
+		if _, err := sc.Client(t, m.Provider).SubmitModel(ctx, m.Name, m.Module, m.Salt); err != nil {
+			t.Fatalf("submitting model %s: %v", m.Name, err)
+		}
 	}
 	rs, err := sc.Client(t, sc.Spec.Recipients[0]).Run(ctx)
 	if err != nil {

@@ -44,6 +44,8 @@ func (c *Coordinator) Handler() http.Handler {
 	route("PUT /v1/contracts/{cid}/datasets/{ds}", c.handleUpload)
 	route("PUT /v1/contracts/{cid}/algorithm", c.handleSubmitAlgorithm)
 	route("GET /v1/contracts/{cid}/algorithm", c.handleGetAlgorithm)
+	route("PUT /v1/contracts/{cid}/models/{name}", c.handleSubmitModel)
+	route("GET /v1/contracts/{cid}/models/{name}", c.handleGetModel)
 	route("POST /v1/contracts/{cid}/runs", c.handleRun)
 	route("GET /v1/contracts/{cid}/runs/{rid}", c.handleRunStatus)
 	route("GET /v1/contracts/{cid}/runs/{rid}/result", c.handleResult)

@@ -168,6 +168,13 @@ func (c *Coordinator) Status(cid contracts.ID, actor ed25519.PublicKey) (*api.Co
 		if sc.Algorithm != nil {
 			st.Algorithm.Submitted, st.Algorithm.LogIndex = true, sc.Algorithm.Index
 		}
+		for _, m := range ct.Models {
+			ms := api.ModelStatus{Name: m.Name, Provider: m.Provider, Commitment: fmt.Sprintf("%x", m.SHA256), Confidential: m.Confidential}
+			if sm := sc.Models[m.Name]; sm != nil {
+				ms.Submitted, ms.LogIndex = true, sm.Index
+			}
+			st.Models = append(st.Models, ms)
+		}
 		for _, r := range sc.Runs {
 			st.Runs = append(st.Runs, runStatus(r, p.ID == ct.Algorithm.Provider, privacyTotal(ct)))
 		}

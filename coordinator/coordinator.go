@@ -57,6 +57,13 @@ type Config struct {
 	QueryMemory int64
 	// QueryThreads is the engine's thread count. Default: all cores.
 	QueryThreads int
+	// ModelMemory bounds the linear memory of one instance of a model
+	// (one per query thread and model). Default 256 MiB
+	// (engine.DefaultModelMemoryLimit).
+	ModelMemory int64
+	// RunTimeout is the deadline of a run's query, models included: a run
+	// still going after it is interrupted and refused. Default 1 hour.
+	RunTimeout time.Duration
 	// UploadIdleTimeout cuts off an upload whose client sends nothing for
 	// that long. Default 30 s.
 	UploadIdleTimeout time.Duration
@@ -87,6 +94,8 @@ const (
 	DefaultMaxUploadBytes = 8 << 30
 	DefaultQueryMemory    = 4 << 30
 
+	DefaultRunTimeout = time.Hour
+
 	DefaultUploadIdleTimeout = 30 * time.Second
 	DefaultUploadGracePeriod = 30 * time.Second
 )
@@ -103,6 +112,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.UploadGracePeriod <= 0 {
 		c.UploadGracePeriod = DefaultUploadGracePeriod
+	}
+	if c.RunTimeout <= 0 {
+		c.RunTimeout = DefaultRunTimeout
 	}
 	if c.QueryThreads <= 0 {
 		c.QueryThreads = runtime.GOMAXPROCS(0)
@@ -274,6 +286,8 @@ func (c *Coordinator) checkBlobs(e *events.Event) error {
 		ref, what = &e.DatasetUploaded.Stored, "the stored envelope of dataset "+e.DatasetUploaded.Dataset
 	case events.TypeAlgorithmSubmitted:
 		ref, what = &e.AlgorithmSubmitted.Text, "the algorithm"
+	case events.TypeModelSubmitted:
+		ref, what = &e.ModelSubmitted.Module, "the module of model "+e.ModelSubmitted.Name
 	case events.TypeRunFinished:
 		ref, what = &e.RunFinished.EncryptedResult, "the result of run "+e.RunFinished.RunID
 	default:
@@ -470,7 +484,7 @@ func (c *Coordinator) putSealed(kind string, plain []byte) (events.Blob, error) 
 
 // engineConfig is the engine configuration of a run.
 func (c *Coordinator) engineConfig() engine.Config {
-	return engine.Config{MemoryLimit: c.cfg.QueryMemory, Threads: c.cfg.QueryThreads}
+	return engine.Config{MemoryLimit: c.cfg.QueryMemory, Threads: c.cfg.QueryThreads, ModelMemoryLimit: c.cfg.ModelMemory}
 }
 
 // keyedMutex is a set of mutexes by key, created on demand.

@@ -51,7 +51,7 @@ func (c *Coordinator) Run(ctx context.Context, actor ed25519.PublicKey, cid cont
 	if err := c.execute(ctx, sc.Contract, run); err != nil {
 		var refused *runRefusedError
 		if errors.As(err, &refused) {
-			return nil, refused.to(p.ID == sc.Contract.Algorithm.Provider)
+			return nil, refused.to(p.ID == refused.sealedTo)
 		}
 		return nil, err
 	}
@@ -98,6 +98,17 @@ func (c *Coordinator) admit(ctx context.Context, ct *contracts.Contract, p *cont
 			reasons = append(reasons, fmt.Sprintf("the algorithm has not been submitted (by %s)", ct.Algorithm.Provider))
 		} else if err := c.damage(sc.Algorithm.Submitted.Text.SHA256); err != nil {
 			reasons = append(reasons, err.Error())
+		}
+		var models []string
+		for _, m := range ct.Models {
+			if sm := sc.Models[m.Name]; sm == nil {
+				models = append(models, fmt.Sprintf("%s (from %s)", m.Name, m.Provider))
+			} else if err := c.damage(sm.Submitted.Module.SHA256); err != nil {
+				reasons = append(reasons, err.Error())
+			}
+		}
+		if len(models) > 0 {
+			reasons = append(reasons, "models not submitted yet: "+strings.Join(models, ", "))
 		}
 		if used := int64(len(sc.Runs)); used >= ct.Output.MaxRuns {
 			reasons = append(reasons, fmt.Sprintf("all %d runs the contract allows (max_runs) have been used", ct.Output.MaxRuns))
@@ -157,14 +168,30 @@ func privacyCharge(ct *contracts.Contract, sc *state.Contract) (*events.PrivacyC
 // by the engine or the output policy is a *runRefusedError.
 func (c *Coordinator) execute(ctx context.Context, ct *contracts.Contract, run *events.RunStarted) error {
 	start := time.Now()
-	res, stage, err := c.query(ctx, ct, run)
+	qctx, cancel := context.WithTimeout(ctx, c.cfg.RunTimeout)
+	res, stage, err := c.query(qctx, ct, run)
+	cancel()
 	if err != nil {
 		// The engine's detail never leaves the VM: not in the log, not to
 		// the caller, not in the operator's log (see publicReason).
 		refused := &runRefusedError{runID: run.RunID, stage: stage, public: boundReason(publicReason(stage, err))}
 		var sealed []byte
 		var ae *algorithmError
-		if ct.Algorithm.Confidential && errors.As(err, &ae) {
+		var me *engine.ModelError
+		if errors.As(err, &me) {
+			// A model's failure is described to its provider alone: the
+			// detail tells of the module's behaviour, which its code
+			// chooses and which may depend on the rows it read. Everyone
+			// else reads which model failed and how, in a fixed
+			// vocabulary (docs/models.md §5).
+			refused.private = strings.ToValidUTF8(boundReason(me.Error()), "\uFFFD")
+			refused.public = me.Public()
+			refused.sealedTo = me.Provider
+			provider := ct.Participant(me.Provider)
+			if sealed, err = cleanroom.SealReason(provider.PublicKey, ct.ID(), run.RunID, refused.private); err != nil {
+				sealed, refused.private = nil, "" // the reason is bounded and UTF-8: this does not happen
+			}
+		} else if ct.Algorithm.Confidential && errors.As(err, &ae) {
 			// Even the engine's explanation may describe a confidential
 			// algorithm's text or output (its column names, its row
 			// count): only its provider may read it, sealed to its key.
@@ -172,6 +199,7 @@ func (c *Coordinator) execute(ctx context.Context, ct *contracts.Contract, run *
 			// reason.
 			refused.private = strings.ToValidUTF8(refused.public, "\uFFFD")
 			refused.public = confidentialReason(stage, ct.Algorithm.Provider)
+			refused.sealedTo = ct.Algorithm.Provider
 			provider := ct.Participant(ct.Algorithm.Provider)
 			if sealed, err = cleanroom.SealReason(provider.PublicKey, ct.ID(), run.RunID, refused.private); err != nil {
 				sealed, refused.private = nil, "" // the reason is bounded and UTF-8: this does not happen
@@ -179,7 +207,7 @@ func (c *Coordinator) execute(ctx context.Context, ct *contracts.Contract, run *
 		}
 		if _, cerr := c.commit(ctx, &events.Event{
 			Type: events.TypeRunRefused, Contract: ct.ID().String(),
-			RunRefused: &events.RunRefused{RunID: run.RunID, Stage: stage, Reason: refused.public, SealedReason: sealed},
+			RunRefused: &events.RunRefused{RunID: run.RunID, Stage: stage, Reason: refused.public, SealedReason: sealed, SealedTo: sealedTo(sealed, refused.sealedTo, ct)},
 		}); cerr != nil {
 			return cerr
 		}
@@ -264,6 +292,9 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 	if err := c.loadDatasets(ctx, sess, ct, plains); err != nil {
 		return nil, "query", err
 	}
+	if err := c.loadModels(ctx, sess, ct); err != nil {
+		return nil, "query", err
+	}
 	fault("run/datasets-loaded")
 	loaded := time.Now()
 	res, err := sess.Run(ctx, string(text), ct.Output)
@@ -276,6 +307,12 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 		}
 		if errors.Is(err, engine.ErrResourceLimit) {
 			return nil, "query", &algorithmError{&memoryLimitError{limit: c.cfg.QueryMemory, err: err}}
+		}
+		if errors.Is(err, engine.ErrModel) {
+			return nil, "query", err
+		}
+		if ctx.Err() != nil {
+			return nil, "query", fmt.Errorf("the run passed its deadline of %s (cleanroomd --run-timeout)", c.cfg.RunTimeout)
 		}
 		return nil, "query", &algorithmError{&engineError{err}}
 	}
@@ -389,7 +426,7 @@ func (c *Coordinator) RunStatus(cid contracts.ID, runID string, actor ed25519.Pu
 	var rs *api.RunStatus
 	c.state.View(func(v *state.Snapshot) {
 		if r := v.Run(runID); r != nil && r.Contract == cid {
-			s := runStatus(r, p.ID == sc.Contract.Algorithm.Provider, privacyTotal(sc.Contract))
+			s := runStatus(r, p.ID == sealedReader(r, sc.Contract), privacyTotal(sc.Contract))
 			rs = &s
 		}
 	})
@@ -436,6 +473,7 @@ func byteSize(n int64) string {
 type runRefusedError struct {
 	runID, stage    string
 	public, private string
+	sealedTo        string // the participant who may read private
 }
 
 func (e *runRefusedError) Error() string {
@@ -452,6 +490,24 @@ func (e *runRefusedError) to(provider bool) *Error {
 		return err
 	}
 	return unprocessable(e, "%s", e.Error())
+}
+
+// sealedTo is run.refused's sealed_to: the participant a sealed reason is
+// sealed to, when that is not the algorithm provider (a model's
+// provider); empty otherwise, as in the events written before models.
+func sealedTo(sealed []byte, to string, ct *contracts.Contract) string {
+	if sealed == nil || to == ct.Algorithm.Provider {
+		return ""
+	}
+	return to
+}
+
+// sealedReader is the participant a run's sealed reason is sealed to.
+func sealedReader(r *state.Run, ct *contracts.Contract) string {
+	if r.SealedTo != "" {
+		return r.SealedTo
+	}
+	return ct.Algorithm.Provider
 }
 
 // confidentialReason is the public reason of a confidential algorithm's
@@ -506,7 +562,10 @@ func publicReason(stage string, err error) string {
 	var refusal *engine.RefusalError
 	var ee *engineError
 	var mem *memoryLimitError
+	var model *engine.ModelError
 	switch {
+	case errors.As(err, &model):
+		return model.Public()
 	case errors.As(err, &mem):
 		return mem.Error()
 	case errors.As(err, &refusal):

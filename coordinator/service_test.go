@@ -24,6 +24,7 @@ import (
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
 	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/wasmtest"
 )
 
 // daemonEnv makes the test binary act as a coordinator daemon on the data
@@ -123,6 +124,9 @@ func call(t *testing.T, hc *http.Client, url, method, path string, body []byte) 
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+		if bytes.HasPrefix(body, []byte("\x00asm")) {
+			req.Header.Set("Content-Type", api.ContentTypeWasm)
+		}
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -140,7 +144,10 @@ func call(t *testing.T, hc *http.Client, url, method, path string, body []byte) 
 // the daemon's structured log.
 func TestAuthorizationTable(t *testing.T) {
 	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
-	sc := scenario.New(t, srv, adSpec(t, "authz", 5))
+	spec := adSpec(t, "authz", 5)
+	module := wasmtest.Model([]byte{0x41, 0x00}) // every result NULL
+	spec.Models = []scenario.Model{{Name: "score", Provider: "measurer", Args: "[float64]", Result: "float64", Module: module}}
+	sc := scenario.New(t, srv, spec)
 	cid := sc.Contract.ID().String()
 	imp := sc.Seal(t, "publisher", "impressions", impressionsCSV)
 	conv := sc.Seal(t, "advertiser", "conversions", conversionsCSV)
@@ -168,6 +175,8 @@ func TestAuthorizationTable(t *testing.T) {
 		{"PUT", "/v1/contracts/" + cid + "/datasets/conversions", []string{"advertiser"}, nil, conv},
 		{"PUT", "/v1/contracts/" + cid + "/algorithm", []string{"measurer"}, func() []byte { return algBody }, nil},
 		{"GET", "/v1/contracts/" + cid + "/algorithm", participants, nil, nil},
+		{"PUT", "/v1/contracts/" + cid + "/models/score", []string{"measurer"}, func() []byte { return module }, nil},
+		{"GET", "/v1/contracts/" + cid + "/models/score", participants, nil, nil},
 		{"POST", "/v1/contracts/" + cid + "/runs", []string{"advertiser", "measurer"}, nil, nil},
 		{"GET", "/v1/contracts/" + cid + "/runs/{run}", participants, nil, nil},
 		{"GET", "/v1/contracts/" + cid + "/runs/{run}/result", []string{"advertiser"}, nil, nil},

@@ -14,4 +14,12 @@ measurement. The coordinator runs on the SIMULATED SEV-SNP platform: the
 protocol and every check are real, the hardware protection is not.
 INTRO
 "$root/examples/ad-attribution/run.sh"
-printf '\nDemo finished: the result above is verified down to the (simulated) AMD root,\nand the audit timeline was verified against the coordinator'"'"'s signed log.\n' >&2
+cat >&2 <<'INTRO'
+
+Second scenario: confidential AI. A drug maker's risk model (WebAssembly,
+weights kept secret) scores a hospital's patients inside the query; the
+hospital never sees the model, the drug maker never sees a row, and only
+counts per risk band of at least 20 patients leave.
+INTRO
+ROWS=${ROWS:-20000} "$root/examples/clinical-cohort/run.sh"
+printf '\nDemo finished: the results above are verified down to the (simulated) AMD root,\nand the audit timeline was verified against the coordinator'"'"'s signed log.\n' >&2

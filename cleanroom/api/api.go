@@ -47,6 +47,7 @@ type ContractStatus struct {
 	LogIndex   uint64          `json:"log_index"`
 	Datasets   []DatasetStatus `json:"datasets"`
 	Algorithm  AlgorithmStatus `json:"algorithm"`
+	Models     []ModelStatus   `json:"models,omitempty"`
 	Runs       []RunStatus     `json:"runs"`
 	MaxRuns    int64           `json:"max_runs"`
 	RunsUsed   int64           `json:"runs_used"`
@@ -98,6 +99,34 @@ type AlgorithmStatus struct {
 	Confidential bool   `json:"confidential"`
 	LogIndex     uint64 `json:"log_index,omitempty"`
 }
+
+// ModelStatus describes one model of a contract.
+type ModelStatus struct {
+	Name         string `json:"name"`
+	Provider     string `json:"provider"`
+	Commitment   string `json:"commitment"`
+	Confidential bool   `json:"confidential"`
+	Submitted    bool   `json:"submitted"`
+	LogIndex     uint64 `json:"log_index,omitempty"`
+}
+
+// ModelReceipt acknowledges an accepted model.
+type ModelReceipt struct {
+	Name       string `json:"name"`
+	Commitment string `json:"commitment"`
+	LogIndex   uint64 `json:"log_index"`
+}
+
+// Content types of PUT /v1/contracts/{cid}/models/{name}: a model's module
+// as it is, or (required for a confidential model) sealed with
+// cleanroom.SealModel. GET answers ContentTypeWasm.
+const (
+	ContentTypeWasm        = "application/wasm"
+	ContentTypeSealedModel = "application/vnd.cleanroom.sealed-model"
+)
+
+// MaxModelSize bounds a model's module (and its sealed form).
+const MaxModelSize = 32 << 20
 
 // RunStatus describes one run.
 type RunStatus struct {

@@ -182,6 +182,24 @@ func TestEventRules(t *testing.T) {
 			nth(evs, events.TypeDatasetUploaded, 1).ActorKey = other
 			return evs
 		}, "but the contract gives advertiser the key", false},
+		{"a reason sealed to someone who provides no model", func(t *testing.T, evs []*events.Event) []*events.Event {
+			fin := nth(evs, events.TypeRunFinished, 1)
+			e := clone(t, fin)
+			e.Type, e.RunFinished = events.TypeRunRefused, nil
+			e.RunRefused = &events.RunRefused{RunID: fin.RunFinished.RunID, Stage: "query", Reason: "model score (from publisher) trapped",
+				SealedReason: []byte("sealed"), SealedTo: "publisher"}
+			i := slices.Index(evs, fin)
+			evs[i] = e
+			return evs[:i+1]
+		}, "to \"publisher\", who provides no model of the contract", false},
+		{"a model the contract does not name", func(t *testing.T, evs []*events.Event) []*events.Event {
+			e := clone(t, nth(evs, events.TypeAlgorithmSubmitted, 0))
+			e.ID, e.Type = events.NewID(), events.TypeModelSubmitted
+			e.ModelSubmitted = &events.ModelSubmitted{Name: "score", Commitment: strings.Repeat("ab", 32), Confidential: true, Module: e.AlgorithmSubmitted.Text}
+			e.AlgorithmSubmitted = nil
+			i := slices.Index(evs, nth(evs, events.TypeRunStarted, 0))
+			return slices.Insert(evs, i, e)
+		}, "submits model \"score\", which the contract does not name", false},
 		{"algorithm other than the contract's", func(t *testing.T, evs []*events.Event) []*events.Event {
 			nth(evs, events.TypeAlgorithmSubmitted, 0).AlgorithmSubmitted.SHA256 = strings.Repeat("ab", 32)
 			return evs

@@ -37,6 +37,7 @@ type timeline struct {
 	runs         map[string]*RunFact
 	runByID      map[string]int // run id → index in r.Runs
 	algorithm    bool
+	models       map[string]bool // models submitted so far
 	lastStart    *events.CoordinatorStarted
 	lastStartIdx uint64
 	evidenceIdxs []uint64 // starts that record the attested evidence
@@ -183,6 +184,8 @@ func (t *timeline) entry(idx uint64, raw []byte) {
 		t.datasetUploaded(idx, ev)
 	case events.TypeAlgorithmSubmitted:
 		t.algorithmSubmitted(idx, ev)
+	case events.TypeModelSubmitted:
+		t.modelSubmitted(idx, ev)
 	case events.TypeRunStarted:
 		t.runStarted(idx, ev)
 	case events.TypeRunFinished:
@@ -418,9 +421,48 @@ func (t *timeline) algorithmSubmitted(idx uint64, ev *events.Event) {
 	}
 }
 
+func (t *timeline) modelSubmitted(idx uint64, ev *events.Event) {
+	b := ev.ModelSubmitted
+	c := t.c
+	what := "sha256"
+	if b.Confidential {
+		what = "commitment"
+	}
+	t.cur.Summary = fmt.Sprintf("model %s submitted by %s: %s %s%s", b.Name, ev.Actor, what, short(b.Commitment), map[bool]string{true: " (confidential)"}[b.Confidential])
+	t.cur.Details = map[string]string{"name": b.Name, "commitment": b.Commitment, "confidential": fmt.Sprint(b.Confidential), "module_blob_sha256": b.Module.SHA256}
+	m := c.Model(b.Name)
+	if m == nil || m.Name != b.Name {
+		t.problem(idx, "model.submitted at index %d submits model %q, which the contract does not name", idx, b.Name)
+		return
+	}
+	t.cur.Details["provider"] = m.Provider
+	if t.models == nil {
+		t.models = map[string]bool{}
+	}
+	if t.models[b.Name] {
+		t.problem(idx, "model.submitted at index %d submits model %s a second time", idx, b.Name)
+		return
+	}
+	t.models[b.Name] = true
+	if ev.Actor != m.Provider {
+		t.problem(idx, "model.submitted at index %d was made by %q; only the model's provider %s may submit it", idx, ev.Actor, m.Provider)
+	}
+	if b.Commitment != hexs(m.SHA256) {
+		t.problem(idx, "model.submitted at index %d has commitment %s; the contract approves only %x", idx, b.Commitment, m.SHA256)
+	}
+	if b.Confidential != m.Confidential {
+		t.problem(idx, "model.submitted at index %d says confidential=%v; the contract says %v", idx, b.Confidential, m.Confidential)
+	}
+}
+
 func (t *timeline) runStarted(idx uint64, ev *events.Event) {
 	b := ev.RunStarted
 	c := t.c
+	for _, m := range c.Models {
+		if !t.models[m.Name] {
+			t.problem(idx, "run.started at index %d comes before model %s was submitted", idx, m.Name)
+		}
+	}
 	t.cur.Summary = fmt.Sprintf("run %d of %d started (run %s)", b.Number, c.Output.MaxRuns, b.RunID)
 	t.cur.Details = map[string]string{"run_id": b.RunID, "number": fmt.Sprint(b.Number), "algorithm_sha256": b.AlgorithmSHA256}
 	for ds, d := range b.Datasets {
@@ -670,9 +712,19 @@ func (t *timeline) runRefused(idx uint64, ev *events.Event) {
 		// The full reason is sealed to the confidential algorithm's
 		// provider; an auditor sees only that it exists.
 		t.cur.Details["sealed_reason_sha256"] = digest(b.SealedReason)
-		t.cur.Summary += fmt.Sprintf(" (full reason sealed to %s)", t.c.Algorithm.Provider)
-		if !t.c.Algorithm.Confidential {
-			t.problem(idx, "run.refused at index %d seals the reason of run %s, but the contract's algorithm is not confidential: its reasons are public", idx, b.RunID)
+		switch {
+		case b.SealedTo == "":
+			t.cur.Summary += fmt.Sprintf(" (full reason sealed to %s)", t.c.Algorithm.Provider)
+			if !t.c.Algorithm.Confidential {
+				t.problem(idx, "run.refused at index %d seals the reason of run %s, but the contract's algorithm is not confidential: its reasons are public", idx, b.RunID)
+			}
+		case !t.c.ProvidesModel(b.SealedTo):
+			t.problem(idx, "run.refused at index %d seals the reason of run %s to %q, who provides no model of the contract", idx, b.RunID, b.SealedTo)
+		default:
+			// A failing model's detail is sealed to its provider
+			// (docs/models.md §5).
+			t.cur.Details["sealed_to"] = b.SealedTo
+			t.cur.Summary += fmt.Sprintf(" (the model's detail sealed to %s)", b.SealedTo)
 		}
 	}
 	if b.Stage == "admission" {

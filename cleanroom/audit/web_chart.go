@@ -35,7 +35,7 @@ var chartLanes = []struct {
 	{"coordinator", []string{"coordinator.started"}},
 	{"contract", []string{"contract.registered"}},
 	{"datasets", []string{"dataset.uploaded"}},
-	{"algorithm", []string{"algorithm.submitted"}},
+	{"algorithm", []string{"algorithm.submitted", "model.submitted"}},
 	{"runs", []string{"run.started", "run.finished", "run.refused", "run.aborted"}},
 	{"results", []string{"result.fetched"}},
 }

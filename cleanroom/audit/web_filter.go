@@ -17,7 +17,7 @@ const CoordinatorActor = "(coordinator)"
 // of a contract's life.
 var eventTypes = []string{
 	string(events.TypeCoordinatorStarted), string(events.TypeContractRegistered), string(events.TypeDatasetUploaded),
-	string(events.TypeAlgorithmSubmitted), string(events.TypeRunStarted), string(events.TypeRunFinished),
+	string(events.TypeAlgorithmSubmitted), string(events.TypeModelSubmitted), string(events.TypeRunStarted), string(events.TypeRunFinished),
 	string(events.TypeRunRefused), string(events.TypeRunAborted), string(events.TypeResultFetched),
 }
 

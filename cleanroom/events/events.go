@@ -40,6 +40,7 @@ const (
 	TypeContractRegistered Type = "contract.registered"
 	TypeDatasetUploaded    Type = "dataset.uploaded"
 	TypeAlgorithmSubmitted Type = "algorithm.submitted"
+	TypeModelSubmitted     Type = "model.submitted"
 	TypeRunStarted         Type = "run.started"
 	TypeRunFinished        Type = "run.finished"
 	TypeRunRefused         Type = "run.refused"
@@ -74,6 +75,7 @@ type Event struct {
 	ContractRegistered *ContractRegistered `json:"contract_registered,omitempty"`
 	DatasetUploaded    *DatasetUploaded    `json:"dataset_uploaded,omitempty"`
 	AlgorithmSubmitted *AlgorithmSubmitted `json:"algorithm_submitted,omitempty"`
+	ModelSubmitted     *ModelSubmitted     `json:"model_submitted,omitempty"`
 	RunStarted         *RunStarted         `json:"run_started,omitempty"`
 	RunFinished        *RunFinished        `json:"run_finished,omitempty"`
 	RunRefused         *RunRefused         `json:"run_refused,omitempty"`
@@ -132,6 +134,17 @@ type AlgorithmSubmitted struct {
 	Text         Blob   `json:"text"` // sealed
 }
 
+// ModelSubmitted records a model's WebAssembly module accepted from its
+// provider. It carries the contract's commitment to the module (a salted
+// commitment for a confidential model, so the log lets nobody test a
+// guess of the module), never the module's own digest.
+type ModelSubmitted struct {
+	Name         string `json:"name"`       // the model's SQL function name in the contract
+	Commitment   string `json:"commitment"` // equals the contract's models[].sha256
+	Confidential bool   `json:"confidential"`
+	Module       Blob   `json:"module"` // sealed
+}
+
 // RunStarted records that a run began. Runs are counted against max_runs
 // from these events, so a restart cannot reset the count.
 type RunStarted struct {
@@ -177,11 +190,15 @@ type RunRefused struct {
 	RunID  string `json:"run_id,omitempty"`
 	Stage  string `json:"stage"`  // "admission", "query", "policy" or "release"
 	Reason string `json:"reason"` // for people; generic when SealedReason is set
-	// SealedReason, set only for a confidential algorithm refused at stage
-	// query or policy, is the full reason sealed to the algorithm provider
-	// (cleanroom.SealReason): it may describe the algorithm's text or
-	// output, so only the provider may read it.
+	// SealedReason, set only for a run refused at stage query or policy
+	// whose full reason only one participant may read, is that reason
+	// sealed to it (cleanroom.SealReason): the provider of a confidential
+	// algorithm (the reason may describe its text or output), or the
+	// provider of the model that failed the run (docs/models.md §5).
 	SealedReason []byte `json:"sealed_reason,omitempty"`
+	// SealedTo names the participant SealedReason is sealed to when that is
+	// not the algorithm provider: a model's provider. Empty otherwise.
+	SealedTo string `json:"sealed_to,omitempty"`
 }
 
 // RunAborted records a run that started but never finished, found when the
@@ -316,6 +333,7 @@ func (e *Event) check() error {
 		TypeContractRegistered: e.ContractRegistered != nil,
 		TypeDatasetUploaded:    e.DatasetUploaded != nil,
 		TypeAlgorithmSubmitted: e.AlgorithmSubmitted != nil,
+		TypeModelSubmitted:     e.ModelSubmitted != nil,
 		TypeRunStarted:         e.RunStarted != nil,
 		TypeRunFinished:        e.RunFinished != nil,
 		TypeRunRefused:         e.RunRefused != nil,
@@ -395,6 +413,12 @@ func (e *Event) checkBody(bad func(string, ...any) error) error {
 			return bad("sha256 must be 64 hex digits")
 		}
 		return blob("text", e.AlgorithmSubmitted.Text)
+	case TypeModelSubmitted:
+		b := e.ModelSubmitted
+		if b.Name == "" || !digestPattern.MatchString(b.Commitment) {
+			return bad("needs name and a 64-hex commitment")
+		}
+		return blob("module", b.Module)
 	case TypeRunStarted:
 		b := e.RunStarted
 		if b.Number < 1 || !digestPattern.MatchString(b.AlgorithmSHA256) {
@@ -422,6 +446,9 @@ func (e *Event) checkBody(bad func(string, ...any) error) error {
 		}
 		if b.SealedReason != nil && (b.RunID == "" || (b.Stage != "query" && b.Stage != "policy") || len(b.SealedReason) == 0 || len(b.SealedReason) > MaxSealedReason) {
 			return bad("a sealed_reason goes only with a run refused at stage query or policy, and has 1 to %d bytes", MaxSealedReason)
+		}
+		if b.SealedTo != "" && b.SealedReason == nil {
+			return bad("sealed_to goes only with a sealed_reason")
 		}
 		if b.RunID != "" {
 			return runID(b.RunID)

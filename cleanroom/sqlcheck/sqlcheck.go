@@ -47,6 +47,7 @@ package sqlcheck
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 )
@@ -104,12 +105,58 @@ func (r *Refusal) Error() string { return r.Reason }
 // algorithm may read: the contract's dataset ids. It returns nil or the
 // first *Refusal met in a walk of the whole tree.
 func Check(st *Statement, datasets []string) error {
-	c := &checker{datasets: datasets}
+	return CheckWithModels(st, datasets, nil)
+}
+
+// CheckWithModels is Check for a contract that names models: models are
+// the contract's model names (docs/models.md), scalar functions the
+// algorithm may call by their bare names besides the allowed ones.
+func CheckWithModels(st *Statement, datasets, models []string) error {
+	c := &checker{datasets: datasets, models: models}
 	c.statement(st, nil)
 	if c.refusal != nil {
 		return c.refusal
 	}
 	return nil
+}
+
+// ModelCalls returns, in the walk's order, the name (as the contract spells
+// it) of every call in st to one of models: a FunctionExpr with no catalog
+// or schema whose name equals a model's, ignoring ASCII case. It is how an
+// analysis of the algorithm finds the model calls (docs/models.md §7).
+func ModelCalls(st *Statement, models []string) []string {
+	var out []string
+	var walk func(v reflect.Value)
+	walk = func(v reflect.Value) {
+		switch v.Kind() {
+		case reflect.Interface:
+			if !v.IsNil() {
+				walk(v.Elem())
+			}
+		case reflect.Pointer:
+			if v.IsNil() {
+				return
+			}
+			if f, ok := v.Interface().(*FunctionExpr); ok && f.Catalog == "" && f.Schema == "" {
+				if i := slices.IndexFunc(models, func(m string) bool { return equalFold(m, f.Name) }); i >= 0 {
+					out = append(out, models[i])
+				}
+			}
+			walk(v.Elem())
+		case reflect.Struct:
+			for i := range v.NumField() {
+				if v.Type().Field(i).IsExported() {
+					walk(v.Field(i))
+				}
+			}
+		case reflect.Slice:
+			for i := range v.Len() {
+				walk(v.Index(i))
+			}
+		}
+	}
+	walk(reflect.ValueOf(st))
+	return out
 }
 
 // datasetList names the datasets in a refusal.

@@ -124,6 +124,20 @@ func printSummary(c *cli, ct *contracts.Contract) {
 		conf = ", confidential"
 	}
 	fmt.Fprintf(c.stdout, "\nalgorithm: %s from %s, sha256 %x%s\n", a.Language, a.Provider, a.SHA256, conf)
+	if len(ct.Models) > 0 {
+		fmt.Fprintln(c.stdout, "models (WebAssembly scalar functions the algorithm may call):")
+		for _, m := range ct.Models {
+			args := make([]string, len(m.Args))
+			for i, t := range m.Args {
+				args[i] = t.String()
+			}
+			what, conf := "sha256", ""
+			if m.Confidential {
+				what, conf = "commitment", ", confidential"
+			}
+			fmt.Fprintf(c.stdout, "  %s(%s) -> %s from %s, %s %x%s\n", m.Name, strings.Join(args, ", "), m.Result, m.Provider, what, m.SHA256, conf)
+		}
+	}
 	o := ct.Output
 	k := "none"
 	if o.MinGroupSize > 0 {

@@ -67,8 +67,10 @@ commitment.
 
 The reason of a confidential algorithm's refusal by the engine or the output
 policy may describe the algorithm or its output, so the coordinator seals it
-to the algorithm provider's key: for the provider, status opens it and prints
-it as "private reason"; everyone else sees only the generic reason.`,
+to the algorithm provider's key; the detail of a model's failure is sealed to
+the model's provider (docs/models.md). For that participant, status opens it
+and prints it as "private reason"; everyone else sees only the generic
+reason.`,
 		Args: cobra.ExactArgs(1),
 	}
 	addSessionFlags(cmd)

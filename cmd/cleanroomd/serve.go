@@ -33,6 +33,8 @@ var serveDefaults = map[string]string{
 	"attestation":              "",
 	"query-memory":             "4GiB",
 	"query-threads":            "0",
+	"model-memory":             "256MiB",
+	"run-timeout":              "1h",
 	"max-upload-bytes":         "8GiB",
 	"max-connections":          "256",
 	"max-connections-per-host": "0",
@@ -50,6 +52,8 @@ var serveHelp = map[string]string{
 	"attestation":              "sev-snp, tdx, nitro, cca or NAME-simulated: the mode to initialise an empty data directory with",
 	"query-memory":             "memory limit of one run's query engine (e.g. 4GiB)",
 	"query-threads":            "query engine threads (0: all cores)",
+	"model-memory":             "memory limit of one instance of a model (WebAssembly; one per query thread and model)",
+	"run-timeout":              "deadline of one run's query, models included",
 	"max-upload-bytes":         "largest dataset envelope accepted (e.g. 8GiB)",
 	"max-connections":          "most concurrent client connections",
 	"max-connections-per-host": "most connections one client address may hold (0: a quarter of --max-connections)",
@@ -195,6 +199,17 @@ func (c *cli) serve(ctx context.Context, v *viper.Viper) error {
 	if err != nil {
 		return err
 	}
+	modelMemory, err := parseSize("model-memory", v.GetString("model-memory"))
+	if err != nil {
+		return err
+	}
+	if modelMemory < 1<<20 || modelMemory > 4<<30 {
+		return usagef("--model-memory: %s is outside 1MiB..4GiB", v.GetString("model-memory"))
+	}
+	runTimeout, err := time.ParseDuration(v.GetString("run-timeout"))
+	if err != nil || runTimeout <= 0 {
+		return usagef("--run-timeout: %q is not a positive duration (e.g. 1h, 90s)", v.GetString("run-timeout"))
+	}
 	maxUpload, err := parseSize("max-upload-bytes", v.GetString("max-upload-bytes"))
 	if err != nil {
 		return err
@@ -236,7 +251,8 @@ func (c *cli) serve(ctx context.Context, v *viper.Viper) error {
 	defer stop()
 	coord, err := coordinator.Open(ctx, coordinator.Config{
 		DataDir: dataDir, Attestation: mode, MaxUploadBytes: maxUpload,
-		QueryMemory: queryMemory, QueryThreads: threads, CheckpointInterval: interval, Logger: logger,
+		QueryMemory: queryMemory, QueryThreads: threads, ModelMemory: modelMemory, RunTimeout: runTimeout,
+		CheckpointInterval: interval, Logger: logger,
 		OperatorToken: operatorToken, OperatorLoopback: operatorLoopback,
 	})
 	if err != nil {

@@ -120,7 +120,7 @@ func BenchmarkStatementChecks(b *testing.B) {
 	q := adAttributionQuery
 	b.Run("parse-tree", func(b *testing.B) {
 		for b.Loop() {
-			if err := checkStatement(ctx, conn, q, datasets); err != nil {
+			if err := checkStatement(ctx, conn, q, datasets, nil); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -30,6 +30,13 @@ const maxQueryBytes = 1 << 20
 // repeats the check in the run's own database, and checks the bound plan
 // too.
 func CheckQuery(query string, datasets []string) error {
+	return CheckQueryWithModels(query, datasets, nil)
+}
+
+// CheckQueryWithModels is CheckQuery for a contract that names models:
+// models are its model names, scalar functions the algorithm may call
+// besides the allowed ones (sqlcheck.CheckWithModels).
+func CheckQueryWithModels(query string, datasets, models []string) error {
 	ctx := context.Background()
 	connector, err := open(ctx, Config{MemoryLimit: 64 << 20, Threads: 1})
 	if err != nil {
@@ -41,11 +48,11 @@ func CheckQuery(query string, datasets []string) error {
 		return fmt.Errorf("engine: connecting to the statement-check database: %w", err)
 	}
 	defer conn.Close()
-	return checkStatement(ctx, conn, query, datasets)
+	return checkStatement(ctx, conn, query, datasets, models)
 }
 
 // checkStatement runs the statement check on a locked-down connection.
-func checkStatement(ctx context.Context, conn driver.Conn, query string, datasets []string) error {
+func checkStatement(ctx context.Context, conn driver.Conn, query string, datasets, models []string) error {
 	const rule = "the algorithm must be exactly one SELECT statement"
 	if len(query) > maxQueryBytes {
 		return refuse(LayerStatement, nil, "the algorithm is %d bytes; at most %d are accepted", len(query), maxQueryBytes)
@@ -90,7 +97,7 @@ func checkStatement(ctx context.Context, conn driver.Conn, query string, dataset
 		}
 		return refuse(LayerStatement, nil, "%s; found %s", rule, describeKinds(kinds))
 	}
-	if err := sqlcheck.Check(stmts[0], datasets); err != nil {
+	if err := sqlcheck.CheckWithModels(stmts[0], datasets, models); err != nil {
 		return refuse(LayerStatement, nil, "%v", err)
 	}
 	return nil
@@ -281,4 +288,41 @@ func describeKinds(kinds []string) string {
 		noun = "statement"
 	}
 	return fmt.Sprintf("%d %s: %s", len(kinds), noun, strings.Join(kinds, ", "))
+}
+
+// ModelCalls returns, in parse-tree order, the name of every call in query
+// to one of models (a contract's model names): the hook through which an
+// analysis of the query (the output modes of SPEC §7.1) finds the models'
+// calls. A model call is an ordinary scalar function call in DuckDB's parse
+// tree — a node of class FUNCTION whose function_name is the model's name
+// (DuckDB lower-cases unquoted names; the comparison ignores case), found
+// by sqlcheck.ModelCalls on the typed tree of sqlcheck.Parse — and
+// docs/models.md says how such an analysis must treat it. The query is
+// parsed, never executed, in a locked-down DuckDB holding no data; a query
+// that does not parse is an error.
+func ModelCalls(query string, models []string) ([]string, error) {
+	ctx := context.Background()
+	connector, err := open(ctx, Config{MemoryLimit: 64 << 20, Threads: 1})
+	if err != nil {
+		return nil, err
+	}
+	defer connector.Close()
+	conn, err := connector.Connect(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("engine: connecting to the parser's database: %w", err)
+	}
+	defer conn.Close()
+	serialized, err := serialize(ctx, conn, "json_serialize_sql(CAST($1 AS VARCHAR))", query)
+	if err != nil {
+		return nil, err
+	}
+	stmts, err := sqlcheck.Parse(serialized)
+	if err != nil {
+		return nil, refuse(LayerStatement, nil, "DuckDB cannot parse the algorithm: %v", err)
+	}
+	var out []string
+	for _, st := range stmts {
+		out = append(out, sqlcheck.ModelCalls(st, models)...)
+	}
+	return out, nil
 }

@@ -56,6 +56,10 @@ type Config struct {
 	// Threads is the number of DuckDB worker threads. Zero means
 	// runtime.GOMAXPROCS(0).
 	Threads int
+	// ModelMemoryLimit caps, in bytes, the linear memory of one instance
+	// of a model; a session runs at most one instance per thread and
+	// model. Zero means DefaultModelMemoryLimit.
+	ModelMemoryLimit int64
 }
 
 // minMemoryLimit is the smallest memory limit accepted: below it DuckDB
@@ -71,6 +75,12 @@ func (c Config) resolve() (Config, error) {
 	}
 	if c.Threads < 0 {
 		return c, fmt.Errorf("engine: Config.Threads is %d; it must be 0 (one per CPU) or positive", c.Threads)
+	}
+	if c.ModelMemoryLimit < 0 || (c.ModelMemoryLimit > 0 && c.ModelMemoryLimit < 1<<20) || c.ModelMemoryLimit > 4<<30 {
+		return c, fmt.Errorf("engine: Config.ModelMemoryLimit is %d; it must be 0 (the default, %d) or from 1 MiB to 4 GiB", c.ModelMemoryLimit, DefaultModelMemoryLimit)
+	}
+	if c.ModelMemoryLimit == 0 {
+		c.ModelMemoryLimit = DefaultModelMemoryLimit
 	}
 	if c.Threads == 0 {
 		c.Threads = runtime.GOMAXPROCS(0)

@@ -62,7 +62,7 @@ func (s *Session) Run(ctx context.Context, query string, policy contracts.Output
 		return nil, err
 	}
 	defer end()
-	if err := s.claimRun(); err != nil {
+	if err := s.claimRun(ctx); err != nil {
 		return nil, err
 	}
 	conn, err := s.connector.Connect(ctx)
@@ -71,7 +71,7 @@ func (s *Session) Run(ctx context.Context, query string, policy contracts.Output
 	}
 	defer conn.Close()
 
-	if err := checkStatement(ctx, conn, query, s.tableNames()); err != nil {
+	if err := checkStatement(ctx, conn, query, s.tableNames(), s.modelNames()); err != nil {
 		return nil, err
 	}
 	if err := checkPrepared(conn, query); err != nil {
@@ -86,17 +86,17 @@ func (s *Session) Run(ctx context.Context, query string, policy contracts.Output
 	}
 	rr, err := a.QueryContext(ctx, query)
 	if err != nil {
-		return nil, queryError(ctx, err)
+		return nil, s.queryError(ctx, err)
 	}
 	defer rr.Release()
 	res, err := applyPolicy(rr, policy)
 	if err != nil {
-		return nil, queryError(ctx, err)
+		return nil, s.queryError(ctx, err)
 	}
 	return res, nil
 }
 
-func (s *Session) claimRun() error {
+func (s *Session) claimRun(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ran {
@@ -108,6 +108,7 @@ func (s *Session) claimRun() error {
 		}
 	}
 	s.ran = true
+	s.runCtx = ctx
 	return nil
 }
 
@@ -132,6 +133,15 @@ func checkPrepared(conn driver.Conn, query string) error {
 		return refuse(LayerStatement, nil, "the algorithm must be exactly one SELECT statement; DuckDB prepared it as statement type %d", typ)
 	}
 	return nil
+}
+
+// queryError classifies an error of a running query: a model's failure
+// first, as it is what made the query fail.
+func (s *Session) queryError(ctx context.Context, err error) error {
+	if me := s.firstModelError(); me != nil {
+		return me
+	}
+	return queryError(ctx, err)
 }
 
 // queryError classifies an error of a running query.

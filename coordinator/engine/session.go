@@ -19,12 +19,15 @@ type Session struct {
 	connector *duckdb.Connector
 	scan      *scanner
 
-	mu      sync.Mutex
-	tables  map[string]tableState // by lower-cased name: DuckDB identifiers ignore case
-	names   []string              // the loaded tables' names, as loaded
-	ran     bool
-	closed  bool
-	pending sync.WaitGroup // LoadTable and Run calls in flight
+	mu       sync.Mutex
+	tables   map[string]tableState // by lower-cased name: DuckDB identifiers ignore case
+	names    []string              // the loaded tables' names, as loaded
+	ran      bool
+	closed   bool
+	models   []*udf          // registered by AddModels
+	runCtx   context.Context // Run's context, under which models run
+	modelErr *ModelError     // the first model failure of the run
+	pending  sync.WaitGroup  // LoadTable and Run calls in flight
 }
 
 type tableState int
@@ -73,6 +76,9 @@ func (s *Session) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.pending.Wait()
+	for _, u := range s.models {
+		u.close(context.Background())
+	}
 	s.scan.close()
 	err := s.connector.Close()
 	s.scan.releaseDatasets()

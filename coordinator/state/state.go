@@ -39,7 +39,8 @@ type Contract struct {
 	Index      uint64 // log index of contract.registered
 	Datasets   map[string]*Dataset
 	Algorithm  *Algorithm
-	Runs       []*Run // in start order
+	Models     map[string]*Model // by model name
+	Runs       []*Run            // in start order
 	// Refusals counts runs refused at admission (they use no run).
 	Refusals int
 	// Privacy sums the differential-privacy charges of the contract's
@@ -61,6 +62,13 @@ type Algorithm struct {
 	Index     uint64
 }
 
+// Model is an accepted model module.
+type Model struct {
+	Submitted *events.ModelSubmitted
+	Actor     string
+	Index     uint64
+}
+
 // Run is one started run.
 type Run struct {
 	ID           string
@@ -76,7 +84,10 @@ type Run struct {
 	// SealedReason is run.refused's sealed_reason: the full reason sealed
 	// to a confidential algorithm's provider, or nil.
 	SealedReason []byte
-	Fetches      int
+	// SealedTo is run.refused's sealed_to: the participant SealedReason is
+	// sealed to when not the algorithm provider (a model's provider).
+	SealedTo string
+	Fetches  int
 }
 
 // State is the coordinator's state. It is safe for concurrent use: readers
@@ -249,6 +260,25 @@ func (s *State) apply(idx uint64, e *events.Event) error {
 			return fmt.Errorf("algorithm submitted twice")
 		}
 		c.Algorithm = &Algorithm{Submitted: e.AlgorithmSubmitted, Actor: e.Actor, Index: idx}
+	case events.TypeModelSubmitted:
+		m := e.ModelSubmitted
+		cm := c.Contract.Model(m.Name)
+		if cm == nil || cm.Name != m.Name {
+			return fmt.Errorf("model %q is not in the contract", m.Name)
+		}
+		if _, dup := c.Models[m.Name]; dup {
+			return fmt.Errorf("model %q submitted twice", m.Name)
+		}
+		if e.Actor != cm.Provider {
+			return fmt.Errorf("model %q submitted by %q, not its provider %q", m.Name, e.Actor, cm.Provider)
+		}
+		if m.Commitment != fmt.Sprintf("%x", cm.SHA256) {
+			return fmt.Errorf("model %q submitted with commitment %s; the contract names %x", m.Name, m.Commitment, cm.SHA256)
+		}
+		if c.Models == nil {
+			c.Models = map[string]*Model{}
+		}
+		c.Models[m.Name] = &Model{Submitted: m, Actor: e.Actor, Index: idx}
 	case events.TypeRunStarted:
 		r := e.RunStarted
 		if r.Number != int64(len(c.Runs))+1 {
@@ -278,7 +308,11 @@ func (s *State) apply(idx uint64, e *events.Event) error {
 		if err != nil {
 			return err
 		}
+		if to := e.RunRefused.SealedTo; to != "" && c.Contract.Participant(to) == nil {
+			return fmt.Errorf("run %s: its reason is sealed to %q, who is not a participant", e.RunRefused.RunID, to)
+		}
 		run.Status, run.RefuseReason, run.SealedReason, run.FinishIndex = RunRefused, e.RunRefused.Reason, e.RunRefused.SealedReason, idx
+		run.SealedTo = e.RunRefused.SealedTo
 	case events.TypeRunAborted:
 		run, err := s.runningRun(c, e.RunAborted.RunID)
 		if err != nil {

@@ -1,7 +1,7 @@
 // Package clinicalcohort is the clinical-cohort example scenario: a
 // hospital network's patients and a drug maker's register of the patients
 // already enrolled in its trials, counted by the drug maker's confidential
-// eligibility algorithm per site and age band. It generates both datasets at
+// eligibility algorithm per site and band of its confidential risk model. It generates both datasets at
 // any size, deterministically from a seed, and computes the algorithm's
 // result on the side, without a database, so that a clean room's output can
 // be checked against it.
@@ -25,6 +25,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"cleanroom.dev/cleanroom/examples/clinical-cohort/riskmodel"
 	"cleanroom.dev/cleanroom/examples/internal/scenario"
 )
 
@@ -33,6 +34,11 @@ import (
 //
 //go:embed query.sql
 var Query string
+
+// RiskModelPackage is the Go package of the sponsor's risk model, built
+// with GOOS=wasip1 GOARCH=wasm -buildmode=c-shared into the module the
+// contract's model risk_band commits to.
+const RiskModelPackage = "./examples/clinical-cohort/riskmodel/wasm"
 
 // ContractTemplate is contract.yaml.tmpl: the scenario's contract with
 // {{NAME}} placeholders (see scenario.Fill).
@@ -47,7 +53,7 @@ var (
 		"diagnosis", "string", "hba1c", "decimal(4,1)", "egfr", "int32", "last_visit", "date")
 	EnrolmentColumns = scenario.MustColumns("patient_id", "string", "trial", "string", "enrolled_on", "date", "ended_on", "date")
 	// ResultColumns are the algorithm's result columns.
-	ResultColumns = scenario.MustColumns("site", "string", "age_band", "string", "patients", "int64")
+	ResultColumns = scenario.MustColumns("site", "string", "risk_band", "string", "patients", "int64")
 )
 
 // Dataset ids (and SQL table names), as in the contract template.
@@ -85,11 +91,16 @@ const (
 	minEGFR            = 45
 )
 
-// bands are the age bands, in the query's order.
-var bands = []string{"40-49", "50-59", "60-69", "70-75"}
+// bands are the risk model's bands, in the query's order (ORDER BY
+// risk_band sorts them as strings).
+var bands = []string{"high", "low", "moderate", "very high"}
 
-func band(age int) int {
-	return min((age-minAge)/10, len(bands)-1)
+// band returns the index in bands of the sponsor's risk model's band for
+// an eligible patient, computed natively in Go by the same code the
+// WebAssembly module runs.
+func band(p *patient) int {
+	b := riskmodel.Band(int64(p.ageAtReference), p.sex, float64(p.hba1c)/10, p.egfr)
+	return slices.Index(bands, b)
 }
 
 // weighted is a name and its share of the patients.
@@ -306,7 +317,7 @@ func (g *generator) judge() {
 	}
 	p.eligible = clinical && !p.activeEnrolment
 	if p.eligible {
-		p.group = p.site*len(bands) + band(p.ageAtReference)
+		p.group = p.site*len(bands) + band(p)
 	}
 }
 
@@ -403,7 +414,7 @@ func (g *generator) flushEnr(w *scenario.DatasetWriter) error {
 	return w.Write(g.enr.NewRecordBatch())
 }
 
-// expected returns the algorithm's result rows, ordered by site and age
+// expected returns the algorithm's result rows, ordered by site and risk
 // band, each with whether it has at least k patients, and counts them into
 // sum.
 // Expected returns the query's result on what Run wrote.

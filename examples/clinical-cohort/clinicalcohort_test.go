@@ -3,16 +3,22 @@ package clinicalcohort
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql/driver"
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
+	"github.com/duckdb/duckdb-go/v2"
+
+	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/connectors"
 	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/examples/clinical-cohort/riskmodel"
 	"cleanroom.dev/cleanroom/examples/internal/scenario"
 	"cleanroom.dev/cleanroom/examples/internal/scenario/scenariotest"
+	"cleanroom.dev/cleanroom/internal/wasmtest"
 )
 
 // testRows is small enough for a quick test and large enough for groups on
@@ -28,7 +34,8 @@ const (
 // ones included.
 func TestQueryMatchesExpected(t *testing.T) {
 	dir, sum := scenariotest.Generate(t, Spec, testRows, 7, testBatch)
-	db := scenariotest.QueryMatchesExpected(t, dir, sum, map[string][]contracts.Column{Patients: PatientColumns, Enrolments: EnrolmentColumns}, Query, ResultColumns)
+	db := scenariotest.QueryMatchesExpected(t, dir, sum, map[string][]contracts.Column{Patients: PatientColumns, Enrolments: EnrolmentColumns}, Query, ResultColumns,
+		func(db *scenariotest.DuckDB) { db.RegisterUDF(t, "risk_band", nativeRiskBand{}) })
 	// The data must exercise the edges of every criterion, or the
 	// agreement above would not prove the query and the generator read
 	// them the same way.
@@ -66,9 +73,14 @@ func TestQueryMatchesExpected(t *testing.T) {
 // locked-down engine, on the files read by connectors.Open with the
 // contract's columns, under the contract's output policy: it releases
 // exactly the expected rows and suppresses the rest.
+//
+// The sponsor's risk model runs there as the WebAssembly module built from
+// riskmodel/wasm, while the generator's expected counts use the same Go
+// code natively: the two agree row for row.
 func TestEngineReleasesExpected(t *testing.T) {
 	dir, _ := scenariotest.Generate(t, Spec, testRows, 11, testBatch)
-	c, _ := scenariotest.FillContract(t, ContractTemplate, Query)
+	model := riskModule(t)
+	c, _ := scenariotest.FillContract(t, ContractTemplate, Query, model)
 	exp, err := scenario.ReadExpected(filepath.Join(dir, scenario.ExpectedFile), ResultColumns)
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +88,7 @@ func TestEngineReleasesExpected(t *testing.T) {
 	for _, format := range []connectors.Format{connectors.FormatCSV, connectors.FormatParquet} {
 		t.Run(format.String(), func(t *testing.T) {
 			result := filepath.Join(t.TempDir(), "result.csv")
-			got, suppressed := scenariotest.Engine(t, c, dir, format, Query, ResultColumns, result)
+			got, suppressed := scenariotest.Engine(t, c, dir, format, Query, ResultColumns, result, model)
 			if err := exp.Compare(got, suppressed); err != nil {
 				t.Fatal(err)
 			}
@@ -92,10 +104,11 @@ func TestEngineReleasesExpected(t *testing.T) {
 // TestContractTemplate fills the template and checks that it parses and
 // describes what the generator writes.
 func TestContractTemplate(t *testing.T) {
-	c, _ := scenariotest.FillContract(t, ContractTemplate, Query)
+	model := riskModule(t)
+	c, _ := scenariotest.FillContract(t, ContractTemplate, Query, model)
 	if got := scenario.Placeholders(ContractTemplate); !slices.Equal(got, []string{
 		"EXPIRES_AT", "HOSPITAL_KEY", "SPONSOR_KEY", "ETHICS_KEY",
-		"QUERY_COMMITMENT", "MEASUREMENT", "SIMULATED_ROOT_SHA256",
+		"QUERY_COMMITMENT", "MODEL_COMMITMENT", "MEASUREMENT", "SIMULATED_ROOT_SHA256",
 	}) {
 		t.Errorf("placeholders %v", got)
 	}
@@ -115,13 +128,16 @@ func TestContractTemplate(t *testing.T) {
 	if c.Algorithm.SHA256 == sha256.Sum256([]byte(Query)) {
 		t.Error("the confidential query's contract names its plain SHA-256, not a salted commitment")
 	}
+	if m := c.Model("risk_band"); m == nil || !m.Confidential || m.Provider != "sponsor" || m.Check(model.Module, model.Salt) != nil {
+		t.Errorf("models %+v, want the sponsor's confidential risk_band committing to its module", c.Models)
+	}
 }
 
 // TestFilesReadWithContractColumns reads every generated file through
 // connectors.Open with the contract's columns.
 func TestFilesReadWithContractColumns(t *testing.T) {
 	dir, sum := scenariotest.Generate(t, Spec, 5000, 3, 1000)
-	c, _ := scenariotest.FillContract(t, ContractTemplate, Query)
+	c, _ := scenariotest.FillContract(t, ContractTemplate, Query, riskModule(t))
 	for _, ds := range c.Datasets {
 		for _, ext := range []string{"csv", "parquet"} {
 			n := scenariotest.ReadAll(t, filepath.Join(dir, ds.ID+"."+ext), ds.Columns)
@@ -156,6 +172,38 @@ func TestSizes(t *testing.T) {
 			t.Errorf("asked %d patients, got %d", rows, sum.Datasets[Patients])
 		}
 	}
+}
+
+// riskModule is the sponsor's risk model built for WebAssembly, with a
+// fresh salt.
+func riskModule(t *testing.T) scenariotest.Module {
+	return scenariotest.Module{Name: "risk_band", Placeholder: "MODEL_COMMITMENT",
+		Module: wasmtest.BuildGo(t, RiskModelPackage), Salt: ptr(cleanroom.NewSalt())}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// nativeRiskBand is the risk model as a plain DuckDB function in native Go.
+type nativeRiskBand struct{}
+
+func (nativeRiskBand) Config() duckdb.ScalarFuncConfig {
+	ti := func(t duckdb.Type) duckdb.TypeInfo {
+		info, err := duckdb.NewTypeInfo(t)
+		if err != nil {
+			panic(err)
+		}
+		return info
+	}
+	return duckdb.ScalarFuncConfig{
+		InputTypeInfos: []duckdb.TypeInfo{ti(duckdb.TYPE_BIGINT), ti(duckdb.TYPE_VARCHAR), ti(duckdb.TYPE_DOUBLE), ti(duckdb.TYPE_INTEGER)},
+		ResultTypeInfo: ti(duckdb.TYPE_VARCHAR),
+	}
+}
+
+func (nativeRiskBand) Executor() duckdb.ScalarFuncExecutor {
+	return duckdb.ScalarFuncExecutor{RowExecutor: func(v []driver.Value) (any, error) {
+		return riskmodel.Band(v[0].(int64), v[1].(string), v[2].(float64), v[3].(int32)), nil
+	}}
 }
 
 func sameColumn(a, b contracts.Column) bool { return a.Name == b.Name && a.Type == b.Type }

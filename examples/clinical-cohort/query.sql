@@ -1,7 +1,9 @@
 -- Trial feasibility: how many of the hospital network's patients would be
 -- eligible for the sponsor's planned type 2 diabetes trial, per site and
--- age band. The criteria are the sponsor's and stay confidential: only the
--- sponsor and the coordinator see this text.
+-- band of the sponsor's risk model (risk_band, a WebAssembly model the
+-- contract names: its weights stay with the sponsor and the coordinator).
+-- The criteria are the sponsor's and stay confidential: only the sponsor
+-- and the coordinator see this text.
 --
 -- Eligible, on the reference date 2026-12-01:
 --   * primary diagnosis type 2 diabetes (ICD-10 E11, any subcode);
@@ -20,7 +22,7 @@ WITH aged AS (
     FROM patients
 ),
 eligible AS (
-    SELECT patient_id, site, age
+    SELECT patient_id, site, age, sex, hba1c, egfr
     FROM aged AS p
     WHERE p.diagnosis LIKE 'E11%'
       AND p.age BETWEEN 40 AND 75
@@ -34,11 +36,8 @@ eligible AS (
             AND (e.ended_on IS NULL OR e.ended_on >= DATE '2026-12-01'))
 )
 SELECT site,
-       CASE WHEN age < 50 THEN '40-49'
-            WHEN age < 60 THEN '50-59'
-            WHEN age < 70 THEN '60-69'
-            ELSE '70-75' END AS age_band,
+       risk_band(age, sex, CAST(hba1c AS DOUBLE), egfr) AS risk_band,
        count(DISTINCT patient_id) AS patients
 FROM eligible
-GROUP BY site, age_band
-ORDER BY site, age_band
+GROUP BY site, risk_band
+ORDER BY site, risk_band

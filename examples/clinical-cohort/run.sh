@@ -5,16 +5,18 @@
 #
 #   operator  runs the coordinator (simulated SEV-SNP here)
 #   hospital  brings its patients
-#   sponsor   (the drug maker) brings its trial enrolments and the
-#             eligibility query, which it keeps secret, and receives the
-#             counts per site and age band
+#   sponsor   (the drug maker) brings its trial enrolments, the
+#             eligibility query and its risk model (WebAssembly, built by
+#             make as $BIN/risk_band.wasm), which it keeps secret, and
+#             receives the counts per site and risk band
 #   ethics    (the ethics committee) audits the coordinator's log
 #
-# The hospital signs a contract naming only a salted commitment to the
-# query: without the salt, which only the sponsor keeps, no one can test a
-# guess of the query against it. The text and the salt travel encrypted to
-# the attested coordinator and nobody else ever sees them. The hospital
-# relies on the output policy (k = 20 patients per row).
+# The hospital signs a contract naming only salted commitments to the
+# query and to the model: without the salts, which only the sponsor keeps,
+# no one can test a guess of either. Both travel encrypted, with their
+# salts, to the attested coordinator and nobody else ever sees them. The
+# hospital relies on the output policy (k = 20 patients per row); the
+# sponsor never sees a row.
 #
 # Environment: ROWS (patients to generate, default 40000); WORK, KEEP and
 # BIN as in ../lib.sh.
@@ -39,6 +41,11 @@ cp "$here/query.sql" "$WORK/sponsor/query.sql"
 query_commitment=$(cd "$WORK/sponsor" && cleanroom algorithm commit query.sql --salt query.salt)
 echo "query commitment $query_commitment (the text and the salt stay with the sponsor)" >&2
 
+step "sponsor: commit to its risk model (the weights stay with the sponsor)"
+cp "$BIN/risk_band.wasm" "$WORK/sponsor/risk_band.wasm"
+model_commitment=$(cd "$WORK/sponsor" && cleanroom model commit risk_band.wasm --salt risk_band.salt)
+echo "model risk_band commitment $model_commitment (salted: the salt stays with the sponsor)" >&2
+
 step "all: write the contract from the template"
 fill "$here/contract.yaml.tmpl" \
   EXPIRES_AT "$(date -u -d '+90 days' +%Y-%m-%dT00:00:00Z)" \
@@ -46,6 +53,7 @@ fill "$here/contract.yaml.tmpl" \
   SPONSOR_KEY "$(cat "$WORK/sponsor/sponsor.pub")" \
   ETHICS_KEY "$(cat "$WORK/ethics/ethics.pub")" \
   QUERY_COMMITMENT "$query_commitment" \
+  MODEL_COMMITMENT "$model_commitment" \
   MEASUREMENT "$measurement" \
   SIMULATED_ROOT_SHA256 "$root_pin" >"$WORK/contract.yaml"
 for p in hospital sponsor ethics; do cp "$WORK/contract.yaml" "$WORK/$p/"; done
@@ -82,6 +90,18 @@ step "sponsor: upload its enrolments, then submit the query and its salt sealed 
   export CLEANROOM_COORDINATOR=$url CLEANROOM_CONTRACT=contract.yaml CLEANROOM_KEY=sponsor.key
   cleanroom dataset upload enrolments.csv --dataset enrolments
   cleanroom algorithm submit query.sql --salt query.salt
+  cleanroom model submit risk_band.wasm --name risk_band --salt risk_band.salt
+  cleanroom model get --name risk_band --out fetched.wasm >/dev/null
+  cmp risk_band.wasm fetched.wasm
+)
+
+step "hospital: it cannot fetch the sponsor's model (nor can the operator, who has only sealed bytes)"
+(
+  cd "$WORK/hospital"
+  if cleanroom model get --name risk_band --out stolen.wasm --contract contract.yaml --key hospital.key --coordinator "$url"; then
+    echo "the hospital fetched the sponsor's confidential model" >&2; exit 1
+  fi
+  test ! -e stolen.wasm
 )
 
 step "sponsor: run, fetch the result, verify it offline, read it"
@@ -95,7 +115,7 @@ step "sponsor: run, fetch the result, verify it offline, read it"
   cleanroom result show result.bundle --format jsonl --out result.jsonl
 )
 
-step "check: the released counts are exactly the generator's known totals"
+step "check: the released counts are exactly the generator's known totals (the same risk model, run natively in Go)"
 clinical-cohort-gen check --expected "$WORK/generated/expected.csv" "$WORK/sponsor/result.jsonl"
 
 step "ethics committee: audit the log (it sees that a query ran, never the query)"

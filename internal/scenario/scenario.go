@@ -170,6 +170,7 @@ type Spec struct {
 	// InsecurePlainDigest names the query's plain SHA-256 even when it is
 	// confidential: the contract the coordinator must refuse to run.
 	InsecurePlainDigest bool
+	Models              []Model
 	Recipients          []string
 	GroupColumn         string
 	K                   int
@@ -179,6 +180,25 @@ type Spec struct {
 	// block as a YAML flow mapping.
 	DifferentialPrivacy string
 	Expires             time.Time
+}
+
+// Model is a model of a Spec's contract: its module and, for a
+// confidential model, the salt of its commitment.
+type Model struct {
+	Name, Provider string
+	Args           string // the contract's args list, e.g. "[float64]"
+	Result         string
+	Module         []byte
+	Salt           *cleanroom.Salt // nil: not confidential
+}
+
+// Digest is what the contract names for the model: the salted commitment
+// when confidential, the module's SHA-256 otherwise.
+func (m *Model) Digest() [32]byte {
+	if m.Salt == nil {
+		return sha256.Sum256(m.Module)
+	}
+	return cleanroom.CommitModel(*m.Salt, m.Module)
 }
 
 // NewParty makes a participant with a fresh key.
@@ -239,6 +259,13 @@ func (sp *Spec) Text(inst *tee.Instance) []byte {
 	}
 	fmt.Fprintf(&b, "algorithm: {provider: %s, language: duckdb-sql, sha256: \"%x\", confidential: %v}\n",
 		sp.AlgorithmBy, sp.AlgorithmDigest(), sp.Confidential)
+	if len(sp.Models) > 0 {
+		b.WriteString("models:\n")
+		for _, m := range sp.Models {
+			fmt.Fprintf(&b, "  - {name: %s, provider: %s, sha256: \"%x\", confidential: %v, args: %s, result: %s}\n",
+				m.Name, m.Provider, m.Digest(), m.Salt != nil, m.Args, m.Result)
+		}
+	}
 	fmt.Fprintf(&b, "output: {recipients: [%s], max_rows: %d, max_runs: %d", strings.Join(sp.Recipients, ", "), sp.MaxRows, sp.MaxRuns)
 	if sp.K > 0 {
 		fmt.Fprintf(&b, ", group_size_column: %s, min_group_size: %d", sp.GroupColumn, sp.K)

@@ -8,11 +8,13 @@ package scenariotest
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"database/sql/driver"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +56,26 @@ func NewDuckDB(tb testing.TB) *DuckDB {
 	d.Exec(tb, "SET TimeZone = 'UTC'")
 	return d
 }
+
+// RegisterUDF registers f as the scalar function name of this DuckDB: a
+// model computed natively in Go, to compare with its WebAssembly build.
+func (d *DuckDB) RegisterUDF(tb testing.TB, name string, f duckdb.ScalarFunc) {
+	tb.Helper()
+	db := sql.OpenDB(unclosable{d.connector})
+	defer db.Close()
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close()
+	if err := duckdb.RegisterScalarUDF(conn, name, f); err != nil {
+		tb.Fatalf("registering %s: %v", name, err)
+	}
+}
+
+// unclosable hides a connector's Close from database/sql, whose DB.Close
+// would otherwise close the database.
+type unclosable struct{ driver.Connector }
 
 // Exec runs a statement.
 func (d *DuckDB) Exec(tb testing.TB, q string) {
@@ -124,7 +146,9 @@ func (d *DuckDB) QueryInt(tb testing.TB, q string) int64 {
 // contract's columns, under the contract's output policy. It returns the
 // released rows and the number of suppressed rows, and writes the released
 // rows to resultPath as CSV, as `cleanroom result show --format csv` does.
-func Engine(tb testing.TB, c *contracts.Contract, dir string, format connectors.Format, query string, cols []contracts.Column, resultPath string) (*scenario.Table, int64) {
+//
+// models are the WebAssembly modules of the contract's models, by name.
+func Engine(tb testing.TB, c *contracts.Contract, dir string, format connectors.Format, query string, cols []contracts.Column, resultPath string, models ...Module) (*scenario.Table, int64) {
 	tb.Helper()
 	ctx := context.Background()
 	s, err := engine.New(engine.Config{MemoryLimit: 256 << 20, Threads: 2})
@@ -141,6 +165,19 @@ func Engine(tb testing.TB, c *contracts.Contract, dir string, format connectors.
 		r.Release()
 		if err != nil {
 			tb.Fatalf("loading %s: %v", ds.ID, err)
+		}
+	}
+	var ms []engine.Model
+	for _, m := range models {
+		cm := c.Model(m.Name)
+		if cm == nil {
+			tb.Fatalf("the contract names no model %s", m.Name)
+		}
+		ms = append(ms, engine.Model{Name: cm.Name, Provider: cm.Provider, Args: cm.Args, Result: cm.Result, Module: m.Module})
+	}
+	if len(ms) > 0 {
+		if err := s.AddModels(ctx, ms); err != nil {
+			tb.Fatal(err)
 		}
 	}
 	res, err := s.Run(ctx, query, c.Output)
@@ -164,13 +201,23 @@ func Engine(tb testing.TB, c *contracts.Contract, dir string, format connectors.
 	return t, res.Suppressed
 }
 
+// Module is a model's WebAssembly module for a test: Name is the model's
+// name in the contract, Placeholder the template's placeholder for its
+// commitment, Salt its commitment's salt (nil: a plain SHA-256).
+type Module struct {
+	Name, Placeholder string
+	Module            []byte
+	Salt              *cleanroom.Salt
+}
+
 // FillContract fills a scenario's contract template for a test: a fresh
 // key for every {{..._KEY}}, the SHA-256 of query for {{QUERY_SHA256}} (an
 // algorithm that is not confidential), the salted commitment to query with
-// a fresh salt for {{QUERY_COMMITMENT}} (a confidential one), an
-// arbitrary measurement and simulated root, and an expiry 30 days ahead.
-// It parses the result with contracts.Parse and returns both.
-func FillContract(tb testing.TB, tmpl []byte, query string) (*contracts.Contract, []byte) {
+// a fresh salt for {{QUERY_COMMITMENT}} (a confidential one), the
+// commitment to each of models for its placeholder, an arbitrary
+// measurement and simulated root, and an expiry 30 days ahead. It parses
+// the result with contracts.Parse and returns both.
+func FillContract(tb testing.TB, tmpl []byte, query string, models ...Module) (*contracts.Contract, []byte) {
 	tb.Helper()
 	values := map[string]string{}
 	for _, name := range scenario.Placeholders(tmpl) {
@@ -193,6 +240,13 @@ func FillContract(tb testing.TB, tmpl []byte, query string) (*contracts.Contract
 			values[name] = strings.Repeat("cd", 32)
 		case name == "EXPIRES_AT":
 			values[name] = time.Now().Add(30 * 24 * time.Hour).UTC().Format(time.RFC3339)
+		case slices.ContainsFunc(models, func(m Module) bool { return m.Placeholder == name }):
+			m := models[slices.IndexFunc(models, func(m Module) bool { return m.Placeholder == name })]
+			sum := sha256.Sum256(m.Module)
+			if m.Salt != nil {
+				sum = cleanroom.CommitModel(*m.Salt, m.Module)
+			}
+			values[name] = hex.EncodeToString(sum[:])
 		default:
 			tb.Fatalf("the template has a placeholder {{%s}} this helper does not know", name)
 		}
@@ -348,8 +402,10 @@ func quoteString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`
 // expected, suppressed ones included, and there are groups on both sides
 // of k. It returns the DuckDB with views over the Parquet files, for
 // further checks of the data.
+//
+// setup, if any, prepares the DuckDB first (registers native models).
 func QueryMatchesExpected(t *testing.T, dir string, sum *scenario.Summary, datasets map[string][]contracts.Column,
-	query string, result []contracts.Column) *DuckDB {
+	query string, result []contracts.Column, setup ...func(*DuckDB)) *DuckDB {
 	t.Helper()
 	exp, err := scenario.ReadExpected(filepath.Join(dir, scenario.ExpectedFile), result)
 	if err != nil {
@@ -362,6 +418,9 @@ func QueryMatchesExpected(t *testing.T, dir string, sum *scenario.Summary, datas
 		t.Fatalf("expected file has %d groups, summary says %d", len(exp.All), sum.Groups)
 	}
 	db := NewDuckDB(t)
+	for _, f := range setup {
+		f(db)
+	}
 	for _, format := range []string{"csv", "parquet"} {
 		t.Run(format, func(t *testing.T) {
 			for name, cols := range datasets {
