@@ -58,7 +58,7 @@ bench: build
 # without it, at BENCH_MODEL_ROWS rows (docs/models.md §8).
 BENCH_MODEL_ROWS ?= 10000000
 bench-models:
-	CLEANROOM_BENCH_MODEL_ROWS=$(BENCH_MODEL_ROWS) $(GO) test -run '^$$' -bench BenchmarkRiskModel -benchtime 2x -timeout 60m ./coordinator/engine
+	CLEANROOM_BENCH_MODEL_ROWS=$(BENCH_MODEL_ROWS) $(GO) test -run '^$$' -bench BenchmarkRiskModel -benchtime 2x -timeout 60m ./coordinator/internal/engine
 
 # A load run against a real coordinator process: concurrent parties for
 # SOAK_DURATION, then every acknowledged item and result is checked;

@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+
+	"cleanroom.dev/cleanroom/internal/durable"
 )
 
 // SaltSize is the size of a commitment salt.
@@ -83,10 +85,27 @@ func WriteSaltFile(path string) (Salt, error) {
 		return Salt{}, err
 	}
 	s := NewSalt()
-	if err := WriteFileAtomic(path, []byte(saltFilePrefix+s.String()+"\n"), 0o600); err != nil {
+	if err := durable.WriteFile(path, []byte(saltFilePrefix+s.String()+"\n"), 0o600); err != nil {
 		return Salt{}, err
 	}
 	return s, nil
+}
+
+// CommitAlgorithmFile returns the salted commitment to text that a
+// contract names as algorithm.sha256 for a confidential algorithm, with
+// the salt kept in the salt file at path: read when the file exists, made
+// fresh and written there (mode 0600) when it does not, so the same file
+// always gives the same commitment. created reports a new salt file.
+func CommitAlgorithmFile(text []byte, path string) (sum [32]byte, created bool, err error) {
+	salt, err := ReadSaltFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		salt, err = WriteSaltFile(path)
+		created = true
+	}
+	if err != nil {
+		return sum, false, err
+	}
+	return CommitAlgorithm(salt, text), created, nil
 }
 
 // ReadSaltFile reads a salt file written by WriteSaltFile. Like a secret

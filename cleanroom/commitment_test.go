@@ -93,6 +93,35 @@ func TestSaltFile(t *testing.T) {
 	}
 }
 
+// TestCommitAlgorithmFile: the first call makes the salt file, later ones
+// read it and give the same commitment; a damaged salt file is refused,
+// not replaced.
+func TestCommitAlgorithmFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "query.salt")
+	query := []byte("SELECT 1 AS n")
+	first, created, err := CommitAlgorithmFile(query, path)
+	if err != nil || !created {
+		t.Fatalf("first commit: created %v, %v", created, err)
+	}
+	salt, err := ReadSaltFile(path)
+	if err != nil || first != CommitAlgorithm(salt, query) {
+		t.Fatalf("the commitment is not the one of the written salt: %v", err)
+	}
+	again, created, err := CommitAlgorithmFile(query, path)
+	if err != nil || created || again != first {
+		t.Fatalf("second commit: %x, created %v, %v; want %x from the kept salt", again, created, err, first)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := CommitAlgorithmFile(query, path); !errors.Is(err, ErrBadSalt) {
+		t.Fatalf("a salt file readable by others: %v", err)
+	}
+	if back, _ := os.ReadFile(path); !strings.Contains(string(back), salt.String()) {
+		t.Fatal("a refused salt file was replaced")
+	}
+}
+
 func TestSealAlgorithm(t *testing.T) {
 	coord, err := GenerateIdentity()
 	if err != nil {

@@ -20,8 +20,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"cleanroom.dev/cleanroom/internal/durable"
 )
 
 // Text prefixes of the two key encodings. The version digit is part of the
@@ -270,56 +271,14 @@ func WriteIdentityFiles(name string, id *Identity) (keyPath, pubPath string, err
 			return "", "", err
 		}
 	}
-	if err := WriteFileAtomic(keyPath, secret, 0o600); err != nil {
+	if err := durable.WriteFile(keyPath, secret, 0o600); err != nil {
 		return "", "", err
 	}
-	if err := WriteFileAtomic(pubPath, []byte(id.Public().String()+"\n"), 0o644); err != nil {
+	if err := durable.WriteFile(pubPath, []byte(id.Public().String()+"\n"), 0o644); err != nil {
 		os.Remove(keyPath)
 		return "", "", err
 	}
 	return keyPath, pubPath, nil
-}
-
-// WriteFileAtomic writes data to path durably: a temporary file in the same
-// directory, fsync, rename over path, fsync of the directory. Readers see
-// either the old content or the new, never a part.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return SyncDir(dir)
-}
-
-// SyncDir fsyncs a directory so that a rename or create inside it is durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // DeriveKey derives a 32-byte secret key for purpose from the identity's

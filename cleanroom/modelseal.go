@@ -2,7 +2,10 @@ package cleanroom
 
 import (
 	"crypto/hpke"
+	"crypto/sha256"
+	"errors"
 	"fmt"
+	"io/fs"
 )
 
 // CommitmentModel labels the commitment a contract names (as
@@ -13,6 +16,27 @@ const CommitmentModel = "cleanroom/model-commitment/v1"
 // model's exact module: Commit(CommitmentModel, salt, module).
 func CommitModel(salt Salt, module []byte) [32]byte {
 	return Commit(CommitmentModel, salt, module)
+}
+
+// ModelDigest returns what a contract names as models[].sha256 for module.
+// For a confidential model, saltPath names the salt file: read when it
+// exists, made fresh and written (mode 0600) when it does not (created
+// reports it), and the digest is CommitModel's salted commitment. For a
+// model that is not confidential, saltPath is empty and the digest is the
+// module's plain SHA-256.
+func ModelDigest(module []byte, saltPath string) (sum [32]byte, created bool, err error) {
+	if saltPath == "" {
+		return sha256.Sum256(module), false, nil
+	}
+	salt, err := ReadSaltFile(saltPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		salt, err = WriteSaltFile(saltPath)
+		created = true
+	}
+	if err != nil {
+		return sum, false, err
+	}
+	return CommitModel(salt, module), created, nil
 }
 
 // modelInfo is the HPKE info of a sealed model:

@@ -5,9 +5,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/fxamacker/cbor/v2"
-
 	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/internal/canon"
 )
 
 // approval is the payload of a contract signature: the canonical CBOR map
@@ -17,20 +16,8 @@ type approval struct {
 	ContractID []byte `cbor:"contract_id"`
 }
 
-var strictDecMode = func() cbor.DecMode {
-	m, err := cbor.DecOptions{
-		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-		IndefLength:       cbor.IndefLengthForbidden,
-		MaxNestedLevels:   16,
-		MaxArrayElements:  1 << 16,
-		MaxMapPairs:       1 << 16,
-	}.DecMode()
-	if err != nil {
-		panic(err)
-	}
-	return m
-}()
+// strictDecoder decodes approvals strictly.
+var strictDecoder = canon.NewDecoder(canon.Limits{MaxNestedLevels: 16, MaxArrayElements: 1 << 16, MaxMapPairs: 1 << 16})
 
 // Sign returns the signer's approval of the contract: a COSE_Sign1 over the
 // contract id, kid = the signer's key fingerprint. It refuses a key that is
@@ -131,7 +118,7 @@ func (c *Contract) VerifySignature(sig SignedBy) (string, error) {
 		return fail(p.ID, ErrSignatureInvalid, err.Error())
 	}
 	var a approval
-	if err := strictDecMode.Unmarshal(st.Payload, &a); err != nil || len(a.ContractID) != len(ID{}) {
+	if err := strictDecoder.Unmarshal(st.Payload, &a); err != nil || len(a.ContractID) != len(ID{}) {
 		return fail(p.ID, ErrSignatureMalformed, "payload is not a contract approval")
 	}
 	if !bytes.Equal(a.ContractID, c.id[:]) {

@@ -10,8 +10,8 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/coordinator/engine"
-	"cleanroom.dev/cleanroom/coordinator/state"
+	"cleanroom.dev/cleanroom/coordinator/internal/engine"
+	"cleanroom.dev/cleanroom/coordinator/internal/state"
 )
 
 // MaxAlgorithmSize bounds an algorithm's text.

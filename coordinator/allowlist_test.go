@@ -9,8 +9,8 @@ import (
 
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/internal/scenario"
 	"cleanroom.dev/cleanroom/internal/sqlcases"
+	"cleanroom.dev/cleanroom/internal/testenv"
 	"cleanroom.dev/cleanroom/internal/wasmtest"
 )
 
@@ -28,15 +28,15 @@ const (
 
 // allowSpec is a contract over the table's datasets approving query, with
 // no group-size threshold, so that any accepted algorithm releases rows.
-func allowSpec(t *testing.T, name, query string) *scenario.Spec {
-	return &scenario.Spec{
+func allowSpec(t *testing.T, name, query string) *testenv.Spec {
+	return &testenv.Spec{
 		Name: name,
-		Parties: []*scenario.Party{
-			scenario.NewParty(t, "publisher", contracts.RoleDataProvider),
-			scenario.NewParty(t, "advertiser", contracts.RoleDataProvider, contracts.RoleResultRecipient),
-			scenario.NewParty(t, "measurer", contracts.RoleAlgorithmProvider),
+		Parties: []*testenv.Party{
+			testenv.NewParty(t, "publisher", contracts.RoleDataProvider),
+			testenv.NewParty(t, "advertiser", contracts.RoleDataProvider, contracts.RoleResultRecipient),
+			testenv.NewParty(t, "measurer", contracts.RoleAlgorithmProvider),
 		},
-		Datasets: []scenario.Dataset{
+		Datasets: []testenv.Dataset{
 			{ID: "impressions", Provider: "publisher", Columns: allowImpressions},
 			{ID: "conversions", Provider: "advertiser", Columns: allowConversions},
 		},
@@ -52,11 +52,11 @@ func allowSpec(t *testing.T, name, query string) *scenario.Spec {
 // and the log does not change; the accepted ones — and both examples'
 // algorithms — are accepted, run and release their rows.
 func TestAlgorithmAllowList(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
 	ctx := context.Background()
 	for i, c := range sqlcases.Load(t) {
 		t.Run(c.Name, func(t *testing.T) {
-			sc := scenario.New(t, srv, allowSpec(t, fmt.Sprintf("allow-%d", i), c.SQL))
+			sc := testenv.New(t, srv, allowSpec(t, fmt.Sprintf("allow-%d", i), c.SQL))
 			sc.Submit(t, "publisher")
 			if c.Refuse {
 				before := sc.LogSize()
@@ -78,7 +78,7 @@ func TestAlgorithmAllowList(t *testing.T) {
 // TestExampleAlgorithmsAccepted submits and runs the examples' own
 // algorithms, read from their query.sql, under their datasets' columns.
 func TestExampleAlgorithmsAccepted(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
 	read := func(example string) string {
 		b, err := os.ReadFile(filepath.Join("..", "examples", example, "query.sql"))
 		if err != nil {
@@ -87,20 +87,20 @@ func TestExampleAlgorithmsAccepted(t *testing.T) {
 		return string(b)
 	}
 	t.Run("ad-attribution", func(t *testing.T) {
-		sc := scenario.New(t, srv, allowSpec(t, "example-ad", read("ad-attribution")))
+		sc := testenv.New(t, srv, allowSpec(t, "example-ad", read("ad-attribution")))
 		sc.Submit(t, "publisher")
 		sc.MustUpload(t, "publisher", "impressions", allowImpCSV)
 		sc.MustUpload(t, "advertiser", "conversions", allowConvCSV)
 		submitAndRun(t, sc)
 	})
 	t.Run("clinical-cohort", func(t *testing.T) {
-		spec := &scenario.Spec{
+		spec := &testenv.Spec{
 			Name: "example-clinical",
-			Parties: []*scenario.Party{
-				scenario.NewParty(t, "hospital", contracts.RoleDataProvider),
-				scenario.NewParty(t, "sponsor", contracts.RoleDataProvider, contracts.RoleAlgorithmProvider, contracts.RoleResultRecipient),
+			Parties: []*testenv.Party{
+				testenv.NewParty(t, "hospital", contracts.RoleDataProvider),
+				testenv.NewParty(t, "sponsor", contracts.RoleDataProvider, contracts.RoleAlgorithmProvider, contracts.RoleResultRecipient),
 			},
-			Datasets: []scenario.Dataset{
+			Datasets: []testenv.Dataset{
 				{ID: "patients", Provider: "hospital", Columns: "[{name: patient_id, type: string}, {name: site, type: string}, " +
 					"{name: sex, type: string}, {name: birth_date, type: date}, {name: diagnosis, type: string}, " +
 					"{name: hba1c, type: \"decimal(4,1)\"}, {name: egfr, type: int32}, {name: last_visit, type: date}]"},
@@ -110,10 +110,10 @@ func TestExampleAlgorithmsAccepted(t *testing.T) {
 			Query: read("clinical-cohort"), AlgorithmBy: "sponsor", Confidential: true, Recipients: []string{"sponsor"},
 			MaxRows: 1000, MaxRuns: 1,
 			// The query calls the sponsor's risk model (docs/models.md).
-			Models: []scenario.Model{{Name: "risk_band", Provider: "sponsor", Args: "[int64, string, float64, int32]", Result: "string",
+			Models: []testenv.Model{{Name: "risk_band", Provider: "sponsor", Args: "[int64, string, float64, int32]", Result: "string",
 				Module: wasmtest.BuildGo(t, "./examples/clinical-cohort/riskmodel/wasm"), Salt: newSalt()}},
 		}
-		sc := scenario.New(t, srv, spec)
+		sc := testenv.New(t, srv, spec)
 		sc.Submit(t, "hospital")
 		sc.MustUpload(t, "hospital", "patients", "patient_id,site,sex,birth_date,diagnosis,hba1c,egfr,last_visit\n"+
 			"p1,north,F,1960-05-01,E11.9,8.1,70,2026-01-10\np2,north,M,1970-02-03,E11.2,9.0,50,2025-09-01\n"+
@@ -125,7 +125,7 @@ func TestExampleAlgorithmsAccepted(t *testing.T) {
 
 // submitAndRun submits the scenario's algorithm (the client seals a
 // confidential one), runs it once, and requires a finished run with rows.
-func submitAndRun(t *testing.T, sc *scenario.Scenario) {
+func submitAndRun(t *testing.T, sc *testenv.Scenario) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := sc.Client(t, sc.Spec.AlgorithmBy).SubmitAlgorithm(ctx, []byte(sc.Spec.Query), sc.Spec.AlgorithmSalt()); err != nil {

@@ -24,13 +24,13 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/attest"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/coordinator/state"
+	"cleanroom.dev/cleanroom/coordinator/internal/state"
 )
 
-// Handler returns the coordinator's HTTP API (docs/api.md). It must be
-// served over the attested TLS of package atls, which authenticates
+// handler returns the coordinator's HTTP API (docs/api.md). Serve serves
+// it over the attested TLS of package atls, which authenticates
 // participants; every handler authorises by contract role.
-func (c *Coordinator) Handler() http.Handler {
+func (c *Coordinator) handler() http.Handler {
 	mux := http.NewServeMux()
 	route := func(pattern string, h func(w http.ResponseWriter, r *http.Request) error) {
 		name := pattern

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/hpke"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,13 +21,13 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/upload"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // sharedSigningKey returns sc's contract text with the auditor's public key
 // replaced by one made of the publisher's Ed25519 key and the auditor's
 // HPKE key.
-func sharedSigningKey(t *testing.T, sc *scenario.Scenario) []byte {
+func sharedSigningKey(t *testing.T, sc *testenv.Scenario) []byte {
 	t.Helper()
 	pub, aud := sc.Spec.Parties[0].Identity.Public(), sc.Spec.Parties[3].Identity.Public()
 	mixed, err := cleanroom.PublicKeyFromBytes(append(pub.Bytes()[:32:32], aud.Bytes()[32:]...))
@@ -44,13 +45,13 @@ func sharedSigningKey(t *testing.T, sc *scenario.Scenario) []byte {
 // and checks each is refused with the right status and a message that says
 // what was wrong, and that neither the log nor the state changed.
 func TestBadInputChangesNothing(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
-	sc := scenario.New(t, srv, adSpec(t, "bad-input", 3))
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "bad-input", 3))
 	// A second contract on the same coordinator, with the same dataset ids,
 	// to make envelopes that are valid but for another contract.
-	other := scenario.New(t, srv, adSpec(t, "other", 3))
+	other := testenv.New(t, srv, testenv.AdSpec(t, "other", 3))
 	// A contract for another coordinator's measurement.
-	elsewhere := adSpec(t, "elsewhere", 3)
+	elsewhere := testenv.AdSpec(t, "elsewhere", 3)
 	ctx := context.Background()
 
 	// Bad contracts first.
@@ -77,16 +78,16 @@ func TestBadInputChangesNothing(t *testing.T) {
 		}
 	}
 	// An expired contract: build it with an expiry in the past.
-	expired := adSpec(t, "expired", 3)
+	expired := testenv.AdSpec(t, "expired", 3)
 	expired.Expires = time.Now().Add(-time.Hour)
-	text := expired.Text(srv.Coord.TEE())
+	text := expired.Text(srv.Coord.Identity())
 	before := sc.LogSize()
 	cl := sc.ClientWith(t, clientOptsFor(sc, expired.Parties[0]))
 	_, err := cl.SubmitContract(ctx, text, nil)
 	expectRefusal(t, "expired contract", err, 422, "expired")
 	// A contract this coordinator does not satisfy: it pins another
 	// measurement. Every party signs it; the coordinator still refuses.
-	text = elsewhere.Text(srv.Coord.TEE())
+	text = elsewhere.Text(srv.Coord.Identity())
 	m := srv.Coord.TEE().Measurement()
 	text = bytes.Replace(text, []byte(fmt.Sprintf("%x", m)), []byte(strings.Repeat("00", 48)), 1)
 	ec, err := contracts.Parse(text, contracts.ParseOptions{})
@@ -109,30 +110,30 @@ func TestBadInputChangesNothing(t *testing.T) {
 
 	sc.Submit(t, "publisher")
 	other.Submit(t, "publisher")
-	imp := sc.Seal(t, "publisher", "impressions", impressionsCSV)
-	conv := sc.Seal(t, "advertiser", "conversions", conversionsCSV)
-	otherImp := other.Seal(t, "publisher", "impressions", impressionsCSV)
-	truncated := &scenario.Sealed{Envelope: imp.Envelope[:len(imp.Envelope)-5], Statement: imp.Statement}
-	flipped := &scenario.Sealed{Envelope: bytes.Clone(imp.Envelope), Statement: imp.Statement}
+	imp := sc.Seal(t, "publisher", "impressions", testenv.ImpressionsCSV)
+	conv := sc.Seal(t, "advertiser", "conversions", testenv.ConversionsCSV)
+	otherImp := other.Seal(t, "publisher", "impressions", testenv.ImpressionsCSV)
+	truncated := &testenv.Sealed{Envelope: imp.Envelope[:len(imp.Envelope)-5], Statement: imp.Statement}
+	flipped := &testenv.Sealed{Envelope: bytes.Clone(imp.Envelope), Statement: imp.Statement}
 	flipped.Envelope[len(flipped.Envelope)/2] ^= 1
-	wrongStatement := &scenario.Sealed{Envelope: imp.Envelope, Statement: otherImp.Statement}
+	wrongStatement := &testenv.Sealed{Envelope: imp.Envelope, Statement: otherImp.Statement}
 
 	uploadCases := []struct {
 		name    string
 		party   string
 		dataset string
-		sealed  *scenario.Sealed
+		sealed  *testenv.Sealed
 		status  int
 		msg     string
 	}{
 		{"envelope for another contract", "publisher", "impressions", otherImp, 422, "contract"},
-		{"envelope for another dataset", "advertiser", "conversions", &scenario.Sealed{Envelope: imp.Envelope, Statement: conv.Statement}, 422, "dataset"},
+		{"envelope for another dataset", "advertiser", "conversions", &testenv.Sealed{Envelope: imp.Envelope, Statement: conv.Statement}, 422, "dataset"},
 		{"truncated envelope", "publisher", "impressions", truncated, 422, "envelope for dataset impressions refused: envelope"},
 		{"flipped byte", "publisher", "impressions", flipped, 422, "does not authenticate"},
-		{"garbage", "publisher", "impressions", &scenario.Sealed{Envelope: []byte("not an envelope at all"), Statement: imp.Statement}, 422, "refused"},
+		{"garbage", "publisher", "impressions", &testenv.Sealed{Envelope: []byte("not an envelope at all"), Statement: imp.Statement}, 422, "refused"},
 		{"statement of another envelope", "publisher", "impressions", wrongStatement, 422, "upload statement"},
-		{"statement signed by another party", "publisher", "impressions", &scenario.Sealed{Envelope: imp.Envelope, Statement: conv.Statement}, 422, "upload statement"},
-		{"no statement", "publisher", "impressions", &scenario.Sealed{Envelope: imp.Envelope}, 400, "trailer is missing"},
+		{"statement signed by another party", "publisher", "impressions", &testenv.Sealed{Envelope: imp.Envelope, Statement: conv.Statement}, 422, "upload statement"},
+		{"no statement", "publisher", "impressions", &testenv.Sealed{Envelope: imp.Envelope}, 400, "trailer is missing"},
 		{"unknown dataset", "publisher", "clicks", imp, 404, "no dataset"},
 	}
 	for _, tc := range uploadCases {
@@ -154,12 +155,12 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 
 	// A good upload, then a second one: refused, the first intact.
-	first := sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
+	first := sc.MustUpload(t, "publisher", "impressions", testenv.ImpressionsCSV)
 	before = sc.LogSize()
-	_, err = sc.Upload(t, "publisher", "impressions", sc.Seal(t, "publisher", "impressions", impressionsCSV+"u9,winter\n"))
+	_, err = sc.Upload(t, "publisher", "impressions", sc.Seal(t, "publisher", "impressions", testenv.ImpressionsCSV+"u9,winter\n"))
 	expectRefusal(t, "second upload", err, 409, "already uploaded")
 	st, _ = sc.Client(t, "auditor").Status(ctx)
-	if st.Datasets[0].CiphertextSHA256 != first.CiphertextSHA256 || sc.LogSize() != before {
+	if st.Datasets[0].CiphertextSHA256 != hex.EncodeToString(first.CiphertextSHA256[:]) || sc.LogSize() != before {
 		t.Fatal("a second upload changed the first")
 	}
 
@@ -176,8 +177,10 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 	for _, tc := range algCases {
 		before := sc.LogSize()
-		_, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(tc.text), nil)
-		expectRefusal(t, tc.name, err, tc.status, tc.msg)
+		// Sent as it is: the client's SubmitAlgorithm refuses it first.
+		body, _ := json.Marshal(api.SubmitAlgorithmRequest{Text: &tc.text})
+		status, resp := call(t, httpClient(t, sc, "measurer"), srv.URL, http.MethodPut, "/v1/contracts/"+sc.Contract.ID().String()+"/algorithm", body)
+		expectRefusal(t, tc.name, apiError(t, status, resp), tc.status, tc.msg)
 		if sc.LogSize() != before {
 			t.Errorf("%s: the log changed", tc.name)
 		}
@@ -220,10 +223,10 @@ func TestBadInputChangesNothing(t *testing.T) {
 
 // renamedSig is the auditor's signature of the scenario's contract under
 // another name: valid, by a participant, but over a different contract.
-func renamedSig(t *testing.T, sc *scenario.Scenario) []byte {
+func renamedSig(t *testing.T, sc *testenv.Scenario) []byte {
 	spec := *sc.Spec
 	spec.Name = "renamed"
-	c, err := contracts.Parse(spec.Text(sc.Server.Coord.TEE()), contracts.ParseOptions{})
+	c, err := contracts.Parse(spec.Text(sc.Server.Coord.Identity()), contracts.ParseOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,8 +237,18 @@ func renamedSig(t *testing.T, sc *scenario.Scenario) []byte {
 	return sig
 }
 
-func clientOptsFor(sc *scenario.Scenario, p *scenario.Party) client.Options {
+func clientOptsFor(sc *testenv.Scenario, p *testenv.Party) client.Options {
 	return client.Options{Contract: sc.Contract, Identity: p.Identity}
+}
+
+// apiError decodes an error response as the client does.
+func apiError(t *testing.T, status int, body []byte) error {
+	t.Helper()
+	var e api.ErrorBody
+	if err := json.Unmarshal(body, &e); err != nil {
+		t.Fatalf("status %d with a body that is not an API error: %s", status, body)
+	}
+	return &api.Error{Status: status, ErrorDetail: e.Error}
 }
 
 func expectRefusal(t *testing.T, name string, err error, status int, msg string) {
@@ -256,12 +269,12 @@ func expectRefusal(t *testing.T, name string, err error, status int, msg string)
 // sealRaw seals arbitrary plaintext as dataset ds of the scenario's
 // contract, with a valid statement signed by party id claiming rows rows:
 // an authentic envelope from a hostile provider.
-func sealRaw(t *testing.T, sc *scenario.Scenario, id, ds string, plain []byte, rows int64) *scenario.Sealed {
+func sealRaw(t *testing.T, sc *testenv.Scenario, id, ds string, plain []byte, rows int64) *testenv.Sealed {
 	t.Helper()
 	d := sc.Contract.Dataset(ds)
 	var buf bytes.Buffer
 	w, err := envelope.NewWriter(&buf, envelope.Header{Kind: envelope.KindDataset, ContractID: sc.Contract.ID(), ObjectID: ds,
-		SchemaDigest: d.SchemaDigest()}, []hpke.PublicKey{sc.TEE.PublicKey().HPKE()})
+		SchemaDigest: d.SchemaDigest()}, []hpke.PublicKey{sc.Coordinator.PublicKey.HPKE()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,24 +291,24 @@ func sealRaw(t *testing.T, sc *scenario.Scenario, id, ds string, plain []byte, r
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &scenario.Sealed{Envelope: buf.Bytes(), Statement: signed}
+	return &testenv.Sealed{Envelope: buf.Bytes(), Statement: signed}
 }
 
 // TestHostileProviderPlaintext uploads authentic envelopes whose plaintext
 // is not what the contract says: the coordinator refuses each, stays up,
 // and changes nothing.
 func TestHostileProviderPlaintext(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
-	sc := scenario.New(t, srv, adSpec(t, "hostile", 3))
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "hostile", 3))
 	sc.Submit(t, "publisher")
-	good := sc.Seal(t, "publisher", "impressions", impressionsCSV)
+	good := sc.Seal(t, "publisher", "impressions", testenv.ImpressionsCSV)
 	// Recover the plaintext of the good envelope to build variants.
 	plain, _, err := envelope.Open(good.Envelope, srv.Coord.TEE().Identity().HPKE(), envelope.Expect{
 		Kind: envelope.KindDataset, ContractID: sc.Contract.ID(), ObjectID: "impressions"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherSchema := sc.Seal(t, "advertiser", "conversions", conversionsCSV)
+	otherSchema := sc.Seal(t, "advertiser", "conversions", testenv.ConversionsCSV)
 	otherPlain, _, err := envelope.Open(otherSchema.Envelope, srv.Coord.TEE().Identity().HPKE(), envelope.Expect{
 		Kind: envelope.KindDataset, ContractID: sc.Contract.ID(), ObjectID: "conversions"})
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom/upload"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // impressionBatches yields impressions (user_id, campaign) batches until
@@ -62,8 +62,8 @@ func BenchmarkUpload(b *testing.B) {
 		mb = n
 	}
 	dir := b.TempDir()
-	srv := scenario.Start(b, filepath.Join(dir, "coord"), coordinator.Config{MaxUploadBytes: 64 << 30})
-	sc := scenario.New(b, srv, adSpec(b, "bench-0", 1))
+	srv := testenv.Start(b, filepath.Join(dir, "coord"), coordinator.Config{MaxUploadBytes: 64 << 30})
+	sc := testenv.New(b, srv, testenv.AdSpec(b, "bench-0", 1))
 	schema := sc.Contract.Dataset("impressions").Schema()
 	path := filepath.Join(dir, "impressions.env")
 	f, err := os.Create(path)
@@ -86,7 +86,7 @@ func BenchmarkUpload(b *testing.B) {
 		if i > 0 {
 			spec := *sc.Spec
 			spec.Name = fmt.Sprintf("bench-%d", i)
-			sc = scenario.New(b, srv, &spec)
+			sc = testenv.New(b, srv, &spec)
 			f, _ = os.Create(path)
 			rr = array.ReaderFromIter(schema, impressionBatches(schema, mb<<20))
 			if enc, err = upload.Encrypt(f, rr, sc.Contract, "impressions", srv.Coord.TEE().PublicKey(), sc.Party("publisher").Identity, upload.EncryptOptions{}); err != nil {
@@ -100,7 +100,7 @@ func BenchmarkUpload(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		_, err = sc.Client(b, "publisher").UploadDataset(context.Background(), "impressions", body,
+		_, err = sc.Client(b, "publisher").UploadEnvelope(context.Background(), "impressions", body,
 			func() ([]byte, error) { return enc.Signed, nil })
 		b.StopTimer()
 		body.Close()

@@ -27,15 +27,14 @@ import (
 
 	"k8s.io/klog/v2"
 
-	"cleanroom.dev/cleanroom/cleanroom/attest"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/coordinator/blobs"
-	"cleanroom.dev/cleanroom/coordinator/engine"
-	"cleanroom.dev/cleanroom/coordinator/eventlog"
-	"cleanroom.dev/cleanroom/coordinator/state"
-	"cleanroom.dev/cleanroom/coordinator/tee"
+	"cleanroom.dev/cleanroom/coordinator/internal/blobs"
+	"cleanroom.dev/cleanroom/coordinator/internal/engine"
+	"cleanroom.dev/cleanroom/coordinator/internal/eventlog"
+	"cleanroom.dev/cleanroom/coordinator/internal/state"
+	"cleanroom.dev/cleanroom/coordinator/internal/tee"
 )
 
 // Version is the software version recorded in coordinator.started events.
@@ -48,7 +47,7 @@ type Config struct {
 	DataDir string
 	// Attestation is the mode to initialise an empty DataDir with; for an
 	// initialised one it must be empty or the directory's mode.
-	Attestation tee.Mode
+	Attestation Mode
 	// MaxUploadBytes bounds one dataset envelope. Default 8 GiB.
 	MaxUploadBytes int64
 	// QueryMemory bounds the query engine's working memory for one run
@@ -129,14 +128,15 @@ func (c *Config) setDefaults() {
 
 // Coordinator is a running coordinator. It is safe for concurrent use.
 type Coordinator struct {
-	cfg     Config
-	tee     *tee.Instance
-	log     *eventlog.Log
-	blobs   *blobs.Store
-	state   *state.State
-	sealer  *sealer
-	metrics *metrics
-	logger  *slog.Logger
+	cfg      Config
+	tee      *tee.Instance
+	identity *Identity // what tee shows the world
+	log      *eventlog.Log
+	blobs    *blobs.Store
+	state    *state.State
+	sealer   *sealer
+	metrics  *metrics
+	logger   *slog.Logger
 
 	evidence       []byte // encoded static evidence
 	evidenceDigest [32]byte
@@ -200,6 +200,9 @@ func Open(ctx context.Context, cfg Config) (*Coordinator, error) {
 		logger:         cfg.Logger,
 		evidence:       evidence,
 		evidenceDigest: sha256.Sum256(evidence),
+	}
+	if c.identity, err = identityOf(inst); err != nil {
+		return nil, err
 	}
 	c.applyCond = sync.NewCond(&c.applyMu)
 	c.state = state.New(c.loadContract)
@@ -435,18 +438,6 @@ func (c *Coordinator) failedErr() error {
 // Close stops the coordinator: it waits for a checkpoint covering every
 // event (bounded by ctx) and closes the log.
 func (c *Coordinator) Close(ctx context.Context) error { return c.log.Close(ctx) }
-
-// Identity returns the coordinator's TEE instance (keys and evidence).
-func (c *Coordinator) TEE() *tee.Instance { return c.tee }
-
-// Evidence returns the encoded static evidence.
-func (c *Coordinator) Evidence() attest.Evidence { return c.tee.StaticEvidence() }
-
-// LogHandler serves the audit log in the tlog-tiles layout.
-func (c *Coordinator) Log() *eventlog.Log { return c.log }
-
-// State returns the coordinator's state (read-only use).
-func (c *Coordinator) State() *state.State { return c.state }
 
 // loadContract reads and parses a registered contract's sealed document.
 // Expired contracts load: history stays readable.

@@ -18,8 +18,8 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/client"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
-	"cleanroom.dev/cleanroom/coordinator/tee"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/coordinator"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // daemon is a coordinator running as a child process.
@@ -77,7 +77,7 @@ func (d *daemon) kill() {
 // acked is what the coordinator acknowledged, or was sent, for one
 // contract.
 type acked struct {
-	sc         *scenario.Scenario
+	sc         *testenv.Scenario
 	registered bool
 	datasets   map[string]string   // acknowledged: dataset → ciphertext digest
 	sent       map[string][]string // every envelope digest sent, acknowledged or not
@@ -93,11 +93,11 @@ type acked struct {
 func TestCrashSafety(t *testing.T) {
 	dir := t.TempDir()
 	d := startDaemon(t, dir)
-	inst, err := tee.Open(dir)
+	inst, err := coordinator.ReadIdentity(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := inst.PublicKey()
+	key := inst.PublicKey
 	verifier, err := tlog.NewCoordinatorVerifier(key)
 	if err != nil {
 		t.Fatal(err)
@@ -161,10 +161,10 @@ func TestCrashSafety(t *testing.T) {
 
 // worker registers contracts and uploads their datasets until ctx ends or
 // the coordinator dies.
-func worker(t *testing.T, ctx context.Context, url string, inst *tee.Instance, tag string, mu *sync.Mutex, all *[]*acked) {
+func worker(t *testing.T, ctx context.Context, url string, inst *coordinator.Identity, tag string, mu *sync.Mutex, all *[]*acked) {
 	for i := 0; ctx.Err() == nil; i++ {
-		spec := adSpec(t, fmt.Sprintf("crash-%s-%d", tag, i), 3)
-		sc := scenario.NewRemote(t, url, inst, spec)
+		spec := testenv.AdSpec(t, fmt.Sprintf("crash-%s-%d", tag, i), 3)
+		sc := testenv.NewRemote(t, url, inst, spec)
 		a := &acked{sc: sc, datasets: map[string]string{}, sent: map[string][]string{}}
 		mu.Lock()
 		*all = append(*all, a)
@@ -215,7 +215,7 @@ func bigCSV(ds string, rows int) string {
 // auditor of a registered contract.
 func fetchCheckpoint(ctx context.Context, t *testing.T, url string, mu *sync.Mutex, all []*acked, v *tlog.Verifier) *tlog.Checkpoint {
 	mu.Lock()
-	var sc *scenario.Scenario
+	var sc *testenv.Scenario
 	for _, a := range all {
 		if a.registered {
 			sc = a.sc

@@ -3,28 +3,24 @@ package coordinator
 import (
 	"bytes"
 	"crypto/hpke"
-	"errors"
 	"fmt"
 	"io"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
 
 	"cleanroom.dev/cleanroom/cleanroom/envelope"
 	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/coordinator/internal/arrowipc"
 )
 
-// maxIPCMessage bounds one Arrow IPC message inside an envelope.
-const maxIPCMessage = 1 << 30
-
-// DecryptDataset opens a dataset envelope with the coordinator's HPKE key
+// decryptDataset opens a dataset envelope with the coordinator's HPKE key
 // and decodes the Arrow IPC stream inside, by the same path a run takes
 // (openDataset). The envelope must be for this contract, this dataset and
 // its schema digest; the stream's schema must be the dataset's schema
 // exactly. Decryption verifies and decrypts segments in parallel on all
 // cores. Nothing is written to disk. The caller releases the returned
 // batches.
-func DecryptDataset(ciphertext []byte, key hpke.PrivateKey, c *contracts.Contract, datasetID string) ([]arrow.RecordBatch, int64, error) {
+func decryptDataset(ciphertext []byte, key hpke.PrivateKey, c *contracts.Contract, datasetID string) ([]arrow.RecordBatch, int64, error) {
 	heap := func(n int64) ([]byte, func(), error) { return make([]byte, n), func() {}, nil }
 	recs, rows, _, err := openDataset(bytes.NewReader(ciphertext), int64(len(ciphertext)), key, c, datasetID, "", heap)
 	return recs, rows, err
@@ -79,56 +75,10 @@ func openDataset(r io.ReaderAt, size int64, key hpke.PrivateKey, c *contracts.Co
 		free()
 		return nil, 0, nil, err
 	}
-	recs, rows, err := DecodeArrowStream(plain, ds.Schema(), "dataset "+datasetID)
+	recs, rows, err := arrowipc.Decode(plain, ds.Schema(), "dataset "+datasetID)
 	if err != nil {
 		free()
 		return nil, 0, nil, err
 	}
 	return recs, rows, free, nil
-}
-
-// DecodeArrowStream decodes an Arrow IPC stream whose schema must equal
-// want. The batches are views into data, not copies: data must stay
-// unchanged while they are in use. what names the stream in errors.
-// The stream comes from a provider: authenticated, but possibly hostile, so
-// a panic in the Arrow decoder is turned into an error.
-func DecodeArrowStream(data []byte, want *arrow.Schema, what string) (recs []arrow.RecordBatch, rows int64, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			for _, rec := range recs {
-				rec.Release()
-			}
-			recs, rows, err = nil, 0, fmt.Errorf("%s: malformed Arrow stream: %v", what, p)
-		}
-	}()
-	mr := newViewReader(data, 1<<20, maxIPCMessage)
-	defer mr.Release()
-	r, err := ipc.NewReaderFromMessageReader(mr)
-	if err != nil {
-		return nil, 0, fmt.Errorf("%s: not an Arrow IPC stream: %w", what, err)
-	}
-	defer r.Release()
-	if !r.Schema().Equal(want) {
-		return nil, 0, fmt.Errorf("%s: Arrow schema %s is not the contract's %s", what, r.Schema(), want)
-	}
-	release := func() {
-		for _, rec := range recs {
-			rec.Release()
-		}
-	}
-	for r.Next() {
-		rec := r.RecordBatch()
-		rec.Retain()
-		recs = append(recs, rec)
-		rows += rec.NumRows()
-	}
-	if err := r.Err(); err != nil && !errors.Is(err, io.EOF) {
-		release()
-		return nil, 0, fmt.Errorf("%s: damaged Arrow stream: %w", what, err)
-	}
-	if n := mr.rest(); n > 0 {
-		release()
-		return nil, 0, fmt.Errorf("%s: %d bytes follow the end of the Arrow stream", what, n)
-	}
-	return recs, rows, nil
 }

@@ -142,7 +142,7 @@ func TestEveryInputFormatDecryptsToTheSameData(t *testing.T) {
 			if _, err := upload.Verify(enc.Signed, provider.Public(), upload.Expect{ContractID: c.ID(), DatasetID: "patients"}); err != nil {
 				t.Fatalf("upload statement: %v", err)
 			}
-			recs, rows, err := DecryptDataset(ct, coord.HPKE(), c, "patients")
+			recs, rows, err := decryptDataset(ct, coord.HPKE(), c, "patients")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,7 +155,7 @@ func TestEveryInputFormatDecryptsToTheSameData(t *testing.T) {
 				t.Fatalf("decrypted data differs from the input")
 			}
 			// Another dataset id, another key: refused.
-			if _, _, err := DecryptDataset(ct, provider.HPKE(), c, "patients"); err == nil {
+			if _, _, err := decryptDataset(ct, provider.HPKE(), c, "patients"); err == nil {
 				t.Fatal("opened with the wrong key")
 			}
 		})

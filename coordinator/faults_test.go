@@ -13,8 +13,7 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/coordinator/tee"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // faultEnv names the fault point at which the daemon child kills itself
@@ -51,7 +50,7 @@ func (d *daemon) waitExit() {
 // returns the error the participant saw.
 type lifecycle struct {
 	t  *testing.T
-	sc *scenario.Scenario
+	sc *testenv.Scenario
 }
 
 func (l *lifecycle) step(name string) error {
@@ -65,7 +64,7 @@ func (l *lifecycle) step(name string) error {
 		_, err := sc.Upload(l.t, "publisher", "impressions", sc.Seal(l.t, "publisher", "impressions", bigCSV("impressions", 60000)))
 		return err
 	case "upload-conversions":
-		_, err := sc.Upload(l.t, "advertiser", "conversions", sc.Seal(l.t, "advertiser", "conversions", conversionsCSV))
+		_, err := sc.Upload(l.t, "advertiser", "conversions", sc.Seal(l.t, "advertiser", "conversions", testenv.ConversionsCSV))
 		return err
 	case "algorithm":
 		_, err := sc.Client(l.t, "measurer").SubmitAlgorithm(ctx, []byte(sc.Spec.Query), sc.Spec.AlgorithmSalt())
@@ -126,11 +125,11 @@ func TestFaultMatrix(t *testing.T) {
 		t.Run(strings.ReplaceAll(tc.point, "/", ":"), func(t *testing.T) {
 			dir := t.TempDir()
 			d := startDaemon(t, dir)
-			inst, err := tee.Open(dir)
+			inst, err := coordinator.ReadIdentity(dir)
 			if err != nil {
 				t.Fatal(err)
 			}
-			sc := scenario.NewRemote(t, d.url, inst, adSpec(t, "fault", 3))
+			sc := testenv.NewRemote(t, d.url, inst, testenv.AdSpec(t, "fault", 3))
 			l := &lifecycle{t: t, sc: sc}
 			// Do every step before the faulty one normally.
 			i := 0
@@ -159,7 +158,7 @@ func TestFaultMatrix(t *testing.T) {
 
 // logSize returns the number of events in the log, read by the operator
 // (the test daemon takes loopback clients for its operator).
-func logSize(t *testing.T, sc *scenario.Scenario) uint64 {
+func logSize(t *testing.T, sc *testenv.Scenario) uint64 {
 	t.Helper()
 	h, err := sc.Client(t, "").Health(context.Background())
 	if err != nil {
@@ -262,11 +261,11 @@ func datasetUploaded(st *api.ContractStatus, id string) bool {
 // other contracts as before.
 func TestTruncatedBlob(t *testing.T) {
 	dir := t.TempDir()
-	srv := scenario.Start(t, dir, coordinator.Config{})
-	damaged := scenario.New(t, srv, adSpec(t, "damaged", 3))
-	healthy := scenario.New(t, srv, adSpec(t, "healthy", 3))
-	prepare(t, damaged, impressionsCSV)
-	prepare(t, healthy, impressionsCSV)
+	srv := testenv.Start(t, dir, coordinator.Config{})
+	damaged := testenv.New(t, srv, testenv.AdSpec(t, "damaged", 3))
+	healthy := testenv.New(t, srv, testenv.AdSpec(t, "healthy", 3))
+	prepare(t, damaged, testenv.ImpressionsCSV)
+	prepare(t, healthy, testenv.ImpressionsCSV)
 	ctx := context.Background()
 	path := storedEnvelope(t, srv, damaged, "impressions")
 	srv.Stop()
@@ -278,7 +277,7 @@ func TestTruncatedBlob(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	srv = scenario.Start(t, dir, coordinator.Config{OperatorLoopback: true}) // the count of damaged blobs is the operator's
+	srv = testenv.Start(t, dir, coordinator.Config{OperatorLoopback: true}) // the count of damaged blobs is the operator's
 	damaged.Server, damaged.URL = srv, srv.URL
 	healthy.Server, healthy.URL = srv, srv.URL
 	h, err := damaged.Client(t, "").Health(ctx)
@@ -313,10 +312,10 @@ func TestFullDisk(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 	data := filepath.Join(dir, "data")
-	srv := scenario.Start(t, data, coordinator.Config{})
-	sc := scenario.New(t, srv, adSpec(t, "full-disk", 3))
+	srv := testenv.Start(t, data, coordinator.Config{})
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "full-disk", 3))
 	sc.Submit(t, "publisher")
-	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+	sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
 
 	// Leave about 1 MiB free, then upload several MiB.
 	var sfs syscall.Statfs_t
@@ -346,7 +345,7 @@ func TestFullDisk(t *testing.T) {
 	// The operator frees space and restarts the coordinator.
 	os.Remove(filler)
 	srv.Stop()
-	srv = scenario.Start(t, data, coordinator.Config{})
+	srv = testenv.Start(t, data, coordinator.Config{})
 	sc.Server, sc.URL = srv, srv.URL
 	st, err := sc.Client(t, "auditor").Status(context.Background())
 	if err != nil {

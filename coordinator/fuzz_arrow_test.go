@@ -15,7 +15,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/coordinator/engine"
+	"cleanroom.dev/cleanroom/coordinator/internal/arrowipc"
+	"cleanroom.dev/cleanroom/coordinator/internal/engine"
 )
 
 // fuzzQuery reads every column of the all-types dataset.
@@ -32,7 +33,7 @@ const fuzzQuery = `SELECT count(*) AS n, count(DISTINCT patient_id) AS ids, sum(
 func FuzzDecodeArrowStream(f *testing.F) {
 	schema := arrowSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		recs, rows, err := DecodeArrowStream(data, schema, "dataset patients")
+		recs, rows, err := arrowipc.Decode(data, schema, "dataset patients")
 		if err != nil {
 			return
 		}
@@ -64,11 +65,11 @@ func FuzzCountArrowStream(f *testing.F) {
 	schema := arrowSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := bytes.NewReader(data)
-		upRows, upErr := countArrowStream(r, schema)
+		upRows, upErr := arrowipc.Count(r, schema)
 		if upErr == nil && r.Len() > 0 {
 			upErr = errors.New("bytes after the stream")
 		}
-		recs, runRows, runErr := DecodeArrowStream(data, schema, "dataset patients")
+		recs, runRows, runErr := arrowipc.Decode(data, schema, "dataset patients")
 		for _, rec := range recs {
 			rec.Release()
 		}

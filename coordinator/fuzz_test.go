@@ -23,7 +23,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/upload"
 	"cleanroom.dev/cleanroom/connectors"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // apiRoutes are the requests FuzzAPI sends: every POST and PUT endpoint
@@ -52,7 +52,7 @@ var apiRoutes = []struct {
 type apiFixture struct {
 	coord   *coordinator.Coordinator
 	handler http.Handler
-	a, b, c *scenario.Scenario // c is not registered
+	a, b, c *testenv.Scenario // c is not registered
 	callers []*tls.ConnectionState
 }
 
@@ -63,15 +63,15 @@ func newAPIFixture(f *testing.F) *apiFixture {
 	}
 	f.Cleanup(func() { coord.Close(context.Background()) })
 	fx := &apiFixture{coord: coord, handler: coord.Handler()}
-	spec := adSpec(f, "fuzz-a", 3)
-	fx.a = scenario.NewRemote(f, "", coord.TEE(), spec)
+	spec := testenv.AdSpec(f, "fuzz-a", 3)
+	fx.a = testenv.NewRemote(f, "", coord.Identity(), spec)
 	specB := *spec
 	specB.Name, specB.Confidential = "fuzz-b", true
-	fx.b = scenario.NewRemote(f, "", coord.TEE(), &specB)
+	fx.b = testenv.NewRemote(f, "", coord.Identity(), &specB)
 	specC := *spec
 	specC.Name = "fuzz-c"
-	fx.c = scenario.NewRemote(f, "", coord.TEE(), &specC)
-	for _, sc := range []*scenario.Scenario{fx.a, fx.b} {
+	fx.c = testenv.NewRemote(f, "", coord.Identity(), &specC)
+	for _, sc := range []*testenv.Scenario{fx.a, fx.b} {
 		key := sc.Party("publisher").Identity.Public().SigningKey()
 		if _, err := coord.SubmitContract(context.Background(), key, sc.Text, sc.Sigs); err != nil {
 			f.Fatal(err)
@@ -146,7 +146,7 @@ func FuzzAPI(f *testing.F) {
 	// Seeds: each route with a well-formed body that is refused deep in
 	// its checks, and malformed variants. None may be accepted: an
 	// accepted upload or algorithm would freeze that part of the state.
-	contractBody := func(sc *scenario.Scenario, sigs [][]byte) []byte {
+	contractBody := func(sc *testenv.Scenario, sigs [][]byte) []byte {
 		b, _ := json.Marshal(api.SubmitContractRequest{Contract: string(sc.Text), Signatures: sigs})
 		return b
 	}
@@ -237,15 +237,15 @@ func lastIsAdmissionRefusal(t *testing.T, coord *coordinator.Coordinator) bool {
 // returns the envelope with upload statements that verify as far as
 // possible but are each refused: wrong row count, wrong size, signed by
 // another participant, and a statement of another type.
-func sealedForFuzz(f *testing.F, sc *scenario.Scenario, pub *cleanroom.Identity) ([]byte, [][]byte) {
+func sealedForFuzz(f *testing.F, sc *testenv.Scenario, pub *cleanroom.Identity) ([]byte, [][]byte) {
 	d := sc.Contract.Dataset("impressions")
-	rr, err := connectors.NewReader(strings.NewReader(impressionsCSV), connectors.FormatCSV, d.Columns, connectors.Options{})
+	rr, err := connectors.NewReader(strings.NewReader(testenv.ImpressionsCSV), connectors.FormatCSV, d.Columns, connectors.Options{})
 	if err != nil {
 		f.Fatal(err)
 	}
 	defer rr.Release()
 	var buf bytes.Buffer
-	enc, err := upload.Encrypt(&buf, rr, sc.Contract, d.ID, sc.TEE.PublicKey(), pub, upload.EncryptOptions{})
+	enc, err := upload.Encrypt(&buf, rr, sc.Contract, d.ID, sc.Coordinator.PublicKey, pub, upload.EncryptOptions{})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -22,12 +23,14 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/cleanroom/atls"
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
+	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // observed is everything one party, or the operator, can read: byte strings
@@ -115,11 +118,11 @@ func (o *observed) contains(s string) bool {
 // logEntries reads every entry of the coordinator's log as an auditor
 // does: over attested TLS, under a checkpoint verified with the attested
 // key and covering every event.
-func logEntries(t *testing.T, sc *scenario.Scenario, auditor string) [][]byte {
+func logEntries(t *testing.T, sc *testenv.Scenario, auditor string) [][]byte {
 	t.Helper()
 	ctx := context.Background()
 	fetch := sc.Client(t, auditor).LogFetcher()
-	v, err := tlog.NewCoordinatorVerifier(sc.TEE.PublicKey())
+	v, err := tlog.NewCoordinatorVerifier(sc.Coordinator.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +153,7 @@ func logEntries(t *testing.T, sc *scenario.Scenario, auditor string) [][]byte {
 
 // observeAll gathers what the parties in who, the auditor's log and the
 // operator (data directory, daemon log, metrics) can read about run runID.
-func observeAll(t *testing.T, srv *scenario.Server, sc *scenario.Scenario, runID string, who ...string) *observed {
+func observeAll(t *testing.T, srv *testenv.Server, sc *testenv.Scenario, runID string, who ...string) *observed {
 	t.Helper()
 	ctx := context.Background()
 	o := &observed{}
@@ -232,18 +235,18 @@ func oneRowResults(t *testing.T, plain []byte, n int64) [][]byte {
 // it); with the salted commitment none is, and the commitment opens only
 // with the salt the recipient finds inside the encrypted result.
 func TestNonRecipientCannotGuessResult(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
-	spec := adSpec(t, "guess-result", 1)
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
+	spec := testenv.AdSpec(t, "guess-result", 1)
 	spec.Query = "SELECT count(DISTINCT i.user_id) AS users FROM impressions i JOIN conversions c USING (user_id)"
-	sc := scenario.New(t, srv, spec)
-	prepare(t, sc, impressionsCSV)
+	sc := testenv.New(t, srv, spec)
+	prepare(t, sc, testenv.ImpressionsCSV)
 	ctx := context.Background()
 	rs, err := sc.Client(t, "advertiser").Run(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// What the recipient learns: the plaintext and the salt.
-	data, err := sc.Client(t, "advertiser").Result(ctx, rs.RunID)
+	data, err := sc.Client(t, "advertiser").ResultBundle(ctx, rs.RunID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,8 +289,8 @@ func TestNonRecipientCannotGuessResult(t *testing.T) {
 
 // confidentialSpec is a contract whose algorithm is confidential; query
 // comes from a template a competitor could guess.
-func confidentialSpec(t *testing.T, name, query string, maxRuns int) *scenario.Spec {
-	spec := adSpec(t, name, maxRuns)
+func confidentialSpec(t *testing.T, name, query string, maxRuns int) *testenv.Spec {
+	spec := testenv.AdSpec(t, name, maxRuns)
 	spec.Confidential = true
 	spec.Query = query
 	return spec
@@ -309,18 +312,18 @@ func algorithmTemplate(agg string, threshold int) string {
 // commitment opens only with the salt the provider kept and sent sealed to
 // the coordinator.
 func TestConfidentialAlgorithmGuess(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
 	secret := algorithmTemplate("sum", 5)
 	spec := confidentialSpec(t, "guess-algorithm", secret, 1)
-	sc := scenario.New(t, srv, spec)
-	prepare(t, sc, impressionsCSV)
+	sc := testenv.New(t, srv, spec)
+	prepare(t, sc, testenv.ImpressionsCSV)
 	ctx := context.Background()
 	rs, err := sc.Client(t, "advertiser").Run(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := observeAll(t, srv, sc, rs.RunID, "publisher", "advertiser", "auditor")
-	data, err := sc.Client(t, "advertiser").Result(ctx, rs.RunID)
+	data, err := sc.Client(t, "advertiser").ResultBundle(ctx, rs.RunID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,23 +375,35 @@ func TestConfidentialAlgorithmGuess(t *testing.T) {
 // that lets anyone confirm a guess of it) is not accepted, with a message
 // that says what to do, and that the old sealed format is refused by name.
 func TestConfidentialAlgorithmPlainDigestRefused(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
 	spec := confidentialSpec(t, "plain-digest", algorithmTemplate("sum", 5), 1)
 	spec.InsecurePlainDigest = true
-	sc := scenario.New(t, srv, spec)
+	sc := testenv.New(t, srv, spec)
 	sc.Submit(t, "publisher")
 	ctx := context.Background()
 	before := sc.LogSize()
 	salt := cleanroom.NewSalt()
-	_, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query), &salt)
+	// The client refuses it before sending; sent as it is, so does the
+	// coordinator.
+	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query), &salt); !errors.Is(err, contracts.ErrAlgorithmMismatch) ||
+		!strings.Contains(err.Error(), "algorithm.sha256 is the plain SHA-256 of this confidential algorithm") {
+		t.Errorf("the client submitted it: %v", err)
+	}
+	sealed, err := cleanroom.SealAlgorithm(sc.Coordinator.PublicKey, sc.Contract.ID(), salt, []byte(spec.Query))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(api.SubmitAlgorithmRequest{Sealed: sealed})
+	status, resp := call(t, httpClient(t, sc, "measurer"), sc.URL, http.MethodPut, "/v1/contracts/"+sc.Contract.ID().String()+"/algorithm", raw)
+	err = apiError(t, status, resp)
 	expectRefusal(t, "plain digest", err, 422, "algorithm.sha256 is the plain SHA-256 of this confidential algorithm")
 	expectRefusal(t, "plain digest", err, 422, "cleanroom algorithm commit")
 
 	// The first sealed format (the text alone) is refused by name.
-	old := oldSealedAlgorithm(t, sc.TEE.PublicKey(), sc.Contract.ID(), []byte(spec.Query))
+	old := oldSealedAlgorithm(t, sc.Coordinator.PublicKey, sc.Contract.ID(), []byte(spec.Query))
 	hc := httpClient(t, sc, "measurer")
 	body, _ := json.Marshal(map[string][]byte{"sealed": old})
-	status, resp := call(t, hc, sc.URL, http.MethodPut, "/v1/contracts/"+sc.Contract.ID().String()+"/algorithm", body)
+	status, resp = call(t, hc, sc.URL, http.MethodPut, "/v1/contracts/"+sc.Contract.ID().String()+"/algorithm", body)
 	if status != http.StatusUnprocessableEntity || !strings.Contains(string(resp), "old format v1") || !strings.Contains(string(resp), "--salt") {
 		t.Fatalf("the v1 sealed format: %d %s", status, resp)
 	}
@@ -413,9 +428,9 @@ func TestConfidentialRefusalReasonIsPrivate(t *testing.T) {
 
 	t.Run("confidential", func(t *testing.T) {
 		dir := t.TempDir()
-		srv := scenario.Start(t, dir, coordinator.Config{})
-		sc := scenario.New(t, srv, confidentialSpec(t, "private-reason", query, 2))
-		prepare(t, sc, impressionsCSV)
+		srv := testenv.Start(t, dir, coordinator.Config{})
+		sc := testenv.New(t, srv, confidentialSpec(t, "private-reason", query, 2))
+		prepare(t, sc, testenv.ImpressionsCSV)
 
 		_, err := sc.Client(t, "advertiser").Run(ctx)
 		expectRefusal(t, "recipient's run", err, 422, "refused (policy): the confidential algorithm's result was refused by the output policy")
@@ -462,7 +477,7 @@ func TestConfidentialRefusalReasonIsPrivate(t *testing.T) {
 			}
 		}
 
-		providerReads := func(sc *scenario.Scenario) {
+		providerReads := func(sc *testenv.Scenario) {
 			t.Helper()
 			for _, r := range refused {
 				rs, err := sc.Client(t, "measurer").RunStatus(ctx, r.RunID)
@@ -484,17 +499,17 @@ func TestConfidentialRefusalReasonIsPrivate(t *testing.T) {
 		providerReads(sc)
 		// The reason lives in the log: a restarted coordinator still has it.
 		srv.Stop()
-		srv = scenario.Start(t, dir, coordinator.Config{})
+		srv = testenv.Start(t, dir, coordinator.Config{})
 		sc.URL, sc.Server = srv.URL, srv
 		providerReads(sc)
 	})
 
 	t.Run("not confidential", func(t *testing.T) {
-		srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
-		spec := adSpec(t, "public-reason", 1)
+		srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
+		spec := testenv.AdSpec(t, "public-reason", 1)
 		spec.Query = query
-		sc := scenario.New(t, srv, spec)
-		prepare(t, sc, impressionsCSV)
+		sc := testenv.New(t, srv, spec)
+		prepare(t, sc, testenv.ImpressionsCSV)
 		_, err := sc.Client(t, "advertiser").Run(ctx)
 		expectRefusal(t, "public algorithm", err, 422, "secret_campaign_column")
 		st, err := sc.Client(t, "publisher").Status(ctx)

@@ -23,8 +23,8 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/upload"
 	"cleanroom.dev/cleanroom/connectors"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/coordinator/state"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/coordinator/internal/state"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // keptKeyProvider is a data provider who writes its envelopes with its own
@@ -39,7 +39,7 @@ type keptKeyProvider struct {
 
 // newKeptKeyProvider draws a data key and salt and writes the header of a
 // dataset envelope for ds, wrapped to the coordinator's HPKE key.
-func newKeptKeyProvider(t *testing.T, sc *scenario.Scenario, ds string) *keptKeyProvider {
+func newKeptKeyProvider(t *testing.T, sc *testenv.Scenario, ds string) *keptKeyProvider {
 	t.Helper()
 	d := sc.Contract.Dataset(ds)
 	k := &keptKeyProvider{key: make([]byte, 32), segSize: envelope.DefaultSegmentSize}
@@ -55,7 +55,7 @@ func newKeptKeyProvider(t *testing.T, sc *scenario.Scenario, ds string) *keptKey
 	h = append(h, byte(len(ds)))
 	h = append(h, ds...)
 	info := append([]byte("cleanroom-envelope-v1 key-wrap\x00"), h...)
-	pk := sc.TEE.PublicKey().HPKE()
+	pk := sc.Coordinator.PublicKey.HPKE()
 	enc, sender, err := hpke.NewSender(pk, hpke.HKDFSHA256(), hpke.AES256GCM(), info)
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +73,7 @@ func newKeptKeyProvider(t *testing.T, sc *scenario.Scenario, ds string) *keptKey
 
 // seal encrypts csv (rows of dataset ds) under the kept header and data
 // key and signs the upload statement for it, as party id.
-func (k *keptKeyProvider) seal(t *testing.T, sc *scenario.Scenario, id, ds, csv string) *scenario.Sealed {
+func (k *keptKeyProvider) seal(t *testing.T, sc *testenv.Scenario, id, ds, csv string) *testenv.Sealed {
 	t.Helper()
 	d := sc.Contract.Dataset(ds)
 	rr, err := connectors.NewReader(strings.NewReader(csv), connectors.FormatCSV, d.Columns, connectors.Options{})
@@ -123,12 +123,12 @@ func (k *keptKeyProvider) seal(t *testing.T, sc *scenario.Scenario, id, ds, csv 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &scenario.Sealed{Envelope: out, Statement: signed, Rows: rows}
+	return &testenv.Sealed{Envelope: out, Statement: signed, Rows: rows}
 }
 
 // storedEnvelope returns the path of the blob file that the coordinator
 // reads dataset ds from at a run, as the host finds it on disk.
-func storedEnvelope(t *testing.T, srv *scenario.Server, sc *scenario.Scenario, ds string) string {
+func storedEnvelope(t *testing.T, srv *testenv.Server, sc *testenv.Scenario, ds string) string {
 	t.Helper()
 	var up *events.DatasetUploaded
 	srv.Coord.State().View(func(v *state.Snapshot) {
@@ -149,16 +149,16 @@ func storedEnvelope(t *testing.T, srv *scenario.Server, sc *scenario.Scenario, d
 // two runs. The second run must refuse, naming the dataset, instead of
 // computing on rows that no upload statement and no log entry names.
 func TestSwappedDatasetRefused(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
-	sc := scenario.New(t, srv, adSpec(t, "swapped", 3))
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "swapped", 3))
 	ctx := context.Background()
 	sc.Submit(t, "publisher")
 	provider := newKeptKeyProvider(t, sc, "impressions")
-	original := provider.seal(t, sc, "publisher", "impressions", impressionsCSV)
+	original := provider.seal(t, sc, "publisher", "impressions", testenv.ImpressionsCSV)
 	if _, err := sc.Upload(t, "publisher", "impressions", original); err != nil {
 		t.Fatalf("uploading the kept-key envelope: %v", err)
 	}
-	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+	sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
 	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(sc.Spec.Query), sc.Spec.AlgorithmSalt()); err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestSwappedDatasetRefused(t *testing.T) {
 		t.Fatalf("run 1: %v", err)
 	}
 
-	swapped := provider.seal(t, sc, "publisher", "impressions", strings.ReplaceAll(impressionsCSV, "u1,", "u7,"))
+	swapped := provider.seal(t, sc, "publisher", "impressions", strings.ReplaceAll(testenv.ImpressionsCSV, "u1,", "u7,"))
 	if len(swapped.Envelope) != len(original.Envelope) || !bytes.Equal(swapped.Envelope[:len(provider.header)], original.Envelope[:len(provider.header)]) {
 		t.Fatal("the swapped envelope does not have the original's size and header")
 	}
@@ -209,10 +209,10 @@ func TestSwappedDatasetRefused(t *testing.T) {
 // dataset.uploaded event that names the provider's envelope and header (as
 // the provider signed them) and the stored envelope and header.
 func TestStoredEnvelopeIsReKeyed(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
-	sc := scenario.New(t, srv, adSpec(t, "rekeyed", 1))
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "rekeyed", 1))
 	sc.Submit(t, "publisher")
-	sealed := sc.Seal(t, "publisher", "impressions", impressionsCSV)
+	sealed := sc.Seal(t, "publisher", "impressions", testenv.ImpressionsCSV)
 	if _, err := sc.Upload(t, "publisher", "impressions", sealed); err != nil {
 		t.Fatal(err)
 	}
@@ -275,11 +275,11 @@ func TestStoredEnvelopeTamperingRefused(t *testing.T) {
 		fmt.Fprintf(&big, "u%d,c%d\n", i%5000, i%7)
 	}
 	csv := big.String()
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
 	ctx := context.Background()
 	// The same rows uploaded to a second contract: segments of another
 	// upload, the same size and position.
-	other := scenario.New(t, srv, adSpec(t, "tamper-other", 1))
+	other := testenv.New(t, srv, testenv.AdSpec(t, "tamper-other", 1))
 	prepare(t, other, csv)
 	otherBytes, err := os.ReadFile(storedEnvelope(t, srv, other, "impressions"))
 	if err != nil {
@@ -308,7 +308,7 @@ func TestStoredEnvelopeTamperingRefused(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			sc := scenario.New(t, srv, adSpec(t, "tamper", 2))
+			sc := testenv.New(t, srv, testenv.AdSpec(t, "tamper", 2))
 			prepare(t, sc, csv)
 			if _, err := sc.Client(t, "advertiser").Run(ctx); err != nil {
 				t.Fatalf("run 1: %v", err)

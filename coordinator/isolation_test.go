@@ -20,15 +20,15 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/coordinator/eventlog"
-	"cleanroom.dev/cleanroom/coordinator/tee"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/coordinator/internal/eventlog"
+	"cleanroom.dev/cleanroom/coordinator/internal/tee"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // secretSpec is a contract whose names appear nowhere else: whatever of
 // them reaches a stranger is a leak.
-func secretSpec(t testing.TB) *scenario.Spec {
-	sp := adSpec(t, "zeta-secret-merger", 3)
+func secretSpec(t testing.TB) *testenv.Spec {
+	sp := testenv.AdSpec(t, "zeta-secret-merger", 3)
 	for _, p := range sp.Parties {
 		p.ID = "zeta-" + p.ID
 	}
@@ -40,12 +40,12 @@ func secretSpec(t testing.TB) *scenario.Spec {
 // strangerSpec is a throw-away contract in which one key holds every role,
 // signed by itself and pinning the coordinator's measurement and simulated
 // root, as anyone can make.
-func strangerSpec(t testing.TB) *scenario.Spec {
-	return &scenario.Spec{
+func strangerSpec(t testing.TB) *testenv.Spec {
+	return &testenv.Spec{
 		Name: "throw-away",
-		Parties: []*scenario.Party{scenario.NewParty(t, "stranger",
+		Parties: []*testenv.Party{testenv.NewParty(t, "stranger",
 			contracts.RoleDataProvider, contracts.RoleAlgorithmProvider, contracts.RoleResultRecipient, contracts.RoleAuditor)},
-		Datasets:    []scenario.Dataset{{ID: "samples", Provider: "stranger", Columns: "[{name: k, type: int64}]"}},
+		Datasets:    []testenv.Dataset{{ID: "samples", Provider: "stranger", Columns: "[{name: k, type: int64}]"}},
 		Query:       "SELECT count(*) AS n FROM samples",
 		AlgorithmBy: "stranger", Recipients: []string{"stranger"},
 		MaxRows: 10, MaxRuns: 1,
@@ -65,11 +65,11 @@ var saltField = regexp.MustCompile(`"salt":"[0-9a-f]{64}"`)
 // every field but the salt it was never shown.
 func TestStrangerLearnsNothing(t *testing.T) {
 	ctx := context.Background()
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
-	a := scenario.New(t, srv, secretSpec(t))
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
+	a := testenv.New(t, srv, secretSpec(t))
 	a.Submit(t, "zeta-publisher")
-	a.MustUpload(t, "zeta-publisher", "impressions", impressionsCSV)
-	a.MustUpload(t, "zeta-advertiser", "conversions", conversionsCSV)
+	a.MustUpload(t, "zeta-publisher", "impressions", testenv.ImpressionsCSV)
+	a.MustUpload(t, "zeta-advertiser", "conversions", testenv.ConversionsCSV)
 	if _, err := a.Client(t, "zeta-measurer").SubmitAlgorithm(ctx, []byte(a.Spec.Query), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestStrangerLearnsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := scenario.New(t, srv, strangerSpec(t))
+	b := testenv.New(t, srv, strangerSpec(t))
 	b.Submit(t, "stranger")
 	// A acts after the stranger arrived, so its events sit among the
 	// stranger's in the log.
@@ -187,7 +187,7 @@ func TestStrangerLearnsNothing(t *testing.T) {
 }
 
 // partyHTTP returns an attested HTTP client acting as party id of sc.
-func partyHTTP(t *testing.T, sc *scenario.Scenario, id string) *http.Client {
+func partyHTTP(t *testing.T, sc *testenv.Scenario, id string) *http.Client {
 	t.Helper()
 	hc, err := atls.NewHTTPClient(atls.ClientOptions{Policy: &sc.Contract.Coordinator, Identity: sc.Party(id).Identity})
 	if err != nil {
@@ -199,7 +199,7 @@ func partyHTTP(t *testing.T, sc *scenario.Scenario, id string) *http.Client {
 
 // contractEntries reads the log on srv's disk, verified, once a checkpoint
 // covers size entries, and returns the entries of contract cid.
-func contractEntries(t *testing.T, srv *scenario.Server, size uint64, cid string) [][]byte {
+func contractEntries(t *testing.T, srv *testenv.Server, size uint64, cid string) [][]byte {
 	t.Helper()
 	ctx := context.Background()
 	cp, err := srv.Coord.Log().WaitCheckpoint(ctx, size)
@@ -244,7 +244,7 @@ func splitBundle(b []byte) [][]byte {
 // secretsOf lists what a stranger must not learn of contract sc: its name,
 // id, participants and datasets, and every id, salt and digest in its
 // events.
-func secretsOf(t *testing.T, sc *scenario.Scenario, entries [][]byte) []string {
+func secretsOf(t *testing.T, sc *testenv.Scenario, entries [][]byte) []string {
 	t.Helper()
 	out := []string{sc.Contract.Name, sc.Contract.ID().String(), "impressions", "conversions"}
 	for _, p := range sc.Spec.Parties {

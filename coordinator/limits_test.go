@@ -22,7 +22,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/cleanroom/atls"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // guard bounds how long a limit test waits for the server to act, so a
@@ -37,11 +37,11 @@ const guard = 20 * time.Second
 // released, the run counts against max_runs, and the daemon goes on
 // serving.
 func TestQueryMemoryLimit(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{QueryMemory: 64 << 20, QueryThreads: 2})
-	spec := adSpec(t, "memory-hog", 3)
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{QueryMemory: 64 << 20, QueryThreads: 2})
+	spec := testenv.AdSpec(t, "memory-hog", 3)
 	spec.Query = "SELECT a.user_id || '/' || b.user_id AS pair, count(*) AS users " +
 		"FROM impressions a, impressions b GROUP BY pair ORDER BY pair"
-	sc := scenario.New(t, srv, spec)
+	sc := testenv.New(t, srv, spec)
 	var csv strings.Builder
 	csv.WriteString("user_id,campaign\n")
 	for i := range 3000 {
@@ -49,7 +49,7 @@ func TestQueryMemoryLimit(t *testing.T) {
 	}
 	sc.Submit(t, "publisher")
 	sc.MustUpload(t, "publisher", "impressions", csv.String())
-	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+	sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
 	ctx := context.Background()
 	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query), spec.AlgorithmSalt()); err != nil {
 		t.Fatal(err)
@@ -81,11 +81,11 @@ func TestQueryMemoryLimit(t *testing.T) {
 // value, more than a log entry holds: the run is still recorded as refused
 // (saying only DuckDB's error class), not left running with a 500.
 func TestLongRefusalReason(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
-	spec := adSpec(t, "long-reason", 3)
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
+	spec := testenv.AdSpec(t, "long-reason", 3)
 	spec.Query = "SELECT count(*) AS users, sum(CAST(i.user_id || repeat('x', 70000) AS INTEGER)) AS v FROM impressions i"
-	sc := scenario.New(t, srv, spec)
-	prepare(t, sc, impressionsCSV)
+	sc := testenv.New(t, srv, spec)
+	prepare(t, sc, testenv.ImpressionsCSV)
 	ctx := context.Background()
 	_, err := sc.Client(t, "advertiser").Run(ctx)
 	// DuckDB's message (which would quote the 70 KB value) never leaves the
@@ -103,8 +103,8 @@ func TestLongRefusalReason(t *testing.T) {
 // TestJSONBodyLimit sends JSON bodies just over api.MaxJSONBody to every
 // JSON endpoint: each is refused with 413 too_large and changes nothing.
 func TestJSONBodyLimit(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
-	sc := scenario.New(t, srv, adSpec(t, "json-limit", 3))
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "json-limit", 3))
 	sc.Submit(t, "publisher")
 	hc := httpClient(t, sc, "measurer")
 	big := append([]byte(`{"text":"`), bytes.Repeat([]byte("a"), api.MaxJSONBody)...)
@@ -151,8 +151,8 @@ func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 func TestUploadSizeLimit(t *testing.T) {
 	const limit = 256 << 10
 	const size = 128 << 20
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{MaxUploadBytes: limit})
-	sc := scenario.New(t, srv, adSpec(t, "upload-limit", 3))
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{MaxUploadBytes: limit})
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "upload-limit", 3))
 	sc.Submit(t, "publisher")
 	path := "/v1/contracts/" + sc.Contract.ID().String() + "/datasets/impressions"
 	var csv strings.Builder
@@ -243,10 +243,10 @@ func TestSlowUploads(t *testing.T) {
 		{"one byte at a time, HTTP/2", long, short, false, true, "upload slower than 65536 bytes per second"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := scenario.Start(t, t.TempDir(), coordinator.Config{UploadIdleTimeout: tc.idle, UploadGracePeriod: tc.grace})
-			sc := scenario.New(t, srv, adSpec(t, "slow-uploads", 3))
+			srv := testenv.Start(t, t.TempDir(), coordinator.Config{UploadIdleTimeout: tc.idle, UploadGracePeriod: tc.grace})
+			sc := testenv.New(t, srv, testenv.AdSpec(t, "slow-uploads", 3))
 			sc.Submit(t, "publisher")
-			sealed := sc.Seal(t, "publisher", "impressions", impressionsCSV)
+			sealed := sc.Seal(t, "publisher", "impressions", testenv.ImpressionsCSV)
 			blobsBefore := blobFiles(t, srv.Dir)
 			before := sc.LogSize()
 			var status int
@@ -274,7 +274,7 @@ func TestSlowUploads(t *testing.T) {
 
 // stallHTTP1 starts a chunked upload on a raw HTTP/1.1 connection, sends
 // nothing more, and returns the answer the server gives.
-func stallHTTP1(t *testing.T, sc *scenario.Scenario) (int, string) {
+func stallHTTP1(t *testing.T, sc *testenv.Scenario) (int, string) {
 	conn := rawTLS(t, sc, "publisher")
 	fmt.Fprintf(conn, "PUT /v1/contracts/%s/datasets/impressions HTTP/1.1\r\nHost: coordinator\r\n"+
 		"Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\nTrailer: %s\r\n\r\n",
@@ -292,7 +292,7 @@ func stallHTTP1(t *testing.T, sc *scenario.Scenario) (int, string) {
 // stallHTTP2 uploads through the client SDK (HTTP/2) a body that sends
 // nothing, or one byte of the envelope at a time, until the daemon logs
 // that it refused the upload; it returns the refusal the client got.
-func stallHTTP2(t *testing.T, sc *scenario.Scenario, srv *scenario.Server, sealed *scenario.Sealed, trickle bool) (int, string) {
+func stallHTTP2(t *testing.T, sc *testenv.Scenario, srv *testenv.Server, sealed *testenv.Sealed, trickle bool) (int, string) {
 	pr, pw := io.Pipe()
 	stop := make(chan struct{})
 	if trickle {
@@ -311,7 +311,7 @@ func stallHTTP2(t *testing.T, sc *scenario.Scenario, srv *scenario.Server, seale
 	}
 	errc := make(chan error, 1)
 	go func() {
-		_, err := sc.Client(t, "publisher").UploadDataset(context.Background(), "impressions", pr,
+		_, err := sc.Client(t, "publisher").UploadEnvelope(context.Background(), "impressions", pr,
 			func() ([]byte, error) { return sealed.Statement, nil })
 		errc <- err
 	}()
@@ -340,7 +340,7 @@ func stallHTTP2(t *testing.T, sc *scenario.Scenario, srv *scenario.Server, seale
 }
 
 // rawTLS opens an attested TLS connection speaking HTTP/1.1, as party id.
-func rawTLS(t *testing.T, sc *scenario.Scenario, id string) *tls.Conn {
+func rawTLS(t *testing.T, sc *testenv.Scenario, id string) *tls.Conn {
 	t.Helper()
 	cfg, err := atls.NewClientConfig(atls.ClientOptions{Policy: &sc.Contract.Coordinator, Identity: sc.Party(id).Identity})
 	if err != nil {
@@ -360,8 +360,8 @@ func rawTLS(t *testing.T, sc *scenario.Scenario, id string) *tls.Conn {
 // server closes the connection after ReadHeaderTimeout. A client that
 // connects and never starts TLS is dropped the same way.
 func TestSlowHeaders(t *testing.T) {
-	srv := scenario.StartLimited(t, t.TempDir(), coordinator.Config{}, coordinator.ServerLimits{ReadHeaderTimeout: 300 * time.Millisecond})
-	sc := scenario.New(t, srv, adSpec(t, "slow-headers", 3))
+	srv := testenv.StartLimited(t, t.TempDir(), coordinator.Config{}, coordinator.ServerLimits{ReadHeaderTimeout: 300 * time.Millisecond})
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "slow-headers", 3))
 	sc.Submit(t, "publisher")
 
 	conn := rawTLS(t, sc, "publisher")
@@ -475,8 +475,8 @@ func TestLimitListener(t *testing.T) {
 // connections: while two clients hold theirs open, a third client's
 // request waits; it is served as soon as one of them closes.
 func TestMaxConnections(t *testing.T) {
-	srv := scenario.StartLimited(t, t.TempDir(), coordinator.Config{}, coordinator.ServerLimits{MaxConnections: 2, MaxConnectionsPerHost: 2})
-	sc := scenario.New(t, srv, adSpec(t, "max-connections", 3))
+	srv := testenv.StartLimited(t, t.TempDir(), coordinator.Config{}, coordinator.ServerLimits{MaxConnections: 2, MaxConnectionsPerHost: 2})
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "max-connections", 3))
 	// Registered in process: a client's idle connection would hold a slot.
 	if _, err := srv.Coord.SubmitContract(context.Background(), sc.Party("publisher").Identity.Public().SigningKey(), sc.Text, sc.Sigs); err != nil {
 		t.Fatal(err)
@@ -507,8 +507,8 @@ func TestMaxConnections(t *testing.T) {
 // fields): each upload is refused, the coordinator stays up, and the
 // honest upload then goes through.
 func TestHostileArrowMetadata(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
-	sc := scenario.New(t, srv, adSpec(t, "hostile-arrow", 3))
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "hostile-arrow", 3))
 	sc.Submit(t, "publisher")
 	files, err := filepath.Glob(filepath.Join("testdata", "fuzz", "FuzzDecodeArrowStream", "*"))
 	if err != nil || len(files) == 0 {
@@ -526,7 +526,7 @@ func TestHostileArrowMetadata(t *testing.T) {
 	if _, err := sc.Client(t, "").Health(context.Background()); err != nil {
 		t.Fatalf("after hostile Arrow metadata: %v", err)
 	}
-	sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
+	sc.MustUpload(t, "publisher", "impressions", testenv.ImpressionsCSV)
 }
 
 // fuzzBytes reads the single []byte value of a go test fuzz corpus file.
@@ -548,7 +548,7 @@ func fuzzBytes(t *testing.T, path string) []byte {
 }
 
 // httpClient is an attested HTTP client acting as party id.
-func httpClient(t *testing.T, sc *scenario.Scenario, id string) *http.Client {
+func httpClient(t *testing.T, sc *testenv.Scenario, id string) *http.Client {
 	t.Helper()
 	hc, err := atls.NewHTTPClient(atls.ClientOptions{Policy: &sc.Contract.Coordinator, Identity: sc.Party(id).Identity})
 	if err != nil {

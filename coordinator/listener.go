@@ -52,23 +52,21 @@ func (l ServerLimits) withDefaults() ServerLimits {
 	return l
 }
 
-// Apply sets the timeouts on srv and returns ln wrapped by LimitListener:
-// serve srv on the returned listener.
-func (l ServerLimits) Apply(srv *http.Server, ln net.Listener) net.Listener {
+// apply sets the timeouts on srv and returns ln wrapped by a listener that
+// holds these limits: serve srv on the returned listener.
+func (l ServerLimits) apply(srv *http.Server, ln net.Listener) net.Listener {
 	l = l.withDefaults()
 	srv.ReadHeaderTimeout = l.ReadHeaderTimeout
 	srv.IdleTimeout = l.IdleTimeout
 	return limitListenerPerHost(ln, l.MaxConnections, l.MaxConnectionsPerHost)
 }
 
-// LimitListener returns a listener that holds at most n connections open
-// at once; further connections wait in the kernel's backlog until one
+// limitListenerPerHost returns a listener that holds at most n connections
+// open at once; further connections wait in the kernel's backlog until one
 // closes. It bounds the memory and file descriptors clients can take.
-// Closing the listener ends an Accept waiting for a free slot.
-func LimitListener(l net.Listener, n int) net.Listener { return limitListenerPerHost(l, n, n) }
-
-// limitListenerPerHost is LimitListener that also closes, at once, a
-// connection from an address already holding perHost connections.
+// It also closes, at once, a connection from an address already holding
+// perHost connections. Closing the listener ends an Accept waiting for a
+// free slot.
 func limitListenerPerHost(l net.Listener, n, perHost int) net.Listener {
 	return &limitListener{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{}),
 		perHost: perHost, hosts: map[string]int{}}

@@ -11,7 +11,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/cleanroom/atls"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // operatorOnly are series that move with what the parties do: polled, they
@@ -29,9 +29,9 @@ var operatorOnly = []string{
 // every series and the counts.
 func TestMetricsOperatorOnly(t *testing.T) {
 	const token = "operator-token-0123456789abcdef0123456789"
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{OperatorToken: token})
-	sc := scenario.New(t, srv, adSpec(t, "metrics", 3))
-	prepare(t, sc, impressionsCSV)
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{OperatorToken: token})
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "metrics", 3))
+	prepare(t, sc, testenv.ImpressionsCSV)
 	rs, err := sc.Client(t, "advertiser").Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +111,7 @@ func TestMetricsOperatorOnly(t *testing.T) {
 
 	// Loopback counts as the operator only when the operator says so.
 	srv.Stop()
-	loop := scenario.Start(t, srv.Dir, coordinator.Config{OperatorLoopback: true})
+	loop := testenv.Start(t, srv.Dir, coordinator.Config{OperatorLoopback: true})
 	hc, err := atls.NewHTTPClient(atls.ClientOptions{Policy: &sc.Contract.Coordinator})
 	if err != nil {
 		t.Fatal(err)

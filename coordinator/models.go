@@ -12,8 +12,8 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/atls"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/coordinator/engine"
-	"cleanroom.dev/cleanroom/coordinator/state"
+	"cleanroom.dev/cleanroom/coordinator/internal/engine"
+	"cleanroom.dev/cleanroom/coordinator/internal/state"
 )
 
 // The sealed form of a model at rest is salt ‖ module for a confidential

@@ -15,20 +15,19 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/coordinator/tee"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 	"cleanroom.dev/cleanroom/internal/wasmtest"
 )
 
 // modelQuery calls the model score over the advertiser's conversions.
 const modelQuery = "SELECT count(score(c.value)) AS users FROM impressions i JOIN conversions c USING (user_id)"
 
-func modelSpec(t *testing.T, module []byte, salt *cleanroom.Salt) *scenario.Spec {
-	spec := adSpec(t, "model", 5)
+func modelSpec(t *testing.T, module []byte, salt *cleanroom.Salt) *testenv.Spec {
+	spec := testenv.AdSpec(t, "model", 5)
 	spec.Query = modelQuery
 	spec.Recipients = []string{"advertiser"}
 	spec.K = 0
-	spec.Models = []scenario.Model{{Name: "score", Provider: "measurer", Args: "[float64]", Result: "float64", Module: module, Salt: salt}}
+	spec.Models = []testenv.Model{{Name: "score", Provider: "measurer", Args: "[float64]", Result: "float64", Module: module, Salt: salt}}
 	return spec
 }
 
@@ -46,7 +45,7 @@ var (
 // failure but not the detail, the model's provider alone gets the detail,
 // and the daemon goes on serving (the next contract runs).
 func TestHostileModelsFailRunsCleanly(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{RunTimeout: 3 * time.Second, ModelMemory: 32 << 20, QueryThreads: 2})
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{RunTimeout: 3 * time.Second, ModelMemory: 32 << 20, QueryThreads: 2})
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name, want string
@@ -61,10 +60,10 @@ func TestHostileModelsFailRunsCleanly(t *testing.T) {
 			salt := newSalt()
 			spec := modelSpec(t, tc.module, salt)
 			spec.Name = "model-" + strings.ReplaceAll(tc.name, " ", "-")
-			sc := scenario.New(t, srv, spec)
+			sc := testenv.New(t, srv, spec)
 			sc.Submit(t, "publisher")
-			sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
-			sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+			sc.MustUpload(t, "publisher", "impressions", testenv.ImpressionsCSV)
+			sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
 			if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query), nil); err != nil {
 				t.Fatal(err)
 			}
@@ -102,10 +101,10 @@ func TestHostileModelsFailRunsCleanly(t *testing.T) {
 	salt := newSalt()
 	spec := modelSpec(t, wasmtest.Model(bodyNulls), salt)
 	spec.Name = "model-after"
-	sc := scenario.New(t, srv, spec)
+	sc := testenv.New(t, srv, spec)
 	sc.Submit(t, "publisher")
-	sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
-	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+	sc.MustUpload(t, "publisher", "impressions", testenv.ImpressionsCSV)
+	sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
 	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +124,7 @@ func TestHostileModelsFailRunsCleanly(t *testing.T) {
 // disk holds it.
 func TestModelSubmission(t *testing.T) {
 	dir := t.TempDir()
-	srv := scenario.Start(t, dir, coordinator.Config{})
+	srv := testenv.Start(t, dir, coordinator.Config{})
 	// A recognisable module: a long custom name on its memory export would
 	// change the ABI, so the marker rides in an export of a spare function.
 	module := wasmtest.Model(bodyNulls, func(m *wasmtest.Module) {
@@ -133,7 +132,7 @@ func TestModelSubmission(t *testing.T) {
 	})
 	salt := newSalt()
 	spec := modelSpec(t, module, salt)
-	sc := scenario.New(t, srv, spec)
+	sc := testenv.New(t, srv, spec)
 	sc.Submit(t, "publisher")
 	ctx := context.Background()
 	cid := sc.Contract.ID().String()
@@ -164,7 +163,7 @@ func TestModelSubmission(t *testing.T) {
 	lsalt := newSalt()
 	lspec := modelSpec(t, leaky, lsalt)
 	lspec.Name = "leaky"
-	lsc := scenario.New(t, srv, lspec)
+	lsc := testenv.New(t, srv, lspec)
 	lsc.Submit(t, "publisher")
 	if _, err := lsc.Client(t, "measurer").SubmitModel(ctx, "score", leaky, lsalt); !isStatus(err, http.StatusUnprocessableEntity) || !strings.Contains(err.Error(), "env.send") {
 		t.Fatalf("a module importing env.send: %v", err)
@@ -208,8 +207,8 @@ func TestModelSubmission(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The sealed model runs.
-	sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
-	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+	sc.MustUpload(t, "publisher", "impressions", testenv.ImpressionsCSV)
+	sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
 	if _, err := measurer.SubmitAlgorithm(ctx, []byte(spec.Query), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -255,17 +254,17 @@ func callCT(t *testing.T, hc *http.Client, url, path, ctype string, body []byte)
 func TestModelSurvivesKill(t *testing.T) {
 	dir := t.TempDir()
 	d := startDaemon(t, dir)
-	inst, err := tee.Open(dir)
+	inst, err := coordinator.ReadIdentity(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	module := wasmtest.Model(bodyNulls)
 	salt := newSalt()
 	spec := modelSpec(t, module, salt)
-	sc := scenario.NewRemote(t, d.url, inst, spec)
+	sc := testenv.NewRemote(t, d.url, inst, spec)
 	sc.Submit(t, "publisher")
-	sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
-	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+	sc.MustUpload(t, "publisher", "impressions", testenv.ImpressionsCSV)
+	sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
 	ctx := context.Background()
 	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query), nil); err != nil {
 		t.Fatal(err)

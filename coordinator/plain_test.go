@@ -17,7 +17,7 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // TestResultMatchesPlainDuckDB runs a contract end to end over attested
@@ -26,10 +26,10 @@ import (
 // the same SQL over the plaintext inputs, minus the rows below k, and that
 // the bundle verifies offline.
 func TestResultMatchesPlainDuckDB(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
-	spec := adSpec(t, "plain-duckdb", 1)
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
+	spec := testenv.AdSpec(t, "plain-duckdb", 1)
 	spec.K = 20
-	sc := scenario.New(t, srv, spec)
+	sc := testenv.New(t, srv, spec)
 
 	// Data with popular and rare campaigns.
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -65,7 +65,7 @@ func TestResultMatchesPlainDuckDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := sc.Client(t, "advertiser").Result(ctx, rs.RunID)
+	raw, err := sc.Client(t, "advertiser").ResultBundle(ctx, rs.RunID)
 	if err != nil {
 		t.Fatal(err)
 	}

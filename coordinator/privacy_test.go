@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"cleanroom.dev/cleanroom/cleanroom/api"
-	"cleanroom.dev/cleanroom/coordinator/tee"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/coordinator"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // TestPrivacyBudgetSurvivesKill spends a differential-privacy budget of
@@ -19,15 +19,15 @@ import (
 func TestPrivacyBudgetSurvivesKill(t *testing.T) {
 	dir := t.TempDir()
 	d := startDaemon(t, dir)
-	inst, err := tee.Open(dir)
+	inst, err := coordinator.ReadIdentity(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := adSpec(t, "dp-budget", 10)
+	spec := testenv.AdSpec(t, "dp-budget", 10)
 	spec.DifferentialPrivacy = "{epsilon_total: 1, delta_total: 1.0e-6, epsilon_per_run: 0.5, delta_per_run: 1.0e-7, " +
 		"max_groups_contributed: 1, max_contributions_per_group: 1, bounds: {value: [0, 100]}}"
-	sc := scenario.NewRemote(t, d.url, inst, spec)
-	prepare(t, sc, impressionsCSV)
+	sc := testenv.NewRemote(t, d.url, inst, spec)
+	prepare(t, sc, testenv.ImpressionsCSV)
 	ctx := context.Background()
 	for i, who := range []string{"advertiser", "measurer"} {
 		_, err := sc.Client(t, who).Run(ctx)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/duckdb/duckdb-go/v2"
 
-	"cleanroom.dev/cleanroom/coordinator/engine"
+	"cleanroom.dev/cleanroom/coordinator/internal/engine"
 )
 
 func TestBoundReason(t *testing.T) {

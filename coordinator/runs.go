@@ -20,9 +20,9 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/budget"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/coordinator/blobs"
-	"cleanroom.dev/cleanroom/coordinator/engine"
-	"cleanroom.dev/cleanroom/coordinator/state"
+	"cleanroom.dev/cleanroom/coordinator/internal/blobs"
+	"cleanroom.dev/cleanroom/coordinator/internal/engine"
+	"cleanroom.dev/cleanroom/coordinator/internal/state"
 )
 
 // Run starts a run of the contract's algorithm for its algorithm provider

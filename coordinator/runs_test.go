@@ -12,17 +12,16 @@ import (
 	"time"
 
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/coordinator/tee"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // prepare registers a scenario's contract, uploads both datasets and
 // submits the algorithm.
-func prepare(t *testing.T, sc *scenario.Scenario, impressions string) {
+func prepare(t *testing.T, sc *testenv.Scenario, impressions string) {
 	t.Helper()
 	sc.Submit(t, "publisher")
 	sc.MustUpload(t, "publisher", "impressions", impressions)
-	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+	sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
 	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(context.Background(), []byte(sc.Spec.Query), sc.Spec.AlgorithmSalt()); err != nil {
 		t.Fatal(err)
 	}
@@ -34,12 +33,12 @@ func prepare(t *testing.T, sc *scenario.Scenario, impressions string) {
 func TestMaxRunsSurvivesKill(t *testing.T) {
 	dir := t.TempDir()
 	d := startDaemon(t, dir)
-	inst, err := tee.Open(dir)
+	inst, err := coordinator.ReadIdentity(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := scenario.NewRemote(t, d.url, inst, adSpec(t, "max-runs", 2))
-	prepare(t, sc, impressionsCSV)
+	sc := testenv.NewRemote(t, d.url, inst, testenv.AdSpec(t, "max-runs", 2))
+	prepare(t, sc, testenv.ImpressionsCSV)
 	ctx := context.Background()
 	for i := range 2 {
 		if _, err := sc.Client(t, "advertiser").Run(ctx); err != nil {
@@ -70,16 +69,16 @@ func TestMaxRunsSurvivesKill(t *testing.T) {
 func TestKilledRunReleasesNothing(t *testing.T) {
 	dir := t.TempDir()
 	d := startDaemon(t, dir)
-	inst, err := tee.Open(dir)
+	inst, err := coordinator.ReadIdentity(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := adSpec(t, "killed-run", 3)
+	spec := testenv.AdSpec(t, "killed-run", 3)
 	// A query that keeps the engine busy for a long time: a triple cross
 	// join of the impressions.
 	spec.Query = "SELECT a.campaign, count(*) AS users FROM impressions a, impressions b, impressions c " +
 		"WHERE length(a.user_id || b.user_id || c.user_id) > 3 GROUP BY a.campaign"
-	sc := scenario.NewRemote(t, d.url, inst, spec)
+	sc := testenv.NewRemote(t, d.url, inst, spec)
 	prepare(t, sc, bigCSV("impressions", 3000))
 	ctx := context.Background()
 	done := make(chan error, 1)
@@ -127,7 +126,7 @@ func TestKilledRunReleasesNothing(t *testing.T) {
 // still refuses it: at submission (the statement check) or at the run (the
 // sandbox), with a clear error, and releases nothing.
 func TestHostileAlgorithms(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
 	queries := []string{
 		"SELECT * FROM read_csv('/etc/passwd')",
 		"SELECT * FROM read_csv_auto('/etc/hosts')",
@@ -162,12 +161,12 @@ func TestHostileAlgorithms(t *testing.T) {
 	}
 	ctx := context.Background()
 	for i, q := range queries {
-		spec := adSpec(t, fmt.Sprintf("hostile-%d", i), 1)
+		spec := testenv.AdSpec(t, fmt.Sprintf("hostile-%d", i), 1)
 		spec.Query = q
-		sc := scenario.New(t, srv, spec)
+		sc := testenv.New(t, srv, spec)
 		sc.Submit(t, "publisher")
-		sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
-		sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+		sc.MustUpload(t, "publisher", "impressions", testenv.ImpressionsCSV)
+		sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
 		_, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(q), nil)
 		if err != nil {
 			expectRefusal(t, q, err, 422, "the algorithm is refused")
@@ -189,10 +188,10 @@ func TestHostileAlgorithms(t *testing.T) {
 // key): the run refuses it instead of computing on the host's data.
 func TestReplacedEnvelopeRefused(t *testing.T) {
 	dir := t.TempDir()
-	srv := scenario.Start(t, dir, coordinator.Config{})
-	sc := scenario.New(t, srv, adSpec(t, "replaced", 2))
-	prepare(t, sc, impressionsCSV)
-	forged := sc.Seal(t, "publisher", "impressions", strings.ReplaceAll(impressionsCSV, "u1,", "u7,"))
+	srv := testenv.Start(t, dir, coordinator.Config{})
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "replaced", 2))
+	prepare(t, sc, testenv.ImpressionsCSV)
+	forged := sc.Seal(t, "publisher", "impressions", strings.ReplaceAll(testenv.ImpressionsCSV, "u1,", "u7,"))
 	path := storedEnvelope(t, srv, sc, "impressions")
 	old, err := os.ReadFile(path)
 	if err != nil {
@@ -214,10 +213,10 @@ func TestReplacedEnvelopeRefused(t *testing.T) {
 // gets, not in the audit log, not in the status, not in the coordinator's
 // own log. Only the engine's layer and DuckDB's error class are said.
 func TestRefusalsDoNotLeakData(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
-	spec := adSpec(t, "no-leak", 2)
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
+	spec := testenv.AdSpec(t, "no-leak", 2)
 	spec.Query = "SELECT campaign, sum(CAST(user_id AS INTEGER)) AS users FROM impressions GROUP BY campaign"
-	sc := scenario.New(t, srv, spec)
+	sc := testenv.New(t, srv, spec)
 	prepare(t, sc, "user_id,campaign\nSECRET-VALUE-42,spring\n")
 	_, err := sc.Client(t, "advertiser").Run(context.Background())
 	expectRefusal(t, "run over dirty data", err, 422, "DuckDB Conversion Error")
@@ -253,15 +252,15 @@ func TestRefusalsDoNotLeakData(t *testing.T) {
 // it back, nothing on the coordinator's disk holds it, and it runs.
 func TestConfidentialAlgorithm(t *testing.T) {
 	dir := t.TempDir()
-	srv := scenario.Start(t, dir, coordinator.Config{})
-	spec := adSpec(t, "confidential", 2)
+	srv := testenv.Start(t, dir, coordinator.Config{})
+	spec := testenv.AdSpec(t, "confidential", 2)
 	spec.Confidential = true
 	spec.Query = "SELECT i.campaign AS secret_campaign_column, count(DISTINCT i.user_id) AS users " +
 		"FROM impressions i JOIN conversions c USING (user_id) GROUP BY i.campaign"
-	sc := scenario.New(t, srv, spec)
+	sc := testenv.New(t, srv, spec)
 	sc.Submit(t, "publisher")
-	sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
-	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+	sc.MustUpload(t, "publisher", "impressions", testenv.ImpressionsCSV)
+	sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
 	ctx := context.Background()
 
 	// Sent as plain text, bypassing the client's sealing: refused.

@@ -23,7 +23,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/atls"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 	"cleanroom.dev/cleanroom/internal/wasmtest"
 )
 
@@ -48,7 +48,7 @@ func runDaemon(dir string) {
 	// /v1/health.
 	cfg := coordinator.Config{MaxUploadBytes: 64 << 20, CheckpointInterval: 100 * time.Millisecond, OperatorLoopback: true,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
-	s, err := scenario.StartE(dir, cfg)
+	s, err := testenv.StartE(dir, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "daemon:", err)
 		os.Exit(3)
@@ -61,47 +61,17 @@ func runDaemon(dir string) {
 	os.Exit(0)
 }
 
-// adSpec is the ad-attribution contract of the tests: publisher and
-// advertiser provide data, the measurer the query, the advertiser receives
-// results, the auditor audits.
-func adSpec(t testing.TB, name string, maxRuns int) *scenario.Spec {
-	return &scenario.Spec{
-		Name: name,
-		Parties: []*scenario.Party{
-			scenario.NewParty(t, "publisher", contracts.RoleDataProvider),
-			scenario.NewParty(t, "advertiser", contracts.RoleDataProvider, contracts.RoleResultRecipient),
-			scenario.NewParty(t, "measurer", contracts.RoleAlgorithmProvider),
-			scenario.NewParty(t, "auditor", contracts.RoleAuditor),
-		},
-		Datasets: []scenario.Dataset{
-			{ID: "impressions", Provider: "publisher", Columns: "[{name: user_id, type: string}, {name: campaign, type: string}]"},
-			{ID: "conversions", Provider: "advertiser", Columns: "[{name: user_id, type: string}, {name: value, type: float64}]"},
-		},
-		Query: "SELECT i.campaign, count(DISTINCT i.user_id) AS users, sum(c.value) AS revenue " +
-			"FROM impressions i JOIN conversions c USING (user_id) GROUP BY i.campaign ORDER BY i.campaign",
-		AlgorithmBy: "measurer",
-		Recipients:  []string{"advertiser"},
-		GroupColumn: "users", K: 2,
-		MaxRows: 100, MaxRuns: maxRuns,
-	}
-}
-
-const (
-	impressionsCSV = "user_id,campaign\nu1,spring\nu2,spring\nu3,spring\nu1,summer\nu4,autumn\n"
-	conversionsCSV = "user_id,value\nu1,10.5\nu2,20\nu3,1\nu4,7\n"
-)
-
 // caller is one identity the authorisation walk calls with.
 type caller struct {
 	name string
 	hc   *http.Client
 }
 
-func callers(t *testing.T, sc *scenario.Scenario) []caller {
+func callers(t *testing.T, sc *testenv.Scenario) []caller {
 	t.Helper()
 	var out []caller
-	stranger := scenario.NewParty(t, "stranger")
-	for _, p := range append(append([]*scenario.Party{}, sc.Spec.Parties...), stranger, nil) {
+	stranger := testenv.NewParty(t, "stranger")
+	for _, p := range append(append([]*testenv.Party{}, sc.Spec.Parties...), stranger, nil) {
 		opts := atls.ClientOptions{Policy: &sc.Contract.Coordinator}
 		name := "anonymous"
 		if p != nil {
@@ -143,14 +113,14 @@ func call(t *testing.T, hc *http.Client, url, method, path string, body []byte) 
 // error body, and the refusal leaves no trace in the log — only a line in
 // the daemon's structured log.
 func TestAuthorizationTable(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
-	spec := adSpec(t, "authz", 5)
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
+	spec := testenv.AdSpec(t, "authz", 5)
 	module := wasmtest.Model([]byte{0x41, 0x00}) // every result NULL
-	spec.Models = []scenario.Model{{Name: "score", Provider: "measurer", Args: "[float64]", Result: "float64", Module: module}}
-	sc := scenario.New(t, srv, spec)
+	spec.Models = []testenv.Model{{Name: "score", Provider: "measurer", Args: "[float64]", Result: "float64", Module: module}}
+	sc := testenv.New(t, srv, spec)
 	cid := sc.Contract.ID().String()
-	imp := sc.Seal(t, "publisher", "impressions", impressionsCSV)
-	conv := sc.Seal(t, "advertiser", "conversions", conversionsCSV)
+	imp := sc.Seal(t, "publisher", "impressions", testenv.ImpressionsCSV)
+	conv := sc.Seal(t, "advertiser", "conversions", testenv.ConversionsCSV)
 	contractBody, _ := json.Marshal(api.SubmitContractRequest{Contract: string(sc.Text), Signatures: sc.Sigs})
 	query := sc.Spec.Query
 	algBody, _ := json.Marshal(api.SubmitAlgorithmRequest{Text: &query})
@@ -162,7 +132,7 @@ func TestAuthorizationTable(t *testing.T) {
 		method, path string
 		allowed      []string
 		body         func() []byte
-		upload       *scenario.Sealed
+		upload       *testenv.Sealed
 	}
 	endpoints := []endpoint{
 		{"GET", "/v1/health", all, nil, nil},
@@ -261,7 +231,7 @@ func contains(list []string, s string) bool {
 
 // uploadAs sends an envelope with its statement trailer over a caller's
 // connection.
-func uploadAs(t *testing.T, sc *scenario.Scenario, cl caller, path string, s *scenario.Sealed) (int, []byte) {
+func uploadAs(t *testing.T, sc *testenv.Scenario, cl caller, path string, s *testenv.Sealed) (int, []byte) {
 	t.Helper()
 	req, err := http.NewRequest("PUT", sc.Server.URL+path, nil)
 	if err != nil {
@@ -282,12 +252,12 @@ func uploadAs(t *testing.T, sc *scenario.Scenario, cl caller, path string, s *sc
 // TestEndToEndRun drives one contract through its whole life over real TLS
 // and checks the released result against the policy.
 func TestEndToEndRun(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{})
-	sc := scenario.New(t, srv, adSpec(t, "e2e", 2))
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
+	sc := testenv.New(t, srv, testenv.AdSpec(t, "e2e", 2))
 	ctx := context.Background()
 	sc.Submit(t, "auditor")
-	sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
-	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+	sc.MustUpload(t, "publisher", "impressions", testenv.ImpressionsCSV)
+	sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
 	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(sc.Spec.Query), sc.Spec.AlgorithmSalt()); err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +270,7 @@ func TestEndToEndRun(t *testing.T) {
 	if rs.Status != "finished" || rs.RowsKept != 1 || rs.RowsSuppressed != 2 {
 		t.Fatalf("run: %+v", rs)
 	}
-	b, err := sc.Client(t, "advertiser").Result(ctx, rs.RunID)
+	b, err := sc.Client(t, "advertiser").ResultBundle(ctx, rs.RunID)
 	if err != nil || len(b) == 0 {
 		t.Fatalf("result: %v", err)
 	}
@@ -325,18 +295,18 @@ func isStatus(err error, status int) bool {
 // sends more than the upload limit: the eight are intact, the ninth is
 // refused with 413, and nothing else is disturbed.
 func TestConcurrentUploads(t *testing.T) {
-	srv := scenario.Start(t, t.TempDir(), coordinator.Config{MaxUploadBytes: 256 << 10})
-	spec := &scenario.Spec{Name: "eight", Query: "SELECT count(*) AS n FROM d0", AlgorithmBy: "analyst",
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{MaxUploadBytes: 256 << 10})
+	spec := &testenv.Spec{Name: "eight", Query: "SELECT count(*) AS n FROM d0", AlgorithmBy: "analyst",
 		Recipients: []string{"analyst"}, MaxRows: 10, MaxRuns: 1}
-	spec.Parties = append(spec.Parties, scenario.NewParty(t, "analyst", contracts.RoleAlgorithmProvider, contracts.RoleResultRecipient))
+	spec.Parties = append(spec.Parties, testenv.NewParty(t, "analyst", contracts.RoleAlgorithmProvider, contracts.RoleResultRecipient))
 	for i := range 9 {
 		id := fmt.Sprintf("p%d", i)
-		spec.Parties = append(spec.Parties, scenario.NewParty(t, id, contracts.RoleDataProvider))
-		spec.Datasets = append(spec.Datasets, scenario.Dataset{ID: fmt.Sprintf("d%d", i), Provider: id, Columns: "[{name: k, type: string}, {name: v, type: int64}]"})
+		spec.Parties = append(spec.Parties, testenv.NewParty(t, id, contracts.RoleDataProvider))
+		spec.Datasets = append(spec.Datasets, testenv.Dataset{ID: fmt.Sprintf("d%d", i), Provider: id, Columns: "[{name: k, type: string}, {name: v, type: int64}]"})
 	}
-	sc := scenario.New(t, srv, spec)
+	sc := testenv.New(t, srv, spec)
 	sc.Submit(t, "analyst")
-	sealed := make([]*scenario.Sealed, 9)
+	sealed := make([]*testenv.Sealed, 9)
 	for i := range 9 {
 		rows := 2000
 		if i == 8 {

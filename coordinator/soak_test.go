@@ -15,8 +15,8 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
-	"cleanroom.dev/cleanroom/coordinator/tee"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/coordinator"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // latencies records operation durations by kind.
@@ -42,7 +42,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 
 // soakItem is one contract's acknowledged history.
 type soakItem struct {
-	sc       *scenario.Scenario
+	sc       *testenv.Scenario
 	datasets map[string]string // acknowledged uploads
 	runs     []string          // finished runs
 	bundles  map[string][]byte // fetched result bundles by run
@@ -77,7 +77,7 @@ func TestSoak(t *testing.T) {
 	dir := t.TempDir()
 	d := startDaemon(t, dir)
 	defer d.kill()
-	inst, err := tee.Open(dir)
+	inst, err := coordinator.ReadIdentity(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,8 +110,8 @@ func TestSoak(t *testing.T) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(w), 7))
 			for i := 0; ctx.Err() == nil; i++ {
-				spec := adSpec(t, fmt.Sprintf("soak-%d-%d", w, i), 3)
-				sc := scenario.NewRemote(t, d.url, inst, spec)
+				spec := testenv.AdSpec(t, fmt.Sprintf("soak-%d-%d", w, i), 3)
+				sc := testenv.NewRemote(t, d.url, inst, spec)
 				it := &soakItem{sc: sc, datasets: map[string]string{}, bundles: map[string][]byte{}}
 				if err := timed("submit", func() error { _, err := sc.TrySubmit(t, "publisher"); return err }); err != nil {
 					fail("submit: %v", err)
@@ -160,7 +160,7 @@ func TestSoak(t *testing.T) {
 					}
 					it.runs = append(it.runs, runID)
 					if err := timed("fetch", func() error {
-						b, err := sc.Client(t, "advertiser").Result(context.Background(), runID)
+						b, err := sc.Client(t, "advertiser").ResultBundle(context.Background(), runID)
 						if err == nil {
 							it.bundles[runID] = b
 						}
@@ -211,7 +211,7 @@ func TestSoak(t *testing.T) {
 	}
 	// Every contract's view of the log verifies: the whole tree, its
 	// events, and as many of them as the signed view head says.
-	v, _ := tlog.NewCoordinatorVerifier(inst.PublicKey())
+	v, _ := tlog.NewCoordinatorVerifier(inst.PublicKey)
 	for _, it := range items {
 		f := it.sc.Client(t, "auditor").LogFetcher()
 		raw, err := f(bg, "checkpoint")

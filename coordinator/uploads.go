@@ -11,16 +11,14 @@ import (
 	"net/http"
 	"syscall"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
-
 	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/cleanroom/envelope"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/cleanroom/upload"
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/coordinator/blobs"
-	"cleanroom.dev/cleanroom/coordinator/state"
+	"cleanroom.dev/cleanroom/coordinator/internal/arrowipc"
+	"cleanroom.dev/cleanroom/coordinator/internal/blobs"
+	"cleanroom.dev/cleanroom/coordinator/internal/state"
 )
 
 // UploadDataset accepts a dataset envelope from the dataset's provider.
@@ -222,34 +220,6 @@ func (c *Coordinator) receiveEnvelope(ctx context.Context, body io.Reader, store
 
 var errVerifierDone = errors.New("envelope verifier finished")
 
-// countArrowStream reads an Arrow IPC stream from r up to its end-of-stream
-// marker, checking that its schema is want and every batch decodes, and
-// returns its row count. It reads nothing after the marker.
-func countArrowStream(r io.Reader, want *arrow.Schema) (rows int64, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			rows, err = 0, fmt.Errorf("malformed Arrow stream: %v", p)
-		}
-	}()
-	mr := newCheckedReader(r, 1<<20, maxIPCMessage)
-	defer mr.Release()
-	ir, err := ipc.NewReaderFromMessageReader(mr)
-	if err != nil {
-		return 0, fmt.Errorf("the plaintext is not an Arrow IPC stream: %w", err)
-	}
-	defer ir.Release()
-	if !ir.Schema().Equal(want) {
-		return 0, fmt.Errorf("the Arrow schema %s is not the contract's %s", ir.Schema(), want)
-	}
-	for ir.Next() {
-		rows += ir.RecordBatch().NumRows()
-	}
-	if err := ir.Err(); err != nil && !errors.Is(err, io.EOF) {
-		return 0, fmt.Errorf("damaged Arrow stream: %w", err)
-	}
-	return rows, nil
-}
-
 // verifyEnvelopeStream authenticates and decrypts an envelope stream for
 // dataset ds and decodes the Arrow stream inside, counting its rows, while
 // it re-encrypts that plaintext into stored (rekeyEnvelope). It reads r to
@@ -279,7 +249,7 @@ func (c *Coordinator) verifyEnvelopeStream(r io.Reader, stored io.Writer, ct *co
 	// The re-encryption sees exactly the bytes the Arrow decoder reads: the
 	// stream up to and including its end-of-stream marker, and nothing
 	// after it (anything after it is refused below).
-	if got.rows, err = countArrowStream(io.TeeReader(er, rw), ds.Schema()); err != nil {
+	if got.rows, err = arrowipc.Count(io.TeeReader(er, rw), ds.Schema()); err != nil {
 		// A damaged envelope surfaces through the Arrow reader: report it
 		// as what it is, not as bad Arrow data.
 		for _, envErr := range []error{envelope.ErrAuthentication, envelope.ErrTruncated, envelope.ErrMalformed} {

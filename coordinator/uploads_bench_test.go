@@ -19,7 +19,8 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/envelope"
 	"cleanroom.dev/cleanroom/cleanroom/upload"
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/coordinator/tee"
+	"cleanroom.dev/cleanroom/coordinator/internal/arrowipc"
+	"cleanroom.dev/cleanroom/coordinator/internal/tee"
 )
 
 // sealedPatients returns an envelope of about 128 MiB of the all-types
@@ -166,7 +167,7 @@ func BenchmarkReceiveEnvelope(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := countArrowStream(er, schema); err != nil {
+			if _, err := arrowipc.Count(er, schema); err != nil {
 				b.Fatal(err)
 			}
 			sum.Sum(nil)
@@ -188,7 +189,7 @@ func BenchmarkReceiveEnvelope(b *testing.B) {
 				er, err := envelope.NewReader(pr, c.tee.Identity().HPKE(), envelope.Expect{
 					Kind: envelope.KindDataset, ContractID: ct.ID(), ObjectID: ds.ID})
 				if err == nil {
-					_, err = countArrowStream(er, schema)
+					_, err = arrowipc.Count(er, schema)
 				}
 				io.Copy(io.Discard, pr)
 				done <- err

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/veraison/go-cose"
 
 	"cleanroom.dev/cleanroom/contracts"
@@ -94,23 +93,9 @@ type NitroDocument struct {
 	Nonce       []byte          `cbor:"nonce"`
 }
 
-// nitroDecMode reads AWS's encoding strictly: no duplicate or unknown
+// nitroDecoder reads AWS's encoding strictly: no duplicate or unknown
 // keys, no indefinite lengths, bounded sizes.
-var nitroDecMode = func() cbor.DecMode {
-	m, err := cbor.DecOptions{
-		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-		IndefLength:       cbor.IndefLengthForbidden,
-		MaxNestedLevels:   4,
-		MaxArrayElements:  64,
-		MaxMapPairs:       64,
-		TagsMd:            cbor.TagsForbidden,
-	}.DecMode()
-	if err != nil {
-		panic(err)
-	}
-	return m
-}()
+var nitroDecoder = canon.NewDecoder(canon.Limits{MaxNestedLevels: 4, MaxArrayElements: 64, MaxMapPairs: 64})
 
 // parse returns the COSE message and its decoded, structurally checked
 // payload.
@@ -120,7 +105,7 @@ func (e *NitroEvidence) parse() (*cose.UntaggedSign1Message, *NitroDocument, err
 		return nil, nil, malformed("the Nitro attestation document is not an untagged COSE_Sign1: %v", err)
 	}
 	var doc NitroDocument
-	if err := nitroDecMode.Unmarshal(msg.Payload, &doc); err != nil {
+	if err := nitroDecoder.Unmarshal(msg.Payload, &doc); err != nil {
 		return nil, nil, malformed("the Nitro attestation document's payload: %v", err)
 	}
 	switch {

@@ -1,9 +1,10 @@
-package audit
+package audit_test
 
 import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"io/fs"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"cleanroom.dev/cleanroom/cleanroom/audit"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 )
@@ -26,7 +28,7 @@ func TestAuditScenario(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	st := openState(t, dir)
-	r, err := Run(ctx, w.config(nil), st)
+	r, err := audit.Run(ctx, w.config(nil), st)
 	if err != nil {
 		t.Fatalf("audit of an honest log failed: %v", err)
 	}
@@ -55,7 +57,7 @@ func TestAuditScenario(t *testing.T) {
 		t.Errorf("checkpoint %+v, log %+v", r.Checkpoint, r.Log)
 	}
 	// Actors and digests, against what the parties saw.
-	byType := func(typ events.Type, n int) TimelineEntry {
+	byType := func(typ events.Type, n int) audit.TimelineEntry {
 		for _, e := range r.Timeline {
 			if events.Type(e.Type) == typ {
 				if n == 0 {
@@ -65,11 +67,11 @@ func TestAuditScenario(t *testing.T) {
 			}
 		}
 		t.Fatalf("no %s event", typ)
-		return TimelineEntry{}
+		return audit.TimelineEntry{}
 	}
 	up := byType(events.TypeDatasetUploaded, 0)
 	if up.Actor != "publisher" || up.ActorKey != w.sc.Party("publisher").Identity.Public().Fingerprint().String() ||
-		up.Details["ciphertext_sha256"] != w.uploads["impressions"].CiphertextSHA256 {
+		up.Details["ciphertext_sha256"] != hex.EncodeToString(w.uploads["impressions"].CiphertextSHA256[:]) {
 		t.Errorf("upload row: %+v", up)
 	}
 	if fin := byType(events.TypeRunFinished, 1); fin.Details["result_commitment"] != w.runs[1].ResultCommitment || fin.Details["rows_kept"] != "1" {
@@ -84,7 +86,7 @@ func TestAuditScenario(t *testing.T) {
 		}
 	}
 	for _, d := range r.Datasets {
-		if !d.Uploaded || !d.StatementVerified || d.CiphertextSHA256 != w.uploads[d.ID].CiphertextSHA256 || d.Rows != w.uploads[d.ID].Rows {
+		if !d.Uploaded || !d.StatementVerified || d.CiphertextSHA256 != hex.EncodeToString(w.uploads[d.ID].CiphertextSHA256[:]) || d.Rows != w.uploads[d.ID].Rows {
 			t.Errorf("dataset %+v", d)
 		}
 	}
@@ -92,7 +94,7 @@ func TestAuditScenario(t *testing.T) {
 		t.Fatalf("runs %+v, contract %+v", r.Runs, r.Contract)
 	}
 	for i, run := range r.Runs {
-		if run.Status != RunFinished || !run.StatementVerified || run.RunID != w.runs[i].RunID || run.ResultCommitment != w.runs[i].ResultCommitment ||
+		if run.Status != audit.RunFinished || !run.StatementVerified || run.RunID != w.runs[i].RunID || run.ResultCommitment != w.runs[i].ResultCommitment ||
 			run.RowsKept != 1 || run.RowsSuppressed != 2 || run.Number != int64(i+1) {
 			t.Errorf("run %d: %+v", i, run)
 		}
@@ -105,11 +107,11 @@ func TestAuditScenario(t *testing.T) {
 	}
 
 	// The state keeps the checkpoint, the history and the report.
-	kept, err := os.ReadFile(filepath.Join(dir, CheckpointFile))
+	kept, err := os.ReadFile(filepath.Join(dir, audit.CheckpointFile))
 	if err != nil || string(kept) != r.Checkpoint.Note {
 		t.Fatalf("kept checkpoint %q, %v", kept, err)
 	}
-	facts, err := ReadFacts(dir)
+	facts, err := audit.ReadFacts(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +120,7 @@ func TestAuditScenario(t *testing.T) {
 	}
 
 	// Again: nothing new.
-	r2, err := Run(ctx, w.config(nil), st)
+	r2, err := audit.Run(ctx, w.config(nil), st)
 	if err != nil || r2.Checkpoint.Consistency != "unchanged" {
 		t.Fatalf("second audit: %v, %+v", err, r2.Checkpoint)
 	}
@@ -128,7 +130,7 @@ func TestAuditScenario(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCovered(t, w, r.Checkpoint.Size+1)
-	r3, err := Run(ctx, w.config(nil), st)
+	r3, err := audit.Run(ctx, w.config(nil), st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +140,7 @@ func TestAuditScenario(t *testing.T) {
 	if len(r3.Runs[1].Fetches) != 1 {
 		t.Errorf("the new fetch is not in the report: %+v", r3.Runs[1])
 	}
-	facts, _ = ReadFacts(dir)
+	facts, _ = audit.ReadFacts(dir)
 	if len(facts.History) != 2 || facts.History[1].Size != r3.Checkpoint.Size {
 		t.Errorf("history: %+v", facts.History)
 	}
@@ -208,33 +210,33 @@ func TestTamperedLog(t *testing.T) {
 		{"flipped byte in an entry", tamper(real, isPath("tile/entries/"), func(b []byte) ([]byte, error) {
 			b[entryOffset(b, 3, 10)] ^= 0x01
 			return b, nil
-		}), FailLog, "tile/entries/000", 3, "not the one the signed root commits to"},
+		}), audit.FailLog, "tile/entries/000", 3, "not the one the signed root commits to"},
 		{"flipped byte in a level-0 hash tile", tamper(real, isPath("tile/0/"), func(b []byte) ([]byte, error) {
 			b[5*32+7] ^= 0x80
 			return b, nil
-		}), FailLog, "tile/0/000", 5, "leaf hash in this hash tile"},
+		}), audit.FailLog, "tile/0/000", 5, "leaf hash in this hash tile"},
 		{"entry removed", tamper(real, isPath("tile/entries/"), func(b []byte) ([]byte, error) {
 			es := bundleEntries(b)
 			return encodeBundle(slices.Delete(es, 4, 5)), nil
-		}), FailLog, "tile/entries/000", -1, "its name says"},
+		}), audit.FailLog, "tile/entries/000", -1, "its name says"},
 		{"entry removed and the bundle padded to its size", tamper(real, isPath("tile/entries/"), func(b []byte) ([]byte, error) {
 			es := bundleEntries(b)
 			es = slices.Delete(es, 4, 5)
 			return encodeBundle(append(es, es[len(es)-1])), nil
-		}), FailLog, "tile/entries/000", 4, "removed before it"},
+		}), audit.FailLog, "tile/entries/000", 4, "removed before it"},
 		{"hash tile missing", tamper(real, isPath("tile/0/"), func([]byte) ([]byte, error) {
 			return nil, fs.ErrNotExist
-		}), FailLog, "tile/0/000", -1, "missing"},
+		}), audit.FailLog, "tile/0/000", -1, "missing"},
 		{"the contract's last event withheld", tamper(real, isPath("tile/entries/"), func(b []byte) ([]byte, error) {
 			es := bundleEntries(b)
 			es[len(es)-1] = nil // result.fetched, redacted as if of another contract
 			return encodeBundle(es), nil
-		}), FailWithheld, "", -1, "entries of the view were withheld"},
+		}), audit.FailWithheld, "", -1, "entries of the view were withheld"},
 		{"an event in the middle withheld", tamper(real, isPath("tile/entries/"), func(b []byte) ([]byte, error) {
 			es := bundleEntries(b)
 			es[5] = nil
 			return encodeBundle(es), nil
-		}), FailWithheld, "", -1, "were withheld"},
+		}), audit.FailWithheld, "", -1, "were withheld"},
 		{"view head claiming fewer events", tamper(real, isPath("head/"), func(b []byte) ([]byte, error) {
 			lines := bytes.SplitN(b, []byte("\n"), 4) // view line, size, count, signature block
 			n, err := strconv.Atoi(string(lines[2]))
@@ -243,25 +245,25 @@ func TestTamperedLog(t *testing.T) {
 			}
 			lines[2] = []byte(strconv.Itoa(n - 1))
 			return bytes.Join(lines, []byte("\n")), nil
-		}), FailCheckpoint, "", -1, "view head"},
+		}), audit.FailCheckpoint, "", -1, "view head"},
 		{"flipped byte in the checkpoint's root", tamper(real, isPath("checkpoint"), func(b []byte) ([]byte, error) {
 			lines := bytes.SplitN(b, []byte("\n"), 3)
 			lines[2][3] ^= 0x01
 			return bytes.Join(lines, []byte("\n")), nil
-		}), FailCheckpoint, "", -1, "does not verify"},
+		}), audit.FailCheckpoint, "", -1, "does not verify"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			st := openState(t, dir)
-			good, err := Run(ctx, w.config(nil), st)
+			good, err := audit.Run(ctx, w.config(nil), st)
 			if err != nil {
 				t.Fatal(err)
 			}
-			keptBefore, _ := os.ReadFile(filepath.Join(dir, CheckpointFile))
-			factsBefore, _ := os.ReadFile(filepath.Join(dir, FactsFile))
-			r, err := Run(ctx, w.config(tc.fetch), st)
-			if err == nil || !errors.Is(err, ErrFailed) {
+			keptBefore, _ := os.ReadFile(filepath.Join(dir, audit.CheckpointFile))
+			factsBefore, _ := os.ReadFile(filepath.Join(dir, audit.FactsFile))
+			r, err := audit.Run(ctx, w.config(tc.fetch), st)
+			if err == nil || !errors.Is(err, audit.ErrFailed) {
 				t.Fatalf("tampered log passed the audit: %v", err)
 			}
 			if r == nil || r.Failure == nil || r.Verified {
@@ -274,18 +276,18 @@ func TestTamperedLog(t *testing.T) {
 			if (tc.index < 0) != (f.Index == nil) || (f.Index != nil && *f.Index != tc.index) {
 				t.Errorf("failure names entry %v, want %d", f.Index, tc.index)
 			}
-			if tc.kind == FailLog && !errors.As(err, new(*tlog.ContentError)) {
+			if tc.kind == audit.FailLog && !errors.As(err, new(*tlog.ContentError)) {
 				t.Errorf("error does not carry the tlog.ContentError: %v", err)
 			}
-			if tc.kind == FailWithheld && (!errors.As(err, new(*tlog.ViewCountError)) || !strings.Contains(r.Log.ViewHead, "/view/"+w.sc.Contract.ID().String()+"\n")) {
+			if tc.kind == audit.FailWithheld && (!errors.As(err, new(*tlog.ViewCountError)) || !strings.Contains(r.Log.ViewHead, "/view/"+w.sc.Contract.ID().String()+"\n")) {
 				t.Errorf("a withheld event's failure carries no signed view head: %v, %q", err, r.Log.ViewHead)
 			}
-			keptAfter, _ := os.ReadFile(filepath.Join(dir, CheckpointFile))
-			factsAfter, _ := os.ReadFile(filepath.Join(dir, FactsFile))
+			keptAfter, _ := os.ReadFile(filepath.Join(dir, audit.CheckpointFile))
+			factsAfter, _ := os.ReadFile(filepath.Join(dir, audit.FactsFile))
 			if !bytes.Equal(keptBefore, keptAfter) || !bytes.Equal(factsBefore, factsAfter) {
 				t.Error("a failed audit changed the kept checkpoint or state.json")
 			}
-			lf, err := ReadLastFailure(dir)
+			lf, err := audit.ReadLastFailure(dir)
 			if err != nil || lf == nil || lf.Failure.Kind != tc.kind {
 				t.Errorf("last failure %+v, %v", lf, err)
 			}
@@ -303,15 +305,15 @@ func TestKeptStateOfAnotherLog(t *testing.T) {
 	if err != nil {
 		t.Skip("no golden checkpoint to use as another log's:", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, CheckpointFile), golden, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, audit.CheckpointFile), golden, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	st := openState(t, dir)
-	r, err := Run(context.Background(), w.config(nil), st)
-	if err == nil || r == nil || r.Failure == nil || r.Failure.Kind != FailState || !strings.Contains(err.Error(), "another coordinator's log") {
+	r, err := audit.Run(context.Background(), w.config(nil), st)
+	if err == nil || r == nil || r.Failure == nil || r.Failure.Kind != audit.FailState || !strings.Contains(err.Error(), "another coordinator's log") {
 		t.Fatalf("audit with another log's kept checkpoint: %v", err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(dir, CheckpointFile)); !bytes.Equal(b, golden) {
+	if b, _ := os.ReadFile(filepath.Join(dir, audit.CheckpointFile)); !bytes.Equal(b, golden) {
 		t.Error("the kept checkpoint was replaced")
 	}
 }
@@ -320,7 +322,7 @@ func TestKeptStateOfAnotherLog(t *testing.T) {
 func TestStateLocked(t *testing.T) {
 	dir := t.TempDir()
 	openState(t, dir)
-	if _, err := OpenState(dir); err == nil || !strings.Contains(err.Error(), "in use") {
+	if _, err := audit.OpenState(dir); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("second OpenState: %v", err)
 	}
 }

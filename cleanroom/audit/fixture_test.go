@@ -1,4 +1,4 @@
-package audit
+package audit_test
 
 import (
 	"encoding/hex"
@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/cleanroom/audit"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/contracts"
 )
@@ -59,10 +60,10 @@ func TestWriteFixture(t *testing.T) {
 	}
 	// A state directory's facts from a real audit, for FuzzReadFacts.
 	dir := t.TempDir()
-	if _, err := Run(t.Context(), w.config(nil), openState(t, dir)); err != nil {
+	if _, err := audit.Run(t.Context(), w.config(nil), openState(t, dir)); err != nil {
 		t.Fatal(err)
 	}
-	facts, err := os.ReadFile(filepath.Join(dir, FactsFile))
+	facts, err := os.ReadFile(filepath.Join(dir, audit.FactsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +81,7 @@ func TestWriteFixture(t *testing.T) {
 }
 
 // loadFixture returns the fixture's contract, coordinator and entries.
-func loadFixture(t testing.TB) (*contracts.Contract, *Coordinator, [][]byte) {
+func loadFixture(t testing.TB) (*contracts.Contract, *audit.Coordinator, [][]byte) {
 	t.Helper()
 	text, err := os.ReadFile(filepath.Join(fixtureDir, "contract.yaml"))
 	if err != nil {
@@ -102,7 +103,7 @@ func loadFixture(t testing.TB) (*contracts.Contract, *Coordinator, [][]byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	co := &Coordinator{PublicKey: pub, Platform: contracts.Platform(fc.Platform)}
+	co := &audit.Coordinator{PublicKey: pub, Platform: contracts.Platform(fc.Platform)}
 	m, _ := hex.DecodeString(fc.Measurement)
 	e, _ := hex.DecodeString(fc.EvidenceSHA256)
 	copy(co.Measurement[:], m)
@@ -119,8 +120,8 @@ func loadFixture(t testing.TB) (*contracts.Contract, *Coordinator, [][]byte) {
 // carries are checked by the code as it is now.
 func TestFixtureTimeline(t *testing.T) {
 	c, co, entries := loadFixture(t)
-	r := &Report{Problems: []Finding{}, Warnings: []Finding{}}
-	checkTimeline(r, entries, c, co, nil)
+	r := &audit.Report{Problems: []audit.Finding{}, Warnings: []audit.Finding{}}
+	audit.CheckTimeline(r, entries, c, co, nil)
 	if len(r.Problems) != 0 || len(r.Runs) != 2 || r.Coordinator.EvidenceLoggedAt == nil {
 		t.Fatalf("fixture: problems %+v, runs %d", r.Problems, len(r.Runs))
 	}
@@ -136,8 +137,8 @@ func FuzzTimeline(f *testing.F) {
 		if err != nil {
 			entries = [][]byte{data}
 		}
-		r := &Report{Problems: []Finding{}, Warnings: []Finding{}}
-		checkTimeline(r, entries, c, co, nil)
+		r := &audit.Report{Problems: []audit.Finding{}, Warnings: []audit.Finding{}}
+		audit.CheckTimeline(r, entries, c, co, nil)
 		for _, e := range r.Timeline {
 			if !e.OK {
 				found := false
@@ -175,11 +176,11 @@ func countEntries(b []byte) int {
 func FuzzReadFacts(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, FactsFile), data, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, audit.FactsFile), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		facts, err := ReadFacts(dir)
-		h := Handler(dir, ViewOptions{})
+		facts, err := audit.ReadFacts(dir)
+		h := audit.Handler(dir, audit.ViewOptions{})
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1/", nil))
 		if rec.Code != http.StatusOK {

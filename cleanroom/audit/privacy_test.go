@@ -1,28 +1,25 @@
-package audit
+package audit_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"cleanroom.dev/cleanroom/cleanroom/api"
+	"cleanroom.dev/cleanroom/cleanroom/audit"
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
-	"cleanroom.dev/cleanroom/cleanroom/bundle/bundletest"
 	"cleanroom.dev/cleanroom/cleanroom/client"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/coordinator/eventlog"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/bundletest"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // The differential-privacy tests share a second real coordinator, on
@@ -34,15 +31,15 @@ import (
 var (
 	dpWorldOnce sync.Once
 	theDPWorld  *privateWorld
-	dpServer    *scenario.Server // stopped by TestMain
-	dpWorldDir  string           // removed by TestMain
+	dpServer    *testenv.Server // stopped by TestMain
+	dpWorldDir  string          // removed by TestMain
 )
 
 type privateWorld struct {
-	srv     *scenario.Server
-	sc      *scenario.Scenario
+	srv     *testenv.Server
+	sc      *testenv.Scenario
 	auditor *client.Client
-	coord   *Coordinator
+	coord   *audit.Coordinator
 	status  *api.ContractStatus // the coordinator's account, after the runs
 	entries [][]byte
 	cp      *tlog.Checkpoint
@@ -67,19 +64,19 @@ func buildDPWorld(t *testing.T) *privateWorld {
 		t.Fatal(err)
 	}
 	dpWorldDir = dir
-	srv, err := scenario.StartE(dir, coordinator.Config{CheckpointInterval: 100 * time.Millisecond})
+	srv, err := testenv.StartE(dir, coordinator.Config{CheckpointInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := &privateWorld{srv: srv}
 	dpServer = srv
-	spec := adSpec(t)
-	spec.Name, spec.MaxRuns, spec.DifferentialPrivacy = "audit-dp-test", 10, dpBlock
-	w.sc = scenario.New(t, srv, spec)
+	spec := testenv.AdSpec(t, "audit-dp-test", 10)
+	spec.DifferentialPrivacy = dpBlock
+	w.sc = testenv.New(t, srv, spec)
 	sc := w.sc
 	sc.Submit(t, "auditor")
-	sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
-	sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+	sc.MustUpload(t, "publisher", "impressions", testenv.ImpressionsCSV)
+	sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
 	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(sc.Spec.Query), sc.Spec.AlgorithmSalt()); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +98,7 @@ func buildDPWorld(t *testing.T) *privateWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.coord, err = AttestedCoordinator(peer); err != nil {
+	if w.coord, err = audit.AttestedCoordinator(peer); err != nil {
 		t.Fatal(err)
 	}
 	v, err := tlog.NewCoordinatorVerifier(w.coord.PublicKey)
@@ -133,11 +130,11 @@ func buildDPWorld(t *testing.T) *privateWorld {
 	return w
 }
 
-func (w *privateWorld) config(f tlog.Fetcher) Config {
+func (w *privateWorld) config(f tlog.Fetcher) audit.Config {
 	if f == nil {
 		f = w.auditor.LogFetcher()
 	}
-	return Config{Contract: w.sc.Contract, ContractText: w.sc.Text, Coordinator: w.coord, URL: w.sc.URL, Fetcher: f}
+	return audit.Config{Contract: w.sc.Contract, ContractText: w.sc.Text, Coordinator: w.coord, URL: w.sc.URL, Fetcher: f}
 }
 
 // TestAuditRecomputesBudget audits the DP scenario over attested TLS: the
@@ -146,7 +143,7 @@ func (w *privateWorld) config(f tlog.Fetcher) Config {
 // total, and the timeline shows each charge.
 func TestAuditRecomputesBudget(t *testing.T) {
 	w := getDPWorld(t)
-	r, err := Run(context.Background(), w.config(nil), openState(t, t.TempDir()))
+	r, err := audit.Run(context.Background(), w.config(nil), openState(t, t.TempDir()))
 	if err != nil {
 		t.Fatalf("audit of an honest log failed: %v (%+v)", err, r.Problems)
 	}
@@ -169,7 +166,7 @@ func TestAuditRecomputesBudget(t *testing.T) {
 		if got == nil || want == nil || got.Epsilon != want.Epsilon || got.Delta != want.Delta || got.EpsilonLeft != want.EpsilonLeft || got.DeltaLeft != want.DeltaLeft {
 			t.Errorf("run %d: audit %+v, coordinator %+v", i+1, got, want)
 		}
-		if rf.Status != RunRefused || rf.Stage != "query" {
+		if rf.Status != audit.RunRefused || rf.Stage != "query" {
 			t.Errorf("run %d: %s at %s", i+1, rf.Status, rf.Stage)
 		}
 	}
@@ -195,9 +192,9 @@ func TestAuditRecomputesBudget(t *testing.T) {
 // checks the timeline names the problem.
 func TestPrivacyRules(t *testing.T) {
 	w := getDPWorld(t)
-	base := func() *Report {
-		r := &Report{Problems: []Finding{}, Warnings: []Finding{}}
-		checkTimeline(r, w.entries, w.sc.Contract, w.coord, w.sc.Text)
+	base := func() *audit.Report {
+		r := &audit.Report{Problems: []audit.Finding{}, Warnings: []audit.Finding{}}
+		audit.CheckTimeline(r, w.entries, w.sc.Contract, w.coord, w.sc.Text)
 		return r
 	}
 	if r := base(); len(r.Problems) != 0 || len(r.Warnings) != 0 {
@@ -238,8 +235,8 @@ func TestPrivacyRules(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			evs := tc.change(decodeAll(t, w.entries))
-			r := &Report{Problems: []Finding{}, Warnings: []Finding{}}
-			checkTimeline(r, encodeAll(t, evs), w.sc.Contract, w.coord, w.sc.Text)
+			r := &audit.Report{Problems: []audit.Finding{}, Warnings: []audit.Finding{}}
+			audit.CheckTimeline(r, encodeAll(t, evs), w.sc.Contract, w.coord, w.sc.Text)
 			var runIDs []string
 			for _, e := range evs {
 				if e.Type == events.TypeRunStarted {
@@ -263,90 +260,10 @@ func TestPrivacyRules(t *testing.T) {
 	plain := getWorld(t)
 	evs := decodeAll(t, plain.entries)
 	nth(evs, events.TypeRunStarted, 0).RunStarted.Privacy = &events.PrivacyCharge{Epsilon: 0.5, Delta: 1e-7, EpsilonSpent: 0.5, DeltaSpent: 1e-7}
-	r := &Report{Problems: []Finding{}, Warnings: []Finding{}}
-	checkTimeline(r, encodeAll(t, evs), plain.sc.Contract, plain.coord, plain.sc.Text)
+	r := &audit.Report{Problems: []audit.Finding{}, Warnings: []audit.Finding{}}
+	audit.CheckTimeline(r, encodeAll(t, evs), plain.sc.Contract, plain.coord, plain.sc.Text)
 	if len(r.Problems) == 0 || !strings.Contains(r.Problems[0].Message, "but the contract's runs are not differentially private") {
 		t.Fatalf("problems %+v", r.Problems)
-	}
-}
-
-// TestForgedChargeCaught forges the DP scenario's log with the
-// coordinator's own key — a run.started whose charge was lowered, the
-// entries re-chained and the tree re-signed, so that every signature and
-// proof holds — and checks the audit fails on the charge.
-func TestForgedChargeCaught(t *testing.T) {
-	w := getDPWorld(t)
-	evs := decodeAll(t, w.entries)
-	p := nth(evs, events.TypeRunStarted, 0).RunStarted.Privacy
-	p.Epsilon, p.Delta, p.EpsilonSpent, p.DeltaSpent = 0.1, 1e-8, 0.1, 1e-8
-	forged := encodeAll(t, evs)
-	cfg := w.config(forgedLog(t, w, forged))
-	cfg.EvidenceWait = -1
-	dir := t.TempDir()
-	r, err := Run(context.Background(), cfg, openState(t, dir))
-	if !errors.Is(err, ErrFailed) || r == nil || r.Failure == nil || r.Failure.Kind != FailEvents {
-		t.Fatalf("a forged charge: %v (report %+v)", err, r)
-	}
-	var msgs []string
-	for _, p := range r.Problems {
-		msgs = append(msgs, p.Message)
-	}
-	joined := strings.Join(msgs, "\n")
-	for _, want := range []string{
-		"ε=0.1, δ=1e-08; the contract charges every run ε=0.5, δ=1e-07",
-		"says the contract has spent ε=1, δ=2e-07 with run " + nth(evs, events.TypeRunStarted, 1).RunStarted.RunID + "; the charges in the log sum to ε=0.6, δ=1.1e-07",
-	} {
-		if !strings.Contains(joined, want) {
-			t.Errorf("the problems do not say %q:\n%s", want, joined)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(dir, CheckpointFile)); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatal("a failed audit kept the forged log's checkpoint")
-	}
-	// The same log, unforged, served the same way, verifies: the failure is
-	// the charge's.
-	cfg = w.config(forgedLog(t, w, w.entries))
-	cfg.EvidenceWait = -1
-	if _, err := Run(context.Background(), cfg, openState(t, t.TempDir())); err != nil {
-		t.Fatalf("the honest entries re-served: %v", err)
-	}
-}
-
-// forgedLog writes entries into a new log signed with the DP coordinator's
-// key and returns a Fetcher of the contract's view of it (every entry
-// shown), served by the coordinator's view handler.
-func forgedLog(t *testing.T, w *privateWorld, entries [][]byte) tlog.Fetcher {
-	t.Helper()
-	id := w.srv.Coord.TEE().Identity()
-	lg, err := eventlog.Open(filepath.Join(t.TempDir(), "log"), id.Signer(), tlog.Origin(id.Public()), &eventlog.Options{CheckpointInterval: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lg.Close(context.Background()) })
-	ctx := context.Background()
-	for _, e := range entries {
-		if _, err := lg.Append(ctx, e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := lg.WaitCheckpoint(ctx, uint64(len(entries))); err != nil {
-		t.Fatal(err)
-	}
-	shown := make(shownView, len(entries))
-	for i := range shown {
-		shown[i] = true
-	}
-	h := lg.ViewHandler(w.sc.Contract.ID().String(), shown)
-	return func(ctx context.Context, p string) ([]byte, error) {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodGet, "/"+p, nil))
-		switch rec.Code {
-		case http.StatusOK:
-			return rec.Body.Bytes(), nil
-		case http.StatusNotFound:
-			return nil, fmt.Errorf("%s: %w", p, fs.ErrNotExist)
-		}
-		return nil, fmt.Errorf("%s: %d %s", p, rec.Code, rec.Body)
 	}
 }
 
@@ -357,33 +274,24 @@ func forgedLog(t *testing.T, w *privateWorld, entries [][]byte) tlog.Fetcher {
 // problem.
 func TestPrivacyStatementInTimeline(t *testing.T) {
 	ctx := context.Background()
-	bw, err := bundletest.NewWith(t.TempDir(), bundletest.Options{DifferentialPrivacy: "{epsilon_total: 3, delta_total: 1.0e-6, " +
+	bw, err := bundletest.NewWith(bundletest.Options{DifferentialPrivacy: "{epsilon_total: 3, delta_total: 1.0e-6, " +
 		"epsilon_per_run: 0.5, delta_per_run: 1.0e-7, max_groups_contributed: 1, max_contributions_per_group: 1}"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer bw.Close()
-	for range 2 {
-		if _, err := bw.Run(ctx, bundletest.RunOptions{}); err != nil {
+	for i := range 3 {
+		opts := bundletest.RunOptions{}
+		if i == 2 {
+			opts = bundletest.RunOptions{Unchecked: true, EditStatement: func(s *bundle.Statement) { s.Privacy.EpsilonLeft = 3 }}
+		}
+		if _, err := bw.Run(ctx, opts); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := bw.Run(ctx, bundletest.RunOptions{Unchecked: true, EditStatement: func(s *bundle.Statement) { s.Privacy.EpsilonLeft = 3 }}); err != nil {
-		t.Fatal(err)
-	}
-	size, err := bw.Log.Size(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries := make([][]byte, size)
-	for i := range entries {
-		if entries[i], err = bw.Log.Entry(ctx, uint64(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	coord := &Coordinator{PublicKey: bw.Coordinator.PublicKey(), Platform: bw.Coordinator.Platform(), Measurement: bw.Coordinator.Measurement()}
-	r := &Report{Problems: []Finding{}, Warnings: []Finding{}}
-	checkTimeline(r, entries, bw.Contract, coord, bw.ContractText)
+	entries := bw.Log.Entries()
+	coord := &audit.Coordinator{PublicKey: bw.Coordinator.PublicKey(), Platform: bw.Coordinator.StaticEvidence().Platform(), Measurement: bw.Coordinator.Measurement()}
+	r := &audit.Report{Problems: []audit.Finding{}, Warnings: []audit.Finding{}}
+	audit.CheckTimeline(r, entries, bw.Contract, coord, bw.ContractText)
 	if len(r.Runs) != 3 {
 		t.Fatalf("%d runs", len(r.Runs))
 	}
@@ -392,9 +300,9 @@ func TestPrivacyStatementInTimeline(t *testing.T) {
 			t.Errorf("run %d: statement verified %v, privacy %+v", i+1, rf.StatementVerified, rf.Privacy)
 		}
 	}
-	// bundletest's log has no contract.registered or algorithm.submitted
-	// event, which the timeline notes; of the result statements, only the
-	// third's is wrong.
+	// These entries lack the contract's earlier events (its registration,
+	// uploads, algorithm), which the timeline notes; of the result
+	// statements, only the third's is wrong.
 	var statementProblems []string
 	for _, p := range r.Problems {
 		if strings.Contains(p.Message, "result statement") || strings.Contains(p.Message, "charge") {
@@ -412,11 +320,11 @@ func TestPrivacyStatementInTimeline(t *testing.T) {
 func TestWebViewShowsBudget(t *testing.T) {
 	w := getDPWorld(t)
 	dir := t.TempDir()
-	if _, err := Run(context.Background(), w.config(nil), openState(t, dir)); err != nil {
+	if _, err := audit.Run(context.Background(), w.config(nil), openState(t, dir)); err != nil {
 		t.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
-	Handler(dir, ViewOptions{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1/contracts/"+w.sc.Contract.ID().String(), nil))
+	audit.Handler(dir, audit.ViewOptions{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1/contracts/"+w.sc.Contract.ID().String(), nil))
 	body := rec.Body.String()
 	for _, want := range []string{
 		`<dd id="privacy-budget">differential privacy: 2 runs charged ε=0.5, δ=1e-07 each (the budget allows 2); spent ε=1 of 1, δ=2e-07 of 1e-06; <span class="">left ε=0, δ=8e-07</span>`,
@@ -428,11 +336,11 @@ func TestWebViewShowsBudget(t *testing.T) {
 	}
 	plain := getWorld(t)
 	pdir := t.TempDir()
-	if _, err := Run(context.Background(), plain.config(nil), openState(t, pdir)); err != nil {
+	if _, err := audit.Run(context.Background(), plain.config(nil), openState(t, pdir)); err != nil {
 		t.Fatal(err)
 	}
 	rec = httptest.NewRecorder()
-	Handler(pdir, ViewOptions{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1/contracts/"+plain.sc.Contract.ID().String(), nil))
+	audit.Handler(pdir, audit.ViewOptions{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1/contracts/"+plain.sc.Contract.ID().String(), nil))
 	if rec.Code != 200 || strings.Contains(rec.Body.String(), "privacy-budget") {
 		t.Fatalf("%d: a contract without a budget shows one", rec.Code)
 	}

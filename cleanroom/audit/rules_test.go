@@ -1,11 +1,13 @@
-package audit
+package audit_test
 
 import (
+	"encoding/hex"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"cleanroom.dev/cleanroom/cleanroom/audit"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 )
@@ -49,7 +51,7 @@ func encodeAll(t *testing.T, evs []*events.Event) [][]byte {
 		last := chains[e.Scope()]
 		e.Seq, e.Prev = last.seq+1, ""
 		if last.seq > 0 {
-			e.Prev = hexs(last.leaf)
+			e.Prev = hex.EncodeToString(last.leaf[:])
 		}
 		if e.Salt == "" {
 			e.Salt = events.NewSalt()
@@ -97,9 +99,9 @@ func clone(t *testing.T, e *events.Event) *events.Event {
 // coordinator itself would have signed.
 func TestEventRules(t *testing.T) {
 	w := getWorld(t)
-	base := func(t *testing.T) *Report {
-		r := &Report{Problems: []Finding{}, Warnings: []Finding{}}
-		checkTimeline(r, w.entries, w.sc.Contract, w.coord, w.sc.Text)
+	base := func(t *testing.T) *audit.Report {
+		r := &audit.Report{Problems: []audit.Finding{}, Warnings: []audit.Finding{}}
+		audit.CheckTimeline(r, w.entries, w.sc.Contract, w.coord, w.sc.Text)
 		return r
 	}
 	if r := base(t); len(r.Problems) != 0 || len(r.Warnings) != 0 {
@@ -249,8 +251,8 @@ func TestEventRules(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			evs := tc.change(t, decodeAll(t, w.entries))
-			r := &Report{Problems: []Finding{}, Warnings: []Finding{}}
-			checkTimeline(r, encodeAll(t, evs), w.sc.Contract, w.coord, w.sc.Text)
+			r := &audit.Report{Problems: []audit.Finding{}, Warnings: []audit.Finding{}}
+			audit.CheckTimeline(r, encodeAll(t, evs), w.sc.Contract, w.coord, w.sc.Text)
 			list := r.Problems
 			if tc.warn {
 				list = r.Warnings
@@ -302,8 +304,8 @@ func TestEventRules(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := &Report{Problems: []Finding{}, Warnings: []Finding{}}
-			checkTimeline(r, tc.edit(slices.Clone(w.entries)), w.sc.Contract, w.coord, w.sc.Text)
+			r := &audit.Report{Problems: []audit.Finding{}, Warnings: []audit.Finding{}}
+			audit.CheckTimeline(r, tc.edit(slices.Clone(w.entries)), w.sc.Contract, w.coord, w.sc.Text)
 			for _, p := range r.Problems {
 				if strings.Contains(p.Message, tc.want) && p.Index != nil {
 					return
@@ -315,8 +317,8 @@ func TestEventRules(t *testing.T) {
 	t.Run("an entry that is no event", func(t *testing.T) {
 		entries := slices.Clone(w.entries)
 		entries[2] = []byte(`{"v":2}`)
-		r := &Report{Problems: []Finding{}, Warnings: []Finding{}}
-		checkTimeline(r, entries, w.sc.Contract, w.coord, w.sc.Text)
+		r := &audit.Report{Problems: []audit.Finding{}, Warnings: []audit.Finding{}}
+		audit.CheckTimeline(r, entries, w.sc.Contract, w.coord, w.sc.Text)
 		if len(r.Problems) == 0 || !strings.Contains(r.Problems[0].Message, "entry 2 is not a valid event") {
 			t.Errorf("problems %+v", r.Problems)
 		}

@@ -17,6 +17,7 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
+	"cleanroom.dev/cleanroom/internal/durable"
 )
 
 // StateFormat is the value of Facts.Format in state.json. Version 2 holds
@@ -80,6 +81,17 @@ type HistoryEntry struct {
 type State struct {
 	dir  string
 	lock *os.File
+}
+
+// DefaultStateDir is where an auditor keeps the state of the log of the
+// coordinator with key pub when no directory is given:
+// <user config dir>/cleanroom/audit/<key fingerprint>, one state per log.
+func DefaultStateDir(pub *cleanroom.PublicKey) (string, error) {
+	base, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("no configuration directory to keep the audit state in: %w", err)
+	}
+	return filepath.Join(base, "cleanroom", "audit", pub.Fingerprint().String()), nil
 }
 
 // OpenState opens (creating it, mode 0700, if needed) the state directory
@@ -218,7 +230,7 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return cleanroom.WriteFileAtomic(path, append(data, '\n'), 0o600)
+	return durable.WriteFile(path, append(data, '\n'), 0o600)
 }
 
 // commit keeps a verified checkpoint and report: the checkpoint in the
@@ -237,7 +249,7 @@ func (s *State) commit(r *Report, cp *tlog.Checkpoint) error {
 		return err
 	}
 	name := filepath.ToSlash(filepath.Join(HistoryDir, fmt.Sprintf("%020d.checkpoint", cp.Size())))
-	if err := cleanroom.WriteFileAtomic(s.path(name), cp.Bytes(), 0o600); err != nil {
+	if err := durable.WriteFile(s.path(name), cp.Bytes(), 0o600); err != nil {
 		return err
 	}
 	root := cp.Root()
@@ -252,7 +264,7 @@ func (s *State) commit(r *Report, cp *tlog.Checkpoint) error {
 	if err := writeJSON(s.path(FactsFile), facts); err != nil {
 		return err
 	}
-	return cleanroom.WriteFileAtomic(s.path(CheckpointFile), cp.Bytes(), 0o600)
+	return durable.WriteFile(s.path(CheckpointFile), cp.Bytes(), 0o600)
 }
 
 // recordFailure keeps the report of a failed audit in last-failure.json.
@@ -287,7 +299,7 @@ func (s *State) saveEvidence(ce *tlog.ConsistencyError, r *Report, url string) (
 		EvidenceReport: []byte(evidenceReport(ce, r, url)),
 	}
 	for name, data := range files {
-		if err := cleanroom.WriteFileAtomic(filepath.Join(tmp, name), data, 0o600); err != nil {
+		if err := durable.WriteFile(filepath.Join(tmp, name), data, 0o600); err != nil {
 			return "", err
 		}
 	}
@@ -299,7 +311,7 @@ func (s *State) saveEvidence(ce *tlog.ConsistencyError, r *Report, url string) (
 		}
 		err := os.Rename(tmp, filepath.Join(base, name))
 		if err == nil {
-			if err := cleanroom.SyncDir(base); err != nil {
+			if err := durable.SyncDir(base); err != nil {
 				return "", err
 			}
 			return filepath.ToSlash(filepath.Join(EvidenceDir, name)), nil

@@ -1,4 +1,4 @@
-package audit
+package audit_test
 
 import (
 	"bytes"
@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"cleanroom.dev/cleanroom/cleanroom/audit"
 )
 
 // TestWebView checks the web view's answers on a real state directory:
@@ -24,7 +26,7 @@ import (
 func TestWebView(t *testing.T) {
 	w := getWorld(t)
 	dir := t.TempDir()
-	h := Handler(dir, ViewOptions{})
+	h := audit.Handler(dir, audit.ViewOptions{})
 	get := func(method, url string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(method, url, nil))
@@ -34,7 +36,7 @@ func TestWebView(t *testing.T) {
 		t.Fatalf("empty state: %d %s", rec.Code, rec.Body)
 	}
 	st := openState(t, dir)
-	if _, err := Run(context.Background(), w.config(nil), st); err != nil {
+	if _, err := audit.Run(context.Background(), w.config(nil), st); err != nil {
 		t.Fatal(err)
 	}
 	cid := w.sc.Contract.ID().String()
@@ -79,7 +81,7 @@ func TestWebView(t *testing.T) {
 		if tc.method == http.MethodHead && rec.Body.Len() != 0 {
 			t.Errorf("HEAD %s: a body", tc.url)
 		}
-		if csp := rec.Header().Get("Content-Security-Policy"); csp != contentSecurityPolicy || !strings.Contains(csp, "default-src 'none'") {
+		if csp := rec.Header().Get("Content-Security-Policy"); csp != audit.ContentSecurityPolicy || !strings.Contains(csp, "default-src 'none'") {
 			t.Errorf("%s %s: CSP %q", tc.method, tc.url, csp)
 		}
 		attach := rec.Header().Get("Content-Disposition")
@@ -92,7 +94,7 @@ func TestWebView(t *testing.T) {
 		b[len(b)-3] ^= 1
 		return b, nil
 	})
-	if _, err := Run(context.Background(), w.config(bad), st); err == nil {
+	if _, err := audit.Run(context.Background(), w.config(bad), st); err == nil {
 		t.Fatal("tampered log verified")
 	}
 	body := get(http.MethodGet, "http://127.0.0.1:8080/").Body.String()
@@ -100,13 +102,13 @@ func TestWebView(t *testing.T) {
 		!strings.Contains(body, "The facts below are from the last audit that verified") {
 		t.Errorf("index after a failed audit:\n%s", body)
 	}
-	var home homeExport
+	var home audit.HomeExport
 	if err := json.Unmarshal(get(http.MethodGet, "http://127.0.0.1:8080/?format=json").Body.Bytes(), &home); err != nil ||
-		home.Status != statusNotVerified || home.LastFailure == nil || home.LastFailure.Kind != FailLog {
+		home.Status != audit.StatusNotVerified || home.LastFailure == nil || home.LastFailure.Kind != audit.FailLog {
 		t.Errorf("JSON export after a failed audit: %+v, %v", home, err)
 	}
 	// Then a good one again: VERIFIED, with the earlier failure noted.
-	if _, err := Run(context.Background(), w.config(nil), st); err != nil {
+	if _, err := audit.Run(context.Background(), w.config(nil), st); err != nil {
 		t.Fatal(err)
 	}
 	body = get(http.MethodGet, "http://127.0.0.1:8080/").Body.String()
@@ -123,7 +125,7 @@ func TestWebViewStrictStyle(t *testing.T) {
 	cid := getWorld(t).sc.Contract.ID().String()
 	for _, target := range []string{"/", "/contracts/" + cid, "/nope"} {
 		rec := httptest.NewRecorder()
-		Handler(dir, ViewOptions{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1"+target, nil))
+		audit.Handler(dir, audit.ViewOptions{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1"+target, nil))
 		body := rec.Body.String()
 		sheets := regexp.MustCompile(`(?s)<style>(.*?)</style>`).FindAllStringSubmatch(body, -1)
 		if len(sheets) != 1 {
@@ -155,7 +157,7 @@ func auditedState(t *testing.T) string {
 	t.Helper()
 	w := getWorld(t)
 	dir := t.TempDir()
-	if _, err := Run(context.Background(), w.config(nil), openState(t, dir)); err != nil {
+	if _, err := audit.Run(context.Background(), w.config(nil), openState(t, dir)); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -166,7 +168,7 @@ func auditedState(t *testing.T) string {
 // StaleAfter (24 h by default, never when negative).
 func TestWebViewClock(t *testing.T) {
 	dir := auditedState(t)
-	facts, err := ReadFacts(dir)
+	facts, err := audit.ReadFacts(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +191,7 @@ func TestWebViewClock(t *testing.T) {
 		{"at expiry", expires, -1, true, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := Handler(dir, ViewOptions{Now: func() time.Time { return tc.now }, StaleAfter: tc.staleAfter})
+			h := audit.Handler(dir, audit.ViewOptions{Now: func() time.Time { return tc.now }, StaleAfter: tc.staleAfter})
 			for _, target := range []string{"/", "/contracts/" + cid} {
 				rec := httptest.NewRecorder()
 				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1"+target, nil))
@@ -206,7 +208,7 @@ func TestWebViewClock(t *testing.T) {
 			}
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1/?format=json", nil))
-			var home homeExport
+			var home audit.HomeExport
 			if err := json.Unmarshal(rec.Body.Bytes(), &home); err != nil || len(home.Contracts) != 1 ||
 				home.Stale != tc.old || home.Contracts[0].Stale != tc.old || home.Contracts[0].Expired != tc.expired || !home.ExportedAt.Equal(tc.now) {
 				t.Errorf("JSON export: %+v, %v", home, err)
@@ -221,7 +223,7 @@ func TestWebViewClock(t *testing.T) {
 // the CSV exports quote them, and only them.
 func TestWebViewCSVFormulas(t *testing.T) {
 	dir := auditedState(t)
-	facts, err := ReadFacts(dir)
+	facts, err := audit.ReadFacts(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,12 +237,12 @@ func TestWebViewCSVFormulas(t *testing.T) {
 	rep.Timeline[5].Summary = "\r=1"
 	rep.Timeline[6].Summary = "a=b, at no cell's start"
 	rep.Timeline[7].Summary = "'quoted"
-	if err := writeJSON(filepath.Join(dir, FactsFile), facts); err != nil {
+	if err := audit.WriteJSON(filepath.Join(dir, audit.FactsFile), facts); err != nil {
 		t.Fatal(err)
 	}
 	get := func(target string) [][]string {
 		rec := httptest.NewRecorder()
-		Handler(dir, ViewOptions{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1"+target, nil))
+		audit.Handler(dir, audit.ViewOptions{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1"+target, nil))
 		rows, err := csv.NewReader(bytes.NewReader(rec.Body.Bytes())).ReadAll()
 		if rec.Code != 200 || err != nil {
 			t.Fatalf("%s: %d, %v", target, rec.Code, err)
@@ -271,8 +273,8 @@ func TestCSVSafe(t *testing.T) {
 		"": "", "plain": "plain", "=1+1": "'=1+1", "+1": "'+1", "-1": "'-1", "@A1": "'@A1", "\tx": "'\tx", "\rx": "'\rx",
 		"a=b": "a=b", "'=1": "''=1", "'twas": "''twas", " =1": " =1", "2026-11-25T20:15:56Z": "2026-11-25T20:15:56Z",
 	} {
-		if got := csvSafe(in); got != want {
-			t.Errorf("csvSafe(%q) = %q, want %q", in, got, want)
+		if got := audit.CSVSafe(in); got != want {
+			t.Errorf("CSVSafe(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -282,16 +284,16 @@ func TestCSVSafe(t *testing.T) {
 // bounds are inclusive to the precision given, and bad values are refused.
 func TestTimelineFilter(t *testing.T) {
 	dir := auditedState(t)
-	facts, err := ReadFacts(dir)
+	facts, err := audit.ReadFacts(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rep := facts.Contracts[getWorld(t).sc.Contract.ID().String()]
 	tl := rep.Timeline[:11]
 	run1 := tl[5].Time // the first run.started
-	count := func(f timelineFilter) (n int, types []string) {
+	count := func(f audit.TimelineFilter) (n int, types []string) {
 		for i := range tl {
-			if f.match(&tl[i]) {
+			if f.Match(&tl[i]) {
 				n++
 				types = append(types, tl[i].Type)
 			}
@@ -301,23 +303,25 @@ func TestTimelineFilter(t *testing.T) {
 	sec := run1.Truncate(time.Second)
 	for _, tc := range []struct {
 		q    string
-		want func(e *TimelineEntry) bool
+		want func(e *audit.TimelineEntry) bool
 	}{
-		{"", func(*TimelineEntry) bool { return true }},
-		{"type=run.refused", func(e *TimelineEntry) bool { return e.Type == "run.refused" }},
-		{"participant=advertiser", func(e *TimelineEntry) bool { return e.Actor == "advertiser" }},
-		{"participant=" + url.QueryEscape(CoordinatorActor), func(e *TimelineEntry) bool { return e.Actor == "" }},
-		{"type=run.started&participant=measurer", func(*TimelineEntry) bool { return false }},
-		{"from=" + run1.Format(time.RFC3339Nano), func(e *TimelineEntry) bool { return !e.Time.Before(run1) }},
-		{"to=" + run1.Format(time.RFC3339Nano), func(e *TimelineEntry) bool { return !e.Time.After(run1) }},
+		{"", func(*audit.TimelineEntry) bool { return true }},
+		{"type=run.refused", func(e *audit.TimelineEntry) bool { return e.Type == "run.refused" }},
+		{"participant=advertiser", func(e *audit.TimelineEntry) bool { return e.Actor == "advertiser" }},
+		{"participant=" + url.QueryEscape(audit.CoordinatorActor), func(e *audit.TimelineEntry) bool { return e.Actor == "" }},
+		{"type=run.started&participant=measurer", func(*audit.TimelineEntry) bool { return false }},
+		{"from=" + run1.Format(time.RFC3339Nano), func(e *audit.TimelineEntry) bool { return !e.Time.Before(run1) }},
+		{"to=" + run1.Format(time.RFC3339Nano), func(e *audit.TimelineEntry) bool { return !e.Time.After(run1) }},
 		{"from=" + sec.Format("2006-01-02T15:04:05") + "&to=" + sec.Format("2006-01-02T15:04:05"),
-			func(e *TimelineEntry) bool { return e.Time.Truncate(time.Second).Equal(sec) }},
-		{"to=" + run1.Format("2006-01-02T15:04"), func(e *TimelineEntry) bool { return !e.Time.After(run1.Truncate(time.Minute).Add(time.Minute - 1)) }},
-		{"from=" + run1.Format("2006-01-02"), func(e *TimelineEntry) bool { return !e.Time.Before(run1.Truncate(24 * time.Hour)) }},
-		{"from=2999-01-01", func(*TimelineEntry) bool { return false }},
+			func(e *audit.TimelineEntry) bool { return e.Time.Truncate(time.Second).Equal(sec) }},
+		{"to=" + run1.Format("2006-01-02T15:04"), func(e *audit.TimelineEntry) bool {
+			return !e.Time.After(run1.Truncate(time.Minute).Add(time.Minute - 1))
+		}},
+		{"from=" + run1.Format("2006-01-02"), func(e *audit.TimelineEntry) bool { return !e.Time.Before(run1.Truncate(24 * time.Hour)) }},
+		{"from=2999-01-01", func(*audit.TimelineEntry) bool { return false }},
 	} {
 		q, _ := url.ParseQuery(tc.q)
-		f, err := parseFilter(q, rep)
+		f, err := audit.ParseFilter(q, rep)
 		if err != nil {
 			t.Errorf("%s: %v", tc.q, err)
 			continue
@@ -343,14 +347,14 @@ func TestTimelineFilter(t *testing.T) {
 		"from=2026-01-02T10:01&to=2026-01-02T10:00": `from "2026-01-02T10:01" is after to "2026-01-02T10:00"`,
 	} {
 		v, _ := url.ParseQuery(q)
-		if _, err := parseFilter(v, rep); err == nil || !strings.Contains(err.Error(), msg) {
+		if _, err := audit.ParseFilter(v, rep); err == nil || !strings.Contains(err.Error(), msg) {
 			t.Errorf("%s: %v, want %q", q, err, msg)
 		}
 	}
 	// A bound to the minute is inclusive of the whole minute.
 	v, _ := url.ParseQuery("from=2026-01-02T10:00&to=2026-01-02T10:00")
-	if f, err := parseFilter(v, rep); err != nil || f.ToInput != "2026-01-02T10:00" ||
-		!f.match(&TimelineEntry{Time: time.Date(2026, 1, 2, 10, 0, 59, 999, time.UTC)}) || f.match(&TimelineEntry{Time: time.Date(2026, 1, 2, 10, 1, 0, 0, time.UTC)}) {
+	if f, err := audit.ParseFilter(v, rep); err != nil || f.ToInput != "2026-01-02T10:00" ||
+		!f.Match(&audit.TimelineEntry{Time: time.Date(2026, 1, 2, 10, 0, 59, 999, time.UTC)}) || f.Match(&audit.TimelineEntry{Time: time.Date(2026, 1, 2, 10, 1, 0, 0, time.UTC)}) {
 		t.Errorf("a one-minute window: %+v, %v", f, err)
 	}
 }
@@ -360,10 +364,10 @@ func TestTimelineFilter(t *testing.T) {
 // the middle.
 func TestTimelineChart(t *testing.T) {
 	t0 := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
-	ev := func(i uint64, d time.Duration, typ string) TimelineEntry {
-		return TimelineEntry{Index: i, Time: t0.Add(d), Type: typ, OK: true}
+	ev := func(i uint64, d time.Duration, typ string) audit.TimelineEntry {
+		return audit.TimelineEntry{Index: i, Time: t0.Add(d), Type: typ, OK: true}
 	}
-	c := newTimelineChart([]TimelineEntry{
+	c := audit.NewTimelineChart([]audit.TimelineEntry{
 		ev(0, 0, "coordinator.started"), ev(1, time.Second, "contract.registered"), ev(2, 2*time.Second, "dataset.uploaded"),
 		ev(3, 3*time.Second, "run.started"), ev(4, 3*time.Second, "run.refused"), ev(5, 26*time.Hour, "run.refused"),
 	})
@@ -371,7 +375,7 @@ func TestTimelineChart(t *testing.T) {
 	for _, m := range c.Marks {
 		xs = append(xs, m.X)
 	}
-	if xs[0] != chartLeft || xs[5] != chartWidth-chartRight || xs[3] != xs[4] {
+	if xs[0] != audit.ChartLeft || xs[5] != audit.ChartWidth-audit.ChartRight || xs[3] != xs[4] {
 		t.Errorf("x: %v", xs)
 	}
 	for i := 1; i < len(xs); i++ {
@@ -383,33 +387,33 @@ func TestTimelineChart(t *testing.T) {
 	if step := xs[1] - xs[0]; step < 250 {
 		t.Errorf("events a second apart are %d px apart", step)
 	}
-	if len(c.Breaks) != 1 || c.Breaks[0].Label != "≈ 25 h 59 min" || xs[5]-xs[3] != breakWidth {
+	if len(c.Breaks) != 1 || c.Breaks[0].Label != "≈ 25 h 59 min" || xs[5]-xs[3] != audit.BreakWidth {
 		t.Errorf("breaks %+v, x %v", c.Breaks, xs)
 	}
 	if c.Marks[4].Shape != "diamond" || c.Marks[3].Shape != "circle" || c.Marks[4].Y == c.Marks[3].Y {
 		t.Errorf("marks %+v %+v: a refusal is a diamond, and two at one time do not cover each other", c.Marks[3], c.Marks[4])
 	}
 	// Evenly spread events over days: no cut, a linear axis.
-	c = newTimelineChart([]TimelineEntry{ev(0, 0, "run.started"), ev(1, 24*time.Hour, "run.started"), ev(2, 48*time.Hour, "run.started")})
-	if len(c.Breaks) != 0 || c.Marks[1].X != (chartLeft+chartWidth-chartRight)/2 {
+	c = audit.NewTimelineChart([]audit.TimelineEntry{ev(0, 0, "run.started"), ev(1, 24*time.Hour, "run.started"), ev(2, 48*time.Hour, "run.started")})
+	if len(c.Breaks) != 0 || c.Marks[1].X != (audit.ChartLeft+audit.ChartWidth-audit.ChartRight)/2 {
 		t.Errorf("linear: breaks %+v, marks %+v", c.Breaks, c.Marks)
 	}
-	c = newTimelineChart([]TimelineEntry{ev(7, 0, "result.fetched")})
-	if len(c.Marks) != 1 || c.Marks[0].X != chartLeft+(chartWidth-chartRight-chartLeft)/2 || len(c.Ticks) != 1 {
+	c = audit.NewTimelineChart([]audit.TimelineEntry{ev(7, 0, "result.fetched")})
+	if len(c.Marks) != 1 || c.Marks[0].X != audit.ChartLeft+(audit.ChartWidth-audit.ChartRight-audit.ChartLeft)/2 || len(c.Ticks) != 1 {
 		t.Errorf("one event: %+v", c)
 	}
-	if c := newTimelineChart(nil); len(c.Marks) != 0 || len(c.Lanes) != len(chartLanes) {
+	if c := audit.NewTimelineChart(nil); len(c.Marks) != 0 || len(c.Lanes) != len(audit.ChartLanes) {
 		t.Errorf("no event: %+v", c)
 	}
 	// Times from a hand-made state file: out of order, of no known type,
 	// centuries apart (longer than a time.Duration holds).
-	var odd []TimelineEntry
+	var odd []audit.TimelineEntry
 	for i := range 5 {
-		odd = append(odd, TimelineEntry{Index: uint64(i), Time: t0.AddDate(100*(4-i), 0, 0), Type: "x"})
+		odd = append(odd, audit.TimelineEntry{Index: uint64(i), Time: t0.AddDate(100*(4-i), 0, 0), Type: "x"})
 	}
-	c = newTimelineChart(odd)
+	c = audit.NewTimelineChart(odd)
 	for _, m := range c.Marks {
-		if m.X < chartLeft || m.X > chartWidth-chartRight {
+		if m.X < audit.ChartLeft || m.X > audit.ChartWidth-audit.ChartRight {
 			t.Errorf("mark %d off the axis at x %d", m.Index, m.X)
 		}
 	}
@@ -420,21 +424,21 @@ func TestTimelineChart(t *testing.T) {
 // commitments' salts differ, so identical results never have equal ones).
 func TestRunSummary(t *testing.T) {
 	in := map[string]string{"a": "11", "b": "22"}
-	r := &Report{Contract: ContractFacts{MaxRuns: 9, RunsStarted: 6, RefusedAtAdmission: 2}, Runs: []RunFact{
-		{RunID: "r1", Number: 1, Status: RunFinished, Datasets: in, AlgorithmSHA256: "aa", RowsKept: 3, RowsSuppressed: 1, ResultCommitment: "x", Fetches: []Fetch{{}, {}}},
-		{RunID: "r2", Number: 2, Status: RunRefused, Datasets: in, AlgorithmSHA256: "aa", Stage: "policy", Reason: "too many rows"},
-		{RunID: "r3", Number: 3, Status: RunFinished, Datasets: in, AlgorithmSHA256: "aa", RowsKept: 3, RowsSuppressed: 1, ResultCommitment: "x"},
-		{RunID: "r4", Number: 4, Status: RunFinished, Datasets: map[string]string{"a": "11", "b": "33"}, AlgorithmSHA256: "aa", RowsKept: 5, ResultCommitment: "y"},
-		{RunID: "r5", Number: 5, Status: RunAborted, Datasets: in, AlgorithmSHA256: "bb"},
-		{RunID: "r6", Number: 6, Status: RunRunning, Datasets: in, AlgorithmSHA256: "aa"},
-	}, Timeline: []TimelineEntry{
+	r := &audit.Report{Contract: audit.ContractFacts{MaxRuns: 9, RunsStarted: 6, RefusedAtAdmission: 2}, Runs: []audit.RunFact{
+		{RunID: "r1", Number: 1, Status: audit.RunFinished, Datasets: in, AlgorithmSHA256: "aa", RowsKept: 3, RowsSuppressed: 1, ResultCommitment: "x", Fetches: []audit.Fetch{{}, {}}},
+		{RunID: "r2", Number: 2, Status: audit.RunRefused, Datasets: in, AlgorithmSHA256: "aa", Stage: "policy", Reason: "too many rows"},
+		{RunID: "r3", Number: 3, Status: audit.RunFinished, Datasets: in, AlgorithmSHA256: "aa", RowsKept: 3, RowsSuppressed: 1, ResultCommitment: "x"},
+		{RunID: "r4", Number: 4, Status: audit.RunFinished, Datasets: map[string]string{"a": "11", "b": "33"}, AlgorithmSHA256: "aa", RowsKept: 5, ResultCommitment: "y"},
+		{RunID: "r5", Number: 5, Status: audit.RunAborted, Datasets: in, AlgorithmSHA256: "bb"},
+		{RunID: "r6", Number: 6, Status: audit.RunRunning, Datasets: in, AlgorithmSHA256: "aa"},
+	}, Timeline: []audit.TimelineEntry{
 		{Index: 10, Type: "run.refused", Details: map[string]string{"stage": "admission", "reason": "max_runs"}},
 		{Index: 12, Type: "run.refused", Details: map[string]string{"stage": "policy", "reason": "too many rows", "run_id": "r2"}},
 		{Index: 14, Type: "run.refused", Details: map[string]string{"stage": "admission", "reason": "max_runs"}},
 		{Index: 15, Type: "run.refused", Details: map[string]string{"stage": "query", "reason": "failed", "run_id": "r7", "sealed_reason_sha256": "ab"}},
 		{Index: 16, Type: "run.refused", Details: map[string]string{"stage": "query", "reason": "failed", "run_id": "r8"}},
 	}}
-	s := summarize(r)
+	s := audit.Summarize(r)
 	got, _ := json.Marshal(s)
 	want := `{"max_runs":9,"runs_started":6,"finished":3,"refused":1,"refused_at_admission":2,"aborted":1,"running":1,` +
 		`"rows_released":11,"rows_suppressed":2,"fetches":2,` +
@@ -445,7 +449,7 @@ func TestRunSummary(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("summary:\n got %s\nwant %s", got, want)
 	}
-	v := newContractView(r, timelineFilter{}, time.Time{})
+	v := audit.NewContractView(r, time.Time{})
 	if v.SameInputsAs[6] != 1 || v.SameInputsAs[1] != 0 || v.SameInputsAs[4] != 0 {
 		t.Errorf("same inputs %v", v.SameInputsAs)
 	}

@@ -1,4 +1,4 @@
-package audit
+package audit_test
 
 import (
 	"context"
@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"cleanroom.dev/cleanroom/cleanroom/api"
+	"cleanroom.dev/cleanroom/cleanroom/audit"
 	"cleanroom.dev/cleanroom/cleanroom/client"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
-	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // The tests share one real coordinator, served over attested TLS on
@@ -28,11 +28,11 @@ var (
 )
 
 type world struct {
-	srv      *scenario.Server
-	sc       *scenario.Scenario
+	srv      *testenv.Server
+	sc       *testenv.Scenario
 	auditor  *client.Client
-	coord    *Coordinator
-	uploads  map[string]*api.UploadReceipt
+	coord    *audit.Coordinator
+	uploads  map[string]*client.DatasetReceipt
 	runs     []*api.RunStatus
 	entries  [][]byte // the log as the world left it, verified
 	checkpnt *tlog.Checkpoint
@@ -55,33 +55,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-const (
-	impressionsCSV = "user_id,campaign\nu1,spring\nu2,spring\nu3,spring\nu1,summer\nu4,autumn\n"
-	conversionsCSV = "user_id,value\nu1,10.5\nu2,20\nu3,1\nu4,7\n"
-)
-
-func adSpec(t testing.TB) *scenario.Spec {
-	return &scenario.Spec{
-		Name: "audit-test",
-		Parties: []*scenario.Party{
-			scenario.NewParty(t, "publisher", contracts.RoleDataProvider),
-			scenario.NewParty(t, "advertiser", contracts.RoleDataProvider, contracts.RoleResultRecipient),
-			scenario.NewParty(t, "measurer", contracts.RoleAlgorithmProvider),
-			scenario.NewParty(t, "auditor", contracts.RoleAuditor),
-		},
-		Datasets: []scenario.Dataset{
-			{ID: "impressions", Provider: "publisher", Columns: "[{name: user_id, type: string}, {name: campaign, type: string}]"},
-			{ID: "conversions", Provider: "advertiser", Columns: "[{name: user_id, type: string}, {name: value, type: float64}]"},
-		},
-		Query: "SELECT i.campaign, count(DISTINCT i.user_id) AS users, sum(c.value) AS revenue " +
-			"FROM impressions i JOIN conversions c USING (user_id) GROUP BY i.campaign ORDER BY i.campaign",
-		AlgorithmBy: "measurer",
-		Recipients:  []string{"advertiser"},
-		GroupColumn: "users", K: 2,
-		MaxRows: 100, MaxRuns: 2,
-	}
-}
-
 // getWorld builds the shared world on first use.
 func getWorld(t testing.TB) *world {
 	t.Helper()
@@ -99,17 +72,17 @@ func buildWorld(t testing.TB) *world {
 		t.Fatal(err)
 	}
 	worldDir = dir
-	srv, err := scenario.StartE(dir, coordinator.Config{CheckpointInterval: 100 * time.Millisecond})
+	srv, err := testenv.StartE(dir, coordinator.Config{CheckpointInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{srv: srv, uploads: map[string]*api.UploadReceipt{}}
+	w := &world{srv: srv, uploads: map[string]*client.DatasetReceipt{}}
 	theWorld = w // so TestMain stops it whatever happens next
-	w.sc = scenario.New(t, srv, adSpec(t))
+	w.sc = testenv.New(t, srv, testenv.AdSpec(t, "audit-test", 2))
 	sc := w.sc
 	sc.Submit(t, "auditor")
-	w.uploads["impressions"] = sc.MustUpload(t, "publisher", "impressions", impressionsCSV)
-	w.uploads["conversions"] = sc.MustUpload(t, "advertiser", "conversions", conversionsCSV)
+	w.uploads["impressions"] = sc.MustUpload(t, "publisher", "impressions", testenv.ImpressionsCSV)
+	w.uploads["conversions"] = sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
 	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(sc.Spec.Query), sc.Spec.AlgorithmSalt()); err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +104,7 @@ func buildWorld(t testing.TB) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.coord, err = AttestedCoordinator(peer); err != nil {
+	if w.coord, err = audit.AttestedCoordinator(peer); err != nil {
 		t.Fatal(err)
 	}
 	w.checkpnt = waitCovered(t, w, sc.LogSize())
@@ -149,7 +122,7 @@ func buildWorld(t testing.TB) *world {
 
 // newAuditorClient returns a client acting as the auditor, closed by
 // TestMain's end rather than by one test's cleanup.
-func newAuditorClient(t testing.TB, sc *scenario.Scenario) *client.Client {
+func newAuditorClient(t testing.TB, sc *testenv.Scenario) *client.Client {
 	cl, err := client.New(sc.URL, client.Options{Contract: sc.Contract, Identity: sc.Party("auditor").Identity})
 	if err != nil {
 		t.Fatal(err)
@@ -187,16 +160,16 @@ func waitCovered(t testing.TB, w *world, size uint64) *tlog.Checkpoint {
 
 // config returns the audit configuration for the world's contract with
 // fetcher f (the auditor's attested fetcher when nil).
-func (w *world) config(f tlog.Fetcher) Config {
+func (w *world) config(f tlog.Fetcher) audit.Config {
 	if f == nil {
 		f = w.auditor.LogFetcher()
 	}
-	return Config{Contract: w.sc.Contract, ContractText: w.sc.Text, Coordinator: w.coord, URL: w.sc.URL, Fetcher: f}
+	return audit.Config{Contract: w.sc.Contract, ContractText: w.sc.Text, Coordinator: w.coord, URL: w.sc.URL, Fetcher: f}
 }
 
-func openState(t *testing.T, dir string) *State {
+func openState(t *testing.T, dir string) *audit.State {
 	t.Helper()
-	st, err := OpenState(dir)
+	st, err := audit.OpenState(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

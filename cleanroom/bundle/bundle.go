@@ -24,8 +24,6 @@ import (
 	"bytes"
 	"fmt"
 
-	"github.com/fxamacker/cbor/v2"
-
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/attest"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
@@ -137,22 +135,8 @@ func (b *Bundle) Marshal() ([]byte, error) {
 	})
 }
 
-var bundleDecMode = func() cbor.DecMode {
-	m, err := cbor.DecOptions{
-		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		IndefLength:       cbor.IndefLengthForbidden,
-		TagsMd:            cbor.TagsForbidden,
-		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-		MaxNestedLevels:   4,
-		MaxArrayElements:  16,
-		MaxMapPairs:       16,
-		UTF8:              cbor.UTF8RejectInvalid,
-	}.DecMode()
-	if err != nil {
-		panic(err)
-	}
-	return m
-}()
+// bundleDecoder decodes bundles strictly.
+var bundleDecoder = canon.NewDecoder(canon.Limits{MaxNestedLevels: 4, MaxArrayElements: 16, MaxMapPairs: 16})
 
 // Parse decodes a bundle strictly: at most MaxSize bytes; a CBOR map with
 // exactly the bundle's fields (and the two entry maps with exactly theirs),
@@ -171,7 +155,7 @@ func Parse(data []byte) (*Bundle, error) {
 		return nil, malformed("a bundle is a CBOR map; this starts with byte 0x%02x (is it a result envelope, not a bundle?)", data[0])
 	}
 	var w bundleWire
-	rest, err := bundleDecMode.UnmarshalFirst(data, &w)
+	rest, err := bundleDecoder.UnmarshalFirst(data, &w)
 	if err != nil {
 		return nil, malformed("bundle is not a CBOR map of the bundle's fields: %v", err)
 	}

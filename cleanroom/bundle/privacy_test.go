@@ -6,15 +6,14 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"os"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
-	"cleanroom.dev/cleanroom/cleanroom/bundle/bundletest"
 	"cleanroom.dev/cleanroom/cleanroom/events"
+	"cleanroom.dev/cleanroom/internal/bundletest"
 )
 
 // dpBlock gives the DP world a budget of 100 runs at ε 0.1 and δ 1e-7 (the
@@ -32,14 +31,7 @@ var (
 // private.
 func privateWorld(t *testing.T) *bundletest.World {
 	t.Helper()
-	dpOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "bundle-dp-test-")
-		if err != nil {
-			dpErr = err
-			return
-		}
-		dpWorld, dpErr = bundletest.NewWith(dir, bundletest.Options{DifferentialPrivacy: dpBlock})
-	})
+	dpOnce.Do(func() { dpWorld, dpErr = bundletest.NewWith(bundletest.Options{DifferentialPrivacy: dpBlock}) })
 	if dpErr != nil {
 		t.Fatalf("making the DP world: %v", dpErr)
 	}

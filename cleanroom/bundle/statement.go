@@ -148,24 +148,9 @@ var statementFields = []string{
 // run of a contract in differential-privacy mode.
 var optionalStatementFields = []string{"privacy"}
 
-// decMode decodes strictly; encoding is canon's deterministic CBOR.
-var decMode cbor.DecMode
-
-func init() {
-	var err error
-	if decMode, err = (cbor.DecOptions{
-		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		IndefLength:       cbor.IndefLengthForbidden,
-		TagsMd:            cbor.TagsForbidden,
-		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-		MaxNestedLevels:   4,
-		MaxArrayElements:  max(MaxDatasets, MaxRecipients),
-		MaxMapPairs:       32,
-		UTF8:              cbor.UTF8RejectInvalid,
-	}).DecMode(); err != nil {
-		panic(err)
-	}
-}
+// decoder decodes statements strictly; encoding is canon's deterministic
+// CBOR.
+var decoder = canon.NewDecoder(canon.Limits{MaxNestedLevels: 4, MaxArrayElements: max(MaxDatasets, MaxRecipients), MaxMapPairs: 32})
 
 // check validates the values of a statement on their own (not against a
 // contract: Verify does that).
@@ -308,7 +293,7 @@ func ParseStatement(payload []byte) (*Statement, error) {
 		return nil, malformed("result statement of %d bytes exceeds %d", len(payload), cleanroom.MaxStatementSize)
 	}
 	var fields map[string]cbor.RawMessage
-	if err := decMode.Unmarshal(payload, &fields); err != nil {
+	if err := decoder.Unmarshal(payload, &fields); err != nil {
 		return nil, malformed("result statement is not a CBOR map with text keys: %v", err)
 	}
 	for name := range fields {
@@ -322,7 +307,7 @@ func ParseStatement(payload []byte) (*Statement, error) {
 		}
 	}
 	var w statementWire
-	if err := decMode.Unmarshal(payload, &w); err != nil {
+	if err := decoder.Unmarshal(payload, &w); err != nil {
 		return nil, malformed("result statement: %v", err)
 	}
 	s := &Statement{RunID: w.RunID, RunStartedIndex: w.RunStartedIndex}

@@ -13,13 +13,12 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/attest"
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
-	"cleanroom.dev/cleanroom/cleanroom/bundle/bundletest"
 	"cleanroom.dev/cleanroom/cleanroom/envelope"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/cleanroom/upload"
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/coordinator/tee"
+	"cleanroom.dev/cleanroom/internal/bundletest"
 )
 
 func TestHonestBundleVerifies(t *testing.T) {
@@ -191,7 +190,7 @@ func flip(b []byte, i int) {
 // that part.
 func TestTamperedBundles(t *testing.T) {
 	w, run := world(t), honest(t)
-	other, err := tee.Init(t.TempDir()+"/other", tee.ModeSimulated)
+	other, err := bundletest.NewCoordinator()
 	if err != nil {
 		t.Fatal(err)
 	}

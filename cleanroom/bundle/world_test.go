@@ -4,51 +4,28 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
-	"cleanroom.dev/cleanroom/cleanroom/bundle/bundletest"
+	"cleanroom.dev/cleanroom/internal/bundletest"
 )
 
 // One world (simulated coordinator, log, contract, uploads) serves every
-// test of the package: making it measures the test binary and opens a log,
-// and runs only append to it.
+// test of the package: runs only append to its log.
 var (
 	worldOnce sync.Once
 	theWorld  *bundletest.World
 	worldErr  error
-	worldDir  string
 
 	honestOnce sync.Once
 	honestRun  *bundletest.Run
 	honestErr  error
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if theWorld != nil {
-		theWorld.Close()
-	}
-	if dpWorld != nil {
-		dpWorld.Close()
-		os.RemoveAll(dpWorld.Dir)
-	}
-	if worldDir != "" {
-		os.RemoveAll(worldDir)
-	}
-	os.Exit(code)
-}
-
 func world(t testing.TB) *bundletest.World {
 	t.Helper()
-	worldOnce.Do(func() {
-		if worldDir, worldErr = os.MkdirTemp("", "bundle-test-"); worldErr != nil {
-			return
-		}
-		theWorld, worldErr = bundletest.New(worldDir)
-	})
+	worldOnce.Do(func() { theWorld, worldErr = bundletest.New() })
 	if worldErr != nil {
 		t.Fatalf("making the test world: %v", worldErr)
 	}

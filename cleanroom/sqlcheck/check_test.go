@@ -13,7 +13,7 @@ import (
 )
 
 // trees reads testdata/trees.json: DuckDB's parse tree of each algorithm
-// of the shared table, by case name (written by coordinator/engine's
+// of the shared table, by case name (written by coordinator/internal/engine's
 // TestParseTreeFixtures).
 func trees(t testing.TB) map[string][]byte {
 	t.Helper()
@@ -51,7 +51,7 @@ func TestCheckFixtures(t *testing.T) {
 	for _, c := range sqlcases.Load(t) {
 		tree, ok := tr[c.Name]
 		if !ok {
-			t.Errorf("%s: no parse tree in testdata/trees.json (run coordinator/engine's TestParseTreeFixtures with -update)", c.Name)
+			t.Errorf("%s: no parse tree in testdata/trees.json (run coordinator/internal/engine's TestParseTreeFixtures with -update)", c.Name)
 			continue
 		}
 		err := check(tree, sqlcases.Datasets)

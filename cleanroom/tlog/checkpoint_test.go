@@ -10,21 +10,22 @@ import (
 	"testing"
 
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
+	"cleanroom.dev/cleanroom/internal/tlogtest"
 )
 
 func TestVerifyCheckpoint(t *testing.T) {
-	id := testIdentity(t)
-	v := testVerifier(t)
+	id := tlogtest.Identity()
+	v := tlogtest.Verifier(t)
 	origin := v.Origin()
 	if !strings.HasPrefix(origin, tlog.OriginPrefix) || !strings.HasSuffix(origin, id.Public().Fingerprint().String()) {
 		t.Fatalf("origin %q does not follow the convention", origin)
 	}
 	key := id.Signer().(ed25519.PrivateKey)
-	signer := newTestSigner(t, origin, key)
+	signer := tlogtest.NewSigner(t, origin, key)
 	_, otherKey, _ := ed25519.GenerateKey(nil)
-	otherSameName := newTestSigner(t, origin, otherKey)
-	otherName := newTestSigner(t, "example.com/other-log", otherKey)
-	wrongNameSameKey := newTestSigner(t, "example.com/other-log", key)
+	otherSameName := tlogtest.NewSigner(t, origin, otherKey)
+	otherName := tlogtest.NewSigner(t, "example.com/other-log", otherKey)
+	wrongNameSameKey := tlogtest.NewSigner(t, "example.com/other-log", key)
 
 	root := sha256.Sum256([]byte("root"))
 	rootB64 := base64.StdEncoding.EncodeToString(root[:])
@@ -33,7 +34,7 @@ func TestVerifyCheckpoint(t *testing.T) {
 		t.Fatal("the URL-alphabet case needs a root whose base64 has '-' or '_'")
 	}
 	body := fmt.Sprintf("%s\n42\n%s\n", origin, rootB64)
-	good := signNote(t, body, signer)
+	good := tlogtest.SignNote(t, body, signer)
 
 	cp, err := v.VerifyCheckpoint(good)
 	if err != nil {
@@ -48,22 +49,22 @@ func TestVerifyCheckpoint(t *testing.T) {
 		raw  []byte
 		want string // part of the error
 	}{
-		{"wrong key", signNote(t, body, otherSameName), "signed by another key under the same name"},
-		{"wrong origin line", signNote(t, fmt.Sprintf("example.com/other-log\n42\n%s\n", rootB64), signer), "origin is"},
-		{"signed under another name", signNote(t, body, wrongNameSameKey), "not signed by the log key"},
+		{"wrong key", tlogtest.SignNote(t, body, otherSameName), "signed by another key under the same name"},
+		{"wrong origin line", tlogtest.SignNote(t, fmt.Sprintf("example.com/other-log\n42\n%s\n", rootB64), signer), "origin is"},
+		{"signed under another name", tlogtest.SignNote(t, body, wrongNameSameKey), "not signed by the log key"},
 		{"unsigned", []byte(body), "not a signed note"},
 		{"unsigned with blank line", []byte(body + "\n"), "not a signed note"},
-		{"extra signature", signNote(t, body, signer, otherName), "keys other than the log's"},
+		{"extra signature", tlogtest.SignNote(t, body, signer, otherName), "keys other than the log's"},
 		{"duplicate signature line", append(good, good[len(body)+1:]...), "signature lines"},
-		{"extension line", signNote(t, body+"extra\n", signer), "extension lines"},
-		{"missing root", signNote(t, fmt.Sprintf("%s\n42\n", origin), signer), "want origin, size and root"},
-		{"size with leading zero", signNote(t, fmt.Sprintf("%s\n042\n%s\n", origin, rootB64), signer), "canonical form"},
-		{"negative size", signNote(t, fmt.Sprintf("%s\n-1\n%s\n", origin, rootB64), signer), "canonical form"},
-		{"size too large", signNote(t, fmt.Sprintf("%s\n18446744073709551616\n%s\n", origin, rootB64), signer), "canonical form"},
-		{"short root", signNote(t, fmt.Sprintf("%s\n42\n%s\n", origin, base64.StdEncoding.EncodeToString(root[:31])), signer), "32 bytes"},
-		{"unpadded root", signNote(t, fmt.Sprintf("%s\n42\n%s\n", origin, strings.TrimRight(rootB64, "=")), signer), "32 bytes"},
-		{"url base64 root", signNote(t, fmt.Sprintf("%s\n42\n%s\n", origin, base64.URLEncoding.EncodeToString(root[:])), signer), ""},
-		{"empty tree with a root", signNote(t, fmt.Sprintf("%s\n0\n%s\n", origin, rootB64), signer), "empty tree"},
+		{"extension line", tlogtest.SignNote(t, body+"extra\n", signer), "extension lines"},
+		{"missing root", tlogtest.SignNote(t, fmt.Sprintf("%s\n42\n", origin), signer), "want origin, size and root"},
+		{"size with leading zero", tlogtest.SignNote(t, fmt.Sprintf("%s\n042\n%s\n", origin, rootB64), signer), "canonical form"},
+		{"negative size", tlogtest.SignNote(t, fmt.Sprintf("%s\n-1\n%s\n", origin, rootB64), signer), "canonical form"},
+		{"size too large", tlogtest.SignNote(t, fmt.Sprintf("%s\n18446744073709551616\n%s\n", origin, rootB64), signer), "canonical form"},
+		{"short root", tlogtest.SignNote(t, fmt.Sprintf("%s\n42\n%s\n", origin, base64.StdEncoding.EncodeToString(root[:31])), signer), "32 bytes"},
+		{"unpadded root", tlogtest.SignNote(t, fmt.Sprintf("%s\n42\n%s\n", origin, strings.TrimRight(rootB64, "=")), signer), "32 bytes"},
+		{"url base64 root", tlogtest.SignNote(t, fmt.Sprintf("%s\n42\n%s\n", origin, base64.URLEncoding.EncodeToString(root[:])), signer), ""},
+		{"empty tree with a root", tlogtest.SignNote(t, fmt.Sprintf("%s\n0\n%s\n", origin, rootB64), signer), "empty tree"},
 		{"altered after signing", []byte(strings.Replace(string(good), "\n42\n", "\n43\n", 1)), "does not verify"},
 		{"too large", append(good, make([]byte, tlog.MaxCheckpointSize)...), "more than"},
 		{"carriage returns", []byte(strings.ReplaceAll(string(good), "\n", "\r\n")), "not a signed note"},
@@ -80,14 +81,14 @@ func TestVerifyCheckpoint(t *testing.T) {
 			}
 		})
 	}
-	emptyCP := signNote(t, fmt.Sprintf("%s\n0\n%s\n", origin, base64.StdEncoding.EncodeToString(empty[:])), signer)
+	emptyCP := tlogtest.SignNote(t, fmt.Sprintf("%s\n0\n%s\n", origin, base64.StdEncoding.EncodeToString(empty[:])), signer)
 	if cp, err := v.VerifyCheckpoint(emptyCP); err != nil || cp.Size() != 0 {
 		t.Fatalf("empty tree checkpoint: %v", err)
 	}
 }
 
 func TestNewVerifierRefusals(t *testing.T) {
-	pub := testIdentity(t).Public().SigningKey()
+	pub := tlogtest.Identity().Public().SigningKey()
 	if _, err := tlog.NewVerifier("has space", pub); !errors.Is(err, tlog.ErrBadCheckpoint) {
 		t.Errorf("origin with a space: %v", err)
 	}
@@ -109,10 +110,10 @@ func TestUnverifiedCheckpointRefused(t *testing.T) {
 	if err := tlog.VerifyInclusion(nil, 0, nil, nil); !errors.Is(err, tlog.ErrBadCheckpoint) {
 		t.Errorf("VerifyInclusion(nil): %v", err)
 	}
-	if _, err := tlog.VerifyEntries(ctxT(t), tlog.DirFetcher(t.TempDir()), &zero); !errors.Is(err, tlog.ErrBadCheckpoint) {
+	if _, err := tlog.VerifyEntries(tlogtest.Context(t), tlog.DirFetcher(t.TempDir()), &zero); !errors.Is(err, tlog.ErrBadCheckpoint) {
 		t.Errorf("VerifyEntries: %v", err)
 	}
-	if _, err := tlog.CheckConsistency(ctxT(t), tlog.DirFetcher(t.TempDir()), &zero, &zero); !errors.Is(err, tlog.ErrBadCheckpoint) {
+	if _, err := tlog.CheckConsistency(tlogtest.Context(t), tlog.DirFetcher(t.TempDir()), &zero, &zero); !errors.Is(err, tlog.ErrBadCheckpoint) {
 		t.Errorf("CheckConsistency: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
+	"cleanroom.dev/cleanroom/internal/tlogtest"
 )
 
 // FuzzVerifyEntries serves the golden log with its entry bundle and its
@@ -28,7 +29,7 @@ func FuzzVerifyEntries(f *testing.F) {
 	}
 	const bundlePath, tilePath = "tile/entries/000.p/5", "tile/0/000.p/5"
 	bundle, tile := read(bundlePath), read(tilePath)
-	cp, err := testVerifier(f).VerifyCheckpoint(read("checkpoint"))
+	cp, err := tlogtest.Verifier(f).VerifyCheckpoint(read("checkpoint"))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -55,12 +56,12 @@ func FuzzVerifyEntries(f *testing.F) {
 			}
 			return
 		}
-		if len(entries) != goldenSize {
-			t.Fatalf("accepted %d entries for a checkpoint of %d", len(entries), goldenSize)
+		if len(entries) != tlogtest.GoldenSize {
+			t.Fatalf("accepted %d entries for a checkpoint of %d", len(entries), tlogtest.GoldenSize)
 		}
 		for i, e := range entries {
-			if !bytes.Equal(e, goldenEntry(i)) {
-				t.Fatalf("accepted entry %d = %q, not the logged %q", i, e, goldenEntry(i))
+			if !bytes.Equal(e, tlogtest.GoldenEntry(i)) {
+				t.Fatalf("accepted entry %d = %q, not the logged %q", i, e, tlogtest.GoldenEntry(i))
 			}
 		}
 	})

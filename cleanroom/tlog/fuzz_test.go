@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
-	"golang.org/x/mod/sumdb/note"
+	"cleanroom.dev/cleanroom/internal/tlogtest"
 )
 
 func goldenCheckpoint(f *testing.F) []byte {
@@ -26,7 +26,7 @@ func FuzzVerifyCheckpoint(f *testing.F) {
 	f.Add(good)
 	f.Add(good[:bytes.Index(good, []byte("\n\n"))+1])
 	f.Add([]byte("origin\n1\nAAAA\n\n— origin AAAAAAAA\n"))
-	v := testVerifier(f)
+	v := tlogtest.Verifier(f)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		cp, err := v.VerifyCheckpoint(raw)
 		if err != nil {
@@ -94,16 +94,12 @@ func FuzzParseEntryBundle(f *testing.F) {
 // goldenViewHead is a view head of the golden log signed with the test key:
 // the view "view-a" shows 2 of its 5 entries.
 func goldenViewHead(f *testing.F) []byte {
-	v := testVerifier(f)
-	nv, err := note.NewVerifier(v.NoteVerifierKey())
-	if err != nil {
-		f.Fatal(err)
-	}
+	v := tlogtest.Verifier(f)
 	text, err := tlog.ViewHeadText(v.Origin(), "view-a", 5, 2)
 	if err != nil {
 		f.Fatal(err)
 	}
-	return signNote(f, string(text), signerNote{name: v.Origin(), hash: nv.KeyHash(), key: testIdentity(f).Signer()})
+	return tlogtest.SignNote(f, string(text), tlogtest.LogSigner(f))
 }
 
 func FuzzVerifyViewHead(f *testing.F) {
@@ -111,7 +107,7 @@ func FuzzVerifyViewHead(f *testing.F) {
 	f.Add(good)
 	f.Add(good[:bytes.Index(good, []byte("\n\n"))+1])
 	f.Add(goldenCheckpoint(f))
-	v := testVerifier(f)
+	v := tlogtest.Verifier(f)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		h, err := v.VerifyViewHead(raw, "view-a")
 		if err != nil {

@@ -74,22 +74,9 @@ type wire struct {
 
 var fieldNames = []string{"ciphertext_sha256", "ciphertext_size", "contract_id", "dataset_id", "header_sha256", "plaintext_size", "row_count", "schema_digest", "segment_size"}
 
-// decMode decodes strictly; encoding is canon's deterministic CBOR.
-var decMode cbor.DecMode
-
-func init() {
-	var err error
-	if decMode, err = (cbor.DecOptions{
-		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		IndefLength:       cbor.IndefLengthForbidden,
-		TagsMd:            cbor.TagsForbidden,
-		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-		MaxNestedLevels:   4,
-		UTF8:              cbor.UTF8RejectInvalid,
-	}).DecMode(); err != nil {
-		panic(err)
-	}
-}
+// decoder decodes statements strictly; encoding is canon's deterministic
+// CBOR.
+var decoder = canon.NewDecoder(canon.Limits{MaxNestedLevels: 4})
 
 // FromEnvelope returns the statement for a dataset envelope that a writer
 // has just finished, with the row count of the Arrow data sealed in it.
@@ -171,7 +158,7 @@ func (s *Statement) Sign(provider *cleanroom.Identity) ([]byte, error) {
 // canonical encoding Payload produces, and its values must be in range.
 func ParsePayload(payload []byte) (*Statement, error) {
 	var fields map[string]cbor.RawMessage
-	if err := decMode.Unmarshal(payload, &fields); err != nil {
+	if err := decoder.Unmarshal(payload, &fields); err != nil {
 		return nil, fmt.Errorf("%w: not a CBOR map with text keys: %v", ErrMalformed, err)
 	}
 	for name := range fields {
@@ -185,7 +172,7 @@ func ParsePayload(payload []byte) (*Statement, error) {
 		}
 	}
 	var w wire
-	if err := decMode.Unmarshal(payload, &w); err != nil {
+	if err := decoder.Unmarshal(payload, &w); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	s := &Statement{DatasetID: w.DatasetID}

@@ -3,24 +3,16 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 
 	"github.com/spf13/cobra"
 
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/internal/cliout"
 )
-
-func init() { register(newAlgorithmCmd) }
 
 // maxAlgorithmFile bounds a query file.
 const maxAlgorithmFile = 1 << 20
-
-func newAlgorithmCmd(c *cli) *cobra.Command {
-	cmd := &cobra.Command{Use: "algorithm", Short: "Commit to and submit the agreed algorithm"}
-	cmd.AddCommand(newAlgorithmCommitCmd(c), newAlgorithmSubmitCmd(c))
-	return cmd
-}
 
 func newAlgorithmCommitCmd(c *cli) *cobra.Command {
 	var saltPath string
@@ -45,27 +37,23 @@ plain SHA-256 (sha256sum QUERY.sql), since every participant may read it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			if saltPath == "" {
-				return usagef("--salt FILE is required: the file that keeps the commitment's salt (written when missing)")
+				return cliout.Usagef("--salt FILE is required: the file that keeps the commitment's salt (written when missing)")
 			}
 			text, err := readLimitedFile(args[0], maxAlgorithmFile)
 			if err != nil {
 				return err
 			}
-			salt, err := cleanroom.ReadSaltFile(saltPath)
-			switch {
-			case errors.Is(err, fs.ErrNotExist):
-				if salt, err = cleanroom.WriteSaltFile(saltPath); err != nil {
-					return err
-				}
-				c.infof("wrote a fresh salt to %s (secret, mode 0600): keep it with the query; cleanroom algorithm submit needs it", saltPath)
-			case err != nil:
+			sum, created, err := cleanroom.CommitAlgorithmFile(text, saltPath)
+			if err != nil {
 				return err
-			default:
-				c.infof("using the salt in %s", saltPath)
 			}
-			sum := cleanroom.CommitAlgorithm(salt, text)
-			c.infof("commitment to the %d bytes of %s: put it in the contract as algorithm.sha256, with confidential: true", len(text), args[0])
-			fmt.Fprintf(c.stdout, "%x\n", sum)
+			if created {
+				c.Infof("wrote a fresh salt to %s (secret, mode 0600): keep it with the query; cleanroom algorithm submit needs it", saltPath)
+			} else {
+				c.Infof("using the salt in %s", saltPath)
+			}
+			c.Infof("commitment to the %d bytes of %s: put it in the contract as algorithm.sha256, with confidential: true", len(text), args[0])
+			fmt.Fprintf(c.Stdout, "%x\n", sum)
 			return nil
 		},
 	}
@@ -101,13 +89,13 @@ calls only the functions its statement check allows.`,
 		if me := ss.me(); !me.Has(contracts.RoleAlgorithmProvider) {
 			return fmt.Errorf("participant %q does not have role algorithm_provider", me.ID)
 		}
-		a := &ss.contract.Algorithm
+		confidential := ss.contract.Algorithm.Confidential
 		switch {
-		case a.Confidential && saltPath == "":
-			return withHint(usagef("the contract's algorithm is confidential: --salt FILE is required"),
+		case confidential && saltPath == "":
+			return cliout.WithHint(cliout.Usagef("the contract's algorithm is confidential: --salt FILE is required"),
 				"give the salt file cleanroom algorithm commit wrote when it printed the contract's algorithm.sha256")
-		case !a.Confidential && saltPath != "":
-			return withHint(usagef("the contract's algorithm is not confidential: its algorithm.sha256 is the plain SHA-256 of the query, and takes no --salt"),
+		case !confidential && saltPath != "":
+			return cliout.WithHint(cliout.Usagef("the contract's algorithm is not confidential: its algorithm.sha256 is the plain SHA-256 of the query, and takes no --salt"),
 				"drop --salt")
 		}
 		text, err := readLimitedFile(args[0], maxAlgorithmFile)
@@ -122,23 +110,19 @@ calls only the functions its statement check allows.`,
 			}
 			salt = &sv
 		}
-		if err := a.Check(text, salt); err != nil {
+		rec, err := ss.client.SubmitAlgorithm(cmd.Context(), text, salt)
+		if errors.Is(err, contracts.ErrAlgorithmMismatch) {
 			return fmt.Errorf("%s: %w", args[0], err)
 		}
-		ctx := cmd.Context()
-		if err := c.attested(ctx, ss); err != nil {
-			return err
-		}
-		rec, err := ss.client.SubmitAlgorithm(ctx, text, salt)
 		if err != nil {
 			return explain(err)
 		}
 		how := "in plain text"
-		if a.Confidential {
+		if confidential {
 			how = "sealed with its salt to the attested coordinator"
 		}
-		c.infof("algorithm %s submitted %s, log index %d", rec.SHA256, how, rec.LogIndex)
-		fmt.Fprintln(c.stdout, rec.SHA256)
+		c.Infof("algorithm %s submitted %s, log index %d", rec.SHA256, how, rec.LogIndex)
+		fmt.Fprintln(c.Stdout, rec.SHA256)
 		return nil
 	}
 	return submit

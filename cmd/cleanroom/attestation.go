@@ -1,37 +1,23 @@
 package main
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/go-sev-guest/abi"
-	"github.com/google/go-sev-guest/verify/trust"
 	"github.com/spf13/cobra"
 
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/attest"
 	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/internal/cliout"
+	"cleanroom.dev/cleanroom/internal/durable"
 )
-
-func init() { register(newAttestationCmd) }
-
-func newAttestationCmd(c *cli) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "attestation",
-		Short: "Verify attestation evidence of a coordinator",
-	}
-	cmd.AddCommand(newAttestationVerifyCmd(c))
-	return cmd
-}
 
 // maxEvidenceFile bounds the files attestation verify reads.
 const maxEvidenceFile = 1 << 20
@@ -120,54 +106,68 @@ the evidence passed or not.`,
 func (c *cli) attestationVerify(f attestationVerifyFlags, contractPath, keyPath string) error {
 	// Flags.
 	if (f.report == "") == (f.identity == "") {
-		return usagef("give either --report FILE or --identity FILE")
+		return cliout.Usagef("give either --report FILE or --identity FILE")
 	}
 	if f.identity != "" && (f.vcek != "" || f.product != "" || f.platform != "" || f.iak != "") {
-		return usagef("--platform, --vcek, --product and --iak go with --report, not --identity")
+		return cliout.Usagef("--platform, --vcek, --product and --iak go with --report, not --identity")
 	}
 	if f.identity != "" && f.reportData != "" {
-		return usagef("--identity checks REPORT_DATA against the document's public key; drop --report-data")
+		return cliout.Usagef("--identity checks REPORT_DATA against the document's public key; drop --report-data")
 	}
 	if contractPath != "" && (len(f.measurements) > 0 || f.allowDebug) {
-		return usagef("--contract supplies the measurements and allow_debug; drop --measurement and --allow-debug")
+		return cliout.Usagef("--contract supplies the measurements and allow_debug; drop --measurement and --allow-debug")
 	}
-	var signer *cleanroom.Identity
+	platform := contracts.Platform(f.platform)
+	if platform != "" && (!platform.Known() || platform.Simulated()) {
+		return cliout.Usagef("--platform %q is not sev-snp, tdx, nitro or cca (simulated evidence comes only in Cleanroom's encoding)", f.platform)
+	}
+	opts := attest.AppraisalOptions{AllowDebug: f.allowDebug, EARBuild: buildName()}
 	if f.ear != "" {
 		if keyPath == "" {
-			return usagef("--ear FILE signs the appraisal with your key: give --key NAME.key (or set CLEANROOM_KEY)")
+			return cliout.Usagef("--ear FILE signs the appraisal with your key: give --key NAME.key (or set CLEANROOM_KEY)")
 		}
 		id, err := cleanroom.ReadIdentityFile(keyPath)
 		if err != nil {
 			return err
 		}
-		signer = id
+		opts.EARSigner = id
 	}
-	var at time.Time
 	if f.at != "" {
 		t, err := time.Parse(time.RFC3339, f.at)
 		if err != nil {
-			return usagef("--at %q is not an RFC 3339 time (e.g. 2023-07-01T00:00:00Z)", f.at)
+			return cliout.Usagef("--at %q is not an RFC 3339 time (e.g. 2023-07-01T00:00:00Z)", f.at)
 		}
-		at = t
+		opts.At = t
 	}
-	product, err := parseProduct(f.product)
-	if err != nil {
+	var err error
+	if opts.Product, err = parseProduct(f.product); err != nil {
 		return err
 	}
-	var reportData *[64]byte
 	if f.reportData != "" {
 		b, err := hex.DecodeString(strings.TrimSpace(f.reportData))
 		if err != nil || len(b) != 64 {
-			return usagef("--report-data %q is not 128 hex digits (64 bytes)", f.reportData)
+			return cliout.Usagef("--report-data %q is not 128 hex digits (64 bytes)", f.reportData)
 		}
-		reportData = (*[64]byte)(b)
+		opts.ReportData = (*[64]byte)(b)
+	}
+	for _, m := range f.measurements {
+		b, err := hex.DecodeString(strings.TrimSpace(m))
+		if err != nil {
+			return cliout.Usagef("--measurement %q is not hex", m)
+		}
+		opts.Measurements = append(opts.Measurements, b)
+	}
+	if contractPath != "" {
+		if opts.Contract, err = c.loadContract(contractPath, true); err != nil {
+			return err
+		}
 	}
 
 	// Evidence.
 	var ev attest.Evidence
 	var doc *attest.IdentityDocument
 	if f.identity != "" {
-		data, err := readEvidenceFile(f.identity)
+		data, err := readLimitedFile(f.identity, maxEvidenceFile)
 		if err != nil {
 			return err
 		}
@@ -175,13 +175,13 @@ func (c *cli) attestationVerify(f attestationVerifyFlags, contractPath, keyPath 
 			return fmt.Errorf("%s: %w", f.identity, err)
 		}
 		ev = doc.Evidence
-	} else if ev, err = loadReport(f); err != nil {
+	} else if ev, err = c.loadReport(f, platform); err != nil {
 		return err
 	}
 	if f.collateral != "" {
 		t, ok := ev.(*attest.TDXEvidence)
 		if !ok {
-			return usagef("--collateral goes with TDX evidence, not %s", ev.Platform())
+			return cliout.Usagef("--collateral goes with TDX evidence, not %s", ev.Platform())
 		}
 		col, err := attest.LoadTDXCollateral(f.collateral)
 		if err != nil {
@@ -191,166 +191,50 @@ func (c *cli) attestationVerify(f attestationVerifyFlags, contractPath, keyPath 
 			return err
 		}
 	}
-	measurements, err := parseMeasurements(f.measurements, ev.Platform())
-	if err != nil {
-		return err
-	}
 
-	// Trust and policy.
-	opts := attest.VerifierOptions{Platform: ev.Platform(), Product: product}
-	if !at.IsZero() {
-		opts.Now = func() time.Time { return at }
+	// Appraise: is it genuine, and is it acceptable.
+	a, err := attest.Appraise(ev, doc, opts)
+	if errors.Is(err, attest.ErrSimulatedUnpinned) {
+		return cliout.WithHint(err, "pass --contract FILE whose coordinator section pins simulated_root_sha256")
 	}
-	var policy attest.Policy
-	policyID := "command-line"
-	if contractPath != "" {
-		ct, err := c.loadContract(contractPath, true)
-		if err != nil {
-			return err
-		}
-		cp := &ct.Coordinator
-		opts.Platform, opts.SimulatedRootSHA256 = cp.Platform, cp.SimulatedRootSHA256
-		if cp.Platform == contracts.PlatformCCA && cp.CCA != nil {
-			opts.CCAIAKSHA256 = cp.CCA.Platform.IAKSHA256
-		}
-		policy = attest.PolicyFromContract(cp, [64]byte{})
-		policy.ReportData, policy.Origin = nil, "the contract's"
-		policyID = "contract:" + ct.ID().String()
-	} else {
-		if ev.Platform().Simulated() {
-			return withHint(errors.New("this evidence comes from a SIMULATED platform: it is genuine only against a pinned simulated root, and none is given"),
-				"pass --contract FILE whose coordinator section pins simulated_root_sha256")
-		}
-		if cca, ok := ev.(*attest.CCAEvidence); ok {
-			opts.CCAIAKSHA256 = [][32]byte{sha256.Sum256(cca.IAK())}
-			c.infof("CCA platform key %x trusted as given by --iak (a contract pins it with cca.platform_refs.iak_sha256)", opts.CCAIAKSHA256[0])
-		}
-		policy = measurements
-		policy.InsecureAllowDebug = f.allowDebug
-		policy.Origin = "the --measurement"
-		if len(f.measurements) == 0 {
-			policy.InsecureAnyMeasurement = true
-		}
+	if err != nil {
+		return cliout.UsageError{Err: err}
+	}
+	if a.IAKTrustedAsGiven != nil {
+		c.Infof("CCA platform key %x trusted as given by --iak (a contract pins it with cca.platform_refs.iak_sha256)", *a.IAKTrustedAsGiven)
 	}
 	if ev.Platform().Simulated() {
-		c.warnf("this evidence comes from a SIMULATED platform: it proves nothing about confidentiality")
+		c.Warnf("this evidence comes from a SIMULATED platform: it proves nothing about confidentiality")
 	}
-	switch {
-	case doc != nil:
-		// VerifyWith binds the document's keys.
-	case reportData != nil:
-		policy.ReportData = reportData
-	default:
-		policy.InsecureAnyReportData = true
+	if a.Claims != nil {
+		printClaims(c.Stdout, a.Claims, doc)
 	}
-	v, err := attest.NewVerifier(opts)
-	if err != nil {
-		return err
-	}
-
-	// Verify (is it genuine), print, then validate (is it acceptable).
-	var claims *attest.Claims
-	var verifyErr, validateErr error
-	if doc != nil {
-		claims, err = doc.VerifyWith(v, policy, nil)
-		if claims == nil {
-			verifyErr = err
-		} else {
-			validateErr = err
+	if a.EAR != nil {
+		if err := durable.WriteFile(f.ear, append(a.EAR, '\n'), 0o644); err != nil {
+			return fmt.Errorf("writing the EAR: %w", err)
 		}
-	} else if claims, verifyErr = v.Verify(ev); verifyErr == nil {
-		validateErr = policy.Validate(claims)
-	}
-	if claims != nil {
-		printClaims(c.stdout, claims, doc)
-	}
-	if signer != nil {
-		if err := c.writeEAR(f.ear, signer, claims, verifyErr, validateErr, policyID); err != nil {
-			return err
+		for name, status := range a.EARStatus {
+			c.Infof("wrote %s: EAR for %s, status %s, signed by %s", f.ear, name, status, opts.EARSigner.Public().Fingerprint().Short())
 		}
 	}
-	if err := errors.Join(verifyErr, validateErr); err != nil {
+	if a.Err != nil {
 		var ce *attest.CheckError
-		if errors.As(err, &ce) && ce.Check == attest.CheckDebug && contractPath == "" {
-			return withHint(err, "--allow-debug accepts a debuggable guest (never for real data)")
+		if errors.As(a.Err, &ce) && ce.Check == attest.CheckDebug && contractPath == "" {
+			return cliout.WithHint(a.Err, "--allow-debug accepts a debuggable guest (never for real data)")
 		}
-		return err
+		return a.Err
 	}
-	if policy.InsecureAnyMeasurement {
-		c.infof("measurement not checked (no --measurement or --contract)")
+	if !a.MeasurementChecked {
+		c.Infof("measurement not checked (no --measurement or --contract)")
 	}
-	if policy.InsecureAnyReportData {
-		c.infof("report data not checked (no --report-data, --identity or --contract)")
+	if !a.ReportDataChecked && doc == nil {
+		c.Infof("report data not checked (no --report-data, --identity or --contract)")
 	}
-	root := ev.Platform().Vendor() + "'s root"
-	if ev.Platform() == contracts.PlatformCCA {
-		root = "the pinned platform key"
-	}
-	if claims.SimulatedRoot() != nil {
-		root = "the pinned SIMULATED root"
-	}
-	c.infof("verified: the evidence is genuine (chained to %s) and meets the policy", root)
+	c.Infof("verified: the evidence is genuine (chained to %s) and meets the policy", a.Root)
 	if doc != nil {
-		c.infof("its report data binds the coordinator key %s", doc.PublicKeys[0].Fingerprint())
+		c.Infof("its report data binds the coordinator key %s", doc.PublicKeys[0].Fingerprint())
 	}
 	return nil
-}
-
-// writeEAR writes the appraisal as an EAR signed with the participant's
-// key.
-func (c *cli) writeEAR(path string, id *cleanroom.Identity, claims *attest.Claims, verifyErr, validateErr error, policyID string) error {
-	ar, err := attest.NewEAR(claims, verifyErr, validateErr, attest.EAROptions{Build: buildName(), PolicyID: policyID})
-	if err != nil {
-		return err
-	}
-	jwt, err := attest.SignEAR(ar, id)
-	if err != nil {
-		return err
-	}
-	if err := cleanroom.WriteFileAtomic(path, append(jwt, '\n'), 0o644); err != nil {
-		return fmt.Errorf("writing the EAR: %w", err)
-	}
-	for name, sub := range ar.Submods {
-		c.infof("wrote %s: EAR for %s, status %s, signed by %s", path, name, sub.Status, id.Public().Fingerprint().Short())
-	}
-	return nil
-}
-
-// parseMeasurements reads --measurement values as the platform's
-// measurement: SEV-SNP MEASUREMENT, TDX MRTD and Nitro PCR0 (48 bytes),
-// CCA RIM (32, 48 or 64 bytes).
-func parseMeasurements(list []string, p contracts.Platform) (attest.Policy, error) {
-	var pol attest.Policy
-	switch p.Real() {
-	case contracts.PlatformTDX:
-		pol.TDX = &contracts.TDXRefs{}
-	case contracts.PlatformNitro:
-		pol.Nitro = &contracts.NitroRefs{}
-	case contracts.PlatformCCA:
-		pol.CCA = &contracts.CCARefs{}
-	}
-	for _, m := range list {
-		b, err := hex.DecodeString(strings.TrimSpace(m))
-		if pol.CCA != nil {
-			if err != nil || (len(b) != 32 && len(b) != 48 && len(b) != 64) {
-				return pol, usagef("--measurement %q is not a Realm Initial Measurement of 64, 96 or 128 hex digits", m)
-			}
-			pol.CCA.RIM = append(pol.CCA.RIM, b)
-			continue
-		}
-		if err != nil || len(b) != 48 {
-			return pol, usagef("--measurement %q is not 96 hex digits (48 bytes)", m)
-		}
-		switch {
-		case pol.TDX != nil:
-			pol.TDX.MRTD = append(pol.TDX.MRTD, [48]byte(b))
-		case pol.Nitro != nil:
-			pol.Nitro.PCR0 = append(pol.Nitro.PCR0, [48]byte(b))
-		default:
-			pol.Measurements = append(pol.Measurements, [48]byte(b))
-		}
-	}
-	return pol, nil
 }
 
 func parseProduct(s string) (string, error) {
@@ -364,110 +248,49 @@ func parseProduct(s string) (string, error) {
 	case "turin":
 		return attest.ProductTurin, nil
 	}
-	return "", usagef("--product %q is not milan, genoa or turin", s)
-}
-
-func readEvidenceFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxEvidenceFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %v", path, err)
-	}
-	if len(data) > maxEvidenceFile {
-		return nil, fmt.Errorf("%s is larger than %d bytes: not attestation evidence", path, maxEvidenceFile)
-	}
-	return data, nil
+	return "", cliout.Usagef("--product %q is not milan, genoa or turin", s)
 }
 
 // loadReport reads --report (with --vcek or --iak) into evidence.
-func loadReport(f attestationVerifyFlags) (attest.Evidence, error) {
-	reportPath, vcekPath := f.report, f.vcek
-	data, err := readEvidenceFile(reportPath)
+func (c *cli) loadReport(f attestationVerifyFlags, platform contracts.Platform) (attest.Evidence, error) {
+	data, err := readLimitedFile(f.report, maxEvidenceFile)
 	if err != nil {
 		return nil, err
 	}
-	platform := contracts.Platform(f.platform)
-	if platform != "" && (!platform.Known() || platform.Simulated()) {
-		return nil, usagef("--platform %q is not sev-snp, tdx, nitro or cca (simulated evidence comes only in Cleanroom's encoding)", f.platform)
+	raw := attest.RawEvidence{Data: data, Platform: platform}
+	if attest.IsEncoded(data) && (f.vcek != "" || f.iak != "") {
+		return nil, cliout.Usagef("%s is Cleanroom evidence, which carries its certificates and keys; drop --vcek and --iak", f.report)
 	}
-	if len(data) > 0 && data[0]&0xe0 == 0xa0 { // a CBOR map: Cleanroom's evidence encoding
-		if vcekPath != "" || f.iak != "" {
-			return nil, usagef("%s is Cleanroom evidence, which carries its certificates and keys; drop --vcek and --iak", reportPath)
+	if !attest.IsEncoded(data) {
+		switch {
+		case platform != "" && platform != contracts.PlatformSEVSNP && f.vcek != "":
+			return nil, cliout.Usagef("--vcek goes with sev-snp evidence")
+		case platform != contracts.PlatformCCA && f.iak != "":
+			return nil, cliout.Usagef("--iak goes with --platform cca")
+		case platform == contracts.PlatformCCA && f.iak == "":
+			return nil, cliout.Usagef("a CCA token verifies with its platform's Initial Attestation Key: give --iak FILE")
 		}
-		ev, err := attest.ParseEvidence(data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", reportPath, err)
-		}
-		if platform != "" && ev.Platform().Real() != platform {
-			return nil, fmt.Errorf("%s holds evidence from platform %s, not %s", reportPath, ev.Platform(), platform)
-		}
-		return ev, nil
 	}
-	if platform != "" && platform != contracts.PlatformSEVSNP && vcekPath != "" {
-		return nil, usagef("--vcek goes with sev-snp evidence")
-	}
-	if platform != contracts.PlatformCCA && f.iak != "" {
-		return nil, usagef("--iak goes with --platform cca")
-	}
-	switch platform {
-	case contracts.PlatformTDX:
-		ev, err := attest.NewTDXEvidence(platform, data, nil)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", reportPath, err)
-		}
-		return ev, nil
-	case contracts.PlatformNitro:
-		ev, err := attest.NewNitroEvidence(platform, data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", reportPath, err)
-		}
-		return ev, nil
-	case contracts.PlatformCCA:
-		if f.iak == "" {
-			return nil, usagef("a CCA token verifies with its platform's Initial Attestation Key: give --iak FILE")
-		}
-		keyData, err := readEvidenceFile(f.iak)
-		if err != nil {
+	if f.vcek != "" {
+		if raw.VCEK, err = readLimitedFile(f.vcek, maxEvidenceFile); err != nil {
 			return nil, err
 		}
-		if b, _ := pem.Decode(keyData); b != nil {
-			keyData = b.Bytes
-		}
-		ev, err := attest.NewCCAEvidence(platform, data, keyData)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", reportPath, err)
-		}
-		return ev, nil
 	}
-	if len(data) < abi.ReportSize {
-		return nil, fmt.Errorf("%s has %d bytes: an SEV-SNP attestation report has %d", reportPath, len(data), abi.ReportSize)
-	}
-	if vcekPath == "" {
-		if len(data) == abi.ReportSize {
-			return nil, withHint(fmt.Errorf("%s is a bare report: verifying it offline needs the VCEK certificate", reportPath),
-				"pass --vcek FILE (the VCEK of this chip and TCB, as the host serves it in its certificate table)")
+	if f.iak != "" {
+		if raw.IAK, err = readLimitedFile(f.iak, maxEvidenceFile); err != nil {
+			return nil, err
 		}
-		ev, err := attest.SNPEvidenceFromExtendedReport(data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", reportPath, err)
-		}
-		return ev, nil
 	}
-	certData, err := readEvidenceFile(vcekPath)
+	ev, err := attest.LoadEvidence(raw)
+	if errors.Is(err, attest.ErrNeedVCEK) {
+		return nil, cliout.WithHint(fmt.Errorf("%s is a bare report: verifying it offline needs the VCEK certificate", f.report),
+			"pass --vcek FILE (the VCEK of this chip and TCB, as the host serves it in its certificate table)")
+	}
+	if errors.Is(err, attest.ErrBadVCEK) {
+		return nil, fmt.Errorf("%s: %w", f.vcek, err)
+	}
 	if err != nil {
-		return nil, err
-	}
-	cert, err := trust.ParseCert(certData)
-	if err != nil {
-		return nil, fmt.Errorf("%s is not a certificate (DER or PEM): %v", vcekPath, err)
-	}
-	ev, err := attest.NewSNPEvidence(contracts.PlatformSEVSNP, data[:abi.ReportSize], cert.Raw, nil, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", reportPath, err)
+		return nil, fmt.Errorf("%s: %w", f.report, err)
 	}
 	return ev, nil
 }
@@ -482,7 +305,7 @@ func printClaims(out io.Writer, c *attest.Claims, doc *attest.IdentityDocument) 
 	fmt.Fprintf(w, "measurement\t%s\n", hex.EncodeToString(c.Measurement[:]))
 	if s := c.SNP; s != nil {
 		fmt.Fprintf(w, "tcb\t%s (reported_tcb %#016x)\n", s.ReportedTCB, s.ReportedTCB.Raw)
-		fmt.Fprintf(w, "policy\t%#016x (%s)\n", s.Policy, describePolicy(s.Policy))
+		fmt.Fprintf(w, "policy\t%#016x (%s)\n", s.Policy, attest.DescribeSNPPolicy(s.Policy))
 		fmt.Fprintf(w, "debug\t%v\n", c.Debug)
 		fmt.Fprintf(w, "vmpl\t%d\n", s.VMPL)
 	}
@@ -531,29 +354,6 @@ func printClaims(out io.Writer, c *attest.Claims, doc *attest.IdentityDocument) 
 		fmt.Fprintf(w, "simulated_root_sha256\t%s\n", hex.EncodeToString(r[:]))
 	}
 	w.Flush()
-}
-
-// describePolicy names the guest policy's set flags and minimum ABI.
-func describePolicy(p uint64) string {
-	pol, err := abi.ParseSnpPolicy(p)
-	if err != nil {
-		return "unparsable"
-	}
-	parts := []string{fmt.Sprintf("abi>=%d.%d", pol.ABIMajor, pol.ABIMinor)}
-	flags := []struct {
-		on   bool
-		name string
-	}{
-		{pol.Debug, "DEBUG"}, {pol.SMT, "smt"}, {pol.MigrateMA, "migrate_ma"}, {pol.SingleSocket, "single_socket"},
-		{pol.CXLAllowed, "cxl_allowed"}, {pol.MemAES256XTS, "mem_aes_256_xts"}, {pol.RAPLDis, "rapl_dis"},
-		{pol.CipherTextHidingDRAM, "ciphertext_hiding"}, {pol.PageSwapDisable, "page_swap_disable"},
-	}
-	for _, f := range flags {
-		if f.on {
-			parts = append(parts, f.name)
-		}
-	}
-	return strings.Join(parts, " ")
 }
 
 // buildName names this program's build for an EAR's verifier-id.

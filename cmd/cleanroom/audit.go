@@ -16,18 +16,8 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/audit"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/internal/cliout"
 )
-
-func init() { register(newAuditCmd) }
-
-func newAuditCmd(c *cli) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "audit",
-		Short: "Verify the coordinator's audit log and look at what was verified",
-	}
-	cmd.AddCommand(newAuditLogCmd(c), newAuditServeCmd(c))
-	return cmd
-}
 
 func newAuditLogCmd(c *cli) *cobra.Command {
 	var stateDir string
@@ -78,20 +68,13 @@ described in docs/audit.md. Exit status 0 only if everything verified.
 		if err != nil {
 			return err
 		}
-		if err := c.attested(ctx, ss); err != nil {
-			return err
-		}
-		peer, err := ss.client.Coordinator(ctx)
-		if err != nil {
-			return explain(err)
-		}
-		coord, err := audit.AttestedCoordinator(peer)
-		if err != nil {
-			return err
-		}
 		if stateDir == "" {
-			if stateDir, err = defaultAuditState(coord); err != nil {
-				return err
+			peer, err := ss.client.Coordinator(ctx)
+			if err != nil {
+				return explain(err)
+			}
+			if stateDir, err = audit.DefaultStateDir(peer.PublicKey); err != nil {
+				return cliout.WithHint(err, "give --state DIR")
 			}
 		}
 		st, err := audit.OpenState(stateDir)
@@ -100,19 +83,16 @@ described in docs/audit.md. Exit status 0 only if everything verified.
 		}
 		defer st.Close()
 		if me := ss.me(); !me.Has(contracts.RoleAuditor) {
-			c.warnf("participant %s does not hold the auditor role in %s; the coordinator serves its log only to auditors", me.ID, contractPath)
+			c.Warnf("participant %s does not hold the auditor role in %s; the coordinator serves its log only to auditors", me.ID, contractPath)
 		}
-		rep, err := audit.Run(ctx, audit.Config{
-			Contract: ss.contract, ContractText: text, Coordinator: coord, URL: ss.url,
-			Fetcher: ss.client.LogFetcher(),
-		}, st)
+		rep, err := ss.client.AuditLog(ctx, text, st)
 		if rep != nil {
 			if asJSON {
-				if werr := writeReportJSON(c.stdout, rep); werr != nil {
+				if werr := writeReportJSON(c.Stdout, rep); werr != nil {
 					return werr
 				}
 			} else if rep.Failure == nil || rep.Failure.Kind == audit.FailEvents {
-				printTimeline(c.stdout, rep)
+				printTimeline(c.Stdout, rep)
 			}
 		}
 		if err != nil {
@@ -121,37 +101,27 @@ described in docs/audit.md. Exit status 0 only if everything verified.
 		cp := rep.Checkpoint
 		switch cp.Consistency {
 		case "extended":
-			c.infof("log verified: checkpoint of %d entries (root %s) extends the one of %d entries kept from the last audit (consistency proof of %d hashes)",
+			c.Infof("log verified: checkpoint of %d entries (root %s) extends the one of %d entries kept from the last audit (consistency proof of %d hashes)",
 				cp.Size, cp.Root[:16], *cp.KeptSize, cp.ProofHashes)
 		case "unchanged":
-			c.infof("log verified: checkpoint of %d entries (root %s), unchanged since the last audit", cp.Size, cp.Root[:16])
+			c.Infof("log verified: checkpoint of %d entries (root %s), unchanged since the last audit", cp.Size, cp.Root[:16])
 		default:
-			c.infof("log verified: checkpoint of %d entries (root %s); first audit into this state directory, nothing kept to compare with", cp.Size, cp.Root[:16])
+			c.Infof("log verified: checkpoint of %d entries (root %s); first audit into this state directory, nothing kept to compare with", cp.Size, cp.Root[:16])
 		}
-		c.infof("the whole tree, all %d events of contract %s (as many as the signed view head counts, chained without a gap), their signatures and the timeline verified; %d runs of %d started",
+		c.Infof("the whole tree, all %d events of contract %s (as many as the signed view head counts, chained without a gap), their signatures and the timeline verified; %d runs of %d started",
 			rep.Log.ContractEvents, rep.Contract.Name, rep.Contract.RunsStarted, rep.Contract.MaxRuns)
 		if p := rep.Contract.Privacy; p != nil {
-			c.infof("differential privacy: recomputed from the log, %d runs charged ε=%v of %v and δ=%v of %v; left: ε=%v, δ=%v",
+			c.Infof("differential privacy: recomputed from the log, %d runs charged ε=%v of %v and δ=%v of %v; left: ε=%v, δ=%v",
 				p.RunsCharged, p.EpsilonSpent, p.EpsilonTotal, p.DeltaSpent, p.DeltaTotal, p.EpsilonLeft, p.DeltaLeft)
 		}
-		c.infof("%d entries of other contracts were verified by their leaf hashes only: their events are not shown to this contract", rep.Log.OtherEvents)
+		c.Infof("%d entries of other contracts were verified by their leaf hashes only: their events are not shown to this contract", rep.Log.OtherEvents)
 		for _, w := range rep.Warnings {
-			c.warnf("%s", w.Message)
+			c.Warnf("%s", w.Message)
 		}
-		c.infof("kept the checkpoint and the verified facts in %s", stateDir)
+		c.Infof("kept the checkpoint and the verified facts in %s", stateDir)
 		return nil
 	}
 	return cmd
-}
-
-// defaultAuditState is <config dir>/cleanroom/audit/<coordinator key
-// fingerprint>: one state per coordinator log.
-func defaultAuditState(coord *audit.Coordinator) (string, error) {
-	base, err := os.UserConfigDir()
-	if err != nil {
-		return "", withHint(fmt.Errorf("no configuration directory to keep the audit state in: %w", err), "give --state DIR")
-	}
-	return filepath.Join(base, "cleanroom", "audit", coord.PublicKey.Fingerprint().String()), nil
 }
 
 // auditFailed reports a failed audit on stderr and returns the error that
@@ -170,22 +140,22 @@ func (c *cli) auditFailed(rep *audit.Report, err error, stateDir string) error {
 		if ce.Kind == tlog.Fork {
 			what = "FORK"
 		}
-		c.infof("%s: the coordinator's log is not an extension of the checkpoint kept from the last audit", what)
-		c.infof("%s: kept checkpoint: %d entries, root %x", what, ce.Old.Size(), ce.Old.Root())
-		c.infof("%s: new checkpoint:  %d entries, root %x", what, ce.New.Size(), ce.New.Root())
-		c.infof("%s: %s", what, ce.Reason)
+		c.Infof("%s: the coordinator's log is not an extension of the checkpoint kept from the last audit", what)
+		c.Infof("%s: kept checkpoint: %d entries, root %x", what, ce.Old.Size(), ce.Old.Root())
+		c.Infof("%s: new checkpoint:  %d entries, root %x", what, ce.New.Size(), ce.New.Root())
+		c.Infof("%s: %s", what, ce.Reason)
 		if f.Evidence != "" {
-			c.infof("%s: evidence saved in %s (%s, %s, %s, %s)", what, filepath.Join(stateDir, filepath.FromSlash(f.Evidence)),
+			c.Infof("%s: evidence saved in %s (%s, %s, %s, %s)", what, filepath.Join(stateDir, filepath.FromSlash(f.Evidence)),
 				audit.EvidenceOld, audit.EvidenceNew, audit.EvidenceProof, audit.EvidenceReport)
 		}
-		c.infof("the kept checkpoint was not replaced")
-		return withHint(fmt.Errorf("%s detected: the coordinator's log was %s", strings.ToLower(what), map[bool]string{true: "rolled back", false: "forked"}[ce.Kind == tlog.Rollback]),
+		c.Infof("the kept checkpoint was not replaced")
+		return cliout.WithHint(fmt.Errorf("%s detected: the coordinator's log was %s", strings.ToLower(what), map[bool]string{true: "rolled back", false: "forked"}[ce.Kind == tlog.Rollback]),
 			"keep the evidence directory; anyone holding the coordinator's key can re-check the two signed checkpoints")
 	case errors.As(err, &withheld):
-		c.infof("WITHHELD: %v", withheld)
-		c.infof("WITHHELD: the coordinator's signed view head (evidence, also in --json as log.view_head):\n%s", withheld.Head.Bytes())
-		c.infof("the kept checkpoint was not replaced")
-		return withHint(errors.New("the coordinator's view of the log does not show every event of the contract that it signed for"),
+		c.Infof("WITHHELD: %v", withheld)
+		c.Infof("WITHHELD: the coordinator's signed view head (evidence, also in --json as log.view_head):\n%s", withheld.Head.Bytes())
+		c.Infof("the kept checkpoint was not replaced")
+		return cliout.WithHint(errors.New("the coordinator's view of the log does not show every event of the contract that it signed for"),
 			"keep the signed view head: with the log it shows which of the contract's events the coordinator withheld")
 	case errors.As(err, &content):
 		at := ""
@@ -196,9 +166,9 @@ func (c *cli) auditFailed(rep *audit.Report, err error, stateDir string) error {
 	case f.Kind == audit.FailEvents:
 		for _, p := range rep.Problems {
 			if p.Index != nil {
-				c.infof("problem: entry %d: %s", *p.Index, p.Message)
+				c.Infof("problem: entry %d: %s", *p.Index, p.Message)
 			} else {
-				c.infof("problem: %s", p.Message)
+				c.Infof("problem: %s", p.Message)
 			}
 		}
 		return fmt.Errorf("the log verified, but %d of its events break the contract's or the log's rules (listed above); the kept checkpoint was not replaced", len(rep.Problems))

@@ -3,7 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto"
+	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/json"
 	"io"
@@ -21,7 +21,9 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/audit"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/coordinator"
+	"cleanroom.dev/cleanroom/internal/testenv"
+	"cleanroom.dev/cleanroom/internal/tlogtest"
 )
 
 // TestAuditIsolatedContracts: two contracts share one coordinator and its
@@ -33,13 +35,13 @@ import (
 func TestAuditIsolatedContracts(t *testing.T) {
 	e := newAuditEnv(t, 3)
 	ctx := context.Background()
-	other := scenario.New(t, e.srv, &scenario.Spec{
+	other := testenv.New(t, e.srv, &testenv.Spec{
 		Name: "other-contract",
-		Parties: []*scenario.Party{
-			scenario.NewParty(t, "owner", contracts.RoleDataProvider, contracts.RoleAlgorithmProvider, contracts.RoleResultRecipient),
-			scenario.NewParty(t, "other-auditor", contracts.RoleAuditor),
+		Parties: []*testenv.Party{
+			testenv.NewParty(t, "owner", contracts.RoleDataProvider, contracts.RoleAlgorithmProvider, contracts.RoleResultRecipient),
+			testenv.NewParty(t, "other-auditor", contracts.RoleAuditor),
 		},
-		Datasets:    []scenario.Dataset{{ID: "samples", Provider: "owner", Columns: "[{name: k, type: int64}]"}},
+		Datasets:    []testenv.Dataset{{ID: "samples", Provider: "owner", Columns: "[{name: k, type: int64}]"}},
 		Query:       "SELECT count(*) AS n FROM samples",
 		AlgorithmBy: "owner", Recipients: []string{"owner"},
 		MaxRows: 10, MaxRuns: 3,
@@ -211,8 +213,11 @@ func withholdingCoordinator(t *testing.T, e *auditEnv, hide func([]byte) bool, l
 		w.WriteHeader(resp.StatusCode)
 		w.Write(body)
 	})
-	inst := e.srv.Coord.TEE()
-	srv, err := atls.NewHTTPServer("127.0.0.1:0", handler, atls.ServerOptions{Identity: inst.Identity(), Evidence: inst.StaticEvidence()})
+	id, evidence, err := coordinator.InsecureSimulatedIdentity(e.srv.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := atls.NewHTTPServer("127.0.0.1:0", handler, atls.ServerOptions{Identity: id, Evidence: evidence})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,24 +234,9 @@ func withholdingCoordinator(t *testing.T, e *auditEnv, hide func([]byte) bool, l
 // origin, as only the coordinator can.
 func coordinatorNoteSigner(t *testing.T, e *auditEnv) note.Signer {
 	t.Helper()
-	inst := e.srv.Coord.TEE()
-	v, err := tlog.NewCoordinatorVerifier(inst.PublicKey())
+	id, _, err := coordinator.InsecureSimulatedIdentity(e.srv.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nv, err := note.NewVerifier(v.NoteVerifierKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return keySigner{name: v.Origin(), hash: nv.KeyHash(), key: inst.Identity().Signer()}
+	return tlogtest.NewSigner(t, tlog.Origin(id.Public()), id.Signer().(ed25519.PrivateKey))
 }
-
-type keySigner struct {
-	name string
-	hash uint32
-	key  crypto.Signer
-}
-
-func (s keySigner) Name() string                    { return s.name }
-func (s keySigner) KeyHash() uint32                 { return s.hash }
-func (s keySigner) Sign(msg []byte) ([]byte, error) { return s.key.Sign(nil, msg, crypto.Hash(0)) }

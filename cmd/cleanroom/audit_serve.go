@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"cleanroom.dev/cleanroom/cleanroom/audit"
+	"cleanroom.dev/cleanroom/internal/cliout"
 )
 
 func newAuditServeCmd(c *cli) *cobra.Command {
@@ -47,38 +48,38 @@ port. SIGINT or SIGTERM stops it.`,
 	cmd.Flags().DurationVar(&staleAfter, "stale-after", audit.DefaultStaleAfter, "warn when the last verified audit is older than this (0: never warn)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if stateDir == "" {
-			return usagef("--state DIR is required: the directory 'cleanroom audit log --state DIR' keeps")
+			return cliout.Usagef("--state DIR is required: the directory 'cleanroom audit log --state DIR' keeps")
 		}
 		if staleAfter < 0 {
-			return usagef("--stale-after %s is negative: give how old an audit may be before the view warns, or 0 never to warn", staleAfter)
+			return cliout.Usagef("--stale-after %s is negative: give how old an audit may be before the view warns, or 0 never to warn", staleAfter)
 		}
 		if staleAfter == 0 {
 			staleAfter = -1 // audit.ViewOptions: never warn
 		}
 		fi, err := os.Stat(stateDir)
 		if err != nil {
-			return withHint(err, "run 'cleanroom audit log --state DIR ...' first")
+			return cliout.WithHint(err, "run 'cleanroom audit log --state DIR ...' first")
 		}
 		if !fi.IsDir() {
-			return usagef("--state %s is not a directory", stateDir)
+			return cliout.Usagef("--state %s is not a directory", stateDir)
 		}
 		if _, err := audit.ReadFacts(stateDir); errors.Is(err, fs.ErrNotExist) {
-			c.warnf("%s holds no verified audit yet; the view will say so until 'cleanroom audit log --state %s' verifies one", stateDir, stateDir)
+			c.Warnf("%s holds no verified audit yet; the view will say so until 'cleanroom audit log --state %s' verifies one", stateDir, stateDir)
 		} else if err != nil {
 			return err
 		}
 		host, _, err := net.SplitHostPort(listen)
 		if err != nil {
-			return usagef("--listen %q is not host:port: %v", listen, err)
+			return cliout.Usagef("--listen %q is not host:port: %v", listen, err)
 		}
 		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			c.warnf("listening on %s, not on a loopback address: other machines can read the audit facts", listen)
+			c.Warnf("listening on %s, not on a loopback address: other machines can read the audit facts", listen)
 		}
 		ln, err := net.Listen("tcp", listen)
 		if err != nil {
 			return err
 		}
-		logger := slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		logger := slog.New(slog.NewTextHandler(c.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		srv := &http.Server{
 			Handler:           audit.Handler(stateDir, audit.ViewOptions{Logger: logger, Now: c.now, StaleAfter: staleAfter}),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -87,8 +88,8 @@ port. SIGINT or SIGTERM stops it.`,
 		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		fmt.Fprintf(c.stdout, "http://%s/\n", ln.Addr())
-		c.infof("serving the audit view of %s; stop with Ctrl-C", stateDir)
+		fmt.Fprintf(c.Stdout, "http://%s/\n", ln.Addr())
+		c.Infof("serving the audit view of %s; stop with Ctrl-C", stateDir)
 		served := make(chan error, 1)
 		go func() { served <- srv.Serve(ln) }()
 		select {

@@ -19,9 +19,8 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/audit"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
-	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // The audit tests run a real coordinator in this process (simulated
@@ -41,9 +40,9 @@ const (
 type auditEnv struct {
 	t        *testing.T
 	dir      string // the coordinator's data directory
-	srv      *scenario.Server
-	sc       *scenario.Scenario
-	spec     *scenario.Spec
+	srv      *testenv.Server
+	sc       *testenv.Scenario
+	spec     *testenv.Spec
 	contract string           // contract file
 	key      string           // the auditor's key file
 	state    string           // the auditor's state directory
@@ -57,24 +56,8 @@ func newAuditEnvAt(t *testing.T, maxRuns int, now func() time.Time) *auditEnv {
 	t.Helper()
 	e := &auditEnv{t: t, dir: filepath.Join(t.TempDir(), "coordinator"), state: filepath.Join(t.TempDir(), "audit-state"), now: now}
 	e.start()
-	e.spec = &scenario.Spec{
-		Name: "ad-attribution",
-		Parties: []*scenario.Party{
-			scenario.NewParty(t, "publisher", contracts.RoleDataProvider),
-			scenario.NewParty(t, "advertiser", contracts.RoleDataProvider, contracts.RoleResultRecipient),
-			scenario.NewParty(t, "measurer", contracts.RoleAlgorithmProvider),
-			scenario.NewParty(t, "auditor", contracts.RoleAuditor),
-		},
-		Datasets: []scenario.Dataset{
-			{ID: "impressions", Provider: "publisher", Columns: "[{name: user_id, type: string}, {name: campaign, type: string}]"},
-			{ID: "conversions", Provider: "advertiser", Columns: "[{name: user_id, type: string}, {name: value, type: float64}]"},
-		},
-		Query: "SELECT i.campaign, count(DISTINCT i.user_id) AS users, sum(c.value) AS revenue " +
-			"FROM impressions i JOIN conversions c USING (user_id) GROUP BY i.campaign ORDER BY i.campaign",
-		AlgorithmBy: "measurer", Recipients: []string{"advertiser"},
-		GroupColumn: "users", K: 2, MaxRows: 100, MaxRuns: maxRuns,
-	}
-	e.sc = scenario.New(t, e.srv, e.spec)
+	e.spec = testenv.AdSpec(t, "ad-attribution", maxRuns)
+	e.sc = testenv.New(t, e.srv, e.spec)
 	files := t.TempDir()
 	e.contract = filepath.Join(files, "contract.yaml")
 	if err := os.WriteFile(e.contract, e.sc.Text, 0o644); err != nil {
@@ -91,7 +74,7 @@ func newAuditEnvAt(t *testing.T, maxRuns int, now func() time.Time) *auditEnv {
 // start (re)starts the coordinator on its data directory, on a new port.
 func (e *auditEnv) start() {
 	e.t.Helper()
-	srv, err := scenario.StartE(e.dir, coordinator.Config{CheckpointInterval: 100 * time.Millisecond, Now: e.now})
+	srv, err := testenv.StartE(e.dir, coordinator.Config{CheckpointInterval: 100 * time.Millisecond, Now: e.now})
 	if err != nil {
 		e.t.Fatalf("starting the coordinator: %v", err)
 	}
@@ -128,7 +111,7 @@ func (e *auditEnv) run() string {
 // audit sees them all.
 func (e *auditEnv) settle() {
 	e.t.Helper()
-	want := e.srv.Coord.State().Size()
+	want := e.srv.Coord.LogSize()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		cp, err := e.sc.Client(e.t, "auditor").LogFetcher()(context.Background(), "checkpoint")
@@ -434,7 +417,7 @@ func checkEvidence(t *testing.T, e *auditEnv, name string, kept []byte, newSize 
 	if old := must(os.ReadFile(filepath.Join(dir, audit.EvidenceOld))); !bytes.Equal(old, kept) {
 		t.Errorf("%s: old.checkpoint is not the kept checkpoint", name)
 	}
-	v, err := tlog.NewCoordinatorVerifier(e.srv.Coord.TEE().PublicKey())
+	v, err := tlog.NewCoordinatorVerifier(e.srv.Coord.Identity().PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,7 +474,7 @@ func TestAuditTamperedLogOnDisk(t *testing.T) {
 		t.Fatalf("audit: exit %d\n%s", code, stderr)
 	}
 	kept := must(os.ReadFile(filepath.Join(e.state, audit.CheckpointFile)))
-	size := e.srv.Coord.State().Size()
+	size := e.srv.Coord.LogSize()
 	bundle := filepath.Join(e.dir, "log", "tile", "entries", "000.p", itoa(size))
 	tile := filepath.Join(e.dir, "log", "tile", "0", "000.p", itoa(size))
 	cases := []struct {

@@ -24,7 +24,7 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/audit"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // The web view is checked in a real browser: headless Chromium from
@@ -45,7 +45,7 @@ func serveAudit(t *testing.T, state string) string { return serveAuditAt(t, stat
 // more flags.
 func serveAuditAt(t *testing.T, state string, now func() time.Time, flags ...string) string {
 	t.Helper()
-	stdout, stderr := &scenario.SyncBuffer{}, &scenario.SyncBuffer{}
+	stdout, stderr := &testenv.SyncBuffer{}, &testenv.SyncBuffer{}
 	c := newCLI(strings.NewReader(""), stdout, stderr)
 	c.now = now
 	root := newRoot(c)
@@ -316,9 +316,9 @@ func TestAuditWebView(t *testing.T) {
 	spec.Expires = clock.Now().Add(time.Hour)
 	spec.Parties = nil
 	for _, p := range e.spec.Parties {
-		spec.Parties = append(spec.Parties, scenario.NewParty(t, p.ID, p.Roles...))
+		spec.Parties = append(spec.Parties, testenv.NewParty(t, p.ID, p.Roles...))
 	}
-	capped := scenario.New(t, e.srv, &spec)
+	capped := testenv.New(t, e.srv, &spec)
 	capped.Submit(t, "auditor")
 	capped.MustUpload(t, "publisher", "impressions", auditImpressions)
 	capped.MustUpload(t, "advertiser", "conversions", auditConversions)

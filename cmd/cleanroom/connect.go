@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/cleanroom/client"
 	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/internal/cliout"
 )
 
 // session is what a command that talks to the coordinator holds: the
@@ -58,12 +58,14 @@ func (c *cli) connect(s settings, contractPath string, allowExpired bool) (*sess
 		return nil, err
 	}
 	if ct.ParticipantByKey(id.Public().Fingerprint()) == nil {
-		return nil, withHint(fmt.Errorf("key %s (%s) is not a participant's in contract %s", keyPath, id.Public().Fingerprint().Short(), contractPath),
+		return nil, cliout.WithHint(fmt.Errorf("key %s (%s) is not a participant's in contract %s", keyPath, id.Public().Fingerprint().Short(), contractPath),
 			"use your own participant key, the one whose public line the contract lists")
 	}
-	cl, err := client.New(url, client.Options{Contract: ct, Identity: id})
+	cl, err := client.New(url, client.Options{Contract: ct, Identity: id, OnAttested: func(a *client.Attestation) {
+		c.Infof("coordinator %s attested: %s, measurement %x..., key %s", url, a.Claims.Platform, a.Claims.Measurement[:8], a.Document.PublicKeys[0].Fingerprint().Short())
+	}})
 	if err != nil {
-		return nil, usageError{Err: err}
+		return nil, cliout.UsageError{Err: err}
 	}
 	return &session{contract: ct, identity: id, client: cl, url: url}, nil
 }
@@ -79,7 +81,7 @@ func explain(err error) error {
 	if errors.As(err, &apiErr) {
 		e := fmt.Errorf("%s", apiErr.Message)
 		if apiErr.Hint != "" {
-			return withHint(e, apiErr.Hint)
+			return cliout.WithHint(e, apiErr.Hint)
 		}
 		return e
 	}
@@ -90,15 +92,4 @@ func explain(err error) error {
 func isConflict(err error) bool {
 	var apiErr *api.Error
 	return errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict
-}
-
-// attested verifies the coordinator freshly (a nonce it must sign now) and
-// reports what it proved.
-func (c *cli) attested(ctx context.Context, s *session) error {
-	doc, claims, err := s.client.FreshIdentity(ctx)
-	if err != nil {
-		return explain(err)
-	}
-	c.infof("coordinator %s attested: %s, measurement %x..., key %s", s.url, claims.Platform, claims.Measurement[:8], doc.PublicKeys[0].Fingerprint().Short())
-	return nil
 }

@@ -12,68 +12,58 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/internal/cliout"
+	"cleanroom.dev/cleanroom/internal/durable"
 )
 
-func init() { register(newContractCmd) }
-
-// contractCommands are sub-commands of "cleanroom contract" defined in
-// other files; each appends its factory in an init function.
-var contractCommands []func(*cli) *cobra.Command
-
-func newContractCmd(c *cli) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "contract",
-		Short: "Write, hash, inspect, sign and verify contracts",
+func newContractInitCmd(c *cli) *cobra.Command {
+	return &cobra.Command{
+		Use:   "init",
+		Short: "Print a commented contract template",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			_, err := fmt.Fprint(c.Stdout, contracts.Template)
+			return err
+		},
 	}
-	cmd.AddCommand(
-		&cobra.Command{
-			Use:   "init",
-			Short: "Print a commented contract template",
-			Args:  cobra.NoArgs,
-			RunE: func(*cobra.Command, []string) error {
-				_, err := fmt.Fprint(c.stdout, contracts.Template)
+}
+
+func newContractHashCmd(c *cli) *cobra.Command {
+	return &cobra.Command{
+		Use:   "hash CONTRACT",
+		Short: "Print the contract id (64 hex digits) that every participant signs",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			ct, err := c.loadContract(args[0], false)
+			if err != nil {
 				return err
-			},
+			}
+			fmt.Fprintln(c.Stdout, ct.ID())
+			return nil
 		},
-		&cobra.Command{
-			Use:   "hash CONTRACT",
-			Short: "Print the contract id (64 hex digits) that every participant signs",
-			Args:  cobra.ExactArgs(1),
-			RunE: func(_ *cobra.Command, args []string) error {
-				ct, err := c.loadContract(args[0], false)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(c.stdout, ct.ID())
-				return nil
-			},
-		},
-		&cobra.Command{
-			Use:   "show CONTRACT",
-			Short: "Print a summary of the contract and warn about its weaknesses",
-			Args:  cobra.ExactArgs(1),
-			RunE: func(_ *cobra.Command, args []string) error {
-				ct, err := c.loadContract(args[0], true)
-				if err != nil {
-					return err
-				}
-				printSummary(c, ct)
-				for _, w := range ct.Warnings() {
-					if w.Field == "coordinator.platform" {
-						continue // loadContract printed it already
-					}
-					c.warnf("%s", w)
-				}
-				return nil
-			},
-		},
-		newContractSignCmd(c),
-		newContractVerifyCmd(c),
-	)
-	for _, f := range contractCommands {
-		cmd.AddCommand(f(c))
 	}
-	return cmd
+}
+
+func newContractShowCmd(c *cli) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show CONTRACT",
+		Short: "Print a summary of the contract and warn about its weaknesses",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			ct, err := c.loadContract(args[0], true)
+			if err != nil {
+				return err
+			}
+			printSummary(c, ct)
+			for _, w := range ct.Warnings() {
+				if w.Field == "coordinator.platform" {
+					continue // loadContract printed it already
+				}
+				c.Warnf("%s", w)
+			}
+			return nil
+		},
+	}
 }
 
 // loadContract parses a contract file and prints the simulated-platform
@@ -85,23 +75,23 @@ func (c *cli) loadContract(path string, allowExpired bool) (*contracts.Contract,
 		return nil, err
 	}
 	if ct.Coordinator.Platform == contracts.PlatformSEVSNPSimulated {
-		c.warnf("%s names a SIMULATED coordinator (platform %s): it protects nothing; use it only for development, tests and demos",
+		c.Warnf("%s names a SIMULATED coordinator (platform %s): it protects nothing; use it only for development, tests and demos",
 			path, contracts.PlatformSEVSNPSimulated)
 	}
 	if allowExpired && ct.Expired(time.Now()) {
-		c.warnf("%s expired at %s: nothing new can happen under it", path, ct.ExpiresAt.Format(time.RFC3339))
+		c.Warnf("%s expired at %s: nothing new can happen under it", path, ct.ExpiresAt.Format(time.RFC3339))
 	}
 	return ct, nil
 }
 
 func printSummary(c *cli, ct *contracts.Contract) {
-	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	w := tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "contract\t%s\n", ct.Name)
 	fmt.Fprintf(w, "id\t%s\n", ct.ID())
 	fmt.Fprintf(w, "expires\t%s\n", ct.ExpiresAt.Format(time.RFC3339))
 	w.Flush()
-	fmt.Fprintln(c.stdout, "\nparticipants:")
-	w = tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(c.Stdout, "\nparticipants:")
+	w = tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
 	for _, p := range ct.Participants {
 		roles := make([]string, len(p.Roles))
 		for i, r := range p.Roles {
@@ -110,22 +100,22 @@ func printSummary(c *cli, ct *contracts.Contract) {
 		fmt.Fprintf(w, "  %s\t%s\tkey %s\n", p.ID, strings.Join(roles, ", "), p.PublicKey.Fingerprint().Short())
 	}
 	w.Flush()
-	fmt.Fprintln(c.stdout, "\ndatasets:")
+	fmt.Fprintln(c.Stdout, "\ndatasets:")
 	for _, ds := range ct.Datasets {
 		cols := make([]string, len(ds.Columns))
 		for i, col := range ds.Columns {
 			cols[i] = col.Name + " " + col.Type.String()
 		}
-		fmt.Fprintf(c.stdout, "  %s (from %s): %s\n", ds.ID, ds.Provider, strings.Join(cols, ", "))
+		fmt.Fprintf(c.Stdout, "  %s (from %s): %s\n", ds.ID, ds.Provider, strings.Join(cols, ", "))
 	}
 	a := ct.Algorithm
 	conf := ""
 	if a.Confidential {
 		conf = ", confidential"
 	}
-	fmt.Fprintf(c.stdout, "\nalgorithm: %s from %s, sha256 %x%s\n", a.Language, a.Provider, a.SHA256, conf)
+	fmt.Fprintf(c.Stdout, "\nalgorithm: %s from %s, sha256 %x%s\n", a.Language, a.Provider, a.SHA256, conf)
 	if len(ct.Models) > 0 {
-		fmt.Fprintln(c.stdout, "models (WebAssembly scalar functions the algorithm may call):")
+		fmt.Fprintln(c.Stdout, "models (WebAssembly scalar functions the algorithm may call):")
 		for _, m := range ct.Models {
 			args := make([]string, len(m.Args))
 			for i, t := range m.Args {
@@ -135,7 +125,7 @@ func printSummary(c *cli, ct *contracts.Contract) {
 			if m.Confidential {
 				what, conf = "commitment", ", confidential"
 			}
-			fmt.Fprintf(c.stdout, "  %s(%s) -> %s from %s, %s %x%s\n", m.Name, strings.Join(args, ", "), m.Result, m.Provider, what, m.SHA256, conf)
+			fmt.Fprintf(c.Stdout, "  %s(%s) -> %s from %s, %s %x%s\n", m.Name, strings.Join(args, ", "), m.Result, m.Provider, what, m.SHA256, conf)
 		}
 	}
 	o := ct.Output
@@ -143,54 +133,54 @@ func printSummary(c *cli, ct *contracts.Contract) {
 	if o.MinGroupSize > 0 {
 		k = fmt.Sprintf("rows with %s < %d suppressed", o.GroupSizeColumn, o.MinGroupSize)
 	}
-	fmt.Fprintf(c.stdout, "output: to %s; k threshold: %s; at most %d rows, %d runs\n",
+	fmt.Fprintf(c.Stdout, "output: to %s; k threshold: %s; at most %d rows, %d runs\n",
 		strings.Join(o.Recipients, ", "), k, o.MaxRows, o.MaxRuns)
 	if dp := ct.DifferentialPrivacy(); dp != nil {
 		for _, line := range dp.Describe(o.MaxRuns) {
-			fmt.Fprintf(c.stdout, "  %s\n", line)
+			fmt.Fprintf(c.Stdout, "  %s\n", line)
 		}
 	}
 	cp := ct.Coordinator
 	debug := map[bool]string{true: "ALLOWED", false: "refused"}
 	switch cp.Platform.Real() {
 	case contracts.PlatformSEVSNP:
-		fmt.Fprintf(c.stdout, "coordinator: %s, debug %s, min TCB bootloader %d tee %d snp %d microcode %d\n",
+		fmt.Fprintf(c.Stdout, "coordinator: %s, debug %s, min TCB bootloader %d tee %d snp %d microcode %d\n",
 			cp.Platform, debug[cp.AllowDebug], cp.MinTCB.Bootloader, cp.MinTCB.TEE, cp.MinTCB.SNP, cp.MinTCB.Microcode)
 	case contracts.PlatformTDX:
-		fmt.Fprintf(c.stdout, "coordinator: %s, debug %s, min TEE_TCB_SVN %x\n", cp.Platform, debug[cp.TDX.AllowDebug], cp.TDX.MinTEETCBSVN)
+		fmt.Fprintf(c.Stdout, "coordinator: %s, debug %s, min TEE_TCB_SVN %x\n", cp.Platform, debug[cp.TDX.AllowDebug], cp.TDX.MinTEETCBSVN)
 		for _, m := range cp.TDX.MRTD {
-			fmt.Fprintf(c.stdout, "  mrtd %x\n", m)
+			fmt.Fprintf(c.Stdout, "  mrtd %x\n", m)
 		}
 		for _, set := range cp.TDX.RTMR {
-			fmt.Fprintf(c.stdout, "  rtmr %x %x %x %x\n", set[0], set[1], set[2], set[3])
+			fmt.Fprintf(c.Stdout, "  rtmr %x %x %x %x\n", set[0], set[1], set[2], set[3])
 		}
 	case contracts.PlatformNitro:
-		fmt.Fprintf(c.stdout, "coordinator: %s, debug %s\n", cp.Platform, debug[cp.AllowDebug])
+		fmt.Fprintf(c.Stdout, "coordinator: %s, debug %s\n", cp.Platform, debug[cp.AllowDebug])
 		for i, list := range [][][48]byte{cp.Nitro.PCR0, cp.Nitro.PCR1, cp.Nitro.PCR2} {
 			for _, m := range list {
-				fmt.Fprintf(c.stdout, "  pcr%d %x\n", i, m)
+				fmt.Fprintf(c.Stdout, "  pcr%d %x\n", i, m)
 			}
 		}
 	case contracts.PlatformCCA:
-		fmt.Fprintf(c.stdout, "coordinator: %s, debug %s\n", cp.Platform, debug[cp.AllowDebug])
+		fmt.Fprintf(c.Stdout, "coordinator: %s, debug %s\n", cp.Platform, debug[cp.AllowDebug])
 		for _, m := range cp.CCA.RIM {
-			fmt.Fprintf(c.stdout, "  rim %x\n", m)
+			fmt.Fprintf(c.Stdout, "  rim %x\n", m)
 		}
 		for _, h := range cp.CCA.Platform.IAKSHA256 {
-			fmt.Fprintf(c.stdout, "  platform key sha256 %x\n", h)
+			fmt.Fprintf(c.Stdout, "  platform key sha256 %x\n", h)
 		}
 		for _, m := range cp.CCA.Platform.ImplementationIDs {
-			fmt.Fprintf(c.stdout, "  implementation id %x\n", m)
+			fmt.Fprintf(c.Stdout, "  implementation id %x\n", m)
 		}
 		for _, m := range cp.CCA.Platform.SWMeasurements {
-			fmt.Fprintf(c.stdout, "  platform software %x\n", m)
+			fmt.Fprintf(c.Stdout, "  platform software %x\n", m)
 		}
 	}
 	for _, m := range cp.Measurements {
-		fmt.Fprintf(c.stdout, "  measurement %x\n", m)
+		fmt.Fprintf(c.Stdout, "  measurement %x\n", m)
 	}
 	if cp.SimulatedRootSHA256 != nil {
-		fmt.Fprintf(c.stdout, "  simulated root %x\n", *cp.SimulatedRootSHA256)
+		fmt.Fprintf(c.Stdout, "  simulated root %x\n", *cp.SimulatedRootSHA256)
 	}
 }
 
@@ -222,7 +212,7 @@ the current directory, where PARTICIPANT is your id in the contract.`,
 		}
 		p := ct.ParticipantByKey(id.Public().Fingerprint())
 		if p == nil {
-			return withHint(fmt.Errorf("key %s (%s) is not the key of any participant of %s", keyPath, id.Public().Fingerprint().Short(), args[0]),
+			return cliout.WithHint(fmt.Errorf("key %s (%s) is not the key of any participant of %s", keyPath, id.Public().Fingerprint().Short(), args[0]),
 				"the contract's participants[].public_key must hold the line from your NAME.pub")
 		}
 		sig, err := ct.Sign(id)
@@ -232,10 +222,10 @@ the current directory, where PARTICIPANT is your id in the contract.`,
 		if out == "" {
 			out = p.ID + ".sig"
 		}
-		if err := cleanroom.WriteFileAtomic(out, sig, 0o644); err != nil {
+		if err := durable.WriteFile(out, sig, 0o644); err != nil {
 			return err
 		}
-		c.infof("signed contract %s (%s) as %s: wrote %s", ct.Name, ct.ID(), p.ID, out)
+		c.Infof("signed contract %s (%s) as %s: wrote %s", ct.Name, ct.ID(), p.ID, out)
 		return nil
 	}
 	return cmd
@@ -265,7 +255,7 @@ is named, with the participant and the reason.`,
 				sigs = append(sigs, contracts.SignedBy{Source: filepath.Base(p), Data: data})
 			}
 			a := ct.VerifySignatures(sigs)
-			w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+			w := tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
 			for _, p := range ct.Participants {
 				status := "signed"
 				if _, ok := a.Valid[p.ID]; !ok {
@@ -275,13 +265,13 @@ is named, with the participant and the reason.`,
 			}
 			w.Flush()
 			if a.Complete() {
-				c.infof("all %d participants signed contract %s", len(ct.Participants), ct.ID())
+				c.Infof("all %d participants signed contract %s", len(ct.Participants), ct.ID())
 				return nil
 			}
 			for _, p := range a.Problems {
-				fmt.Fprintf(c.stderr, "cleanroom: error: %s\n", p)
+				fmt.Fprintf(c.Stderr, "cleanroom: error: %s\n", p)
 			}
-			return silentError{Msg: "not every participant signed validly"}
+			return cliout.SilentError{Msg: "not every participant signed validly"}
 		},
 	}
 	cmd.Flags().StringArrayVar(&sigPaths, "sig", nil, "a signature file (repeat for each participant)")

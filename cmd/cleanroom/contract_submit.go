@@ -1,15 +1,16 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
 
+	"cleanroom.dev/cleanroom/cleanroom/client"
 	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/internal/cliout"
 )
-
-func init() { contractCommands = append(contractCommands, newContractSubmitCmd) }
 
 func newContractSubmitCmd(c *cli) *cobra.Command {
 	var sigPaths []string
@@ -38,33 +39,26 @@ harmless. The contract id is printed on stdout.`,
 			return err
 		}
 		defer ss.client.Close()
-		var sigs [][]byte
-		var given []contracts.SignedBy
+		var sigs []contracts.SignedBy
 		for _, p := range sigPaths {
 			data, err := os.ReadFile(p)
 			if err != nil {
 				return fmt.Errorf("reading signature: %w", err)
 			}
-			sigs = append(sigs, data)
-			given = append(given, contracts.SignedBy{Source: p, Data: data})
+			sigs = append(sigs, contracts.SignedBy{Source: p, Data: data})
 		}
-		if a := ss.contract.VerifySignatures(given); !a.Complete() {
-			return withHint(fmt.Errorf("not every participant signed validly:\n%w", a.Err()), "check with: cleanroom contract verify")
-		}
-		ctx := cmd.Context()
-		if err := c.attested(ctx, ss); err != nil {
-			return err
-		}
-		rec, err := ss.client.SubmitContract(ctx, text, sigs)
+		reg, err := ss.client.RegisterContract(cmd.Context(), text, sigs)
 		switch {
-		case isConflict(err):
-			c.infof("contract %s is already registered", ss.contract.ID())
+		case errors.Is(err, client.ErrNotSigned):
+			return cliout.WithHint(err, "check with: cleanroom contract verify")
 		case err != nil:
 			return explain(err)
+		case reg.Already:
+			c.Infof("contract %s is already registered", ss.contract.ID())
 		default:
-			c.infof("contract %s (%s) registered at log index %d", ss.contract.Name, rec.ContractID, rec.LogIndex)
+			c.Infof("contract %s (%s) registered at log index %d", ss.contract.Name, reg.ContractID, reg.LogIndex)
 		}
-		fmt.Fprintln(c.stdout, ss.contract.ID())
+		fmt.Fprintln(c.Stdout, ss.contract.ID())
 		return nil
 	}
 	return cmd

@@ -9,13 +9,11 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/client"
-	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/internal/cliout"
+	"cleanroom.dev/cleanroom/internal/durable"
 )
 
-func init() { register(newCoordinatorCmd) }
-
-func newCoordinatorCmd(c *cli) *cobra.Command {
-	cmd := &cobra.Command{Use: "coordinator", Short: "Look at a coordinator"}
+func newCoordinatorInfoCmd(c *cli) *cobra.Command {
 	var simRoot, out string
 	info := &cobra.Command{
 		Use:   "info --coordinator URL [--contract FILE] [--simulated-root HEX] [--out FILE]",
@@ -53,12 +51,12 @@ identity) or the contract's.
 			}
 		} else {
 			opts.InsecureSkipPolicy = true
-			c.warnf("no contract given: checking authenticity only (genuine evidence binding the coordinator's key), not whether its code is the one you trust")
+			c.Warnf("no contract given: checking authenticity only (genuine evidence binding the coordinator's key), not whether its code is the one you trust")
 		}
 		if simRoot != "" {
 			b, err := hex.DecodeString(simRoot)
 			if err != nil || len(b) != 32 {
-				return usagef("--simulated-root must be 64 hex digits")
+				return cliout.Usagef("--simulated-root must be 64 hex digits")
 			}
 			var pin [32]byte
 			copy(pin[:], b)
@@ -71,37 +69,36 @@ identity) or the contract's.
 		}
 		cl, err := client.New(url, opts)
 		if err != nil {
-			return usageError{Err: err}
+			return cliout.UsageError{Err: err}
 		}
 		defer cl.Close()
-		doc, claims, err := cl.FreshIdentity(cmd.Context())
+		a, err := cl.Attest(cmd.Context())
 		if err != nil {
-			return withHint(explain(err), "a simulated coordinator needs --simulated-root or a contract pinning its root")
+			return cliout.WithHint(explain(err), "a simulated coordinator needs --simulated-root or a contract pinning its root")
 		}
-		if claims.Platform == contracts.PlatformSEVSNPSimulated {
-			c.warnf("the coordinator is SIMULATED: its evidence comes from a fake AMD root and protects nothing")
+		if a.Claims.Platform.Simulated() {
+			c.Warnf("the coordinator is SIMULATED: its evidence comes from a fake vendor root and protects nothing")
 		}
-		fmt.Fprintf(c.stdout, "coordinator\t%s\n", url)
-		printClaims(c.stdout, claims, doc)
+		fmt.Fprintf(c.Stdout, "coordinator\t%s\n", url)
+		printClaims(c.Stdout, a.Claims, a.Document)
 		if opts.Contract != nil {
-			c.infof("verified against contract %s: fresh evidence (nonce-bound), measurement, debug, TCB, VMPL and key binding all hold", opts.Contract.ID())
+			c.Infof("verified against contract %s: fresh evidence (nonce-bound), measurement, debug, TCB, VMPL and key binding all hold", opts.Contract.ID())
 		}
 		if out != "" {
-			static, _, err := cl.Identity(cmd.Context())
+			static, err := cl.Identity(cmd.Context())
 			if err != nil {
 				return explain(err)
 			}
-			data, err := json.MarshalIndent(static, "", "  ")
+			data, err := json.MarshalIndent(static.Document, "", "  ")
 			if err != nil {
 				return err
 			}
-			if err := cleanroom.WriteFileAtomic(out, append(data, '\n'), 0o644); err != nil {
+			if err := durable.WriteFile(out, append(data, '\n'), 0o644); err != nil {
 				return err
 			}
-			c.infof("wrote the identity document to %s", out)
+			c.Infof("wrote the identity document to %s", out)
 		}
 		return nil
 	}
-	cmd.AddCommand(info)
-	return cmd
+	return info
 }

@@ -1,21 +1,20 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/attest"
-	"cleanroom.dev/cleanroom/cleanroom/upload"
+	"cleanroom.dev/cleanroom/cleanroom/client"
 	"cleanroom.dev/cleanroom/connectors"
 	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/internal/cliout"
 )
-
-func init() { datasetCommands = append(datasetCommands, newDatasetEncryptCmd) }
 
 // inputFlags are the flags of commands that read a provider's data file.
 type inputFlags struct {
@@ -32,14 +31,14 @@ func (f *inputFlags) add(cmd *cobra.Command) {
 func (f *inputFlags) open(c *cli, path string, ds *contracts.Dataset) (connectors.Reader, int64, error) {
 	format, err := connectors.ParseFormat(f.format)
 	if err != nil {
-		return nil, 0, usageError{Err: err}
+		return nil, 0, cliout.UsageError{Err: err}
 	}
 	opts := connectors.Options{AssumeUTC: f.assumeUTC}
 	if path == "-" {
 		if format == connectors.FormatAuto || !format.Streamable() {
-			return nil, 0, usagef("reading standard input needs --format csv, jsonl or arrows")
+			return nil, 0, cliout.Usagef("reading standard input needs --format csv, jsonl or arrows")
 		}
-		r, err := connectors.NewReader(c.stdin, format, ds.Columns, opts)
+		r, err := connectors.NewReader(c.Stdin, format, ds.Columns, opts)
 		return r, 0, err
 	}
 	var size int64
@@ -48,28 +47,6 @@ func (f *inputFlags) open(c *cli, path string, ds *contracts.Dataset) (connector
 	}
 	r, err := connectors.Open(path, format, ds.Columns, opts)
 	return r, size, err
-}
-
-// verifiedCoordinatorKey reads an identity document and verifies its
-// evidence against the contract's coordinator policy: the only way a
-// provider learns the key to encrypt to.
-func (c *cli) verifiedCoordinatorKey(path string, ct *contracts.Contract) (*cleanroom.PublicKey, error) {
-	data, err := readLimitedFile(path, attest.MaxIdentityDocumentSize)
-	if err != nil {
-		return nil, err
-	}
-	doc, err := attest.ParseIdentityDocument(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	claims, err := doc.Verify(&ct.Coordinator)
-	if err != nil {
-		return nil, withHint(fmt.Errorf("coordinator identity %s does not satisfy the contract: %w", path, err),
-			"the contract's coordinator section pins what the coordinator must attest; never encrypt to an unverified key")
-	}
-	key := doc.PublicKeys[0]
-	c.infof("coordinator attested: %s, measurement %x, key %s", claims.Platform, claims.Measurement, key.Fingerprint().Short())
-	return key, nil
 }
 
 func readLimitedFile(path string, limit int64) ([]byte, error) {
@@ -122,7 +99,7 @@ printed on stdout.`,
 			return err
 		}
 		if datasetID == "" || identityPath == "" || out == "" {
-			return usagef("--dataset, --coordinator-identity and --out are required")
+			return cliout.Usagef("--dataset, --coordinator-identity and --out are required")
 		}
 		ct, err := c.loadContract(contractPath, false)
 		if err != nil {
@@ -137,8 +114,11 @@ printed on stdout.`,
 			if provider, err = cleanroom.ReadIdentityFile(keyPath); err != nil {
 				return err
 			}
+			if stmtPath == "" {
+				stmtPath = out + ".stmt"
+			}
 		}
-		coordKey, err := c.verifiedCoordinatorKey(identityPath, ct)
+		doc, err := readLimitedFile(identityPath, attest.MaxIdentityDocumentSize)
 		if err != nil {
 			return err
 		}
@@ -147,50 +127,23 @@ printed on stdout.`,
 			return err
 		}
 		defer rr.Release()
-		enc, err := c.encryptToFile(out, rr, size, ct, datasetID, coordKey, provider)
+		bar := c.startProgress("encrypting "+datasetID, size, func() (int64, int64) { return rr.BytesRead(), rr.Rows() })
+		enc, a, err := client.EncryptDatasetFile(out, rr, ct, datasetID, doc, provider, stmtPath)
+		bar.finish()
+		if errors.Is(err, client.ErrIdentityRefused) {
+			return cliout.WithHint(fmt.Errorf("%s: %w", identityPath, err),
+				"the contract's coordinator section pins what the coordinator must attest; never encrypt to an unverified key")
+		}
 		if err != nil {
 			return err
 		}
+		c.Infof("coordinator attested: %s, measurement %x, key %s", a.Claims.Platform, a.Claims.Measurement, a.Document.PublicKeys[0].Fingerprint().Short())
+		c.Infof("encrypted %d rows of %s: %s (%d bytes, sha256 %x)", enc.Rows, datasetID, out, enc.Summary.Size, enc.Summary.SHA256)
 		if provider != nil {
-			if stmtPath == "" {
-				stmtPath = out + ".stmt"
-			}
-			if err := cleanroom.WriteFileAtomic(stmtPath, enc.Signed, 0o644); err != nil {
-				os.Remove(out)
-				return err
-			}
-			c.infof("signed upload statement: %s", stmtPath)
+			c.Infof("signed upload statement: %s", stmtPath)
 		}
-		fmt.Fprintf(c.stdout, "%x\n", enc.Summary.SHA256)
+		fmt.Fprintf(c.Stdout, "%x\n", enc.Summary.SHA256)
 		return nil
 	}
 	return cmd
-}
-
-// encryptToFile seals rr into out through a temporary file, so a failure
-// leaves nothing at out.
-func (c *cli) encryptToFile(out string, rr connectors.Reader, size int64, ct *contracts.Contract, datasetID string,
-	coordKey *cleanroom.PublicKey, provider *cleanroom.Identity) (*upload.Encrypted, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
-	if err != nil {
-		return nil, err
-	}
-	defer os.Remove(tmp.Name())
-	bar := c.startProgress("encrypting "+datasetID, size, func() (int64, int64) { return rr.BytesRead(), rr.Rows() })
-	enc, err := upload.Encrypt(tmp, rr, ct, datasetID, coordKey, provider, upload.EncryptOptions{})
-	bar.finish()
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
-		return nil, err
-	}
-	c.infof("encrypted %d rows of %s: %s (%d bytes, sha256 %x)", enc.Rows, datasetID, out, enc.Summary.Size, enc.Summary.SHA256)
-	return enc, nil
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
+
+	"cleanroom.dev/cleanroom/internal/cliout"
 )
 
 // Flags that the environment may supply, and the variables that do.
@@ -38,9 +40,9 @@ func (s settings) require(name string) (string, error) {
 	val := s.get(name)
 	if val == "" {
 		if env, ok := envFlags[name]; ok {
-			return "", usagef("--%s is required (or set %s)", name, env)
+			return "", cliout.Usagef("--%s is required (or set %s)", name, env)
 		}
-		return "", usagef("--%s is required", name)
+		return "", cliout.Usagef("--%s is required", name)
 	}
 	return val, nil
 }

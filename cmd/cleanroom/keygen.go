@@ -6,9 +6,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/internal/cliout"
 )
-
-func init() { register(newKeygenCmd) }
 
 func newKeygenCmd(c *cli) *cobra.Command {
 	var out string
@@ -22,7 +21,7 @@ line on stdout and the fingerprint on stderr. It never overwrites a file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
-				return usagef("--out NAME is required")
+				return cliout.Usagef("--out NAME is required")
 			}
 			id, err := cleanroom.GenerateIdentity()
 			if err != nil {
@@ -32,9 +31,9 @@ line on stdout and the fingerprint on stderr. It never overwrites a file.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(c.stdout, id.Public().String())
-			c.infof("wrote %s (secret, mode 0600) and %s", keyPath, pubPath)
-			c.infof("fingerprint %s", id.Public().Fingerprint())
+			fmt.Fprintln(c.Stdout, id.Public().String())
+			c.Infof("wrote %s (secret, mode 0600) and %s", keyPath, pubPath)
+			c.Infof("fingerprint %s", id.Public().Fingerprint())
 			return nil
 		},
 	}

@@ -1,5 +1,7 @@
 // Command cleanroom is the participants' CLI: keys, contracts, attestation
-// checks, dataset encryption and upload, runs, results and audits.
+// checks, dataset encryption and upload, runs, results and audits. Each
+// command parses its flags, makes one call to the client SDK
+// (cleanroom/client and the packages beside it) and prints the outcome.
 //
 // Output rules (docs/cli.md): data goes to stdout, everything meant for a
 // person goes to stderr with the prefix "cleanroom: "; errors are
@@ -12,7 +14,6 @@ package main
 import (
 	"io"
 	"os"
-	"sort"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,63 +21,13 @@ import (
 	"cleanroom.dev/cleanroom/internal/cliout"
 )
 
-// commandFactories are filled by init functions of the files that define
-// sub-commands, so each command lives in a file of its own.
-var commandFactories []func(*cli) *cobra.Command
-
-func register(f func(*cli) *cobra.Command) { commandFactories = append(commandFactories, f) }
-
-// cli carries the streams a command writes to, and prints by the output
-// rules of package cliout.
+// cli is the command line on its streams, by the output rules of package
+// cliout.
 type cli struct {
-	cliout.Printer
-	stdin  io.Reader
-	stdout io.Writer
-	stderr io.Writer
+	*cliout.CLI
 	// now is the clock of the commands that tell the time (audit serve);
 	// nil means time.Now. Tests set it to look at a later day.
 	now func() time.Time
-}
-
-// infof prints a message for a person on stderr.
-func (c *cli) infof(format string, args ...any) { c.Infof(format, args...) }
-
-// warnf prints a loud warning on stderr.
-func (c *cli) warnf(format string, args ...any) { c.Warnf(format, args...) }
-
-// The output rules' error kinds, under short local names.
-type (
-	usageError  = cliout.UsageError
-	silentError = cliout.SilentError
-)
-
-var (
-	usagef   = cliout.Usagef
-	withHint = cliout.WithHint
-)
-
-func newRoot(c *cli) *cobra.Command {
-	root := &cobra.Command{
-		Use:   "cleanroom",
-		Short: "Cleanroom participants' CLI: keys, contracts, attestation, datasets, runs, results, audits",
-		Long: `cleanroom is the command every participant of a Cleanroom contract uses:
-make keys, write and sign contracts, verify the coordinator's attestation,
-encrypt and upload datasets, submit the algorithm, run it, fetch and verify
-results, and audit the coordinator's log.
-
-Environment: CLEANROOM_COORDINATOR, CLEANROOM_KEY and CLEANROOM_CONTRACT stand
-in for --coordinator, --key and --contract.`,
-	}
-	root.SetIn(c.stdin)
-	root.SetOut(c.stdout)
-	root.SetErr(c.stderr)
-	cmds := make([]*cobra.Command, 0, len(commandFactories))
-	for _, f := range commandFactories {
-		cmds = append(cmds, f(c))
-	}
-	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name() < cmds[j].Name() })
-	root.AddCommand(cmds...)
-	return root
 }
 
 // run executes the CLI and returns the exit status.
@@ -87,7 +38,43 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // newCLI returns the command-line context writing to these streams.
 func newCLI(stdin io.Reader, stdout, stderr io.Writer) *cli {
-	return &cli{Printer: cliout.Printer{Prog: "cleanroom", Stderr: stderr}, stdin: stdin, stdout: stdout, stderr: stderr}
+	return &cli{CLI: cliout.New("cleanroom", stdin, stdout, stderr)}
+}
+
+// newRoot lists every command.
+func newRoot(c *cli) *cobra.Command {
+	return c.Root("Cleanroom participants' CLI: keys, contracts, attestation, datasets, runs, results, audits",
+		`cleanroom is the command every participant of a Cleanroom contract uses:
+make keys, write and sign contracts, verify the coordinator's attestation,
+encrypt and upload datasets, submit the algorithm, run it, fetch and verify
+results, and audit the coordinator's log.
+
+Environment: CLEANROOM_COORDINATOR, CLEANROOM_KEY and CLEANROOM_CONTRACT stand
+in for --coordinator, --key and --contract.`,
+		newKeygenCmd(c),
+		group("contract", "Write, hash, inspect, sign, verify and submit contracts",
+			newContractInitCmd(c), newContractHashCmd(c), newContractShowCmd(c),
+			newContractSignCmd(c), newContractVerifyCmd(c), newContractSubmitCmd(c)),
+		group("coordinator", "Look at a coordinator", newCoordinatorInfoCmd(c)),
+		group("attestation", "Verify attestation evidence of a coordinator", newAttestationVerifyCmd(c)),
+		group("dataset", "Encrypt, upload and inspect datasets",
+			newDatasetEncryptCmd(c), newDatasetUploadCmd(c), newDatasetInspectCmd(c)),
+		group("algorithm", "Commit to and submit the agreed algorithm",
+			newAlgorithmCommitCmd(c), newAlgorithmSubmitCmd(c)),
+		newModelCmd(c),
+		newRunCmd(c),
+		group("result", "Fetch, verify and decrypt run results",
+			newResultGetCmd(c), newResultVerifyCmd(c), newResultShowCmd(c)),
+		group("audit", "Verify the coordinator's audit log and look at what was verified",
+			newAuditLogCmd(c), newAuditServeCmd(c)),
+	)
+}
+
+// group is a command that only holds sub-commands.
+func group(use, short string, cmds ...*cobra.Command) *cobra.Command {
+	g := &cobra.Command{Use: use, Short: short}
+	g.AddCommand(cmds...)
+	return g
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }

@@ -12,9 +12,8 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/coordinator/tee"
-	"cleanroom.dev/cleanroom/internal/scenario"
 	"cleanroom.dev/cleanroom/internal/scripttest"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -83,16 +82,15 @@ func cmdSimCoord(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: simcoord DIR")
 	}
 	dir := ts.MkAbs(args[0])
-	inst, err := tee.Init(dir, tee.ModeSimulated)
+	id, err := coordinator.Init(dir, coordinator.ModeSimulated)
 	ts.Check(err)
-	doc, err := inst.IdentityDocument()
-	ts.Check(err)
+	doc := id.Document
 	b, err := json.MarshalIndent(doc, "", "  ")
 	ts.Check(err)
-	m := inst.Measurement()
+	m := doc.Measurement
 	ts.Check(os.WriteFile(dir+".identity.json", b, 0o644))
 	ts.Check(os.WriteFile(dir+".measurement", []byte(hex.EncodeToString(m[:])), 0o644))
-	ts.Check(os.WriteFile(dir+".root", []byte(hex.EncodeToString(inst.SimulatedRootSHA256()[:])), 0o644))
+	ts.Check(os.WriteFile(dir+".root", []byte(hex.EncodeToString(doc.SimulatedRootSHA256[:])), 0o644))
 }
 
 // cmdServe starts a coordinator on the simulated platform on 127.0.0.1 in
@@ -108,12 +106,11 @@ func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: serve DIR")
 	}
 	dir := ts.MkAbs(args[0])
-	srv, err := scenario.StartE(dir, coordinator.Config{})
+	srv, err := testenv.StartE(dir, coordinator.Config{})
 	ts.Check(err)
 	ts.Defer(srv.Stop)
-	inst := srv.Coord.TEE()
-	m := inst.Measurement()
-	root, measurement := hex.EncodeToString(inst.SimulatedRootSHA256()[:]), hex.EncodeToString(m[:])
+	doc := srv.Coord.Identity().Document
+	root, measurement := hex.EncodeToString(doc.SimulatedRootSHA256[:]), hex.EncodeToString(doc.Measurement[:])
 	ts.Setenv("COORDINATOR", srv.URL)
 	ts.Setenv("SIMULATED_ROOT", root)
 	ts.Setenv("MEASUREMENT", measurement)

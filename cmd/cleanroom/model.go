@@ -1,10 +1,7 @@
 package main
 
 import (
-	"crypto/sha256"
-	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -12,12 +9,12 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/internal/cliout"
+	"cleanroom.dev/cleanroom/internal/durable"
 )
 
-func init() { register(newModelCmd) }
-
 func newModelCmd(c *cli) *cobra.Command {
-	cmd := &cobra.Command{Use: "model", Short: "Commit to, submit and fetch models (WebAssembly scalar functions)"}
+	cmd := group("model", "Commit to, submit and fetch models (WebAssembly scalar functions)")
 
 	var commitSalt string
 	var plain bool
@@ -42,30 +39,25 @@ that is not confidential.`,
 	commit.Flags().BoolVar(&plain, "plain", false, "print the plain SHA-256 (a model that is not confidential)")
 	commit.RunE = func(_ *cobra.Command, args []string) error {
 		if plain == (commitSalt != "") {
-			return usagef("give exactly one of --salt FILE (a confidential model) and --plain")
+			return cliout.Usagef("give exactly one of --salt FILE (a confidential model) and --plain")
 		}
 		module, err := readLimitedFile(args[0], api.MaxModelSize)
 		if err != nil {
 			return err
 		}
-		if plain {
-			fmt.Fprintf(c.stdout, "%x\n", sha256.Sum256(module))
-			return nil
-		}
-		salt, err := cleanroom.ReadSaltFile(commitSalt)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			if salt, err = cleanroom.WriteSaltFile(commitSalt); err != nil {
-				return err
-			}
-			c.infof("wrote a fresh salt to %s (secret, mode 0600): keep it with the module; cleanroom model submit needs it", commitSalt)
-		case err != nil:
+		sum, created, err := cleanroom.ModelDigest(module, commitSalt)
+		if err != nil {
 			return err
-		default:
-			c.infof("using the salt in %s", commitSalt)
 		}
-		c.infof("commitment to the %d bytes of %s: put it in the contract as models[].sha256, with confidential: true", len(module), args[0])
-		fmt.Fprintf(c.stdout, "%x\n", cleanroom.CommitModel(salt, module))
+		if !plain {
+			if created {
+				c.Infof("wrote a fresh salt to %s (secret, mode 0600): keep it with the module; cleanroom model submit needs it", commitSalt)
+			} else {
+				c.Infof("using the salt in %s", commitSalt)
+			}
+			c.Infof("commitment to the %d bytes of %s: put it in the contract as models[].sha256, with confidential: true", len(module), args[0])
+		}
+		fmt.Fprintf(c.Stdout, "%x\n", sum)
 		return nil
 	}
 
@@ -87,7 +79,7 @@ model ABI of docs/models.md.`,
 	s := bindSettings(submit)
 	submit.RunE = func(cmd *cobra.Command, args []string) error {
 		if name == "" {
-			return usagef("--name NAME is required: the model's name in the contract")
+			return cliout.Usagef("--name NAME is required: the model's name in the contract")
 		}
 		ss, err := c.connect(s, "", false)
 		if err != nil {
@@ -107,10 +99,10 @@ model ABI of docs/models.md.`,
 		}
 		switch {
 		case m.Confidential && submitSalt == "":
-			return withHint(usagef("model %s is confidential: --salt FILE is required", name),
+			return cliout.WithHint(cliout.Usagef("model %s is confidential: --salt FILE is required", name),
 				"give the salt file cleanroom model commit wrote when it printed the model's commitment")
 		case !m.Confidential && submitSalt != "":
-			return withHint(usagef("model %s is not confidential: its sha256 is the plain SHA-256 of the module, and takes no --salt", name), "drop --salt")
+			return cliout.WithHint(cliout.Usagef("model %s is not confidential: its sha256 is the plain SHA-256 of the module, and takes no --salt", name), "drop --salt")
 		}
 		var salt *cleanroom.Salt
 		if submitSalt != "" {
@@ -121,13 +113,9 @@ model ABI of docs/models.md.`,
 			salt = &s
 		}
 		if err := m.Check(module, salt); err != nil {
-			return withHint(fmt.Errorf("%s: %w", args[0], err), "submit the exact module (and salt file) cleanroom model commit was run on")
+			return cliout.WithHint(fmt.Errorf("%s: %w", args[0], err), "submit the exact module (and salt file) cleanroom model commit was run on")
 		}
-		ctx := cmd.Context()
-		if err := c.attested(ctx, ss); err != nil {
-			return err
-		}
-		rec, err := ss.client.SubmitModel(ctx, name, module, salt)
+		rec, err := ss.client.SubmitModel(cmd.Context(), name, module, salt)
 		if err != nil {
 			return explain(err)
 		}
@@ -135,8 +123,8 @@ model ABI of docs/models.md.`,
 		if m.Confidential {
 			how = "sealed to the attested coordinator"
 		}
-		c.infof("model %s submitted %s, commitment %s, log index %d", name, how, rec.Commitment, rec.LogIndex)
-		fmt.Fprintln(c.stdout, rec.Commitment)
+		c.Infof("model %s submitted %s, commitment %s, log index %d", name, how, rec.Commitment, rec.LogIndex)
+		fmt.Fprintln(c.Stdout, rec.Commitment)
 		return nil
 	}
 
@@ -152,7 +140,7 @@ model ABI of docs/models.md.`,
 	gs := bindSettings(get)
 	get.RunE = func(cmd *cobra.Command, _ []string) error {
 		if getName == "" || out == "" {
-			return usagef("--name NAME and --out FILE are required")
+			return cliout.Usagef("--name NAME and --out FILE are required")
 		}
 		ss, err := c.connect(gs, "", false)
 		if err != nil {
@@ -160,18 +148,18 @@ model ABI of docs/models.md.`,
 		}
 		defer ss.client.Close()
 		ctx := cmd.Context()
-		if err := c.attested(ctx, ss); err != nil {
-			return err
+		if _, err := ss.client.Attest(ctx); err != nil {
+			return explain(err)
 		}
 		module, err := ss.client.Model(ctx, getName)
 		if err != nil {
 			return explain(err)
 		}
-		if err := cleanroom.WriteFileAtomic(out, module, 0o600); err != nil {
+		if err := durable.WriteFile(out, module, 0o600); err != nil {
 			return err
 		}
-		c.infof("model %s: %d bytes written to %s", getName, len(module), out)
-		fmt.Fprintln(c.stdout, out)
+		c.Infof("model %s: %d bytes written to %s", getName, len(module), out)
+		fmt.Fprintln(c.Stdout, out)
 		return nil
 	}
 	cmd.AddCommand(commit, submit, get)

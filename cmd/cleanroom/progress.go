@@ -35,10 +35,10 @@ func isTerminal(w io.Writer) bool {
 // startProgress starts drawing; read reports the bytes and rows done so far.
 // It returns nil (a no-op) when stderr is not a terminal.
 func (c *cli) startProgress(label string, total int64, read func() (int64, int64)) *progress {
-	if !isTerminal(c.stderr) {
+	if !isTerminal(c.Stderr) {
 		return nil
 	}
-	p := &progress{w: c.stderr, label: label, total: total, read: read, start: time.Now(), stop: make(chan struct{})}
+	p := &progress{w: c.Stderr, label: label, total: total, read: read, start: time.Now(), stop: make(chan struct{})}
 	p.done.Add(1)
 	go func() {
 		defer p.done.Done()

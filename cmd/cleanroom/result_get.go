@@ -7,11 +7,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
+	"cleanroom.dev/cleanroom/internal/cliout"
+	"cleanroom.dev/cleanroom/internal/durable"
 )
-
-func init() { resultCommands = append(resultCommands, newResultGetCmd) }
 
 func newResultGetCmd(c *cli) *cobra.Command {
 	var runID, out string
@@ -30,7 +29,7 @@ its audit log. Decrypt and show it with cleanroom result show.`,
 	s := bindSettings(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if runID == "" || out == "" {
-			return usagef("--run ID and --out FILE are required")
+			return cliout.Usagef("--run ID and --out FILE are required")
 		}
 		ss, err := c.connect(s, "", true)
 		if err != nil {
@@ -40,29 +39,21 @@ its audit log. Decrypt and show it with cleanroom result show.`,
 		if !ss.contract.IsRecipient(ss.me().ID) {
 			return fmt.Errorf("participant %q is not a result recipient of the contract", ss.me().ID)
 		}
-		data, err := ss.client.Result(cmd.Context(), runID)
+		res, err := ss.client.Result(cmd.Context(), runID)
+		var ve *bundle.VerifyError
+		if errors.As(err, &ve) {
+			return cliout.WithHint(fmt.Errorf("%w; nothing written", err), hintFor(ve))
+		}
 		if err != nil {
 			return explain(err)
 		}
-		b, err := bundle.Parse(data)
-		if err != nil {
-			return fmt.Errorf("the coordinator sent a malformed bundle: %w", err)
-		}
-		r, err := bundle.Verify(b, ss.contract, bundle.VerifyOptions{Recipient: ss.identity})
-		if err != nil {
-			var ve *bundle.VerifyError
-			if errors.As(err, &ve) {
-				return withHint(fmt.Errorf("the bundle the coordinator sent does not verify; nothing written: %w", err), hintFor(ve))
-			}
+		if err := durable.WriteFile(out, res.Bundle, 0o600); err != nil {
 			return err
 		}
-		if err := cleanroom.WriteFileAtomic(out, data, 0o600); err != nil {
-			return err
-		}
-		st := r.Statement
-		c.infof("wrote %s: run %s, %d rows kept, %d suppressed, verified down to the coordinator's attestation (see cleanroom result verify %s)",
+		st := res.Report.Statement
+		c.Infof("wrote %s: run %s, %d rows kept, %d suppressed, verified down to the coordinator's attestation (see cleanroom result verify %s)",
 			out, st.RunID, st.RowsKept, st.RowsSuppressed, filepath.Base(out))
-		fmt.Fprintln(c.stdout, out)
+		fmt.Fprintln(c.Stdout, out)
 		return nil
 	}
 	return cmd

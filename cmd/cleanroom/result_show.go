@@ -5,15 +5,15 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/apache/arrow-go/v18/arrow/ipc"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/spf13/cobra"
 
 	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/cleanroom/bundle"
+	"cleanroom.dev/cleanroom/cleanroom/client"
 	"cleanroom.dev/cleanroom/connectors"
+	"cleanroom.dev/cleanroom/internal/cliout"
+	"cleanroom.dev/cleanroom/internal/durable"
 )
-
-func init() { resultCommands = append(resultCommands, newResultShowCmd) }
 
 func newResultShowCmd(c *cli) *cobra.Command {
 	var formatName, out string
@@ -46,11 +46,11 @@ Nothing is written unless the bundle verifies in full.`,
 	cmd.RunE = func(_ *cobra.Command, args []string) error {
 		format, err := connectors.ParseFormat(formatName)
 		if err != nil || format == connectors.FormatAuto {
-			return usagef("--format %q is not one of table, csv, json, jsonl, parquet, arrow or arrows", formatName)
+			return cliout.Usagef("--format %q is not one of table, csv, json, jsonl, parquet, arrow or arrows", formatName)
 		}
 		binary := format == connectors.FormatParquet || format == connectors.FormatArrowFile || format == connectors.FormatArrowStream
-		if binary && out == "" && isTerminal(c.stdout) {
-			return withHint(usagef("--format %s is binary and stdout is a terminal", format), "write it to a file with --out FILE (or redirect stdout)")
+		if binary && out == "" && isTerminal(c.Stdout) {
+			return cliout.WithHint(cliout.Usagef("--format %s is binary and stdout is a terminal", format), "write it to a file with --out FILE (or redirect stdout)")
 		}
 		keyPath, err := s.require("key")
 		if err != nil {
@@ -74,33 +74,32 @@ Nothing is written unless the bundle verifies in full.`,
 		}
 		defer clear(r.Result)
 		fp := id.Public().Fingerprint()
-		c.infof("decrypted with %s's key %s: the result opens the commitment the coordinator signed", ct.ParticipantByKey(fp).ID, fp.Short())
+		c.Infof("decrypted with %s's key %s: the result opens the commitment the coordinator signed", ct.ParticipantByKey(fp).ID, fp.Short())
 
 		if out == "" {
-			_, err := writeResult(c.stdout, r.Result, format)
+			_, err := writeResult(c.Stdout, r, format)
 			return err
 		}
 		var buf bytes.Buffer
-		rows, err := writeResult(&buf, r.Result, format)
+		rows, err := writeResult(&buf, r, format)
 		if err != nil {
 			return err
 		}
 		defer clear(buf.Bytes())
-		if err := cleanroom.WriteFileAtomic(out, buf.Bytes(), 0o600); err != nil {
+		if err := durable.WriteFile(out, buf.Bytes(), 0o600); err != nil {
 			return err
 		}
-		c.infof("wrote %d rows to %s (%s)", rows, out, format)
+		c.Infof("wrote %d rows to %s (%s)", rows, out, format)
 		return nil
 	}
 	return cmd
 }
 
-// writeResult decodes the plaintext result (an Arrow IPC stream) and writes
-// it in format.
-func writeResult(w io.Writer, result []byte, format connectors.Format) (int64, error) {
-	rr, err := ipc.NewReader(bytes.NewReader(result), ipc.WithAllocator(memory.DefaultAllocator))
+// writeResult writes the verified, decrypted result in format.
+func writeResult(w io.Writer, r *bundle.Report, format connectors.Format) (int64, error) {
+	rr, err := client.ResultRecords(r)
 	if err != nil {
-		return 0, fmt.Errorf("the verified result is not an Arrow IPC stream: %w", err)
+		return 0, err
 	}
 	defer rr.Release()
 	rows, err := connectors.Write(w, format, rr, connectors.WriteOptions{})

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
-	"cleanroom.dev/cleanroom/cleanroom/bundle/bundletest"
+	"cleanroom.dev/cleanroom/internal/bundletest"
 )
 
 // resultFixture makes a simulated coordinator with its log and contract
@@ -32,11 +32,10 @@ import (
 func resultFixture(t *testing.T) map[string][]byte {
 	t.Helper()
 	dir := t.TempDir()
-	w, err := bundletest.New(filepath.Join(dir, "world"))
+	w, err := bundletest.New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { w.Close() })
 	if err := w.WriteFiles(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -87,12 +86,11 @@ func resultFixture(t *testing.T) map[string][]byte {
 
 	// A contract whose runs are differentially private, and the bundle of
 	// its second run.
-	dp, err := bundletest.NewWith(filepath.Join(dir, "dp-world"), bundletest.Options{DifferentialPrivacy: "{epsilon_total: 3, delta_total: 1.0e-6, " +
+	dp, err := bundletest.NewWith(bundletest.Options{DifferentialPrivacy: "{epsilon_total: 3, delta_total: 1.0e-6, " +
 		"epsilon_per_run: 0.5, delta_per_run: 1.0e-7, max_groups_contributed: 1, max_contributions_per_group: 1}"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { dp.Close() })
 	files["dp-contract.yaml"] = dp.ContractText
 	if files["dp-advertiser.key"], err = dp.Keys["advertiser"].MarshalText(); err != nil {
 		t.Fatal(err)

@@ -9,28 +9,10 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
+	"cleanroom.dev/cleanroom/cleanroom/client"
 	"cleanroom.dev/cleanroom/contracts"
+	"cleanroom.dev/cleanroom/internal/cliout"
 )
-
-func init() {
-	register(newResultCmd)
-	resultCommands = append(resultCommands, newResultVerifyCmd)
-}
-
-// resultCommands are the sub-commands of "cleanroom result". Each file that
-// defines one appends its factory in an init function.
-var resultCommands []func(*cli) *cobra.Command
-
-func newResultCmd(c *cli) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "result",
-		Short: "Fetch, verify and decrypt run results",
-	}
-	for _, f := range resultCommands {
-		cmd.AddCommand(f(c))
-	}
-	return cmd
-}
 
 func newResultVerifyCmd(c *cli) *cobra.Command {
 	cmd := &cobra.Command{
@@ -70,49 +52,38 @@ cleanroom result show decrypts and checks it.`,
 		if err != nil {
 			return err
 		}
-		_, err = c.verifyResult(args[0], ct, nil, c.stdout)
+		_, err = c.verifyResult(args[0], ct, nil, c.Stdout)
 		return err
 	}
 	return cmd
 }
 
-// readBundle reads and parses a bundle file.
-func readBundle(path string) (*bundle.Bundle, error) {
-	data, err := readLimitedFile(path, bundle.MaxSize)
-	if err != nil {
-		return nil, err
-	}
-	b, err := bundle.Parse(data)
-	if err != nil {
-		return nil, withHint(fmt.Errorf("%s: %w", path, err), "a result bundle is the file cleanroom result get writes")
-	}
-	return b, nil
-}
-
-// verifyResult reads, parses and verifies a bundle, printing each step to
-// steps (nil prints nothing), and returns the report of a bundle that
-// passed every step.
+// verifyResult reads a bundle file and verifies it (client.VerifyResult),
+// printing each step to steps (nil prints nothing), and returns the report
+// of a bundle that passed every step.
 func (c *cli) verifyResult(path string, ct *contracts.Contract, recipient *cleanroom.Identity, steps io.Writer) (*bundle.Report, error) {
-	b, err := readBundle(path)
+	data, err := readLimitedFile(path, client.MaxBundleSize)
 	if err != nil {
 		return nil, err
 	}
-	r, err := bundle.Verify(b, ct, bundle.VerifyOptions{Recipient: recipient})
+	r, err := client.VerifyResult(data, ct, recipient)
 	if steps != nil && r != nil {
 		printSteps(steps, r, recipient != nil)
 	}
-	if err != nil {
-		var ve *bundle.VerifyError
-		if errors.As(err, &ve) {
-			return nil, withHint(fmt.Errorf("%s does not verify: %w", path, err), hintFor(ve))
-		}
+	var ve *bundle.VerifyError
+	switch {
+	case errors.As(err, &ve):
+		return nil, cliout.WithHint(fmt.Errorf("%s does not verify: %w", path, err), hintFor(ve))
+	case errors.Is(err, bundle.ErrMalformed):
+		return nil, cliout.WithHint(fmt.Errorf("%s: %w", path, err), "a result bundle is the file cleanroom result get writes")
+	case err != nil:
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	s := r.Statement
-	c.infof("verified: run %s (run %d of contract %s) on platform %s: %d rows kept, %d suppressed, result commitment %x",
+	c.Infof("verified: run %s (run %d of contract %s) on platform %s: %d rows kept, %d suppressed, result commitment %x",
 		s.RunID, s.RunNumber, ct.ID(), r.Claims.Platform, s.RowsKept, s.RowsSuppressed, s.ResultCommitment)
 	if p := s.Privacy; p != nil {
-		c.infof("differential privacy: the run was charged ε=%v, δ=%v; the contract's budget left after it: ε=%v, δ=%v",
+		c.Infof("differential privacy: the run was charged ε=%v, δ=%v; the contract's budget left after it: ε=%v, δ=%v",
 			p.Epsilon, p.Delta, p.EpsilonLeft, p.DeltaLeft)
 	}
 	return r, nil

@@ -10,8 +10,6 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/api"
 )
 
-func init() { register(newRunCmd) }
-
 func newRunCmd(c *cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run --contract FILE --key NAME.key --coordinator URL",
@@ -36,20 +34,16 @@ full only to the algorithm provider, and everyone else reads a generic one
 			return err
 		}
 		defer ss.client.Close()
-		ctx := cmd.Context()
-		if err := c.attested(ctx, ss); err != nil {
-			return err
-		}
-		rs, err := ss.client.Run(ctx)
+		rs, err := ss.client.Run(cmd.Context())
 		if err != nil {
 			return explain(err)
 		}
-		c.infof("run %d of %d (%s) finished: %d rows released, %d suppressed below k; result commitment %s",
+		c.Infof("run %d of %d (%s) finished: %d rows released, %d suppressed below k; result commitment %s",
 			rs.Number, ss.contract.Output.MaxRuns, rs.RunID, rs.RowsKept, rs.RowsSuppressed, rs.ResultCommitment)
 		if p := rs.Privacy; p != nil {
-			c.infof("differential privacy: the run was charged ε=%v, δ=%v; the contract's budget left: ε=%v, δ=%v", p.Epsilon, p.Delta, p.EpsilonLeft, p.DeltaLeft)
+			c.Infof("differential privacy: the run was charged ε=%v, δ=%v; the contract's budget left: ε=%v, δ=%v", p.Epsilon, p.Delta, p.EpsilonLeft, p.DeltaLeft)
 		}
-		fmt.Fprintln(c.stdout, rs.RunID)
+		fmt.Fprintln(c.Stdout, rs.RunID)
 		return nil
 	}
 	cmd.AddCommand(newRunStatusCmd(c))
@@ -89,7 +83,7 @@ reason.`,
 		if err != nil {
 			return err
 		}
-		printRunStatus(c.stdout, rs, private)
+		printRunStatus(c.Stdout, rs, private)
 		return nil
 	}
 	return cmd

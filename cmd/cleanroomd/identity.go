@@ -5,12 +5,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"cleanroom.dev/cleanroom/coordinator/tee"
+	"cleanroom.dev/cleanroom/coordinator"
+	"cleanroom.dev/cleanroom/internal/cliout"
 )
 
-func init() { register(newIdentityCmd) }
-
-func newIdentityCmd(c *cli) *cobra.Command {
+func newIdentityCmd(c *cliout.CLI) *cobra.Command {
 	var dataDir string
 	cmd := &cobra.Command{
 		Use:   "identity --data-dir DIR",
@@ -29,27 +28,23 @@ Participants check it with "cleanroom attestation verify --identity FILE".`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			if dataDir == "" {
-				return usagef("--data-dir DIR is required")
+				return cliout.Usagef("--data-dir DIR is required")
 			}
-			inst, err := tee.Open(dataDir)
+			id, err := coordinator.ReadIdentity(dataDir)
 			if err != nil {
-				if errors.Is(err, tee.ErrNotInitialised) {
-					return withHint(err, "run: cleanroomd init --data-dir "+dataDir+" --attestation MODE")
+				if errors.Is(err, coordinator.ErrNotInitialised) {
+					return cliout.WithHint(err, "run: cleanroomd init --data-dir "+dataDir+" --attestation MODE")
 				}
 				return err
 			}
-			if inst.Mode().Simulated() {
-				c.warnf("%s", simulatedWarning)
+			if id.Mode.Simulated() {
+				c.Warnf("%s", simulatedWarning)
 			}
-			doc, err := inst.IdentityDocument()
+			out, err := id.Document.MarshalJSON()
 			if err != nil {
 				return err
 			}
-			out, err := doc.MarshalJSON()
-			if err != nil {
-				return err
-			}
-			_, err = c.stdout.Write(out)
+			_, err = c.Stdout.Write(out)
 			return err
 		},
 	}

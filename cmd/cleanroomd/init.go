@@ -7,16 +7,15 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"cleanroom.dev/cleanroom/coordinator/tee"
+	"cleanroom.dev/cleanroom/coordinator"
+	"cleanroom.dev/cleanroom/internal/cliout"
 )
-
-func init() { register(newInitCmd) }
 
 // simulatedWarning is printed by every command that runs or initialises a
 // simulated coordinator.
 const simulatedWarning = "SIMULATED attestation: the keys are sealed with a local key file and the evidence is signed by a fake vendor root made for this data directory. It protects nothing; use it only for development, tests and demos."
 
-func newInitCmd(c *cli) *cobra.Command {
+func newInitCmd(c *cliout.CLI) *cobra.Command {
 	var dataDir, mode string
 	cmd := &cobra.Command{
 		Use:   "init --data-dir DIR --attestation MODE",
@@ -43,39 +42,36 @@ prints the identity document that participants verify and pin.`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			if dataDir == "" {
-				return usagef("--data-dir DIR is required")
+				return cliout.Usagef("--data-dir DIR is required")
 			}
 			if mode == "" {
-				return usagef("--attestation MODE is required (sev-snp, tdx, nitro, cca, or one of them followed by -simulated)")
+				return cliout.Usagef("--attestation MODE is required (sev-snp, tdx, nitro, cca, or one of them followed by -simulated)")
 			}
-			m, err := tee.ParseMode(mode)
+			m, err := coordinator.ParseMode(mode)
 			if err != nil {
-				return usageError{Err: err}
+				return cliout.UsageError{Err: err}
 			}
 			if m.Simulated() {
-				c.warnf("%s", simulatedWarning)
+				c.Warnf("%s", simulatedWarning)
 			}
-			inst, err := tee.Init(dataDir, m)
+			id, err := coordinator.Init(dataDir, m)
 			if err != nil {
 				switch {
-				case errors.Is(err, tee.ErrAlreadyInitialised):
-					return withHint(err, "cleanroomd identity --data-dir "+dataDir+" prints the existing identity")
-				case errors.Is(err, tee.ErrNotEmpty):
-					return withHint(err, "choose a new directory")
+				case errors.Is(err, coordinator.ErrAlreadyInitialised):
+					return cliout.WithHint(err, "cleanroomd identity --data-dir "+dataDir+" prints the existing identity")
+				case errors.Is(err, coordinator.ErrNotEmpty):
+					return cliout.WithHint(err, "choose a new directory")
 				}
 				return err
 			}
-			fmt.Fprintln(c.stdout, inst.PublicKey().String())
-			c.infof("initialised %s for attestation %s", dataDir, inst.Mode())
-			c.infof("coordinator key fingerprint %s", inst.PublicKey().Fingerprint())
-			m48 := inst.Measurement()
-			c.infof("measurement %s", hex.EncodeToString(m48[:]))
-			if root := inst.SimulatedRootSHA256(); root != nil {
-				c.infof("simulated_root_sha256 %s", hex.EncodeToString(root[:]))
+			fmt.Fprintln(c.Stdout, id.PublicKey.String())
+			c.Infof("initialised %s for attestation %s", dataDir, id.Mode)
+			c.Infof("coordinator key fingerprint %s", id.PublicKey.Fingerprint())
+			c.Infof("measurement %s", hex.EncodeToString(id.Document.Measurement[:]))
+			if root := id.Document.SimulatedRootSHA256; root != nil {
+				c.Infof("simulated_root_sha256 %s", hex.EncodeToString(root[:]))
 			}
-			if cp, err := inst.ReferenceValues(); err == nil {
-				c.infof("a contract pins it with: coordinator: %s", cp.FlowYAML())
-			}
+			c.Infof("a contract pins it with: coordinator: %s", id.Reference.FlowYAML())
 			return nil
 		},
 	}

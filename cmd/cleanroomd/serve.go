@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,12 +18,9 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
-	"cleanroom.dev/cleanroom/cleanroom/atls"
 	"cleanroom.dev/cleanroom/coordinator"
-	"cleanroom.dev/cleanroom/coordinator/tee"
+	"cleanroom.dev/cleanroom/internal/cliout"
 )
-
-func init() { register(newServeCmd) }
 
 // serveDefaults are the settings `serve` uses when neither the config
 // file, the environment nor a flag sets them.
@@ -65,7 +62,7 @@ var serveHelp = map[string]string{
 	"shutdown-timeout":         "how long a graceful shutdown waits for requests in flight",
 }
 
-func newServeCmd(c *cli) *cobra.Command {
+func newServeCmd(c *cliout.CLI) *cobra.Command {
 	var configFile string
 	cmd := &cobra.Command{
 		Use:   "serve --data-dir DIR [--attestation MODE] [--listen 127.0.0.1:8443] [--config FILE]",
@@ -96,25 +93,12 @@ token, or from loopback with --operator-loopback (docs/api.md).`,
 		if err != nil {
 			return err
 		}
-		return c.serve(cmd.Context(), v)
+		return serve(cmd.Context(), c, v)
 	}
 	return cmd
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	for i := range keys {
-		for j := i + 1; j < len(keys); j++ {
-			if keys[j] < keys[i] {
-				keys[i], keys[j] = keys[j], keys[i]
-			}
-		}
-	}
-	return keys
-}
+func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
 
 // serveSettings layers defaults, the config file, CLEANROOMD_* and flags.
 func serveSettings(flags *pflag.FlagSet, configFile string) (*viper.Viper, error) {
@@ -159,7 +143,7 @@ func parseSize(name, s string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, usagef("--%s: %q is not a size (e.g. 512MiB, 4GiB)", name, s)
+		return 0, cliout.Usagef("--%s: %q is not a size (e.g. 512MiB, 4GiB)", name, s)
 	}
 	return n * mult, nil
 }
@@ -167,7 +151,7 @@ func parseSize(name, s string) (int64, error) {
 func newLogger(w *os.File, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, usagef("--log-level: %q is not debug, info, warn or error", level)
+		return nil, cliout.Usagef("--log-level: %q is not debug, info, warn or error", level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
@@ -176,130 +160,92 @@ func newLogger(w *os.File, format, level string) (*slog.Logger, error) {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
-	return nil, usagef("--log-format: %q is not text or json", format)
+	return nil, cliout.Usagef("--log-format: %q is not text or json", format)
 }
 
-func (c *cli) serve(ctx context.Context, v *viper.Viper) error {
+// serve turns the settings into coordinator.Serve's options, listens, and
+// serves until SIGINT or SIGTERM.
+func serve(ctx context.Context, c *cliout.CLI, v *viper.Viper) error {
 	if err := hardenProcess(); err != nil {
 		return fmt.Errorf("keeping the coordinator's memory out of core dumps: %w", err)
 	}
-	dataDir := v.GetString("data-dir")
-	if dataDir == "" {
-		return usagef("--data-dir DIR is required (or CLEANROOMD_DATA_DIR)")
+	opts, err := serveOptions(v)
+	if err != nil {
+		return err
 	}
-	var mode tee.Mode
-	if s := v.GetString("attestation"); s != "" {
-		m, err := tee.ParseMode(s)
-		if err != nil {
-			return usageError{Err: err}
+	ln, err := net.Listen("tcp", v.GetString("listen"))
+	if err != nil {
+		return err
+	}
+	opts.Ready = func(coord *coordinator.Coordinator) {
+		if coord.Identity().Mode.Simulated() {
+			c.Warnf("%s", simulatedWarning)
 		}
-		mode = m
+		fmt.Fprintln(c.Stdout, "https://"+ln.Addr().String())
 	}
-	queryMemory, err := parseSize("query-memory", v.GetString("query-memory"))
-	if err != nil {
-		return err
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return coordinator.Serve(ctx, ln, opts)
+}
+
+// serveOptions checks every setting and returns the options of
+// coordinator.Serve.
+func serveOptions(v *viper.Viper) (coordinator.Options, error) {
+	var o coordinator.Options
+	o.DataDir = v.GetString("data-dir")
+	if o.DataDir == "" {
+		return o, cliout.Usagef("--data-dir DIR is required (or CLEANROOMD_DATA_DIR)")
 	}
-	modelMemory, err := parseSize("model-memory", v.GetString("model-memory"))
-	if err != nil {
-		return err
+	if s := v.GetString("attestation"); s != "" {
+		m, err := coordinator.ParseMode(s)
+		if err != nil {
+			return o, cliout.UsageError{Err: err}
+		}
+		o.Attestation = m
 	}
-	if modelMemory < 1<<20 || modelMemory > 4<<30 {
-		return usagef("--model-memory: %s is outside 1MiB..4GiB", v.GetString("model-memory"))
+	var err error
+	if o.QueryMemory, err = parseSize("query-memory", v.GetString("query-memory")); err != nil {
+		return o, err
 	}
-	runTimeout, err := time.ParseDuration(v.GetString("run-timeout"))
-	if err != nil || runTimeout <= 0 {
-		return usagef("--run-timeout: %q is not a positive duration (e.g. 1h, 90s)", v.GetString("run-timeout"))
+	if o.ModelMemory, err = parseSize("model-memory", v.GetString("model-memory")); err != nil {
+		return o, err
 	}
-	maxUpload, err := parseSize("max-upload-bytes", v.GetString("max-upload-bytes"))
-	if err != nil {
-		return err
+	if o.ModelMemory < 1<<20 || o.ModelMemory > 4<<30 {
+		return o, cliout.Usagef("--model-memory: %s is outside 1MiB..4GiB", v.GetString("model-memory"))
 	}
-	threads, err := strconv.Atoi(v.GetString("query-threads"))
-	if err != nil || threads < 0 {
-		return usagef("--query-threads: %q is not a number of threads", v.GetString("query-threads"))
+	if o.RunTimeout, err = time.ParseDuration(v.GetString("run-timeout")); err != nil || o.RunTimeout <= 0 {
+		return o, cliout.Usagef("--run-timeout: %q is not a positive duration (e.g. 1h, 90s)", v.GetString("run-timeout"))
+	}
+	if o.MaxUploadBytes, err = parseSize("max-upload-bytes", v.GetString("max-upload-bytes")); err != nil {
+		return o, err
+	}
+	if o.QueryThreads, err = strconv.Atoi(v.GetString("query-threads")); err != nil || o.QueryThreads < 0 {
+		return o, cliout.Usagef("--query-threads: %q is not a number of threads", v.GetString("query-threads"))
 	}
 	perHost, err := strconv.Atoi(v.GetString("max-connections-per-host"))
 	if err != nil || perHost < 0 {
-		return usagef("--max-connections-per-host: %q is not a number", v.GetString("max-connections-per-host"))
+		return o, cliout.Usagef("--max-connections-per-host: %q is not a number", v.GetString("max-connections-per-host"))
 	}
 	maxConns, err := strconv.Atoi(v.GetString("max-connections"))
 	if err != nil || maxConns < 1 {
-		return usagef("--max-connections: %q is not a positive number", v.GetString("max-connections"))
+		return o, cliout.Usagef("--max-connections: %q is not a positive number", v.GetString("max-connections"))
 	}
-	interval, err := time.ParseDuration(v.GetString("checkpoint-interval"))
-	if err != nil {
-		return usagef("--checkpoint-interval: %v", err)
+	o.Limits = coordinator.ServerLimits{MaxConnections: maxConns, MaxConnectionsPerHost: perHost}
+	if o.CheckpointInterval, err = time.ParseDuration(v.GetString("checkpoint-interval")); err != nil {
+		return o, cliout.Usagef("--checkpoint-interval: %v", err)
 	}
-	shutdownTimeout, err := time.ParseDuration(v.GetString("shutdown-timeout"))
-	if err != nil {
-		return usagef("--shutdown-timeout: %v", err)
+	if o.ShutdownTimeout, err = time.ParseDuration(v.GetString("shutdown-timeout")); err != nil {
+		return o, cliout.Usagef("--shutdown-timeout: %v", err)
 	}
-	logger, err := newLogger(os.Stderr, v.GetString("log-format"), v.GetString("log-level"))
-	if err != nil {
-		return err
+	if o.Logger, err = newLogger(os.Stderr, v.GetString("log-format"), v.GetString("log-level")); err != nil {
+		return o, err
 	}
-	operatorLoopback, err := strconv.ParseBool(v.GetString("operator-loopback"))
-	if err != nil {
-		return usagef("--operator-loopback: %q is not true or false", v.GetString("operator-loopback"))
+	if o.OperatorLoopback, err = strconv.ParseBool(v.GetString("operator-loopback")); err != nil {
+		return o, cliout.Usagef("--operator-loopback: %q is not true or false", v.GetString("operator-loopback"))
 	}
-	operatorToken := v.GetString("operator-token")
-	if len(operatorToken) > 0 && len(operatorToken) < coordinator.MinOperatorTokenLength {
-		return usagef("--operator-token: %d characters is too short: at least %d (e.g. openssl rand -hex 32)", len(operatorToken), coordinator.MinOperatorTokenLength)
+	o.OperatorToken = v.GetString("operator-token")
+	if len(o.OperatorToken) > 0 && len(o.OperatorToken) < coordinator.MinOperatorTokenLength {
+		return o, cliout.Usagef("--operator-token: %d characters is too short: at least %d (e.g. openssl rand -hex 32)", len(o.OperatorToken), coordinator.MinOperatorTokenLength)
 	}
-
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	coord, err := coordinator.Open(ctx, coordinator.Config{
-		DataDir: dataDir, Attestation: mode, MaxUploadBytes: maxUpload,
-		QueryMemory: queryMemory, QueryThreads: threads, ModelMemory: modelMemory, RunTimeout: runTimeout,
-		CheckpointInterval: interval, Logger: logger,
-		OperatorToken: operatorToken, OperatorLoopback: operatorLoopback,
-	})
-	if err != nil {
-		return err
-	}
-	if coord.TEE().Mode().Simulated() {
-		c.warnf("%s", simulatedWarning)
-	}
-	inst := coord.TEE()
-	srv, err := atls.NewHTTPServer(v.GetString("listen"), coord.Handler(), atls.ServerOptions{
-		Identity: inst.Identity(), Evidence: inst.StaticEvidence(),
-	})
-	if err != nil {
-		coord.Close(context.Background())
-		return err
-	}
-	srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
-	ln, err := net.Listen("tcp", v.GetString("listen"))
-	if err != nil {
-		coord.Close(context.Background())
-		return err
-	}
-	ln = coordinator.ServerLimits{MaxConnections: maxConns, MaxConnectionsPerHost: perHost}.Apply(srv, ln)
-	url := "https://" + ln.Addr().String()
-	logger.Info("serving", "url", url, "data_dir", dataDir, "platform", inst.Platform(), "key", inst.PublicKey().Fingerprint().String())
-	fmt.Fprintln(c.stdout, url)
-
-	served := make(chan error, 1)
-	go func() { served <- srv.ServeTLS(ln, "", "") }()
-	select {
-	case err := <-served:
-		coord.Close(context.Background())
-		return err
-	case <-ctx.Done():
-	}
-	logger.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		logger.Warn("requests still in flight at shutdown", "err", err)
-	}
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		logger.Warn("server stopped with an error", "err", err)
-	}
-	if err := coord.Close(sctx); err != nil {
-		return fmt.Errorf("closing the audit log: %w", err)
-	}
-	logger.Info("stopped")
-	return nil
+	return o, nil
 }

@@ -43,13 +43,14 @@ func TestQueryMatchesExpected(t *testing.T) {
 	}
 }
 
-// TestEngineReleasesExpected runs the query in the coordinator's
-// locked-down engine, on the files read by connectors.Open with the
-// contract's columns, under the contract's output policy: it releases
-// exactly the expected rows and suppresses the rest.
+// TestEngineReleasesExpected plays the scenario on a real coordinator
+// through the client SDK (scenariotest.CleanRoom): the files read by
+// connectors.Open with the contract's columns, encrypted and uploaded, the
+// query run in the locked-down engine under the contract's output policy,
+// the result verified and decrypted. It releases exactly the expected
+// rows and suppresses the rest.
 func TestEngineReleasesExpected(t *testing.T) {
 	dir, _ := scenariotest.Generate(t, Spec, testRows, 11, testBatch)
-	c, _ := scenariotest.FillContract(t, ContractTemplate, Query)
 	exp, err := scenario.ReadExpected(filepath.Join(dir, scenario.ExpectedFile), ResultColumns)
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +58,7 @@ func TestEngineReleasesExpected(t *testing.T) {
 	for _, format := range []connectors.Format{connectors.FormatCSV, connectors.FormatParquet} {
 		t.Run(format.String(), func(t *testing.T) {
 			result := filepath.Join(t.TempDir(), "result.csv")
-			got, suppressed := scenariotest.Engine(t, c, dir, format, Query, ResultColumns, result)
+			got, suppressed := scenariotest.CleanRoom(t, ContractTemplate, dir, format, Query, ResultColumns, result)
 			if err := exp.Compare(got, suppressed); err != nil {
 				t.Fatal(err)
 			}

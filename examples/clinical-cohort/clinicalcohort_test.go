@@ -69,10 +69,12 @@ func TestQueryMatchesExpected(t *testing.T) {
 	}
 }
 
-// TestEngineReleasesExpected runs the query in the coordinator's
-// locked-down engine, on the files read by connectors.Open with the
-// contract's columns, under the contract's output policy: it releases
-// exactly the expected rows and suppresses the rest.
+// TestEngineReleasesExpected plays the scenario on a real coordinator
+// through the client SDK (scenariotest.CleanRoom): the files read by
+// connectors.Open with the contract's columns, encrypted and uploaded, the
+// query and the risk model submitted, the query run in the locked-down
+// engine under the contract's output policy, the result verified and
+// decrypted. It releases exactly the expected rows and suppresses the rest.
 //
 // The sponsor's risk model runs there as the WebAssembly module built from
 // riskmodel/wasm, while the generator's expected counts use the same Go
@@ -80,7 +82,6 @@ func TestQueryMatchesExpected(t *testing.T) {
 func TestEngineReleasesExpected(t *testing.T) {
 	dir, _ := scenariotest.Generate(t, Spec, testRows, 11, testBatch)
 	model := riskModule(t)
-	c, _ := scenariotest.FillContract(t, ContractTemplate, Query, model)
 	exp, err := scenario.ReadExpected(filepath.Join(dir, scenario.ExpectedFile), ResultColumns)
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +89,7 @@ func TestEngineReleasesExpected(t *testing.T) {
 	for _, format := range []connectors.Format{connectors.FormatCSV, connectors.FormatParquet} {
 		t.Run(format.String(), func(t *testing.T) {
 			result := filepath.Join(t.TempDir(), "result.csv")
-			got, suppressed := scenariotest.Engine(t, c, dir, format, Query, ResultColumns, result, model)
+			got, suppressed := scenariotest.CleanRoom(t, ContractTemplate, dir, format, Query, ResultColumns, result, model)
 			if err := exp.Compare(got, suppressed); err != nil {
 				t.Fatal(err)
 			}

@@ -35,8 +35,12 @@ type Limits struct {
 }
 
 // Decoder decodes strictly: no unknown or duplicate keys, no tags, no
-// indefinite lengths, nothing after the item, and the bytes must be
-// exactly the canonical encoding of the decoded value.
+// indefinite lengths, valid UTF-8 text, within its limits. Decode also
+// requires nothing after the item and the bytes to be exactly the canonical
+// encoding of the decoded value; Unmarshal and UnmarshalFirst stop at the
+// strict shape, for callers that check canonical form themselves or read a
+// format that is not canonical (AWS's Nitro attestation documents). Every
+// strict CBOR decode in Cleanroom goes through a Decoder.
 type Decoder struct{ mode cbor.DecMode }
 
 // NewDecoder returns a strict decoder within limits.
@@ -49,6 +53,7 @@ func NewDecoder(l Limits) Decoder {
 		MaxNestedLevels:   l.MaxNestedLevels,
 		MaxArrayElements:  l.MaxArrayElements,
 		MaxMapPairs:       l.MaxMapPairs,
+		UTF8:              cbor.UTF8RejectInvalid,
 	}.DecMode()
 	if err != nil {
 		panic(err)
@@ -71,4 +76,15 @@ func (d Decoder) Decode(what string, data []byte, v any) error {
 		return fmt.Errorf("%w: %s is not in canonical (core deterministic) CBOR encoding", ErrNotCanonical, what)
 	}
 	return nil
+}
+
+// Unmarshal decodes the one item data holds into v, strictly (see
+// Decoder), without the canonical-form check of Decode. Its errors are the
+// CBOR library's.
+func (d Decoder) Unmarshal(data []byte, v any) error { return d.mode.Unmarshal(data, v) }
+
+// UnmarshalFirst decodes the first item of data into v, strictly, and
+// returns the bytes after it.
+func (d Decoder) UnmarshalFirst(data []byte, v any) ([]byte, error) {
+	return d.mode.UnmarshalFirst(data, v)
 }

@@ -13,6 +13,31 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// CLI is a program's command line: its standard streams, the output rules
+// of its messages, and the root command both binaries build the same way.
+type CLI struct {
+	Printer
+	Stdin  io.Reader
+	Stdout io.Writer
+}
+
+// New returns the command line of program prog on these streams.
+func New(prog string, stdin io.Reader, stdout, stderr io.Writer) *CLI {
+	return &CLI{Printer: Printer{Prog: prog, Stderr: stderr}, Stdin: stdin, Stdout: stdout}
+}
+
+// Root returns the program's root command, writing to the CLI's streams,
+// with the sub-commands cmds (listed by the program's main, in the order
+// they are given; help lists them sorted).
+func (c *CLI) Root(short, long string, cmds ...*cobra.Command) *cobra.Command {
+	root := &cobra.Command{Use: c.Prog, Short: short, Long: long}
+	root.SetIn(c.Stdin)
+	root.SetOut(c.Stdout)
+	root.SetErr(c.Stderr)
+	root.AddCommand(cmds...)
+	return root
+}
+
 // Printer writes a program's messages for people to stderr.
 type Printer struct {
 	Prog   string

@@ -26,7 +26,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -44,13 +43,12 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/client"
-	"cleanroom.dev/cleanroom/cleanroom/upload"
 	"cleanroom.dev/cleanroom/connectors"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
 	adattribution "cleanroom.dev/cleanroom/examples/ad-attribution"
 	exscenario "cleanroom.dev/cleanroom/examples/internal/scenario"
-	"cleanroom.dev/cleanroom/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 func main() {
@@ -225,14 +223,14 @@ func prepare(dir string, rows int64, generate bool, dataDir string) (string, err
 			return "", err
 		}
 	}
-	srv, err := scenario.StartE(filepath.Join(dir, "coordinator"), coordinator.Config{
+	srv, err := testenv.StartE(filepath.Join(dir, "coordinator"), coordinator.Config{
 		Logger: slog.New(slog.DiscardHandler), MaxUploadBytes: 64 << 30})
 	if err != nil {
 		return "", err
 	}
 	defer srv.Stop()
 	parties := map[string]*cleanroom.Identity{}
-	spec := &scenario.Spec{Name: "bench", Query: adattribution.Query, AlgorithmBy: "measurer",
+	spec := &testenv.Spec{Name: "bench", Query: adattribution.Query, AlgorithmBy: "measurer",
 		Recipients: []string{"advertiser"}, GroupColumn: "users", K: adattribution.K, MaxRows: 10000, MaxRuns: 1}
 	for _, p := range []struct {
 		id    string
@@ -247,7 +245,7 @@ func prepare(dir string, rows int64, generate bool, dataDir string) (string, err
 			return "", err
 		}
 		parties[p.id] = id
-		spec.Parties = append(spec.Parties, &scenario.Party{ID: p.id, Roles: p.roles, Identity: id})
+		spec.Parties = append(spec.Parties, &testenv.Party{ID: p.id, Roles: p.roles, Identity: id})
 	}
 	cols := func(cs []contracts.Column) string {
 		var parts []string
@@ -256,22 +254,22 @@ func prepare(dir string, rows int64, generate bool, dataDir string) (string, err
 		}
 		return "[" + strings.Join(parts, ", ") + "]"
 	}
-	spec.Datasets = []scenario.Dataset{
+	spec.Datasets = []testenv.Dataset{
 		{ID: adattribution.Impressions, Provider: "publisher", Columns: cols(adattribution.ImpressionColumns)},
 		{ID: adattribution.Conversions, Provider: "advertiser", Columns: cols(adattribution.ConversionColumns)},
 	}
-	text := spec.Text(srv.Coord.TEE())
+	text := spec.Text(srv.Coord.Identity())
 	c, err := contracts.Parse(text, contracts.ParseOptions{})
 	if err != nil {
 		return "", err
 	}
-	var sigs [][]byte
+	var sigs []contracts.SignedBy
 	for _, p := range spec.Parties {
 		s, err := c.Sign(p.Identity)
 		if err != nil {
 			return "", err
 		}
-		sigs = append(sigs, s)
+		sigs = append(sigs, contracts.SignedBy{Source: p.ID, Data: s})
 	}
 	cl := func(id string) (*client.Client, error) {
 		return client.New(srv.URL, client.Options{Contract: c, Identity: parties[id]})
@@ -281,11 +279,11 @@ func prepare(dir string, rows int64, generate bool, dataDir string) (string, err
 		return "", err
 	}
 	defer pub.Close()
-	if _, err := pub.SubmitContract(ctx, text, sigs); err != nil {
+	if _, err := pub.RegisterContract(ctx, text, sigs); err != nil {
 		return "", err
 	}
 	for _, u := range []struct{ party, ds string }{{"publisher", adattribution.Impressions}, {"advertiser", adattribution.Conversions}} {
-		if err := uploadFile(ctx, cl, c, parties[u.party], u.party, u.ds, filepath.Join(data, u.ds+".parquet"), srv); err != nil {
+		if err := uploadFile(ctx, cl, c, u.party, u.ds, filepath.Join(data, u.ds+".parquet")); err != nil {
 			return "", err
 		}
 	}
@@ -309,33 +307,20 @@ func prepare(dir string, rows int64, generate bool, dataDir string) (string, err
 	return path, os.WriteFile(path, b, 0o600)
 }
 
-func uploadFile(ctx context.Context, cl func(string) (*client.Client, error), c *contracts.Contract, id *cleanroom.Identity,
-	party, ds, path string, srv *scenario.Server) error {
+// uploadFile uploads a Parquet file as its provider does
+// (client.UploadDataset).
+func uploadFile(ctx context.Context, cl func(string) (*client.Client, error), c *contracts.Contract, party, ds, path string) error {
 	rr, err := connectors.Open(path, connectors.FormatParquet, c.Dataset(ds).Columns, connectors.Options{})
 	if err != nil {
 		return err
 	}
 	defer rr.Release()
-	pr, pw := io.Pipe()
-	var enc *upload.Encrypted
-	done := make(chan error, 1)
-	go func() {
-		var err error
-		enc, err = upload.Encrypt(pw, rr, c, ds, srv.Coord.TEE().PublicKey(), id, upload.EncryptOptions{})
-		pw.CloseWithError(err)
-		done <- err
-	}()
 	p, err := cl(party)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
-	_, err = p.UploadDataset(ctx, ds, pr, func() ([]byte, error) {
-		if err := <-done; err != nil {
-			return nil, err
-		}
-		return enc.Signed, nil
-	})
+	_, err = p.UploadDataset(ctx, ds, rr, client.UploadOptions{})
 	return err
 }
 

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"syscall"
 
-	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/internal/durable"
 )
 
 // Main runs a scenario generator's command line and returns the exit code:
@@ -181,7 +181,7 @@ func contractCmd(spec Spec, prog string, args []string, stdout, stderr io.Writer
 		_, err := stdout.Write(filled)
 		return err
 	}
-	if err := cleanroom.WriteFileAtomic(*outPath, filled, 0o644); err != nil {
+	if err := durable.WriteFile(*outPath, filled, 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", *outPath, err)
 	}
 	fmt.Fprintf(stderr, "wrote %s\n", filepath.Clean(*outPath))

@@ -11,8 +11,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
-	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/connectors"
+	"cleanroom.dev/cleanroom/internal/durable"
 )
 
 // Output is one generator run's set of files in a directory. Files are
@@ -104,7 +104,7 @@ func (o *Output) Commit() error {
 		}
 		f.renamed = true
 	}
-	return cleanroom.SyncDir(o.dir)
+	return durable.SyncDir(o.dir)
 }
 
 // Abort stops every unfinished file and removes what the run wrote,

@@ -1,8 +1,8 @@
 // Package scenariotest holds what the example scenarios' tests share: a
 // plain, unrestricted DuckDB reading the generated CSV and Parquet files
-// (the reference a scenario's query is checked against), a run through the
-// coordinator's locked-down engine under a contract's output policy, and a
-// contract template filled with fresh keys.
+// (the reference a scenario's query is checked against), the scenario
+// played on a real coordinator through the client SDK, and a contract
+// template filled with fresh keys.
 package scenariotest
 
 import (
@@ -23,10 +23,13 @@ import (
 	"github.com/duckdb/duckdb-go/v2"
 
 	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/cleanroom/attest"
+	"cleanroom.dev/cleanroom/cleanroom/client"
 	"cleanroom.dev/cleanroom/connectors"
 	"cleanroom.dev/cleanroom/contracts"
-	"cleanroom.dev/cleanroom/coordinator/engine"
+	"cleanroom.dev/cleanroom/coordinator"
 	"cleanroom.dev/cleanroom/examples/internal/scenario"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // DuckDB is an ordinary in-memory DuckDB, with nothing locked down, whose
@@ -141,64 +144,105 @@ func (d *DuckDB) QueryInt(tb testing.TB, q string) int64 {
 	return n
 }
 
-// Engine runs query in the coordinator's locked-down engine on the
-// contract's datasets, read from dir/DATASET.EXT by connectors.Open with the
-// contract's columns, under the contract's output policy. It returns the
-// released rows and the number of suppressed rows, and writes the released
-// rows to resultPath as CSV, as `cleanroom result show --format csv` does.
-//
-// models are the WebAssembly modules of the contract's models, by name.
-func Engine(tb testing.TB, c *contracts.Contract, dir string, format connectors.Format, query string, cols []contracts.Column, resultPath string, models ...Module) (*scenario.Table, int64) {
+// CleanRoom plays the scenario end to end on a real coordinator (served by
+// coordinator.Serve on the simulated platform, internal/testenv) through
+// the client SDK, as the parties' programs would: the contract template
+// filled for that coordinator with fresh keys and every participant's
+// signature, registered; each dataset read from dir/DATASET.EXT by
+// connectors.Open and uploaded by its provider (client.UploadDataset); the
+// query submitted by the algorithm provider (with its salt when
+// confidential) and each of models by its provider (client.SubmitModel); a
+// run; the result fetched, verified and decrypted by a recipient
+// (client.Result). It returns the released rows and the number of
+// suppressed rows, and writes the released rows to resultPath as CSV, as
+// `cleanroom result show --format csv` does.
+func CleanRoom(tb testing.TB, tmpl []byte, dir string, format connectors.Format, query string, cols []contracts.Column, resultPath string, models ...Module) (*scenario.Table, int64) {
 	tb.Helper()
 	ctx := context.Background()
-	s, err := engine.New(engine.Config{MemoryLimit: 256 << 20, Threads: 2})
-	if err != nil {
-		tb.Fatal(err)
+	srv := testenv.Start(tb, tb.TempDir(), coordinator.Config{QueryMemory: 256 << 20, QueryThreads: 2})
+	f := fill(tb, tmpl, query, srv.Coord.Identity().Document, models)
+	clients := map[string]*client.Client{}
+	var signed []contracts.SignedBy
+	for _, p := range f.contract.Participants {
+		id := f.keys[p.PublicKey.Fingerprint()]
+		sig, err := f.contract.Sign(id)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		signed = append(signed, contracts.SignedBy{Source: p.ID, Data: sig})
+		cl, err := client.New(srv.URL, client.Options{Contract: f.contract, Identity: id})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(cl.Close)
+		clients[p.ID] = cl
 	}
-	defer s.Close()
-	for _, ds := range c.Datasets {
+	if _, err := clients[f.contract.Participants[0].ID].RegisterContract(ctx, f.text, signed); err != nil {
+		tb.Fatalf("registering the contract: %v", err)
+	}
+	for _, ds := range f.contract.Datasets {
 		r, err := connectors.Open(filepath.Join(dir, ds.ID+"."+format.String()), format, ds.Columns, connectors.Options{})
 		if err != nil {
 			tb.Fatal(err)
 		}
-		err = s.LoadTable(ctx, ds.ID, ds.Schema(), r)
+		_, err = clients[ds.Provider].UploadDataset(ctx, ds.ID, r, client.UploadOptions{})
 		r.Release()
 		if err != nil {
-			tb.Fatalf("loading %s: %v", ds.ID, err)
+			tb.Fatalf("uploading %s: %v", ds.ID, err)
 		}
 	}
-	var ms []engine.Model
+	if _, err := clients[f.contract.Algorithm.Provider].SubmitAlgorithm(ctx, []byte(query), f.salt); err != nil {
+		tb.Fatalf("submitting the algorithm: %v", err)
+	}
 	for _, m := range models {
-		cm := c.Model(m.Name)
+		cm := f.contract.Model(m.Name)
 		if cm == nil {
 			tb.Fatalf("the contract names no model %s", m.Name)
 		}
-		ms = append(ms, engine.Model{Name: cm.Name, Provider: cm.Provider, Args: cm.Args, Result: cm.Result, Module: m.Module})
-	}
-	if len(ms) > 0 {
-		if err := s.AddModels(ctx, ms); err != nil {
-			tb.Fatal(err)
+		if _, err := clients[cm.Provider].SubmitModel(ctx, m.Name, m.Module, m.Salt); err != nil {
+			tb.Fatalf("submitting model %s: %v", m.Name, err)
 		}
 	}
-	res, err := s.Run(ctx, query, c.Output)
+	recipient := clients[f.contract.Output.Recipients[0]]
+	rs, err := recipient.Run(ctx)
 	if err != nil {
-		tb.Fatalf("engine: %v", err)
+		tb.Fatalf("run: %v", err)
 	}
-	defer res.Release()
-	checkSchema(tb, res.Schema, cols)
-	f, err := os.Create(resultPath)
+	res, err := recipient.Result(ctx, rs.RunID)
+	if err != nil {
+		tb.Fatalf("result: %v", err)
+	}
+	rr, err := client.ResultRecords(res.Report)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer f.Close()
-	if _, err := connectors.WriteRecords(f, connectors.FormatCSV, res.Schema, res.Batches, connectors.WriteOptions{}); err != nil {
-		tb.Fatal(err)
-	}
+	defer rr.Release()
+	checkSchema(tb, rr.Schema(), cols)
 	t := tableOf(cols)
-	for _, b := range res.Batches {
+	var batches []arrow.RecordBatch
+	for rr.Next() {
+		b := rr.RecordBatch()
+		b.Retain()
+		batches = append(batches, b)
 		appendRows(t, b)
 	}
-	return t, res.Suppressed
+	if err := rr.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	defer func() {
+		for _, b := range batches {
+			b.Release()
+		}
+	}()
+	out, err := os.Create(resultPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer out.Close()
+	if _, err := connectors.WriteRecords(out, connectors.FormatCSV, rr.Schema(), batches, connectors.WriteOptions{}); err != nil {
+		tb.Fatal(err)
+	}
+	return t, rs.RowsSuppressed
 }
 
 // Module is a model's WebAssembly module for a test: Name is the model's
@@ -219,6 +263,31 @@ type Module struct {
 // the result with contracts.Parse and returns both.
 func FillContract(tb testing.TB, tmpl []byte, query string, models ...Module) (*contracts.Contract, []byte) {
 	tb.Helper()
+	m := [48]byte{}
+	root := [32]byte{}
+	for i := range m {
+		m[i] = 0xab
+	}
+	for i := range root {
+		root[i] = 0xcd
+	}
+	f := fill(tb, tmpl, query, &attest.IdentityDocument{Measurement: m, SimulatedRootSHA256: &root}, models)
+	return f.contract, f.text
+}
+
+// filled is a filled contract template and the secrets it was filled with.
+type filled struct {
+	contract *contracts.Contract
+	text     []byte
+	keys     map[cleanroom.Fingerprint]*cleanroom.Identity
+	salt     *cleanroom.Salt // of a confidential query's commitment
+}
+
+// fill fills a contract template (see FillContract) for the coordinator
+// whose identity document is coord.
+func fill(tb testing.TB, tmpl []byte, query string, coord *attest.IdentityDocument, models []Module) *filled {
+	tb.Helper()
+	f := &filled{keys: map[cleanroom.Fingerprint]*cleanroom.Identity{}}
 	values := map[string]string{}
 	for _, name := range scenario.Placeholders(tmpl) {
 		switch {
@@ -227,17 +296,20 @@ func FillContract(tb testing.TB, tmpl []byte, query string, models ...Module) (*
 			if err != nil {
 				tb.Fatal(err)
 			}
+			f.keys[id.Public().Fingerprint()] = id
 			values[name] = id.Public().String()
 		case name == "QUERY_SHA256":
 			sum := sha256.Sum256([]byte(query))
 			values[name] = hex.EncodeToString(sum[:])
 		case name == "QUERY_COMMITMENT":
-			sum := cleanroom.CommitAlgorithm(cleanroom.NewSalt(), []byte(query))
+			salt := cleanroom.NewSalt()
+			f.salt = &salt
+			sum := cleanroom.CommitAlgorithm(salt, []byte(query))
 			values[name] = hex.EncodeToString(sum[:])
 		case name == "MEASUREMENT":
-			values[name] = strings.Repeat("ab", 48)
+			values[name] = hex.EncodeToString(coord.Measurement[:])
 		case name == "SIMULATED_ROOT_SHA256":
-			values[name] = strings.Repeat("cd", 32)
+			values[name] = hex.EncodeToString(coord.SimulatedRootSHA256[:])
 		case name == "EXPIRES_AT":
 			values[name] = time.Now().Add(30 * 24 * time.Hour).UTC().Format(time.RFC3339)
 		case slices.ContainsFunc(models, func(m Module) bool { return m.Placeholder == name }):
@@ -251,15 +323,14 @@ func FillContract(tb testing.TB, tmpl []byte, query string, models ...Module) (*
 			tb.Fatalf("the template has a placeholder {{%s}} this helper does not know", name)
 		}
 	}
-	filled, err := scenario.Fill(tmpl, values)
-	if err != nil {
+	var err error
+	if f.text, err = scenario.Fill(tmpl, values); err != nil {
 		tb.Fatal(err)
 	}
-	c, err := contracts.Parse(filled, contracts.ParseOptions{})
-	if err != nil {
-		tb.Fatalf("the filled template does not parse: %v\n%s", err, filled)
+	if f.contract, err = contracts.Parse(f.text, contracts.ParseOptions{}); err != nil {
+		tb.Fatalf("the filled template does not parse: %v\n%s", err, f.text)
 	}
-	return c, filled
+	return f
 }
 
 // Generate runs a scenario's generator into a fresh temporary directory.
