@@ -99,6 +99,9 @@ func (dp *DifferentialPrivacy) PublicGroup(column string) *PublicGroup {
 // when its runs are differentially private, or nil. Every run of such a
 // contract is charged against the block's budget.
 func (c *Contract) DifferentialPrivacy() *DifferentialPrivacy {
+	if c.Output.Mode != ModeDifferentialPrivacy {
+		return nil
+	}
 	return c.Output.DifferentialPrivacy
 }
 

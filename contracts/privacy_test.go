@@ -22,9 +22,15 @@ const dpBlock = `  differential_privacy:
     public_groups: {campaign: [spring, summer]}
 `
 
-// dpYAML is baseYAML with dpBlock in its output section (lines 41–49).
+// dpYAML is baseYAML in mode differential_privacy: a privacy unit on both
+// datasets, no k, and dpBlock in its output section (lines 42–50).
 func dpYAML() string {
-	return strings.Replace(baseYAML(), "  max_runs: 5\n", "  max_runs: 5\n"+dpBlock, 1)
+	return strings.NewReplacer(
+		"  group_size_column: users\n  min_group_size: 50\n", "  mode: differential_privacy\n",
+		"  max_runs: 5\n", "  max_runs: 5\n"+dpBlock,
+		"    provider: publisher\n    columns:", "    provider: publisher\n    privacy_unit: user_id\n    columns:",
+		"    provider: advertiser\n    columns:", "    provider: advertiser\n    privacy_unit: user_id\n    columns:",
+	).Replace(baseYAML())
 }
 
 func TestDifferentialPrivacyParses(t *testing.T) {
@@ -136,43 +142,46 @@ func TestBadDifferentialPrivacy(t *testing.T) {
 		line      int
 		errSubstr string
 	}{
-		{"unknown field", "    max_contributions_per_group: 1\n", "    max_contributions_per_group: 1\n    epsilon: 1\n", p + ".epsilon", 48, "unknown field"},
-		{"missing epsilon_total", "    epsilon_total: 3.0\n", "", p + ".epsilon_total", 42, "required field is missing"},
-		{"not a mapping", dpBlock, "  differential_privacy: [1]\n", p, 41, "must be a mapping"},
-		{"epsilon as string", "epsilon_total: 3.0", "epsilon_total: \"3\"", p + ".epsilon_total", 42, "must be a number"},
-		{"epsilon infinite", "epsilon_total: 3.0", "epsilon_total: .inf", p + ".epsilon_total", 42, "finite decimal number"},
-		{"epsilon nan", "epsilon_total: 3.0", "epsilon_total: .nan", p + ".epsilon_total", 42, "finite decimal number"},
-		{"epsilon overflow", "epsilon_total: 3.0", "epsilon_total: 1e999", p + ".epsilon_total", 42, "must be a number"},
-		{"epsilon hex", "epsilon_total: 3.0", "epsilon_total: 0x3", p + ".epsilon_total", 42, "finite decimal number"},
-		{"zero epsilon", "epsilon_total: 3.0", "epsilon_total: 0", p + ".epsilon_total", 42, "must be positive"},
-		{"negative epsilon per run", "epsilon_per_run: 0.5", "epsilon_per_run: -0.5", p + ".epsilon_per_run", 44, "must be positive"},
-		{"tiny epsilon per run", "epsilon_per_run: 0.5", "epsilon_per_run: 1e-12", p + ".epsilon_per_run", 44, "at least"},
-		{"per run over total", "epsilon_per_run: 0.5", "epsilon_per_run: 3.5", p + ".epsilon_per_run", 44, "more than epsilon_total"},
-		{"zero delta", "delta_total: 1.0e-6", "delta_total: 0", p + ".delta_total", 43, "must be positive"},
-		{"delta one", "delta_total: 1.0e-6", "delta_total: 1", p + ".delta_total", 43, "less than 1"},
-		{"delta per run over total", "delta_per_run: 1.0e-7", "delta_per_run: 1.0e-5", p + ".delta_per_run", 45, "more than delta_total"},
-		{"zero groups", "max_groups_contributed: 4", "max_groups_contributed: 0", p + ".max_groups_contributed", 46, "from 1 to"},
-		{"huge contributions", "max_contributions_per_group: 1", "max_contributions_per_group: 10000000", p + ".max_contributions_per_group", 47, "from 1 to"},
-		{"groups as float", "max_groups_contributed: 4", "max_groups_contributed: 4.5", p + ".max_groups_contributed", 46, "must be an integer"},
-		{"bound reversed", "[0, 500]", "[500, 0]", p + ".bounds.value", 48, "less than upper"},
-		{"bound equal", "[0, 500]", "[5, 5]", p + ".bounds.value", 48, "less than upper"},
-		{"bound infinite", "[0, 500]", "[0, .inf]", p + ".bounds.value[1]", 48, "finite decimal number"},
-		{"bound huge", "[0, 500]", "[0, 1e300]", p + ".bounds.value", 48, "2^53"},
-		{"bound one number", "[0, 500]", "[0]", p + ".bounds.value", 48, "two numbers"},
-		{"bound string", "[0, 500]", "[\"0\", 500]", p + ".bounds.value[0]", 48, "must be a number"},
-		{"bound unknown column", "{value: [0, 500]}", "{valeu: [0, 500]}", p + ".bounds.valeu", 48, "no dataset has a column"},
-		{"bound string column", "{value: [0, 500]}", "{campaign: [0, 500]}", p + ".bounds.campaign", 48, "only numeric columns"},
-		{"bound bad name", "{value: [0, 500]}", "{\"va lue\": [0, 500]}", p + ".bounds.va lue", 48, "not a valid column name"},
-		{"bound duplicate", "{value: [0, 500]}", "{value: [0, 500], value: [0, 5]}", p + ".bounds.value", 48, "duplicate"},
-		{"bounds not a map", "{value: [0, 500]}", "[0, 500]", p + ".bounds", 48, "mapping from column name"},
-		{"public unknown column", "{campaign: [spring, summer]}", "{campaing: [spring]}", p + ".public_groups.campaing", 49, "no dataset has a column"},
-		{"public wrong type", "[spring, summer]", "[spring, 12]", p + ".public_groups.campaign[1]", 49, "must be a string"},
-		{"public duplicate", "[spring, summer]", "[spring, spring]", p + ".public_groups.campaign[1]", 49, "listed twice"},
-		{"public null", "[spring, summer]", "[spring, null]", p + ".public_groups.campaign[1]", 49, "must be a string value"},
-		{"public empty", "[spring, summer]", "[]", p + ".public_groups.campaign", 49, "lists no values"},
-		{"public not a list", "[spring, summer]", "spring", p + ".public_groups.campaign", 49, "must be a list"},
-		{"public timestamp", "{campaign: [spring, summer]}", "{shown_at: [\"2026-01-01\"]}", p + ".public_groups.shown_at[0]", 49, "RFC 3339"},
-		{"public float key", "{campaign: [spring, summer]}", "{value: [\"x\"]}", p + ".public_groups.value[0]", 49, "finite number"},
+		{"unknown field", "    max_contributions_per_group: 1\n", "    max_contributions_per_group: 1\n    epsilon: 1\n", p + ".epsilon", 49, "unknown field"},
+		{"missing epsilon_total", "    epsilon_total: 3.0\n", "", p + ".epsilon_total", 43, "required field is missing"},
+		{"not a mapping", dpBlock, "  differential_privacy: [1]\n", p, 42, "must be a mapping"},
+		{"epsilon as string", "epsilon_total: 3.0", "epsilon_total: \"3\"", p + ".epsilon_total", 43, "must be a number"},
+		{"epsilon infinite", "epsilon_total: 3.0", "epsilon_total: .inf", p + ".epsilon_total", 43, "finite decimal number"},
+		{"epsilon nan", "epsilon_total: 3.0", "epsilon_total: .nan", p + ".epsilon_total", 43, "finite decimal number"},
+		{"epsilon overflow", "epsilon_total: 3.0", "epsilon_total: 1e999", p + ".epsilon_total", 43, "must be a number"},
+		{"epsilon hex", "epsilon_total: 3.0", "epsilon_total: 0x3", p + ".epsilon_total", 43, "finite decimal number"},
+		{"zero epsilon", "epsilon_total: 3.0", "epsilon_total: 0", p + ".epsilon_total", 43, "must be positive"},
+		{"negative epsilon per run", "epsilon_per_run: 0.5", "epsilon_per_run: -0.5", p + ".epsilon_per_run", 45, "must be positive"},
+		{"tiny epsilon per run", "epsilon_per_run: 0.5", "epsilon_per_run: 1e-12", p + ".epsilon_per_run", 45, "at least"},
+		{"per run over total", "epsilon_per_run: 0.5", "epsilon_per_run: 3.5", p + ".epsilon_per_run", 45, "more than epsilon_total"},
+		{"zero delta", "delta_total: 1.0e-6", "delta_total: 0", p + ".delta_total", 44, "must be positive"},
+		{"delta one", "delta_total: 1.0e-6", "delta_total: 1", p + ".delta_total", 44, "less than 1"},
+		{"delta per run over total", "delta_per_run: 1.0e-7", "delta_per_run: 1.0e-5", p + ".delta_per_run", 46, "more than delta_total"},
+		{"zero groups", "max_groups_contributed: 4", "max_groups_contributed: 0", p + ".max_groups_contributed", 47, "from 1 to"},
+		{"huge contributions", "max_contributions_per_group: 1", "max_contributions_per_group: 10000000", p + ".max_contributions_per_group", 48, "from 1 to"},
+		{"groups as float", "max_groups_contributed: 4", "max_groups_contributed: 4.5", p + ".max_groups_contributed", 47, "must be an integer"},
+		{"bound reversed", "[0, 500]", "[500, 0]", p + ".bounds.value", 49, "less than upper"},
+		{"bound equal", "[0, 500]", "[5, 5]", p + ".bounds.value", 49, "less than upper"},
+		{"bound infinite", "[0, 500]", "[0, .inf]", p + ".bounds.value[1]", 49, "finite decimal number"},
+		{"bound huge", "[0, 500]", "[0, 1e300]", p + ".bounds.value", 49, "2^53"},
+		{"bound one number", "[0, 500]", "[0]", p + ".bounds.value", 49, "two numbers"},
+		{"bound string", "[0, 500]", "[\"0\", 500]", p + ".bounds.value[0]", 49, "must be a number"},
+		{"bound unknown column", "{value: [0, 500]}", "{valeu: [0, 500]}", p + ".bounds.valeu", 49, "no dataset has a column"},
+		{"bound string column", "{value: [0, 500]}", "{campaign: [0, 500]}", p + ".bounds.campaign", 49, "only numeric columns"},
+		{"bound bad name", "{value: [0, 500]}", "{\"va lue\": [0, 500]}", p + ".bounds.va lue", 49, "not a valid column name"},
+		{"bound duplicate", "{value: [0, 500]}", "{value: [0, 500], value: [0, 5]}", p + ".bounds.value", 49, "duplicate"},
+		{"bounds not a map", "{value: [0, 500]}", "[0, 500]", p + ".bounds", 49, "mapping from column name"},
+		{"public unknown column", "{campaign: [spring, summer]}", "{campaing: [spring]}", p + ".public_groups.campaing", 50, "no dataset has a column"},
+		{"public wrong type", "[spring, summer]", "[spring, 12]", p + ".public_groups.campaign[1]", 50, "must be a string"},
+		{"public duplicate", "[spring, summer]", "[spring, spring]", p + ".public_groups.campaign[1]", 50, "listed twice"},
+		{"public null", "[spring, summer]", "[spring, null]", p + ".public_groups.campaign[1]", 50, "must be a string value"},
+		{"public empty", "[spring, summer]", "[]", p + ".public_groups.campaign", 50, "lists no values"},
+		{"public not a list", "[spring, summer]", "spring", p + ".public_groups.campaign", 50, "must be a list"},
+		{"public timestamp", "{campaign: [spring, summer]}", "{shown_at: [\"2026-01-01\"]}", p + ".public_groups.shown_at[0]", 50, "RFC 3339"},
+		{"block without the mode", "  mode: differential_privacy\n", "", p, 0, "only for mode differential_privacy"},
+		{"mode without the block", dpBlock, "", "output.mode", 0, "needs an output.differential_privacy block"},
+		{"k in mode differential_privacy", "  mode: differential_privacy\n", "  mode: differential_privacy\n  min_group_size: 5\n", "output.min_group_size", 0, "not used in mode differential_privacy"},
+		{"public float key", "{campaign: [spring, summer]}", "{value: [\"x\"]}", p + ".public_groups.value[0]", 50, "finite number"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -70,8 +70,7 @@ func buildDPWorld(t *testing.T) *privateWorld {
 	}
 	w := &privateWorld{srv: srv}
 	dpServer = srv
-	spec := testenv.AdSpec(t, "audit-dp-test", 10)
-	spec.DifferentialPrivacy = dpBlock
+	spec := testenv.DPSpec(t, "audit-dp-test", 10, dpBlock)
 	w.sc = testenv.New(t, srv, spec)
 	sc := w.sc
 	sc.Submit(t, "auditor")

@@ -112,11 +112,17 @@ participants:
 datasets:
   - id: impressions
     provider: publisher
+{{- if .dp}}
+    privacy_unit: user_id
+{{- end}}
     columns:
       - {name: user_id, type: string}
       - {name: campaign, type: string}
   - id: conversions
     provider: advertiser
+{{- if .dp}}
+    privacy_unit: user_id
+{{- end}}
     columns:
       - {name: user_id, type: string}
       - {name: value, type: float64}
@@ -126,13 +132,15 @@ algorithm:
   sha256: "{{.algorithm}}"
 output:
   recipients: [advertiser, measurer]
+{{- with .dp}}
+  mode: differential_privacy
+  differential_privacy: {{.}}
+{{- else}}
   group_size_column: users
   min_group_size: 2
+{{- end}}
   max_rows: 1000
   max_runs: 1000
-{{- with .dp}}
-  differential_privacy: {{.}}
-{{- end}}
 coordinator:
   platform: sev-snp-simulated
   measurements: ["{{.measurement}}"]

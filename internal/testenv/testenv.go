@@ -147,6 +147,11 @@ type Dataset struct {
 	ID       string
 	Provider string
 	Columns  string // YAML flow list, e.g. "[{name: user_id, type: string}]"
+	// PrivacyUnit, when set, is the dataset's privacy_unit.
+	PrivacyUnit string
+	// Privacy is more YAML flow fields of the dataset, e.g.
+	// "dimensions: [campaign]".
+	Privacy string
 }
 
 // Spec describes a contract to build.
@@ -165,12 +170,16 @@ type Spec struct {
 	InsecurePlainDigest bool
 	Models              []Model
 	Recipients          []string
-	GroupColumn         string
-	K                   int
-	MaxRows             int
-	MaxRuns             int
+	// Mode is output.mode; "" writes none (custom when GroupColumn is set,
+	// aggregate otherwise).
+	Mode        string
+	GroupColumn string
+	K           int
+	MaxRows     int
+	MaxRuns     int
 	// DifferentialPrivacy, when set, is the output.differential_privacy
-	// block as a YAML flow mapping.
+	// block as a YAML flow mapping; with no Mode, Text writes mode
+	// differential_privacy.
 	DifferentialPrivacy string
 	Expires             time.Time
 }
@@ -205,6 +214,24 @@ func AdSpec(t testing.TB, name string, maxRuns int) *Spec {
 		Query: AdQuery, AlgorithmBy: "measurer", Recipients: []string{"advertiser"},
 		GroupColumn: "users", K: 2, MaxRows: 100, MaxRuns: maxRuns,
 	}
+}
+
+// AdDPQuery is AdQuery as mode differential_privacy takes it: no ORDER BY
+// (the engine releases groups sorted by their keys).
+const AdDPQuery = "SELECT i.campaign, count(DISTINCT i.user_id) AS users, sum(c.value) AS revenue " +
+	"FROM impressions i JOIN conversions c USING (user_id) GROUP BY i.campaign"
+
+// DPSpec is the ad-attribution contract in mode differential_privacy
+// with the given output.differential_privacy block (a YAML flow mapping):
+// user_id is the privacy unit of both datasets, the query is AdDPQuery.
+func DPSpec(t testing.TB, name string, maxRuns int, block string) *Spec {
+	sp := AdSpec(t, name, maxRuns)
+	for i := range sp.Datasets {
+		sp.Datasets[i].PrivacyUnit = "user_id"
+	}
+	sp.Query, sp.GroupColumn, sp.K = AdDPQuery, "", 0
+	sp.Mode, sp.DifferentialPrivacy = "differential_privacy", block
+	return sp
 }
 
 // Model is a model of a Spec's contract: its module and, for a
@@ -280,7 +307,14 @@ func (sp *Spec) Text(coord *coordinator.Identity) []byte {
 	}
 	b.WriteString("datasets:\n")
 	for _, d := range sp.Datasets {
-		fmt.Fprintf(&b, "  - {id: %s, provider: %s, columns: %s}\n", d.ID, d.Provider, d.Columns)
+		fmt.Fprintf(&b, "  - {id: %s, provider: %s, columns: %s", d.ID, d.Provider, d.Columns)
+		if d.PrivacyUnit != "" {
+			fmt.Fprintf(&b, ", privacy_unit: %s", d.PrivacyUnit)
+		}
+		if d.Privacy != "" {
+			fmt.Fprintf(&b, ", %s", d.Privacy)
+		}
+		b.WriteString("}\n")
 	}
 	fmt.Fprintf(&b, "algorithm: {provider: %s, language: duckdb-sql, sha256: \"%x\", confidential: %v}\n",
 		sp.AlgorithmBy, sp.AlgorithmDigest(), sp.Confidential)
@@ -292,8 +326,16 @@ func (sp *Spec) Text(coord *coordinator.Identity) []byte {
 		}
 	}
 	fmt.Fprintf(&b, "output: {recipients: [%s], max_rows: %d, max_runs: %d", strings.Join(sp.Recipients, ", "), sp.MaxRows, sp.MaxRuns)
+	if sp.Mode != "" {
+		fmt.Fprintf(&b, ", mode: %s", sp.Mode)
+	} else if sp.DifferentialPrivacy != "" {
+		b.WriteString(", mode: differential_privacy")
+	}
+	if sp.GroupColumn != "" && sp.K > 0 {
+		fmt.Fprintf(&b, ", group_size_column: %s", sp.GroupColumn)
+	}
 	if sp.K > 0 {
-		fmt.Fprintf(&b, ", group_size_column: %s, min_group_size: %d", sp.GroupColumn, sp.K)
+		fmt.Fprintf(&b, ", min_group_size: %d", sp.K)
 	}
 	if sp.DifferentialPrivacy != "" {
 		fmt.Fprintf(&b, ", differential_privacy: %s", sp.DifferentialPrivacy)

@@ -31,12 +31,13 @@ participants:
   - {id: b, roles: [algorithm_provider], public_key: "` + keys[1] + `"}
   - {id: c, roles: [result_recipient, auditor], public_key: "` + keys[2] + `"}
 datasets:
-  - {id: d, provider: a, columns: [{name: x, type: int64}]}
+  - {id: d, provider: a, privacy_unit: x, columns: [{name: x, type: int64}]}
 algorithm: {provider: b, language: duckdb-sql, sha256: "` + strings.Repeat("aa", 32) + `"}
 output:
   recipients: [c]
   max_rows: 10
   max_runs: 10
+  mode: differential_privacy
   differential_privacy: {epsilon_total: 0.3, delta_total: 1e-6, epsilon_per_run: 0.1, delta_per_run: 1e-7,
                          max_groups_contributed: 1, max_contributions_per_group: 1}
 coordinator: {platform: sev-snp, measurements: ["` + strings.Repeat("bb", 48) + `"]}
