@@ -34,7 +34,7 @@ import (
 func TestForgedChargeCaught(t *testing.T) {
 	ctx := context.Background()
 	srv := testenv.Start(t, t.TempDir(), coordinator.Config{CheckpointInterval: 100 * time.Millisecond})
-	spec := testenv.DPSpec(t, "forged-charge", 10, "{epsilon_total: 1, delta_total: 1.0e-6, epsilon_per_run: 0.5, delta_per_run: 1.0e-7, " +
+	spec := testenv.DPSpec(t, "forged-charge", 10, "{epsilon_total: 1, delta_total: 1.0e-6, epsilon_per_run: 0.5, delta_per_run: 1.0e-7, "+
 		"max_groups_contributed: 1, max_contributions_per_group: 1, bounds: {value: [0, 100]}}")
 	sc := testenv.New(t, srv, spec)
 	sc.Submit(t, "auditor")

@@ -23,7 +23,7 @@ func TestPrivacyBudgetSurvivesKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := testenv.DPSpec(t, "dp-budget", 10, "{epsilon_total: 1, delta_total: 1.0e-6, epsilon_per_run: 0.5, delta_per_run: 1.0e-7, " +
+	spec := testenv.DPSpec(t, "dp-budget", 10, "{epsilon_total: 1, delta_total: 1.0e-6, epsilon_per_run: 0.5, delta_per_run: 1.0e-7, "+
 		"max_groups_contributed: 1, max_contributions_per_group: 1, bounds: {value: [0, 100]}}")
 	sc := testenv.NewRemote(t, d.url, inst, spec)
 	prepare(t, sc, testenv.ImpressionsCSV)
