@@ -21,7 +21,7 @@ import (
 type DifferentialPrivacy struct {
 	EpsilonTotal  float64 // > 0, finite
 	DeltaTotal    float64 // in (0, 1)
-	EpsilonPerRun float64 // in [MinEpsilon, EpsilonTotal]
+	EpsilonPerRun float64 // in [MinEpsilon, min(MaxEpsilon, EpsilonTotal)]
 	DeltaPerRun   float64 // in (0, DeltaTotal]
 	// MaxGroupsContributed is the number of groups (output rows) a
 	// privacy unit may contribute to in one run; MaxContributionsPerGroup
@@ -67,6 +67,10 @@ const (
 	// drowns any result, and the noise library refuses the per-aggregate
 	// share of a run's epsilon.
 	MinEpsilon = 1e-9
+	// MaxEpsilon is the largest epsilon_per_run: a guarantee at ε = 100
+	// already says nothing (e^100), and beyond a few hundred the noise
+	// library's Gaussian calibration (partition selection) degenerates.
+	MaxEpsilon = 100
 	// MaxBound bounds the magnitude of every clamping bound (2^53: every
 	// integer up to it is exact in float64).
 	MaxBound = 1 << 53
@@ -299,6 +303,8 @@ func (v *validator) differentialPrivacy() {
 	}
 	if positive("epsilon_total", dp.EpsilonTotal) && positive("epsilon_per_run", dp.EpsilonPerRun) {
 		switch {
+		case dp.EpsilonPerRun > MaxEpsilon:
+			v.problem(p+".epsilon_per_run", "must be at most %d, got %v: such a guarantee says nothing, and the noise library is not calibrated for it", MaxEpsilon, dp.EpsilonPerRun)
 		case dp.EpsilonPerRun < MinEpsilon:
 			v.problem(p+".epsilon_per_run", "must be at least %g, got %v: the noise would drown every result", MinEpsilon, dp.EpsilonPerRun)
 		case ExactDecimal(dp.EpsilonPerRun).Cmp(ExactDecimal(dp.EpsilonTotal)) > 0:

@@ -153,6 +153,7 @@ func TestBadDifferentialPrivacy(t *testing.T) {
 		{"zero epsilon", "epsilon_total: 3.0", "epsilon_total: 0", p + ".epsilon_total", 43, "must be positive"},
 		{"negative epsilon per run", "epsilon_per_run: 0.5", "epsilon_per_run: -0.5", p + ".epsilon_per_run", 45, "must be positive"},
 		{"tiny epsilon per run", "epsilon_per_run: 0.5", "epsilon_per_run: 1e-12", p + ".epsilon_per_run", 45, "at least"},
+		{"huge epsilon per run", "epsilon_per_run: 0.5", "epsilon_per_run: 1000", p + ".epsilon_per_run", 45, "at most 100"},
 		{"per run over total", "epsilon_per_run: 0.5", "epsilon_per_run: 3.5", p + ".epsilon_per_run", 45, "more than epsilon_total"},
 		{"zero delta", "delta_total: 1.0e-6", "delta_total: 0", p + ".delta_total", 44, "must be positive"},
 		{"delta one", "delta_total: 1.0e-6", "delta_total: 1", p + ".delta_total", 44, "less than 1"},

@@ -1,4 +1,4 @@
-package privacy
+package privacy_test
 
 import (
 	"database/sql"
@@ -8,6 +8,7 @@ import (
 	_ "github.com/duckdb/duckdb-go/v2"
 
 	"cleanroom.dev/cleanroom/coordinator/internal/engine"
+	. "cleanroom.dev/cleanroom/coordinator/internal/privacy"
 )
 
 // TestBoundedSQLFeedsRelease runs engine.Bounding's SQL in DuckDB over a

@@ -158,8 +158,8 @@ func BudgetSplit(p Params) Split {
 
 func (p Params) check() error {
 	switch {
-	case !(p.Epsilon > 0) || math.IsInf(p.Epsilon, 0):
-		return fmt.Errorf("privacy: epsilon %v is not a positive number", p.Epsilon)
+	case !(p.Epsilon > 0) || p.Epsilon > contracts.MaxEpsilon:
+		return fmt.Errorf("privacy: epsilon %v is not a positive number of at most %d", p.Epsilon, contracts.MaxEpsilon)
 	case !(p.Delta >= 0) || p.Delta >= 1:
 		return fmt.Errorf("privacy: delta %v is not in [0, 1)", p.Delta)
 	case p.PublicGroups == nil && p.Delta == 0:
