@@ -240,10 +240,6 @@ func (c *Coordinator) execute(ctx context.Context, ct *contracts.Contract, run *
 // names the stage: "query" for the algorithm, the data or the engine,
 // "policy" for the output policy.
 func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *events.RunStarted) (*engine.Result, string, error) {
-	if ct.DifferentialPrivacy() != nil {
-		// The run is charged (run.started); nothing is decrypted.
-		return nil, "query", errDPUnavailable
-	}
 	a := c.algorithm(ct.ID())
 	text, err := c.readAlgorithm(ct, a)
 	if err != nil {
@@ -318,11 +314,6 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 	}
 	return res, "", nil
 }
-
-// errDPUnavailable refuses the runs of a contract in differential-privacy
-// mode until the coordinator can rewrite its query into a differentially
-// private one (contribution bounding, then noisy aggregates).
-var errDPUnavailable = errors.New("differential_privacy mode: the query rewrite is not available in this build")
 
 // decryptDatasets decrypts every dataset of the run, the datasets
 // concurrently and each one's segments in parallel. It returns each

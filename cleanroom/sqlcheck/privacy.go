@@ -1126,6 +1126,15 @@ func (a *analyzer) joinRef(r *JoinRef, sc *nameScope, joins *[]*join, ctes *cteS
 		}
 		if lv.id != "" && rv.id != "" {
 			sc.uf.union(lv.id, rv.id)
+			// USING (unit) of an inner join equates two privacy units
+			// as ON a.unit = b.unit does (equalities).
+			lo, lu := unitID(lv.id)
+			ro, ru := unitID(rv.id)
+			if r.JoinType == "INNER" && lu && ru && sc.same != nil {
+				if t := a.unitType(lo); t != "" && t != "float64" && t == a.unitType(ro) {
+					sc.same.union(lv.id, rv.id)
+				}
+			}
 		}
 		m := mergedColumn{name: name}
 		switch r.JoinType {
