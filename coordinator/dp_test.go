@@ -1,8 +1,15 @@
 package coordinator_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"math"
+	"strings"
 	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
 
 	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/coordinator"
@@ -60,5 +67,80 @@ func TestPrivacyBudgetSurvivesKill(t *testing.T) {
 	}
 	if st.RunsUsed != 2 || st.Privacy == nil || st.Privacy.EpsilonSpent != 1 || st.Privacy.RunsCharged != 2 || st.Privacy.EpsilonLeft != 0 {
 		t.Fatalf("status after restart: %+v (budget %+v)", st, st.Privacy)
+	}
+}
+
+// TestDifferentialPrivacyRelease runs a differentially private algorithm
+// under a signed contract on a real coordinator: 400 users, each with
+// eight impressions of one campaign and three conversions; the contract
+// lists the campaigns as public groups and bounds each user to one group
+// and one row. The result bundle verifies offline, its statement carries
+// the run's charge and the budget left, and the released counts are the
+// bounded ones (about 100 users a campaign, not 2400 joined rows), with
+// noise, every public campaign present — the empty one too — and no other.
+func TestDifferentialPrivacyRelease(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
+	spec := testenv.DPSpec(t, "dp-release", 10, "{epsilon_total: 3, delta_total: 1.0e-6, epsilon_per_run: 1, delta_per_run: 1.0e-7, "+
+		"max_groups_contributed: 1, max_contributions_per_group: 1, bounds: {value: [0, 50]}, public_groups: {campaign: [autumn, spring, summer, winter, zzz]}}")
+	sc := testenv.New(t, srv, spec)
+	campaigns := []string{"autumn", "spring", "summer", "winter"}
+	var imp, conv strings.Builder
+	imp.WriteString("user_id,campaign\n")
+	conv.WriteString("user_id,value\n")
+	for u := range 400 {
+		for range 8 {
+			fmt.Fprintf(&imp, "u%d,%s\n", u, campaigns[u%4])
+		}
+		for k := range 3 {
+			fmt.Fprintf(&conv, "u%d,%d\n", u, 10*(k+1))
+		}
+	}
+	sc.Submit(t, "publisher")
+	sc.MustUpload(t, "publisher", "impressions", imp.String())
+	sc.MustUpload(t, "advertiser", "conversions", conv.String())
+	sc.SubmitAlgorithm(t)
+	rs, err := sc.Client(t, "advertiser").Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := sc.Client(t, "advertiser").Result(ctx, rs.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := got.Report.Statement
+	if st.Privacy == nil || st.Privacy.Epsilon != 1 || st.Privacy.Delta != 1e-7 || st.Privacy.EpsilonLeft != 2 || st.Privacy.DeltaLeft != 9e-7 {
+		t.Fatalf("statement privacy %+v", st.Privacy)
+	}
+	r, err := ipc.NewReader(bytes.NewReader(got.Report.Result))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release()
+	if names := fmt.Sprintln(r.Schema().Fields()[0].Name, r.Schema().Fields()[1].Name, r.Schema().Fields()[2].Name); names != "campaign users revenue\n" {
+		t.Fatalf("columns %s", names)
+	}
+	var rows []string
+	for r.Next() {
+		rec := r.RecordBatch()
+		for i := range int(rec.NumRows()) {
+			c := rec.Column(0).ValueStr(i)
+			users := rec.Column(1).(*array.Int64).Value(i)
+			revenue := rec.Column(2).(*array.Float64).Value(i)
+			rows = append(rows, c)
+			// ε 1 over two aggregates: Laplace scale 2 for the count of
+			// users, 100 for the sum of one clamped value each (≤ 50);
+			// 30 scales is a failure rate of e^-30.
+			wantUsers, wantRevenue := 100.0, 100.0*20 // one of 10, 20, 30 per user
+			if c == "zzz" {
+				wantUsers, wantRevenue = 0, 0
+			}
+			if math.Abs(float64(users)-wantUsers) > 60 || math.Abs(revenue-wantRevenue) > 3000 || revenue < 0 {
+				t.Errorf("campaign %s: %d users, revenue %v; want about %v and %v", c, users, revenue, wantUsers, wantRevenue)
+			}
+		}
+	}
+	if strings.Join(rows, ",") != "autumn,spring,summer,winter,zzz" {
+		t.Fatalf("released groups %v, want the public ones in the contract's order", rows)
 	}
 }
