@@ -195,7 +195,7 @@ func TestDPVariant(t *testing.T) {
 			var b strings.Builder
 			c.Write(&b)
 			t.Logf("ε = %s a run, %d rows of impressions:\n%s", eps, testRows, b.String())
-			if len(c.Rows) != len(campaigns)+len(pilots) || len(c.Missing) != 0 {
+			if len(c.Rows) != len(campaigns)+len(pilots) || len(c.Missing) != 0 || len(c.Extra) != 0 {
 				t.Errorf("%d campaigns released, want every public one", len(c.Rows))
 			}
 			// users and conversions: noise of scale 9 and 18 at ε = 1

@@ -19,6 +19,9 @@ type Comparison struct {
 	// Missing are the exact result's keys that the private one does not
 	// release (dropped by partition selection).
 	Missing []string
+	// Extra are the private result's rows whose keys the exact result
+	// does not have (suppressed there, below k).
+	Extra [][]string
 	// Median is, per value column, the median relative error over the
 	// released rows: |private − exact| / |exact|.
 	Median []float64
@@ -30,8 +33,8 @@ type ComparedRow struct {
 	Exact, Private []float64
 }
 
-// Compare compares a private result with the exact one. The private result
-// must have the exact one's columns and only keys it has.
+// Compare compares a private result with the exact one; both must have the
+// same columns.
 func Compare(exact, private *Table) (*Comparison, error) {
 	if !slices.Equal(exact.Columns, private.Columns) || len(exact.Columns) < 2 {
 		return nil, fmt.Errorf("the results have columns %v and %v: want the same key and value columns", exact.Columns, private.Columns)
@@ -54,7 +57,8 @@ func Compare(exact, private *Table) (*Comparison, error) {
 		}
 		ex, ok := byKey[r[0]]
 		if !ok {
-			return nil, fmt.Errorf("the private result releases key %q, which the exact result does not have", r[0])
+			c.Extra = append(c.Extra, r)
+			continue
 		}
 		released[r[0]] = true
 		c.Rows = append(c.Rows, ComparedRow{Key: r[0], Exact: ex, Private: vals})
@@ -111,6 +115,9 @@ func (c *Comparison) Write(w io.Writer) {
 			cells = append(cells, fmt.Sprintf("%14.2f %14.2f %6.1f%%", r.Exact[i], r.Private[i], 100*math.Abs(r.Private[i]-r.Exact[i])/math.Abs(r.Exact[i])))
 		}
 		fmt.Fprintf(w, "%-20s %s\n", r.Key, strings.Join(cells, "  "))
+	}
+	for _, r := range c.Extra {
+		fmt.Fprintf(w, "%-20s not in the exact result (suppressed below k); private: %s\n", r[0], strings.Join(r[1:], ", "))
 	}
 	if len(c.Missing) > 0 {
 		fmt.Fprintf(w, "not released by partition selection: %s\n", strings.Join(c.Missing, ", "))
