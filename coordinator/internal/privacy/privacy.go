@@ -264,8 +264,10 @@ func Release(p Params, in []Contribution) ([]Row, error) {
 // check: they still count against a unit's groups).
 func collect(p Params, in []Contribution) (map[string]*group, error) {
 	groups := map[string]*group{}
-	perUnit := map[any]int64{}
-	seen := map[[2]string]bool{}
+	// Sized for every contribution up front: growing them was a third of
+	// a run's time at a million rows.
+	perUnit := make(map[string]int64, len(in))
+	seen := make(map[[2]string]struct{}, len(in))
 	for i := range in {
 		c := &in[i]
 		bad := func(format string, args ...any) error {
@@ -279,10 +281,10 @@ func collect(p Params, in []Contribution) (map[string]*group, error) {
 		if err != nil {
 			return nil, bad("%v", err)
 		}
-		if seen[[2]string{uk, k}] {
+		if _, dup := seen[[2]string{uk, k}]; dup {
 			return nil, bad("the unit contributes to the group twice")
 		}
-		seen[[2]string{uk, k}] = true
+		seen[[2]string{uk, k}] = struct{}{}
 		if perUnit[uk]++; perUnit[uk] > p.MaxGroupsContributed {
 			return nil, bad("the unit contributes to more than %d groups", p.MaxGroupsContributed)
 		}
