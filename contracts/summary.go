@@ -237,6 +237,16 @@ output:
                                          #   dataset are suppressed (and counted)
   max_rows: 10000                        # a larger result is refused, not truncated
   max_runs: 5                            # counted in the audit log: a restart does not reset it
+  # mode: differential_privacy           # instead of aggregate (and without min_group_size):
+  # differential_privacy:                #   bounded contributions, noise, a budget in the log
+  #   epsilon_total: 3.0                 # the whole contract's budget
+  #   delta_total: 1.0e-6
+  #   epsilon_per_run: 0.5               # charged to every run before any data is decrypted
+  #   delta_per_run: 1.0e-7
+  #   max_groups_contributed: 4          # a person counts in at most 4 groups of a run
+  #   max_contributions_per_group: 1     #   with at most 1 row in each
+  #   bounds: {value: [0, 500]}          # clamp for every summed or averaged column
+  #   public_groups: {campaign: [spring, summer]}  # optional: group keys known in advance
 
 coordinator:
   platform: sev-snp                      # sev-snp | tdx | nitro | cca, or NAME-simulated (development only: protects nothing)
