@@ -79,6 +79,10 @@ func (c *Contract) canonical() map[string]any {
 	if c.Output.Mode != c.Output.DefaultMode() {
 		output["mode"] = string(c.Output.Mode)
 	}
+	if dp := c.Output.DifferentialPrivacy; dp != nil {
+		// Absent when the block is: contracts without it keep their ids.
+		output["differential_privacy"] = dp.canonical()
+	}
 	coordinator := map[string]any{
 		"platform":     string(c.Coordinator.Platform),
 		"measurements": measurements,

@@ -179,6 +179,9 @@ type Output struct {
 	MinGroupSize    int64  // k; 0 when there is no threshold
 	MaxRows         int64
 	MaxRuns         int64
+	// DifferentialPrivacy is output.differential_privacy: set exactly
+	// when Mode is ModeDifferentialPrivacy.
+	DifferentialPrivacy *DifferentialPrivacy
 
 	modeGiven bool // output.mode was written, not inferred
 }

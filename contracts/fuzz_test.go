@@ -91,6 +91,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	} {
 		seeds = append(seeds, strings.Replace(base, edit[0], edit[1], 1))
 	}
+	seeds = append(seeds, dpYAML(), strings.Replace(dpYAML(), "[0, 500]", "[500, .inf]", 1), strings.Replace(dpYAML(), "[spring, summer]", "[spring, 3, null]", 1))
 	var parse [][]byte
 	for _, s := range seeds {
 		parse = append(parse, []byte(s))

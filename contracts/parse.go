@@ -523,6 +523,10 @@ func (d *decoder) output(n *yaml.Node, path string, at func(string, *yaml.Node))
 			at(p, n)
 			o.MaxRuns, _ = d.integer(n, p)
 		}},
+		{"differential_privacy", false, func(n *yaml.Node, p string) {
+			at(p, n)
+			o.DifferentialPrivacy = d.differentialPrivacy(n, p, at)
+		}},
 	})
 	return o
 }

@@ -117,6 +117,10 @@ func (c *Contract) modeWarnings() []Warning {
 		}
 		ws = append(ws, Warning{"output.mode",
 			"mode aggregate bounds who is behind each released row, not what the row says of them: one person can still dominate a sum or an average, an aggregate can single out rows by a condition (CASE, arithmetic), and results of several runs, or of datasets that change, can be subtracted from each other. Where that matters, use mode differential_privacy"})
+	case ModeDifferentialPrivacy:
+		if dp := c.Output.DifferentialPrivacy; dp != nil {
+			ws = append(ws, dp.warnings()...)
+		}
 	}
 	return ws
 }
@@ -159,7 +163,11 @@ func (c *Contract) Protection() []string {
 	case ModeCustom:
 		return []string{fmt.Sprintf("mode custom: rows whose column %q is below %d are suppressed; the query computes that column itself, and the engine trusts it.", o.GroupSizeColumn, o.MinGroupSize)}
 	case ModeDifferentialPrivacy:
-		return []string{"mode differential_privacy: each person's contribution is bounded and calibrated noise is added; every run spends part of the contract's privacy budget."}
+		out := []string{"mode differential_privacy: each person's contribution is bounded and calibrated noise is added; every run spends part of the contract's privacy budget."}
+		if dp := o.DifferentialPrivacy; dp != nil {
+			out = append(out, dp.Describe(o.MaxRuns)...)
+		}
+		return out
 	}
 	return nil
 }
@@ -232,6 +240,16 @@ output:
                                          #   dataset are suppressed (and counted)
   max_rows: 10000                        # a larger result is refused, not truncated
   max_runs: 5                            # counted in the audit log: a restart does not reset it
+  # mode: differential_privacy           # instead of aggregate (and without min_group_size):
+  # differential_privacy:                #   bounded contributions, noise, a budget in the log
+  #   epsilon_total: 3.0                 # the whole contract's budget
+  #   delta_total: 1.0e-6
+  #   epsilon_per_run: 0.5               # charged to every run before any data is decrypted
+  #   delta_per_run: 1.0e-7
+  #   max_groups_contributed: 4          # a person counts in at most 4 groups of a run
+  #   max_contributions_per_group: 1     #   with at most 1 row in each
+  #   bounds: {value: [0, 500]}          # clamp for every summed or averaged column
+  #   public_groups: {campaign: [spring, summer]}  # optional: group keys known in advance
 
 coordinator:
   platform: sev-snp                      # sev-snp | tdx | nitro | cca, or NAME-simulated (development only: protects nothing)

@@ -331,17 +331,23 @@ func (v *validator) mode() {
 			v.problem("output.min_group_size", "has nothing to count: no dataset has a privacy_unit; in mode aggregate k counts the persons the privacy units identify, so declare privacy_unit on the datasets whose people it protects")
 		}
 	case ModeDifferentialPrivacy:
-		if o.GroupSizeColumn != "" {
+		switch {
+		case o.GroupSizeColumn != "":
 			v.problem("output.group_size_column", "is only for mode custom")
+		case o.MinGroupSize > 0:
+			v.problem("output.min_group_size", "is not used in mode differential_privacy: differentially private partition selection (or the contract's public_groups) decides which groups are released; leave it out")
+		}
+		if len(protected) == 0 {
+			v.problem("output.mode", "mode differential_privacy protects privacy units, and no dataset has a privacy_unit: declare the column that identifies a person on every dataset the query reads")
+		}
+		if o.DifferentialPrivacy == nil {
+			v.problem("output.mode", "mode differential_privacy needs an output.differential_privacy block: the budget (epsilon_total, delta_total, epsilon_per_run, delta_per_run) and the contribution bounds (max_groups_contributed, max_contributions_per_group, bounds)")
 		}
 		v.differentialPrivacy()
 	}
-}
-
-// differentialPrivacy checks mode differential_privacy. The mode's
-// parameters (output.differential_privacy) are not read by this version.
-func (v *validator) differentialPrivacy() {
-	v.problem("output.mode", "mode differential_privacy needs an output.differential_privacy block, which this version does not read yet")
+	if o.Mode != ModeDifferentialPrivacy && o.DifferentialPrivacy != nil {
+		v.problem("output.differential_privacy", "is only for mode differential_privacy, and the contract's mode is %s: write mode: differential_privacy to make its runs differentially private, or remove the block", o.Mode)
+	}
 }
 
 func (v *validator) coordinator() {

@@ -13,6 +13,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/cleanroom/atls"
 	"cleanroom.dev/cleanroom/cleanroom/attest"
+	"cleanroom.dev/cleanroom/cleanroom/budget"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator/internal/state"
@@ -183,7 +184,7 @@ func (c *Coordinator) Status(cid contracts.ID, actor ed25519.PublicKey) (*api.Co
 			st.Models = append(st.Models, ms)
 		}
 		for _, r := range sc.Runs {
-			st.Runs = append(st.Runs, runStatus(r, p.ID == ct.Algorithm.Provider))
+			st.Runs = append(st.Runs, runStatus(r, p.ID == ct.Algorithm.Provider, privacyTotal(ct)))
 		}
 		st.RunsUsed = sc.RunsUsed()
 		st.LastLogIndex = v.LastIndex(cid)
@@ -194,14 +195,21 @@ func (c *Coordinator) Status(cid contracts.ID, actor ed25519.PublicKey) (*api.Co
 		if ct.Supersedes != nil {
 			st.Supersedes = ct.Supersedes.String()
 		}
+		if dp := ct.DifferentialPrivacy(); dp != nil {
+			total, spent := budget.Total(dp), sc.Privacy.Spent()
+			left := budget.Left(total, spent)
+			st.Privacy = &api.PrivacyBudget{EpsilonTotal: total.Epsilon, DeltaTotal: total.Delta, EpsilonSpent: spent.Epsilon, DeltaSpent: spent.Delta,
+				EpsilonLeft: left.Epsilon, DeltaLeft: left.Delta, RunsCharged: sc.Privacy.Runs()}
+		}
 	})
 	return st, nil
 }
 
 // runStatus is a run's status as a participant sees it: the sealed full
 // reason of a refusal goes only to the algorithm's provider, the one key
-// that can open it.
-func runStatus(r *state.Run, provider bool) api.RunStatus {
+// that can open it. total is the contract's differential-privacy budget,
+// or nil.
+func runStatus(r *state.Run, provider bool, total *budget.Amount) api.RunStatus {
 	rs := api.RunStatus{RunID: r.ID, Number: r.Number, Status: string(r.Status), Reason: r.RefuseReason, LogIndex: r.StartIndex, Parameters: r.Started.Parameters}
 	if provider {
 		rs.SealedReason = r.SealedReason
@@ -209,5 +217,18 @@ func runStatus(r *state.Run, provider bool) api.RunStatus {
 	if r.Finished != nil {
 		rs.RowsKept, rs.RowsSuppressed, rs.ResultCommitment = r.Finished.RowsKept, r.Finished.RowsSuppressed, r.Finished.ResultCommitment
 	}
+	if p := r.Started.Privacy; p != nil && total != nil {
+		left := budget.Left(*total, budget.Amount{Epsilon: p.EpsilonSpent, Delta: p.DeltaSpent})
+		rs.Privacy = &api.RunPrivacy{Epsilon: p.Epsilon, Delta: p.Delta, EpsilonLeft: left.Epsilon, DeltaLeft: left.Delta}
+	}
 	return rs
+}
+
+// privacyTotal returns the contract's differential-privacy budget, or nil.
+func privacyTotal(ct *contracts.Contract) *budget.Amount {
+	if dp := ct.DifferentialPrivacy(); dp != nil {
+		t := budget.Total(dp)
+		return &t
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"cleanroom.dev/cleanroom/cleanroom/budget"
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/contracts"
@@ -51,6 +52,10 @@ func (c *Coordinator) release(ctx context.Context, ct *contracts.Contract, run *
 		Time:                  c.cfg.Now().UTC(),
 		Recipients:            recipients,
 		Parameters:            run.Parameters,
+	}
+	if p := run.Privacy; p != nil {
+		left := budget.Left(budget.Total(ct.DifferentialPrivacy()), budget.Amount{Epsilon: p.EpsilonSpent, Delta: p.DeltaSpent})
+		st.Privacy = &bundle.Privacy{Epsilon: p.Epsilon, Delta: p.Delta, EpsilonLeft: left.Epsilon, DeltaLeft: left.Delta}
 	}
 	c.state.View(func(v *state.Snapshot) {
 		sc := v.Contract(ct.ID())

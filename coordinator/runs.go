@@ -17,6 +17,7 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/api"
+	"cleanroom.dev/cleanroom/cleanroom/budget"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator/internal/blobs"
@@ -27,7 +28,9 @@ import (
 // Run starts a run of the contract's algorithm for its algorithm provider
 // or a result recipient, and waits for its outcome. Admission is refused
 // (and logged, without counting a run) when the contract has expired, a
-// dataset or the algorithm is missing, or max_runs runs have started.
+// dataset or the algorithm is missing, max_runs runs have started, or the
+// run's charge would take the contract past its differential-privacy
+// budget.
 // Otherwise run.started is appended — the run counts from then on, whatever
 // happens — and the run proceeds: decrypt, load, query, policy, encrypt,
 // sign, run.finished. A refusal by the engine or the output policy is
@@ -124,10 +127,14 @@ func (c *Coordinator) admit(ctx context.Context, ct *contracts.Contract, p *cont
 		if used := sc.RunsUsed(); used >= ct.Output.MaxRuns {
 			reasons = append(reasons, fmt.Sprintf("all %d runs the contract allows (max_runs) have been used", ct.Output.MaxRuns))
 		}
+		charge, err := privacyCharge(ct, sc)
+		if err != nil {
+			reasons = append(reasons, err.Error())
+		}
 		started = &events.RunStarted{
 			RunID: events.NewID(), Number: sc.RunsUsed() + 1,
 			AlgorithmSHA256: fmt.Sprintf("%x", ct.Algorithm.SHA256), Datasets: digests,
-			Parameters: values,
+			Parameters: values, Privacy: charge,
 		}
 	})
 	if len(reasons) > 0 {
@@ -149,6 +156,27 @@ func (c *Coordinator) admit(ctx context.Context, ct *contracts.Contract, p *cont
 	}
 	c.logger.Info("run started", "contract", cid.String(), "run", started.RunID, "number", started.Number, "by", p.ID)
 	return started, nil
+}
+
+// privacyCharge returns the charge of a contract's next run against its
+// differential-privacy budget (nil when its runs are not differentially
+// private), or why the budget cannot take it. The charge goes into
+// run.started, appended before anything is decrypted.
+func privacyCharge(ct *contracts.Contract, sc *state.Contract) (*events.PrivacyCharge, error) {
+	dp := ct.DifferentialPrivacy()
+	if dp == nil {
+		return nil, nil
+	}
+	per, total := budget.PerRun(dp), budget.Total(dp)
+	if !sc.Privacy.Fits(per, total) {
+		spent := sc.Privacy.Spent()
+		return nil, fmt.Errorf("the differential privacy budget is spent: %d runs have used ε=%v of epsilon_total %v and δ=%v of delta_total %v, and a run is charged ε=%v, δ=%v",
+			sc.Privacy.Runs(), spent.Epsilon, total.Epsilon, spent.Delta, total.Delta, per.Epsilon, per.Delta)
+	}
+	next := sc.Privacy.Clone()
+	next.Add(per)
+	spent := next.Spent()
+	return &events.PrivacyCharge{Epsilon: per.Epsilon, Delta: per.Delta, EpsilonSpent: spent.Epsilon, DeltaSpent: spent.Delta}, nil
 }
 
 // execute runs an admitted run to its end: finished or refused. A refusal
@@ -408,7 +436,7 @@ func (c *Coordinator) RunStatus(cid contracts.ID, runID string, actor ed25519.Pu
 	var rs *api.RunStatus
 	c.state.View(func(v *state.Snapshot) {
 		if r := v.Run(runID); r != nil && r.Contract == cid {
-			s := runStatus(r, p.ID == sealedReader(r, sc.Contract))
+			s := runStatus(r, p.ID == sealedReader(r, sc.Contract), privacyTotal(sc.Contract))
 			rs = &s
 		}
 	})

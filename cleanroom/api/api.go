@@ -54,6 +54,10 @@ type ContractStatus struct {
 	// LastLogIndex is the log index of the contract's latest event: an
 	// auditor waits for a checkpoint covering it.
 	LastLogIndex uint64 `json:"last_log_index"`
+	// Privacy is the contract's differential-privacy budget and its
+	// spend, as the coordinator's log accounts it; nil when its runs are
+	// not differentially private.
+	Privacy *PrivacyBudget `json:"privacy,omitempty"`
 	// Suspended describes the suspension in force (SPEC §13), if any.
 	Suspended *Suspension `json:"suspended,omitempty"`
 	// SupersededBy is the id of the contract that amended this one, which
@@ -87,6 +91,28 @@ type ResumeRequest struct {
 type EventReceipt struct {
 	Event    string `json:"event"` // the event type
 	LogIndex uint64 `json:"log_index"`
+}
+
+// PrivacyBudget is a contract's differential-privacy budget: its totals,
+// the sums of the charges of its runs so far (decimal sums, docs/privacy.md)
+// and what they leave.
+type PrivacyBudget struct {
+	EpsilonTotal float64 `json:"epsilon_total"`
+	DeltaTotal   float64 `json:"delta_total"`
+	EpsilonSpent float64 `json:"epsilon_spent"`
+	DeltaSpent   float64 `json:"delta_spent"`
+	EpsilonLeft  float64 `json:"epsilon_left"`
+	DeltaLeft    float64 `json:"delta_left"`
+	RunsCharged  int64   `json:"runs_charged"`
+}
+
+// RunPrivacy is a run's differential-privacy charge and what the
+// contract's budget had left after it (as its result statement says).
+type RunPrivacy struct {
+	Epsilon     float64 `json:"epsilon"`
+	Delta       float64 `json:"delta"`
+	EpsilonLeft float64 `json:"epsilon_left"`
+	DeltaLeft   float64 `json:"delta_left"`
 }
 
 // DatasetStatus describes one dataset of a contract.
@@ -172,6 +198,9 @@ type RunStatus struct {
 	// Parameters are the run's parameter values as run.started logged
 	// them (canonical text).
 	Parameters map[string]string `json:"parameters,omitempty"`
+	// Privacy is the run's differential-privacy charge, when its
+	// contract's runs are differentially private.
+	Privacy *RunPrivacy `json:"privacy,omitempty"`
 }
 
 // UploadReceipt acknowledges an accepted dataset upload.

@@ -103,6 +103,33 @@ type ContractFacts struct {
 	RunsStarted int64 `json:"runs_started"`
 	// RefusedAtAdmission counts runs refused before they started.
 	RefusedAtAdmission int64 `json:"refused_at_admission"`
+	// Privacy is the contract's differential-privacy budget and the spend
+	// this audit recomputed from the log's charges; nil when the
+	// contract's runs are not differentially private.
+	Privacy *PrivacyFacts `json:"privacy"`
+}
+
+// PrivacyFacts is a differentially private contract's budget as the
+// contract sets it and as the log's run.started charges spent it. The
+// spend is recomputed by the auditor — each charge as logged, summed in
+// decimal (docs/privacy.md) — never taken from the coordinator's own
+// account, which each run.started also states and the audit compares.
+type PrivacyFacts struct {
+	EpsilonTotal  float64 `json:"epsilon_total"`
+	DeltaTotal    float64 `json:"delta_total"`
+	EpsilonPerRun float64 `json:"epsilon_per_run"`
+	DeltaPerRun   float64 `json:"delta_per_run"`
+	// RunsAllowed is how many runs the budget allows (max_runs limits
+	// them separately).
+	RunsAllowed int64 `json:"runs_allowed"`
+	// RunsCharged counts the run.started events that carry a charge.
+	RunsCharged  int64   `json:"runs_charged"`
+	EpsilonSpent float64 `json:"epsilon_spent"`
+	DeltaSpent   float64 `json:"delta_spent"`
+	// EpsilonLeft and DeltaLeft are the totals less the spend: negative
+	// when the log's charges exceed the budget (a problem).
+	EpsilonLeft float64 `json:"epsilon_left"`
+	DeltaLeft   float64 `json:"delta_left"`
 }
 
 // ParticipantFact is a participant and its signature of the contract as the
@@ -193,6 +220,23 @@ type RunFact struct {
 	ReasonSealed bool   `json:"reason_sealed"`
 	// Fetches lists the result.fetched events of the run.
 	Fetches []Fetch `json:"fetches"`
+	// Privacy is the run's differential-privacy charge as its run.started
+	// logs it, with the contract's spend after it as this audit
+	// recomputed it; nil when run.started charges nothing.
+	Privacy *RunPrivacyFact `json:"privacy"`
+}
+
+// RunPrivacyFact is one run's charge and the contract's spend after it.
+type RunPrivacyFact struct {
+	Epsilon float64 `json:"epsilon"`
+	Delta   float64 `json:"delta"`
+	// EpsilonSpent and DeltaSpent are the sums of the log's charges up to
+	// and including this run's, as the auditor recomputed them;
+	// EpsilonLeft and DeltaLeft what they leave of the totals.
+	EpsilonSpent float64 `json:"epsilon_spent"`
+	DeltaSpent   float64 `json:"delta_spent"`
+	EpsilonLeft  float64 `json:"epsilon_left"`
+	DeltaLeft    float64 `json:"delta_left"`
 }
 
 // Fetch is a recipient's download of a run's result.

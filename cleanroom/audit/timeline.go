@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"cleanroom.dev/cleanroom/cleanroom/budget"
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
@@ -48,6 +49,7 @@ type timeline struct {
 	supersededAt   *uint64           // log index of contract.superseded
 	deleted        map[string]uint64 // dataset id → log index of its deletion
 	expiredResults map[string]uint64 // run id → log index of result.expired
+	privacy        budget.Ledger     // the charges of the runs shown, as logged
 }
 
 // chainLink is the last event of a scope's chain the audit was shown.
@@ -84,6 +86,12 @@ func (t *timeline) contractFacts() {
 	}
 	if r.Contract.Recipients == nil {
 		r.Contract.Recipients = []string{}
+	}
+	if dp := c.DifferentialPrivacy(); dp != nil {
+		r.Contract.Privacy = &PrivacyFacts{
+			EpsilonTotal: dp.EpsilonTotal, DeltaTotal: dp.DeltaTotal, EpsilonPerRun: dp.EpsilonPerRun, DeltaPerRun: dp.DeltaPerRun,
+			RunsAllowed: dp.RunsAllowed(), EpsilonLeft: dp.EpsilonTotal, DeltaLeft: dp.DeltaTotal,
+		}
 	}
 	r.Parties = make([]ParticipantFact, 0, len(c.Participants))
 	for _, p := range c.Participants {
@@ -522,6 +530,7 @@ func (t *timeline) runStarted(idx uint64, ev *events.Event) {
 	if rf.Datasets == nil {
 		rf.Datasets = map[string]string{}
 	}
+	rf.Privacy = t.charge(idx, b)
 	t.r.Runs = append(t.r.Runs, rf)
 	t.runByID[b.RunID] = len(t.r.Runs) - 1
 	t.r.Contract.RunsStarted++
@@ -566,6 +575,53 @@ func (t *timeline) runStarted(idx uint64, ev *events.Event) {
 			t.problem(idx, "run.started at index %d names dataset %q, which the contract does not have", idx, id)
 		}
 	}
+}
+
+// charge recomputes the contract's differential-privacy spend with a
+// run's charge, as run.started logs it, and flags a charge the contract
+// does not call for (missing, present without a budget, or not the
+// per-run amount), a spend the coordinator misstates, and a spend beyond
+// the budget. It returns the run's privacy facts, or nil when run.started
+// charges nothing.
+func (t *timeline) charge(idx uint64, b *events.RunStarted) *RunPrivacyFact {
+	dp, p := t.c.DifferentialPrivacy(), b.Privacy
+	switch {
+	case dp == nil && p == nil:
+		return nil
+	case dp == nil:
+		t.problem(idx, "run.started at index %d charges run %s ε=%v, δ=%v, but the contract's runs are not differentially private", idx, b.RunID, p.Epsilon, p.Delta)
+	case p == nil:
+		t.problem(idx, "run.started at index %d charges run %s nothing, but every run of the contract is charged ε=%v, δ=%v of its differential-privacy budget",
+			idx, b.RunID, dp.EpsilonPerRun, dp.DeltaPerRun)
+		return nil
+	}
+	charged := budget.Amount{Epsilon: p.Epsilon, Delta: p.Delta}
+	if dp != nil && charged != budget.PerRun(dp) {
+		t.problem(idx, "run.started at index %d charges run %s %v; the contract charges every run %v", idx, b.RunID, charged, budget.PerRun(dp))
+	}
+	t.privacy.Add(charged)
+	spent := t.privacy.Spent()
+	if claimed := (budget.Amount{Epsilon: p.EpsilonSpent, Delta: p.DeltaSpent}); claimed != spent {
+		t.problem(idx, "run.started at index %d says the contract has spent %v with run %s; the charges in the log sum to %v", idx, claimed, b.RunID, spent)
+	}
+	fact := &RunPrivacyFact{Epsilon: p.Epsilon, Delta: p.Delta, EpsilonSpent: spent.Epsilon, DeltaSpent: spent.Delta}
+	t.cur.Details["privacy.epsilon"], t.cur.Details["privacy.delta"] = fmt.Sprint(p.Epsilon), fmt.Sprint(p.Delta)
+	t.cur.Details["privacy.epsilon_spent"], t.cur.Details["privacy.delta_spent"] = fmt.Sprint(p.EpsilonSpent), fmt.Sprint(p.DeltaSpent)
+	if dp == nil {
+		t.cur.Summary += fmt.Sprintf("; charged %v without a budget", charged)
+		return fact
+	}
+	total := budget.Total(dp)
+	left := budget.Left(total, spent)
+	fact.EpsilonLeft, fact.DeltaLeft = left.Epsilon, left.Delta
+	pf := t.r.Contract.Privacy
+	pf.RunsCharged, pf.EpsilonSpent, pf.DeltaSpent, pf.EpsilonLeft, pf.DeltaLeft = t.privacy.Runs(), spent.Epsilon, spent.Delta, left.Epsilon, left.Delta
+	t.cur.Summary += fmt.Sprintf("; charged ε=%v, δ=%v (budget left ε=%v of %v, δ=%v of %v)", p.Epsilon, p.Delta, left.Epsilon, total.Epsilon, left.Delta, total.Delta)
+	if !t.privacy.Within(total) {
+		t.problem(idx, "run.started at index %d charges run %s beyond the contract's differential-privacy budget: the charges in the log sum to %v, over the totals %v",
+			idx, b.RunID, spent, total)
+	}
+	return fact
 }
 
 // endRun returns the run an ending event is for, or nil after recording a
@@ -672,6 +728,16 @@ func (t *timeline) statementMismatches(st *bundle.Statement, b *events.RunFinish
 				add("it names %d rows for dataset %s; the upload logged %d", d.RowCount, d.ID, up.Rows)
 			}
 		}
+	}
+	switch p := st.Privacy; {
+	case p == nil && rf.Privacy != nil:
+		add("it names no differential-privacy charge; run.started charges the run ε=%v, δ=%v", rf.Privacy.Epsilon, rf.Privacy.Delta)
+	case p != nil && rf.Privacy == nil:
+		add("it names a differential-privacy charge of ε=%v, δ=%v; run.started charges the run nothing", p.Epsilon, p.Delta)
+	case p != nil && (p.Epsilon != rf.Privacy.Epsilon || p.Delta != rf.Privacy.Delta):
+		add("it names a charge of ε=%v, δ=%v; run.started charges ε=%v, δ=%v", p.Epsilon, p.Delta, rf.Privacy.Epsilon, rf.Privacy.Delta)
+	case p != nil && (p.EpsilonLeft != rf.Privacy.EpsilonLeft || p.DeltaLeft != rf.Privacy.DeltaLeft):
+		add("it says the run left ε=%v, δ=%v of the budget; the log's charges up to the run leave ε=%v, δ=%v", p.EpsilonLeft, p.DeltaLeft, rf.Privacy.EpsilonLeft, rf.Privacy.DeltaLeft)
 	}
 	if recips, err := bundle.Recipients(c); err != nil {
 		add("%v", err)

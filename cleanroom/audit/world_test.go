@@ -46,6 +46,12 @@ func TestMain(m *testing.M) {
 	if worldDir != "" {
 		os.RemoveAll(worldDir)
 	}
+	if dpServer != nil {
+		dpServer.Stop()
+	}
+	if dpWorldDir != "" {
+		os.RemoveAll(dpWorldDir)
+	}
 	os.Exit(code)
 }
 

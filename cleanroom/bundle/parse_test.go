@@ -2,6 +2,7 @@ package bundle_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"reflect"
 	"slices"
@@ -13,6 +14,7 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
+	"cleanroom.dev/cleanroom/internal/bundletest"
 	"cleanroom.dev/cleanroom/internal/fuzzseed"
 )
 
@@ -294,5 +296,9 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	fuzzseed.Write(t, "FuzzParse", fuzzseed.Bytes(data, smallData, []byte{0xa0}, []byte{0xa7}, encode(t, map[string]any{"version": 1}))...)
-	fuzzseed.Write(t, "FuzzParseStatement", fuzzseed.Bytes(payload, []byte{0xa0}, encode(t, map[string]any{"run_id": "x"}))...)
+	private, err := privateWorld(t).Run(context.Background(), bundletest.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fuzzseed.Write(t, "FuzzParseStatement", fuzzseed.Bytes(payload, []byte{0xa0}, encode(t, map[string]any{"run_id": "x"}), statementPayload(t, private.Signed))...)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"time"
@@ -52,6 +53,20 @@ type Statement struct {
 	// parameters (algorithm.parameters), name → canonical text, as its
 	// run.started logged them. The field is absent when there are none.
 	Parameters map[string]string
+	// Privacy is the run's differential-privacy charge and the budget it
+	// left: set exactly when the contract's runs are differentially
+	// private.
+	Privacy *Privacy
+}
+
+// Privacy is what a result statement says of a differentially private
+// run's budget: the run's charge (the contract's epsilon_per_run and
+// delta_per_run, as its run.started event names it) and what the
+// contract's totals left after it (budget.Left of the totals and the
+// spend its run.started names).
+type Privacy struct {
+	Epsilon, Delta         float64
+	EpsilonLeft, DeltaLeft float64
 }
 
 // Dataset is one dataset's upload as a result statement names it.
@@ -108,6 +123,14 @@ type statementWire struct {
 	// Parameters is optional: absent when the run has none, so statements
 	// of contracts without parameters keep their encoding.
 	Parameters map[string]string `cbor:"parameters,omitempty"`
+	Privacy    *privacyWire      `cbor:"privacy,omitempty"`
+}
+
+type privacyWire struct {
+	Epsilon     float64 `cbor:"epsilon"`
+	Delta       float64 `cbor:"delta"`
+	EpsilonLeft float64 `cbor:"epsilon_left"`
+	DeltaLeft   float64 `cbor:"delta_left"`
 }
 
 type datasetWire struct {
@@ -128,8 +151,9 @@ var statementFields = []string{
 	"run_started_index", "time",
 }
 
-// optionalStatementFields may be absent.
-var optionalStatementFields = []string{"parameters"}
+// optionalStatementFields may be absent: parameters when the run has
+// none, privacy unless the contract's runs are differentially private.
+var optionalStatementFields = []string{"parameters", "privacy"}
 
 // decoder decodes statements strictly; encoding is canon's deterministic
 // CBOR.
@@ -193,6 +217,19 @@ func (s *Statement) check() error {
 			return bad("parameters", "parameter %.70q or its value is out of bounds", name)
 		}
 	}
+	if p := s.Privacy; p != nil {
+		finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+		switch {
+		case !finite(p.Epsilon) || !(p.Epsilon > 0):
+			return bad("privacy.epsilon", "%v is not a positive number", p.Epsilon)
+		case !finite(p.Delta) || !(p.Delta > 0) || p.Delta >= 1:
+			return bad("privacy.delta", "%v is not in (0, 1)", p.Delta)
+		case !finite(p.EpsilonLeft) || p.EpsilonLeft < 0:
+			return bad("privacy.epsilon_left", "%v is not a finite, non-negative number", p.EpsilonLeft)
+		case !finite(p.DeltaLeft) || p.DeltaLeft < 0:
+			return bad("privacy.delta_left", "%v is not a finite, non-negative number", p.DeltaLeft)
+		}
+	}
 	for i, r := range s.Recipients {
 		field := fmt.Sprintf("recipients[%d]", i)
 		if r.Participant == "" || len(r.Participant) > 64 {
@@ -238,6 +275,9 @@ func (s *Statement) Payload() ([]byte, error) {
 	}
 	for i, r := range s.Recipients {
 		w.Recipients[i] = recipientWire{Participant: r.Participant, Key: r.Key[:]}
+	}
+	if p := s.Privacy; p != nil {
+		w.Privacy = &privacyWire{Epsilon: p.Epsilon, Delta: p.Delta, EpsilonLeft: p.EpsilonLeft, DeltaLeft: p.DeltaLeft}
 	}
 	return canon.Marshal(w)
 }
@@ -352,6 +392,9 @@ func ParseStatement(payload []byte) (*Statement, error) {
 		}
 		copy(rc.Key[:], r.Key)
 		s.Recipients = append(s.Recipients, rc)
+	}
+	if p := w.Privacy; p != nil {
+		s.Privacy = &Privacy{Epsilon: p.Epsilon, Delta: p.Delta, EpsilonLeft: p.EpsilonLeft, DeltaLeft: p.DeltaLeft}
 	}
 	if err := s.check(); err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/attest"
+	"cleanroom.dev/cleanroom/cleanroom/budget"
 	"cleanroom.dev/cleanroom/cleanroom/envelope"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
@@ -295,13 +296,26 @@ func (v *verifier) statement() (string, string, error) {
 			return mismatch("gives parameter %s as %q, not in its canonical form %q", name, text, canonical[name])
 		}
 	}
+	dp := c.DifferentialPrivacy()
+	switch {
+	case dp == nil && s.Privacy != nil:
+		return mismatch("names a differential-privacy charge; the contract's runs are not differentially private")
+	case dp != nil && s.Privacy == nil:
+		return mismatch("names no differential-privacy charge; the contract's runs are differentially private")
+	case dp != nil && (s.Privacy.Epsilon != dp.EpsilonPerRun || s.Privacy.Delta != dp.DeltaPerRun):
+		return mismatch("charges the run ε=%v, δ=%v; the contract charges every run ε=%v, δ=%v", s.Privacy.Epsilon, s.Privacy.Delta, dp.EpsilonPerRun, dp.DeltaPerRun)
+	}
 	v.r.Statement = s
 	params := ""
 	if len(s.Parameters) > 0 {
 		params = ", parameters " + FormatParameters(s.Parameters)
 	}
-	return fmt.Sprintf("signed by coordinator key %s: run %s (run %d of contract %s) at %s, algorithm %x%s, %d rows kept, %d suppressed",
-		key.Fingerprint().Short(), s.RunID, s.RunNumber, c.ID(), timeText(s.Time), s.AlgorithmSHA256, params, s.RowsKept, s.RowsSuppressed), "", nil
+	detail := fmt.Sprintf("signed by coordinator key %s: run %s (run %d of contract %s) at %s, algorithm %x%s, %d rows kept, %d suppressed",
+		key.Fingerprint().Short(), s.RunID, s.RunNumber, c.ID(), timeText(s.Time), s.AlgorithmSHA256, params, s.RowsKept, s.RowsSuppressed)
+	if p := s.Privacy; p != nil {
+		detail += fmt.Sprintf("; differential privacy: the run was charged ε=%v, δ=%v, leaving ε=%v, δ=%v of the contract's budget", p.Epsilon, p.Delta, p.EpsilonLeft, p.DeltaLeft)
+	}
+	return detail, "", nil
 }
 
 // FormatParameters writes parameter values as name=value pairs sorted by
@@ -403,6 +417,9 @@ func (v *verifier) entries() (string, string, error) {
 	}
 	if !maps.Equal(rs.Parameters, s.Parameters) {
 		return "", PartRunStarted, fmt.Errorf("the entry's parameters %s differ from the statement's %s", FormatParameters(rs.Parameters), FormatParameters(s.Parameters))
+	}
+	if err := checkCharge(rs.Privacy, s.Privacy, c); err != nil {
+		return "", PartRunStarted, err
 	}
 
 	finished, err := decode(PartRunFinished, v.b.RunFinished.Entry, events.TypeRunFinished)
@@ -540,4 +557,26 @@ func (v *verifier) decrypt() (string, string, error) {
 	who := v.c.ParticipantByKey(id.Public().Fingerprint()).ID
 	return fmt.Sprintf("decrypted with %s's key %s: %d bytes and the salt they carry open the statement's result commitment %x",
 		who, id.Public().Fingerprint().Short(), len(plain), s.ResultCommitment), "", nil
+}
+
+// checkCharge compares run.started's privacy charge with the statement's:
+// the same charge, and the budget left the statement names is the
+// contract's totals less the spend the entry names (budget.Left).
+func checkCharge(entry *events.PrivacyCharge, st *Privacy, c *contracts.Contract) error {
+	switch {
+	case entry == nil && st == nil:
+		return nil
+	case entry == nil:
+		return errors.New("the entry charges the run nothing; the statement names a differential-privacy charge")
+	case st == nil:
+		return errors.New("the entry charges the run against a differential-privacy budget; the statement names no charge")
+	case entry.Epsilon != st.Epsilon || entry.Delta != st.Delta:
+		return fmt.Errorf("the entry charges the run ε=%v, δ=%v; the statement ε=%v, δ=%v", entry.Epsilon, entry.Delta, st.Epsilon, st.Delta)
+	}
+	left := budget.Left(budget.Total(c.DifferentialPrivacy()), budget.Amount{Epsilon: entry.EpsilonSpent, Delta: entry.DeltaSpent})
+	if left != (budget.Amount{Epsilon: st.EpsilonLeft, Delta: st.DeltaLeft}) {
+		return fmt.Errorf("the statement says the run left ε=%v, δ=%v of the budget; the contract's totals less the spend the entry names (ε=%v, δ=%v) leave %v",
+			st.EpsilonLeft, st.DeltaLeft, entry.EpsilonSpent, entry.DeltaSpent, left)
+	}
+	return nil
 }

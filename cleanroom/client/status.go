@@ -29,8 +29,9 @@ type Progress struct {
 	// provide it, in the order the contract names them.
 	Missing []string `json:"missing"`
 	// BudgetLeft is the privacy budget (epsilon) a contract in mode
-	// differential_privacy has left, once the coordinator reports it;
-	// null otherwise, and always for the other modes, which spend none.
+	// differential_privacy has left, as the coordinator's log accounts it
+	// (ContractStatus.Privacy has the totals, the spend and delta); null
+	// for the other modes, which spend none.
 	BudgetLeft *float64 `json:"budget_left"`
 	// Suspended reports a contract a data provider suspended (no run starts
 	// until every participant approves its resumption), with who, why and
@@ -79,6 +80,14 @@ func (c *Client) Progress(ctx context.Context) (*Progress, error) {
 	}
 	if p.RunsLeft == 0 {
 		p.Missing = append(p.Missing, fmt.Sprintf("runs: all %d allowed runs were started", st.MaxRuns))
+	}
+	if b := st.Privacy; b != nil {
+		left := b.EpsilonLeft
+		p.BudgetLeft = &left
+		if dp := ct.DifferentialPrivacy(); dp != nil && (b.EpsilonLeft < dp.EpsilonPerRun || b.DeltaLeft < dp.DeltaPerRun) {
+			p.Missing = append(p.Missing, fmt.Sprintf("privacy budget: ε=%v, δ=%v left, less than a run's charge (ε=%v, δ=%v)",
+				b.EpsilonLeft, b.DeltaLeft, dp.EpsilonPerRun, dp.DeltaPerRun))
+		}
 	}
 	if s := st.Suspended; s != nil {
 		p.Suspended = true

@@ -184,6 +184,23 @@ type RunStarted struct {
 	// (algorithm.parameters), name → canonical text, checked against the
 	// contract before the event is written; absent when it declares none.
 	Parameters map[string]string `json:"parameters,omitempty"`
+	// Privacy is the run's differential-privacy charge: set exactly when
+	// the contract's runs are differentially private. The run is charged
+	// from this event on, whatever happens to it.
+	Privacy *PrivacyCharge `json:"privacy,omitempty"`
+}
+
+// PrivacyCharge is what a run is charged against its contract's
+// differential-privacy budget, and the coordinator's account of the
+// contract's spend with it (docs/privacy.md). Auditors recompute the
+// spend from the charges and compare.
+type PrivacyCharge struct {
+	Epsilon float64 `json:"epsilon"` // the run's ε: the contract's epsilon_per_run
+	Delta   float64 `json:"delta"`   // the run's δ: the contract's delta_per_run
+	// EpsilonSpent and DeltaSpent are the sums of every charge of the
+	// contract up to and including this one.
+	EpsilonSpent float64 `json:"epsilon_spent"`
+	DeltaSpent   float64 `json:"delta_spent"`
 }
 
 // RunFinished records a result released under the output policy.
@@ -491,6 +508,11 @@ func (e *Event) checkBody(bad func(string, ...any) error) error {
 		for name := range b.Parameters {
 			if !paramPattern.MatchString(name) {
 				return bad("parameter name %q is not a parameter name ([a-z][a-z0-9_]*)", name)
+			}
+		}
+		if p := b.Privacy; p != nil {
+			if !(p.Epsilon > 0) || !(p.Delta > 0) || p.Delta >= 1 || p.EpsilonSpent < p.Epsilon || p.DeltaSpent < p.Delta {
+				return bad("a privacy charge has epsilon > 0 and 0 < delta < 1, and spent sums of at least the charge")
 			}
 		}
 		return runID(b.RunID)

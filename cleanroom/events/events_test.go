@@ -40,6 +40,8 @@ func sample() (evs []*Event) {
 		{V: Version, ID: NewID(), Type: TypeDatasetWithdrawn, Time: now, Contract: c, Actor: "publisher", ActorKey: h, DatasetWithdrawn: &DatasetDeleted{Dataset: "impressions", Stored: Blob{c, 100}}},
 		{V: Version, ID: NewID(), Type: TypeDatasetExpired, Time: now, Contract: c, DatasetExpired: &DatasetDeleted{Dataset: "conversions", Stored: Blob{h, 100}}},
 		{V: Version, ID: NewID(), Type: TypeResultExpired, Time: now, Contract: c, ResultExpired: &ResultExpired{RunID: run, EncryptedResult: Blob{h, 9}}},
+		{V: Version, ID: NewID(), Type: TypeRunStarted, Time: now, Contract: c, Actor: "advertiser", ActorKey: h, RunStarted: &RunStarted{RunID: NewID(), Number: 3, AlgorithmSHA256: h,
+			Datasets: map[string]string{"impressions": h}, Privacy: &PrivacyCharge{Epsilon: 0.5, Delta: 1e-7, EpsilonSpent: 1, DeltaSpent: 2e-7}}},
 	}
 	// Chain them as a coordinator would: the coordinator's start alone in
 	// its scope, the contract's events 1, 2, … (the leaf hashes are made
@@ -182,6 +184,55 @@ func TestSealedReason(t *testing.T) {
 				t.Errorf("%s: Decode: %v", tc.name, err)
 			}
 		}
+	}
+}
+
+// TestPrivacyCharge checks run.started's privacy charge: positive ε, δ in
+// (0, 1), and spent sums that include the charge; absent is allowed.
+func TestPrivacyCharge(t *testing.T) {
+	c, h := strings.Repeat("cd", 32), strings.Repeat("ab", 32)
+	started := func(p *PrivacyCharge) *Event {
+		return &Event{V: Version, ID: NewID(), Type: TypeRunStarted, Time: time.Now().UTC(), Contract: c, Salt: NewSalt(), Seq: 1,
+			RunStarted: &RunStarted{RunID: NewID(), Number: 1, AlgorithmSHA256: h, Privacy: p}}
+	}
+	for _, tc := range []struct {
+		name string
+		p    *PrivacyCharge
+		ok   bool
+	}{
+		{"none", nil, true},
+		{"first charge", &PrivacyCharge{Epsilon: 0.5, Delta: 1e-7, EpsilonSpent: 0.5, DeltaSpent: 1e-7}, true},
+		{"later charge", &PrivacyCharge{Epsilon: 0.1, Delta: 1e-9, EpsilonSpent: 0.30000000000000004, DeltaSpent: 3e-9}, true},
+		{"zero epsilon", &PrivacyCharge{Epsilon: 0, Delta: 1e-7, EpsilonSpent: 0.5, DeltaSpent: 1e-7}, false},
+		{"negative epsilon", &PrivacyCharge{Epsilon: -0.5, Delta: 1e-7, EpsilonSpent: 0.5, DeltaSpent: 1e-7}, false},
+		{"zero delta", &PrivacyCharge{Epsilon: 0.5, Delta: 0, EpsilonSpent: 0.5, DeltaSpent: 1e-7}, false},
+		{"delta one", &PrivacyCharge{Epsilon: 0.5, Delta: 1, EpsilonSpent: 0.5, DeltaSpent: 1}, false},
+		{"spent below charge", &PrivacyCharge{Epsilon: 0.5, Delta: 1e-7, EpsilonSpent: 0.4, DeltaSpent: 1e-7}, false},
+		{"delta spent below charge", &PrivacyCharge{Epsilon: 0.5, Delta: 1e-7, EpsilonSpent: 0.5, DeltaSpent: 0}, false},
+	} {
+		b, err := Encode(started(tc.p))
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: Encode: %v", tc.name, err)
+			continue
+		}
+		if !tc.ok {
+			continue
+		}
+		back, err := Decode(b)
+		if err != nil {
+			t.Fatalf("%s: Decode: %v", tc.name, err)
+		}
+		if (back.RunStarted.Privacy == nil) != (tc.p == nil) || (tc.p != nil && *back.RunStarted.Privacy != *tc.p) {
+			t.Errorf("%s: decoded %+v, want %+v", tc.name, back.RunStarted.Privacy, tc.p)
+		}
+		if tc.p == nil && strings.Contains(string(b), "privacy") {
+			t.Errorf("an uncharged run.started mentions privacy: %s", b)
+		}
+	}
+	// A charge with a field the format does not have is refused.
+	b, _ := Encode(started(&PrivacyCharge{Epsilon: 0.5, Delta: 1e-7, EpsilonSpent: 0.5, DeltaSpent: 1e-7}))
+	if _, err := Decode([]byte(strings.Replace(string(b), `"epsilon":0.5`, `"epsilon":0.5,"epsilon_left":1`, 1))); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("unknown charge field: %v", err)
 	}
 }
 

@@ -48,6 +48,13 @@ type Analysis struct {
 
 	st    *Statement
 	edits map[*SelectNode]*nodeEdit
+
+	// For mode differential_privacy (dp.go): the result's SELECT node,
+	// a reference to the privacy unit of each class of readings with
+	// equal units behind its rows, and the COUNT(DISTINCT unit) calls.
+	resultNode *SelectNode
+	unitRefs   [][]string
+	unitCounts map[*FunctionExpr]bool
 }
 
 // Count is one column of privacy-unit counts the rewrite adds.
@@ -94,8 +101,8 @@ const (
 //
 // Analyze never changes st; Rewritten returns the edited copy.
 func Analyze(st *Statement, datasets []Dataset) (*Analysis, error) {
-	a := &analyzer{datasets: datasets, edits: map[*SelectNode]*nodeEdit{}, occDataset: map[int]string{}}
-	res := &Analysis{st: st, Limit: -1, edits: a.edits}
+	a := &analyzer{datasets: datasets, edits: map[*SelectNode]*nodeEdit{}, occDataset: map[int]string{}, unitCounts: map[*FunctionExpr]bool{}}
+	res := &Analysis{st: st, Limit: -1, edits: a.edits, unitCounts: a.unitCounts}
 	if st == nil || st.Node == nil {
 		return nil, unreadable("", "no statement")
 	}
@@ -132,6 +139,9 @@ type analyzer struct {
 	def       int      // relation definitions (CTE bodies, subqueries)
 	inExpr    int      // depth of subqueries used as expressions
 	inSetOp   []string // the set operations and recursive CTEs the analysis is inside
+	// unitCounts are the COUNT(DISTINCT unit) calls met (mode
+	// differential_privacy reads the result's).
+	unitCounts map[*FunctionExpr]bool
 }
 
 func (a *analyzer) refuse(rule Rule, construct string, loc Location, what, why string) {
@@ -1116,6 +1126,15 @@ func (a *analyzer) joinRef(r *JoinRef, sc *nameScope, joins *[]*join, ctes *cteS
 		}
 		if lv.id != "" && rv.id != "" {
 			sc.uf.union(lv.id, rv.id)
+			// USING (unit) of an inner join equates two privacy units
+			// as ON a.unit = b.unit does (equalities).
+			lo, lu := unitID(lv.id)
+			ro, ru := unitID(rv.id)
+			if r.JoinType == "INNER" && lu && ru && sc.same != nil {
+				if t := a.unitType(lo); t != "" && t != "float64" && t == a.unitType(ro) {
+					sc.same.union(lv.id, rv.id)
+				}
+			}
 		}
 		m := mergedColumn{name: name}
 		switch r.JoinType {
@@ -1526,6 +1545,7 @@ func (a *analyzer) function(f *FunctionExpr, cx *ectx) val {
 		if cr, ok := f.Children[0].(*ColumnRef); ok {
 			v := a.columnRef(cr, &inner)
 			if v.unit >= 0 {
+				a.unitCounts[f] = true
 				if cx.counted != nil && f.Filter == nil && (f.OrderBy == nil || len(f.OrderBy.Orders) == 0) && v.id == "u"+strconv.Itoa(v.unit) {
 					*cx.counted = append(*cx.counted, v.unit)
 				}

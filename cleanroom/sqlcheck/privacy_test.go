@@ -247,6 +247,20 @@ func FuzzAnalyze(f *testing.F) {
 		if err != nil && !errors.As(err, &r) {
 			t.Fatalf("Analyze: %T %v", err, err)
 		}
+		// Mode differential_privacy's analysis: only refusals, never
+		// where mode aggregate's refuses, and a per-row relation that
+		// parses.
+		p, derr := AnalyzeDP(stmts[0], some, func(c string) bool { return c == "value" || c == "cost" })
+		switch {
+		case derr != nil && !errors.As(derr, new(*Refusal)):
+			t.Fatalf("AnalyzeDP: %T %v", derr, derr)
+		case derr == nil && err != nil:
+			t.Fatalf("AnalyzeDP accepts what Analyze refuses (%v)", err)
+		case derr == nil:
+			if again, perr := Parse(p.Input()); perr != nil || len(again) != 1 {
+				t.Fatalf("the differential-privacy relation does not parse: %v\n%s", perr, p.Input())
+			}
+		}
 		if err == nil {
 			if rw := a.Rewritten(); rw != nil {
 				again, perr := Parse(rw)

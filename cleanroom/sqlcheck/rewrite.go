@@ -89,6 +89,10 @@ func (a *analyzer) rewriteResult(n *SelectNode, sc *nameScope, carriers []carrie
 			}
 		}
 	}
+	res.resultNode = n
+	for _, r := range reps {
+		res.unitRefs = append(res.unitRefs, r.ref)
+	}
 	columns := 0
 	add := func(filter *FunctionExpr) {
 		for i, cl := range classes {

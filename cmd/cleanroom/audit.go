@@ -110,6 +110,10 @@ described in docs/audit.md. Exit status 0 only if everything verified.
 		}
 		c.Infof("the whole tree, all %s of contract %s (as many as the signed view head counts, chained without a gap), their signatures and the timeline verified; %d of %s started",
 			plural(rep.Log.ContractEvents, "event"), rep.Contract.Name, rep.Contract.RunsStarted, plural(rep.Contract.MaxRuns, "run"))
+		if p := rep.Contract.Privacy; p != nil {
+			c.Infof("differential privacy: recomputed from the log, %d runs charged ε=%v of %v and δ=%v of %v; left: ε=%v, δ=%v",
+				p.RunsCharged, p.EpsilonSpent, p.EpsilonTotal, p.DeltaSpent, p.DeltaTotal, p.EpsilonLeft, p.DeltaLeft)
+		}
 		c.Infof("%d entries of other contracts were verified by their leaf hashes only: their events are not shown to this contract", rep.Log.OtherEvents)
 		for _, w := range rep.Warnings {
 			c.Warnf("%s", w.Message)

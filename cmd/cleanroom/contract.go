@@ -317,6 +317,8 @@ func printSummary(c *cli, ct *contracts.Contract) {
 		k = fmt.Sprintf("rows with %s < %d suppressed", o.GroupSizeColumn, o.MinGroupSize)
 	case o.Mode == contracts.ModeAggregate && o.MinGroupSize > 0:
 		k = fmt.Sprintf("rows with fewer than %d distinct persons of a protected dataset suppressed", o.MinGroupSize)
+	case o.Mode == contracts.ModeDifferentialPrivacy:
+		k = "none (differentially private partition selection releases the groups)"
 	}
 	fmt.Fprintf(c.Stdout, "output: to %s; mode %s; k threshold: %s; at most %s, %s\n",
 		strings.Join(o.Recipients, ", "), o.Mode, k, plural(o.MaxRows, "row"), plural(o.MaxRuns, "run"))

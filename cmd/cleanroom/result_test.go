@@ -26,6 +26,9 @@ import (
 //	v1.cbor                      bundle.cbor with its version set to 1, the format before salted result commitments
 //	tampered-statement.cbor      bundle.cbor with a bit of the statement's signature flipped
 //	bad-upload.cbor              a run whose coordinator signed the conversions upload statement as the impressions one
+//	dp-contract.yaml             a contract in differential-privacy mode (ε 3 at 0.5 a run, δ 1e-6 at 1e-7)
+//	dp-advertiser.key            its recipient advertiser's key
+//	dp-bundle.cbor               the bundle of its second run
 func resultFixture(t *testing.T) map[string][]byte {
 	t.Helper()
 	dir := t.TempDir()
@@ -80,6 +83,25 @@ func resultFixture(t *testing.T) map[string][]byte {
 		t.Fatal(err)
 	}
 	files["bad-upload.cbor"] = marshal(bad.Bundle)
+
+	// A contract whose runs are differentially private, and the bundle of
+	// its second run.
+	dp, err := bundletest.NewWith(bundletest.Options{DifferentialPrivacy: "{epsilon_total: 3, delta_total: 1.0e-6, " +
+		"epsilon_per_run: 0.5, delta_per_run: 1.0e-7, max_groups_contributed: 1, max_contributions_per_group: 1}"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files["dp-contract.yaml"] = dp.ContractText
+	if files["dp-advertiser.key"], err = dp.Keys["advertiser"].MarshalText(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		run, err := dp.Run(ctx, bundletest.RunOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["dp-bundle.cbor"] = marshal(run.Bundle)
+	}
 	return files
 }
 

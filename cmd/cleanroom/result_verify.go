@@ -102,6 +102,10 @@ func (c *cli) verifyResult(path string, ct *contracts.Contract, recipient *clean
 	s := r.Statement
 	c.Infof("verified: run %s (run %d of contract %s) on platform %s: %s kept, %d suppressed, result commitment %x",
 		s.RunID, s.RunNumber, ct.ID(), r.Claims.Platform, plural(s.RowsKept, "row"), s.RowsSuppressed, s.ResultCommitment)
+	if p := s.Privacy; p != nil {
+		c.Infof("differential privacy: the run was charged ε=%v, δ=%v; the contract's budget left after it: ε=%v, δ=%v",
+			p.Epsilon, p.Delta, p.EpsilonLeft, p.DeltaLeft)
+	}
 	return r, nil
 }
 

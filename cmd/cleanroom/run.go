@@ -96,6 +96,9 @@ run status, docs/api.md, with max_runs) instead of the run id.`,
 		}
 		c.Infof("run %d of %d (%s)%s finished: %s released, %d suppressed below k; result commitment %s",
 			rs.Number, ss.contract.Output.MaxRuns, rs.RunID, with, plural(rs.RowsKept, "row"), rs.RowsSuppressed, rs.ResultCommitment)
+		if p := rs.Privacy; p != nil {
+			c.Infof("differential privacy: the run was charged ε=%v, δ=%v; the contract's budget left: ε=%v, δ=%v", p.Epsilon, p.Delta, p.EpsilonLeft, p.DeltaLeft)
+		}
 		if asJSON {
 			return writeJSON(c.Stdout, struct {
 				*api.RunStatus

@@ -106,7 +106,8 @@ func printProgress(w io.Writer, ct *contracts.Contract, p *client.Progress) {
 	fmt.Fprintf(tw, "runs\t%d of %d used\t%s left\n", st.RunsUsed, st.MaxRuns, plural(p.RunsLeft, "run"))
 	switch {
 	case p.BudgetLeft != nil:
-		fmt.Fprintf(tw, "budget left\tepsilon %g\n", *p.BudgetLeft)
+		b := st.Privacy
+		fmt.Fprintf(tw, "budget left\tε=%v of %v, δ=%v of %v\t%s charged\n", b.EpsilonLeft, b.EpsilonTotal, b.DeltaLeft, b.DeltaTotal, plural(b.RunsCharged, "run"))
 	case ct.Output.Mode == contracts.ModeDifferentialPrivacy:
 		fmt.Fprintf(tw, "budget left\tnot reported by this coordinator\n")
 	default:

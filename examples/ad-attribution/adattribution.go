@@ -39,6 +39,22 @@ var Query string
 //go:embed contract.yaml.tmpl
 var ContractTemplate []byte
 
+// QueryDP is query-dp.sql: the algorithm in the shape mode
+// differential_privacy takes, for the contract ContractDPTemplate.
+//
+//go:embed query-dp.sql
+var QueryDP string
+
+// ContractDPTemplate is contract-dp.yaml.tmpl: the scenario's
+// differentially private variant, same parties and datasets.
+//
+//go:embed contract-dp.yaml.tmpl
+var ContractDPTemplate []byte
+
+// DPResultColumns are QueryDP's result columns: noisy counts and a noisy
+// sum of clamped values.
+var DPResultColumns = scenario.MustColumns("campaign", "string", "users", "int64", "conversions", "int64", "revenue", "float64")
+
 // The datasets' columns, as in the contract template.
 var (
 	ImpressionColumns = scenario.MustColumns("user_id", "string", "campaign", "string", "shown_at", "timestamp")

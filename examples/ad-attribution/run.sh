@@ -113,6 +113,63 @@ step "auditor: verify the coordinator's log and print the timeline"
   cleanroom audit log --contract contract.yaml --key auditor.key --coordinator "$url" --state audit-state
 )
 
+# The same parties, the same data, a second contract: mode
+# differential_privacy. Each user's contribution is bounded, noise is added
+# to every count and sum, and every run spends part of a privacy budget
+# that the log accounts for.
+step "measurer: the differentially private variant of the query"
+cp "$here/query-dp.sql" "$WORK/measurer/query-dp.sql"
+dp_sha=$(sha256sum "$WORK/measurer/query-dp.sql" | cut -d' ' -f1)
+
+step "all: write, read and sign the differential-privacy contract"
+fill "$here/contract-dp.yaml.tmpl" \
+  EXPIRES_AT "$(date -u -d '+90 days' +%Y-%m-%dT00:00:00Z)" \
+  PUBLISHER_KEY "$(cat "$WORK/publisher/publisher.pub")" \
+  ADVERTISER_KEY "$(cat "$WORK/advertiser/advertiser.pub")" \
+  MEASURER_KEY "$(cat "$WORK/measurer/measurer.pub")" \
+  AUDITOR_KEY "$(cat "$WORK/auditor/auditor.pub")" \
+  QUERY_SHA256 "$dp_sha" \
+  MEASUREMENT "$measurement" \
+  SIMULATED_ROOT_SHA256 "$root_pin" >"$WORK/contract-dp.yaml"
+for p in publisher advertiser measurer auditor; do cp "$WORK/contract-dp.yaml" "$WORK/$p/"; done
+(cd "$WORK/advertiser" && cleanroom contract show contract-dp.yaml)
+dpsigs=()
+for p in publisher advertiser measurer auditor; do
+  (cd "$WORK/$p" && cleanroom contract sign contract-dp.yaml --key "$p.key" --out "$p-dp.sig")
+  [ "$p" = publisher ] || cp "$WORK/$p/$p-dp.sig" "$WORK/publisher/"
+  dpsigs+=(--sig "$p-dp.sig")
+done
+(cd "$WORK/publisher" && cleanroom contract submit contract-dp.yaml "${dpsigs[@]}" --key publisher.key --coordinator "$url")
+
+step "publisher, advertiser, measurer: upload the same data and submit the query under it"
+(cd "$WORK/publisher" && cleanroom dataset upload impressions.csv --dataset impressions --contract contract-dp.yaml --key publisher.key --coordinator "$url")
+(cd "$WORK/advertiser" && cleanroom dataset upload conversions.csv --dataset conversions --contract contract-dp.yaml --key advertiser.key --coordinator "$url")
+(cd "$WORK/measurer" && cleanroom algorithm submit query-dp.sql --contract contract-dp.yaml --key measurer.key --coordinator "$url")
+
+step "advertiser: run it twice (each run charged ε=1 of the budget of 2), verify, read"
+(
+  cd "$WORK/advertiser"
+  export CLEANROOM_COORDINATOR=$url CLEANROOM_CONTRACT=contract-dp.yaml CLEANROOM_KEY=advertiser.key
+  for n in 1 2; do
+    run_id=$(cleanroom run)
+    cleanroom result get --run "$run_id" --out "result-dp-$n.bundle"
+    cleanroom result verify "result-dp-$n.bundle"
+  done
+  cleanroom result show result-dp-2.bundle --format csv --out result-dp.csv
+  echo "a third run is refused: the budget is spent" >&2
+  if cleanroom run 2>run3.err; then echo "the third run was not refused" >&2; exit 1; fi
+  cat run3.err >&2
+)
+
+step "advertiser: the exact (mode aggregate) and the private results side by side"
+ad-attribution-gen compare "$WORK/advertiser/result.csv" "$WORK/advertiser/result-dp.csv"
+
+step "auditor: recompute the privacy budget from the log"
+(
+  cd "$WORK/auditor"
+  cleanroom audit log --contract contract-dp.yaml --key auditor.key --coordinator "$url" --state audit-state-dp
+)
+
 step "operator: stop the coordinator"
 stop_coordinator
 echo "ad-attribution: done" >&2

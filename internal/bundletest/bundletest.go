@@ -35,6 +35,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/cleanroom/budget"
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
 	"cleanroom.dev/cleanroom/cleanroom/envelope"
 	"cleanroom.dev/cleanroom/cleanroom/events"
@@ -74,6 +75,16 @@ type World struct {
 	Uploads      map[string]*Upload // by dataset id
 	runs         int64
 	chains       map[string]link // events scope → its last link
+	privacy      budget.Ledger   // the charges of the runs so far
+}
+
+// Options adjust the world New makes. The zero value is the default
+// world.
+type Options struct {
+	// DifferentialPrivacy, when set, is the contract's
+	// output.differential_privacy block as a YAML flow mapping; Run then
+	// charges every run as the coordinator does.
+	DifferentialPrivacy string
 }
 
 // link is the last event of an events scope: its seq and leaf hash.
@@ -101,11 +112,17 @@ participants:
 datasets:
   - id: impressions
     provider: publisher
+{{- if .dp}}
+    privacy_unit: user_id
+{{- end}}
     columns:
       - {name: user_id, type: string}
       - {name: campaign, type: string}
   - id: conversions
     provider: advertiser
+{{- if .dp}}
+    privacy_unit: user_id
+{{- end}}
     columns:
       - {name: user_id, type: string}
       - {name: value, type: float64}
@@ -115,8 +132,13 @@ algorithm:
   sha256: "{{.algorithm}}"
 output:
   recipients: [advertiser, measurer]
+{{- with .dp}}
+  mode: differential_privacy
+  differential_privacy: {{.}}
+{{- else}}
   group_size_column: users
   min_group_size: 2
+{{- end}}
   max_rows: 1000
   max_runs: 1000
 coordinator:
@@ -128,7 +150,10 @@ coordinator:
 // New makes a world: a simulated coordinator, its log, fresh participant
 // keys, the contract, both datasets encrypted and signed, and the log's
 // first events (coordinator.started and both dataset.uploaded).
-func New() (*World, error) {
+func New() (*World, error) { return NewWith(Options{}) }
+
+// NewWith is New with options.
+func NewWith(opts Options) (*World, error) {
 	inst, err := NewCoordinator()
 	if err != nil {
 		return nil, err
@@ -148,6 +173,7 @@ func New() (*World, error) {
 	vals["algorithm"] = hex.EncodeToString(algo[:])
 	vals["measurement"] = hex.EncodeToString(m[:])
 	vals["root"] = hex.EncodeToString(inst.SimulatedRootSHA256()[:])
+	vals["dp"] = opts.DifferentialPrivacy
 	var text bytes.Buffer
 	if err := template.Must(template.New("contract").Parse(contractTemplate)).Execute(&text, vals); err != nil {
 		return nil, err
@@ -365,6 +391,14 @@ func (w *World) Run(ctx context.Context, opts RunOptions) (*Run, error) {
 	started := &events.Event{Type: events.TypeRunStarted, Contract: c.ID().String(),
 		Actor: measurer.ID, ActorKey: measurer.PublicKey.Fingerprint().String(),
 		RunStarted: &events.RunStarted{RunID: runID, Number: w.runs, AlgorithmSHA256: hex.EncodeToString(c.Algorithm.SHA256[:]), Datasets: datasets}}
+	var charge *events.PrivacyCharge
+	if dp := c.DifferentialPrivacy(); dp != nil {
+		w.privacy.Add(budget.PerRun(dp))
+		spent := w.privacy.Spent()
+		charge = &events.PrivacyCharge{Epsilon: dp.EpsilonPerRun, Delta: dp.DeltaPerRun, EpsilonSpent: spent.Epsilon, DeltaSpent: spent.Delta}
+		logged := *charge // EditRunStarted may change the event's, not the statement's
+		started.RunStarted.Privacy = &logged
+	}
 	if opts.EditRunStarted != nil {
 		opts.EditRunStarted(started)
 	}
@@ -402,6 +436,10 @@ func (w *World) Run(ctx context.Context, opts RunOptions) (*Run, error) {
 	for _, ds := range c.Datasets {
 		u := w.Uploads[ds.ID]
 		st.Datasets = append(st.Datasets, bundle.Dataset{ID: ds.ID, CiphertextSHA256: u.SHA256, RowCount: u.Rows, UploadStatement: u.Signed})
+	}
+	if charge != nil {
+		left := budget.Left(budget.Total(c.DifferentialPrivacy()), budget.Amount{Epsilon: charge.EpsilonSpent, Delta: charge.DeltaSpent})
+		st.Privacy = &bundle.Privacy{Epsilon: charge.Epsilon, Delta: charge.Delta, EpsilonLeft: left.Epsilon, DeltaLeft: left.Delta}
 	}
 	if opts.EditStatement != nil {
 		opts.EditStatement(st)

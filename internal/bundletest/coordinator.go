@@ -5,6 +5,7 @@ import (
 	"crypto/sha512"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -82,6 +83,7 @@ type Log struct {
 	signer   note.Signer
 	origin   string
 	verifier *tlog.Verifier
+	entries  [][]byte
 }
 
 // NewLog returns an empty log whose checkpoints id signs.
@@ -104,7 +106,15 @@ func (l *Log) Append(_ context.Context, entry []byte) (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.tree.AppendData(entry)
+	l.entries = append(l.entries, entry)
 	return l.tree.Size() - 1, nil
+}
+
+// Entries returns every entry appended so far, in log order.
+func (l *Log) Entries() [][]byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.entries)
 }
 
 // WaitCheckpoint signs and returns a checkpoint of the whole tree, which

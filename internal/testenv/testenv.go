@@ -182,7 +182,11 @@ type Spec struct {
 	K           int
 	MaxRows     int
 	MaxRuns     int
-	Expires     time.Time
+	// DifferentialPrivacy, when set, is the output.differential_privacy
+	// block as a YAML flow mapping; with no Mode, Text writes mode
+	// differential_privacy.
+	DifferentialPrivacy string
+	Expires             time.Time
 }
 
 // The ad-attribution contract most tests play: a publisher and an
@@ -215,6 +219,24 @@ func AdSpec(t testing.TB, name string, maxRuns int) *Spec {
 		Query: AdQuery, AlgorithmBy: "measurer", Recipients: []string{"advertiser"},
 		GroupColumn: "users", K: 2, MaxRows: 100, MaxRuns: maxRuns,
 	}
+}
+
+// AdDPQuery is AdQuery as mode differential_privacy takes it: no ORDER BY
+// (the engine releases groups sorted by their keys).
+const AdDPQuery = "SELECT i.campaign, count(DISTINCT i.user_id) AS users, sum(c.value) AS revenue " +
+	"FROM impressions i JOIN conversions c USING (user_id) GROUP BY i.campaign"
+
+// DPSpec is the ad-attribution contract in mode differential_privacy
+// with the given output.differential_privacy block (a YAML flow mapping):
+// user_id is the privacy unit of both datasets, the query is AdDPQuery.
+func DPSpec(t testing.TB, name string, maxRuns int, block string) *Spec {
+	sp := AdSpec(t, name, maxRuns)
+	for i := range sp.Datasets {
+		sp.Datasets[i].PrivacyUnit = "user_id"
+	}
+	sp.Query, sp.GroupColumn, sp.K = AdDPQuery, "", 0
+	sp.Mode, sp.DifferentialPrivacy = "differential_privacy", block
+	return sp
 }
 
 // Model is a model of a Spec's contract: its module and, for a
@@ -315,12 +337,17 @@ func (sp *Spec) Text(coord *coordinator.Identity) []byte {
 	fmt.Fprintf(&b, "output: {recipients: [%s], max_rows: %d, max_runs: %d", strings.Join(sp.Recipients, ", "), sp.MaxRows, sp.MaxRuns)
 	if sp.Mode != "" {
 		fmt.Fprintf(&b, ", mode: %s", sp.Mode)
+	} else if sp.DifferentialPrivacy != "" {
+		b.WriteString(", mode: differential_privacy")
 	}
 	if sp.GroupColumn != "" && sp.K > 0 {
 		fmt.Fprintf(&b, ", group_size_column: %s", sp.GroupColumn)
 	}
 	if sp.K > 0 {
 		fmt.Fprintf(&b, ", min_group_size: %d", sp.K)
+	}
+	if sp.DifferentialPrivacy != "" {
+		fmt.Fprintf(&b, ", differential_privacy: %s", sp.DifferentialPrivacy)
 	}
 	b.WriteString("}\n")
 	fmt.Fprintf(&b, "coordinator: %s\n", coord.Reference.FlowYAML())

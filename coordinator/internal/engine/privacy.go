@@ -128,8 +128,11 @@ func CheckAlgorithm(query string, p Policy) error {
 	if err := CheckParameterNames(used, p.Parameters); err != nil {
 		return err
 	}
-	if p.Output.Mode == contracts.ModeAggregate {
+	switch p.Output.Mode {
+	case contracts.ModeAggregate:
 		_, err = plan(ctx, conn, query, st, contractDatasets(p))
+	case contracts.ModeDifferentialPrivacy:
+		_, _, err = planDP(ctx, conn, st, contractDatasets(p), p.Output.DifferentialPrivacy)
 	}
 	return err
 }

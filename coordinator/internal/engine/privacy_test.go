@@ -418,7 +418,8 @@ func TestModesPolicy(t *testing.T) {
 		want string
 	}{
 		{"no mode", func(p *Policy) { p.Output.Mode = "" }, `mode "" is not one of`},
-		{"differential privacy", func(p *Policy) { p.Output.Mode = contracts.ModeDifferentialPrivacy }, "differential_privacy is not supported by this engine"},
+		{"differential privacy without its block", func(p *Policy) { p.Output.Mode = contracts.ModeDifferentialPrivacy }, "differential_privacy needs the contract's differential_privacy block"},
+		{"differential privacy of a lie", func(p *Policy) { *p = dpPolicy(t, 1, 1, 1) }, "is neither a group key nor an aggregate"},
 		{"group column in mode aggregate", func(p *Policy) { p.Output.GroupSizeColumn = "users" }, "in mode aggregate, where the engine counts"},
 	} {
 		p := base

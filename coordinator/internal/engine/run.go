@@ -96,6 +96,9 @@ func (s *Session) Run(ctx context.Context, query string, policy Policy, params .
 	if err != nil {
 		return nil, err
 	}
+	if policy.Output.Mode == contracts.ModeDifferentialPrivacy {
+		return s.runDP(ctx, conn, query, st, policy)
+	}
 	run := query
 	var analysis *sqlcheck.Analysis
 	var names []string
@@ -225,7 +228,9 @@ func checkPolicy(policy Policy) error {
 			return refuse(LayerPolicy, nil, "output policy names group_size_column %q in mode aggregate, where the engine counts the privacy units itself", p.GroupSizeColumn)
 		}
 	case contracts.ModeDifferentialPrivacy:
-		return refuse(LayerPolicy, nil, "output mode differential_privacy is not supported by this engine")
+		if p.DifferentialPrivacy == nil {
+			return refuse(LayerPolicy, nil, "output mode differential_privacy needs the contract's differential_privacy block")
+		}
 	default:
 		return refuse(LayerPolicy, nil, "output policy mode %q is not one of aggregate, differential_privacy, custom", p.Mode)
 	}

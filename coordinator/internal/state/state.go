@@ -12,6 +12,7 @@ import (
 	"sort"
 	"sync"
 
+	"cleanroom.dev/cleanroom/cleanroom/budget"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/contracts"
 )
@@ -52,6 +53,9 @@ type Contract struct {
 	// CarriedRuns counts the runs started under the contracts this one
 	// supersedes: they count against its max_runs.
 	CarriedRuns int64
+	// Privacy sums the differential-privacy charges of the contract's
+	// runs; nil when its runs are not differentially private.
+	Privacy *budget.Ledger
 }
 
 // RunsUsed is the number of runs that count against max_runs.
@@ -268,7 +272,11 @@ func (s *State) apply(idx uint64, e *events.Event) error {
 		if e.ContractRegistered.CarriedRuns != carried {
 			return fmt.Errorf("contract %s carries %d runs over; the contracts it supersedes started %d", cid, e.ContractRegistered.CarriedRuns, carried)
 		}
-		s.contracts[cid] = &Contract{Contract: c, Registered: e.ContractRegistered, Index: idx, Datasets: map[string]*Dataset{}, CarriedRuns: carried}
+		sc := &Contract{Contract: c, Registered: e.ContractRegistered, Index: idx, Datasets: map[string]*Dataset{}, CarriedRuns: carried}
+		if c.DifferentialPrivacy() != nil {
+			sc.Privacy = &budget.Ledger{}
+		}
+		s.contracts[cid] = sc
 		return nil
 	}
 	c := s.contracts[cid]
@@ -319,6 +327,9 @@ func (s *State) apply(idx uint64, e *events.Event) error {
 		}
 		if _, dup := s.runs[r.RunID]; dup {
 			return fmt.Errorf("run %s started twice", r.RunID)
+		}
+		if err := charge(c, r); err != nil {
+			return fmt.Errorf("run %s: %w", r.RunID, err)
 		}
 		run := &Run{ID: r.RunID, Contract: cid, Number: r.Number, Actor: e.Actor, Started: r, StartIndex: idx, Status: RunRunning}
 		c.Runs = append(c.Runs, run)
@@ -402,6 +413,37 @@ func (s *State) apply(idx uint64, e *events.Event) error {
 	default:
 		return fmt.Errorf("unknown event type %q", e.Type)
 	}
+	return nil
+}
+
+// charge checks a run's privacy charge against the contract and its
+// budget and records it: a differentially private contract's every run is
+// charged exactly its per-run amount, within its totals, and names the
+// sums the charges make with it; no other contract's run is charged.
+func charge(c *Contract, r *events.RunStarted) error {
+	dp := c.Contract.DifferentialPrivacy()
+	p := r.Privacy
+	switch {
+	case dp == nil && p == nil:
+		return nil
+	case dp == nil:
+		return fmt.Errorf("carries a privacy charge, but the contract's runs are not differentially private")
+	case p == nil:
+		return fmt.Errorf("carries no privacy charge, but the contract's runs are differentially private")
+	}
+	got, want := budget.Amount{Epsilon: p.Epsilon, Delta: p.Delta}, budget.PerRun(dp)
+	if got != want {
+		return fmt.Errorf("is charged %v; the contract charges every run %v", got, want)
+	}
+	if !c.Privacy.Fits(got, budget.Total(dp)) {
+		return fmt.Errorf("is charged %v, beyond the contract's budget of %v (%v spent before it)", got, budget.Total(dp), c.Privacy.Spent())
+	}
+	next := c.Privacy.Clone()
+	next.Add(got)
+	if spent := next.Spent(); spent != (budget.Amount{Epsilon: p.EpsilonSpent, Delta: p.DeltaSpent}) {
+		return fmt.Errorf("names the spend %v; the charges sum to %v", budget.Amount{Epsilon: p.EpsilonSpent, Delta: p.DeltaSpent}, spent)
+	}
+	c.Privacy = next
 	return nil
 }
 

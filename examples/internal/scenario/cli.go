@@ -22,6 +22,7 @@ import (
 //	gen [--rows N] [--seed S] [--format csv|parquet|both] [--k K] --out DIR
 //	gen check [--expected FILE] [--suppressed N] RESULT
 //	gen contract [--template FILE] [--set NAME=VALUE]... [--out FILE]
+//	gen compare EXACT.csv PRIVATE.csv     (a private result beside the exact one)
 //
 // Data (a filled contract) goes to stdout, messages to stderr, errors as
 // "NAME-gen: error: ...".
@@ -33,6 +34,8 @@ func Main(spec Spec, args []string, stdout, stderr io.Writer) int {
 		err = checkCmd(spec, prog, args[1:], stderr)
 	case len(args) > 0 && args[0] == "contract":
 		err = contractCmd(spec, prog, args[1:], stdout, stderr)
+	case len(args) > 0 && args[0] == "compare":
+		err = compareCmd(prog, args[1:], stdout, stderr)
 	default:
 		err = generateCmd(spec, prog, args, stderr)
 	}

@@ -1,0 +1,204 @@
+package coordinator_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"cleanroom.dev/cleanroom/cleanroom/audit"
+	"cleanroom.dev/cleanroom/cleanroom/events"
+	"cleanroom.dev/cleanroom/cleanroom/tlog"
+	"cleanroom.dev/cleanroom/coordinator"
+	"cleanroom.dev/cleanroom/coordinator/internal/eventlog"
+	"cleanroom.dev/cleanroom/internal/testenv"
+)
+
+// TestForgedChargeCaught plays a contract with a differential-privacy
+// budget on a real coordinator (two runs charged and finished), then forges its log with the coordinator's own key: the first
+// run's charge lowered, the entries re-chained and the tree re-signed, so
+// that every signature, proof and chain link holds. The audit fails on the
+// charge, and on the coordinator's account of the spend that no longer
+// matches the charges; the same entries served unforged verify.
+//
+// It lives here, not in cleanroom/audit, because it writes the log with
+// the coordinator's writer.
+func TestForgedChargeCaught(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{CheckpointInterval: 100 * time.Millisecond})
+	spec := testenv.DPSpec(t, "forged-charge", 10, "{epsilon_total: 1, delta_total: 1.0e-6, epsilon_per_run: 0.5, delta_per_run: 1.0e-7, "+
+		"max_groups_contributed: 1, max_contributions_per_group: 1, bounds: {value: [0, 100]}}")
+	sc := testenv.New(t, srv, spec)
+	sc.Submit(t, "auditor")
+	sc.MustUpload(t, "publisher", "impressions", testenv.ImpressionsCSV)
+	sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
+	sc.SubmitAlgorithm(t)
+	for range 2 {
+		if _, err := sc.Client(t, "advertiser").Run(ctx); err != nil {
+			t.Fatalf("a charged run: %v", err)
+		}
+	}
+	auditor := sc.Client(t, "auditor")
+	peer, err := auditor.Coordinator(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	coord, err := audit.AttestedCoordinator(peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := tlog.NewCoordinatorVerifier(coord.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cp *tlog.Checkpoint
+	for deadline := time.Now().Add(10 * time.Second); cp == nil || cp.Size() < sc.LogSize(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint covers the log")
+		}
+		raw, err := auditor.LogFetcher()(ctx, "checkpoint")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cp, err = v.VerifyCheckpoint(raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	view, err := v.VerifyView(ctx, auditor.LogFetcher(), cp, sc.Contract.ID().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	honest := view.Entries
+
+	// The forgery: the first run charged ε 0.1, δ 1e-8 instead of 0.5,
+	// 1e-7, and the spend it states to match (the second run's does not).
+	evs := make([]*events.Event, len(honest))
+	var starts []*events.Event
+	for i, raw := range honest {
+		if evs[i], err = events.Decode(raw); err != nil {
+			t.Fatal(err)
+		}
+		if evs[i].Type == events.TypeRunStarted {
+			starts = append(starts, evs[i])
+		}
+	}
+	if len(starts) != 2 || starts[0].RunStarted.Privacy == nil {
+		t.Fatalf("the log has %d run.started events (first charge %+v)", len(starts), starts)
+	}
+	p := starts[0].RunStarted.Privacy
+	p.Epsilon, p.Delta, p.EpsilonSpent, p.DeltaSpent = 0.1, 1e-8, 0.1, 1e-8
+	forged := relink(t, evs)
+
+	config := func(entries [][]byte) audit.Config {
+		return audit.Config{Contract: sc.Contract, ContractText: sc.Text, Coordinator: coord, URL: sc.URL,
+			Fetcher: servedLog(t, srv, sc, entries), EvidenceWait: -1}
+	}
+	dir := t.TempDir()
+	st, err := audit.OpenState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r, err := audit.Run(ctx, config(forged), st)
+	if !errors.Is(err, audit.ErrFailed) || r == nil || r.Failure == nil || r.Failure.Kind != audit.FailEvents {
+		t.Fatalf("a forged charge: %v (report %+v)", err, r)
+	}
+	var msgs []string
+	for _, p := range r.Problems {
+		msgs = append(msgs, p.Message)
+	}
+	joined := strings.Join(msgs, "\n")
+	for _, want := range []string{
+		"charges run " + starts[0].RunStarted.RunID + " ε=0.1, δ=1e-08; the contract charges every run ε=0.5, δ=1e-07",
+		"says the contract has spent ε=1, δ=2e-07 with run " + starts[1].RunStarted.RunID + "; the charges in the log sum to ε=0.6, δ=1.1e-07",
+	} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("the problems do not say %q:\n%s", want, joined)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, audit.CheckpointFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal("a failed audit kept the forged log's checkpoint")
+	}
+
+	// The same entries, unforged and served the same way, verify: the
+	// failure is the charge's.
+	st2, err := audit.OpenState(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	if r, err := audit.Run(ctx, config(honest), st2); err != nil || r.Contract.Privacy == nil || r.Contract.Privacy.EpsilonSpent != 1 {
+		t.Fatalf("the honest entries re-served: %v (%+v)", err, r)
+	}
+}
+
+// relink encodes events as the coordinator appends them: each linked to
+// the one before it in its scope's chain (seq and prev).
+func relink(t *testing.T, evs []*events.Event) [][]byte {
+	t.Helper()
+	type link struct {
+		seq  uint64
+		leaf [32]byte
+	}
+	chains := map[string]link{}
+	out := make([][]byte, len(evs))
+	for i, e := range evs {
+		last := chains[e.Scope()]
+		e.Seq, e.Prev = last.seq+1, ""
+		if last.seq > 0 {
+			e.Prev = fmt.Sprintf("%x", last.leaf)
+		}
+		b, err := events.Encode(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chains[e.Scope()] = link{e.Seq, tlog.HashLeaf(b)}
+		out[i] = b
+	}
+	return out
+}
+
+// servedLog writes entries into a new log signed with the server's
+// coordinator key and returns a Fetcher of the contract's view of it (every
+// entry shown), served by the coordinator's view handler.
+func servedLog(t *testing.T, srv *testenv.Server, sc *testenv.Scenario, entries [][]byte) tlog.Fetcher {
+	t.Helper()
+	id := srv.Coord.TEE().Identity()
+	lg, err := eventlog.Open(filepath.Join(t.TempDir(), "log"), id.Signer(), tlog.Origin(id.Public()), &eventlog.Options{CheckpointInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lg.Close(context.Background()) })
+	ctx := context.Background()
+	for _, e := range entries {
+		if _, err := lg.Append(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := lg.WaitCheckpoint(ctx, uint64(len(entries))); err != nil {
+		t.Fatal(err)
+	}
+	shown := make(shownView, len(entries))
+	for i := range shown {
+		shown[i] = true
+	}
+	h := lg.ViewHandler(sc.Contract.ID().String(), shown)
+	return func(ctx context.Context, p string) ([]byte, error) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodGet, "/"+p, nil))
+		switch rec.Code {
+		case http.StatusOK:
+			return rec.Body.Bytes(), nil
+		case http.StatusNotFound:
+			return nil, fmt.Errorf("%s: %w", p, fs.ErrNotExist)
+		}
+		return nil, fmt.Errorf("%s: %d %s", p, rec.Code, rec.Body)
+	}
+}
