@@ -56,7 +56,11 @@ func planDP(ctx context.Context, conn driver.Conn, st *sqlcheck.Statement, datas
 // the algorithm's column names, group keys as DuckDB computed them
 // (integers as int64, decimals as their text), counts as int64 and sums
 // and averages as float64.
-func (s *Session) runDP(ctx context.Context, conn driver.Conn, query string, st *sqlcheck.Statement, policy Policy) (*Result, error) {
+//
+// params are bound to the bounded relation as Run binds them to the query:
+// the relation keeps the algorithm's $name references, and the privacy
+// analysis saw them as literals.
+func (s *Session) runDP(ctx context.Context, conn driver.Conn, query string, st *sqlcheck.Statement, policy Policy, params []Param) (*Result, error) {
 	dp := policy.Output.DifferentialPrivacy
 	plan, input, err := planDP(ctx, conn, st, privacyDatasets(s.tableNames(), s.tableSchemas(), policy), dp)
 	if err != nil {
@@ -127,21 +131,25 @@ func (s *Session) runDP(ctx context.Context, conn driver.Conn, query string, st 
 	if err != nil {
 		return nil, err
 	}
-	contributions, err := readContributions(ctx, conn, bsql, plan.Keys, len(plan.Values))
+	args, err := bindArgs(conn, bsql, params)
+	if err != nil {
+		return nil, err
+	}
+	contributions, err := readContributions(ctx, conn, bsql, args, plan.Keys, len(plan.Values))
 	if err != nil {
 		return nil, s.queryError(ctx, err)
 	}
 
-	params := privacy.Params{Epsilon: dp.EpsilonPerRun, Delta: dp.DeltaPerRun,
+	release := privacy.Params{Epsilon: dp.EpsilonPerRun, Delta: dp.DeltaPerRun,
 		MaxGroupsContributed: dp.MaxGroupsContributed, MaxContributionsPerGroup: dp.MaxContributionsPerGroup, Aggregates: aggs}
 	public, ok, err := privacy.PublicGroupsFor(dp, plan.KeyNames)
 	if err != nil {
 		return nil, refuse(LayerPolicy, nil, "%v", err)
 	}
 	if ok {
-		params.PublicGroups = public
+		release.PublicGroups = public
 	}
-	rows, err := privacy.Release(params, contributions)
+	rows, err := privacy.Release(release, contributions)
 	if err != nil {
 		return nil, err
 	}
@@ -156,8 +164,12 @@ func (s *Session) runDP(ctx context.Context, conn driver.Conn, query string, st 
 
 // readContributions runs the bounding query and reads each unit's
 // contribution to each group.
-func readContributions(ctx context.Context, conn driver.Conn, query string, keys, values int) ([]privacy.Contribution, error) {
-	rows, err := conn.(driver.QueryerContext).QueryContext(ctx, query, nil)
+func readContributions(ctx context.Context, conn driver.Conn, query string, args []any, keys, values int) ([]privacy.Contribution, error) {
+	named := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+	}
+	rows, err := conn.(driver.QueryerContext).QueryContext(ctx, query, named)
 	if err != nil {
 		return nil, err
 	}

@@ -261,3 +261,39 @@ func TestDifferentialPrivacyResultTypes(t *testing.T) {
 		t.Fatal("nothing released")
 	}
 }
+
+// TestDifferentialPrivacyBindsParameters: a parameter reaches the bounded
+// relation as a bound value in mode differential_privacy too: the noisy
+// counts follow the value given (near plain DuckDB's with the literal, far
+// from those of another value), and a run without the value is refused.
+func TestDifferentialPrivacyBindsParameters(t *testing.T) {
+	plain, tables := privacyTables(t)
+	q := "SELECT site, count(DISTINCT patient_id) AS p FROM visits WHERE age >= $min_age GROUP BY site"
+	p := dpPolicy(t, 100, 1, 10)
+	p.Output.DifferentialPrivacy.PublicGroups = []contracts.PublicGroup{{Column: "site", Type: contracts.ColumnType{Kind: contracts.KindString},
+		Values: []any{"east", "north", "south"}}}
+	for _, minAge := range []string{"30", "60"} {
+		s := newSession(t, Config{Threads: 1, MemoryLimit: 128 << 20})
+		load(t, s, tables...)
+		res, err := s.Run(context.Background(), q, p, Param{"min_age", mustValue(t, "int64", minAge)})
+		if err != nil {
+			t.Fatalf("min_age %s: %v", minAge, err)
+		}
+		got := dpRows(t, res)
+		res.Release()
+		_, want := plain.query(t, strings.Replace(q, "$min_age", minAge, 1))
+		exact := dpRows(t, &Result{Batches: want})
+		for site, v := range exact {
+			// One unit in one group: a count's noise scale is 1/50 here.
+			if g, ok := got[site]; !ok || math.Abs(g[0]-v[0]) > 1 {
+				t.Errorf("min_age %s, site %s: released %v, plain DuckDB with the literal %v", minAge, site, got[site], v)
+			}
+		}
+		if len(exact) == 0 {
+			t.Fatalf("min_age %s: plain DuckDB released nothing; the case tests nothing", minAge)
+		}
+	}
+	if _, err := runDPQuery(t, tables, q, p); err == nil {
+		t.Fatal("a run without the parameter's value was not refused")
+	}
+}

@@ -97,7 +97,7 @@ func (s *Session) Run(ctx context.Context, query string, policy Policy, params .
 		return nil, err
 	}
 	if policy.Output.Mode == contracts.ModeDifferentialPrivacy {
-		return s.runDP(ctx, conn, query, st, policy)
+		return s.runDP(ctx, conn, query, st, policy, params)
 	}
 	run := query
 	var analysis *sqlcheck.Analysis
