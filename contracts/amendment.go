@@ -135,13 +135,25 @@ func (c *Contract) CheckAmendment(old *Contract, signed *AmendmentApprovals) err
 
 // BudgetGrowth lists every budget of c that is larger than old's, each as
 // "FIELD grows from OLD to NEW". A budget is a total over the contracts an
-// amendment chains: today output.max_runs; a contract with a differential
-// privacy budget adds its totals here (epsilon_total, delta_total), so that
-// the rule of CheckAmendment covers them without change.
+// amendment chains: output.max_runs and, when old has a differential
+// privacy budget, its epsilon_total and delta_total; dropping that budget
+// (another mode) grows it without bound.
 func (c *Contract) BudgetGrowth(old *Contract) []string {
 	var grown []string
 	if c.Output.MaxRuns > old.Output.MaxRuns {
 		grown = append(grown, fmt.Sprintf("output.max_runs grows from %d to %d", old.Output.MaxRuns, c.Output.MaxRuns))
+	}
+	od, nd := old.DifferentialPrivacy(), c.DifferentialPrivacy()
+	switch {
+	case od != nil && nd == nil:
+		grown = append(grown, fmt.Sprintf("the differential-privacy budget (epsilon_total %v, delta_total %v) is removed: mode %s bounds no spend", od.EpsilonTotal, od.DeltaTotal, c.Output.Mode))
+	case od != nil:
+		if nd.EpsilonTotal > od.EpsilonTotal {
+			grown = append(grown, fmt.Sprintf("output.differential_privacy.epsilon_total grows from %v to %v", od.EpsilonTotal, nd.EpsilonTotal))
+		}
+		if nd.DeltaTotal > od.DeltaTotal {
+			grown = append(grown, fmt.Sprintf("output.differential_privacy.delta_total grows from %v to %v", od.DeltaTotal, nd.DeltaTotal))
+		}
 	}
 	return grown
 }

@@ -170,3 +170,40 @@ func TestResumptionSignatures(t *testing.T) {
 		t.Fatalf("another contract's resumption: %v", fmt.Sprint(err))
 	}
 }
+
+// TestAmendmentPrivacyBudget: an amendment that raises a differential
+// privacy total, or drops the budget altogether, is a budget that grows:
+// refused without every data provider's signature, named in the refusal.
+func TestAmendmentPrivacyBudget(t *testing.T) {
+	old := mustParse(t, dpYAML())
+	amendDP := func(from, to string) *Contract {
+		t.Helper()
+		text := strings.Replace(dpYAML(), from, to, 1) + "supersedes: \"" + old.ID().String() + "\"\n"
+		return mustParse(t, text)
+	}
+	for _, c := range []struct {
+		name string
+		next *Contract
+		want string
+	}{
+		{"epsilon_total grows", amendDP("epsilon_total: 3.0", "epsilon_total: 4.0"), "epsilon_total grows from 3 to 4"},
+		{"delta_total grows", amendDP("delta_total: 1.0e-6", "delta_total: 2.0e-6"), "delta_total grows from 1e-06 to 2e-06"},
+		{"the budget is dropped", amend(t, old), "the differential-privacy budget (epsilon_total 3, delta_total 1e-06) is removed"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			partial := c.next.VerifyAmendmentSignatures(old, signAll(t, c.next, "advertiser", "measurer", "auditor"))
+			err := c.next.CheckAmendment(old, partial)
+			if !errors.Is(err, ErrAmendment) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "publisher has not") {
+				t.Fatalf("without the publisher's signature: %v, want it to name %q", err, c.want)
+			}
+			full := c.next.VerifyAmendmentSignatures(old, signAll(t, c.next, "publisher", "advertiser", "measurer", "auditor"))
+			if err := c.next.CheckAmendment(old, full); err != nil {
+				t.Fatalf("signed by every provider: %v", err)
+			}
+		})
+	}
+	same := amendDP("epsilon_total: 3.0", "epsilon_total: 2.0")
+	if grown := same.BudgetGrowth(old); len(grown) != 0 {
+		t.Fatalf("a smaller epsilon_total grows nothing, got %v", grown)
+	}
+}

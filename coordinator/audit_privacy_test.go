@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/cleanroom/audit"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/cleanroom/tlog"
@@ -200,5 +201,88 @@ func servedLog(t *testing.T, srv *testenv.Server, sc *testenv.Scenario, entries 
 			return nil, fmt.Errorf("%s: %w", p, fs.ErrNotExist)
 		}
 		return nil, fmt.Errorf("%s: %d %s", p, rec.Code, rec.Body)
+	}
+}
+
+// TestAmendmentCarriesPrivacySpend: amending a contract in
+// differential-privacy mode does not reset its budget. The old contract
+// spends ε 0.5 of 1; the amendment (same budget, signed by everyone) starts
+// from that spend, logged as carried_privacy, so it allows one run more,
+// not two; a restart rebuilds the same account from the log; and the
+// auditor of the new contract, who reads only its chain, recomputes the
+// same spend without a problem.
+func TestAmendmentCarriesPrivacySpend(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cfg := coordinator.Config{CheckpointInterval: 100 * time.Millisecond}
+	srv := testenv.Start(t, dir, cfg)
+	spec := testenv.DPSpec(t, "dp-v1", 10, "{epsilon_total: 1, delta_total: 1.0e-6, epsilon_per_run: 0.5, delta_per_run: 1.0e-7, "+
+		"max_groups_contributed: 1, max_contributions_per_group: 1, bounds: {value: [0, 100]}}")
+	sc := testenv.New(t, srv, spec)
+	sc.Submit(t, "auditor")
+	sc.MustUpload(t, "publisher", "impressions", testenv.ImpressionsCSV)
+	sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
+	sc.SubmitAlgorithm(t)
+	if _, err := sc.Client(t, "advertiser").Run(ctx); err != nil {
+		t.Fatalf("the old contract's run: %v", err)
+	}
+
+	next := *spec
+	next.Name, next.Supersedes = "dp-v2", sc.Contract.ID().String()
+	sc2 := testenv.New(t, srv, &next)
+	sc2.Submit(t, "publisher")
+	budgetOf := func(sc *testenv.Scenario) *api.PrivacyBudget {
+		t.Helper()
+		st, err := sc.Client(t, "auditor").Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Privacy
+	}
+	if b := budgetOf(sc2); b == nil || b.EpsilonSpent != 0.5 || b.EpsilonLeft != 0.5 || b.RunsCharged != 0 {
+		t.Fatalf("the amendment's budget before its first run: %+v, want ε 0.5 spent (carried), 0.5 left", b)
+	}
+	if _, err := sc2.Client(t, "advertiser").Run(ctx); err != nil {
+		t.Fatalf("the amendment's first run: %v", err)
+	}
+	_, err := sc2.Client(t, "advertiser").Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "the differential privacy budget is spent") {
+		t.Fatalf("a run past the carried budget: %v", err)
+	}
+
+	srv.Stop()
+	srv = testenv.Start(t, dir, cfg)
+	sc2.URL = srv.URL
+	if b := budgetOf(sc2); b == nil || b.EpsilonSpent != 1 || b.EpsilonLeft != 0 || b.RunsCharged != 1 {
+		t.Fatalf("after a restart: %+v, want ε 1 spent (0.5 carried, one run)", b)
+	}
+
+	auditor := sc2.Client(t, "auditor")
+	peer, err := auditor.Coordinator(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	coord, err := audit.AttestedCoordinator(peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := audit.OpenState(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var r *audit.Report
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		r, err = audit.Run(ctx, audit.Config{Contract: sc2.Contract, ContractText: sc2.Text, Coordinator: coord, URL: sc2.URL,
+			Fetcher: auditor.LogFetcher(), EvidenceWait: -1}, st)
+		if err != nil {
+			t.Fatalf("auditing the amendment: %v (%+v)", err, r)
+		}
+		if r.Contract.Privacy != nil && r.Contract.Privacy.RunsCharged == 1 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if p := r.Contract.Privacy; p == nil || p.EpsilonSpent != 1 || p.EpsilonLeft != 0 || p.RunsCharged != 1 || len(r.Problems) != 0 {
+		t.Fatalf("the auditor's recomputation: %+v, problems %+v; want ε 1 spent with the carried 0.5", p, r.Problems)
 	}
 }

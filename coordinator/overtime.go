@@ -377,9 +377,10 @@ func (c *Coordinator) registerAmendment(ctx context.Context, ct *contracts.Contr
 	}
 	var supersededBy string
 	var carried int64
+	var carriedPrivacy *events.PrivacySpend
 	c.state.View(func(v *state.Snapshot) {
 		s := v.Contract(oldID)
-		supersededBy, carried = s.SupersededBy, s.RunsUsed()
+		supersededBy, carried, carriedPrivacy = s.SupersededBy, s.RunsUsed(), state.CarriedPrivacyEvent(s.PrivacySpent())
 	})
 	switch supersededBy {
 	case "":
@@ -404,6 +405,7 @@ func (c *Coordinator) registerAmendment(ctx context.Context, ct *contracts.Contr
 		ContractRegistered: &events.ContractRegistered{
 			Name: ct.Name, ExpiresAt: ct.ExpiresAt, Document: doc, DocSHA256: fmt.Sprintf("%x", sum),
 			Signatures: approvals.New, SupersedesSignatures: approvals.Old, CarriedRuns: carried,
+			CarriedPrivacy: carriedPrivacy,
 		},
 	})
 	if err != nil {

@@ -306,9 +306,20 @@ func (t *timeline) contractRegistered(idx uint64, ev *events.Event) {
 		if len(b.SupersedesSignatures) == 0 {
 			t.problem(idx, "contract.registered at index %d registers an amendment of contract %s without the approvals of its participants (supersedes_signatures)", idx, c.Supersedes)
 		}
-		// Runs of the superseded contracts count against max_runs.
+		// Runs of the superseded contracts count against max_runs, and
+		// their differential-privacy spend against the budget.
 		t.r.Contract.RunsStarted = b.CarriedRuns
-	} else if b.CarriedRuns != 0 || len(b.SupersedesSignatures) > 0 {
+		if p := b.CarriedPrivacy; p != nil {
+			t.cur.Summary += fmt.Sprintf(", differential-privacy spend ε=%v, δ=%v carried over", p.EpsilonSpent, p.DeltaSpent)
+			t.cur.Details["carried_privacy.epsilon_spent"], t.cur.Details["carried_privacy.delta_spent"] = fmt.Sprint(p.EpsilonSpent), fmt.Sprint(p.DeltaSpent)
+			t.privacy.Carry(budget.Amount{Epsilon: p.EpsilonSpent, Delta: p.DeltaSpent})
+			if pf, dp := t.r.Contract.Privacy, c.DifferentialPrivacy(); pf != nil && dp != nil {
+				spent := t.privacy.Spent()
+				left := budget.Left(budget.Total(dp), spent)
+				pf.EpsilonSpent, pf.DeltaSpent, pf.EpsilonLeft, pf.DeltaLeft = spent.Epsilon, spent.Delta, left.Epsilon, left.Delta
+			}
+		}
+	} else if b.CarriedRuns != 0 || b.CarriedPrivacy != nil || len(b.SupersedesSignatures) > 0 {
 		t.problem(idx, "contract.registered at index %d carries runs or approvals over, but the contract supersedes none", idx)
 	}
 	t.r.Contract.DocSHA256 = b.DocSHA256

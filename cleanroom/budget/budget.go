@@ -70,6 +70,17 @@ func (l *Ledger) Add(a Amount) {
 	l.runs++
 }
 
+// Carry starts the ledger from the spend of the contracts an amendment
+// supersedes (contract.registered's carried_privacy): it adds a to the sums
+// without counting a run. It panics on an amount Check refuses.
+func (l *Ledger) Carry(a Amount) {
+	if err := a.Check(); err != nil {
+		panic("budget: " + err.Error())
+	}
+	l.eps.Add(&l.eps, contracts.ExactDecimal(a.Epsilon))
+	l.delta.Add(&l.delta, contracts.ExactDecimal(a.Delta))
+}
+
 // Runs returns the number of charges recorded.
 func (l *Ledger) Runs() int64 { return l.runs }
 

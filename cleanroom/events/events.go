@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"regexp"
 	"time"
 )
@@ -129,6 +130,17 @@ type ContractRegistered struct {
 	// against its max_runs (its first run is number CarriedRuns+1).
 	SupersedesSignatures map[string][]byte `json:"supersedes_signatures,omitempty"`
 	CarriedRuns          int64             `json:"carried_runs,omitempty"`
+	// CarriedPrivacy is the differential-privacy spend of the contracts it
+	// supersedes, which counts against its own budget: amending never
+	// resets a budget. Absent when they spent none.
+	CarriedPrivacy *PrivacySpend `json:"carried_privacy,omitempty"`
+}
+
+// PrivacySpend is a differential-privacy spend: the sums of charges, each
+// the double nearest the exact decimal sum.
+type PrivacySpend struct {
+	EpsilonSpent float64 `json:"epsilon_spent"`
+	DeltaSpent   float64 `json:"delta_spent"`
 }
 
 // DatasetUploaded records a dataset envelope accepted from its provider,
@@ -466,6 +478,10 @@ func (e *Event) checkBody(bad func(string, ...any) error) error {
 		b := e.ContractRegistered
 		if len(b.Signatures) == 0 || !digestPattern.MatchString(b.DocSHA256) {
 			return bad("needs signatures and doc_sha256")
+		}
+		if p := b.CarriedPrivacy; p != nil && (!(p.EpsilonSpent >= 0) || !(p.DeltaSpent >= 0) || math.IsInf(p.EpsilonSpent, 0) || math.IsInf(p.DeltaSpent, 0) ||
+			(p.EpsilonSpent == 0 && p.DeltaSpent == 0)) {
+			return bad("carried_privacy needs finite, non-negative sums, not both zero (it is absent when nothing was spent)")
 		}
 		if b.CarriedRuns < 0 {
 			return bad("carried_runs must not be negative")

@@ -53,9 +53,32 @@ type Contract struct {
 	// CarriedRuns counts the runs started under the contracts this one
 	// supersedes: they count against its max_runs.
 	CarriedRuns int64
+	// CarriedPrivacy is the differential-privacy spend of the contracts
+	// this one supersedes; a contract in differential-privacy mode starts
+	// its Privacy ledger from it.
+	CarriedPrivacy budget.Amount
 	// Privacy sums the differential-privacy charges of the contract's
 	// runs; nil when its runs are not differentially private.
 	Privacy *budget.Ledger
+}
+
+// PrivacySpent is the differential-privacy spend that an amendment of the
+// contract carries over: its ledger's sums, or, when its own runs are not
+// differentially private, what it carried itself.
+func (c *Contract) PrivacySpent() budget.Amount {
+	if c.Privacy != nil {
+		return c.Privacy.Spent()
+	}
+	return c.CarriedPrivacy
+}
+
+// CarriedPrivacyEvent is the carried_privacy of an amendment of c: nil
+// when c's spend is zero.
+func CarriedPrivacyEvent(spent budget.Amount) *events.PrivacySpend {
+	if spent == (budget.Amount{}) {
+		return nil
+	}
+	return &events.PrivacySpend{EpsilonSpent: spent.Epsilon, DeltaSpent: spent.Delta}
 }
 
 // RunsUsed is the number of runs that count against max_runs.
@@ -262,19 +285,24 @@ func (s *State) apply(idx uint64, e *events.Event) error {
 			return fmt.Errorf("document of contract %s has id %s", cid, c.ID())
 		}
 		var carried int64
+		var carriedPrivacy budget.Amount
 		if c.Supersedes != nil {
 			old := s.contracts[*c.Supersedes]
 			if old == nil || old.SupersededBy != cid.String() {
 				return fmt.Errorf("contract %s supersedes %s, which the log has not closed for it (contract.superseded)", cid, c.Supersedes)
 			}
-			carried = old.RunsUsed()
+			carried, carriedPrivacy = old.RunsUsed(), old.PrivacySpent()
 		}
 		if e.ContractRegistered.CarriedRuns != carried {
 			return fmt.Errorf("contract %s carries %d runs over; the contracts it supersedes started %d", cid, e.ContractRegistered.CarriedRuns, carried)
 		}
-		sc := &Contract{Contract: c, Registered: e.ContractRegistered, Index: idx, Datasets: map[string]*Dataset{}, CarriedRuns: carried}
+		if got, want := e.ContractRegistered.CarriedPrivacy, CarriedPrivacyEvent(carriedPrivacy); (got == nil) != (want == nil) || (got != nil && *got != *want) {
+			return fmt.Errorf("contract %s carries a differential-privacy spend of %+v over; the contracts it supersedes spent %+v", cid, got, want)
+		}
+		sc := &Contract{Contract: c, Registered: e.ContractRegistered, Index: idx, Datasets: map[string]*Dataset{}, CarriedRuns: carried, CarriedPrivacy: carriedPrivacy}
 		if c.DifferentialPrivacy() != nil {
 			sc.Privacy = &budget.Ledger{}
+			sc.Privacy.Carry(carriedPrivacy)
 		}
 		s.contracts[cid] = sc
 		return nil
