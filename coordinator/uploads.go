@@ -19,6 +19,7 @@ import (
 	"cleanroom.dev/cleanroom/coordinator/internal/arrowipc"
 	"cleanroom.dev/cleanroom/coordinator/internal/blobs"
 	"cleanroom.dev/cleanroom/coordinator/internal/state"
+	"cleanroom.dev/cleanroom/coordinator/internal/stored"
 )
 
 // UploadDataset accepts a dataset envelope from the dataset's provider.
@@ -228,7 +229,7 @@ var errVerifierDone = errors.New("envelope verifier finished")
 //
 // The Arrow stream comes from the provider and may be hostile: a panic in
 // the Arrow decoder is turned into a refusal.
-func (c *Coordinator) verifyEnvelopeStream(r io.Reader, stored io.Writer, ct *contracts.Contract, ds *contracts.Dataset) (got received, err error) {
+func (c *Coordinator) verifyEnvelopeStream(r io.Reader, dst io.Writer, ct *contracts.Contract, ds *contracts.Dataset) (got received, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			got, err = received{}, fmt.Errorf("malformed Arrow stream: %v", p)
@@ -242,14 +243,15 @@ func (c *Coordinator) verifyEnvelopeStream(r io.Reader, stored io.Writer, ct *co
 		return got, err
 	}
 	got.header = er.Header().SHA256()
-	rw, err := c.rekeyEnvelope(stored, ct, ds)
+	rw, err := c.rekeyEnvelope(dst, ct, ds)
 	if err != nil {
 		return got, err
 	}
-	// The re-encryption sees exactly the bytes the Arrow decoder reads: the
-	// stream up to and including its end-of-stream marker, and nothing
-	// after it (anything after it is refused below).
-	if got.rows, err = arrowipc.Count(io.TeeReader(er, rw), ds.Schema()); err != nil {
+	// The stored envelope holds the batches the Arrow decoder reads, laid
+	// out in blocks (coordinator/internal/stored); anything after the
+	// stream's end-of-stream marker is refused below.
+	sw := stored.NewWriter(rw, ds.Schema())
+	if got.rows, err = arrowipc.Each(er, ds.Schema(), sw.Write); err != nil {
 		// A damaged envelope surfaces through the Arrow reader: report it
 		// as what it is, not as bad Arrow data.
 		for _, envErr := range []error{envelope.ErrAuthentication, envelope.ErrTruncated, envelope.ErrMalformed} {
@@ -269,6 +271,11 @@ func (c *Coordinator) verifyEnvelopeStream(r io.Reader, stored io.Writer, ct *co
 	}
 	if extra > 0 {
 		return got, fmt.Errorf("%d bytes follow the end of the Arrow stream", extra)
+	}
+	if rows, err := sw.Close(); err != nil {
+		return got, err
+	} else if rows != got.rows {
+		return got, fmt.Errorf("the stored layout holds %d rows of the %d read", rows, got.rows)
 	}
 	if err := rw.Close(); err != nil {
 		return got, err
@@ -294,6 +301,6 @@ func (c *Coordinator) rekeyEnvelope(dst io.Writer, ct *contracts.Contract, ds *c
 	// The blob store hashes what it is given: the writer need not.
 	return envelope.NewWriterWithOptions(dst, envelope.Header{
 		Kind: envelope.KindDataset, ContractID: ct.ID(), ObjectID: ds.ID, SchemaDigest: ds.SchemaDigest(),
-		SegmentSize: envelope.DefaultSegmentSize,
+		SegmentSize: stored.SegmentSize,
 	}, []hpke.PublicKey{c.tee.PublicKey().HPKE()}, envelope.WriterOptions{NoDigest: true})
 }

@@ -24,6 +24,13 @@ const maxIPCMessage = 1 << 30
 // marker, checking that its schema is want and every batch decodes, and
 // returns its row count. It reads nothing after the marker.
 func Count(r io.Reader, want *arrow.Schema) (rows int64, err error) {
+	return Each(r, want, nil)
+}
+
+// Each is Count that also hands every batch, in order, to fn (when not
+// nil), which must not keep it past its return; an error from fn stops the
+// reading and is returned as it is.
+func Each(r io.Reader, want *arrow.Schema, fn func(arrow.RecordBatch) error) (rows int64, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			rows, err = 0, fmt.Errorf("malformed Arrow stream: %v", p)
@@ -40,7 +47,13 @@ func Count(r io.Reader, want *arrow.Schema) (rows int64, err error) {
 		return 0, fmt.Errorf("the Arrow schema %s is not the contract's %s", ir.Schema(), want)
 	}
 	for ir.Next() {
-		rows += ir.RecordBatch().NumRows()
+		rec := ir.RecordBatch()
+		rows += rec.NumRows()
+		if fn != nil {
+			if err := fn(rec); err != nil {
+				return 0, err
+			}
+		}
 	}
 	if err := ir.Err(); err != nil && !errors.Is(err, io.EOF) {
 		return 0, fmt.Errorf("damaged Arrow stream: %w", err)
