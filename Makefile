@@ -51,8 +51,9 @@ demo: build
 # scenario: time, ratio and peak memory. BENCH_ROWS and BENCH_REPEAT adjust it.
 BENCH_ROWS ?= 1000000,10000000
 BENCH_REPEAT ?= 3
+BENCH_OUTPUT ?= aggregate
 bench: build
-	./$(BIN)/ad-attribution-bench -rows $(BENCH_ROWS) -repeat $(BENCH_REPEAT)
+	./$(BIN)/ad-attribution-bench -rows $(BENCH_ROWS) -repeat $(BENCH_REPEAT) -output $(BENCH_OUTPUT)
 
 # The example's WebAssembly risk model against native Go and the query
 # without it, at BENCH_MODEL_ROWS rows (docs/models.md §8).

@@ -58,7 +58,7 @@ func TestAlgorithmCheck(t *testing.T) {
 // parties that a confidential algorithm's sha256 must be a salted
 // commitment.
 func TestConfidentialWarning(t *testing.T) {
-	c, err := Parse([]byte(strings.Replace(baseYAML(), "confidential: false", "confidential: true", 1)), ParseOptions{Now: testNow})
+	c, err := Parse([]byte(strings.Replace(aggregateYAML(baseYAML()), "confidential: false", "confidential: true", 1)), ParseOptions{Now: testNow})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,11 +31,27 @@ func (c *Contract) canonical() map[string]any {
 	}
 	datasets := make([]any, len(c.Datasets))
 	for i, ds := range c.Datasets {
-		datasets[i] = map[string]any{
+		m := map[string]any{
 			"id":       ds.ID,
 			"provider": ds.Provider,
 			"columns":  canonicalColumns(ds.Columns),
 		}
+		// Absent privacy fields are omitted, so contracts written before
+		// they existed keep their ids.
+		if ds.PrivacyUnit != "" {
+			m["privacy_unit"] = ds.PrivacyUnit
+		}
+		if ds.Dimensions != nil {
+			m["dimensions"] = stringList(ds.Dimensions)
+		}
+		if ds.Aggregations != nil {
+			aggs := map[string]any{}
+			for _, a := range ds.Aggregations {
+				aggs[a.Column] = stringList(a.Functions)
+			}
+			m["aggregations"] = aggs
+		}
+		datasets[i] = m
 	}
 	recipients := make([]any, len(c.Output.Recipients))
 	for i, r := range c.Output.Recipients {
@@ -50,6 +66,19 @@ func (c *Contract) canonical() map[string]any {
 		root = c.Coordinator.SimulatedRootSHA256[:]
 	}
 	tcb := c.Coordinator.MinTCB
+	output := map[string]any{
+		"recipients":        recipients,
+		"group_size_column": c.Output.GroupSizeColumn,
+		"min_group_size":    c.Output.MinGroupSize,
+		"max_rows":          c.Output.MaxRows,
+		"max_runs":          c.Output.MaxRuns,
+	}
+	// The mode is written only when it is not the default that the other
+	// fields imply, so contracts written before modes existed keep their
+	// ids and spelling the default out does not change one.
+	if c.Output.Mode != c.Output.DefaultMode() {
+		output["mode"] = string(c.Output.Mode)
+	}
 	coordinator := map[string]any{
 		"platform":     string(c.Coordinator.Platform),
 		"measurements": measurements,
@@ -109,13 +138,7 @@ func (c *Contract) canonical() map[string]any {
 			"sha256":       c.Algorithm.SHA256[:],
 			"confidential": c.Algorithm.Confidential,
 		},
-		"output": map[string]any{
-			"recipients":        recipients,
-			"group_size_column": c.Output.GroupSizeColumn,
-			"min_group_size":    c.Output.MinGroupSize,
-			"max_rows":          c.Output.MaxRows,
-			"max_runs":          c.Output.MaxRuns,
-		},
+		"output":      output,
 		"coordinator": coordinator,
 	}
 	// A contract without models has no "models" key, so contracts written
@@ -139,6 +162,14 @@ func (c *Contract) canonical() map[string]any {
 		m["models"] = models
 	}
 	return m
+}
+
+func stringList(l []string) []any {
+	out := make([]any, len(l))
+	for i, s := range l {
+		out[i] = s
+	}
+	return out
 }
 
 func byteList48(list [][48]byte) []any {

@@ -64,7 +64,30 @@ type Dataset struct {
 	ID       string // also the SQL table name
 	Provider string // a participant id with role data_provider
 	Columns  []Column
+	// PrivacyUnit names the column that identifies a person (SPEC §7.1);
+	// "" when the dataset is not protected.
+	PrivacyUnit string
+	// Dimensions, when not nil, are the only columns a result's group
+	// keys may derive from (mode aggregate). Only with PrivacyUnit.
+	Dimensions []string
+	// Aggregations, when not nil, are the only columns that may be
+	// aggregated, each with the only aggregate functions allowed on it,
+	// member-revealing ones (MIN, MAX, MEDIAN, ...) included. When nil,
+	// every column but the privacy unit may be aggregated by the summary
+	// aggregates (count, sum, avg, ...) and none by a member-revealing
+	// one. Only with PrivacyUnit.
+	Aggregations []Aggregation
 }
+
+// Aggregation allows aggregate functions on one column of a protected
+// dataset.
+type Aggregation struct {
+	Column    string
+	Functions []string // lower-case aggregate function names, as DuckDB names them
+}
+
+// Protected reports whether the dataset has a privacy unit.
+func (d *Dataset) Protected() bool { return d.PrivacyUnit != "" }
 
 // Schema returns the Arrow schema every upload of the dataset must match:
 // one nullable field per column, in contract order.
@@ -95,6 +118,22 @@ type Algorithm struct {
 	Confidential bool
 }
 
+// OutputMode is how the engine protects what a result reveals (SPEC §7.1).
+type OutputMode string
+
+// The output modes. docs/privacy.md says what each promises.
+const (
+	// ModeAggregate: the engine analyses the query and counts, itself,
+	// the distinct privacy units behind each result row, suppressing rows
+	// below MinGroupSize. The default.
+	ModeAggregate OutputMode = "aggregate"
+	// ModeDifferentialPrivacy: bounded contributions and calibrated noise,
+	// with a privacy budget.
+	ModeDifferentialPrivacy OutputMode = "differential_privacy"
+	// ModeCustom: the query's own GroupSizeColumn is trusted for k.
+	ModeCustom OutputMode = "custom"
+)
+
 // Model is a WebAssembly scalar function that an algorithm provider
 // brings and the algorithm's SQL calls by Name (docs/models.md).
 type Model struct {
@@ -119,11 +158,26 @@ func (c *Contract) Model(name string) *Model {
 
 // Output is the output policy the coordinator applies to every result.
 type Output struct {
-	Recipients      []string
-	GroupSizeColumn string // "" when there is no k threshold
+	Recipients []string
+	// Mode is the output mode, always set once parsed: the contract's
+	// output.mode, or its default — custom when group_size_column is set
+	// (the rule such contracts were signed under), aggregate otherwise.
+	Mode            OutputMode
+	GroupSizeColumn string // mode custom only: the query's column that counts individuals
 	MinGroupSize    int64  // k; 0 when there is no threshold
 	MaxRows         int64
 	MaxRuns         int64
+
+	modeGiven bool // output.mode was written, not inferred
+}
+
+// DefaultMode is the mode of a contract whose output names none: custom
+// when it names a group_size_column, aggregate otherwise.
+func (o *Output) DefaultMode() OutputMode {
+	if o.GroupSizeColumn != "" {
+		return ModeCustom
+	}
+	return ModeAggregate
 }
 
 // CoordinatorPolicy is what every party requires of the coordinator's

@@ -1,6 +1,7 @@
 package contracts
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -80,6 +81,16 @@ coordinator:
 `
 }
 
+// aggregateYAML turns a contract of baseYAML's shape into mode aggregate:
+// no group_size_column, and a privacy unit on both datasets.
+func aggregateYAML(text string) string {
+	return strings.NewReplacer(
+		"  group_size_column: users\n", "",
+		"    provider: publisher\n    columns:", "    provider: publisher\n    privacy_unit: user_id\n    columns:",
+		"    provider: advertiser\n    columns:", "    provider: advertiser\n    privacy_unit: user_id\n    columns:",
+	).Replace(text)
+}
+
 func mustParse(t *testing.T, text string) *Contract {
 	t.Helper()
 	c, err := Parse([]byte(text), ParseOptions{Now: testNow})
@@ -125,6 +136,8 @@ func TestIDIgnoresPresentation(t *testing.T) {
 			strings.Replace(baseYAML(), "recipients: [advertiser]", "recipients:   # who gets results\n    - advertiser   # only them", 1),
 			"roles: [data_provider, result_recipient]", "roles: [result_recipient, data_provider]", 1),
 		"uppercase hex": strings.Replace(baseYAML(), measurement, strings.ToUpper(measurement), 1),
+		// group_size_column without a mode means mode custom.
+		"mode custom spelled out": strings.Replace(baseYAML(), "  group_size_column: users", "  mode: custom\n  group_size_column: users", 1),
 	}
 	for name, text := range variants {
 		c, err := Parse([]byte(text), ParseOptions{Now: testNow})
@@ -134,6 +147,27 @@ func TestIDIgnoresPresentation(t *testing.T) {
 		}
 		if c.ID() != base.ID() {
 			t.Errorf("%s: id %s, want %s", name, c.ID(), base.ID())
+		}
+	}
+	// The default mode, aggregate, spelled out.
+	agg := mustParse(t, aggregateYAML(baseYAML()))
+	if c := mustParse(t, strings.Replace(aggregateYAML(baseYAML()), "output:\n", "output:\n  mode: aggregate\n", 1)); c.ID() != agg.ID() {
+		t.Errorf("mode aggregate spelled out: id %s, want %s", c.ID(), agg.ID())
+	}
+	if agg.Output.Mode != ModeAggregate || base.Output.Mode != ModeCustom {
+		t.Errorf("modes %q and %q, want aggregate and custom", agg.Output.Mode, base.Output.Mode)
+	}
+}
+
+// TestIDWithoutPrivacyFields pins the id of a contract without the
+// privacy fields: they are omitted from the canonical encoding when absent,
+// so contracts written before them keep their ids.
+func TestIDWithoutPrivacyFields(t *testing.T) {
+	c := mustParse(t, baseYAML())
+	b := c.CanonicalBytes()
+	for _, key := range []string{"privacy_unit", "dimensions", "aggregations", "mode"} {
+		if bytes.Contains(b, []byte(key)) {
+			t.Errorf("the canonical encoding of a contract without %s holds it", key)
 		}
 	}
 }
@@ -153,6 +187,9 @@ func TestIDChangesWithEveryField(t *testing.T) {
 		"column order":    {"      - {name: user_id, type: string}\n      - {name: value", "      - {name: value, type: float64}\n      - {name: user_id, type: string}\n      - {name: valu2"},
 		"sha256":          {"9f86d081", "9f86d082"},
 		"confidential":    {"confidential: false", "confidential: true"},
+		"privacy unit":    {"    privacy_unit: user_id\n    columns:\n      - {name: user_id, type: string}\n      - {name: value", "    privacy_unit: value2\n    columns:\n      - {name: user_id, type: string}\n      - {name: value2, type: string}\n      - {name: value"},
+		"dimensions":      {"    privacy_unit: user_id\n    columns:\n      - {name: user_id, type: string}\n      - {name: campaign", "    privacy_unit: user_id\n    dimensions: [campaign]\n    columns:\n      - {name: user_id, type: string}\n      - {name: campaign"},
+		"aggregations":    {"    privacy_unit: user_id\n    columns:\n      - {name: user_id, type: string}\n      - {name: value", "    privacy_unit: user_id\n    aggregations: {value: [sum, max]}\n    columns:\n      - {name: user_id, type: string}\n      - {name: value"},
 		"group column":    {"group_size_column: users", "group_size_column: people"},
 		"k":               {"min_group_size: 50", "min_group_size: 51"},
 		"max_rows":        {"max_rows: 10000", "max_rows: 10001"},
@@ -163,7 +200,14 @@ func TestIDChangesWithEveryField(t *testing.T) {
 		"platform + root": {"platform: sev-snp", "platform: sev-snp-simulated\n  simulated_root_sha256: \"" + strings.Repeat("ab", 32) + "\""},
 	}
 	for name, e := range edits {
-		text := strings.Replace(baseYAML(), e[0], e[1], 1)
+		base, baseText := base, baseYAML()
+		switch name {
+		case "confidential", "privacy unit", "dimensions", "aggregations":
+			// A confidential algorithm needs mode aggregate.
+			baseText = aggregateYAML(baseYAML())
+			base = mustParse(t, baseText)
+		}
+		text := strings.Replace(baseText, e[0], e[1], 1)
 		if name == "roles" {
 			text = strings.Replace(text, "recipients: [advertiser]", "recipients: [advertiser, auditor]", 1)
 		}
@@ -173,7 +217,7 @@ func TestIDChangesWithEveryField(t *testing.T) {
 		if name == "column order" {
 			text = strings.Replace(text, "{name: valu2, type: float64}", "{name: extra, type: int64}", 1)
 		}
-		if text == baseYAML() {
+		if text == baseText {
 			t.Fatalf("%s: edit %q did not apply", name, e[0])
 		}
 		c, err := Parse([]byte(text), ParseOptions{Now: testNow})
@@ -239,8 +283,26 @@ func TestBadContracts(t *testing.T) {
 		{"recipient role but not recipient", "roles: [auditor]", "roles: [auditor, result_recipient]", "participants[3]", 15, "not in output.recipients"},
 		{"no recipients", "recipients: [advertiser]", "recipients: []", "output.recipients", 36, "at least one"},
 		{"negative k", "min_group_size: 50", "min_group_size: -1", "output.min_group_size", 38, "negative"},
-		{"k without column", "  group_size_column: users\n", "", "output.group_size_column", 37, "required when"},
-		{"column without k", "  min_group_size: 50\n", "", "output.min_group_size", 37, "at least 1"},
+		{"k without anything to count", "  group_size_column: users\n", "", "output.min_group_size", 37, "nothing to count"},
+		{"column without k", "  min_group_size: 50\n", "", "output.min_group_size", 37, "at least 1 with mode custom"},
+		{"unknown mode", "  group_size_column: users", "  mode: k_anonymity\n  group_size_column: users", "output.mode", 37, "unknown mode"},
+		{"custom without column", "  group_size_column: users\n", "  mode: custom\n", "output.group_size_column", 0, "required with mode custom"},
+		{"group column in mode aggregate", "  group_size_column: users", "  mode: aggregate\n  group_size_column: users", "output.group_size_column", 38, "only for mode custom"},
+		{"confidential custom", "confidential: false", "confidential: true", "output.group_size_column", 0, "a confidential algorithm cannot use"},
+		{"confidential explicit custom", "confidential: false\noutput:\n", "confidential: true\noutput:\n  mode: custom\n", "output.mode", 0, "a confidential algorithm cannot use mode custom"},
+		{"differential privacy without its block", "  group_size_column: users\n", "  mode: differential_privacy\n", "output.mode", 37, "differential_privacy block"},
+		{"privacy unit not a column", "    provider: publisher\n", "    provider: publisher\n    privacy_unit: person\n", "datasets[0].privacy_unit", 21, "not a column"},
+		{"privacy unit float", "    provider: advertiser\n", "    provider: advertiser\n    privacy_unit: value\n", "datasets[1].privacy_unit", 0, "float64"},
+		{"privacy unit empty", "    provider: publisher\n", "    provider: publisher\n    privacy_unit: \"\"\n", "datasets[0].privacy_unit", 21, "must name a column"},
+		{"dimensions without unit", "    provider: advertiser\n", "    provider: advertiser\n    dimensions: [value]\n", "datasets[1].dimensions", 27, "needs privacy_unit"},
+		{"dimension is the unit", "    provider: publisher\n", "    provider: publisher\n    privacy_unit: user_id\n    dimensions: [user_id]\n", "datasets[0].dimensions[0]", 22, "privacy unit"},
+		{"dimension unknown", "    provider: publisher\n", "    provider: publisher\n    privacy_unit: user_id\n    dimensions: [campaign, region]\n", "datasets[0].dimensions[1]", 22, "not a column"},
+		{"aggregation unknown function", "    provider: publisher\n", "    provider: publisher\n    privacy_unit: user_id\n    aggregations: {shown_at: [min, newest]}\n", "datasets[0].aggregations.shown_at[1]", 0, "not an aggregate function"},
+		{"aggregation window function", "    provider: publisher\n", "    provider: publisher\n    privacy_unit: user_id\n    aggregations: {shown_at: [lag]}\n", "datasets[0].aggregations.shown_at[0]", 0, "window function"},
+		{"aggregation of the unit", "    provider: publisher\n", "    provider: publisher\n    privacy_unit: user_id\n    aggregations: {user_id: [count]}\n", "datasets[0].aggregations.user_id", 22, "privacy unit"},
+		{"aggregation unknown column", "    provider: publisher\n", "    provider: publisher\n    privacy_unit: user_id\n    aggregations: {clicks: [sum]}\n", "datasets[0].aggregations.clicks", 22, "not a column"},
+		{"aggregations not a mapping", "    provider: publisher\n", "    provider: publisher\n    privacy_unit: user_id\n    aggregations: [sum]\n", "datasets[0].aggregations", 22, "must be a mapping"},
+		{"reserved column name", "{name: value, type: float64}", "{name: _cleanroom_units_0, type: float64}", "datasets[1].columns[1].name", 29, "reserved"},
 		{"zero max_rows", "max_rows: 10000", "max_rows: 0", "output.max_rows", 39, "at least 1"},
 		{"zero max_runs", "max_runs: 5", "max_runs: 0", "output.max_runs", 40, "at least 1"},
 		{"huge integer", "max_runs: 5", "max_runs: 99999999999999999999", "output.max_runs", 40, "in range"},
@@ -393,10 +455,54 @@ func TestWarnings(t *testing.T) {
 		"  group_size_column: users\n  min_group_size: 50\n", "", 1))
 	var simFields []string
 	for _, w := range sim.Warnings() {
-		simFields = append(simFields, w.Field)
+		simFields = append(simFields, w.Field+": "+w.Msg)
 	}
-	if simFields[0] != "coordinator.platform" || !strings.Contains(strings.Join(simFields, ","), "output.min_group_size") {
+	if !strings.HasPrefix(simFields[0], "coordinator.platform") || !strings.Contains(strings.Join(simFields, ","), "no dataset has a privacy_unit: nothing is protected") {
 		t.Fatalf("simulated warnings %v", simFields)
+	}
+}
+
+// TestAggregateNeedsK checks that mode aggregate over a protected dataset
+// needs its k.
+func TestAggregateNeedsK(t *testing.T) {
+	_, err := Parse([]byte(strings.Replace(aggregateYAML(baseYAML()), "  min_group_size: 50\n", "", 1)), ParseOptions{Now: testNow})
+	if err == nil || !strings.Contains(err.Error(), "output.min_group_size: is required in mode aggregate when a dataset has a privacy_unit (impressions, conversions)") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// TestModeWarnings checks what contract show says of each mode.
+func TestModeWarnings(t *testing.T) {
+	custom := strings.Replace(baseYAML(), "  group_size_column: users", "  mode: custom\n  group_size_column: users", 1)
+	for _, c := range []struct {
+		name, text string
+		want       []string // fragments of the warnings, in any order
+		explain    string   // a fragment of Protection()
+	}{
+		{"inferred custom", baseYAML(), []string{"means mode custom; write mode: custom", "as honest as the query"}, `column "users" is below 50`},
+		{"custom", custom, []string{"output.mode: mode custom: k is checked on the query's own column \"users\""}, "the engine trusts it"},
+		{"aggregate", aggregateYAML(baseYAML()), []string{"one person can still dominate a sum", "subtracted from each other"}, "(impressions.user_id, conversions.user_id)"},
+		{"aggregate with an open dataset", strings.Replace(aggregateYAML(baseYAML()), "    provider: advertiser\n    privacy_unit: user_id\n", "    provider: advertiser\n", 1),
+			[]string{"conversions has no privacy_unit: nothing of it is counted"}, "fewer than 50 of any is suppressed"},
+		{"aggregate with small k", strings.Replace(aggregateYAML(baseYAML()), "min_group_size: 50", "min_group_size: 2", 1), []string{"k = 2: a released row may stand for as few as 2"}, "fewer than 2"},
+		{"aggregate with dimensions and aggregations", strings.Replace(aggregateYAML(baseYAML()), "    provider: publisher\n    privacy_unit: user_id\n",
+			"    provider: publisher\n    privacy_unit: user_id\n    dimensions: [campaign]\n    aggregations: {shown_at: [min, max]}\n", 1), nil, "Only these aggregations of impressions are allowed: shown_at by min, max."},
+		{"custom with units", strings.Replace(custom, "    provider: publisher\n", "    provider: publisher\n    privacy_unit: user_id\n", 1), []string{"mode custom does not enforce them"}, "trusts it"},
+	} {
+		ct := mustParse(t, c.text)
+		var all []string
+		for _, w := range ct.Warnings() {
+			all = append(all, w.String())
+		}
+		joined := strings.Join(all, "\n")
+		for _, w := range c.want {
+			if !strings.Contains(joined, w) {
+				t.Errorf("%s: warnings do not say %q:\n%s", c.name, w, joined)
+			}
+		}
+		if p := strings.Join(ct.Protection(), " "); !strings.Contains(p, c.explain) {
+			t.Errorf("%s: protection %q does not say %q", c.name, p, c.explain)
+		}
 	}
 }
 

@@ -293,8 +293,58 @@ func (d *decoder) dataset(n *yaml.Node, path string, at func(string, *yaml.Node)
 				ds.Columns = append(ds.Columns, d.column(item, p))
 			})
 		}},
+		{"privacy_unit", false, func(n *yaml.Node, path string) {
+			at(path, n)
+			if s, ok := d.str(n, path); ok {
+				if s == "" {
+					d.errorf(path, n, "must name a column (omit the field for a dataset without a privacy unit)")
+				}
+				ds.PrivacyUnit = s
+			}
+		}},
+		{"dimensions", false, func(n *yaml.Node, path string) {
+			at(path, n)
+			ds.Dimensions = d.strings(n, path)
+			if ds.Dimensions == nil {
+				ds.Dimensions = []string{}
+			}
+			for i, item := range n.Content {
+				at(index(path, i), item)
+			}
+		}},
+		{"aggregations", false, func(n *yaml.Node, path string) {
+			at(path, n)
+			ds.Aggregations = d.aggregations(n, path, at)
+		}},
 	})
 	return ds
+}
+
+// aggregations decodes a mapping from column names to lists of aggregate
+// function names.
+func (d *decoder) aggregations(n *yaml.Node, path string, at func(string, *yaml.Node)) []Aggregation {
+	if n.Kind != yaml.MappingNode {
+		d.errorf(path, n, "must be a mapping from column names to lists of aggregate functions, got %s", describe(n))
+		return nil
+	}
+	out := []Aggregation{}
+	seen := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode || k.Tag != "!!str" {
+			d.errorf(path, k, "keys must be column names, got %s", describe(k))
+			continue
+		}
+		p := join(path, k.Value)
+		at(p, k)
+		if first, dup := seen[k.Value]; dup {
+			d.errorf(p, k, "duplicate field (first given on line %d)", first.Line)
+			continue
+		}
+		seen[k.Value] = k
+		out = append(out, Aggregation{Column: k.Value, Functions: d.strings(v, p)})
+	}
+	return out
 }
 
 func (d *decoder) column(n *yaml.Node, path string) Column {
@@ -419,6 +469,17 @@ func (d *decoder) output(n *yaml.Node, path string, at func(string, *yaml.Node))
 			o.Recipients = d.strings(n, p)
 			for i, item := range n.Content {
 				at(index(p, i), item)
+			}
+		}},
+		{"mode", false, func(n *yaml.Node, p string) {
+			at(p, n)
+			if s, ok := d.str(n, p); ok {
+				switch m := OutputMode(s); m {
+				case ModeAggregate, ModeDifferentialPrivacy, ModeCustom:
+					o.Mode = m
+				default:
+					d.errorf(p, n, "unknown mode %q (want %s, %s or %s)", truncate(s), ModeAggregate, ModeDifferentialPrivacy, ModeCustom)
+				}
 			}
 		}},
 		{"group_size_column", false, func(n *yaml.Node, p string) {

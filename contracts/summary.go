@@ -33,10 +33,7 @@ func (c *Contract) Warnings() []Warning {
 		ws = append(ws, Warning{"coordinator.tdx.rtmr",
 			"no RTMR values: any firmware, kernel and command line measured at run time is accepted"})
 	}
-	if c.Output.MinGroupSize == 0 {
-		ws = append(ws, Warning{"output.min_group_size",
-			"no k threshold: results may describe groups as small as one individual"})
-	}
+	ws = append(ws, c.modeWarnings()...)
 	for _, r := range c.Output.Recipients {
 		var provides []string
 		for _, ds := range c.Datasets {
@@ -68,6 +65,105 @@ func (c *Contract) Warnings() []Warning {
 	return ws
 }
 
+// protectedDatasets lists the ids of the datasets with a privacy unit.
+func (c *Contract) protectedDatasets() []string {
+	var out []string
+	for _, ds := range c.Datasets {
+		if ds.Protected() {
+			out = append(out, ds.ID)
+		}
+	}
+	return out
+}
+
+// modeWarnings are the weaknesses of the output mode.
+func (c *Contract) modeWarnings() []Warning {
+	o := c.Output
+	protected := c.protectedDatasets()
+	var ws []Warning
+	switch o.Mode {
+	case ModeCustom:
+		inferred := ""
+		if !o.modeGiven {
+			inferred = " (the contract names group_size_column and no mode, which means mode custom; write mode: custom to say so)"
+		}
+		ws = append(ws, Warning{"output.mode",
+			fmt.Sprintf("mode custom%s: k is checked on the query's own column %q, so it is as honest as the query — a query can put any number there, or release raw rows under a large constant; the engine counts nothing itself. Prefer mode aggregate with privacy units",
+				inferred, o.GroupSizeColumn)})
+		if len(protected) > 0 {
+			ws = append(ws, Warning{"datasets.privacy_unit",
+				"privacy units are declared but mode custom does not enforce them: the engine does not analyse the query nor count the persons behind each row"})
+		}
+	case ModeAggregate:
+		if len(protected) == 0 {
+			ws = append(ws, Warning{"output.mode",
+				"mode aggregate, but no dataset has a privacy_unit: nothing is protected — results may describe groups as small as one individual, or be raw rows. Declare the privacy unit of every dataset about people"})
+			break
+		}
+		var open []string
+		for _, ds := range c.Datasets {
+			if !ds.Protected() {
+				open = append(open, ds.ID)
+			}
+		}
+		if len(open) > 0 {
+			ws = append(ws, Warning{"datasets.privacy_unit",
+				fmt.Sprintf("%s %s no privacy_unit: nothing of %s is counted or protected; its rows can be read out through the result when the query does not join it to a protected dataset",
+					strings.Join(open, ", "), map[bool]string{true: "has", false: "have"}[len(open) == 1], map[bool]string{true: "it", false: "them"}[len(open) == 1])})
+		}
+		if o.MinGroupSize < 10 {
+			ws = append(ws, Warning{"output.min_group_size",
+				fmt.Sprintf("k = %d: a released row may stand for as few as %d person(s) of a protected dataset", o.MinGroupSize, o.MinGroupSize)})
+		}
+		ws = append(ws, Warning{"output.mode",
+			"mode aggregate bounds who is behind each released row, not what the row says of them: one person can still dominate a sum or an average, an aggregate can single out rows by a condition (CASE, arithmetic), and results of several runs, or of datasets that change, can be subtracted from each other. Where that matters, use mode differential_privacy"})
+	}
+	return ws
+}
+
+// Protection explains, in plain words, what the contract's output mode
+// guarantees about what a result reveals.
+func (c *Contract) Protection() []string {
+	o := c.Output
+	protected := c.protectedDatasets()
+	switch o.Mode {
+	case ModeAggregate:
+		if len(protected) == 0 {
+			return []string{"mode aggregate, with no privacy unit: the engine checks that the query is an analysable aggregation, but counts no one: nothing is protected."}
+		}
+		var units []string
+		for _, ds := range c.Datasets {
+			if ds.Protected() {
+				units = append(units, ds.ID+"."+ds.PrivacyUnit)
+			}
+		}
+		out := []string{
+			fmt.Sprintf("mode aggregate: the coordinator analyses the query and itself counts, for every result row, the distinct persons (%s) of each protected dataset behind it; a row with fewer than %d of any is suppressed and counted.", strings.Join(units, ", "), o.MinGroupSize),
+			"The query must be an aggregation; a privacy unit may be only a join key or inside COUNT(DISTINCT …); no result column may carry a privacy unit, a protected column that is neither a group key nor aggregated, or a nested value.",
+		}
+		for _, ds := range c.Datasets {
+			if ds.Dimensions != nil {
+				out = append(out, fmt.Sprintf("Group keys over %s derive only from its dimensions: %s.", ds.ID, strings.Join(ds.Dimensions, ", ")))
+			}
+			if ds.Aggregations != nil {
+				var parts []string
+				for _, a := range ds.Aggregations {
+					parts = append(parts, a.Column+" by "+strings.Join(a.Functions, ", "))
+				}
+				out = append(out, fmt.Sprintf("Only these aggregations of %s are allowed: %s.", ds.ID, strings.Join(parts, "; ")))
+			} else if ds.Protected() {
+				out = append(out, fmt.Sprintf("Columns of %s may be aggregated by summaries (count, sum, avg, …), never by aggregates that return a member's value (min, max, median, …).", ds.ID))
+			}
+		}
+		return out
+	case ModeCustom:
+		return []string{fmt.Sprintf("mode custom: rows whose column %q is below %d are suppressed; the query computes that column itself, and the engine trusts it.", o.GroupSizeColumn, o.MinGroupSize)}
+	case ModeDifferentialPrivacy:
+		return []string{"mode differential_privacy: each person's contribution is bounded and calibrated noise is added; every run spends part of the contract's privacy budget."}
+	}
+	return nil
+}
+
 // Template is the commented contract that `cleanroom contract init` prints.
 const Template = `# Cleanroom contract (version 1). Every participant signs the contract id
 # (cleanroom contract hash) and the coordinator accepts the contract only when
@@ -94,12 +190,16 @@ participants:                            # each: one key made with cleanroom key
 datasets:
   - id: impressions                      # also its SQL table name: [a-z][a-z0-9_]{0,62}
     provider: publisher                  # must have role data_provider
+    privacy_unit: user_id                # the column that identifies a person: the dataset is protected
+    # dimensions: [campaign]             # optional: the only columns group keys may derive from
+    # aggregations: {shown_at: [min, max]}  # optional: the only aggregations allowed, by column
     columns:                             # bool int32 int64 float64 string date timestamp decimal(p,s)
       - {name: user_id, type: string}
       - {name: campaign, type: string}
       - {name: shown_at, type: timestamp}
   - id: conversions
     provider: advertiser
+    privacy_unit: user_id
     columns:
       - {name: user_id, type: string}
       - {name: value, type: float64}
@@ -122,8 +222,11 @@ algorithm:
 
 output:
   recipients: [advertiser]               # each must have role result_recipient
-  group_size_column: users               # result column counting the individuals behind each row
-  min_group_size: 50                     # k: rows with fewer are suppressed (and counted)
+  mode: aggregate                        # aggregate (the default): the coordinator counts the persons
+                                         #   behind each row itself; custom: it trusts the query's
+                                         #   group_size_column (not with a confidential algorithm)
+  min_group_size: 50                     # k: rows with fewer distinct persons of any protected
+                                         #   dataset are suppressed (and counted)
   max_rows: 10000                        # a larger result is refused, not truncated
   max_runs: 5                            # counted in the audit log: a restart does not reset it
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"cleanroom.dev/cleanroom/cleanroom/sqlcheck"
 )
 
 // validator checks what decoding cannot: references between sections,
@@ -129,12 +131,86 @@ func (v *validator) datasets() {
 				v.problem(index(path+".columns", j), "column %q clashes with column %q (names are case-insensitive in SQL)", col.Name, ds.Columns[k].Name)
 			}
 			names[key] = j
+			if sqlcheck.IsReserved(col.Name) {
+				v.problem(index(path+".columns", j)+".name", "column names starting with %s are reserved for the columns the engine adds to a query; rename %q", sqlcheck.ReservedPrefix, col.Name)
+			}
 		}
+		v.privacy(path, &ds)
 	}
 	for i, p := range c.Participants {
 		if p.Has(RoleDataProvider) && !provides[p.ID] {
 			v.problem(index("participants", i), "participant %q has role data_provider but provides no dataset", p.ID)
 		}
+	}
+}
+
+// privacy checks a dataset's privacy unit, dimensions and aggregations.
+func (v *validator) privacy(path string, ds *Dataset) {
+	column := func(name string) *Column {
+		for i := range ds.Columns {
+			if ds.Columns[i].Name == name {
+				return &ds.Columns[i]
+			}
+		}
+		return nil
+	}
+	if ds.PrivacyUnit == "" {
+		if ds.Dimensions != nil {
+			v.problem(path+".dimensions", "needs privacy_unit: dimensions restrict the group keys over a protected dataset, and %s has no privacy unit", ds.ID)
+		}
+		if ds.Aggregations != nil {
+			v.problem(path+".aggregations", "needs privacy_unit: aggregations restrict what may be aggregated of a protected dataset, and %s has no privacy unit", ds.ID)
+		}
+		return
+	}
+	unit := column(ds.PrivacyUnit)
+	switch {
+	case unit == nil:
+		v.problem(path+".privacy_unit", "%q is not a column of dataset %s (names must match exactly)", ds.PrivacyUnit, ds.ID)
+	case unit.Type.Kind == KindFloat64:
+		v.problem(path+".privacy_unit", "column %q is a float64; a privacy unit identifies a person (an id), and floating-point values do not compare exactly", ds.PrivacyUnit)
+	}
+	seen := map[string]bool{}
+	for i, d := range ds.Dimensions {
+		p := index(path+".dimensions", i)
+		switch {
+		case column(d) == nil:
+			v.problem(p, "%q is not a column of dataset %s", d, ds.ID)
+		case d == ds.PrivacyUnit:
+			v.problem(p, "%q is the privacy unit, which may never be a group key", d)
+		case seen[d]:
+			v.problem(p, "%q is listed twice", d)
+		}
+		seen[d] = true
+	}
+	kinds := sqlcheck.Aggregates()
+	seen = map[string]bool{}
+	for _, a := range ds.Aggregations {
+		p := path + ".aggregations." + a.Column
+		switch {
+		case column(a.Column) == nil:
+			v.problem(p, "%q is not a column of dataset %s", a.Column, ds.ID)
+		case a.Column == ds.PrivacyUnit:
+			v.problem(p, "%q is the privacy unit, which only count(DISTINCT …) may aggregate; it needs no entry", a.Column)
+		}
+		if len(a.Functions) == 0 {
+			v.problem(p, "lists no aggregate function; omit the column instead")
+		}
+		fns := map[string]bool{}
+		for j, f := range a.Functions {
+			fp := index(p, j)
+			k, ok := kinds[f]
+			switch {
+			case !ok:
+				v.problem(fp, "%q is not an aggregate function this engine knows (lower-case DuckDB names, such as sum, avg, max, median)", f)
+			case k == sqlcheck.AggregateWindow:
+				v.problem(fp, "%q is a window function; windows are refused over protected data", f)
+			case fns[f]:
+				v.problem(fp, "%q is listed twice", f)
+			}
+			fns[f] = true
+		}
+		seen[a.Column] = true
 	}
 }
 
@@ -196,22 +272,75 @@ func (v *validator) output() {
 			v.problem(index("participants", i), "participant %q has role result_recipient but is not in output.recipients", p.ID)
 		}
 	}
-	switch {
-	case o.MinGroupSize < 0:
-		v.problem("output.min_group_size", "must not be negative, got %d", o.MinGroupSize)
-	case o.MinGroupSize > 0 && o.GroupSizeColumn == "":
-		v.problems = append(v.problems, &FieldError{Field: "output.group_size_column", Line: v.lineOf("output.min_group_size"),
-			Msg: "is required when output.min_group_size is set: it names the result column that counts the individuals behind each row"})
-	case o.MinGroupSize == 0 && o.GroupSizeColumn != "":
-		v.problems = append(v.problems, &FieldError{Field: "output.min_group_size", Line: v.lineOf("output.group_size_column"),
-			Msg: "must be at least 1 when output.group_size_column is set (omit both for no k threshold)"})
-	}
+	v.mode()
 	if o.MaxRows < 1 {
 		v.problem("output.max_rows", "must be at least 1, got %d: no result could ever be released", o.MaxRows)
 	}
 	if o.MaxRuns < 1 {
 		v.problem("output.max_runs", "must be at least 1, got %d: the algorithm could never run", o.MaxRuns)
 	}
+}
+
+// mode checks the output mode and the fields that go with it (SPEC §7.1).
+func (v *validator) mode() {
+	c := v.c
+	o := &c.Output
+	explicit := o.Mode != ""
+	if !explicit {
+		o.Mode = o.DefaultMode()
+	}
+	o.modeGiven = explicit
+	var protected []string
+	for _, ds := range c.Datasets {
+		if ds.Protected() {
+			protected = append(protected, ds.ID)
+		}
+	}
+	if o.MinGroupSize < 0 {
+		v.problem("output.min_group_size", "must not be negative, got %d", o.MinGroupSize)
+		return
+	}
+	switch o.Mode {
+	case ModeCustom:
+		switch {
+		case o.GroupSizeColumn == "":
+			v.problem("output.group_size_column", "is required with mode custom: it names the result column that counts the individuals behind each row")
+		case o.MinGroupSize == 0:
+			v.problems = append(v.problems, &FieldError{Field: "output.min_group_size", Line: v.lineOf("output.group_size_column"),
+				Msg: "must be at least 1 with mode custom: it is the k the query's group_size_column is checked against"})
+		}
+		if c.Algorithm.Confidential {
+			field := "output.mode"
+			if !explicit {
+				field = "output.group_size_column"
+			}
+			how := "a confidential algorithm cannot use mode custom"
+			if !explicit {
+				how = "a confidential algorithm cannot use group_size_column, which without output.mode means mode custom"
+			}
+			v.problem(field, "%s: its k would be a column of a query the other parties cannot read; declare privacy_unit on the protected datasets and use mode aggregate (the engine counts the persons itself)", how)
+		}
+	case ModeAggregate:
+		switch {
+		case o.GroupSizeColumn != "":
+			v.problem("output.group_size_column", "is only for mode custom: in mode aggregate the engine counts the privacy units behind each row itself (declare privacy_unit on the datasets); for the query's own count, write mode: custom")
+		case len(protected) > 0 && o.MinGroupSize == 0:
+			v.problem("output.min_group_size", "is required in mode aggregate when a dataset has a privacy_unit (%s): it is the k the engine enforces (1 releases every group)", strings.Join(protected, ", "))
+		case len(protected) == 0 && o.MinGroupSize > 0:
+			v.problem("output.min_group_size", "has nothing to count: no dataset has a privacy_unit; in mode aggregate k counts the persons the privacy units identify, so declare privacy_unit on the datasets whose people it protects")
+		}
+	case ModeDifferentialPrivacy:
+		if o.GroupSizeColumn != "" {
+			v.problem("output.group_size_column", "is only for mode custom")
+		}
+		v.differentialPrivacy()
+	}
+}
+
+// differentialPrivacy checks mode differential_privacy. The mode's
+// parameters (output.differential_privacy) are not read by this version.
+func (v *validator) differentialPrivacy() {
+	v.problem("output.mode", "mode differential_privacy needs an output.differential_privacy block, which this version does not read yet")
 }
 
 func (v *validator) coordinator() {

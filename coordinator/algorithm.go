@@ -68,15 +68,9 @@ func (c *Coordinator) SubmitAlgorithm(ctx context.Context, actor ed25519.PublicK
 		// The message names digests only: nothing of the text.
 		return nil, unprocessable(err, "contract %s: %v", cid, err).withHint(hint)
 	}
-	datasets := make([]string, len(ct.Datasets))
-	for i, ds := range ct.Datasets {
-		datasets[i] = ds.ID
-	}
-	models := make([]string, len(ct.Models))
-	for i, m := range ct.Models {
-		models[i] = m.Name
-	}
-	if err := engine.CheckQueryWithModels(string(text), datasets, models); err != nil {
+	// The statement check and, in mode aggregate, the privacy analysis:
+	// an algorithm a run would refuse is refused before any run is spent.
+	if err := engine.CheckAlgorithm(string(text), engine.ContractPolicy(ct)); err != nil {
 		e := unprocessable(err, "the algorithm is refused: %v", err)
 		// The refusal can quote the query: for a confidential algorithm,
 		// only its provider may read it.

@@ -87,10 +87,19 @@ func TestExampleAlgorithmsAccepted(t *testing.T) {
 		return string(b)
 	}
 	t.Run("ad-attribution", func(t *testing.T) {
-		sc := testenv.New(t, srv, allowSpec(t, "example-ad", read("ad-attribution")))
+		// The example's datasets, protected as in its contract (k = 1, so
+		// that this small data releases rows).
+		spec := allowSpec(t, "example-ad", read("ad-attribution"))
+		spec.Datasets[0].PrivacyUnit = "user_id"
+		spec.Datasets[0].Privacy = "dimensions: [campaign]"
+		spec.Datasets[1] = testenv.Dataset{ID: "conversions", Provider: "advertiser", PrivacyUnit: "user_id", Privacy: "aggregations: {value: [sum]}",
+			Columns: "[{name: user_id, type: string}, {name: order_id, type: string}, {name: value, type: float64}, {name: converted_at, type: timestamp}]"}
+		spec.K = 1
+		sc := testenv.New(t, srv, spec)
 		sc.Submit(t, "publisher")
 		sc.MustUpload(t, "publisher", "impressions", allowImpCSV)
-		sc.MustUpload(t, "advertiser", "conversions", allowConvCSV)
+		sc.MustUpload(t, "advertiser", "conversions", "user_id,order_id,value,converted_at\n"+
+			"u1,o1,120.5,2026-03-05T09:00:00Z\nu2,o2,20,2026-03-06T09:00:00Z\nu3,o3,300,2026-03-10T09:00:00Z\nu1,o4,45,2026-03-11T09:00:00Z\n")
 		submitAndRun(t, sc)
 	})
 	t.Run("clinical-cohort", func(t *testing.T) {
@@ -101,14 +110,14 @@ func TestExampleAlgorithmsAccepted(t *testing.T) {
 				testenv.NewParty(t, "sponsor", contracts.RoleDataProvider, contracts.RoleAlgorithmProvider, contracts.RoleResultRecipient),
 			},
 			Datasets: []testenv.Dataset{
-				{ID: "patients", Provider: "hospital", Columns: "[{name: patient_id, type: string}, {name: site, type: string}, " +
+				{ID: "patients", Provider: "hospital", PrivacyUnit: "patient_id", Privacy: "dimensions: [site, sex, birth_date, hba1c, egfr]", Columns: "[{name: patient_id, type: string}, {name: site, type: string}, " +
 					"{name: sex, type: string}, {name: birth_date, type: date}, {name: diagnosis, type: string}, " +
 					"{name: hba1c, type: \"decimal(4,1)\"}, {name: egfr, type: int32}, {name: last_visit, type: date}]"},
 				{ID: "enrolments", Provider: "sponsor", Columns: "[{name: patient_id, type: string}, {name: trial, type: string}, " +
 					"{name: enrolled_on, type: date}, {name: ended_on, type: date}]"},
 			},
 			Query: read("clinical-cohort"), AlgorithmBy: "sponsor", Confidential: true, Recipients: []string{"sponsor"},
-			MaxRows: 1000, MaxRuns: 1,
+			K: 1, MaxRows: 1000, MaxRuns: 1,
 			// The query calls the sponsor's risk model (docs/models.md).
 			Models: []testenv.Model{{Name: "risk_band", Provider: "sponsor", Args: "[int64, string, float64, int32]", Result: "string",
 				Module: wasmtest.BuildGo(t, "./examples/clinical-cohort/riskmodel/wasm"), Salt: newSalt()}},

@@ -141,7 +141,7 @@ func loadAndQuery(t *testing.T, schema *arrow.Schema, recs []arrow.RecordBatch, 
 		}
 		return
 	}
-	res, err := sess.Run(ctx, fuzzQuery, contracts.Output{MaxRows: 1})
+	res, err := sess.Run(ctx, fuzzQuery, engine.Policy{Output: contracts.Output{Mode: contracts.ModeAggregate, MaxRows: 1}})
 	if err != nil {
 		return // e.g. an overflowing sum: refused, not crashed
 	}

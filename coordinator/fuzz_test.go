@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +68,8 @@ func newAPIFixture(f *testing.F) *apiFixture {
 	fx.a = testenv.NewRemote(f, "", coord.Identity(), spec)
 	specB := *spec
 	specB.Name, specB.Confidential = "fuzz-b", true
+	specB.Datasets = slices.Clone(spec.Datasets)
+	protect(&specB) // a confidential algorithm needs mode aggregate
 	fx.b = testenv.NewRemote(f, "", coord.Identity(), &specB)
 	specC := *spec
 	specC.Name = "fuzz-c"

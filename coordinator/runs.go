@@ -263,7 +263,7 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 	}
 	fault("run/datasets-loaded")
 	loaded := time.Now()
-	res, err := sess.Run(ctx, string(text), ct.Output)
+	res, err := sess.Run(ctx, string(text), engine.ContractPolicy(ct))
 	c.logger.Debug("run timings", "run", run.RunID, "decrypt_and_load", loaded.Sub(started).Round(time.Millisecond),
 		"engine", time.Since(loaded).Round(time.Millisecond))
 	if err != nil {

@@ -253,7 +253,7 @@ func TestRefusalsDoNotLeakData(t *testing.T) {
 func TestConfidentialAlgorithm(t *testing.T) {
 	dir := t.TempDir()
 	srv := testenv.Start(t, dir, coordinator.Config{})
-	spec := testenv.AdSpec(t, "confidential", 2)
+	spec := protect(testenv.AdSpec(t, "confidential", 2))
 	spec.Confidential = true
 	spec.Query = "SELECT i.campaign AS secret_campaign_column, count(DISTINCT i.user_id) AS users " +
 		"FROM impressions i JOIN conversions c USING (user_id) GROUP BY i.campaign"

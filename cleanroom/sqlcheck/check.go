@@ -96,6 +96,8 @@ func (c *checker) ctes(list []*CTE, sc *scope) *scope {
 		if cte == nil {
 			continue
 		}
+		c.reserved("the CTE", cte.Name, NoLocation)
+		c.reservedList("a CTE column alias", cte.Aliases, NoLocation)
 		if cte.Query != nil {
 			if r, ok := cte.Query.Node.(*RecursiveCTENode); ok {
 				if !equalFold(r.Name, cte.Name) {
@@ -152,6 +154,15 @@ func (c *checker) from(t TableRef, sc *scope) {
 		return
 	}
 	common := t.Ref()
+	c.reserved("the table alias", common.Alias, common.Location)
+	switch r := t.(type) {
+	case *BaseTable:
+		c.reservedList("a column alias", r.ColumnAliases, common.Location)
+	case *SubqueryRef:
+		c.reservedList("a column alias", r.ColumnAliases, common.Location)
+	case *TableFunctionRef:
+		c.reservedList("a column alias", r.ColumnAliases, common.Location)
+	}
 	if common.Sample != nil {
 		c.refuseSample(common.Location)
 		return
@@ -293,6 +304,7 @@ func (c *checker) expr(e Expr, sc *scope) {
 	if c.refusal != nil || e == nil {
 		return
 	}
+	c.reserved("the alias", e.Node().Alias, e.Node().Location)
 	switch x := e.(type) {
 	case *BetweenExpr:
 		c.expr(x.Input, sc)
@@ -384,6 +396,7 @@ func (c *checker) columnRef(x *ColumnRef) {
 	if len(x.Names) == 0 {
 		return
 	}
+	c.reservedList("the name", x.Names, x.Location)
 	last := x.Names[len(x.Names)-1]
 	fn, ok := valueKeywords[asciiLower(last)]
 	if !ok {
@@ -397,6 +410,31 @@ func (c *checker) columnRef(x *ColumnRef) {
 		c.refuse(RuleKeyword, name, x.Location, "the algorithm names "+name,
 			fmt.Sprintf(", which DuckDB reads as a call of %s() when no column of that name is in scope, and %s() %s; a column so named must be qualified by its table (t.%s)",
 				fn, fn, exprFunctions[fn].Note, last))
+	}
+}
+
+// ReservedPrefix starts the names the engine gives the columns it adds to
+// an algorithm (Analyze); an algorithm may not use a name starting with it,
+// in any case.
+const ReservedPrefix = "_cleanroom"
+
+// IsReserved reports whether name starts with ReservedPrefix, ignoring
+// ASCII case.
+func IsReserved(name string) bool {
+	return len(name) >= len(ReservedPrefix) && equalFold(name[:len(ReservedPrefix)], ReservedPrefix)
+}
+
+// reserved refuses a name that starts with ReservedPrefix.
+func (c *checker) reserved(what, name string, loc Location) {
+	if IsReserved(name) {
+		c.refuse(RuleReserved, name, loc, "the algorithm uses "+what+" "+name,
+			", and names starting with "+ReservedPrefix+" are reserved for the columns the engine adds to a query; rename it")
+	}
+}
+
+func (c *checker) reservedList(what string, names []string, loc Location) {
+	for _, n := range names {
+		c.reserved(what, n, loc)
 	}
 }
 

@@ -296,7 +296,7 @@ func (d *decoder) statement(v any, path string) *Statement {
 	if o == nil {
 		return nil
 	}
-	st := &Statement{Node: o.query("node"), NamedParams: o.raw("named_param_map")}
+	st := &Statement{Node: o.query("node"), NamedParams: o.raw("named_param_map"), raw: o.m}
 	o.finish()
 	if st.Node == nil {
 		d.fail(path, "a statement without a query node")
@@ -353,7 +353,7 @@ func (d *decoder) queryNode(v any, path string) QueryNode {
 	var n QueryNode
 	switch t := o.str("type"); t {
 	case "SELECT_NODE":
-		s := &SelectNode{QueryCommon: d.common(o)}
+		s := &SelectNode{QueryCommon: d.common(o), raw: o.m}
 		s.SelectList = o.exprs("select_list")
 		s.From = o.tableRef("from_table")
 		s.Where = o.expr("where_clause")
@@ -533,7 +533,7 @@ func (d *decoder) expr(v any, path string) Expr {
 	if o == nil {
 		return nil
 	}
-	c := ExprCommon{Class: o.str("class"), Type: o.str("type"), Alias: o.str("alias"), Location: o.location()}
+	c := ExprCommon{Class: o.str("class"), Type: o.str("type"), Alias: o.str("alias"), Location: o.location(), raw: o.m}
 	var e Expr
 	switch c.Class {
 	case "BETWEEN":

@@ -39,6 +39,13 @@
 //   - RuleConstruct: DESCRIBE/SHOW/SUMMARIZE as a table (they read the
 //     catalog), AT (time travel), and sampling (random) are refused.
 //   - RuleUnreadable: a tree with a node or key the decoder does not know.
+//   - RuleReserved: a name (column, alias, CTE, column alias) starting with
+//     ReservedPrefix, which the engine keeps for the columns it adds to a
+//     query (Analyze).
+//
+// The privacy analysis of mode aggregate (Analyze, privacy.go) adds the
+// rules RulePrivacyUnit, RuleAggregation, RuleDimensions,
+// RuleAggregateFunctions and RuleAnalysable.
 //
 // Parameters ($name, ?), casts, typed literals, star expressions and
 // COLUMNS(...), lambdas, VALUES lists, PIVOT/UNPIVOT, lateral joins and
@@ -63,6 +70,12 @@ const (
 	RuleKeyword
 	RuleConstruct
 	RuleUnreadable
+	RuleReserved
+	RulePrivacyUnit
+	RuleAggregation
+	RuleDimensions
+	RuleAggregateFunctions
+	RuleAnalysable
 )
 
 func (r Rule) String() string {
@@ -79,6 +92,18 @@ func (r Rule) String() string {
 		return "constructs"
 	case RuleUnreadable:
 		return "readable parse tree"
+	case RuleReserved:
+		return "reserved names"
+	case RulePrivacyUnit:
+		return "privacy unit"
+	case RuleAggregation:
+		return "aggregation"
+	case RuleDimensions:
+		return "dimensions"
+	case RuleAggregateFunctions:
+		return "aggregate functions"
+	case RuleAnalysable:
+		return "analysable query"
 	}
 	return fmt.Sprintf("rule(%d)", int(r))
 }

@@ -15,6 +15,10 @@ type Statement struct {
 	Node QueryNode
 	// NamedParams is DuckDB's named_param_map (raw JSON).
 	NamedParams json.RawMessage
+
+	// raw is the statement's JSON object as decoded, which the privacy
+	// analysis's rewrite copies and edits.
+	raw map[string]any
 }
 
 // QueryNode is a *SelectNode, *SetOperationNode or *RecursiveCTENode.
@@ -57,6 +61,8 @@ type SelectNode struct {
 	Having            Expr
 	Sample            *Sample
 	Qualify           Expr
+
+	raw map[string]any // the node's JSON object as decoded
 }
 
 // SetOperationNode is UNION, EXCEPT or INTERSECT (with ALL or BY NAME).
@@ -238,6 +244,8 @@ type ExprCommon struct {
 	Class, Type string
 	Alias       string
 	Location    Location
+
+	raw map[string]any // the expression's JSON object as decoded
 }
 
 // Node implements Expr.

@@ -106,7 +106,11 @@ func printSummary(c *cli, ct *contracts.Contract) {
 		for i, col := range ds.Columns {
 			cols[i] = col.Name + " " + col.Type.String()
 		}
-		fmt.Fprintf(c.Stdout, "  %s (from %s): %s\n", ds.ID, ds.Provider, strings.Join(cols, ", "))
+		unit := ""
+		if ds.PrivacyUnit != "" {
+			unit = "; privacy unit " + ds.PrivacyUnit
+		}
+		fmt.Fprintf(c.Stdout, "  %s (from %s): %s%s\n", ds.ID, ds.Provider, strings.Join(cols, ", "), unit)
 	}
 	a := ct.Algorithm
 	conf := ""
@@ -130,11 +134,17 @@ func printSummary(c *cli, ct *contracts.Contract) {
 	}
 	o := ct.Output
 	k := "none"
-	if o.MinGroupSize > 0 {
+	switch {
+	case o.Mode == contracts.ModeCustom && o.MinGroupSize > 0:
 		k = fmt.Sprintf("rows with %s < %d suppressed", o.GroupSizeColumn, o.MinGroupSize)
+	case o.Mode == contracts.ModeAggregate && o.MinGroupSize > 0:
+		k = fmt.Sprintf("rows with fewer than %d distinct persons of a protected dataset suppressed", o.MinGroupSize)
 	}
-	fmt.Fprintf(c.Stdout, "output: to %s; k threshold: %s; at most %d rows, %d runs\n",
-		strings.Join(o.Recipients, ", "), k, o.MaxRows, o.MaxRuns)
+	fmt.Fprintf(c.Stdout, "output: to %s; mode %s; k threshold: %s; at most %d rows, %d runs\n",
+		strings.Join(o.Recipients, ", "), o.Mode, k, o.MaxRows, o.MaxRuns)
+	for _, line := range ct.Protection() {
+		fmt.Fprintf(c.Stdout, "  %s\n", line)
+	}
 	cp := ct.Coordinator
 	debug := map[bool]string{true: "ALLOWED", false: "refused"}
 	switch cp.Platform.Real() {

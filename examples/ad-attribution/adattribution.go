@@ -42,7 +42,7 @@ var ContractTemplate []byte
 // The datasets' columns, as in the contract template.
 var (
 	ImpressionColumns = scenario.MustColumns("user_id", "string", "campaign", "string", "shown_at", "timestamp")
-	ConversionColumns = scenario.MustColumns("user_id", "string", "value", "float64", "converted_at", "timestamp")
+	ConversionColumns = scenario.MustColumns("user_id", "string", "order_id", "string", "value", "float64", "converted_at", "timestamp")
 	// ResultColumns are the query's result columns.
 	ResultColumns = scenario.MustColumns("campaign", "string", "users", "int64", "conversions", "int64", "revenue", "decimal(38,2)")
 )
@@ -145,6 +145,7 @@ type generator struct {
 	idKey, idOffset      uint64
 	imp, conv            *array.RecordBuilder
 	impN, convN          int
+	orders               uint64 // conversions written: the next order's number
 	tally                tally
 	userImps             []impression
 	userConvs            []conversion
@@ -198,6 +199,17 @@ func (g *generator) userID(i uint64) string {
 		s = "000000000000"[len(s):] + s
 	}
 	return s
+}
+
+// orderID numbers the conversions in the order they are written: the
+// advertiser's order ids, unique, "o" and ten digits.
+func (g *generator) orderID() string {
+	g.orders++
+	s := strconv.FormatUint(g.orders, 10)
+	if len(s) < 10 {
+		s = "0000000000"[len(s):] + s
+	}
+	return "o" + s
 }
 
 // run generates users until cfg.Rows impressions are written.
@@ -343,10 +355,12 @@ func (g *generator) emit(id string, impW, convW *scenario.DatasetWriter) error {
 			}
 		}
 	}
-	cuid, value, conv := g.conv.Field(0).(*array.StringBuilder), g.conv.Field(1).(*array.Float64Builder), g.conv.Field(2).(*array.TimestampBuilder)
+	cuid, order, value, conv := g.conv.Field(0).(*array.StringBuilder), g.conv.Field(1).(*array.StringBuilder),
+		g.conv.Field(2).(*array.Float64Builder), g.conv.Field(3).(*array.TimestampBuilder)
 	clear(g.userTouched)
 	for _, c := range g.userConvs {
 		cuid.Append(id)
+		order.Append(g.orderID())
 		value.Append(float64(c.cents) / 100)
 		conv.Append(arrow.Timestamp(c.at * 1_000_000))
 		if g.convN++; g.convN == g.cfg.Batch() {

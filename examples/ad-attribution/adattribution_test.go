@@ -41,6 +41,14 @@ func TestQueryMatchesExpected(t *testing.T) {
 			t.Errorf("no row for %s", q)
 		}
 	}
+	// The groups the expectation suppresses are those with fewer than k
+	// distinct users of impressions or of conversions, counted here by
+	// hand over the attributed pairs.
+	scenariotest.ReleasedByUnits(t, db, dir, ResultColumns, `
+		SELECT i.campaign, count(DISTINCT c.user_id) AS n1, count(DISTINCT i.user_id) AS n2
+		FROM conversions c JOIN impressions i ON i.user_id = c.user_id
+		WHERE i.shown_at < c.converted_at AND i.shown_at >= c.converted_at - INTERVAL 720 HOUR
+		GROUP BY i.campaign`, 1, 2, K)
 }
 
 // TestEngineReleasesExpected plays the scenario on a real coordinator
@@ -85,8 +93,9 @@ func TestContractTemplate(t *testing.T) {
 		!slices.EqualFunc(c.Dataset(Conversions).Columns, ConversionColumns, sameColumn) {
 		t.Errorf("the contract's columns differ from the generator's")
 	}
-	if c.Output.GroupSizeColumn != "users" || c.Output.MinGroupSize != K {
-		t.Errorf("output policy %+v, want users ≥ %d", c.Output, K)
+	if c.Output.Mode != contracts.ModeAggregate || c.Output.MinGroupSize != K ||
+		c.Dataset(Impressions).PrivacyUnit != "user_id" || c.Dataset(Conversions).PrivacyUnit != "user_id" {
+		t.Errorf("output policy %+v, want mode aggregate with k = %d over both datasets' user_id", c.Output, K)
 	}
 	if !slices.Equal(c.Output.Recipients, []string{"advertiser"}) {
 		t.Errorf("recipients %v", c.Output.Recipients)

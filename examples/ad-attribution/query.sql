@@ -9,16 +9,18 @@
 -- several campaigns, and counts once for each, however many impressions of
 -- that campaign the user saw.
 --
--- users        converting users behind the row (the contract's group size)
+-- The contract's output mode is aggregate: the coordinator counts, for each
+-- campaign, the distinct users of impressions and of conversions behind it
+-- and releases only campaigns with at least 50 of each. `attributed` has
+-- one row per (campaign, order) and so one person per row, as the privacy
+-- analysis requires of a CTE that aggregates.
+--
+-- users        converting users behind the row
 -- conversions  conversions attributed to the campaign
 -- revenue      their value, summed exactly in cents
-WITH numbered AS (
-    SELECT row_number() OVER () AS conversion, user_id, value, converted_at
-    FROM conversions
-),
-attributed AS (
-    SELECT DISTINCT i.campaign, c.conversion, c.user_id, c.value
-    FROM numbered AS c
+WITH attributed AS (
+    SELECT DISTINCT i.campaign, c.order_id, c.user_id, c.value
+    FROM conversions AS c
     JOIN impressions AS i ON i.user_id = c.user_id
     WHERE i.shown_at < c.converted_at
       AND i.shown_at >= c.converted_at - INTERVAL 720 HOUR

@@ -14,7 +14,8 @@
 --     (no end date) or ends on or after the reference date.
 -- A missing HbA1c or eGFR makes a patient ineligible.
 --
--- patients: eligible patients behind the row (the contract's group size).
+-- patients: eligible patients behind the row. The coordinator counts them
+-- itself (mode aggregate) and releases only rows with at least 20.
 WITH aged AS (
     SELECT *,
            2026 - year(birth_date)

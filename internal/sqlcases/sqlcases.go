@@ -24,6 +24,7 @@ type Case struct {
 	SQL    string
 	Refuse bool   // the check must refuse it
 	Want   string // a fragment the refusal must contain
+	Rule   string // the rule the refusal must name (privacy table), or ""
 }
 
 // Path is the table's file.
@@ -40,6 +41,58 @@ func Load(t testing.TB) []Case {
 		t.Fatal(err)
 	}
 	return cases
+}
+
+// PrivacyPath is the table of algorithms for the privacy analysis of mode
+// aggregate (cleanroom/sqlcheck/testdata/privacy.txtar), over
+// PrivacyDatasets.
+func PrivacyPath() string {
+	return filepath.Join(filepath.Dir(Path()), "privacy.txtar")
+}
+
+// LoadPrivacy reads the privacy analysis's table.
+func LoadPrivacy(t testing.TB) []Case {
+	t.Helper()
+	cases, err := parse(PrivacyPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cases
+}
+
+// PrivacyDataset is a dataset of the privacy table, as a contract declares
+// it.
+type PrivacyDataset struct {
+	Name         string
+	Columns      [][2]string // name, contract type
+	PrivacyUnit  string
+	Dimensions   []string
+	Aggregations map[string][]string
+}
+
+// PrivacyDatasets are the datasets the privacy table's algorithms read:
+// impressions and conversions protected by user_id, segments (a
+// recipient's own list of users) unprotected, and visits protected by
+// patient_id with dimensions and aggregations.
+var PrivacyDatasets = []PrivacyDataset{
+	{Name: "impressions", PrivacyUnit: "user_id",
+		Columns: [][2]string{{"user_id", "string"}, {"campaign", "string"}, {"shown_at", "timestamp"}}},
+	{Name: "conversions", PrivacyUnit: "user_id",
+		Columns: [][2]string{{"user_id", "string"}, {"order_id", "string"}, {"value", "float64"}, {"converted_at", "timestamp"}}},
+	{Name: "segments",
+		Columns: [][2]string{{"user_id", "string"}, {"segment", "string"}}},
+	{Name: "visits", PrivacyUnit: "patient_id", Dimensions: []string{"site", "age"},
+		Aggregations: map[string][]string{"cost": {"sum", "avg", "max"}, "age": {"avg"}},
+		Columns:      [][2]string{{"patient_id", "string"}, {"site", "string"}, {"age", "int64"}, {"cost", "float64"}, {"diagnosis", "string"}}},
+}
+
+// PrivacyDatasetNames are the names of PrivacyDatasets.
+func PrivacyDatasetNames() []string {
+	var out []string
+	for _, d := range PrivacyDatasets {
+		out = append(out, d.Name)
+	}
+	return out
 }
 
 func parse(path string) ([]Case, error) {
@@ -65,6 +118,10 @@ func parse(path string) ([]Case, error) {
 				return nil, fmt.Errorf("%s: %s: a refused case starts with a line \"want: FRAGMENT\", then the algorithm", path, f.Name)
 			}
 			c.Refuse, c.Want, c.SQL = true, want, rest
+			if r, ok := strings.CutPrefix(rest, "rule: "); ok {
+				rule, sql, _ := strings.Cut(r, "\n")
+				c.Rule, c.SQL = strings.TrimSpace(rule), sql
+			}
 		case "accept":
 		default:
 			return nil, fmt.Errorf("%s: file %q: want refuse/NAME or accept/NAME", path, f.Name)

@@ -147,6 +147,11 @@ type Dataset struct {
 	ID       string
 	Provider string
 	Columns  string // YAML flow list, e.g. "[{name: user_id, type: string}]"
+	// PrivacyUnit, when set, is the dataset's privacy_unit.
+	PrivacyUnit string
+	// Privacy is more YAML flow fields of the dataset, e.g.
+	// "dimensions: [campaign]".
+	Privacy string
 }
 
 // Spec describes a contract to build.
@@ -165,11 +170,14 @@ type Spec struct {
 	InsecurePlainDigest bool
 	Models              []Model
 	Recipients          []string
-	GroupColumn         string
-	K                   int
-	MaxRows             int
-	MaxRuns             int
-	Expires             time.Time
+	// Mode is output.mode; "" writes none (custom when GroupColumn is set,
+	// aggregate otherwise).
+	Mode        string
+	GroupColumn string
+	K           int
+	MaxRows     int
+	MaxRuns     int
+	Expires     time.Time
 }
 
 // The ad-attribution contract most tests play: a publisher and an
@@ -277,7 +285,14 @@ func (sp *Spec) Text(coord *coordinator.Identity) []byte {
 	}
 	b.WriteString("datasets:\n")
 	for _, d := range sp.Datasets {
-		fmt.Fprintf(&b, "  - {id: %s, provider: %s, columns: %s}\n", d.ID, d.Provider, d.Columns)
+		fmt.Fprintf(&b, "  - {id: %s, provider: %s, columns: %s", d.ID, d.Provider, d.Columns)
+		if d.PrivacyUnit != "" {
+			fmt.Fprintf(&b, ", privacy_unit: %s", d.PrivacyUnit)
+		}
+		if d.Privacy != "" {
+			fmt.Fprintf(&b, ", %s", d.Privacy)
+		}
+		b.WriteString("}\n")
 	}
 	fmt.Fprintf(&b, "algorithm: {provider: %s, language: duckdb-sql, sha256: \"%x\", confidential: %v}\n",
 		sp.AlgorithmBy, sp.AlgorithmDigest(), sp.Confidential)
@@ -289,8 +304,14 @@ func (sp *Spec) Text(coord *coordinator.Identity) []byte {
 		}
 	}
 	fmt.Fprintf(&b, "output: {recipients: [%s], max_rows: %d, max_runs: %d", strings.Join(sp.Recipients, ", "), sp.MaxRows, sp.MaxRuns)
+	if sp.Mode != "" {
+		fmt.Fprintf(&b, ", mode: %s", sp.Mode)
+	}
+	if sp.GroupColumn != "" && sp.K > 0 {
+		fmt.Fprintf(&b, ", group_size_column: %s", sp.GroupColumn)
+	}
 	if sp.K > 0 {
-		fmt.Fprintf(&b, ", group_size_column: %s, min_group_size: %d", sp.GroupColumn, sp.K)
+		fmt.Fprintf(&b, ", min_group_size: %d", sp.K)
 	}
 	b.WriteString("}\n")
 	fmt.Fprintf(&b, "coordinator: %s\n", coord.Reference.FlowYAML())

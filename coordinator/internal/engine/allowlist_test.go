@@ -59,8 +59,12 @@ func TestStatementCheckTable(t *testing.T) {
 // cleanroom/sqlcheck's tests, which run without DuckDB.
 var treesPath = filepath.Join("..", "..", "..", "cleanroom", "sqlcheck", "testdata", "trees.json")
 
+// privacyTreesPath holds the parse trees of the privacy table's
+// algorithms.
+var privacyTreesPath = filepath.Join("..", "..", "..", "cleanroom", "sqlcheck", "testdata", "privacy_trees.json")
+
 // TestParseTreeFixtures checks that the committed parse trees are what this
-// DuckDB's json_serialize_sql makes of the table's algorithms (rerun with
+// DuckDB's json_serialize_sql makes of the tables' algorithms (rerun with
 // -update to rewrite them after a DuckDB upgrade).
 func TestParseTreeFixtures(t *testing.T) {
 	ctx := context.Background()
@@ -74,40 +78,41 @@ func TestParseTreeFixtures(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	// One case a line: {"name": tree, ...}, in the table's order.
-	var b bytes.Buffer
-	b.WriteString("{\n")
-	cases := sqlcases.Load(t)
-	for i, c := range cases {
-		tree, err := serialize(ctx, conn, "json_serialize_sql(CAST($1 AS VARCHAR))", c.SQL)
+	for path, cases := range map[string][]sqlcases.Case{treesPath: sqlcases.Load(t), privacyTreesPath: sqlcases.LoadPrivacy(t)} {
+		// One case a line: {"name": tree, ...}, in the table's order.
+		var b bytes.Buffer
+		b.WriteString("{\n")
+		for i, c := range cases {
+			tree, err := serialize(ctx, conn, "json_serialize_sql(CAST($1 AS VARCHAR))", c.SQL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			name, _ := json.Marshal(c.Name)
+			b.Write(name)
+			b.WriteString(": ")
+			if err := json.Compact(&b, tree); err != nil {
+				t.Fatalf("%s: %v", c.Name, err)
+			}
+			if i < len(cases)-1 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('\n')
+		}
+		b.WriteString("}\n")
+		got := b.Bytes()
+		if *update {
+			if err := os.WriteFile(path, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		name, _ := json.Marshal(c.Name)
-		b.Write(name)
-		b.WriteString(": ")
-		if err := json.Compact(&b, tree); err != nil {
-			t.Fatalf("%s: %v", c.Name, err)
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from this DuckDB's parse trees of the table's algorithms: rerun with -update", path)
 		}
-		if i < len(cases)-1 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('\n')
-	}
-	b.WriteString("}\n")
-	got := b.Bytes()
-	if *update {
-		if err := os.WriteFile(treesPath, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(treesPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from this DuckDB's parse trees of the table's algorithms: rerun with -update", treesPath)
 	}
 }
 

@@ -48,24 +48,26 @@ func CheckQueryWithModels(query string, datasets, models []string) error {
 		return fmt.Errorf("engine: connecting to the statement-check database: %w", err)
 	}
 	defer conn.Close()
-	return checkStatement(ctx, conn, query, datasets, models)
+	_, err = checkStatement(ctx, conn, query, datasets, models)
+	return err
 }
 
-// checkStatement runs the statement check on a locked-down connection.
-func checkStatement(ctx context.Context, conn driver.Conn, query string, datasets, models []string) error {
+// checkStatement runs the statement check on a locked-down connection and
+// returns the statement's parse tree.
+func checkStatement(ctx context.Context, conn driver.Conn, query string, datasets, models []string) (*sqlcheck.Statement, error) {
 	const rule = "the algorithm must be exactly one SELECT statement"
 	if len(query) > maxQueryBytes {
-		return refuse(LayerStatement, nil, "the algorithm is %d bytes; at most %d are accepted", len(query), maxQueryBytes)
+		return nil, refuse(LayerStatement, nil, "the algorithm is %d bytes; at most %d are accepted", len(query), maxQueryBytes)
 	}
 	if !utf8.ValidString(query) {
-		return refuse(LayerStatement, nil, "the algorithm text is not valid UTF-8")
+		return nil, refuse(LayerStatement, nil, "the algorithm text is not valid UTF-8")
 	}
 	if strings.IndexByte(query, 0) >= 0 {
-		return refuse(LayerStatement, nil, "the algorithm text contains a NUL byte")
+		return nil, refuse(LayerStatement, nil, "the algorithm text contains a NUL byte")
 	}
 	serialized, err := serialize(ctx, conn, "json_serialize_sql(CAST($1 AS VARCHAR))", query)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	stmts, err := sqlcheck.Parse(serialized)
 	var serr *sqlcheck.SerializeError
@@ -73,34 +75,34 @@ func checkStatement(ctx context.Context, conn driver.Conn, query string, dataset
 	switch {
 	case errors.As(err, &serr):
 		if serr.Type == "parser" || !strings.Contains(serr.Message, "Only SELECT statements") {
-			return refuse(LayerStatement, nil, "DuckDB cannot parse the algorithm: %s", serr.Message)
+			return nil, refuse(LayerStatement, nil, "DuckDB cannot parse the algorithm: %s", serr.Message)
 		}
 		// json_serialize_sql serialises SELECT statements only; any other
 		// statement makes it fail as a whole.
 		kinds := statementKinds(query)
 		if len(kinds) == 0 || !slices.ContainsFunc(kinds, func(k string) bool { return !selectLike(k) }) {
-			return refuse(LayerStatement, nil, "%s; DuckDB's parser found a statement that is not a SELECT (%s)", rule, serr.Message)
+			return nil, refuse(LayerStatement, nil, "%s; DuckDB's parser found a statement that is not a SELECT (%s)", rule, serr.Message)
 		}
-		return refuse(LayerStatement, nil, "%s; found %s", rule, describeKinds(kinds))
+		return nil, refuse(LayerStatement, nil, "%s; found %s", rule, describeKinds(kinds))
 	case errors.As(err, &refusal):
-		return refuse(LayerStatement, nil, "%v", refusal)
+		return nil, refuse(LayerStatement, nil, "%v", refusal)
 	case err != nil:
-		return fmt.Errorf("engine: reading DuckDB's parse of the algorithm: %w", err)
+		return nil, fmt.Errorf("engine: reading DuckDB's parse of the algorithm: %w", err)
 	}
 	switch n := len(stmts); {
 	case n == 0:
-		return refuse(LayerStatement, nil, "%s; found no statement", rule)
+		return nil, refuse(LayerStatement, nil, "%s; found no statement", rule)
 	case n > 1:
 		kinds := statementKinds(query)
 		if len(kinds) != n {
 			kinds = slices.Repeat([]string{"SELECT"}, n)
 		}
-		return refuse(LayerStatement, nil, "%s; found %s", rule, describeKinds(kinds))
+		return nil, refuse(LayerStatement, nil, "%s; found %s", rule, describeKinds(kinds))
 	}
 	if err := sqlcheck.CheckWithModels(stmts[0], datasets, models); err != nil {
-		return refuse(LayerStatement, nil, "%v", err)
+		return nil, refuse(LayerStatement, nil, "%v", err)
 	}
-	return nil
+	return stmts[0], nil
 }
 
 // checkPlan is the statement check's look at the bound plan (see

@@ -151,7 +151,7 @@ GROUP BY i.campaign
 ORDER BY i.campaign`
 
 // scenarioPolicy is the example contract's output policy.
-var scenarioPolicy = contracts.Output{GroupSizeColumn: "users", MinGroupSize: 50, MaxRows: 10000, MaxRuns: 5}
+var scenarioPolicy = Policy{Output: contracts.Output{Mode: contracts.ModeCustom, GroupSizeColumn: "users", MinGroupSize: 50, MaxRows: 10000, MaxRuns: 5}}
 
 // allTypes returns a table with a column of every dataset type, including
 // nulls and extreme values, ordered by its id column.
@@ -352,7 +352,7 @@ func (p *plainDuckDB) query(tb testing.TB, q string) (*arrow.Schema, []arrow.Rec
 	defer rr.Release()
 	var out []arrow.RecordBatch
 	for rr.Next() {
-		kept, _, err := filterBatch(rr.RecordBatch(), -1, 0)
+		kept, _, err := (&rowFilter{visible: rr.Schema().NumFields(), limit: -1}).batch(rr.RecordBatch(), rr.Schema())
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -372,4 +372,4 @@ func (p *plainDuckDB) close() {
 }
 
 // noLimit releases every row of a result.
-var noLimit = contracts.Output{MaxRows: math.MaxInt64}
+var noLimit = Policy{Output: contracts.Output{Mode: contracts.ModeAggregate, MaxRows: math.MaxInt64}}

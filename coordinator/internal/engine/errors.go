@@ -34,6 +34,10 @@ const (
 	// LayerInput is the check of a dataset's schema and Arrow buffers
 	// before DuckDB reads them.
 	LayerInput
+	// LayerPrivacy is the privacy analysis of mode aggregate
+	// (sqlcheck.Analyze): the rules of SPEC §7.1 on the algorithm's parse
+	// tree, before it runs.
+	LayerPrivacy
 )
 
 func (l Layer) String() string {
@@ -46,6 +50,8 @@ func (l Layer) String() string {
 		return "output policy"
 	case LayerInput:
 		return "input check"
+	case LayerPrivacy:
+		return "privacy analysis"
 	}
 	return fmt.Sprintf("layer(%d)", int(l))
 }

@@ -89,7 +89,7 @@ func (s *Session) LoadTable(ctx context.Context, name string, schema *arrow.Sche
 	if err := s.claimTable(name); err != nil {
 		return err
 	}
-	defer func() { s.settleTable(name, err == nil) }()
+	defer func() { s.settleTable(name, schema, err == nil) }()
 
 	d, err := readDataset(ctx, name, schema, r)
 	if err != nil {
@@ -125,7 +125,7 @@ func (s *Session) LoadSource(ctx context.Context, name string, schema *arrow.Sch
 	if err := s.claimTable(name); err != nil {
 		return err
 	}
-	defer func() { s.settleTable(name, err == nil) }()
+	defer func() { s.settleTable(name, schema, err == nil) }()
 	return s.register(ctx, &dataset{name: name, schema: schema, rows: src.Rows(), src: src})
 }
 
@@ -192,12 +192,13 @@ func (s *Session) claimTable(name string) error {
 	return nil
 }
 
-func (s *Session) settleTable(name string, ok bool) {
+func (s *Session) settleTable(name string, schema *arrow.Schema, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ok {
 		s.tables[strings.ToLower(name)] = tableLoaded
 		s.names = append(s.names, name)
+		s.schemas = append(s.schemas, schema)
 	} else {
 		delete(s.tables, strings.ToLower(name))
 	}
@@ -209,6 +210,14 @@ func (s *Session) tableNames() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.names)
+}
+
+// tableSchemas returns the loaded tables' schemas, in the order of
+// tableNames.
+func (s *Session) tableSchemas() []*arrow.Schema {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.schemas)
 }
 
 // checkTable checks a table name and schema.

@@ -105,7 +105,7 @@ func countsOf(tb testing.TB, res *Result) map[string]int64 {
 
 const bandQuery = `SELECT risk_band(age, sex, hba1c, egfr) AS band, count(*) AS n FROM patients GROUP BY band`
 
-var noThreshold = contracts.Output{MaxRows: 100}
+var noThreshold = Policy{Output: contracts.Output{Mode: contracts.ModeAggregate, MaxRows: 100}}
 
 func TestModelMatchesNativeGo(t *testing.T) {
 	pts := patientsTable(50_000, 1)

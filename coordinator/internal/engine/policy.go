@@ -2,27 +2,88 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"cleanroom.dev/cleanroom/cleanroom/sqlcheck"
 	"cleanroom.dev/cleanroom/contracts"
 )
 
-// applyPolicy reads the query's result and keeps what policy releases. It
-// stops reading as soon as the kept rows exceed MaxRows.
-func applyPolicy(rr array.RecordReader, policy contracts.Output) (*Result, error) {
+// rowFilter decides which rows of a query's result are released.
+type rowFilter struct {
+	counts  []int // columns that must each be at least k
+	k       int64
+	visible int   // the leading columns released; the rest are the engine's
+	offset  int64 // rows, of those kept, to skip
+	limit   int64 // rows to release at most; -1 for no limit
+	passed  int64 // rows that passed k so far
+}
+
+// applyPolicy reads the query's result and keeps what the output policy
+// releases: in mode custom, rows whose GroupSizeColumn is at least k; in
+// mode aggregate, rows whose every privacy-unit count (the analysis's
+// Counts, the result's last columns) is at least k, then the query's
+// OFFSET and LIMIT, without the counts, under names (the algorithm's
+// column names, when the query ran rewritten). It stops reading as soon as
+// the kept rows exceed MaxRows.
+func applyPolicy(rr array.RecordReader, policy contracts.Output, analysis *sqlcheck.Analysis, names []string) (*Result, error) {
 	schema := rr.Schema()
-	col := -1
-	if policy.MinGroupSize > 0 {
-		var err error
-		if col, err = groupSizeColumn(schema, policy.GroupSizeColumn); err != nil {
+	f := &rowFilter{k: policy.MinGroupSize, visible: schema.NumFields(), limit: -1}
+	switch {
+	case policy.Mode == contracts.ModeCustom && policy.MinGroupSize > 0:
+		col, err := groupSizeColumn(schema, policy.GroupSizeColumn)
+		if err != nil {
 			return nil, err
 		}
+		f.counts = []int{col}
+	case policy.Mode == contracts.ModeAggregate && analysis != nil && len(analysis.Counts) > 0:
+		// The count columns, each once (readings with equal units share
+		// one), in the order the rewrite added them.
+		var columns []string
+		for _, c := range analysis.Counts {
+			if !slices.Contains(columns, c.Column) {
+				columns = append(columns, c.Column)
+			}
+		}
+		n := len(columns)
+		f.visible = schema.NumFields() - n
+		if f.visible < 0 {
+			return nil, fmt.Errorf("engine: the rewritten query returned %d columns, fewer than its %d privacy-unit counts", schema.NumFields(), n)
+		}
+		for i, name := range columns {
+			field := schema.Field(f.visible + i)
+			if field.Name != name || !arrow.IsInteger(field.Type.ID()) {
+				return nil, fmt.Errorf("engine: the rewritten query's column %d is %s %s, not the privacy-unit count %s", f.visible+i, field.Name, field.Type, name)
+			}
+			f.counts = append(f.counts, f.visible+i)
+		}
+		f.offset, f.limit = analysis.Offset, analysis.Limit
+		for _, field := range schema.Fields()[:f.visible] {
+			if nestedType(field.Type) {
+				return nil, refuse(LayerPolicy, nil, "the result column %q has the nested type %s; in mode aggregate a result over a protected dataset may not carry lists, arrays, structs, maps or unions, which can hold members' values",
+					field.Name, field.Type)
+			}
+			if sqlcheck.IsReserved(field.Name) {
+				return nil, refuse(LayerPolicy, nil, "the result has a column %q, a name reserved for the engine's own columns", field.Name)
+			}
+		}
 	}
-	res := &Result{Schema: schema}
+	out := schema
+	if f.visible < schema.NumFields() || names != nil {
+		fields := slices.Clone(schema.Fields()[:f.visible])
+		for i := range fields {
+			if i < len(names) {
+				fields[i].Name = names[i]
+			}
+		}
+		md := schema.Metadata()
+		out = arrow.NewSchema(fields, &md)
+	}
+	res := &Result{Schema: out}
 	ok := false
 	defer func() {
 		if !ok {
@@ -31,7 +92,7 @@ func applyPolicy(rr array.RecordReader, policy contracts.Output) (*Result, error
 	}()
 	for rr.Next() {
 		rec := rr.RecordBatch()
-		kept, suppressed, err := filterBatch(rec, col, policy.MinGroupSize)
+		kept, suppressed, err := f.batch(rec, out)
 		if err != nil {
 			return nil, err
 		}
@@ -81,26 +142,39 @@ func groupSizeColumn(schema *arrow.Schema, name string) (int, error) {
 	return idx[0], nil
 }
 
-// filterBatch returns the rows of rec whose column col is at least k, as a
-// batch in Go memory (nil if none), and the number of rows dropped. Nulls
-// are dropped. col < 0 keeps every row.
-func filterBatch(rec arrow.RecordBatch, col int, k int64) (arrow.RecordBatch, int64, error) {
+// batch returns the rows of rec the filter releases, with the schema out
+// (rec's leading columns), as a batch in Go memory (nil if none), and the
+// number of rows suppressed for k. Nulls in a count are suppressed.
+func (f *rowFilter) batch(rec arrow.RecordBatch, out *arrow.Schema) (arrow.RecordBatch, int64, error) {
 	n := int(rec.NumRows())
 	keep := make([]bool, n)
 	kept := 0
+	var suppressed int64
 	for i := range n {
-		keep[i] = col < 0 || atLeast(rec.Column(col), i, k)
-		if keep[i] {
-			kept++
+		pass := true
+		for _, c := range f.counts {
+			if !atLeast(rec.Column(c), i, f.k) {
+				pass = false
+				break
+			}
 		}
+		if !pass {
+			suppressed++
+			continue
+		}
+		f.passed++
+		if f.passed <= f.offset || (f.limit >= 0 && f.passed > f.offset+f.limit) {
+			continue
+		}
+		keep[i] = true
+		kept++
 	}
-	suppressed := int64(n - kept)
 	if kept == 0 {
 		return nil, suppressed, nil
 	}
 	// Copy the kept runs into fresh Go-allocated arrays, so the result does
 	// not depend on DuckDB's memory.
-	cols := make([]arrow.Array, rec.NumCols())
+	cols := make([]arrow.Array, f.visible)
 	defer func() {
 		for _, c := range cols {
 			if c != nil {
@@ -122,16 +196,16 @@ func filterBatch(rec arrow.RecordBatch, col int, k int64) (arrow.RecordBatch, in
 			parts = append(parts, array.NewSlice(rec.Column(c), int64(i), int64(j)))
 			i = j
 		}
-		out, err := array.Concatenate(parts, memory.DefaultAllocator)
+		res, err := array.Concatenate(parts, memory.DefaultAllocator)
 		for _, p := range parts {
 			p.Release()
 		}
 		if err != nil {
 			return nil, 0, fmt.Errorf("engine: copying result column %q: %w", rec.Schema().Field(c).Name, err)
 		}
-		cols[c] = out
+		cols[c] = res
 	}
-	return array.NewRecordBatch(rec.Schema(), cols, int64(kept)), suppressed, nil
+	return array.NewRecordBatch(out, cols, int64(kept)), suppressed, nil
 }
 
 // atLeast reports whether integer array a holds a non-null value ≥ k at i.

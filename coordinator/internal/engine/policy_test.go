@@ -41,43 +41,43 @@ func TestOutputPolicy(t *testing.T) {
 		kept            string // the g values kept, comma-separated
 		refused         string // a fragment of the refusal; "" if released
 	}{
-		{name: "no threshold", sql: q, policy: contracts.Output{MaxRows: 100}, rows: 8, kept: "g1,g2,g3,g4,g5,g6,g7,g8"},
-		{name: "no threshold ignores the column", sql: "SELECT g FROM groups ORDER BY g", policy: contracts.Output{MaxRows: 8}, rows: 8, kept: "g1,g2,g3,g4,g5,g6,g7,g8"},
-		{name: "k=50 keeps 50 and above, drops null", sql: q, policy: contracts.Output{GroupSizeColumn: "users", MinGroupSize: 50, MaxRows: 100},
+		{name: "no threshold", sql: q, policy: contracts.Output{Mode: contracts.ModeCustom, MaxRows: 100}, rows: 8, kept: "g1,g2,g3,g4,g5,g6,g7,g8"},
+		{name: "no threshold ignores the column", sql: "SELECT g FROM groups ORDER BY g", policy: contracts.Output{Mode: contracts.ModeCustom, MaxRows: 8}, rows: 8, kept: "g1,g2,g3,g4,g5,g6,g7,g8"},
+		{name: "k=50 keeps 50 and above, drops null", sql: q, policy: contracts.Output{Mode: contracts.ModeCustom, GroupSizeColumn: "users", MinGroupSize: 50, MaxRows: 100},
 			rows: 3, suppresed: 5, kept: "g5,g6,g7"},
-		{name: "k=1 drops only null", sql: q, policy: contracts.Output{GroupSizeColumn: "users", MinGroupSize: 1, MaxRows: 100},
+		{name: "k=1 drops only null", sql: q, policy: contracts.Output{Mode: contracts.ModeCustom, GroupSizeColumn: "users", MinGroupSize: 1, MaxRows: 100},
 			rows: 7, suppresed: 1, kept: "g1,g2,g3,g4,g5,g6,g7"},
-		{name: "everything suppressed", sql: q, policy: contracts.Output{GroupSizeColumn: "users", MinGroupSize: 5000, MaxRows: 1},
+		{name: "everything suppressed", sql: q, policy: contracts.Output{Mode: contracts.ModeCustom, GroupSizeColumn: "users", MinGroupSize: 5000, MaxRows: 1},
 			rows: 0, suppresed: 8, kept: ""},
-		{name: "max_rows counts after suppression", sql: q, policy: contracts.Output{GroupSizeColumn: "users", MinGroupSize: 50, MaxRows: 3},
+		{name: "max_rows counts after suppression", sql: q, policy: contracts.Output{Mode: contracts.ModeCustom, GroupSizeColumn: "users", MinGroupSize: 50, MaxRows: 3},
 			rows: 3, suppresed: 5, kept: "g5,g6,g7"},
-		{name: "more than max_rows is refused, not truncated", sql: q, policy: contracts.Output{GroupSizeColumn: "users", MinGroupSize: 50, MaxRows: 2},
+		{name: "more than max_rows is refused, not truncated", sql: q, policy: contracts.Output{Mode: contracts.ModeCustom, GroupSizeColumn: "users", MinGroupSize: 50, MaxRows: 2},
 			refused: "more than max_rows (2) rows"},
-		{name: "more than max_rows without k", sql: q, policy: contracts.Output{MaxRows: 7}, refused: "more than max_rows (7) rows"},
+		{name: "more than max_rows without k", sql: q, policy: contracts.Output{Mode: contracts.ModeCustom, MaxRows: 7}, refused: "more than max_rows (7) rows"},
 		{name: "narrow integer column", sql: "SELECT g, CAST(n AS SMALLINT) AS users FROM groups ORDER BY g",
-			policy: contracts.Output{GroupSizeColumn: "users", MinGroupSize: 10, MaxRows: 100}, rows: 5, suppresed: 3, kept: "g3,g4,g5,g6,g7"},
+			policy: contracts.Output{Mode: contracts.ModeCustom, GroupSizeColumn: "users", MinGroupSize: 10, MaxRows: 100}, rows: 5, suppresed: 3, kept: "g3,g4,g5,g6,g7"},
 		{name: "unsigned column", sql: "SELECT g, CAST(n AS UBIGINT) AS users FROM groups ORDER BY g",
-			policy: contracts.Output{GroupSizeColumn: "users", MinGroupSize: 10, MaxRows: 100}, rows: 5, suppresed: 3, kept: "g3,g4,g5,g6,g7"},
+			policy: contracts.Output{Mode: contracts.ModeCustom, GroupSizeColumn: "users", MinGroupSize: 10, MaxRows: 100}, rows: 5, suppresed: 3, kept: "g3,g4,g5,g6,g7"},
 		{name: "missing column", sql: "SELECT g, n AS people FROM groups",
-			policy: contracts.Output{GroupSizeColumn: "users", MinGroupSize: 10, MaxRows: 100}, refused: `the result has no column "users"`},
+			policy: contracts.Output{Mode: contracts.ModeCustom, GroupSizeColumn: "users", MinGroupSize: 10, MaxRows: 100}, refused: `the result has no column "users"`},
 		{name: "column differing in case", sql: "SELECT g, n AS Users FROM groups",
-			policy: contracts.Output{GroupSizeColumn: "users", MinGroupSize: 10, MaxRows: 100}, refused: `the result has "Users"`},
+			policy: contracts.Output{Mode: contracts.ModeCustom, GroupSizeColumn: "users", MinGroupSize: 10, MaxRows: 100}, refused: `the result has "Users"`},
 		{name: "duplicate column", sql: "SELECT n AS users, n AS users FROM groups",
-			policy: contracts.Output{GroupSizeColumn: "users", MinGroupSize: 10, MaxRows: 100}, refused: `2 columns named "users"`},
+			policy: contracts.Output{Mode: contracts.ModeCustom, GroupSizeColumn: "users", MinGroupSize: 10, MaxRows: 100}, refused: `2 columns named "users"`},
 		{name: "double column", sql: "SELECT g, n * 1.5 AS users FROM groups",
-			policy: contracts.Output{GroupSizeColumn: "users", MinGroupSize: 10, MaxRows: 100}, refused: "must be an integer"},
+			policy: contracts.Output{Mode: contracts.ModeCustom, GroupSizeColumn: "users", MinGroupSize: 10, MaxRows: 100}, refused: "must be an integer"},
 		{name: "hugeint column", sql: "SELECT g, sum(n) AS users FROM groups GROUP BY g",
-			policy: contracts.Output{GroupSizeColumn: "users", MinGroupSize: 10, MaxRows: 100}, refused: "must be an integer"},
+			policy: contracts.Output{Mode: contracts.ModeCustom, GroupSizeColumn: "users", MinGroupSize: 10, MaxRows: 100}, refused: "must be an integer"},
 		{name: "string column", sql: "SELECT g AS users FROM groups",
-			policy: contracts.Output{GroupSizeColumn: "users", MinGroupSize: 10, MaxRows: 100}, refused: "must be an integer"},
-		{name: "zero max_rows", sql: q, policy: contracts.Output{}, refused: "max_rows is 0"},
-		{name: "negative k", sql: q, policy: contracts.Output{MinGroupSize: -1, MaxRows: 10}, refused: "must not be negative"},
-		{name: "k without a column", sql: q, policy: contracts.Output{MinGroupSize: 5, MaxRows: 10}, refused: "names no group_size_column"},
+			policy: contracts.Output{Mode: contracts.ModeCustom, GroupSizeColumn: "users", MinGroupSize: 10, MaxRows: 100}, refused: "must be an integer"},
+		{name: "zero max_rows", sql: q, policy: contracts.Output{Mode: contracts.ModeCustom}, refused: "max_rows is 0"},
+		{name: "negative k", sql: q, policy: contracts.Output{Mode: contracts.ModeCustom, MinGroupSize: -1, MaxRows: 10}, refused: "must not be negative"},
+		{name: "k without a column", sql: q, policy: contracts.Output{Mode: contracts.ModeCustom, MinGroupSize: 5, MaxRows: 10}, refused: "names no group_size_column"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := newSession(t, Config{Threads: 1})
 			load(t, s, g)
-			res, err := s.Run(context.Background(), c.sql, c.policy)
+			res, err := s.Run(context.Background(), c.sql, Policy{Output: c.policy})
 			if c.refused != "" {
 				var re *RefusalError
 				if err == nil {
@@ -117,8 +117,8 @@ func TestPolicyAcrossBatches(t *testing.T) {
 	s := newSession(t, Config{})
 	load(t, s, imp, conv)
 	const q = "SELECT user_id, count(*) AS users FROM impressions GROUP BY user_id ORDER BY user_id"
-	policy := contracts.Output{GroupSizeColumn: "users", MinGroupSize: 8, MaxRows: 1 << 20}
-	res, err := s.Run(context.Background(), q, policy)
+	policy := contracts.Output{Mode: contracts.ModeCustom, GroupSizeColumn: "users", MinGroupSize: 8, MaxRows: 1 << 20}
+	res, err := s.Run(context.Background(), q, Policy{Output: policy})
 	if err != nil {
 		t.Fatal(err)
 	}

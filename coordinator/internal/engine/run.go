@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/duckdb/duckdb-go/v2"
 
+	"cleanroom.dev/cleanroom/cleanroom/sqlcheck"
 	"cleanroom.dev/cleanroom/contracts"
 )
 
@@ -16,10 +17,13 @@ import (
 // schema, the kept rows and how many rows were suppressed. Its batches live
 // in Go memory, independent of the Session.
 type Result struct {
-	Schema     *arrow.Schema
-	Batches    []arrow.RecordBatch
-	Rows       int64 // rows kept, at most the policy's MaxRows
-	Suppressed int64 // rows dropped for a group size below MinGroupSize
+	Schema  *arrow.Schema
+	Batches []arrow.RecordBatch
+	Rows    int64 // rows kept, at most the policy's MaxRows
+	// Suppressed counts the rows dropped for a group size below
+	// MinGroupSize (not those beyond the query's LIMIT or before its
+	// OFFSET).
+	Suppressed int64
 }
 
 // Release releases the batches. The Result must not be used afterwards.
@@ -40,20 +44,30 @@ func (r *Result) Release() {
 //     bound it, a plan that reads anything but the loaded tables and the
 //     allowed row generators, or calls a refused function
 //     (LayerStatement);
+//   - in mode aggregate, a query the privacy analysis refuses
+//     (LayerPrivacy, sqlcheck.Analyze over the tables and the policy's
+//     privacy units);
 //   - a query the locked-down DuckDB will not bind or run: files, network,
 //     extensions, settings (LayerSandbox);
-//   - a policy that cannot be applied or a result it does not release: no
-//     integer GroupSizeColumn in the result when MinGroupSize > 0, or more
-//     than MaxRows rows after suppression (LayerPolicy). Results are refused
-//     whole, never truncated.
+//   - a policy that cannot be applied or a result it does not release
+//     (LayerPolicy): in mode custom no integer GroupSizeColumn in the
+//     result when MinGroupSize > 0; in mode aggregate a nested value (a
+//     list, array, struct, map or union) in a result that reads a
+//     protected dataset; in every mode more than MaxRows rows after
+//     suppression. Results are refused whole, never truncated.
 //
-// Rows whose GroupSizeColumn is below MinGroupSize, or null, are dropped and
-// counted in Result.Suppressed; MinGroupSize 0 means no threshold. A query
-// needing more memory than Config.MemoryLimit fails with ErrResourceLimit;
-// cancelling ctx interrupts the query. The session runs one query only; a
-// second Run is an error. The caller checks the query's hash against the
-// contract, and enforces max_runs.
-func (s *Session) Run(ctx context.Context, query string, policy contracts.Output) (*Result, error) {
+// In mode aggregate the query that runs is the analysis's rewrite: it
+// counts, for every result row, the distinct privacy units of each reading
+// of a protected dataset behind it; a row with any count below
+// MinGroupSize is dropped and counted in Result.Suppressed, the counts are
+// removed, and the query's LIMIT and OFFSET apply to the rows left. In
+// mode custom rows whose GroupSizeColumn is below MinGroupSize, or null,
+// are dropped and counted; MinGroupSize 0 means no threshold. A query
+// needing more memory than Config.MemoryLimit fails with
+// ErrResourceLimit; cancelling ctx interrupts the query. The session runs
+// one query only; a second Run is an error. The caller checks the query's
+// hash against the contract, and enforces max_runs.
+func (s *Session) Run(ctx context.Context, query string, policy Policy) (*Result, error) {
 	if err := checkPolicy(policy); err != nil {
 		return nil, err
 	}
@@ -71,25 +85,44 @@ func (s *Session) Run(ctx context.Context, query string, policy contracts.Output
 	}
 	defer conn.Close()
 
-	if err := checkStatement(ctx, conn, query, s.tableNames(), s.modelNames()); err != nil {
+	st, err := checkStatement(ctx, conn, query, s.tableNames(), s.modelNames())
+	if err != nil {
 		return nil, err
 	}
-	if err := checkPrepared(conn, query); err != nil {
+	run := query
+	var analysis *sqlcheck.Analysis
+	var names []string
+	if policy.Output.Mode == contracts.ModeAggregate {
+		p, err := plan(ctx, conn, query, st, privacyDatasets(s.tableNames(), s.tableSchemas(), policy))
+		if err != nil {
+			return nil, err
+		}
+		run, analysis = p.query, p.analysis
+	}
+	if err := checkPrepared(conn, run); err != nil {
 		return nil, err
 	}
-	if err := checkPlan(ctx, conn, query); err != nil {
+	if run != query {
+		if err := checkPrepared(conn, query); err != nil {
+			return nil, err
+		}
+		if names, err = sameColumns(conn, query, run, countColumns(analysis)); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkPlan(ctx, conn, run); err != nil {
 		return nil, err
 	}
 	a, err := duckdb.NewArrowFromConn(conn)
 	if err != nil {
 		return nil, err
 	}
-	rr, err := a.QueryContext(ctx, query)
+	rr, err := a.QueryContext(ctx, run)
 	if err != nil {
 		return nil, s.queryError(ctx, err)
 	}
 	defer rr.Release()
-	res, err := applyPolicy(rr, policy)
+	res, err := applyPolicy(rr, policy.Output, analysis, names)
 	if err != nil {
 		return nil, s.queryError(ctx, err)
 	}
@@ -166,14 +199,27 @@ func queryError(ctx context.Context, err error) error {
 }
 
 // checkPolicy refuses a policy that cannot be applied.
-func checkPolicy(p contracts.Output) error {
+func checkPolicy(policy Policy) error {
+	p := policy.Output
 	switch {
 	case p.MaxRows < 1:
 		return refuse(LayerPolicy, nil, "output policy max_rows is %d; it must be at least 1", p.MaxRows)
 	case p.MinGroupSize < 0:
 		return refuse(LayerPolicy, nil, "output policy min_group_size is %d; it must not be negative", p.MinGroupSize)
-	case p.MinGroupSize > 0 && p.GroupSizeColumn == "":
-		return refuse(LayerPolicy, nil, "output policy min_group_size is %d but names no group_size_column", p.MinGroupSize)
+	}
+	switch p.Mode {
+	case contracts.ModeCustom:
+		if p.MinGroupSize > 0 && p.GroupSizeColumn == "" {
+			return refuse(LayerPolicy, nil, "output policy min_group_size is %d but names no group_size_column", p.MinGroupSize)
+		}
+	case contracts.ModeAggregate:
+		if p.GroupSizeColumn != "" {
+			return refuse(LayerPolicy, nil, "output policy names group_size_column %q in mode aggregate, where the engine counts the privacy units itself", p.GroupSizeColumn)
+		}
+	case contracts.ModeDifferentialPrivacy:
+		return refuse(LayerPolicy, nil, "output mode differential_privacy is not supported by this engine")
+	default:
+		return refuse(LayerPolicy, nil, "output policy mode %q is not one of aggregate, differential_privacy, custom", p.Mode)
 	}
 	return nil
 }

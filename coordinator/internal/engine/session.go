@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/duckdb/duckdb-go/v2"
 )
 
@@ -23,6 +24,7 @@ type Session struct {
 	mu       sync.Mutex
 	tables   map[string]tableState // by lower-cased name: DuckDB identifiers ignore case
 	names    []string              // the loaded tables' names, as loaded
+	schemas  []*arrow.Schema       // their schemas, in the same order
 	ran      bool
 	closed   bool
 	models   []*udf          // registered by AddModels

@@ -57,7 +57,9 @@ func main() {
 	repeat := flag.Int("repeat", 3, "runs per side and size (the median is reported)")
 	threads := flag.Int("threads", runtime.GOMAXPROCS(0), "query threads on both sides")
 	dir := flag.String("dir", "", "work directory (default: a temporary one, removed at the end)")
+	output := flag.String("output", "aggregate", "the contract's output mode: aggregate (the example's: the engine counts the users behind each row) or custom (the query's users column)")
 	flag.Parse()
+	outputMode = *output
 	var err error
 	switch *mode {
 	case "compare":
@@ -74,6 +76,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// outputMode is the bench contract's output mode (-output).
+var outputMode string
 
 // setup is what the compare step leaves for the child processes.
 type setup struct {
@@ -170,7 +175,7 @@ func compare(sizes string, repeat, threads int, dir string) error {
 			cc, bc, cc/bc, mib(c.RSS), mib(b.RSS))
 	}
 	w.Flush()
-	fmt.Printf("(%d threads on both sides, median of %d runs; clean room = decrypt, load, query, policy, encrypt, sign, log; CPU = user+system time of all threads)\n", threads, repeat)
+	fmt.Printf("(%d threads on both sides, median of %d runs; clean room = decrypt, load, query, policy, encrypt, sign, log, in output mode %s; CPU = user+system time of all threads)\n", threads, repeat, outputMode)
 	return nil
 }
 
@@ -231,7 +236,15 @@ func prepare(dir string, rows int64, generate bool, dataDir string) (string, err
 	defer srv.Stop()
 	parties := map[string]*cleanroom.Identity{}
 	spec := &testenv.Spec{Name: "bench", Query: adattribution.Query, AlgorithmBy: "measurer",
-		Recipients: []string{"advertiser"}, GroupColumn: "users", K: adattribution.K, MaxRows: 10000, MaxRuns: 1}
+		Recipients: []string{"advertiser"}, K: adattribution.K, MaxRows: 10000, MaxRuns: 1}
+	unit := "user_id"
+	switch outputMode {
+	case "aggregate":
+	case "custom":
+		spec.GroupColumn, unit = "users", ""
+	default:
+		return "", fmt.Errorf("-output %q: want aggregate or custom", outputMode)
+	}
 	for _, p := range []struct {
 		id    string
 		roles []contracts.Role
@@ -255,8 +268,8 @@ func prepare(dir string, rows int64, generate bool, dataDir string) (string, err
 		return "[" + strings.Join(parts, ", ") + "]"
 	}
 	spec.Datasets = []testenv.Dataset{
-		{ID: adattribution.Impressions, Provider: "publisher", Columns: cols(adattribution.ImpressionColumns)},
-		{ID: adattribution.Conversions, Provider: "advertiser", Columns: cols(adattribution.ConversionColumns)},
+		{ID: adattribution.Impressions, Provider: "publisher", Columns: cols(adattribution.ImpressionColumns), PrivacyUnit: unit},
+		{ID: adattribution.Conversions, Provider: "advertiser", Columns: cols(adattribution.ConversionColumns), PrivacyUnit: unit},
 	}
 	text := spec.Text(srv.Coord.Identity())
 	c, err := contracts.Parse(text, contracts.ParseOptions{})

@@ -144,6 +144,48 @@ func (d *DuckDB) QueryInt(tb testing.TB, q string) int64 {
 	return n
 }
 
+// ReleasedByUnits checks, with plain DuckDB (db, over the generated
+// files), which groups the expected results release: units is SQL written
+// by hand that returns, for every group, its key columns (named as the
+// result's first columns) and the distinct privacy units behind it of each
+// reading of a protected dataset (columns n1 ... nCounts); a group must be
+// released exactly when every count reaches k. Together with
+// QueryMatchesExpected (plain DuckDB computes the expected groups) and
+// Engine (the engine releases the expected rows), this shows that mode
+// aggregate releases what plain DuckDB computes minus the groups with
+// fewer than k persons of some protected dataset.
+func ReleasedByUnits(t *testing.T, db *DuckDB, dir string, result []contracts.Column, units string, keys, counts int, k int64) {
+	t.Helper()
+	exp, err := scenario.ReadExpected(filepath.Join(dir, scenario.ExpectedFile), result)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keyCols, pass []string
+	for _, c := range result[:keys] {
+		keyCols = append(keyCols, quoteIdent(c.Name))
+	}
+	for i := 1; i <= counts; i++ {
+		pass = append(pass, fmt.Sprintf("n%d >= %d", i, k))
+	}
+	got := db.Query(t, fmt.Sprintf("SELECT concat_ws('|', %s) AS key, (%s) AS released FROM (%s) ORDER BY key",
+		strings.Join(keyCols, ", "), strings.Join(pass, " AND "), units), scenario.MustColumns("key", "string", "released", "bool"))
+	want := map[string]string{}
+	for _, r := range exp.Released {
+		want[strings.Join(r[:keys], "|")] = "true"
+	}
+	for _, r := range exp.Suppressed {
+		want[strings.Join(r[:keys], "|")] = "false"
+	}
+	if len(got.Rows) != len(want) {
+		t.Fatalf("the hand-written counts have %d groups, the expected results %d", len(got.Rows), len(want))
+	}
+	for _, r := range got.Rows {
+		if want[r[0]] != r[1] {
+			t.Errorf("group %s: released %s by the distinct units plain DuckDB counts, %q in the expected results", r[0], r[1], want[r[0]])
+		}
+	}
+}
+
 // CleanRoom plays the scenario end to end on a real coordinator (served by
 // coordinator.Serve on the simulated platform, internal/testenv) through
 // the client SDK, as the parties' programs would: the contract template
