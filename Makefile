@@ -48,12 +48,18 @@ demo: build
 # The whole-system comparison of SPEC §12: a clean-room run (decrypt, load,
 # query, policy, encrypt, sign, log) against plain DuckDB running the same
 # SQL on the same data as Parquet, at 1M and 10M rows of the ad-attribution
-# scenario: time, ratio and peak memory. BENCH_ROWS and BENCH_REPEAT adjust it.
+# scenario, and larger than memory (BENCH_SPILL_ROWS: both sides get a query
+# memory limit of a quarter of the datasets and spill): time, ratio, peak
+# memory of both sides and their ratio, bytes spilled (docs/performance.md).
+# BENCH_ROWS, BENCH_SPILL_ROWS (empty: none), BENCH_REPEAT and BENCH_THREADS
+# (both sides' query threads; empty: all cores) adjust it.
 BENCH_ROWS ?= 1000000,10000000
+BENCH_SPILL_ROWS ?= 20000000
 BENCH_REPEAT ?= 3
 BENCH_OUTPUT ?= aggregate
+BENCH_THREADS ?=
 bench: build
-	./$(BIN)/ad-attribution-bench -rows $(BENCH_ROWS) -repeat $(BENCH_REPEAT) -output $(BENCH_OUTPUT)
+	./$(BIN)/ad-attribution-bench -rows '$(BENCH_ROWS)' -spill-rows '$(BENCH_SPILL_ROWS)' -repeat $(BENCH_REPEAT) -output $(BENCH_OUTPUT) $(if $(BENCH_THREADS),-threads $(BENCH_THREADS))
 
 # The example's WebAssembly risk model against native Go and the query
 # without it, at BENCH_MODEL_ROWS rows (docs/models.md §8).
