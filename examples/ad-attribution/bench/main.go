@@ -61,6 +61,7 @@ import (
 
 func main() {
 	mode := flag.String("mode", "compare", "compare (default), upload (the provider's upload of a Parquet and a CSV file), or the child modes run, plain and upload-child")
+	commandSizes := flag.String("command-rows", "", "comma-separated impression counts at which to time the whole `cleanroom run` command against a plain DuckDB process")
 	uploadMB := flag.Int64("upload-mb", 1000, "with -mode upload: the size of each input file, MB")
 	sizes := flag.String("rows", "1000000,10000000", "comma-separated impression counts to measure")
 	repeat := flag.Int("repeat", 3, "runs per side and size (the median is reported)")
@@ -73,7 +74,9 @@ func main() {
 	var err error
 	switch *mode {
 	case "compare":
-		err = compare(*sizes, *spillSizes, *repeat, *threads, *dir)
+		err = compare(*sizes, *spillSizes, *commandSizes, *repeat, *threads, *dir)
+	case "command":
+		err = childCommand(flag.Arg(0))
 	case "upload":
 		err = compareUpload(*uploadMB, *threads, *dir)
 	case "upload-child":
@@ -195,7 +198,7 @@ func peakRSS() int64 {
 	return 0
 }
 
-func compare(sizes, spillSizes string, repeat, threads int, dir string) error {
+func compare(sizes, spillSizes, commandSizes string, repeat, threads int, dir string) error {
 	if dir == "" {
 		d, err := os.MkdirTemp("", "cleanroom-bench-*")
 		if err != nil {
@@ -268,6 +271,9 @@ func compare(sizes, spillSizes string, repeat, threads int, dir string) error {
 		}
 		results = append(results, r)
 	}
+	if len(results) == 0 {
+		return compareCommandSizes(commandSizes, repeat, threads, dir)
+	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(w, "rows\tdatasets\tquery memory\tclean room (s)\tplain DuckDB (s)\tratio\tclean room CPU (s)\tplain CPU (s)\tCPU ratio\tclean room peak RSS\tplain peak RSS\tRSS ratio\tclean room spilled\tplain spilled\t\n")
 	for _, r := range results {
@@ -283,7 +289,29 @@ func compare(sizes, spillSizes string, repeat, threads int, dir string) error {
 	}
 	w.Flush()
 	fmt.Printf("(%d threads on both sides, median of %d runs; clean room = decrypt, load, query, policy, encrypt, sign, log, in output mode %s; CPU = user+system time of all threads; datasets = the envelopes' bytes; spilled = the most the spill directory held at once)\n", threads, repeat, outputMode)
-	return nil
+	if commandSizes != "" {
+		fmt.Println()
+	}
+	return compareCommandSizes(commandSizes, repeat, threads, dir)
+}
+
+// compareCommandSizes runs compareCommand at the sizes of -command-rows.
+func compareCommandSizes(commandSizes string, repeat, threads int, dir string) error {
+	var cmdRows []int64
+	for _, s := range strings.Split(commandSizes, ",") {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+		if err != nil {
+			return fmt.Errorf("-command-rows: %v", err)
+		}
+		cmdRows = append(cmdRows, n)
+	}
+	if len(cmdRows) == 0 {
+		return nil
+	}
+	return compareCommand(cmdRows, repeat, threads, dir)
 }
 
 func median(ms []measure) measure {
