@@ -147,6 +147,39 @@ func storedEnvelope(t *testing.T, srv *testenv.Server, sc *testenv.Scenario, ds 
 	return filepath.Join(srv.Dir, "blobs", "sha256", d[:2], d)
 }
 
+// forgeStored makes what anyone can make, since the coordinator's key is
+// public: a valid envelope of dataset ds for the scenario's contract,
+// sealed to the coordinator, laid out as a stored dataset (blocks and
+// index), holding the rows of csv.
+func forgeStored(t *testing.T, sc *testenv.Scenario, ds, csv string) []byte {
+	t.Helper()
+	d := sc.Contract.Dataset(ds)
+	rr, err := connectors.NewReader(strings.NewReader(csv), connectors.FormatCSV, d.Columns, connectors.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rr.Release()
+	var buf bytes.Buffer
+	w, err := envelope.NewWriter(&buf, envelope.Header{Kind: envelope.KindDataset, ContractID: sc.Contract.ID(), ObjectID: ds,
+		SchemaDigest: d.SchemaDigest(), SegmentSize: storedpkg.SegmentSize}, []hpke.PublicKey{sc.Coordinator.PublicKey.HPKE()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw := storedpkg.NewWriter(w, d.Schema())
+	for rr.Next() {
+		if err := sw.Write(rr.RecordBatch()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := sw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
 // TestSwappedDatasetRefused is the dataset swap: a provider who kept its
 // data key re-encrypts different rows of the same length under the header
 // it uploaded, and the host overwrites the stored envelope with it between
