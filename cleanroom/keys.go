@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -221,7 +222,7 @@ func ParseIdentity(data []byte) (*Identity, error) {
 	rest, ok := strings.CutPrefix(keyLine, secretKeyPrefix)
 	if !ok {
 		if strings.HasPrefix(keyLine, publicKeyPrefix) {
-			return nil, fmt.Errorf("%w: this is a public key; a secret key file (NAME.key) is needed", ErrBadKey)
+			return nil, fmt.Errorf("%w: %w", ErrBadKey, errPublicNotSecret)
 		}
 		return nil, fmt.Errorf("%w: a secret key starts with %q", ErrBadKey, secretKeyPrefix)
 	}
@@ -232,28 +233,46 @@ func ParseIdentity(data []byte) (*Identity, error) {
 	return identityFromSeeds(seeds)
 }
 
+var errPublicNotSecret = errors.New("this is a public key; a secret key file (NAME.key) is needed")
+
 // ReadIdentityFile reads a secret key file. It refuses a file that group or
 // others can read or write, as ssh does, so a key copied carelessly is noticed.
 func ReadIdentityFile(path string) (*Identity, error) {
-	fi, err := os.Stat(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading key: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading key: %w", err)
+	}
+	// The content is judged first: a public key or another file given by
+	// mistake is named as what it is, not as a key with a loose mode.
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading key: %w", err)
+	}
+	if len(data) > maxKeyFile {
+		return nil, fmt.Errorf("%w: %s is larger than a key file (%d bytes at most)", ErrBadKey, path, maxKeyFile)
+	}
+	id, err := ParseIdentity(data)
+	if err != nil {
+		if base, ok := strings.CutSuffix(path, ".pub"); ok && errors.Is(err, errPublicNotSecret) {
+			return nil, fmt.Errorf("%s: %w (did you mean %s.key?)", path, err, base)
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("%w: %s has mode %04o; a secret key must not be accessible by group or others (run: chmod 600 %s)",
 			ErrBadKey, path, fi.Mode().Perm(), path)
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading key: %w", err)
-	}
-	id, err := ParseIdentity(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
 	id.fileName = path
 	return id, nil
 }
+
+// maxKeyFile bounds a secret key file: one key line and comments.
+const maxKeyFile = 64 << 10
 
 // WriteIdentityFiles writes NAME.key (mode 0600) and NAME.pub for a fresh
 // identity. It refuses to overwrite either file, and leaves neither behind

@@ -16,6 +16,9 @@ const (
 	ContentTypeContractApproval = "application/vnd.cleanroom.contract-approval.v1+cbor"
 	ContentTypeUploadStatement  = "application/vnd.cleanroom.upload-statement.v2+cbor"
 	ContentTypeResultStatement  = "application/vnd.cleanroom.result-statement.v2+cbor"
+	// ContentTypeResumption is a participant's approval to resume a
+	// suspended contract (contracts.SignResumption).
+	ContentTypeResumption = "application/vnd.cleanroom.contract-resumption.v1+cbor"
 )
 
 // MaxStatementSize bounds the size of an encoded statement that the decoder

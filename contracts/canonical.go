@@ -126,20 +126,26 @@ func (c *Contract) canonical() map[string]any {
 			},
 		}
 	}
+	algorithm := map[string]any{
+		"provider":     c.Algorithm.Provider,
+		"language":     c.Algorithm.Language,
+		"sha256":       c.Algorithm.SHA256[:],
+		"confidential": c.Algorithm.Confidential,
+	}
+	// Parameters and supersedes appear only when present, so contracts
+	// written before they existed keep their ids.
+	if len(c.Algorithm.Parameters) > 0 {
+		algorithm["parameters"] = canonicalParameters(c.Algorithm.Parameters)
+	}
 	m := map[string]any{
 		"version":      c.Version,
 		"name":         c.Name,
 		"expires_at":   c.ExpiresAt.Unix(),
 		"participants": participants,
 		"datasets":     datasets,
-		"algorithm": map[string]any{
-			"provider":     c.Algorithm.Provider,
-			"language":     c.Algorithm.Language,
-			"sha256":       c.Algorithm.SHA256[:],
-			"confidential": c.Algorithm.Confidential,
-		},
-		"output":      output,
-		"coordinator": coordinator,
+		"algorithm":    algorithm,
+		"output":       output,
+		"coordinator":  coordinator,
 	}
 	// A contract without models has no "models" key, so contracts written
 	// before models existed keep their ids.
@@ -160,6 +166,9 @@ func (c *Contract) canonical() map[string]any {
 			}
 		}
 		m["models"] = models
+	}
+	if c.Supersedes != nil {
+		m["supersedes"] = c.Supersedes[:]
 	}
 	return m
 }
@@ -191,7 +200,13 @@ func byteList(list [][]byte) []any {
 func canonicalColumns(cols []Column) []any {
 	out := make([]any, len(cols))
 	for i, col := range cols {
-		out[i] = map[string]any{"name": col.Name, "type": col.Type.String()}
+		m := map[string]any{"name": col.Name, "type": col.Type.String()}
+		if col.NotNull {
+			// Only when set, so the encoding (and every contract id and
+			// schema digest) is what it was before the field existed.
+			m["nullable"] = false
+		}
+		out[i] = m
 	}
 	return out
 }

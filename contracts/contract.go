@@ -45,6 +45,9 @@ type Contract struct {
 	Models       []Model // nil when the contract names no model
 	Output       Output
 	Coordinator  CoordinatorPolicy
+	// Supersedes is the id of the contract this one amends (SPEC §13,
+	// amendment.go), or nil.
+	Supersedes *ID
 
 	id ID
 }
@@ -103,6 +106,11 @@ func (d *Dataset) Schema() *arrow.Schema {
 type Column struct {
 	Name string
 	Type ColumnType
+	// NotNull is set by nullable: false: no row may leave the column
+	// empty. The provider's encryption refuses such a row (it names the
+	// column and the row) and so does the coordinator at upload; the
+	// Arrow field stays nullable, so a schema is the same either way.
+	NotNull bool
 }
 
 // Algorithm is the one query the contract approves.
@@ -116,6 +124,10 @@ type Algorithm struct {
 	// Check applies the rule.
 	SHA256       [32]byte
 	Confidential bool
+	// Parameters are the values the SQL reads as $name, chosen at each
+	// run within the domain each names (parameters.go); nil when the
+	// algorithm takes none.
+	Parameters []Parameter
 }
 
 // OutputMode is how the engine protects what a result reveals (SPEC §7.1).

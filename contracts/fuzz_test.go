@@ -12,6 +12,8 @@ import (
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(baseYAML()))
 	f.Add([]byte(modelsYAML(scoreModel)))
+	f.Add([]byte(paramsYAML(paramsBlock)))
+	f.Add([]byte(baseYAML() + "supersedes: \"" + strings.Repeat("ab", 32) + "\"\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse(data, ParseOptions{Now: testNow})
 		if err != nil {
@@ -41,6 +43,32 @@ func FuzzVerifySignature(f *testing.F) {
 	f.Add(sig)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		id, err := c.VerifySignature(SignedBy{Source: "fuzz", Data: data})
+		if err == nil && id == "" {
+			t.Fatal("accepted without a participant")
+		}
+	})
+}
+
+// FuzzVerifyResumption feeds arbitrary bytes as a resumption approval:
+// never a panic, never accepted unless it is a real participant's
+// approval of this suspension.
+func FuzzVerifyResumption(f *testing.F) {
+	c, err := Parse([]byte(baseYAML()), ParseOptions{Now: testNow})
+	if err != nil {
+		f.Fatal(err)
+	}
+	sig, err := c.SignResumption(parties["auditor"], 7)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(sig)
+	approval, err := c.Sign(parties["auditor"])
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(approval)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		id, err := c.VerifyResumption(SignedBy{Source: "fuzz", Data: data}, 7)
 		if err == nil && id == "" {
 			t.Fatal("accepted without a participant")
 		}

@@ -211,6 +211,17 @@ func (d *decoder) contract(n *yaml.Node) (*Contract, lineMap) {
 			at(p, n)
 			c.Coordinator = d.coordinator(n, p, at)
 		}},
+		{"supersedes", false, func(n *yaml.Node, p string) {
+			at(p, n)
+			if s, ok := d.str(n, p); ok && s == "" {
+				return // an empty id is the same as none
+			}
+			if b, ok := d.hexBytes(n, p, 32); ok {
+				var id ID
+				copy(id[:], b)
+				c.Supersedes = &id
+			}
+		}},
 	})
 	return c, lines
 }
@@ -368,6 +379,11 @@ func (d *decoder) column(n *yaml.Node, path string) Column {
 				col.Type = t
 			}
 		}},
+		{"nullable", false, func(n *yaml.Node, p string) {
+			if b, ok := d.boolean(n, p); ok {
+				col.NotNull = !b
+			}
+		}},
 	})
 	return col
 }
@@ -394,6 +410,10 @@ func (d *decoder) algorithm(n *yaml.Node, path string, at func(string, *yaml.Nod
 		}},
 		{"confidential", false, func(n *yaml.Node, p string) {
 			a.Confidential, _ = d.boolean(n, p)
+		}},
+		{"parameters", false, func(n *yaml.Node, p string) {
+			at(p, n)
+			a.Parameters = d.parameters(n, p, at)
 		}},
 	})
 	return a

@@ -103,28 +103,37 @@ func (a *Approvals) Err() error {
 // VerifySignature checks one signature: decodable, made by a participant's
 // key, valid, and over this contract. It returns the participant's id.
 func (c *Contract) VerifySignature(sig SignedBy) (string, error) {
-	fail := func(participant string, err error, detail string) (string, error) {
-		return "", &SignatureError{Source: sig.Source, Participant: participant, Err: err, Detail: detail}
-	}
 	st, err := cleanroom.DecodeStatement(sig.Data)
 	if err != nil {
-		return fail("", ErrSignatureMalformed, err.Error())
+		return "", &SignatureError{Source: sig.Source, Err: ErrSignatureMalformed, Detail: err.Error()}
 	}
 	p := c.ParticipantByKey(st.KeyID)
 	if p == nil {
-		return fail("", ErrSignerUnknown, "key "+st.KeyID.Short())
+		return "", &SignatureError{Source: sig.Source, Err: ErrSignerUnknown, Detail: "key " + st.KeyID.Short()}
+	}
+	if err := verifyApproval(sig, st, p, c.id); err != nil {
+		return "", err
+	}
+	return p.ID, nil
+}
+
+// verifyApproval checks that a decoded signature is participant p's
+// approval of contract id.
+func verifyApproval(sig SignedBy, st *cleanroom.Statement, p *Participant, id ID) error {
+	fail := func(err error, detail string) error {
+		return &SignatureError{Source: sig.Source, Participant: p.ID, Err: err, Detail: detail}
 	}
 	if err := st.Verify(p.PublicKey, cleanroom.ContentTypeContractApproval); err != nil {
-		return fail(p.ID, ErrSignatureInvalid, err.Error())
+		return fail(ErrSignatureInvalid, err.Error())
 	}
 	var a approval
 	if err := strictDecoder.Unmarshal(st.Payload, &a); err != nil || len(a.ContractID) != len(ID{}) {
-		return fail(p.ID, ErrSignatureMalformed, "payload is not a contract approval")
+		return fail(ErrSignatureMalformed, "payload is not a contract approval")
 	}
-	if !bytes.Equal(a.ContractID, c.id[:]) {
-		return fail(p.ID, ErrOtherContract, fmt.Sprintf("it approves contract %x, this contract is %s", a.ContractID, c.id))
+	if !bytes.Equal(a.ContractID, id[:]) {
+		return fail(ErrOtherContract, fmt.Sprintf("it approves contract %x, this contract is %s", a.ContractID, id))
 	}
-	return p.ID, nil
+	return nil
 }
 
 // VerifySignatures checks every signature given and that every participant

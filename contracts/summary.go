@@ -211,6 +211,9 @@ algorithm:
   confidential: false                    # true: only the provider and the coordinator see the text,
                                          #   and sha256 is the salted commitment printed by
                                          #   cleanroom algorithm commit query.sql --salt query.salt
+  # parameters:                          # optional: values chosen at each run (cleanroom run --param),
+  #   - {name: since, type: date, min: 2026-01-01, max: 2026-12-31}   # read by the SQL as $since,
+  #   - {name: campaign, type: string, allowed: [spring, summer]}     #   bound, never spliced into it
 
 # models:                               # optional: WebAssembly scalar functions the SQL may call
 #   - name: score                        # the SQL function name: [a-z][a-z0-9_]{0,62}
@@ -241,4 +244,7 @@ coordinator:
   # tdx:   {mrtd: ["<96 hex>"], rtmr: [["<rtmr0>", "<rtmr1>", "<rtmr2>", "<rtmr3>"]], min_tee_tcb_svn: "<32 hex>", allow_debug: false}
   # nitro: {pcr0: ["<96 hex>"], pcr1: [], pcr2: []}
   # cca:   {rim: ["<hex>"], platform_refs: {iak_sha256: ["<64 hex>"], implementation_ids: [], sw_measurements: []}}
+
+# supersedes: "<64-hex id of the contract this one amends>"   # optional: every participant of
+#                                        # both contracts signs; runs used there count here
 `

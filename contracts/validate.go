@@ -49,6 +49,7 @@ func (v *validator) validate(opts ParseOptions) {
 	v.participants()
 	v.datasets()
 	v.algorithm()
+	v.checkParameters()
 	v.models()
 	v.output()
 	v.coordinator()

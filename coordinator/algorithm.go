@@ -9,6 +9,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/cleanroom/events"
+	"cleanroom.dev/cleanroom/cleanroom/querycheck"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator/internal/engine"
 	"cleanroom.dev/cleanroom/coordinator/internal/state"
@@ -77,10 +78,20 @@ func (c *Coordinator) SubmitAlgorithm(ctx context.Context, actor ed25519.PublicK
 		e.Private = ct.Algorithm.Confidential
 		return nil, e
 	}
+	// DuckDB binds it against empty tables of the contract's schemas: a
+	// column or function the datasets lack is named now, not in a run.
+	if err := querycheck.Bind(ctx, string(text), ct); err != nil {
+		e := unprocessable(err, "the algorithm is refused: %v", err).
+			withHint("cleanroom algorithm check QUERY --contract FILE runs the same checks before anything is sent")
+		e.Private = ct.Algorithm.Confidential
+		return nil, e
+	}
 	unlock := c.locks.lock(cid.String())
 	defer unlock()
-	if c.algorithm(cid) != nil {
-		return nil, conflict("the algorithm of contract %s is already submitted", cid)
+	if a := c.algorithm(cid); a != nil {
+		// The text passed the check against the contract's digest, so it
+		// is the one submitted before: a retry, acknowledged.
+		return &api.AlgorithmReceipt{SHA256: a.Submitted.SHA256, LogIndex: a.Index, Already: true}, nil
 	}
 	blob, err := c.putSealed(algorithmBlobKind(ct.Algorithm.Confidential), algorithmBlob(text, salt))
 	if err != nil {

@@ -153,3 +153,21 @@ func submitAndRun(t *testing.T, sc *testenv.Scenario) {
 		t.Fatalf("run: %+v", rs)
 	}
 }
+
+// TestAlgorithmThatDoesNotBindRefused: an algorithm the statement check
+// and the privacy analysis accept but DuckDB cannot bind against the
+// contract's datasets (a call no function matches) is refused at
+// submission, naming the function, and no run is ever spent on it.
+func TestAlgorithmThatDoesNotBindRefused(t *testing.T) {
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{})
+	query := "SELECT campaign, count(*) AS n FROM impressions WHERE length(campaign, 2) > 1 GROUP BY campaign"
+	sc := testenv.New(t, srv, allowSpec(t, "does-not-bind", query))
+	sc.Submit(t, "publisher")
+	before := sc.LogSize()
+	_, err := sc.Client(t, "measurer").SubmitAlgorithm(context.Background(), []byte(query), nil)
+	expectRefusal(t, "unbound", err, 422, "bind check: DuckDB cannot bind the algorithm against the contract's datasets")
+	expectRefusal(t, "unbound", err, 422, "length")
+	if sc.LogSize() != before {
+		t.Fatal("the refused algorithm changed the log")
+	}
+}

@@ -47,6 +47,9 @@ func (c *Coordinator) handler() http.Handler {
 	route("PUT /v1/contracts/{cid}/models/{name}", c.handleSubmitModel)
 	route("GET /v1/contracts/{cid}/models/{name}", c.handleGetModel)
 	route("POST /v1/contracts/{cid}/runs", c.handleRun)
+	route("POST /v1/contracts/{cid}/suspend", c.handleSuspend)
+	route("POST /v1/contracts/{cid}/resume", c.handleResume)
+	route("DELETE /v1/contracts/{cid}/datasets/{ds}", c.handleWithdraw)
 	route("GET /v1/contracts/{cid}/runs/{rid}", c.handleRunStatus)
 	route("GET /v1/contracts/{cid}/runs/{rid}/result", c.handleResult)
 	route("GET /v1/contracts/{cid}/log/{resource...}", c.handleLogView)
@@ -275,7 +278,7 @@ func (c *Coordinator) handleUpload(w http.ResponseWriter, r *http.Request) error
 		io.CopyN(io.Discard, r.Body, 1<<20)
 		return err
 	}
-	writeJSON(w, http.StatusCreated, rec)
+	writeJSON(w, createdOr200(rec.Already), rec)
 	return nil
 }
 
@@ -296,7 +299,7 @@ func (c *Coordinator) handleSubmitAlgorithm(w http.ResponseWriter, r *http.Reque
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, rec)
+	writeJSON(w, createdOr200(rec.Already), rec)
 	return nil
 }
 
@@ -318,10 +321,15 @@ func (c *Coordinator) handleRun(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if r.ContentLength > 0 {
+	var req api.RunRequest
+	if r.ContentLength != 0 && r.Header.Get("Content-Type") == "application/json" {
+		if err := decodeJSON(r, &req); err != nil {
+			return err
+		}
+	} else if r.ContentLength > 0 {
 		io.Copy(io.Discard, io.LimitReader(r.Body, api.MaxJSONBody))
 	}
-	rs, err := c.Run(r.Context(), atls.RequestKey(r), cid)
+	rs, err := c.Run(r.Context(), atls.RequestKey(r), cid, req.Parameters)
 	if err != nil {
 		return err
 	}
@@ -487,4 +495,60 @@ func (s *slowReader) Read(p []byte) (int, error) {
 		return n, fmt.Errorf("upload slower than %d bytes per second", minUploadRate)
 	}
 	return n, err
+}
+
+// createdOr200 is the status of a submission: 201 Created, or 200 for
+// content the coordinator already held (a retry: nothing was created).
+func createdOr200(already bool) int {
+	if already {
+		return http.StatusOK
+	}
+	return http.StatusCreated
+}
+
+func (c *Coordinator) handleSuspend(w http.ResponseWriter, r *http.Request) error {
+	cid, err := pathContract(r)
+	if err != nil {
+		return err
+	}
+	var req api.SuspendRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	rec, err := c.Suspend(r.Context(), atls.RequestKey(r), cid, req.Reason)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rec)
+	return nil
+}
+
+func (c *Coordinator) handleResume(w http.ResponseWriter, r *http.Request) error {
+	cid, err := pathContract(r)
+	if err != nil {
+		return err
+	}
+	var req api.ResumeRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	rec, err := c.Resume(r.Context(), atls.RequestKey(r), cid, req.Approvals)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rec)
+	return nil
+}
+
+func (c *Coordinator) handleWithdraw(w http.ResponseWriter, r *http.Request) error {
+	cid, err := pathContract(r)
+	if err != nil {
+		return err
+	}
+	rec, err := c.Withdraw(r.Context(), atls.RequestKey(r), cid, r.PathValue("ds"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rec)
+	return nil
 }

@@ -52,6 +52,13 @@ func (c *Coordinator) SubmitContract(ctx context.Context, actor ed25519.PublicKe
 	for i, s := range sigs {
 		given[i] = contracts.SignedBy{Source: fmt.Sprintf("signatures[%d]", i), Data: s}
 	}
+	if ct.Supersedes != nil {
+		if _, err := attest.VerifyCoordinator(c.tee.StaticEvidence(), &ct.Coordinator, []*cleanroom.PublicKey{c.tee.PublicKey()}, nil); err != nil {
+			return nil, unprocessable(err, "this coordinator does not satisfy contract %s's coordinator section: %v", ct.ID(), err).
+				withHint("the contract must pin this coordinator's measurement and platform (see cleanroomd identity)")
+		}
+		return c.registerAmendment(ctx, ct, text, who, given)
+	}
 	approvals := ct.VerifySignatures(given)
 	if !approvals.Complete() {
 		msgs := make([]string, len(approvals.Problems))
@@ -161,6 +168,7 @@ func (c *Coordinator) Status(cid contracts.ID, actor ed25519.PublicKey) (*api.Co
 				if err := c.damage(up.Upload.Stored.SHA256); err != nil {
 					d.Damaged = err.Error()
 				}
+				d.Deleted, d.DeletedIndex = up.Deleted, up.DeletedIndex
 			}
 			st.Datasets = append(st.Datasets, d)
 		}
@@ -177,7 +185,15 @@ func (c *Coordinator) Status(cid contracts.ID, actor ed25519.PublicKey) (*api.Co
 		for _, r := range sc.Runs {
 			st.Runs = append(st.Runs, runStatus(r, p.ID == ct.Algorithm.Provider))
 		}
-		st.RunsUsed = int64(len(sc.Runs))
+		st.RunsUsed = sc.RunsUsed()
+		st.LastLogIndex = v.LastIndex(cid)
+		if s := sc.Suspended; s != nil {
+			st.Suspended = &api.Suspension{LogIndex: s.Index, By: s.Actor, Reason: s.Reason}
+		}
+		st.SupersededBy = sc.SupersededBy
+		if ct.Supersedes != nil {
+			st.Supersedes = ct.Supersedes.String()
+		}
 	})
 	return st, nil
 }
@@ -186,7 +202,7 @@ func (c *Coordinator) Status(cid contracts.ID, actor ed25519.PublicKey) (*api.Co
 // reason of a refusal goes only to the algorithm's provider, the one key
 // that can open it.
 func runStatus(r *state.Run, provider bool) api.RunStatus {
-	rs := api.RunStatus{RunID: r.ID, Number: r.Number, Status: string(r.Status), Reason: r.RefuseReason, LogIndex: r.StartIndex}
+	rs := api.RunStatus{RunID: r.ID, Number: r.Number, Status: string(r.Status), Reason: r.RefuseReason, LogIndex: r.StartIndex, Parameters: r.Started.Parameters}
 	if provider {
 		rs.SealedReason = r.SealedReason
 	}

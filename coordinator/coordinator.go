@@ -96,6 +96,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// RetentionInterval is how often the coordinator deletes what expired
+	// contracts still hold (envelopes, data keys, results); it also does
+	// at start. Default 10 s (DefaultRetentionInterval).
+	RetentionInterval time.Duration
 }
 
 // Defaults.
@@ -134,6 +138,9 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.RetentionInterval <= 0 {
+		c.RetentionInterval = DefaultRetentionInterval
+	}
 }
 
 // Coordinator is a running coordinator. It is safe for concurrent use.
@@ -165,6 +172,12 @@ type Coordinator struct {
 
 	damagedMu sync.Mutex
 	damaged   map[string]error // blob digest → why it cannot be used
+	// replaying defers the damage reports of a replay until the deletions
+	// it finishes are done: a blob the log deleted is missing, not damaged.
+	replaying bool
+
+	stopRetention chan struct{} // closed by Close
+	closeOnce     sync.Once
 }
 
 // Open opens (initialising if needed) the data directory, replays the
@@ -188,8 +201,10 @@ func Open(ctx context.Context, cfg Config) (*Coordinator, error) {
 		return nil, fmt.Errorf("coordinator: MaxSpill (--max-spill) is %d bytes; it must not be negative", cfg.MaxSpill)
 	}
 	// The log library reports through klog; route it into our structured
-	// log (process-wide: the last coordinator opened wins).
-	klog.SetSlogLogger(cfg.Logger.With("component", "tessera"))
+	// log (process-wide: the last coordinator opened wins), its routine
+	// INFO (such as "Failed to fetch old checkpoint" before the first
+	// checkpoint) as DEBUG: its warnings and errors keep their level.
+	klog.SetSlogLogger(slog.New(demoteInfo{cfg.Logger.With("component", "tessera").Handler()}))
 	inst, err := tee.OpenOrInit(cfg.DataDir, cfg.Attestation)
 	if err != nil {
 		return nil, err
@@ -230,14 +245,33 @@ func Open(ctx context.Context, cfg Config) (*Coordinator, error) {
 		return nil, err
 	}
 	c.log = lg
+	c.replaying = true
 	if err := c.replay(ctx); err != nil {
 		lg.Close(context.Background())
 		return nil, err
 	}
+	// The log first, then the files: a deletion the log records but a
+	// crash interrupted is finished before anything is served.
+	if err := c.finishDeletions(); err != nil {
+		lg.Close(context.Background())
+		return nil, err
+	}
+	c.damagedMu.Lock()
+	c.replaying = false
+	for digest, err := range c.damaged {
+		c.logger.Error("damaged blob: what needs it will be refused", "blob", digest, "err", err)
+	}
+	c.damagedMu.Unlock()
 	if err := c.recordStart(ctx); err != nil {
 		lg.Close(context.Background())
 		return nil, err
 	}
+	if err := c.expire(ctx); err != nil {
+		lg.Close(context.Background())
+		return nil, err
+	}
+	c.stopRetention = make(chan struct{})
+	go c.retain(c.stopRetention, cfg.RetentionInterval)
 	return c, nil
 }
 
@@ -329,7 +363,9 @@ func (c *Coordinator) markDamaged(digest string, err error) {
 	}
 	if _, ok := c.damaged[digest]; !ok {
 		c.damaged[digest] = err
-		c.logger.Error("damaged blob: what needs it will be refused", "blob", digest, "err", err)
+		if !c.replaying {
+			c.logger.Error("damaged blob: what needs it will be refused", "blob", digest, "err", err)
+		}
 	}
 }
 
@@ -455,7 +491,10 @@ func (c *Coordinator) failedErr() error {
 
 // Close stops the coordinator: it waits for a checkpoint covering every
 // event (bounded by ctx) and closes the log.
-func (c *Coordinator) Close(ctx context.Context) error { return c.log.Close(ctx) }
+func (c *Coordinator) Close(ctx context.Context) error {
+	c.closeOnce.Do(func() { close(c.stopRetention) })
+	return c.log.Close(ctx)
+}
 
 // loadContract reads and parses a registered contract's sealed document.
 // Expired contracts load: history stays readable.
@@ -517,3 +556,26 @@ func (k *keyedMutex) lock(key string) func() {
 	m.Lock()
 	return m.Unlock
 }
+
+// demoteInfo is a slog.Handler that passes a dependency's INFO records on
+// as DEBUG: they are the library's routine, not the operator's business.
+type demoteInfo struct{ h slog.Handler }
+
+func demote(l slog.Level) slog.Level {
+	if l < slog.LevelWarn {
+		return min(l, slog.LevelDebug)
+	}
+	return l
+}
+
+func (d demoteInfo) Enabled(ctx context.Context, l slog.Level) bool {
+	return d.h.Enabled(ctx, demote(l))
+}
+
+func (d demoteInfo) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = demote(r.Level)
+	return d.h.Handle(ctx, r)
+}
+
+func (d demoteInfo) WithAttrs(as []slog.Attr) slog.Handler { return demoteInfo{d.h.WithAttrs(as)} }
+func (d demoteInfo) WithGroup(n string) slog.Handler       { return demoteInfo{d.h.WithGroup(n)} }

@@ -73,8 +73,10 @@ func (c *Coordinator) SubmitModel(ctx context.Context, actor ed25519.PublicKey, 
 	}
 	unlock := c.locks.lock(cid.String())
 	defer unlock()
-	if c.model(cid, name) != nil {
-		return nil, conflict("model %s of contract %s is already submitted", name, cid)
+	if sm := c.model(cid, name); sm != nil {
+		// The module passed the check against the contract's commitment,
+		// so it is the one submitted before: a retry, acknowledged.
+		return &api.ModelReceipt{Name: name, Commitment: sm.Submitted.Commitment, LogIndex: sm.Index, Already: true}, nil
 	}
 	stored := module
 	if salt != nil {
@@ -204,7 +206,7 @@ func (c *Coordinator) handleSubmitModel(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, rec)
+	writeJSON(w, createdOr200(rec.Already), rec)
 	return nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"net/http"
+	"time"
 
 	"cleanroom.dev/cleanroom/cleanroom/bundle"
 	"cleanroom.dev/cleanroom/cleanroom/events"
@@ -48,6 +50,7 @@ func (c *Coordinator) release(ctx context.Context, ct *contracts.Contract, run *
 		RowsSuppressed:        res.Suppressed,
 		Time:                  c.cfg.Now().UTC(),
 		Recipients:            recipients,
+		Parameters:            run.Parameters,
 	}
 	c.state.View(func(v *state.Snapshot) {
 		sc := v.Contract(ct.ID())
@@ -89,6 +92,10 @@ func (c *Coordinator) ResultBundle(ctx context.Context, actor ed25519.PublicKey,
 	if !sc.Contract.IsRecipient(p.ID) {
 		return nil, forbidden("participant %q is not a result recipient of contract %s", p.ID, cid)
 	}
+	// Under the contract's lock, so the expiry cannot delete the result
+	// between this check and result.fetched.
+	unlock := c.locks.lock(cid.String())
+	defer unlock()
 	var run state.Run
 	var found bool
 	c.state.View(func(v *state.Snapshot) {
@@ -101,6 +108,9 @@ func (c *Coordinator) ResultBundle(ctx context.Context, actor ed25519.PublicKey,
 	}
 	if run.Status != state.RunFinished {
 		return nil, conflict("run %s has no result: it is %s%s", runID, run.Status, reasonSuffix(run.RefuseReason))
+	}
+	if run.ResultExpired {
+		return nil, newError(http.StatusGone, "gone", nil, "the result of run %s was deleted at contract %s's expiry (%s)", runID, cid, sc.Contract.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	d, err := blobs.ParseDigest(run.Finished.EncryptedResult.SHA256)
 	if err != nil {

@@ -33,7 +33,13 @@ import (
 // happens — and the run proceeds: decrypt, load, query, policy, encrypt,
 // sign, run.finished. A refusal by the engine or the output policy is
 // logged as run.refused. The run goes on if the caller disconnects.
-func (c *Coordinator) Run(ctx context.Context, actor ed25519.PublicKey, cid contracts.ID) (*api.RunStatus, error) {
+//
+// params are the values of the algorithm's parameters, name → text: each
+// is checked against the contract's algorithm.parameters at admission
+// (missing, undeclared, mistyped and out-of-range values are refused
+// there, naming the parameter, before anything is decrypted), logged in
+// run.started as canonical text and bound to the query as a value.
+func (c *Coordinator) Run(ctx context.Context, actor ed25519.PublicKey, cid contracts.ID, params map[string]string) (*api.RunStatus, error) {
 	sc, p, err := c.participant(cid, actor)
 	if err != nil {
 		return nil, err
@@ -42,7 +48,7 @@ func (c *Coordinator) Run(ctx context.Context, actor ed25519.PublicKey, cid cont
 		return nil, err
 	}
 	ctx = context.WithoutCancel(ctx)
-	run, err := c.admit(ctx, sc.Contract, p)
+	run, err := c.admit(ctx, sc.Contract, p, params)
 	if err != nil {
 		return nil, err
 	}
@@ -62,17 +68,25 @@ func (c *Coordinator) Run(ctx context.Context, actor ed25519.PublicKey, cid cont
 
 // admit checks admission and appends run.started or run.refused, under the
 // contract's lock so concurrent requests cannot exceed max_runs.
-func (c *Coordinator) admit(ctx context.Context, ct *contracts.Contract, p *contracts.Participant) (*events.RunStarted, error) {
+func (c *Coordinator) admit(ctx context.Context, ct *contracts.Contract, p *contracts.Participant, params map[string]string) (*events.RunStarted, error) {
 	cid := ct.ID()
 	unlock := c.locks.lock(cid.String())
 	defer unlock()
 	var reasons []string
 	var started *events.RunStarted
+	values, err := ct.Algorithm.CheckParameters(params)
+	if err != nil {
+		reasons = append(reasons, "parameters: "+strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	if len(values) == 0 {
+		values = nil
+	}
 	c.state.View(func(v *state.Snapshot) {
 		sc := v.Contract(cid)
 		if ct.Expired(c.cfg.Now()) {
 			reasons = append(reasons, fmt.Sprintf("the contract expired at %s", ct.ExpiresAt))
 		}
+		reasons = admissionState(sc, reasons)
 		digests := map[string]string{}
 		var missing []string
 		for _, ds := range ct.Datasets {
@@ -108,12 +122,13 @@ func (c *Coordinator) admit(ctx context.Context, ct *contracts.Contract, p *cont
 		if len(models) > 0 {
 			reasons = append(reasons, "models not submitted yet: "+strings.Join(models, ", "))
 		}
-		if used := int64(len(sc.Runs)); used >= ct.Output.MaxRuns {
+		if used := sc.RunsUsed(); used >= ct.Output.MaxRuns {
 			reasons = append(reasons, fmt.Sprintf("all %d runs the contract allows (max_runs) have been used", ct.Output.MaxRuns))
 		}
 		started = &events.RunStarted{
-			RunID: events.NewID(), Number: int64(len(sc.Runs)) + 1,
+			RunID: events.NewID(), Number: sc.RunsUsed() + 1,
 			AlgorithmSHA256: fmt.Sprintf("%x", ct.Algorithm.SHA256), Datasets: digests,
+			Parameters: values,
 		}
 	})
 	if len(reasons) > 0 {
@@ -263,7 +278,11 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 	}
 	fault("run/datasets-loaded")
 	loaded := time.Now()
-	res, err := sess.Run(ctx, string(text), engine.ContractPolicy(ct))
+	params, err := runParams(ct, run)
+	if err != nil {
+		return nil, "query", err
+	}
+	res, err := sess.Run(ctx, string(text), engine.ContractPolicy(ct), params...)
 	c.logger.Debug("run timings", "run", run.RunID, "decrypt_and_load", loaded.Sub(started).Round(time.Millisecond),
 		"engine", time.Since(loaded).Round(time.Millisecond))
 	if err != nil {
@@ -555,4 +574,22 @@ func errorClass(err error) string {
 		return "DuckDB " + m[1]
 	}
 	return "an engine error"
+}
+
+// runParams reads the run's logged parameter values as values of their
+// contract types, for the engine to bind.
+func runParams(ct *contracts.Contract, run *events.RunStarted) ([]engine.Param, error) {
+	var out []engine.Param
+	for _, p := range ct.Algorithm.Parameters {
+		text, ok := run.Parameters[p.Name]
+		if !ok {
+			return nil, fmt.Errorf("run %s: run.started gives no value for the parameter %s", run.RunID, p.Name)
+		}
+		v, err := p.Check(text)
+		if err != nil {
+			return nil, fmt.Errorf("run %s: %w", run.RunID, err)
+		}
+		out = append(out, engine.Param{Name: p.Name, Value: v})
+	}
+	return out, nil
 }

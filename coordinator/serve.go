@@ -94,6 +94,11 @@ func ReadIdentity(dir string) (*Identity, error) {
 	return identityOf(inst)
 }
 
+// ExecutableMeasurement returns the SHA-384 of the running executable:
+// the MEASUREMENT a simulated platform reports for this coordinator, so
+// the value a simulated contract pins (`cleanroomd --version`).
+func ExecutableMeasurement() ([48]byte, error) { return tee.ExecutableMeasurement() }
+
 // InsecureSimulatedIdentity unseals the coordinator key pair of a data
 // directory initialised for a simulated platform, with its static evidence:
 // for tests that play a coordinator misbehaving with its key (a simulated

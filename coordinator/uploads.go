@@ -1,12 +1,14 @@
 package coordinator
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"crypto/hpke"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"syscall"
@@ -54,24 +56,31 @@ func (c *Coordinator) UploadDataset(ctx context.Context, actor ed25519.PublicKey
 	if err := c.checkNotExpired(ct); err != nil {
 		return nil, err
 	}
-	if c.uploaded(cid, datasetID) {
-		return nil, conflict("dataset %s of contract %s is already uploaded; datasets cannot be replaced", datasetID, cid)
-	}
-
-	// The stored envelope is at most a header and one tag per segment
-	// larger than the plaintext, which is smaller than what was received:
-	// the limit on the body bounds it.
-	w, err := c.blobs.Create(0)
-	if err != nil {
-		return nil, storageError(err, "storing the upload")
-	}
+	// A dataset already uploaded is received all the same, into no blob,
+	// so that a provider's retry of the same content is told so
+	// (sameUpload) rather than refused.
+	present := c.uploadedDataset(cid, datasetID)
+	var sink io.Writer = io.Discard
+	var plain hash.Hash
 	committed := false
-	defer func() {
-		if !committed {
-			w.Abort()
+	var w *blobs.Writer
+	if present == nil {
+		// The stored envelope is at most a header and one tag per
+		// segment larger than the plaintext, which is smaller than what
+		// was received: the limit on the body bounds it.
+		if w, err = c.blobs.Create(0); err != nil {
+			return nil, storageError(err, "storing the upload")
 		}
-	}()
-	got, err := c.receiveEnvelope(ctx, body, w, ct, ds)
+		defer func() {
+			if !committed {
+				w.Abort()
+			}
+		}()
+		sink = w
+	} else {
+		plain = sha256.New()
+	}
+	got, err := c.receiveEnvelope(ctx, body, sink, ct, ds, plain)
 	if err != nil {
 		return nil, err
 	}
@@ -93,10 +102,16 @@ func (c *Coordinator) UploadDataset(ctx context.Context, actor ed25519.PublicKey
 		return nil, unprocessable(nil, "upload statement for dataset %s claims %d bytes; %d were received", datasetID, st.CiphertextSize, got.size)
 	}
 
+	if present != nil {
+		return c.sameUpload(ct, ds, present, got)
+	}
 	unlock := c.locks.lock(cid.String())
 	defer unlock()
 	if c.uploaded(cid, datasetID) {
-		return nil, conflict("dataset %s of contract %s is already uploaded; datasets cannot be replaced", datasetID, cid)
+		// Uploaded meanwhile by a concurrent request: this one is a retry,
+		// told apart only by re-reading its body, which was not hashed.
+		return nil, conflict("dataset %s of contract %s was uploaded while this upload was in progress; datasets cannot be replaced", datasetID, cid).
+			withHint("send it again: the same content is then acknowledged as already present")
 	}
 	stored, err := w.Commit()
 	if err != nil {
@@ -128,6 +143,79 @@ func (c *Coordinator) UploadDataset(ctx context.Context, actor ed25519.PublicKey
 	return &api.UploadReceipt{Dataset: datasetID, CiphertextSHA256: digest.String(), Rows: got.rows, LogIndex: idx}, nil
 }
 
+// sameUpload answers an upload of a dataset that is already uploaded (by
+// present): content identical to the first upload's — the same provider
+// envelope, or one whose rows, laid out as the coordinator stores them
+// (coordinator/internal/stored), are the stored envelope's plaintext byte
+// for byte — is acknowledged with the first upload's
+// receipt and Already set, and nothing is stored or logged; anything else
+// is refused. Only the provider, who sent both, learns whether they are
+// equal.
+func (c *Coordinator) sameUpload(ct *contracts.Contract, ds *contracts.Dataset, present *state.Dataset, got received) (*api.UploadReceipt, error) {
+	up := present.Upload
+	rec := &api.UploadReceipt{Dataset: ds.ID, CiphertextSHA256: up.Ciphertext.SHA256, Rows: up.Rows, LogIndex: present.Index, Already: true}
+	if fmt.Sprintf("%x", got.digest) == up.Ciphertext.SHA256 {
+		return rec, nil
+	}
+	refused := conflict("dataset %s of contract %s is already uploaded, with other content (log index %d); datasets cannot be replaced", ds.ID, ct.ID(), present.Index).
+		withHint("a dataset is uploaded once; the same content again is acknowledged as already present")
+	if got.rows != up.Rows {
+		return nil, refused
+	}
+	storedPlain, err := c.storedPlaintextDigest(ct, ds, up)
+	if err != nil {
+		return nil, internal(err, "comparing with the stored upload of dataset %s: %v", ds.ID, err)
+	}
+	if storedPlain != got.plain {
+		return nil, refused
+	}
+	c.logger.Info("dataset upload repeated with the same content; nothing changed", "contract", ct.ID().String(), "dataset", ds.ID, "log_index", present.Index)
+	return rec, nil
+}
+
+// storedPlaintextDigest decrypts the envelope stored for an upload,
+// segment by segment (its header must be the one logged), and returns
+// the SHA-256 of its plaintext.
+func (c *Coordinator) storedPlaintextDigest(ct *contracts.Contract, ds *contracts.Dataset, up *events.DatasetUploaded) ([32]byte, error) {
+	d, err := blobs.ParseDigest(up.Stored.SHA256)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	f, err := c.blobs.OpenSized(d, up.Stored.Size)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	defer f.Close()
+	schema := ds.SchemaDigest()
+	er, err := envelope.NewReader(bufio.NewReaderSize(f, 1<<20), c.tee.Identity().HPKE(), envelope.Expect{
+		Kind: envelope.KindDataset, ContractID: ct.ID(), ObjectID: ds.ID, SchemaDigest: &schema,
+	})
+	if err != nil {
+		return [32]byte{}, err
+	}
+	if got := fmt.Sprintf("%x", er.Header().SHA256()); got != up.StoredHeaderSHA256 {
+		return [32]byte{}, fmt.Errorf("the stored envelope's header digest is %s, the log records %s", got, up.StoredHeaderSHA256)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, er); err != nil {
+		return [32]byte{}, err
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum, nil
+}
+
+// uploadedDataset returns a dataset's upload, or nil.
+func (c *Coordinator) uploadedDataset(cid contracts.ID, datasetID string) *state.Dataset {
+	var d *state.Dataset
+	c.state.View(func(v *state.Snapshot) {
+		if sc := v.Contract(cid); sc != nil {
+			d = sc.Datasets[datasetID]
+		}
+	})
+	return d
+}
+
 func (c *Coordinator) uploaded(cid contracts.ID, datasetID string) bool {
 	var ok bool
 	c.state.View(func(v *state.Snapshot) {
@@ -146,13 +234,15 @@ type received struct {
 	digest       [32]byte // SHA-256 of the provider's envelope
 	header       [32]byte // SHA-256 of its header
 	storedHeader [32]byte // SHA-256 of the stored envelope's header
+	plain        [32]byte // SHA-256 of the plaintext, when asked for
 }
 
 // receiveEnvelope reads the provider's envelope from body, hashing it and
 // enforcing the upload limit, while a verifier goroutine authenticates,
 // decrypts and decodes the same bytes from a pipe and re-encrypts the
-// plaintext into stored.
-func (c *Coordinator) receiveEnvelope(ctx context.Context, body io.Reader, stored io.Writer, ct *contracts.Contract, ds *contracts.Dataset) (received, error) {
+// plaintext into stored. With plain set, the plaintext is hashed too
+// (received.plain).
+func (c *Coordinator) receiveEnvelope(ctx context.Context, body io.Reader, stored io.Writer, ct *contracts.Contract, ds *contracts.Dataset, plain hash.Hash) (received, error) {
 	pr, pw := io.Pipe()
 	type outcome struct {
 		got received
@@ -160,7 +250,7 @@ func (c *Coordinator) receiveEnvelope(ctx context.Context, body io.Reader, store
 	}
 	done := make(chan outcome, 1)
 	go func() {
-		got, err := c.verifyEnvelopeStream(pr, stored, ct, ds)
+		got, err := c.verifyEnvelopeStream(pr, stored, ct, ds, plain)
 		pr.CloseWithError(errVerifierDone) // unblock the copier if the verifier stopped early
 		done <- outcome{got, err}
 	}()
@@ -228,8 +318,9 @@ var errVerifierDone = errors.New("envelope verifier finished")
 // checked.
 //
 // The Arrow stream comes from the provider and may be hostile: a panic in
-// the Arrow decoder is turned into a refusal.
-func (c *Coordinator) verifyEnvelopeStream(r io.Reader, dst io.Writer, ct *contracts.Contract, ds *contracts.Dataset) (got received, err error) {
+// the Arrow decoder is turned into a refusal. With plain set, it also
+// hashes the plaintext of the stored envelope it writes.
+func (c *Coordinator) verifyEnvelopeStream(r io.Reader, dst io.Writer, ct *contracts.Contract, ds *contracts.Dataset, plain hash.Hash) (got received, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			got, err = received{}, fmt.Errorf("malformed Arrow stream: %v", p)
@@ -250,8 +341,18 @@ func (c *Coordinator) verifyEnvelopeStream(r io.Reader, dst io.Writer, ct *contr
 	// The stored envelope holds the batches the Arrow decoder reads, laid
 	// out in blocks (coordinator/internal/stored); anything after the
 	// stream's end-of-stream marker is refused below.
-	sw := stored.NewWriter(rw, ds.Schema())
-	if got.rows, err = arrowipc.Each(er, ds.Schema(), sw.Write); err != nil {
+	var notNull []int
+	for i, col := range ds.Columns {
+		if col.NotNull {
+			notNull = append(notNull, i)
+		}
+	}
+	var seen io.Writer = rw
+	if plain != nil {
+		seen = io.MultiWriter(rw, plain)
+	}
+	sw := stored.NewWriter(seen, ds.Schema())
+	if got.rows, err = arrowipc.Each(er, ds.Schema(), sw.Write, notNull...); err != nil {
 		// A damaged envelope surfaces through the Arrow reader: report it
 		// as what it is, not as bad Arrow data.
 		for _, envErr := range []error{envelope.ErrAuthentication, envelope.ErrTruncated, envelope.ErrMalformed} {
@@ -285,6 +386,9 @@ func (c *Coordinator) verifyEnvelopeStream(r io.Reader, dst io.Writer, ct *contr
 		return got, err
 	}
 	got.storedHeader = sum.Header.SHA256()
+	if plain != nil {
+		plain.Sum(got.plain[:0])
+	}
 	return got, nil
 }
 

@@ -74,7 +74,7 @@ func BenchmarkRunIntegrity(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	got, err := c.receiveEnvelope(ctx, bytes.NewReader(env), w, ct, ds)
+	got, err := c.receiveEnvelope(ctx, bytes.NewReader(env), w, ct, ds, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func BenchmarkReceiveEnvelope(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := c.receiveEnvelope(ctx, bytes.NewReader(env), w, ct, ds); err != nil {
+			if _, err := c.receiveEnvelope(ctx, bytes.NewReader(env), w, ct, ds, nil); err != nil {
 				b.Fatal(err)
 			}
 			w.Abort()

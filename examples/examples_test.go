@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -101,9 +102,12 @@ func TestExampleScripts(t *testing.T) {
 }
 
 // TestREADMETutorial runs the README's tutorial commands exactly as
-// written (but for `make build`, done here, and the scratch directory,
-// which is the test's own), in one bash session from the repository's top
-// directory.
+// written (but for `make build`, done here), in one bash session from the
+// repository's top directory, twice in a row in the same shell, as a new
+// user re-running it would: both runs succeed, each in a fresh scratch
+// directory (mktemp -d, under the test's own TMPDIR) with a fresh
+// coordinator, keys and contract, so the second shows only its own
+// results.
 func TestREADMETutorial(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binaries and runs a whole scenario")
@@ -121,7 +125,6 @@ func TestREADMETutorial(t *testing.T) {
 	}
 	section := text[start : start+1+end]
 	var script strings.Builder
-	script.WriteString("set -euo pipefail\n")
 	blocks := strings.Split(section, "```")
 	for i := 1; i < len(blocks); i += 2 {
 		for _, line := range strings.Split(blocks[i], "\n") {
@@ -132,20 +135,45 @@ func TestREADMETutorial(t *testing.T) {
 			script.WriteString(line + "\n")
 		}
 	}
-	work := t.TempDir()
-	body := strings.ReplaceAll(script.String(), "/tmp/cleanroom-tutorial", work)
-	body = strings.ReplaceAll(body, "export PATH=$PWD/bin:$PATH", "export PATH="+bin+":$PATH")
-	cmd := exec.Command("bash", "-c", body)
+	body := strings.ReplaceAll(script.String(), "export PATH=$PWD/bin:$PATH", "export PATH="+bin+":$PATH")
+	if body == script.String() {
+		t.Fatal("the tutorial no longer puts the built binaries on PATH as this test expects")
+	}
+	twice := "set -euo pipefail\necho '=== first run'\n" + body + "echo '=== second run'\n" + body
+	cmd := exec.Command("bash", "-c", twice)
 	cmd.Dir = ".."
+	tmp := t.TempDir()
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("the README tutorial failed: %v\n%s\n--- script ---\n%s", err, out.String(), body)
+		t.Fatalf("the README tutorial failed: %v\n%s\n--- script ---\n%s", err, out.String(), twice)
 	}
-	for _, want := range []string{"all 4 participants signed", "matches", "log verified"} {
-		if !strings.Contains(out.String(), want) {
-			t.Fatalf("the tutorial's output lacks %q:\n%s", want, out.String())
+	first, second, ok := strings.Cut(out.String(), "=== second run")
+	if !ok {
+		t.Fatalf("the second run did not start:\n%s", out.String())
+	}
+	registered := regexp.MustCompile(`contract ad-attribution-2026q4 \(([0-9a-f]{64})\) registered at log index`)
+	var ids []string
+	for i, run := range []string{first, second} {
+		for _, want := range []string{"all 4 participants signed", "matches", "log verified",
+			"binds against the datasets of contract.yaml", "fits dataset impressions", "ready: a run may start (5 runs left)",
+			"run 1 of 5", "first audit into this state directory"} {
+			if !strings.Contains(run, want) {
+				t.Fatalf("run %d of the tutorial lacks %q:\n%s", i+1, want, run)
+			}
 		}
+		m := registered.FindStringSubmatch(run)
+		if m == nil {
+			t.Fatalf("run %d registered no contract:\n%s", i+1, run)
+		}
+		ids = append(ids, m[1])
+	}
+	if ids[0] == ids[1] {
+		t.Fatalf("both runs registered contract %s: the second reused the first's keys", ids[0])
+	}
+	if dirs, _ := os.ReadDir(tmp); len(dirs) != 2 {
+		t.Fatalf("the two runs used %d scratch directories under TMPDIR, want 2", len(dirs))
 	}
 }
 

@@ -51,6 +51,42 @@ type ContractStatus struct {
 	Runs       []RunStatus     `json:"runs"`
 	MaxRuns    int64           `json:"max_runs"`
 	RunsUsed   int64           `json:"runs_used"`
+	// LastLogIndex is the log index of the contract's latest event: an
+	// auditor waits for a checkpoint covering it.
+	LastLogIndex uint64 `json:"last_log_index"`
+	// Suspended describes the suspension in force (SPEC §13), if any.
+	Suspended *Suspension `json:"suspended,omitempty"`
+	// SupersededBy is the id of the contract that amended this one, which
+	// runs no more.
+	SupersededBy string `json:"superseded_by,omitempty"`
+	// Supersedes is the id of the contract this one amends, if any.
+	Supersedes string `json:"supersedes,omitempty"`
+}
+
+// Suspension is a contract's emergency stop, in force until every
+// participant signs its resumption over (contract id, LogIndex).
+type Suspension struct {
+	LogIndex uint64 `json:"log_index"` // of contract.suspended
+	By       string `json:"by"`
+	Reason   string `json:"reason"`
+}
+
+// SuspendRequest is the body of POST /v1/contracts/{cid}/suspend.
+type SuspendRequest struct {
+	Reason string `json:"reason"`
+}
+
+// ResumeRequest is the body of POST /v1/contracts/{cid}/resume: every
+// participant's resumption approval (contracts.SignResumption).
+type ResumeRequest struct {
+	Approvals [][]byte `json:"approvals"`
+}
+
+// EventReceipt acknowledges a change of a contract's state by the log index
+// of the event that records it.
+type EventReceipt struct {
+	Event    string `json:"event"` // the event type
+	LogIndex uint64 `json:"log_index"`
 }
 
 // DatasetStatus describes one dataset of a contract.
@@ -64,6 +100,10 @@ type DatasetStatus struct {
 	// Damaged says why the stored envelope cannot be used (found damaged
 	// on disk); runs are refused until the operator restores it.
 	Damaged string `json:"damaged,omitempty"`
+	// Deleted is "withdrawn" or "expired" once the stored envelope and its
+	// data key were deleted; DeletedIndex is the event's log index.
+	Deleted      string `json:"deleted,omitempty"`
+	DeletedIndex uint64 `json:"deleted_index,omitempty"`
 }
 
 // AlgorithmStatus describes a contract's algorithm.
@@ -89,6 +129,9 @@ type ModelReceipt struct {
 	Name       string `json:"name"`
 	Commitment string `json:"commitment"`
 	LogIndex   uint64 `json:"log_index"`
+	// Already reports a submission of the model already submitted (the
+	// same commitment): the receipt is the first one's, nothing logged.
+	Already bool `json:"already,omitempty"`
 }
 
 // Content types of PUT /v1/contracts/{cid}/models/{name}: a model's module
@@ -101,6 +144,14 @@ const (
 
 // MaxModelSize bounds a model's module (and its sealed form).
 const MaxModelSize = 32 << 20
+
+// RunRequest is the body of POST /v1/contracts/{cid}/runs (optional: a
+// run of an algorithm without parameters needs none).
+type RunRequest struct {
+	// Parameters are the run's values of the algorithm's parameters, name
+	// → text as `cleanroom run --param name=value` gives it.
+	Parameters map[string]string `json:"parameters,omitempty"`
+}
 
 // RunStatus describes one run.
 type RunStatus struct {
@@ -118,6 +169,9 @@ type RunStatus struct {
 	// in answers to the provider.
 	SealedReason []byte `json:"sealed_reason,omitempty"`
 	LogIndex     uint64 `json:"log_index"` // of run.started
+	// Parameters are the run's parameter values as run.started logged
+	// them (canonical text).
+	Parameters map[string]string `json:"parameters,omitempty"`
 }
 
 // UploadReceipt acknowledges an accepted dataset upload.
@@ -126,6 +180,9 @@ type UploadReceipt struct {
 	CiphertextSHA256 string `json:"ciphertext_sha256"`
 	Rows             int64  `json:"rows"`
 	LogIndex         uint64 `json:"log_index"`
+	// Already reports an upload of content the dataset already holds: the
+	// receipt is the first upload's, and nothing was stored or logged.
+	Already bool `json:"already,omitempty"`
 }
 
 // SubmitAlgorithmRequest is the body of PUT /v1/contracts/{cid}/algorithm:
@@ -139,6 +196,9 @@ type SubmitAlgorithmRequest struct {
 type AlgorithmReceipt struct {
 	SHA256   string `json:"sha256"`
 	LogIndex uint64 `json:"log_index"`
+	// Already reports a submission of the algorithm already submitted
+	// (the same digest): the receipt is the first one's, nothing logged.
+	Already bool `json:"already,omitempty"`
 }
 
 // AlgorithmView is what a participant may see of the algorithm; Text is

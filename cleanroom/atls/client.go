@@ -63,6 +63,9 @@ type Coordinator struct {
 // crypto/tls's own chain verification is off (InsecureSkipVerify): the
 // coordinator's certificate is self-signed, and VerifyConnection does the
 // verification that matters.
+//
+// A handshake with a coordinator that fails verification fails with an
+// error wrapping ErrCoordinatorRefused and the verification's error.
 func NewClientConfig(opts ClientOptions) (*tls.Config, error) {
 	if (opts.Policy == nil) == !opts.InsecureSkipPolicy {
 		return nil, errors.New("attested TLS needs either the contract's coordinator policy or InsecureSkipPolicy, not both or neither")
@@ -83,7 +86,7 @@ func NewClientConfig(opts ClientOptions) (*tls.Config, error) {
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			c, err := verifyCoordinator(cs, opts)
 			if err != nil {
-				return fmt.Errorf("coordinator refused: %w", err)
+				return fmt.Errorf("%w: %w", ErrCoordinatorRefused, err)
 			}
 			if opts.OnVerified != nil {
 				opts.OnVerified(c)
@@ -100,6 +103,11 @@ func NewClientConfig(opts ClientOptions) (*tls.Config, error) {
 	}
 	return cfg, nil
 }
+
+// ErrCoordinatorRefused is wrapped by the error of a handshake whose
+// coordinator failed the client's verification (its certificate, its
+// evidence, or the policy).
+var ErrCoordinatorRefused = errors.New("coordinator refused")
 
 func verifyCoordinator(cs tls.ConnectionState, opts ClientOptions) (*Coordinator, error) {
 	certKey, err := selfSignedKey(cs.PeerCertificates)

@@ -83,8 +83,15 @@ type Config struct {
 	Now func() time.Time
 	// EvidenceWait bounds the wait for a checkpoint covering the start of
 	// the attested coordinator (DefaultEvidenceWait when zero; negative:
-	// no wait).
+	// no wait), and for one covering MinSize.
 	EvidenceWait time.Duration
+	// MinSize is the log size the audit waits for a checkpoint to reach:
+	// one more than the index of the contract's latest event, as the
+	// coordinator's status names it (api.ContractStatus.LastLogIndex), so
+	// that an audit right after a run verifies that run. A checkpoint
+	// still short of it after EvidenceWait is audited all the same, with a
+	// warning saying which events it does not cover yet. Zero: no wait.
+	MinSize uint64
 }
 
 // ErrFailed is wrapped by every error of Run that says the log did not
@@ -176,6 +183,17 @@ func Run(ctx context.Context, cfg Config, st *State) (*Report, error) {
 		if err != nil {
 			return fail(FailCheckpoint, fmt.Errorf("the coordinator's checkpoint: %w", err), "")
 		}
+		if cp.Size() < cfg.MinSize {
+			// The coordinator signs a checkpoint about once a second: the
+			// latest events may not be covered yet.
+			newer, err := waitNewCheckpoint(ctx, cfg.Fetcher, raw, deadline)
+			if err != nil {
+				return nil, err
+			}
+			if newer {
+				continue
+			}
+		}
 		root := cp.Root()
 		r.Checkpoint.Size, r.Checkpoint.Root, r.Checkpoint.Note = cp.Size(), hexs(root[:]), string(raw)
 		r.Checkpoint.Consistency = "first-audit"
@@ -238,6 +256,11 @@ func Run(ctx context.Context, cfg Config, st *State) (*Report, error) {
 			r.Problems = append(r.Problems, Finding{Message: fmt.Sprintf(
 				"the coordinator serves evidence (SHA-256 %s) that no coordinator.started event in its log records, %s after connecting: a coordinator must log each start before it serves",
 				r.Coordinator.EvidenceSHA256, wait.Round(time.Millisecond))})
+		}
+		if cp.Size() < cfg.MinSize {
+			r.Warnings = append(r.Warnings, Finding{Message: fmt.Sprintf(
+				"the coordinator's latest checkpoint covers %d entries, but the contract's latest event is at log index %d: after waiting %s, the newest events are not covered by a signed checkpoint yet and were not verified; audit again",
+				cp.Size(), cfg.MinSize-1, wait.Round(time.Millisecond))})
 		}
 		if r.Contract.Registered == nil {
 			r.Warnings = append(r.Warnings, Finding{Message: "the log has no contract.registered event for this contract: it was never registered with this coordinator"})

@@ -168,6 +168,8 @@ type RunFact struct {
 	AlgorithmSHA256 string    `json:"algorithm_sha256"`
 	// Datasets maps dataset id to the ciphertext digest the run used.
 	Datasets map[string]string `json:"datasets"`
+	// Parameters are the run's parameter values, name → canonical text.
+	Parameters map[string]string `json:"parameters,omitempty"`
 	// Status is running, finished, refused or aborted.
 	Status     string     `json:"status"`
 	EndedIndex *uint64    `json:"ended_index"`

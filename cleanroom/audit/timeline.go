@@ -42,6 +42,12 @@ type timeline struct {
 	evidenceIdxs []uint64 // starts that record the attested evidence
 	cur          *TimelineEntry
 	chains       map[string]*chainLink // events scope → its last event shown
+
+	// Contracts over time (SPEC §13).
+	suspendedAt    *uint64           // log index of the suspension in force
+	supersededAt   *uint64           // log index of contract.superseded
+	deleted        map[string]uint64 // dataset id → log index of its deletion
+	expiredResults map[string]uint64 // run id → log index of result.expired
 }
 
 // chainLink is the last event of a scope's chain the audit was shown.
@@ -59,6 +65,7 @@ func checkTimeline(r *Report, entries [][]byte, c *contracts.Contract, coord *Co
 		c: c, cid: c.ID().String(), coord: coord, doc: doc, r: r,
 		seenIDs: map[string]bool{}, uploads: map[string]*events.DatasetUploaded{},
 		runs: map[string]*RunFact{}, runByID: map[string]int{}, chains: map[string]*chainLink{},
+		deleted: map[string]uint64{}, expiredResults: map[string]uint64{},
 	}
 	t.contractFacts()
 	for i, raw := range entries {
@@ -188,6 +195,16 @@ func (t *timeline) entry(idx uint64, raw []byte) {
 		t.runAborted(idx, ev)
 	case events.TypeResultFetched:
 		t.resultFetched(idx, ev)
+	case events.TypeContractSuspended:
+		t.contractSuspended(idx, ev)
+	case events.TypeContractResumed:
+		t.contractResumed(idx, ev)
+	case events.TypeContractSuperseded:
+		t.contractSuperseded(idx, ev)
+	case events.TypeDatasetWithdrawn, events.TypeDatasetExpired:
+		t.datasetDeleted(idx, ev)
+	case events.TypeResultExpired:
+		t.resultExpired(idx, ev)
 	}
 }
 
@@ -274,6 +291,18 @@ func (t *timeline) contractRegistered(idx uint64, ev *events.Event) {
 		return
 	}
 	t.r.Contract.Registered, t.r.Contract.RegisteredAt, t.r.Contract.RegisteredBy = ptr(idx), ptr(ev.Time.UTC()), ev.Actor
+	if c.Supersedes != nil {
+		t.cur.Summary += fmt.Sprintf(", superseding contract %s (%d runs carried over)", short(c.Supersedes.String()), b.CarriedRuns)
+		t.cur.Details["supersedes"] = c.Supersedes.String()
+		t.cur.Details["carried_runs"] = fmt.Sprint(b.CarriedRuns)
+		if len(b.SupersedesSignatures) == 0 {
+			t.problem(idx, "contract.registered at index %d registers an amendment of contract %s without the approvals of its participants (supersedes_signatures)", idx, c.Supersedes)
+		}
+		// Runs of the superseded contracts count against max_runs.
+		t.r.Contract.RunsStarted = b.CarriedRuns
+	} else if b.CarriedRuns != 0 || len(b.SupersedesSignatures) > 0 {
+		t.problem(idx, "contract.registered at index %d carries runs or approvals over, but the contract supersedes none", idx)
+	}
 	t.r.Contract.DocSHA256 = b.DocSHA256
 	t.r.Contract.DocMatches = t.doc != nil && digest(t.doc) == b.DocSHA256
 	if ev.Actor == "" {
@@ -355,8 +384,18 @@ func (t *timeline) datasetUploaded(idx uint64, ev *events.Event) {
 		t.problem(idx, "dataset.uploaded at index %d: ciphertext digest: %v", idx, err)
 		return
 	}
+	uploadContract := c.ID()
+	if b.CarriedFrom != "" {
+		t.cur.Details["carried_from"] = b.CarriedFrom
+		t.cur.Summary += ", carried over from contract " + short(b.CarriedFrom)
+		if c.Supersedes == nil || b.CarriedFrom != c.Supersedes.String() {
+			t.problem(idx, "dataset.uploaded at index %d carries dataset %s over from contract %s, which this contract does not supersede", idx, ds.ID, b.CarriedFrom)
+			return
+		}
+		uploadContract = *c.Supersedes
+	}
 	st, err := upload.Verify(b.UploadStatement, p.PublicKey, upload.Expect{
-		ContractID: c.ID(), DatasetID: ds.ID, CiphertextSHA256: &ctDigest, SchemaDigest: &schema,
+		ContractID: uploadContract, DatasetID: ds.ID, CiphertextSHA256: &ctDigest, SchemaDigest: &schema,
 	})
 	if err != nil {
 		t.problem(idx, "upload statement of dataset %s (index %d) does not verify under provider %s's key %s: %v", ds.ID, idx, ds.Provider, p.PublicKey.Fingerprint().Short(), err)
@@ -456,9 +495,20 @@ func (t *timeline) runStarted(idx uint64, ev *events.Event) {
 		}
 	}
 	t.cur.Summary = fmt.Sprintf("run %d of %d started (run %s)", b.Number, c.Output.MaxRuns, b.RunID)
+	if len(b.Parameters) > 0 {
+		t.cur.Summary += " with " + bundle.FormatParameters(b.Parameters)
+	}
 	t.cur.Details = map[string]string{"run_id": b.RunID, "number": fmt.Sprint(b.Number), "algorithm_sha256": b.AlgorithmSHA256}
 	for ds, d := range b.Datasets {
 		t.cur.Details["dataset."+ds] = d
+	}
+	for name, v := range b.Parameters {
+		t.cur.Details["parameter."+name] = v
+	}
+	if canonical, err := c.Algorithm.CheckParameters(b.Parameters); err != nil {
+		t.problem(idx, "run.started at index %d runs with parameters the contract does not allow: %s", idx, strings.ReplaceAll(err.Error(), "\n", "; "))
+	} else if !maps.Equal(canonical, b.Parameters) && len(canonical)+len(b.Parameters) > 0 {
+		t.problem(idx, "run.started at index %d gives parameters %s, not in their canonical form %s", idx, bundle.FormatParameters(b.Parameters), bundle.FormatParameters(canonical))
 	}
 	if _, dup := t.runByID[b.RunID]; dup {
 		t.problem(idx, "run.started at index %d starts run %s a second time", idx, b.RunID)
@@ -467,6 +517,7 @@ func (t *timeline) runStarted(idx uint64, ev *events.Event) {
 	rf := RunFact{
 		RunID: b.RunID, Number: b.Number, StartedIndex: idx, StartedAt: ev.Time.UTC(), RequestedBy: ev.Actor,
 		AlgorithmSHA256: b.AlgorithmSHA256, Datasets: maps.Clone(b.Datasets), Status: RunRunning, Fetches: []Fetch{},
+		Parameters: maps.Clone(b.Parameters),
 	}
 	if rf.Datasets == nil {
 		rf.Datasets = map[string]string{}
@@ -491,6 +542,15 @@ func (t *timeline) runStarted(idx uint64, ev *events.Event) {
 	}
 	if b.AlgorithmSHA256 != hexs(c.Algorithm.SHA256) {
 		t.problem(idx, "run.started at index %d runs algorithm %s; the contract approves only %x", idx, b.AlgorithmSHA256, c.Algorithm.SHA256)
+	}
+	if t.suspendedAt != nil {
+		t.problem(idx, "run.started at index %d starts a run while the contract is suspended (contract.suspended at index %d, not resumed)", idx, *t.suspendedAt)
+	}
+	if t.supersededAt != nil {
+		t.problem(idx, "run.started at index %d starts a run of a contract superseded at index %d", idx, *t.supersededAt)
+	}
+	for _, d := range slices.Sorted(maps.Keys(t.deleted)) {
+		t.problem(idx, "run.started at index %d starts a run after dataset %s was deleted (index %d)", idx, d, t.deleted[d])
 	}
 	for _, d := range c.Datasets {
 		up := t.uploads[d.ID]
@@ -708,6 +768,9 @@ func (t *timeline) resultFetched(idx uint64, ev *events.Event) {
 	if rf.Status != RunFinished {
 		t.problem(idx, "result.fetched at index %d: run %s has no released result (it is %s)", idx, b.RunID, rf.Status)
 	}
+	if at, gone := t.expiredResults[b.RunID]; gone {
+		t.problem(idx, "result.fetched at index %d serves the result of run %s, which result.expired deleted at index %d", idx, b.RunID, at)
+	}
 	rf.Fetches = append(rf.Fetches, Fetch{Index: idx, Time: ev.Time.UTC(), Actor: ev.Actor})
 }
 
@@ -721,4 +784,89 @@ func (t *timeline) finish() {
 		}
 	}
 	sort.SliceStable(t.r.Runs, func(i, j int) bool { return t.r.Runs[i].StartedIndex < t.r.Runs[j].StartedIndex })
+}
+
+func (t *timeline) contractSuspended(idx uint64, ev *events.Event) {
+	b := ev.ContractSuspended
+	t.cur.Summary = fmt.Sprintf("contract suspended by %s: %s", ev.Actor, b.Reason)
+	t.cur.Details = map[string]string{"reason": b.Reason}
+	if p := t.c.Participant(ev.Actor); p == nil || !p.Has(contracts.RoleDataProvider) {
+		t.problem(idx, "contract.suspended at index %d was made by %q, who is not a data provider", idx, ev.Actor)
+	}
+	if t.suspendedAt != nil {
+		t.problem(idx, "contract.suspended at index %d suspends a contract already suspended (index %d)", idx, *t.suspendedAt)
+	}
+	t.suspendedAt = ptr(idx)
+}
+
+func (t *timeline) contractResumed(idx uint64, ev *events.Event) {
+	b := ev.ContractResumed
+	t.cur.Summary = fmt.Sprintf("contract resumed from the suspension at index %d with %d approvals", b.SuspensionIndex, len(b.Approvals))
+	t.cur.Details = map[string]string{"suspension_index": fmt.Sprint(b.SuspensionIndex), "approvals": strings.Join(slices.Sorted(maps.Keys(b.Approvals)), ",")}
+	if t.suspendedAt == nil || *t.suspendedAt != b.SuspensionIndex {
+		t.problem(idx, "contract.resumed at index %d lifts the suspension at index %d, which is not in force", idx, b.SuspensionIndex)
+	}
+	sigs := make([]contracts.SignedBy, 0, len(b.Approvals))
+	for _, id := range slices.Sorted(maps.Keys(b.Approvals)) {
+		sigs = append(sigs, contracts.SignedBy{Source: fmt.Sprintf("log entry %d, approval of %s", idx, id), Data: b.Approvals[id]})
+	}
+	if ap := t.c.VerifyResumptions(sigs, b.SuspensionIndex); !ap.Complete() {
+		t.problem(idx, "contract.resumed at index %d does not carry every participant's valid approval of resuming from index %d: %s", idx, b.SuspensionIndex, strings.ReplaceAll(ap.Err().Error(), "\n", "; "))
+	}
+	t.suspendedAt = nil
+}
+
+func (t *timeline) contractSuperseded(idx uint64, ev *events.Event) {
+	b := ev.ContractSuperseded
+	t.cur.Summary = fmt.Sprintf("contract superseded by contract %s", b.By)
+	t.cur.Details = map[string]string{"by": b.By}
+	if t.supersededAt != nil {
+		t.problem(idx, "contract.superseded at index %d closes a contract already superseded (index %d)", idx, *t.supersededAt)
+	}
+	t.supersededAt = ptr(idx)
+}
+
+func (t *timeline) datasetDeleted(idx uint64, ev *events.Event) {
+	b, how := ev.DatasetWithdrawn, "withdrawn"
+	if b == nil {
+		b, how = ev.DatasetExpired, "expired"
+	}
+	c := t.c
+	t.cur.Summary = fmt.Sprintf("dataset %s %s: envelope %s and its data key deleted", b.Dataset, how, short(b.Stored.SHA256))
+	t.cur.Details = map[string]string{"dataset": b.Dataset, "stored_sha256": b.Stored.SHA256}
+	ds := c.Dataset(b.Dataset)
+	up := t.uploads[b.Dataset]
+	switch {
+	case ds == nil:
+		t.problem(idx, "dataset.%s at index %d names dataset %q, which the contract does not have", how, idx, b.Dataset)
+		return
+	case up == nil:
+		t.problem(idx, "dataset.%s at index %d deletes dataset %s, which was never uploaded", how, idx, b.Dataset)
+	case up.Stored != b.Stored:
+		t.problem(idx, "dataset.%s at index %d deletes envelope %s; the upload stored %s", how, idx, b.Stored.SHA256, up.Stored.SHA256)
+	}
+	if at, ok := t.deleted[b.Dataset]; ok {
+		t.problem(idx, "dataset.%s at index %d deletes dataset %s a second time (first at index %d)", how, idx, b.Dataset, at)
+	}
+	if how == "withdrawn" && ev.Actor != ds.Provider {
+		t.problem(idx, "dataset.withdrawn at index %d was made by %q; only the provider %s may withdraw dataset %s", idx, ev.Actor, ds.Provider, ds.ID)
+	}
+	if how == "expired" && ev.Time.Before(c.ExpiresAt) {
+		t.problem(idx, "dataset.expired at index %d is dated %s, before the contract expires (%s)", idx, ev.Time.UTC().Format(time.RFC3339), c.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	t.deleted[b.Dataset] = idx
+}
+
+func (t *timeline) resultExpired(idx uint64, ev *events.Event) {
+	b := ev.ResultExpired
+	t.cur.Summary = fmt.Sprintf("result of run %s deleted at the contract's expiry", b.RunID)
+	t.cur.Details = map[string]string{"run_id": b.RunID, "encrypted_result_sha256": b.EncryptedResult.SHA256}
+	i, ok := t.runByID[b.RunID]
+	if !ok || t.r.Runs[i].Status != RunFinished {
+		t.problem(idx, "result.expired at index %d deletes the result of run %s, which released none", idx, b.RunID)
+	}
+	if ev.Time.Before(t.c.ExpiresAt) {
+		t.problem(idx, "result.expired at index %d is dated %s, before the contract expires (%s)", idx, ev.Time.UTC().Format(time.RFC3339), t.c.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	t.expiredResults[b.RunID] = idx
 }

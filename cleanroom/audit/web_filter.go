@@ -19,6 +19,8 @@ var eventTypes = []string{
 	string(events.TypeCoordinatorStarted), string(events.TypeContractRegistered), string(events.TypeDatasetUploaded),
 	string(events.TypeAlgorithmSubmitted), string(events.TypeModelSubmitted), string(events.TypeRunStarted), string(events.TypeRunFinished),
 	string(events.TypeRunRefused), string(events.TypeRunAborted), string(events.TypeResultFetched),
+	string(events.TypeContractSuspended), string(events.TypeContractResumed), string(events.TypeContractSuperseded),
+	string(events.TypeDatasetWithdrawn), string(events.TypeDatasetExpired), string(events.TypeResultExpired),
 }
 
 // timeFormats are the forms the from and to fields take, with the span

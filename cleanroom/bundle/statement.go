@@ -48,6 +48,10 @@ type Statement struct {
 	// Recipients lists the contract's result recipients, in contract
 	// order, with the key each result stanza is for.
 	Recipients []Recipient
+	// Parameters are the values the run bound to the algorithm's
+	// parameters (algorithm.parameters), name → canonical text, as its
+	// run.started logged them. The field is absent when there are none.
+	Parameters map[string]string
 }
 
 // Dataset is one dataset's upload as a result statement names it.
@@ -101,6 +105,9 @@ type statementWire struct {
 	Time                  string          `cbor:"time"`
 	RunStartedIndex       uint64          `cbor:"run_started_index"`
 	Recipients            []recipientWire `cbor:"recipients"`
+	// Parameters is optional: absent when the run has none, so statements
+	// of contracts without parameters keep their encoding.
+	Parameters map[string]string `cbor:"parameters,omitempty"`
 }
 
 type datasetWire struct {
@@ -121,9 +128,12 @@ var statementFields = []string{
 	"run_started_index", "time",
 }
 
+// optionalStatementFields may be absent.
+var optionalStatementFields = []string{"parameters"}
+
 // decoder decodes statements strictly; encoding is canon's deterministic
 // CBOR.
-var decoder = canon.NewDecoder(canon.Limits{MaxNestedLevels: 4, MaxArrayElements: max(MaxDatasets, MaxRecipients), MaxMapPairs: 32})
+var decoder = canon.NewDecoder(canon.Limits{MaxNestedLevels: 4, MaxArrayElements: max(MaxDatasets, MaxRecipients), MaxMapPairs: max(32, contracts.MaxParameters)})
 
 // check validates the values of a statement on their own (not against a
 // contract: Verify does that).
@@ -172,6 +182,17 @@ func (s *Statement) check() error {
 			return bad(field+".upload_statement", "has %d bytes, want 1..%d", len(d.UploadStatement), cleanroom.MaxStatementSize)
 		}
 	}
+	if s.Parameters != nil && len(s.Parameters) == 0 {
+		return bad("parameters", "is present but empty; it is absent when the run has no parameters")
+	}
+	if len(s.Parameters) > contracts.MaxParameters {
+		return bad("parameters", "%d parameters, want at most %d", len(s.Parameters), contracts.MaxParameters)
+	}
+	for name, v := range s.Parameters {
+		if name == "" || len(name) > 63 || len(v) > contracts.MaxParameterValue {
+			return bad("parameters", "parameter %.70q or its value is out of bounds", name)
+		}
+	}
 	for i, r := range s.Recipients {
 		field := fmt.Sprintf("recipients[%d]", i)
 		if r.Participant == "" || len(r.Participant) > 64 {
@@ -210,6 +231,7 @@ func (s *Statement) Payload() ([]byte, error) {
 		RunStartedIndex:       s.RunStartedIndex,
 		Datasets:              make([]datasetWire, len(s.Datasets)),
 		Recipients:            make([]recipientWire, len(s.Recipients)),
+		Parameters:            s.Parameters,
 	}
 	for i, d := range s.Datasets {
 		w.Datasets[i] = datasetWire{DatasetID: d.ID, CiphertextSHA256: d.CiphertextSHA256[:], RowCount: uint64(d.RowCount), UploadStatement: d.UploadStatement}
@@ -254,7 +276,7 @@ func ParseStatement(payload []byte) (*Statement, error) {
 		return nil, malformed("result statement is not a CBOR map with text keys: %v", err)
 	}
 	for name := range fields {
-		if !slices.Contains(statementFields, name) {
+		if !slices.Contains(statementFields, name) && !slices.Contains(optionalStatementFields, name) {
 			return nil, malformed("result statement: unknown field %q", name)
 		}
 	}
@@ -267,7 +289,7 @@ func ParseStatement(payload []byte) (*Statement, error) {
 	if err := decoder.Unmarshal(payload, &w); err != nil {
 		return nil, malformed("result statement: %v", err)
 	}
-	s := &Statement{RunID: w.RunID, RunStartedIndex: w.RunStartedIndex}
+	s := &Statement{RunID: w.RunID, RunStartedIndex: w.RunStartedIndex, Parameters: w.Parameters}
 	digest := func(name string, src []byte, dst *[32]byte) error {
 		if len(src) != 32 {
 			return malformed("result statement: %s has %d bytes, want 32", name, len(src))

@@ -284,9 +284,34 @@ func (v *verifier) statement() (string, string, error) {
 	if !slices.Equal(s.Recipients, rcpts) {
 		return mismatch("names recipients %s; the contract's are %s", describeRecipients(s.Recipients), describeRecipients(rcpts))
 	}
+	// The parameters must be exactly the contract's, each of its type and
+	// within its bounds, in canonical text.
+	canonical, err := c.Algorithm.CheckParameters(s.Parameters)
+	if err != nil {
+		return mismatch("names parameters the contract does not allow: %v", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	for name, text := range s.Parameters {
+		if canonical[name] != text {
+			return mismatch("gives parameter %s as %q, not in its canonical form %q", name, text, canonical[name])
+		}
+	}
 	v.r.Statement = s
-	return fmt.Sprintf("signed by coordinator key %s: run %s (run %d of contract %s) at %s, algorithm %x, %d rows kept, %d suppressed",
-		key.Fingerprint().Short(), s.RunID, s.RunNumber, c.ID(), timeText(s.Time), s.AlgorithmSHA256, s.RowsKept, s.RowsSuppressed), "", nil
+	params := ""
+	if len(s.Parameters) > 0 {
+		params = ", parameters " + FormatParameters(s.Parameters)
+	}
+	return fmt.Sprintf("signed by coordinator key %s: run %s (run %d of contract %s) at %s, algorithm %x%s, %d rows kept, %d suppressed",
+		key.Fingerprint().Short(), s.RunID, s.RunNumber, c.ID(), timeText(s.Time), s.AlgorithmSHA256, params, s.RowsKept, s.RowsSuppressed), "", nil
+}
+
+// FormatParameters writes parameter values as name=value pairs sorted by
+// name, each value quoted as Go quotes strings.
+func FormatParameters(params map[string]string) string {
+	parts := make([]string, 0, len(params))
+	for _, name := range slices.Sorted(maps.Keys(params)) {
+		parts = append(parts, fmt.Sprintf("%s=%q", name, params[name]))
+	}
+	return strings.Join(parts, " ")
 }
 
 func describeRecipients(rs []Recipient) string {
@@ -376,6 +401,9 @@ func (v *verifier) entries() (string, string, error) {
 	if !maps.Equal(rs.Datasets, want) {
 		return "", PartRunStarted, fmt.Errorf("the entry's datasets %v differ from the statement's %v", rs.Datasets, want)
 	}
+	if !maps.Equal(rs.Parameters, s.Parameters) {
+		return "", PartRunStarted, fmt.Errorf("the entry's parameters %s differ from the statement's %s", FormatParameters(rs.Parameters), FormatParameters(s.Parameters))
+	}
 
 	finished, err := decode(PartRunFinished, v.b.RunFinished.Entry, events.TypeRunFinished)
 	if err != nil {
@@ -413,12 +441,21 @@ func (v *verifier) uploads() (string, string, error) {
 			return "", PartContract, fmt.Errorf("dataset %s's provider %q is not a participant with a key", d.ID, ds.Provider)
 		}
 		digest, schema := d.CiphertextSHA256, ds.SchemaDigest()
-		u, err := upload.Verify(d.UploadStatement, p.PublicKey, upload.Expect{
+		expect := upload.Expect{
 			ContractID:       c.ID(),
 			DatasetID:        d.ID,
 			CiphertextSHA256: &digest,
 			SchemaDigest:     &schema,
-		})
+		}
+		u, err := upload.Verify(d.UploadStatement, p.PublicKey, expect)
+		if err != nil && c.Supersedes != nil {
+			// A dataset an amendment carried over keeps the provider's
+			// upload of the contract it supersedes (docs/contract.md).
+			expect.ContractID = *c.Supersedes
+			if cu, cerr := upload.Verify(d.UploadStatement, p.PublicKey, expect); cerr == nil {
+				u, err = cu, nil
+			}
+		}
 		if err != nil {
 			if errors.Is(err, cleanroom.ErrBadSignature) {
 				err = fmt.Errorf("%w (the provider of dataset %s is %s)", err, d.ID, ds.Provider)

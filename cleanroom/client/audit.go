@@ -21,7 +21,10 @@ const MaxLogResource = 1 << 24
 // the coordinator afresh, then audit.Run checks the signed checkpoint, its
 // consistency with the one kept in st, the whole tree through the
 // contract's view, every event of the contract and the timeline, and keeps
-// the new checkpoint in st only when all of it holds. contractText is the
+// the new checkpoint in st only when all of it holds; it first asks the
+// contract's status for its latest event and waits (up to
+// audit.DefaultEvidenceWait) for a checkpoint covering it, so that an
+// audit right after a run verifies that run. contractText is the
 // contract file the auditor holds (optional), to tell whether the
 // coordinator registered the very same text. The report comes back also
 // when the audit fails (see audit.Run).
@@ -40,9 +43,15 @@ func (c *Client) AuditLog(ctx context.Context, contractText []byte, st *audit.St
 	if err != nil {
 		return nil, err
 	}
+	// The contract's latest event: the audit waits for a checkpoint that
+	// covers it, so that an audit right after a run verifies the run.
+	var minSize uint64
+	if status, err := c.Status(ctx); err == nil && status.LastLogIndex > 0 {
+		minSize = status.LastLogIndex + 1
+	}
 	return audit.Run(ctx, audit.Config{
 		Contract: c.opts.Contract, ContractText: contractText, Coordinator: coord, URL: c.base.String(),
-		Fetcher: c.LogFetcher(),
+		Fetcher: c.LogFetcher(), MinSize: minSize,
 	}, st)
 }
 
@@ -62,6 +71,9 @@ func (c *Client) LogFetcher() tlog.Fetcher {
 		}
 		resp, err := c.hc.Do(req)
 		if err != nil {
+			if ce := c.connectionError(err); ce != err {
+				return nil, ce
+			}
 			return nil, fmt.Errorf("fetching %s: %w", path, err)
 		}
 		defer resp.Body.Close()

@@ -160,6 +160,9 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, he
 func (c *Client) send(req *http.Request, out any) (*http.Response, error) {
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		if ce := c.connectionError(err); ce != err {
+			return nil, ce
+		}
 		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
 	}
 	defer resp.Body.Close()

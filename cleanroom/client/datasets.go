@@ -1,19 +1,25 @@
 package client
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/api"
+	"cleanroom.dev/cleanroom/cleanroom/envelope"
 	"cleanroom.dev/cleanroom/cleanroom/upload"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/internal/durable"
@@ -31,6 +37,12 @@ type DatasetReceipt struct {
 	Statement []byte
 	// LogIndex is the dataset.uploaded event's index in the audit log.
 	LogIndex uint64
+	// Already reports that the dataset already held this content (the
+	// same envelope, or the same plaintext): the coordinator acknowledged
+	// the first upload, whose ciphertext digest and log index these are,
+	// and changed nothing. Statement is then the one just signed, not the
+	// first upload's.
+	Already bool
 }
 
 // UploadOptions adjust UploadDataset. The zero value is what cleanroom
@@ -89,11 +101,28 @@ func (c *Client) UploadDataset(ctx context.Context, datasetID string, rows array
 	if err != nil {
 		return nil, err
 	}
-	if rec.CiphertextSHA256 != fmt.Sprintf("%x", enc.Summary.SHA256) || rec.Rows != enc.Rows {
-		return nil, fmt.Errorf("the coordinator acknowledged %s with %d rows, but %x with %d rows was sent", rec.CiphertextSHA256, rec.Rows, enc.Summary.SHA256, enc.Rows)
+	return checkReceipt(rec, datasetID, enc.Summary.SHA256, enc.Summary.Size, enc.Rows, enc.Signed)
+}
+
+// checkReceipt checks the coordinator's receipt against the envelope sent:
+// the same digest and rows, or, for content already present, the same
+// rows under the first upload's digest.
+func checkReceipt(rec *api.UploadReceipt, datasetID string, sum [32]byte, size, rows int64, statement []byte) (*DatasetReceipt, error) {
+	if rec.Dataset != datasetID || rec.Rows != rows || (!rec.Already && rec.CiphertextSHA256 != fmt.Sprintf("%x", sum)) {
+		return nil, fmt.Errorf("the coordinator acknowledged dataset %s, %s with %d rows, but %s, %x with %d rows was sent",
+			rec.Dataset, rec.CiphertextSHA256, rec.Rows, datasetID, sum, rows)
 	}
-	return &DatasetReceipt{Dataset: datasetID, CiphertextSHA256: enc.Summary.SHA256, Size: enc.Summary.Size, Rows: enc.Rows,
-		Statement: enc.Signed, LogIndex: rec.LogIndex}, nil
+	out := &DatasetReceipt{Dataset: datasetID, CiphertextSHA256: sum, Size: size, Rows: rows,
+		Statement: statement, LogIndex: rec.LogIndex, Already: rec.Already}
+	if rec.Already {
+		b, err := hex.DecodeString(rec.CiphertextSHA256)
+		if err != nil || len(b) != 32 {
+			return nil, fmt.Errorf("the coordinator acknowledged dataset %s with a malformed digest %q", datasetID, rec.CiphertextSHA256)
+		}
+		copy(out.CiphertextSHA256[:], b)
+		out.Size = 0
+	}
+	return out, nil
 }
 
 // providerOf returns the dataset of the contract that id provides.
@@ -208,4 +237,112 @@ func EncryptDatasetFile(out string, rows array.RecordReader, ct *contracts.Contr
 		}
 	}
 	return enc, a, nil
+}
+
+// UploadEnvelopeFile uploads a dataset envelope encrypted earlier, with no
+// connection (EncryptDatasetFile, cleanroom dataset encrypt, perhaps on
+// another machine), with its signed upload statement, as the dataset's
+// provider. Before anything is sent it checks that the envelope is for
+// this contract, dataset and schema, that the statement is the provider's
+// over exactly this envelope (digest, header, size), and, once the
+// coordinator is attested afresh (Attest), that the envelope's data key is
+// wrapped to the attested key. An envelope the dataset already holds (the
+// same digest) is acknowledged without being sent again (Already).
+func (c *Client) UploadEnvelopeFile(ctx context.Context, datasetID, path string, statement []byte) (*DatasetReceipt, error) {
+	if c.opts.Identity == nil || c.opts.Contract == nil {
+		return nil, errors.New("uploading a dataset needs the contract and the provider's key")
+	}
+	ct := c.opts.Contract
+	ds, err := providerOf(ct, datasetID, c.opts.Identity)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	hdr, err := envelope.ParseHeader(bufio.NewReader(f))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	schema := ds.SchemaDigest()
+	switch {
+	case hdr.Kind != envelope.KindDataset:
+		return nil, fmt.Errorf("%s is a %s envelope, not a dataset's", path, hdr.Kind)
+	case hdr.ContractID != ct.ID():
+		return nil, fmt.Errorf("%s is for contract %x, not %s", path, hdr.ContractID, ct.ID())
+	case hdr.ObjectID != datasetID:
+		return nil, fmt.Errorf("%s is for dataset %q, not %q", path, hdr.ObjectID, datasetID)
+	case hdr.SchemaDigest != schema:
+		return nil, fmt.Errorf("%s was encrypted for another schema of dataset %s (schema digest %x, the contract's is %x)", path, datasetID, hdr.SchemaDigest, schema)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	size, err := io.Copy(h, f)
+	if err != nil {
+		return nil, err
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	headerSum := hdr.SHA256()
+	st, err := upload.Verify(statement, c.opts.Identity.Public(), upload.Expect{ContractID: ct.ID(), DatasetID: datasetID,
+		CiphertextSHA256: &sum, HeaderSHA256: &headerSum, SchemaDigest: &schema})
+	if err != nil {
+		return nil, fmt.Errorf("the upload statement for %s: %w", path, err)
+	}
+	if st.CiphertextSize != size {
+		return nil, fmt.Errorf("the upload statement for %s names %d bytes; the file has %d", path, st.CiphertextSize, size)
+	}
+	if _, err := c.Attest(ctx); err != nil {
+		return nil, err
+	}
+	peer, err := c.Coordinator(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keyID := sha256.Sum256(peer.PublicKey.HPKE().Bytes())
+	if !slices.ContainsFunc(hdr.Recipients, func(s envelope.Stanza) bool { return s.KeyID == keyID }) {
+		return nil, fmt.Errorf("%w: %s was encrypted to another coordinator key than the attested one (%s)", ErrWrongCoordinator, path, peer.PublicKey.Fingerprint().Short())
+	}
+	if prog, err := c.Status(ctx); err == nil {
+		for _, d := range prog.Datasets {
+			if d.ID == datasetID && d.Uploaded && d.CiphertextSHA256 == fmt.Sprintf("%x", sum) {
+				return &DatasetReceipt{Dataset: datasetID, CiphertextSHA256: sum, Size: size, Rows: d.Rows,
+					Statement: statement, LogIndex: d.LogIndex, Already: true}, nil
+			}
+		}
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	rec, err := c.UploadEnvelope(ctx, datasetID, bufio.NewReaderSize(f, 1<<20), func() ([]byte, error) { return statement, nil })
+	if err != nil {
+		return nil, err
+	}
+	return checkReceipt(rec, datasetID, sum, size, st.RowCount, statement)
+}
+
+// ErrWrongCoordinator reports an envelope encrypted to another coordinator
+// than the one the client attested: that coordinator could not open it.
+var ErrWrongCoordinator = errors.New("the envelope is not for this coordinator")
+
+// IsEnvelopeFile reports whether the file at path begins as a Cleanroom
+// envelope does (its magic bytes), so an envelope given where a data
+// file was expected is named as what it is.
+func IsEnvelopeFile(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b := make([]byte, 8)
+	if n, _ := io.ReadFull(f, b); n < len(b) {
+		return false
+	}
+	_, err = envelope.ParseHeader(bytes.NewReader(b))
+	var fe *envelope.FormatError
+	return !(errors.As(err, &fe) && fe.Field == "magic")
 }

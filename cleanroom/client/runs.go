@@ -1,8 +1,11 @@
 package client
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 
@@ -16,6 +19,15 @@ import (
 // whatever its outcome; a refusal is an *api.Error whose reason, for a
 // confidential algorithm's provider, PrivateReason opens.
 func (c *Client) Run(ctx context.Context) (*api.RunStatus, error) {
+	return c.RunWith(ctx, nil)
+}
+
+// RunWith is Run with the values of the algorithm's parameters
+// (algorithm.parameters), name → text. The coordinator refuses, before
+// anything is decrypted and without counting a run, a value missing,
+// undeclared, of the wrong type or out of its bounds, naming the
+// parameter.
+func (c *Client) RunWith(ctx context.Context, params map[string]string) (*api.RunStatus, error) {
 	cid, err := c.contractID()
 	if err != nil {
 		return nil, err
@@ -23,8 +35,17 @@ func (c *Client) Run(ctx context.Context) (*api.RunStatus, error) {
 	if _, err := c.Attest(ctx); err != nil {
 		return nil, err
 	}
+	var body io.Reader
+	var header http.Header
+	if len(params) > 0 {
+		b, err := json.Marshal(api.RunRequest{Parameters: params})
+		if err != nil {
+			return nil, err
+		}
+		body, header = bytes.NewReader(b), http.Header{"Content-Type": {"application/json"}}
+	}
 	var rs api.RunStatus
-	_, err = c.do(ctx, http.MethodPost, "/v1/contracts/"+cid+"/runs", nil, nil, &rs, false)
+	_, err = c.do(ctx, http.MethodPost, "/v1/contracts/"+cid+"/runs", body, header, &rs, false)
 	return &rs, err
 }
 

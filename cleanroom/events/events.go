@@ -31,6 +31,9 @@ const MaxSize = 60 << 10
 // (cleanroom.ReasonPaddedSize) sealed with HPKE is 5,744 bytes.
 const MaxSealedReason = 8 << 10
 
+// MaxSuspensionReason bounds contract.suspended's reason.
+const MaxSuspensionReason = 1024
+
 // Type names an event.
 type Type string
 
@@ -46,6 +49,13 @@ const (
 	TypeRunRefused         Type = "run.refused"
 	TypeRunAborted         Type = "run.aborted"
 	TypeResultFetched      Type = "result.fetched"
+	// Contracts over time (SPEC §13, docs/events.md).
+	TypeContractSuspended  Type = "contract.suspended"
+	TypeContractResumed    Type = "contract.resumed"
+	TypeContractSuperseded Type = "contract.superseded"
+	TypeDatasetWithdrawn   Type = "dataset.withdrawn"
+	TypeDatasetExpired     Type = "dataset.expired"
+	TypeResultExpired      Type = "result.expired"
 )
 
 // ErrMalformed wraps every decoding error.
@@ -81,6 +91,12 @@ type Event struct {
 	RunRefused         *RunRefused         `json:"run_refused,omitempty"`
 	RunAborted         *RunAborted         `json:"run_aborted,omitempty"`
 	ResultFetched      *ResultFetched      `json:"result_fetched,omitempty"`
+	ContractSuspended  *ContractSuspended  `json:"contract_suspended,omitempty"`
+	ContractResumed    *ContractResumed    `json:"contract_resumed,omitempty"`
+	ContractSuperseded *ContractSuperseded `json:"contract_superseded,omitempty"`
+	DatasetWithdrawn   *DatasetDeleted     `json:"dataset_withdrawn,omitempty"`
+	DatasetExpired     *DatasetDeleted     `json:"dataset_expired,omitempty"`
+	ResultExpired      *ResultExpired      `json:"result_expired,omitempty"`
 }
 
 // Blob names a stored blob by digest and size.
@@ -107,6 +123,12 @@ type ContractRegistered struct {
 	Document   Blob              `json:"document"`   // the submitted text, sealed
 	DocSHA256  string            `json:"doc_sha256"` // SHA-256 of the submitted text
 	Signatures map[string][]byte `json:"signatures"` // participant id → COSE_Sign1 approval
+	// For an amendment (the document names supersedes): the approvals of
+	// the superseded contract's participants, by the keys it gives them,
+	// and the runs started under the contracts it supersedes, which count
+	// against its max_runs (its first run is number CarriedRuns+1).
+	SupersedesSignatures map[string][]byte `json:"supersedes_signatures,omitempty"`
+	CarriedRuns          int64             `json:"carried_runs,omitempty"`
 }
 
 // DatasetUploaded records a dataset envelope accepted from its provider,
@@ -125,6 +147,12 @@ type DatasetUploaded struct {
 	// StoredHeaderSHA256 the SHA-256 of its header, which every run checks.
 	Stored             Blob   `json:"stored"`
 	StoredHeaderSHA256 string `json:"stored_header_sha256"`
+
+	// CarriedFrom, set when an amendment carried the dataset over, is the
+	// superseded contract's id: the provider's fields above (ciphertext,
+	// header, rows, upload statement) are that contract's upload's, and
+	// Stored is the coordinator's re-encryption of it for this contract.
+	CarriedFrom string `json:"carried_from,omitempty"`
 }
 
 // AlgorithmSubmitted records the algorithm text accepted from its provider.
@@ -152,6 +180,10 @@ type RunStarted struct {
 	Number          int64             `json:"number"` // 1 for the contract's first run
 	AlgorithmSHA256 string            `json:"algorithm_sha256"`
 	Datasets        map[string]string `json:"datasets"` // dataset id → ciphertext digest
+	// Parameters are the run's values of the algorithm's parameters
+	// (algorithm.parameters), name → canonical text, checked against the
+	// contract before the event is written; absent when it declares none.
+	Parameters map[string]string `json:"parameters,omitempty"`
 }
 
 // RunFinished records a result released under the output policy.
@@ -196,6 +228,42 @@ type ResultFetched struct {
 	RunID string `json:"run_id"`
 }
 
+// ContractSuspended records a data provider's emergency stop: no run starts
+// until contract.resumed.
+type ContractSuspended struct {
+	Reason string `json:"reason"` // the provider's words, for people
+}
+
+// ContractResumed records the end of a suspension, approved by every
+// participant's signature over (contract id, the suspension's log index).
+type ContractResumed struct {
+	SuspensionIndex uint64            `json:"suspension_index"` // log index of the contract.suspended it lifts
+	Approvals       map[string][]byte `json:"approvals"`        // participant id → COSE_Sign1 resumption approval
+}
+
+// ContractSuperseded records, in the old contract's own chain, that an
+// amendment signed by every participant of both contracts replaced it: no
+// run of the old contract starts afterwards.
+type ContractSuperseded struct {
+	By string `json:"by"` // the id of the contract that supersedes it (64 hex)
+}
+
+// DatasetDeleted is the body of dataset.withdrawn (by its provider) and
+// dataset.expired (by the coordinator, at the contract's expires_at): the
+// stored envelope, whose header holds the only wrapped copy of its data
+// key, is deleted after the event is in the log.
+type DatasetDeleted struct {
+	Dataset string `json:"dataset"`
+	Stored  Blob   `json:"stored"` // the stored envelope deleted
+}
+
+// ResultExpired records the deletion of a run's stored encrypted result at
+// the contract's expiry.
+type ResultExpired struct {
+	RunID           string `json:"run_id"`
+	EncryptedResult Blob   `json:"encrypted_result"` // the blob deleted
+}
+
 // CoordinatorScope is the scope of coordinator.started events; every other
 // event's scope is its contract id.
 const CoordinatorScope = "coordinator"
@@ -231,6 +299,7 @@ var (
 	idPattern      = regexp.MustCompile(`^[0-9a-f]{32}$`)
 	digestPattern  = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	measurePattern = regexp.MustCompile(`^[0-9a-f]{96}$`)
+	paramPattern   = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 )
 
 // errVersion1 explains why an event of the first format is refused.
@@ -322,6 +391,12 @@ func (e *Event) check() error {
 		TypeRunRefused:         e.RunRefused != nil,
 		TypeRunAborted:         e.RunAborted != nil,
 		TypeResultFetched:      e.ResultFetched != nil,
+		TypeContractSuspended:  e.ContractSuspended != nil,
+		TypeContractResumed:    e.ContractResumed != nil,
+		TypeContractSuperseded: e.ContractSuperseded != nil,
+		TypeDatasetWithdrawn:   e.DatasetWithdrawn != nil,
+		TypeDatasetExpired:     e.DatasetExpired != nil,
+		TypeResultExpired:      e.ResultExpired != nil,
 	}
 	present, known := bodies[e.Type]
 	if !known {
@@ -375,6 +450,9 @@ func (e *Event) checkBody(bad func(string, ...any) error) error {
 		if len(b.Signatures) == 0 || !digestPattern.MatchString(b.DocSHA256) {
 			return bad("needs signatures and doc_sha256")
 		}
+		if b.CarriedRuns < 0 {
+			return bad("carried_runs must not be negative")
+		}
 		return blob("document", b.Document)
 	case TypeDatasetUploaded:
 		b := e.DatasetUploaded
@@ -386,6 +464,9 @@ func (e *Event) checkBody(bad func(string, ...any) error) error {
 		}
 		if !digestPattern.MatchString(b.StoredHeaderSHA256) {
 			return bad("stored_header_sha256 must be 64 hex digits")
+		}
+		if b.CarriedFrom != "" && (!digestPattern.MatchString(b.CarriedFrom) || b.CarriedFrom == e.Contract) {
+			return bad("carried_from must be another contract's id (64 hex digits)")
 		}
 		if err := blob("stored", b.Stored); err != nil {
 			return err
@@ -406,6 +487,11 @@ func (e *Event) checkBody(bad func(string, ...any) error) error {
 		b := e.RunStarted
 		if b.Number < 1 || !digestPattern.MatchString(b.AlgorithmSHA256) {
 			return bad("needs number ≥ 1 and algorithm_sha256")
+		}
+		for name := range b.Parameters {
+			if !paramPattern.MatchString(name) {
+				return bad("parameter name %q is not a parameter name ([a-z][a-z0-9_]*)", name)
+			}
 		}
 		return runID(b.RunID)
 	case TypeRunFinished:
@@ -435,6 +521,32 @@ func (e *Event) checkBody(bad func(string, ...any) error) error {
 		return runID(e.RunAborted.RunID)
 	case TypeResultFetched:
 		return runID(e.ResultFetched.RunID)
+	case TypeContractSuspended:
+		if r := e.ContractSuspended.Reason; r == "" || len(r) > MaxSuspensionReason {
+			return bad("needs a reason of 1 to %d bytes", MaxSuspensionReason)
+		}
+	case TypeContractResumed:
+		if len(e.ContractResumed.Approvals) == 0 {
+			return bad("needs approvals")
+		}
+	case TypeContractSuperseded:
+		if !digestPattern.MatchString(e.ContractSuperseded.By) || e.ContractSuperseded.By == e.Contract {
+			return bad("by must be another contract's id (64 hex digits)")
+		}
+	case TypeDatasetWithdrawn, TypeDatasetExpired:
+		b := e.DatasetWithdrawn
+		if b == nil {
+			b = e.DatasetExpired
+		}
+		if b.Dataset == "" {
+			return bad("needs dataset")
+		}
+		return blob("stored", b.Stored)
+	case TypeResultExpired:
+		if err := blob("encrypted_result", e.ResultExpired.EncryptedResult); err != nil {
+			return err
+		}
+		return runID(e.ResultExpired.RunID)
 	}
 	return nil
 }

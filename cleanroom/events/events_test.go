@@ -31,6 +31,15 @@ func sample() (evs []*Event) {
 		{V: Version, ID: NewID(), Type: TypeRunRefused, Time: now, Contract: c, RunRefused: &RunRefused{RunID: run, Stage: "policy", Reason: "generic", SealedReason: []byte{1, 2, 3}}},
 		{V: Version, ID: NewID(), Type: TypeRunAborted, Time: now, Contract: c, RunAborted: &RunAborted{RunID: run, Reason: "restart"}},
 		{V: Version, ID: NewID(), Type: TypeResultFetched, Time: now, Contract: c, Actor: "advertiser", ActorKey: h, ResultFetched: &ResultFetched{RunID: run}},
+		// Contracts over time.
+		{V: Version, ID: NewID(), Type: TypeRunStarted, Time: now, Contract: c, Actor: "advertiser", ActorKey: h, RunStarted: &RunStarted{RunID: NewID(), Number: 2, AlgorithmSHA256: h,
+			Datasets: map[string]string{"impressions": h}, Parameters: map[string]string{"since": "2026-10-01", "campaign": "spring"}}},
+		{V: Version, ID: NewID(), Type: TypeContractSuspended, Time: now, Contract: c, Actor: "publisher", ActorKey: h, ContractSuspended: &ContractSuspended{Reason: "a leak"}},
+		{V: Version, ID: NewID(), Type: TypeContractResumed, Time: now, Contract: c, Actor: "publisher", ActorKey: h, ContractResumed: &ContractResumed{SuspensionIndex: 12, Approvals: map[string][]byte{"publisher": {1}}}},
+		{V: Version, ID: NewID(), Type: TypeContractSuperseded, Time: now, Contract: c, Actor: "publisher", ActorKey: h, ContractSuperseded: &ContractSuperseded{By: h}},
+		{V: Version, ID: NewID(), Type: TypeDatasetWithdrawn, Time: now, Contract: c, Actor: "publisher", ActorKey: h, DatasetWithdrawn: &DatasetDeleted{Dataset: "impressions", Stored: Blob{c, 100}}},
+		{V: Version, ID: NewID(), Type: TypeDatasetExpired, Time: now, Contract: c, DatasetExpired: &DatasetDeleted{Dataset: "conversions", Stored: Blob{h, 100}}},
+		{V: Version, ID: NewID(), Type: TypeResultExpired, Time: now, Contract: c, ResultExpired: &ResultExpired{RunID: run, EncryptedResult: Blob{h, 9}}},
 	}
 	// Chain them as a coordinator would: the coordinator's start alone in
 	// its scope, the contract's events 1, 2, … (the leaf hashes are made

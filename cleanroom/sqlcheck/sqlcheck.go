@@ -42,12 +42,16 @@
 //   - RuleReserved: a name (column, alias, CTE, column alias) starting with
 //     ReservedPrefix, which the engine keeps for the columns it adds to a
 //     query (Analyze).
+//   - RuleParameter: a positional parameter ($1, ?), or a named one ($name)
+//     where DuckDB reads a name rather than a value: inside COLUMNS(...),
+//     PIVOT columns, a struct's key, a name argument, a table function's
+//     argument, LIMIT or OFFSET, or alone as a grouping or ordering key (parameters.go lists them; Parameters returns the names).
 //
 // The privacy analysis of mode aggregate (Analyze, privacy.go) adds the
 // rules RulePrivacyUnit, RuleAggregation, RuleDimensions,
 // RuleAggregateFunctions and RuleAnalysable.
 //
-// Parameters ($name, ?), casts, typed literals, star expressions and
+// Named parameters where values go, casts, typed literals, star expressions and
 // COLUMNS(...), lambdas, VALUES lists, PIVOT/UNPIVOT, lateral joins and
 // set operations are allowed, their parts checked like any other.
 package sqlcheck
@@ -76,6 +80,7 @@ const (
 	RuleDimensions
 	RuleAggregateFunctions
 	RuleAnalysable
+	RuleParameter
 )
 
 func (r Rule) String() string {
@@ -104,6 +109,8 @@ func (r Rule) String() string {
 		return "aggregate functions"
 	case RuleAnalysable:
 		return "analysable query"
+	case RuleParameter:
+		return "parameters"
 	}
 	return fmt.Sprintf("rule(%d)", int(r))
 }
@@ -137,6 +144,9 @@ func Check(st *Statement, datasets []string) error {
 // the contract's model names (docs/models.md), scalar functions the
 // algorithm may call by their bare names besides the allowed ones.
 func CheckWithModels(st *Statement, datasets, models []string) error {
+	if _, err := Parameters(st); err != nil {
+		return err
+	}
 	c := &checker{datasets: datasets, models: models}
 	c.statement(st, nil)
 	if c.refusal != nil {

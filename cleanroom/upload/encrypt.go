@@ -75,7 +75,7 @@ func Encrypt(dst io.Writer, rr array.RecordReader, c *contracts.Contract, datase
 	if err != nil {
 		return nil, err
 	}
-	rows, err := writeIPC(w, schema, rr, opts.Progress)
+	rows, err := writeIPC(w, schema, rr, ds, opts.Progress)
 	if err != nil {
 		return nil, err
 	}
@@ -99,12 +99,48 @@ func Encrypt(dst io.Writer, rr array.RecordReader, c *contracts.Contract, datase
 	return out, nil
 }
 
+// NullError reports an empty value in a column the contract declares
+// nullable: false.
+type NullError struct {
+	Dataset string
+	Column  string
+	Row     int64 // 1-based, in input order
+	Nulls   int64 // empty values of the column in the batch that held it
+}
+
+func (e *NullError) Error() string {
+	return fmt.Sprintf("dataset %s, column %s: row %d is empty, but the contract declares the column nullable: false",
+		e.Dataset, e.Column, e.Row)
+}
+
+// CheckNotNull returns a *NullError for the first empty value of rec (whose
+// first row is row number first, 1-based) in a column of ds declared
+// nullable: false.
+func CheckNotNull(ds *contracts.Dataset, rec arrow.RecordBatch, first int64) error {
+	for i, col := range ds.Columns {
+		if !col.NotNull || i >= int(rec.NumCols()) {
+			continue
+		}
+		arr := rec.Column(i)
+		if arr.NullN() == 0 {
+			continue
+		}
+		for j := 0; j < arr.Len(); j++ {
+			if arr.IsNull(j) {
+				return &NullError{Dataset: ds.ID, Column: col.Name, Row: first + int64(j), Nulls: int64(arr.NullN())}
+			}
+		}
+	}
+	return nil
+}
+
 // writeIPC writes every batch of rr to w as one Arrow IPC stream and
-// returns the number of rows. Reading and writing overlap: one goroutine
-// reads (and, for connectors readers, parses and checks) the next batch
-// while this one encodes and seals the last, so at most two batches are
-// held besides the one being built.
-func writeIPC(w io.Writer, schema *arrow.Schema, rr array.RecordReader, progress func(int64)) (int64, error) {
+// returns the number of rows. A batch with an empty value in a column ds
+// declares nullable: false stops it. Reading and writing overlap: one
+// goroutine reads (and, for connectors readers, parses and checks) the next
+// batch while this one checks, encodes and seals the last, so at most two
+// batches are held besides the one being built.
+func writeIPC(w io.Writer, schema *arrow.Schema, rr array.RecordReader, ds *contracts.Dataset, progress func(int64)) (int64, error) {
 	batches := make(chan arrow.RecordBatch, 1)
 	stop := make(chan struct{})
 	readDone := make(chan error, 1)
@@ -143,6 +179,12 @@ func writeIPC(w io.Writer, schema *arrow.Schema, rr array.RecordReader, progress
 	iw := ipc.NewWriter(w, ipc.WithSchema(schema))
 	var rows int64
 	for rec := range batches {
+		if err := CheckNotNull(ds, rec, rows+1); err != nil {
+			rec.Release()
+			finish()
+			iw.Close()
+			return 0, err
+		}
 		err := iw.Write(rec)
 		n := rec.NumRows()
 		rec.Release()

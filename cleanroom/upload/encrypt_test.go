@@ -9,9 +9,14 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"cleanroom.dev/cleanroom/contracts"
 )
 
-var ipcSchema = arrow.NewSchema([]arrow.Field{{Name: "n", Type: arrow.PrimitiveTypes.Int64, Nullable: true}}, nil)
+var (
+	ipcSchema  = arrow.NewSchema([]arrow.Field{{Name: "n", Type: arrow.PrimitiveTypes.Int64, Nullable: true}}, nil)
+	ipcDataset = &contracts.Dataset{ID: "numbers"}
+)
 
 // countingReader yields batches of 1000 rows from a checked allocator,
 // then fails with err (nil: ends cleanly).
@@ -76,7 +81,7 @@ func TestWriteIPC(t *testing.T) {
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 		r := &countingReader{mem: mem, total: 50}
 		var buf bytes.Buffer
-		rows, err := writeIPC(&buf, ipcSchema, r, nil)
+		rows, err := writeIPC(&buf, ipcSchema, r, ipcDataset, nil)
 		r.Release()
 		if err != nil || rows != 50_000 {
 			t.Fatalf("%d rows, %v", rows, err)
@@ -105,7 +110,7 @@ func TestWriteIPC(t *testing.T) {
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 		bad := errors.New("line 5000: not a number")
 		r := &countingReader{mem: mem, total: 5, err: bad}
-		_, err := writeIPC(new(bytes.Buffer), ipcSchema, r, nil)
+		_, err := writeIPC(new(bytes.Buffer), ipcSchema, r, ipcDataset, nil)
 		r.Release()
 		if !errors.Is(err, bad) {
 			t.Fatalf("got %v, want the reader's error", err)
@@ -115,7 +120,7 @@ func TestWriteIPC(t *testing.T) {
 	t.Run("writer error", func(t *testing.T) {
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 		r := &countingReader{mem: mem, total: 1000}
-		_, err := writeIPC(&failingWriter{after: 20_000}, ipcSchema, r, nil)
+		_, err := writeIPC(&failingWriter{after: 20_000}, ipcSchema, r, ipcDataset, nil)
 		r.Release()
 		if err == nil {
 			t.Fatal("a failing writer: no error")

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/cleanroom/client"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/internal/cliout"
 )
@@ -61,6 +62,77 @@ plain SHA-256 (sha256sum QUERY.sql), since every participant may read it.`,
 	return cmd
 }
 
+func newAlgorithmCheckCmd(c *cli) *cobra.Command {
+	var saltPath string
+	cmd := &cobra.Command{
+		Use:   "check QUERY.sql --contract FILE [--salt FILE]",
+		Short: "Check a query against the contract's datasets on this machine, before signing or submitting it",
+		Long: `check runs on your machine, with no connection and nothing consumed, the
+checks the coordinator applies when the algorithm is submitted: DuckDB's
+parser, the statement check (exactly one SELECT, reading only the contract's
+datasets and its own CTEs, calling only allowed functions and the contract's
+models) and, in output mode aggregate, the privacy analysis; then DuckDB binds
+the query against empty tables with the contract's columns, which names a
+column or function the datasets lack. A refusal names the check and what is
+at fault, and exits 1.
+
+Check a template's query before the contract is signed: once registered, a
+contract's algorithm cannot change. check also says whether the text is the
+one the contract's algorithm.sha256 names (with --salt for a confidential
+algorithm's commitment); a contract still being written may name another.`,
+		Args: cobra.ExactArgs(1),
+	}
+	cmd.Flags().String("contract", "", "the contract (env CLEANROOM_CONTRACT)")
+	cmd.Flags().StringVar(&saltPath, "salt", "", "the salt file of a confidential algorithm's commitment, to compare the text with algorithm.sha256")
+	s := bindSettings(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := s.required("contract"); err != nil {
+			return err
+		}
+		ct, err := c.loadContract(s.get("contract"), true)
+		if err != nil {
+			return err
+		}
+		text, err := readLimitedFile(args[0], maxAlgorithmFile)
+		if err != nil {
+			return err
+		}
+		if err := client.CheckAlgorithm(cmd.Context(), text, ct); err != nil {
+			return algorithmRefused(args[0], err)
+		}
+		c.Infof("%s passes the statement check%s and binds against the datasets of %s", args[0],
+			map[bool]string{true: " and the privacy analysis (mode aggregate)", false: ""}[ct.Output.Mode == contracts.ModeAggregate], s.get("contract"))
+		var salt *cleanroom.Salt
+		if saltPath != "" {
+			sv, err := cleanroom.ReadSaltFile(saltPath)
+			if err != nil {
+				return err
+			}
+			salt = &sv
+		}
+		switch err := ct.Algorithm.Check(text, salt); {
+		case err == nil:
+			c.Infof("%s is the algorithm the contract names (algorithm.sha256)", args[0])
+		case ct.Algorithm.Confidential && salt == nil:
+			c.Infof("the contract's algorithm is confidential: give --salt FILE to compare %s with its commitment", args[0])
+		default:
+			c.Warnf("%s is not the algorithm the contract names: %v", args[0], err)
+		}
+		return nil
+	}
+	return cmd
+}
+
+// algorithmRefused reports the local check's refusal of a query file.
+func algorithmRefused(path string, err error) error {
+	var r *client.AlgorithmRefusal
+	if errors.As(err, &r) {
+		return cliout.WithHint(fmt.Errorf("%s is refused by the %s check: %s", path, r.Stage, r.Reason),
+			"nothing was sent; the coordinator would refuse it the same way (docs/privacy.md lists the rules)")
+	}
+	return err
+}
+
 func newAlgorithmSubmitCmd(c *cli) *cobra.Command {
 	var saltPath string
 	submit := &cobra.Command{
@@ -110,6 +182,13 @@ calls only the functions its statement check allows.`,
 			}
 			salt = &sv
 		}
+		if err := ss.contract.Algorithm.Check(text, salt); err == nil {
+			// The text is the contract's: check it here as the coordinator
+			// will, so that one it would refuse is never sent.
+			if err := client.CheckAlgorithm(cmd.Context(), text, ss.contract); err != nil {
+				return algorithmRefused(args[0], err)
+			}
+		}
 		rec, err := ss.client.SubmitAlgorithm(cmd.Context(), text, salt)
 		if errors.Is(err, contracts.ErrAlgorithmMismatch) {
 			return fmt.Errorf("%s: %w", args[0], err)
@@ -121,7 +200,11 @@ calls only the functions its statement check allows.`,
 		if confidential {
 			how = "sealed with its salt to the attested coordinator"
 		}
-		c.Infof("algorithm %s submitted %s, log index %d", rec.SHA256, how, rec.LogIndex)
+		if rec.Already {
+			c.Infof("algorithm %s: already present (same digest): submitted at log index %d; nothing changed", rec.SHA256, rec.LogIndex)
+		} else {
+			c.Infof("algorithm %s submitted %s, log index %d", rec.SHA256, how, rec.LogIndex)
+		}
 		fmt.Fprintln(c.Stdout, rec.SHA256)
 		return nil
 	}

@@ -108,8 +108,8 @@ described in docs/audit.md. Exit status 0 only if everything verified.
 		default:
 			c.Infof("log verified: checkpoint of %d entries (root %s); first audit into this state directory, nothing kept to compare with", cp.Size, cp.Root[:16])
 		}
-		c.Infof("the whole tree, all %d events of contract %s (as many as the signed view head counts, chained without a gap), their signatures and the timeline verified; %d runs of %d started",
-			rep.Log.ContractEvents, rep.Contract.Name, rep.Contract.RunsStarted, rep.Contract.MaxRuns)
+		c.Infof("the whole tree, all %s of contract %s (as many as the signed view head counts, chained without a gap), their signatures and the timeline verified; %d of %s started",
+			plural(rep.Log.ContractEvents, "event"), rep.Contract.Name, rep.Contract.RunsStarted, plural(rep.Contract.MaxRuns, "run"))
 		c.Infof("%d entries of other contracts were verified by their leaf hashes only: their events are not shown to this contract", rep.Log.OtherEvents)
 		for _, w := range rep.Warnings {
 			c.Warnf("%s", w.Message)

@@ -25,7 +25,7 @@ func newAuditServeCmd(c *cli) *cobra.Command {
 		staleAfter       time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "serve --state DIR [--listen 127.0.0.1:8080]",
+		Use:   "serve --state DIR [--listen 127.0.0.1:8080] [--stale-after 24h]",
 		Short: "Show what 'audit log' verified in a read-only web view",
 		Long: `serve shows, in a web browser on this machine, what 'cleanroom audit log'
 verified into the state directory DIR: the coordinator and its attested key,

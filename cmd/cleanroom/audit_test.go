@@ -162,7 +162,7 @@ func TestAuditLog(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("audit log: exit %d\n%s%s", code, stdout, stderr)
 	}
-	if !strings.Contains(stderr, "log verified") || !strings.Contains(stderr, "2 runs of 2 started") || !strings.Contains(stderr, "SIMULATED") {
+	if !strings.Contains(stderr, "log verified") || !strings.Contains(stderr, "2 of 2 runs started") || !strings.Contains(stderr, "SIMULATED") {
 		t.Errorf("stderr:\n%s", stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
@@ -555,7 +555,7 @@ func TestAuditLogUsage(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"audit", "log"}, 2, "--contract is required"},
+		{[]string{"audit", "log"}, 2, "missing 3 required flags: --contract FILE"},
 		{[]string{"audit", "serve"}, 2, "--state DIR is required"},
 		{[]string{"audit", "serve", "--state", filepath.Join(t.TempDir(), "none")}, 1, "audit log --state DIR"},
 		{[]string{"audit", "serve", "--state", t.TempDir(), "--listen", "nonsense"}, 2, "is not host:port"},

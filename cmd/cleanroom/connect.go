@@ -33,22 +33,20 @@ func addSessionFlags(cmd *cobra.Command) {
 // connect loads the contract (contractPath, or --contract when empty) and
 // the key, and makes an attested client whose every connection checks the
 // coordinator against the contract. Expired contracts load only when
-// allowExpired (for reading history).
-func (c *cli) connect(s settings, contractPath string, allowExpired bool) (*session, error) {
-	var err error
+// allowExpired (for reading history). Every missing flag (the session's and
+// the command's own flags named in also) is reported at once.
+func (c *cli) connect(s settings, contractPath string, allowExpired bool, also ...string) (*session, error) {
+	need := append([]string{"key", "coordinator"}, also...)
 	if contractPath == "" {
-		if contractPath, err = s.require("contract"); err != nil {
-			return nil, err
-		}
+		need = append([]string{"contract"}, need...)
 	}
-	keyPath, err := s.require("key")
-	if err != nil {
+	if err := s.required(need...); err != nil {
 		return nil, err
 	}
-	url, err := s.require("coordinator")
-	if err != nil {
-		return nil, err
+	if contractPath == "" {
+		contractPath = s.get("contract")
 	}
+	keyPath, url := s.get("key"), s.get("coordinator")
 	id, err := cleanroom.ReadIdentityFile(keyPath)
 	if err != nil {
 		return nil, err
@@ -75,8 +73,13 @@ func (s *session) me() *contracts.Participant {
 	return s.contract.ParticipantByKey(s.identity.Public().Fingerprint())
 }
 
-// explain turns a coordinator refusal into an error with its hint.
+// explain turns a coordinator refusal, or a connection that failed, into
+// an error with its hint.
 func explain(err error) error {
+	var ce *client.ConnectionError
+	if errors.As(err, &ce) {
+		return cliout.WithHint(err, ce.Hint())
+	}
 	var apiErr *api.Error
 	if errors.As(err, &apiErr) {
 		e := fmt.Errorf("%s", apiErr.Message)

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -15,8 +16,9 @@ import (
 
 func newCoordinatorInfoCmd(c *cli) *cobra.Command {
 	var simRoot, out string
+	var asJSON bool
 	info := &cobra.Command{
-		Use:   "info --coordinator URL [--contract FILE] [--simulated-root HEX] [--out FILE]",
+		Use:   "info --coordinator URL [--contract FILE] [--simulated-root HEX] [--out FILE] [--json]",
 		Short: "Fetch the coordinator's evidence, verify it and print what it proves",
 		Long: `info connects to the coordinator over attested TLS, asks it for evidence
 bound to a fresh random nonce, verifies that evidence, and prints what it
@@ -30,7 +32,8 @@ accepted only under a pinned root: --simulated-root (from cleanroomd
 identity) or the contract's.
 
 --out writes the verified identity document, for cleanroom dataset encrypt
---coordinator-identity.`,
+--coordinator-identity and cleanroom contract init --coordinator-identity.
+--json prints what was verified as one JSON object.`,
 		Args: cobra.NoArgs,
 	}
 	info.Flags().String("coordinator", "", "coordinator URL https://HOST:PORT (env CLEANROOM_COORDINATOR)")
@@ -38,6 +41,7 @@ identity) or the contract's.
 	info.Flags().String("key", "", "connect with this participant key (env CLEANROOM_KEY; optional)")
 	info.Flags().StringVar(&simRoot, "simulated-root", "", "pin a simulated coordinator's root (64 hex digits), without a contract")
 	info.Flags().StringVar(&out, "out", "", "write the verified identity document to this file")
+	info.Flags().BoolVar(&asJSON, "json", false, "print what was verified as JSON")
 	s := bindSettings(info)
 	info.RunE = func(cmd *cobra.Command, _ []string) error {
 		url, err := s.require("coordinator")
@@ -74,13 +78,26 @@ identity) or the contract's.
 		defer cl.Close()
 		a, err := cl.Attest(cmd.Context())
 		if err != nil {
+			if errors.Is(err, client.ErrUnreachable) {
+				return explain(err)
+			}
 			return cliout.WithHint(explain(err), "a simulated coordinator needs --simulated-root or a contract pinning its root")
 		}
 		if a.Claims.Platform.Simulated() {
-			c.Warnf("the coordinator is SIMULATED: its evidence comes from a fake vendor root and protects nothing")
+			c.warnSimulated("the coordinator is SIMULATED: its evidence comes from a fake vendor root and protects nothing")
 		}
-		fmt.Fprintf(c.Stdout, "coordinator\t%s\n", url)
-		printClaims(c.Stdout, a.Claims, a.Document)
+		if asJSON {
+			cid := ""
+			if opts.Contract != nil {
+				cid = opts.Contract.ID().String()
+			}
+			if err := writeJSON(c.Stdout, claimsJSON(url, a.Claims, a.Document, cid)); err != nil {
+				return err
+			}
+		} else {
+			fmt.Fprintf(c.Stdout, "coordinator\t%s\n", url)
+			printClaims(c.Stdout, a.Claims, a.Document)
+		}
 		if opts.Contract != nil {
 			c.Infof("verified against contract %s: fresh evidence (nonce-bound), measurement, debug, TCB, VMPL and key binding all hold", opts.Contract.ID())
 		}

@@ -69,7 +69,7 @@ func newDatasetEncryptCmd(c *cli) *cobra.Command {
 	var in inputFlags
 	var datasetID, identityPath, out, stmtPath string
 	cmd := &cobra.Command{
-		Use:   "encrypt INPUT --contract FILE --dataset ID --coordinator-identity FILE --out FILE",
+		Use:   "encrypt INPUT --contract FILE --dataset ID --coordinator-identity FILE --out FILE [--key NAME.key [--statement FILE]] [--format FORMAT] [--assume-utc]",
 		Short: "Convert a data file and encrypt it to the attested coordinator, on your machine",
 		Long: `encrypt reads INPUT (CSV, Parquet, Arrow IPC file or stream, or JSON lines;
 "-" for standard input), checks it against the dataset's columns in the
@@ -94,20 +94,17 @@ printed on stdout.`,
 	cmd.Flags().StringVar(&stmtPath, "statement", "", "where to write the signed upload statement (default OUT.stmt)")
 	s := bindSettings(cmd)
 	cmd.RunE = func(_ *cobra.Command, args []string) error {
-		contractPath, err := s.require("contract")
-		if err != nil {
+		if err := s.required("contract", "dataset", "coordinator-identity", "out"); err != nil {
 			return err
 		}
-		if datasetID == "" || identityPath == "" || out == "" {
-			return cliout.Usagef("--dataset, --coordinator-identity and --out are required")
-		}
+		contractPath := s.get("contract")
 		ct, err := c.loadContract(contractPath, false)
 		if err != nil {
 			return err
 		}
-		ds := ct.Dataset(datasetID)
-		if ds == nil {
-			return fmt.Errorf("contract %s has no dataset %q", contractPath, datasetID)
+		ds, err := datasetOf(ct, contractPath, datasetID)
+		if err != nil {
+			return err
 		}
 		var provider *cleanroom.Identity
 		if keyPath := s.get("key"); keyPath != "" {
@@ -138,7 +135,7 @@ printed on stdout.`,
 			return err
 		}
 		c.Infof("coordinator attested: %s, measurement %x, key %s", a.Claims.Platform, a.Claims.Measurement, a.Document.PublicKeys[0].Fingerprint().Short())
-		c.Infof("encrypted %d rows of %s: %s (%d bytes, sha256 %x)", enc.Rows, datasetID, out, enc.Summary.Size, enc.Summary.SHA256)
+		c.Infof("encrypted %s of %s: %s (%d bytes, sha256 %x)", plural(enc.Rows, "row"), datasetID, out, enc.Summary.Size, enc.Summary.SHA256)
 		if provider != nil {
 			c.Infof("signed upload statement: %s", stmtPath)
 		}

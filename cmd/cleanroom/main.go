@@ -12,12 +12,14 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"cleanroom.dev/cleanroom/cleanroom/client"
 	"cleanroom.dev/cleanroom/internal/cliout"
 )
 
@@ -28,17 +30,30 @@ type cli struct {
 	// now is the clock of the commands that tell the time (audit serve);
 	// nil means time.Now. Tests set it to look at a later day.
 	now func() time.Time
+	// simulatedWarned records that the command has warned that its
+	// coordinator is simulated: one such warning per command.
+	simulatedWarned bool
 }
 
 // run executes the CLI and returns the exit status.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	c := newCLI(stdin, stdout, stderr)
-	return c.Execute(newRoot(c), args)
+	root := newRoot(c)
+	c.SetVersion(root, func() (string, error) { return cliout.ReadBuild().Lines("cleanroom"), nil })
+	return c.Execute(root, args)
 }
 
 // newCLI returns the command-line context writing to these streams.
 func newCLI(stdin io.Reader, stdout, stderr io.Writer) *cli {
-	return &cli{CLI: cliout.New("cleanroom", stdin, stdout, stderr)}
+	c := &cli{CLI: cliout.New("cleanroom", stdin, stdout, stderr)}
+	c.Hint = func(err error) string {
+		var ce *client.ConnectionError
+		if errors.As(err, &ce) {
+			return ce.Hint()
+		}
+		return ""
+	}
+	return c
 }
 
 // newRoot lists every command.
@@ -54,15 +69,17 @@ in for --coordinator, --key and --contract.`,
 		newKeygenCmd(c),
 		group("contract", "Write, hash, inspect, sign, verify and submit contracts",
 			newContractInitCmd(c), newContractHashCmd(c), newContractShowCmd(c),
-			newContractSignCmd(c), newContractVerifyCmd(c), newContractSubmitCmd(c)),
+			newContractSignCmd(c), newContractVerifyCmd(c), newContractSubmitCmd(c),
+			newContractSuspendCmd(c), newContractResumeCmd(c)),
 		group("coordinator", "Look at a coordinator", newCoordinatorInfoCmd(c)),
 		group("attestation", "Verify attestation evidence of a coordinator", newAttestationVerifyCmd(c)),
-		group("dataset", "Encrypt, upload and inspect datasets",
-			newDatasetEncryptCmd(c), newDatasetUploadCmd(c), newDatasetInspectCmd(c)),
-		group("algorithm", "Commit to and submit the agreed algorithm",
-			newAlgorithmCommitCmd(c), newAlgorithmSubmitCmd(c)),
+		group("dataset", "Check, encrypt, upload and inspect datasets",
+			newDatasetCheckCmd(c), newDatasetEncryptCmd(c), newDatasetUploadCmd(c), newDatasetInspectCmd(c), newDatasetWithdrawCmd(c)),
+		group("algorithm", "Check, commit to and submit the agreed algorithm",
+			newAlgorithmCheckCmd(c), newAlgorithmCommitCmd(c), newAlgorithmSubmitCmd(c)),
 		newModelCmd(c),
 		newRunCmd(c),
+		newStatusCmd(c),
 		group("result", "Fetch, verify and decrypt run results",
 			newResultGetCmd(c), newResultVerifyCmd(c), newResultShowCmd(c)),
 		group("audit", "Verify the coordinator's audit log and look at what was verified",

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -39,6 +41,7 @@ func scriptParams(dir string) testscript.Params {
 			"simcoord": cmdSimCoord,
 			"serve":    cmdServe,
 			"capture":  cmdCapture,
+			"sha256":   cmdSHA256,
 		},
 	}
 }
@@ -96,17 +99,23 @@ func cmdSimCoord(ts *testscript.TestScript, neg bool, args []string) {
 // cmdServe starts a coordinator on the simulated platform on 127.0.0.1 in
 // this process, for the rest of the script:
 //
-//	serve DIR
+//	serve DIR [CHECKPOINT_INTERVAL]
 //
 // sets $COORDINATOR to its URL and $SIMULATED_ROOT and $MEASUREMENT to the
 // values a contract pins, which it also writes to DIR.root and
 // DIR.measurement (for subst).
 func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: serve DIR")
+	if neg || len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: serve DIR [CHECKPOINT_INTERVAL]")
 	}
 	dir := ts.MkAbs(args[0])
-	srv, err := testenv.StartE(dir, coordinator.Config{})
+	var cfg coordinator.Config
+	if len(args) == 2 {
+		d, err := time.ParseDuration(args[1])
+		ts.Check(err)
+		cfg.CheckpointInterval = d
+	}
+	srv, err := testenv.StartE(dir, cfg)
 	ts.Check(err)
 	ts.Defer(srv.Stop)
 	doc := srv.Coord.Identity().Document
@@ -116,6 +125,17 @@ func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("MEASUREMENT", measurement)
 	ts.Check(os.WriteFile(dir+".root", []byte(root), 0o644))
 	ts.Check(os.WriteFile(dir+".measurement", []byte(measurement), 0o644))
+}
+
+// cmdSHA256 writes the SHA-256 of a file's bytes, in hex, to another:
+//
+//	sha256 FILE OUT
+func cmdSHA256(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: sha256 FILE OUT")
+	}
+	sum := sha256.Sum256([]byte(ts.ReadFile(args[0])))
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(hex.EncodeToString(sum[:])+"\n"), 0o644))
 }
 
 // cmdCapture sets an environment variable to what a regular expression's

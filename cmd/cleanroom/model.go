@@ -78,17 +78,14 @@ model ABI of docs/models.md.`,
 	addSessionFlags(submit)
 	s := bindSettings(submit)
 	submit.RunE = func(cmd *cobra.Command, args []string) error {
-		if name == "" {
-			return cliout.Usagef("--name NAME is required: the model's name in the contract")
-		}
-		ss, err := c.connect(s, "", false)
+		ss, err := c.connect(s, "", false, "name")
 		if err != nil {
 			return err
 		}
 		defer ss.client.Close()
 		m := ss.contract.Model(name)
 		if m == nil || m.Name != name {
-			return fmt.Errorf("the contract names no model %q (it names %s)", name, modelNames(ss.contract))
+			return cliout.Usagef("the contract names no model %q (it names %s)", name, modelNames(ss.contract))
 		}
 		if me := ss.me(); me.ID != m.Provider {
 			return fmt.Errorf("participant %q is not the provider of model %s (%s is)", me.ID, name, m.Provider)
@@ -123,7 +120,11 @@ model ABI of docs/models.md.`,
 		if m.Confidential {
 			how = "sealed to the attested coordinator"
 		}
-		c.Infof("model %s submitted %s, commitment %s, log index %d", name, how, rec.Commitment, rec.LogIndex)
+		if rec.Already {
+			c.Infof("model %s: already present (same digest): submitted at log index %d, commitment %s; nothing changed", name, rec.LogIndex, rec.Commitment)
+		} else {
+			c.Infof("model %s submitted %s, commitment %s, log index %d", name, how, rec.Commitment, rec.LogIndex)
+		}
 		fmt.Fprintln(c.Stdout, rec.Commitment)
 		return nil
 	}
@@ -139,10 +140,7 @@ model ABI of docs/models.md.`,
 	addSessionFlags(get)
 	gs := bindSettings(get)
 	get.RunE = func(cmd *cobra.Command, _ []string) error {
-		if getName == "" || out == "" {
-			return cliout.Usagef("--name NAME and --out FILE are required")
-		}
-		ss, err := c.connect(gs, "", false)
+		ss, err := c.connect(gs, "", false, "name", "out")
 		if err != nil {
 			return err
 		}

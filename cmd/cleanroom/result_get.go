@@ -28,10 +28,7 @@ its audit log. Decrypt and show it with cleanroom result show.`,
 	cmd.Flags().StringVar(&out, "out", "", "file to write the bundle to")
 	s := bindSettings(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if runID == "" || out == "" {
-			return cliout.Usagef("--run ID and --out FILE are required")
-		}
-		ss, err := c.connect(s, "", true)
+		ss, err := c.connect(s, "", true, "run", "out")
 		if err != nil {
 			return err
 		}
@@ -51,8 +48,8 @@ its audit log. Decrypt and show it with cleanroom result show.`,
 			return err
 		}
 		st := res.Report.Statement
-		c.Infof("wrote %s: run %s, %d rows kept, %d suppressed, verified down to the coordinator's attestation (see cleanroom result verify %s)",
-			out, st.RunID, st.RowsKept, st.RowsSuppressed, filepath.Base(out))
+		c.Infof("wrote %s: run %s, %s kept, %d suppressed, verified down to the coordinator's attestation (see cleanroom result verify %s)",
+			out, st.RunID, plural(st.RowsKept, "row"), st.RowsSuppressed, filepath.Base(out))
 		fmt.Fprintln(c.Stdout, out)
 		return nil
 	}

@@ -18,7 +18,7 @@ import (
 func newResultShowCmd(c *cli) *cobra.Command {
 	var formatName, out string
 	cmd := &cobra.Command{
-		Use:   "show FILE --key NAME.key [--format table|csv|json|parquet|arrow] [--out FILE]",
+		Use:   "show FILE --key NAME.key [--format table|csv|json|jsonl|parquet|arrow|arrows] [--out FILE]",
 		Short: "Verify a result bundle, decrypt it with your key and print or write the result",
 		Long: `show verifies a result bundle against the contract exactly as cleanroom result
 verify does, then decrypts the result with your key (you must be one of the
@@ -89,7 +89,7 @@ Nothing is written unless the bundle verifies in full.`,
 		if err := durable.WriteFile(out, buf.Bytes(), 0o600); err != nil {
 			return err
 		}
-		c.Infof("wrote %d rows to %s (%s)", rows, out, format)
+		c.Infof("wrote %s to %s (%s)", plural(rows, "row"), out, format)
 		return nil
 	}
 	return cmd

@@ -15,8 +15,9 @@ import (
 )
 
 func newResultVerifyCmd(c *cli) *cobra.Command {
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "verify FILE --contract FILE",
+		Use:   "verify FILE --contract FILE [--json]",
 		Short: "Verify a result bundle offline, from the platform's root to the encrypted result",
 		Long: `verify checks a result bundle (written by cleanroom result get) against the
 contract, offline, and prints each step with its outcome (docs/bundle.md):
@@ -38,10 +39,15 @@ contract, offline, and prints each step with its outcome (docs/bundle.md):
 It stops at the first step that fails and exits 0 only if all pass. It needs
 no key, and so cannot check the result itself: the statement names only a
 salted commitment to it, whose salt is inside the encrypted result.
-cleanroom result show decrypts and checks it.`,
+cleanroom result show decrypts and checks it.
+
+With --json, stdout carries one JSON object: each step with its status
+(passed, failed, not checked) and detail, and once all passed what the
+bundle proves (run, rows, result commitment, log indices).`,
 		Args: cobra.ExactArgs(1),
 	}
 	cmd.Flags().String("contract", "", "the contract the result was produced under (env CLEANROOM_CONTRACT)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the steps and the outcome as JSON")
 	s := bindSettings(cmd)
 	cmd.RunE = func(_ *cobra.Command, args []string) error {
 		contractPath, err := s.require("contract")
@@ -52,8 +58,22 @@ cleanroom result show decrypts and checks it.`,
 		if err != nil {
 			return err
 		}
-		_, err = c.verifyResult(args[0], ct, nil, c.Stdout)
-		return err
+		if !asJSON {
+			_, err = c.verifyResult(args[0], ct, nil, c.Stdout)
+			return err
+		}
+		var r *bundle.Report
+		data, err := readLimitedFile(args[0], client.MaxBundleSize)
+		if err == nil {
+			r, err = client.VerifyResult(data, ct, nil)
+		}
+		if werr := writeJSON(c.Stdout, verificationJSON(args[0], r, false, err)); werr != nil {
+			return werr
+		}
+		if err != nil {
+			return fmt.Errorf("%s does not verify: %w", args[0], err)
+		}
+		return nil
 	}
 	return cmd
 }
@@ -80,8 +100,8 @@ func (c *cli) verifyResult(path string, ct *contracts.Contract, recipient *clean
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	s := r.Statement
-	c.Infof("verified: run %s (run %d of contract %s) on platform %s: %d rows kept, %d suppressed, result commitment %x",
-		s.RunID, s.RunNumber, ct.ID(), r.Claims.Platform, s.RowsKept, s.RowsSuppressed, s.ResultCommitment)
+	c.Infof("verified: run %s (run %d of contract %s) on platform %s: %s kept, %d suppressed, result commitment %x",
+		s.RunID, s.RunNumber, ct.ID(), r.Claims.Platform, plural(s.RowsKept, "row"), s.RowsSuppressed, s.ResultCommitment)
 	return r, nil
 }
 

@@ -15,8 +15,12 @@
 package main
 
 import (
+	"encoding/hex"
 	"io"
 	"os"
+
+	"cleanroom.dev/cleanroom/coordinator"
+	"github.com/spf13/cobra"
 
 	"cleanroom.dev/cleanroom/internal/cliout"
 )
@@ -24,7 +28,14 @@ import (
 // run executes the daemon's command line and returns the exit status.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	c := cliout.New("cleanroomd", stdin, stdout, stderr)
-	root := c.Root("The Cleanroom coordinator daemon",
+	root := newRoot(c)
+	c.SetVersion(root, version)
+	return c.Execute(root, args)
+}
+
+// newRoot lists every command.
+func newRoot(c *cliout.CLI) *cobra.Command {
+	return c.Root("The Cleanroom coordinator daemon",
 		`cleanroomd is the Cleanroom coordinator. It runs inside a confidential VM,
 keeps its keys sealed to that VM, proves what it runs with attestation
 evidence, and serves the participants of signed contracts over attested TLS.
@@ -36,7 +47,21 @@ tests and demos.`,
 		newIdentityCmd(c),
 		newServeCmd(c),
 	)
-	return c.Execute(root, args)
+}
+
+// version describes this build of the daemon: the module and VCS revision,
+// the software version its coordinator.started events record, and the
+// SHA-384 of this executable, which is the MEASUREMENT its simulated
+// platform reports (a real platform measures the whole VM image instead:
+// docs/deploy-sev-snp.md).
+func version() (string, error) {
+	m, err := coordinator.ExecutableMeasurement()
+	if err != nil {
+		return "", err
+	}
+	return cliout.ReadBuild().Lines("cleanroomd",
+		[2]string{"software", coordinator.Version},
+		[2]string{"measurement", hex.EncodeToString(m[:]) + " (SHA-384 of this executable: the simulated platform's MEASUREMENT)"}), nil
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }

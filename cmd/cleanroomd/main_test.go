@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -30,8 +31,26 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"flipbyte":      scripttest.FlipByte,
 			"checkidentity": cmdCheckIdentity,
+			"waitfor":       cmdWaitFor,
 		},
 	})
+}
+
+// cmdWaitFor waits (up to a minute) until a file exists, such as the
+// checkpoint a daemon started in the background publishes:
+//
+//	waitfor PATH
+func cmdWaitFor(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitfor PATH")
+	}
+	path := ts.MkAbs(args[0])
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+	}
+	ts.Fatalf("waitfor: %s did not appear within a minute", args[0])
 }
 
 // cmdCheckIdentity verifies an identity document as a participant would,

@@ -42,6 +42,10 @@ func (c *CLI) Root(short, long string, cmds ...*cobra.Command) *cobra.Command {
 type Printer struct {
 	Prog   string
 	Stderr io.Writer
+	// Hint, when set, suggests what to do about an error that carries no
+	// hint of its own ("" for none): for errors many commands share, such
+	// as a coordinator that cannot be reached.
+	Hint func(error) string
 }
 
 // Infof prints "PROG: message".
@@ -101,6 +105,10 @@ func (p Printer) Execute(root *cobra.Command, args []string) int {
 	var hint HintError
 	if errors.As(err, &hint) {
 		fmt.Fprintf(p.Stderr, "%s: hint: %s\n", p.Prog, hint.Hint)
+	} else if p.Hint != nil {
+		if h := p.Hint(err); h != "" {
+			fmt.Fprintf(p.Stderr, "%s: hint: %s\n", p.Prog, h)
+		}
 	}
 	var usage UsageError
 	if errors.As(err, &usage) || strings.HasPrefix(msg, "unknown command") || strings.HasPrefix(msg, "accepts ") ||

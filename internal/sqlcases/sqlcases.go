@@ -25,6 +25,9 @@ type Case struct {
 	Refuse bool   // the check must refuse it
 	Want   string // a fragment the refusal must contain
 	Rule   string // the rule the refusal must name (privacy table), or ""
+	// Params are the parameter names an accepted case of the parameter
+	// table uses, sorted.
+	Params []string
 }
 
 // Path is the table's file.
@@ -132,4 +135,38 @@ func parse(path string) ([]Case, error) {
 		return nil, fmt.Errorf("%s: no cases", path)
 	}
 	return out, nil
+}
+
+// ParametersPath is the table of algorithms with parameters
+// (cleanroom/sqlcheck/testdata/parameters.txtar): "refuse/NAME" files as in
+// the main table, and "accept/NAME" files whose first line is "params: "
+// and the names the algorithm uses, comma-separated, then the algorithm.
+func ParametersPath() string {
+	return filepath.Join(filepath.Dir(Path()), "parameters.txtar")
+}
+
+// LoadParameters reads the table of algorithms with parameters.
+func LoadParameters(t testing.TB) []Case {
+	t.Helper()
+	cases, err := parse(ParametersPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cases {
+		if c.Refuse {
+			continue
+		}
+		first, rest, _ := strings.Cut(c.SQL, "\n")
+		names, ok := strings.CutPrefix(first, "params: ")
+		if !ok || rest == "" {
+			t.Fatalf("%s: %s: an accepted case starts with a line \"params: NAME, ...\", then the algorithm", ParametersPath(), c.Name)
+		}
+		for _, n := range strings.Split(names, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				cases[i].Params = append(cases[i].Params, n)
+			}
+		}
+		cases[i].SQL = rest
+	}
+	return cases
 }

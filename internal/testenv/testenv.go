@@ -168,8 +168,13 @@ type Spec struct {
 	// InsecurePlainDigest names the query's plain SHA-256 even when it is
 	// confidential: the contract the coordinator must refuse to run.
 	InsecurePlainDigest bool
-	Models              []Model
-	Recipients          []string
+	// Parameters, when set, is algorithm.parameters as a YAML flow list,
+	// e.g. "[{name: since, type: date, min: 2026-01-01, max: 2026-12-31}]".
+	Parameters string
+	// Supersedes, when set, is the id of the contract this one amends.
+	Supersedes string
+	Models     []Model
+	Recipients []string
 	// Mode is output.mode; "" writes none (custom when GroupColumn is set,
 	// aggregate otherwise).
 	Mode        string
@@ -294,8 +299,12 @@ func (sp *Spec) Text(coord *coordinator.Identity) []byte {
 		}
 		b.WriteString("}\n")
 	}
-	fmt.Fprintf(&b, "algorithm: {provider: %s, language: duckdb-sql, sha256: \"%x\", confidential: %v}\n",
+	fmt.Fprintf(&b, "algorithm: {provider: %s, language: duckdb-sql, sha256: \"%x\", confidential: %v",
 		sp.AlgorithmBy, sp.AlgorithmDigest(), sp.Confidential)
+	if sp.Parameters != "" {
+		fmt.Fprintf(&b, ", parameters: %s", sp.Parameters)
+	}
+	b.WriteString("}\n")
 	if len(sp.Models) > 0 {
 		b.WriteString("models:\n")
 		for _, m := range sp.Models {
@@ -315,6 +324,9 @@ func (sp *Spec) Text(coord *coordinator.Identity) []byte {
 	}
 	b.WriteString("}\n")
 	fmt.Fprintf(&b, "coordinator: %s\n", coord.Reference.FlowYAML())
+	if sp.Supersedes != "" {
+		fmt.Fprintf(&b, "supersedes: %q\n", sp.Supersedes)
+	}
 	return []byte(b.String())
 }
 

@@ -22,15 +22,17 @@ const maxIPCMessage = 1 << 30
 
 // Count reads an Arrow IPC stream from r up to its end-of-stream
 // marker, checking that its schema is want and every batch decodes, and
-// returns its row count. It reads nothing after the marker.
-func Count(r io.Reader, want *arrow.Schema) (rows int64, err error) {
-	return Each(r, want, nil)
+// returns its row count. It reads nothing after the marker. The columns
+// whose indices notNull lists must hold no null (a contract column declared
+// nullable: false); each batch's null count, in its metadata, says so.
+func Count(r io.Reader, want *arrow.Schema, notNull ...int) (rows int64, err error) {
+	return Each(r, want, nil, notNull...)
 }
 
 // Each is Count that also hands every batch, in order, to fn (when not
 // nil), which must not keep it past its return; an error from fn stops the
 // reading and is returned as it is.
-func Each(r io.Reader, want *arrow.Schema, fn func(arrow.RecordBatch) error) (rows int64, err error) {
+func Each(r io.Reader, want *arrow.Schema, fn func(arrow.RecordBatch) error, notNull ...int) (rows int64, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			rows, err = 0, fmt.Errorf("malformed Arrow stream: %v", p)
@@ -48,6 +50,12 @@ func Each(r io.Reader, want *arrow.Schema, fn func(arrow.RecordBatch) error) (ro
 	}
 	for ir.Next() {
 		rec := ir.RecordBatch()
+		for _, i := range notNull {
+			if i < int(rec.NumCols()) && rec.Column(i).NullN() > 0 {
+				return 0, fmt.Errorf("column %s has %d empty values in the batch of rows %d to %d, but the contract declares it nullable: false",
+					want.Field(i).Name, rec.Column(i).NullN(), rows+1, rows+rec.NumRows())
+			}
+		}
 		rows += rec.NumRows()
 		if fn != nil {
 			if err := fn(rec); err != nil {

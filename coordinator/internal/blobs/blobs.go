@@ -270,3 +270,28 @@ func (s *Store) Check(d Digest, size int64) error {
 	}
 	return nil
 }
+
+// Remove deletes blob d durably: the file is unlinked and its directory
+// synced, so the deletion survives a crash. A blob already gone is not an
+// error (a replay finishing an interrupted deletion calls it again). Its
+// bytes are not overwritten: what protects a deleted envelope's rows is
+// that the only wrapped copy of its data key was in that file.
+func (s *Store) Remove(d Digest) error {
+	p := s.path(d)
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("blob store: removing %s: %w", d, err)
+	}
+	if err := durable.SyncDir(filepath.Dir(p)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("blob store: %w", err)
+	}
+	return nil
+}
+
+// Exists reports whether blob d is present.
+func (s *Store) Exists(d Digest) bool {
+	_, err := os.Stat(s.path(d))
+	return err == nil
+}
+
+// Path returns the file of blob d, for tests and operators who look.
+func (s *Store) Path(d Digest) string { return s.path(d) }

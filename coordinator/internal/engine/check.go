@@ -120,6 +120,10 @@ func checkPlan(ctx context.Context, conn driver.Conn, query string) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &serr) && strings.Contains(query, "$"):
+		// DuckDB plans some values before binding (a constant argument
+		// of an aggregate, say): a parameter there cannot be checked.
+		return refuse(LayerSandbox, nil, "DuckDB cannot plan the algorithm against the loaded datasets before its parameters are bound (%s); a parameter may stand only where DuckDB does not need its value to plan the query: write that value into the query", serr.Message)
 	case errors.As(err, &serr):
 		return refuse(LayerSandbox, nil, "DuckDB cannot plan the algorithm against the loaded datasets: %s", serr.Message)
 	}

@@ -147,8 +147,7 @@ func TestCheckQueryAccepts(t *testing.T) {
 		"SELECT sum(x) FROM (SELECT unnest([1, 2, 3]) AS x)",
 		// Parameters, which runs will bind as $name.
 		"SELECT count(*) FROM impressions WHERE shown_at >= $since AND campaign <> $skip",
-		"SELECT count(*) FROM impressions WHERE campaign = ? LIMIT ?",
-		"SELECT * FROM range($n)",
+		"SELECT count(*) FROM impressions WHERE campaign = $c",
 		scenarioQuery,
 	} {
 		if err := CheckQuery(q, []string{"impressions", "conversions"}); err != nil {

@@ -30,11 +30,14 @@ type Policy struct {
 	// The privacy analysis reads a model's result as derived from its
 	// arguments.
 	Models []string
+	// Parameters are the contract's algorithm.parameters: the algorithm
+	// must use exactly these ($name), checked at submission.
+	Parameters []contracts.Parameter
 }
 
 // ContractPolicy is the policy of a contract's runs.
 func ContractPolicy(c *contracts.Contract) Policy {
-	p := Policy{Output: c.Output, Datasets: c.Datasets}
+	p := Policy{Output: c.Output, Datasets: c.Datasets, Parameters: c.Algorithm.Parameters}
 	for _, m := range c.Models {
 		p.Models = append(p.Models, m.Name)
 	}
@@ -90,7 +93,8 @@ type aggregatePlan struct {
 
 // CheckAlgorithm reports whether query may run under policy: the statement
 // check (CheckQuery, over the policy's datasets) and, in mode aggregate,
-// the privacy analysis and its rewrite (docs/privacy.md). The coordinator
+// the privacy analysis and its rewrite (docs/privacy.md); the algorithm
+// must use exactly the policy's parameters. The coordinator
 // runs it when the algorithm is submitted, so that an algorithm the
 // analysis refuses is refused before any run is spent. A refusal is a
 // *RefusalError at LayerStatement or LayerPrivacy.
@@ -115,6 +119,13 @@ func CheckAlgorithm(query string, p Policy) error {
 	}
 	st, err := checkStatement(ctx, conn, query, names, p.Models)
 	if err != nil {
+		return err
+	}
+	used, err := sqlcheck.Parameters(st)
+	if err != nil {
+		return refuse(LayerStatement, nil, "%v", err)
+	}
+	if err := CheckParameterNames(used, p.Parameters); err != nil {
 		return err
 	}
 	if p.Output.Mode == contracts.ModeAggregate {

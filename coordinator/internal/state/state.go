@@ -42,6 +42,26 @@ type Contract struct {
 	Runs       []*Run            // in start order
 	// Refusals counts runs refused at admission (they use no run).
 	Refusals int
+	// Suspended is the suspension in force, or nil.
+	Suspended *Suspension
+	// SupersededBy is the contract that amended this one (closing it to
+	// new runs), or empty; SupersededIndex is the log index of
+	// contract.superseded.
+	SupersededBy    string
+	SupersededIndex uint64
+	// CarriedRuns counts the runs started under the contracts this one
+	// supersedes: they count against its max_runs.
+	CarriedRuns int64
+}
+
+// RunsUsed is the number of runs that count against max_runs.
+func (c *Contract) RunsUsed() int64 { return c.CarriedRuns + int64(len(c.Runs)) }
+
+// Suspension is a data provider's emergency stop.
+type Suspension struct {
+	Index  uint64 // log index of contract.suspended
+	Actor  string
+	Reason string
 }
 
 // Dataset is an accepted upload.
@@ -49,6 +69,11 @@ type Dataset struct {
 	Upload *events.DatasetUploaded
 	Actor  string
 	Index  uint64
+	// Deleted is "withdrawn" or "expired" once the stored envelope was
+	// deleted (dataset.withdrawn, dataset.expired), empty before;
+	// DeletedIndex is that event's log index.
+	Deleted      string
+	DeletedIndex uint64
 }
 
 // Algorithm is the accepted algorithm.
@@ -84,6 +109,8 @@ type Run struct {
 	// sealed to when not the algorithm provider (a model's provider).
 	SealedTo string
 	Fetches  int
+	// ResultExpired is set once result.expired deleted the stored result.
+	ResultExpired bool
 }
 
 // State is the coordinator's state. It is safe for concurrent use: readers
@@ -230,7 +257,18 @@ func (s *State) apply(idx uint64, e *events.Event) error {
 		if c.ID() != cid {
 			return fmt.Errorf("document of contract %s has id %s", cid, c.ID())
 		}
-		s.contracts[cid] = &Contract{Contract: c, Registered: e.ContractRegistered, Index: idx, Datasets: map[string]*Dataset{}}
+		var carried int64
+		if c.Supersedes != nil {
+			old := s.contracts[*c.Supersedes]
+			if old == nil || old.SupersededBy != cid.String() {
+				return fmt.Errorf("contract %s supersedes %s, which the log has not closed for it (contract.superseded)", cid, c.Supersedes)
+			}
+			carried = old.RunsUsed()
+		}
+		if e.ContractRegistered.CarriedRuns != carried {
+			return fmt.Errorf("contract %s carries %d runs over; the contracts it supersedes started %d", cid, e.ContractRegistered.CarriedRuns, carried)
+		}
+		s.contracts[cid] = &Contract{Contract: c, Registered: e.ContractRegistered, Index: idx, Datasets: map[string]*Dataset{}, CarriedRuns: carried}
 		return nil
 	}
 	c := s.contracts[cid]
@@ -245,6 +283,9 @@ func (s *State) apply(idx uint64, e *events.Event) error {
 		}
 		if _, dup := c.Datasets[u.Dataset]; dup {
 			return fmt.Errorf("dataset %q uploaded twice", u.Dataset)
+		}
+		if u.CarriedFrom != "" && (c.Contract.Supersedes == nil || c.Contract.Supersedes.String() != u.CarriedFrom) {
+			return fmt.Errorf("dataset %q carried over from %s, which this contract does not supersede", u.Dataset, u.CarriedFrom)
 		}
 		c.Datasets[u.Dataset] = &Dataset{Upload: u, Actor: e.Actor, Index: idx}
 	case events.TypeAlgorithmSubmitted:
@@ -273,8 +314,8 @@ func (s *State) apply(idx uint64, e *events.Event) error {
 		c.Models[m.Name] = &Model{Submitted: m, Actor: e.Actor, Index: idx}
 	case events.TypeRunStarted:
 		r := e.RunStarted
-		if r.Number != int64(len(c.Runs))+1 {
-			return fmt.Errorf("run %s has number %d, want %d", r.RunID, r.Number, len(c.Runs)+1)
+		if r.Number != c.RunsUsed()+1 {
+			return fmt.Errorf("run %s has number %d, want %d", r.RunID, r.Number, c.RunsUsed()+1)
 		}
 		if _, dup := s.runs[r.RunID]; dup {
 			return fmt.Errorf("run %s started twice", r.RunID)
@@ -310,10 +351,54 @@ func (s *State) apply(idx uint64, e *events.Event) error {
 		run.Status, run.RefuseReason, run.FinishIndex = RunAborted, e.RunAborted.Reason, idx
 	case events.TypeResultFetched:
 		run := s.runs[e.ResultFetched.RunID]
-		if run == nil || run.Status != RunFinished || run.Contract != cid {
+		if run == nil || run.Status != RunFinished || run.Contract != cid || run.ResultExpired {
 			return fmt.Errorf("result of run %s fetched but it has no released result", e.ResultFetched.RunID)
 		}
 		run.Fetches++
+	case events.TypeContractSuspended:
+		if c.Suspended != nil {
+			return fmt.Errorf("contract suspended again while suspended (since log index %d)", c.Suspended.Index)
+		}
+		if p := c.Contract.Participant(e.Actor); p == nil || !p.Has(contracts.RoleDataProvider) {
+			return fmt.Errorf("suspended by %q, who is not a data provider", e.Actor)
+		}
+		c.Suspended = &Suspension{Index: idx, Actor: e.Actor, Reason: e.ContractSuspended.Reason}
+	case events.TypeContractResumed:
+		if c.Suspended == nil || c.Suspended.Index != e.ContractResumed.SuspensionIndex {
+			return fmt.Errorf("resumes the suspension at log index %d, which is not in force", e.ContractResumed.SuspensionIndex)
+		}
+		c.Suspended = nil
+	case events.TypeContractSuperseded:
+		if c.SupersededBy != "" {
+			return fmt.Errorf("superseded again (by %s; already by %s)", e.ContractSuperseded.By, c.SupersededBy)
+		}
+		c.SupersededBy, c.SupersededIndex = e.ContractSuperseded.By, idx
+	case events.TypeDatasetWithdrawn, events.TypeDatasetExpired:
+		b, how := e.DatasetWithdrawn, "withdrawn"
+		if b == nil {
+			b, how = e.DatasetExpired, "expired"
+		}
+		d := c.Datasets[b.Dataset]
+		switch {
+		case d == nil:
+			return fmt.Errorf("dataset %q %s but never uploaded", b.Dataset, how)
+		case d.Deleted != "":
+			return fmt.Errorf("dataset %q %s but already %s", b.Dataset, how, d.Deleted)
+		case d.Upload.Stored != b.Stored:
+			return fmt.Errorf("dataset %q %s names stored envelope %s; the upload stored %s", b.Dataset, how, b.Stored.SHA256, d.Upload.Stored.SHA256)
+		}
+		if how == "withdrawn" {
+			if ds := c.Contract.Dataset(b.Dataset); ds == nil || ds.Provider != e.Actor {
+				return fmt.Errorf("dataset %q withdrawn by %q, not its provider", b.Dataset, e.Actor)
+			}
+		}
+		d.Deleted, d.DeletedIndex = how, idx
+	case events.TypeResultExpired:
+		run := s.runs[e.ResultExpired.RunID]
+		if run == nil || run.Status != RunFinished || run.Contract != cid || run.ResultExpired || run.Finished.EncryptedResult != e.ResultExpired.EncryptedResult {
+			return fmt.Errorf("result of run %s expired but it has no stored result to delete", e.ResultExpired.RunID)
+		}
+		run.ResultExpired = true
 	default:
 		return fmt.Errorf("unknown event type %q", e.Type)
 	}
@@ -359,6 +444,16 @@ func (v *Snapshot) Contract(id contracts.ID) *Contract { return v.s.contracts[id
 
 // Run returns a run by id, or nil.
 func (v *Snapshot) Run(id string) *Run { return v.s.runs[id] }
+
+// LastIndex returns the log index of the latest entry of a contract's
+// chain of events (0 when it has none).
+func (v *Snapshot) LastIndex(id contracts.ID) uint64 {
+	ch := v.s.chains[id.String()]
+	if ch == nil || len(ch.indices) == 0 {
+		return 0
+	}
+	return ch.indices[len(ch.indices)-1]
+}
 
 // Contracts returns every registered contract ordered by registration.
 func (v *Snapshot) Contracts() []*Contract {

@@ -193,3 +193,79 @@ func (s *State) algorithmOf(id contracts.ID) (ok bool) {
 	s.View(func(v *Snapshot) { ok = v.Contract(id).Algorithm != nil })
 	return ok
 }
+
+// TestApplyOverTime replays the events of contracts over time and refuses
+// their contradictions: a suspension by a participant who provides no
+// data or while suspended, a resumption of another suspension, a
+// withdrawal by another participant or of a dataset never uploaded or
+// already deleted, a result expired twice or fetched after its expiry.
+func TestApplyOverTime(t *testing.T) {
+	c := testContract(t)
+	s := New(func(*events.ContractRegistered) (*contracts.Contract, error) { return c, nil })
+	h := strings.Repeat("ab", 32)
+	now := time.Now().UTC()
+	cid := c.ID().String()
+	run1 := events.NewID()
+	stored := events.Blob{SHA256: strings.Repeat("cd", 32), Size: 10}
+	result := events.Blob{SHA256: h, Size: 3}
+	apply := func(e *events.Event) error {
+		e.V, e.ID, e.Time, e.Contract = events.Version, events.NewID(), now, cid
+		link(s, e)
+		return s.Apply(s.Size(), e, leafOf(e))
+	}
+	for i, e := range []*events.Event{
+		{Type: events.TypeContractRegistered, ContractRegistered: &events.ContractRegistered{Name: "t", Document: events.Blob{SHA256: h}, DocSHA256: h, Signatures: map[string][]byte{"a": {1}}}},
+		{Type: events.TypeDatasetUploaded, Actor: "a", DatasetUploaded: &events.DatasetUploaded{Dataset: "d", Ciphertext: events.Blob{SHA256: h, Size: 1}, HeaderSHA256: h, SchemaDigest: h, UploadStatement: []byte{1}, Stored: stored, StoredHeaderSHA256: h}},
+		{Type: events.TypeRunStarted, RunStarted: &events.RunStarted{RunID: run1, Number: 1, AlgorithmSHA256: h}},
+		{Type: events.TypeRunFinished, RunFinished: &events.RunFinished{RunID: run1, ResultCommitment: h, EncryptedResult: result, Statement: []byte{1}}},
+		{Type: events.TypeContractSuspended, Actor: "a", ContractSuspended: &events.ContractSuspended{Reason: "stop"}},
+	} {
+		if err := apply(e); err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+	}
+	suspension := s.Size() - 1
+	for i, e := range []*events.Event{
+		{Type: events.TypeContractSuspended, Actor: "a", ContractSuspended: &events.ContractSuspended{Reason: "again"}},
+		{Type: events.TypeContractResumed, Actor: "a", ContractResumed: &events.ContractResumed{SuspensionIndex: suspension - 1, Approvals: map[string][]byte{"a": {1}}}},
+		{Type: events.TypeDatasetWithdrawn, Actor: "c", DatasetWithdrawn: &events.DatasetDeleted{Dataset: "d", Stored: stored}},
+		{Type: events.TypeDatasetWithdrawn, Actor: "a", DatasetWithdrawn: &events.DatasetDeleted{Dataset: "d", Stored: result}},
+		{Type: events.TypeDatasetExpired, DatasetExpired: &events.DatasetDeleted{Dataset: "e", Stored: stored}},
+	} {
+		if err := apply(e); err == nil {
+			t.Errorf("contradiction %d accepted", i)
+		}
+	}
+	for i, e := range []*events.Event{
+		{Type: events.TypeContractResumed, Actor: "a", ContractResumed: &events.ContractResumed{SuspensionIndex: suspension, Approvals: map[string][]byte{"a": {1}}}},
+		{Type: events.TypeContractSuspended, Actor: "b", ContractSuspended: &events.ContractSuspended{Reason: "not a provider"}},
+	} {
+		err := apply(e)
+		if (i == 0) != (err == nil) {
+			t.Errorf("event %d: %v", i, err)
+		}
+	}
+	for i, e := range []*events.Event{
+		{Type: events.TypeDatasetWithdrawn, Actor: "a", DatasetWithdrawn: &events.DatasetDeleted{Dataset: "d", Stored: stored}},
+		{Type: events.TypeResultExpired, ResultExpired: &events.ResultExpired{RunID: run1, EncryptedResult: result}},
+	} {
+		if err := apply(e); err != nil {
+			t.Fatalf("deletion %d: %v", i, err)
+		}
+	}
+	for i, e := range []*events.Event{
+		{Type: events.TypeDatasetExpired, DatasetExpired: &events.DatasetDeleted{Dataset: "d", Stored: stored}},
+		{Type: events.TypeResultExpired, ResultExpired: &events.ResultExpired{RunID: run1, EncryptedResult: result}},
+		{Type: events.TypeResultFetched, Actor: "c", ResultFetched: &events.ResultFetched{RunID: run1}},
+	} {
+		if err := apply(e); err == nil {
+			t.Errorf("after the deletions, contradiction %d accepted", i)
+		}
+	}
+	s.View(func(v *Snapshot) {
+		sc := v.Contract(c.ID())
+		if sc.Suspended != nil || sc.Datasets["d"].Deleted != "withdrawn" || !v.Run(run1).ResultExpired {
+			t.Fatalf("state: suspended %+v, dataset %+v, run %+v", sc.Suspended, sc.Datasets["d"], v.Run(run1))
+		}
+	})
+}

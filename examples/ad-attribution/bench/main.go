@@ -539,7 +539,7 @@ func childRun(path string, threads int) error {
 	spill := watchSpill(cfg.SpillDir)
 	cpu := cpuSeconds()
 	start := time.Now()
-	rs, err := coord.Run(ctx, adv.Public().SigningKey(), c.ID())
+	rs, err := coord.Run(ctx, adv.Public().SigningKey(), c.ID(), nil)
 	elapsed := time.Since(start)
 	cpu = cpuSeconds() - cpu
 	spilled := spill.end()
