@@ -8,7 +8,7 @@ BIN := bin
 FUZZTIME ?= 30s
 TESTTIMEOUT ?= 45m
 
-.PHONY: all build test test-deps demo bench bench-micro bench-models soak fuzz lint clean
+.PHONY: all build test test-deps demo bench bench-upload bench-micro bench-models soak fuzz lint clean
 
 all: build
 
@@ -48,12 +48,29 @@ demo: build
 # The whole-system comparison of SPEC §12: a clean-room run (decrypt, load,
 # query, policy, encrypt, sign, log) against plain DuckDB running the same
 # SQL on the same data as Parquet, at 1M and 10M rows of the ad-attribution
-# scenario: time, ratio and peak memory. BENCH_ROWS and BENCH_REPEAT adjust it.
+# scenario, and larger than memory (BENCH_SPILL_ROWS: both sides get a query
+# memory limit of a quarter of the datasets and spill): time, ratio, peak
+# memory of both sides and their ratio, bytes spilled; then the whole
+# `cleanroom run` command against a plain DuckDB process at
+# BENCH_COMMAND_ROWS (docs/performance.md). BENCH_ROWS, BENCH_SPILL_ROWS,
+# BENCH_COMMAND_ROWS (empty: none), BENCH_REPEAT and BENCH_THREADS (both
+# sides' query threads; empty: all cores) adjust it.
 BENCH_ROWS ?= 1000000,10000000
+BENCH_SPILL_ROWS ?= 10000000
+BENCH_COMMAND_ROWS ?= 200000
 BENCH_REPEAT ?= 3
 BENCH_OUTPUT ?= aggregate
+BENCH_THREADS ?=
 bench: build
-	./$(BIN)/ad-attribution-bench -rows $(BENCH_ROWS) -repeat $(BENCH_REPEAT) -output $(BENCH_OUTPUT)
+	./$(BIN)/ad-attribution-bench -rows '$(BENCH_ROWS)' -spill-rows '$(BENCH_SPILL_ROWS)' -command-rows '$(BENCH_COMMAND_ROWS)' -repeat $(BENCH_REPEAT) -output $(BENCH_OUTPUT) $(if $(BENCH_THREADS),-threads $(BENCH_THREADS))
+
+# The provider's side: `cleanroom dataset upload` of a Parquet and a CSV
+# file of BENCH_UPLOAD_MB MB each (read, check, encrypt, send to a
+# coordinator on the same machine): MB/s of input and the provider's peak
+# memory (docs/performance.md).
+BENCH_UPLOAD_MB ?= 1000
+bench-upload: build
+	./$(BIN)/ad-attribution-bench -mode upload -upload-mb $(BENCH_UPLOAD_MB) $(if $(BENCH_THREADS),-threads $(BENCH_THREADS))
 
 # The example's WebAssembly risk model against native Go and the query
 # without it, at BENCH_MODEL_ROWS rows (docs/models.md §8).

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -51,9 +52,18 @@ type Config struct {
 	// MaxUploadBytes bounds one dataset envelope. Default 8 GiB.
 	MaxUploadBytes int64
 	// QueryMemory bounds the query engine's working memory for one run
-	// (DuckDB's memory_limit). The decrypted datasets themselves are held
-	// outside it, in memory the engine reads in place. Default 4 GiB.
+	// (DuckDB's memory_limit). The datasets are not held in memory: the
+	// engine decrypts the blocks it scans, as it scans them. Default 4 GiB.
 	QueryMemory int64
+	// SpillDir, when set, lets a run whose query needs more than
+	// QueryMemory spill to DuckDB's encrypted temporary files in a
+	// directory of its own inside SpillDir (removed when the run ends);
+	// the key is drawn inside the VM and never written out. Without it
+	// such a run is refused for its memory. Default: none.
+	SpillDir string
+	// MaxSpill bounds what one run may spill to SpillDir. Default
+	// 100 GiB (engine.DefaultMaxSpill).
+	MaxSpill int64
 	// QueryThreads is the engine's thread count. Default: all cores.
 	QueryThreads int
 	// ModelMemory bounds the linear memory of one instance of a model
@@ -181,6 +191,14 @@ func Open(ctx context.Context, cfg Config) (*Coordinator, error) {
 	}
 	if err := checkOperatorToken(cfg.OperatorToken); err != nil {
 		return nil, err
+	}
+	if cfg.SpillDir != "" {
+		if err := os.MkdirAll(cfg.SpillDir, 0o700); err != nil {
+			return nil, fmt.Errorf("coordinator: the spill directory (--spill-dir): %w", err)
+		}
+	}
+	if cfg.MaxSpill < 0 {
+		return nil, fmt.Errorf("coordinator: MaxSpill (--max-spill) is %d bytes; it must not be negative", cfg.MaxSpill)
 	}
 	// The log library reports through klog; route it into our structured
 	// log (process-wide: the last coordinator opened wins), its routine
@@ -514,7 +532,8 @@ func (c *Coordinator) putSealed(kind string, plain []byte) (events.Blob, error) 
 
 // engineConfig is the engine configuration of a run.
 func (c *Coordinator) engineConfig() engine.Config {
-	return engine.Config{MemoryLimit: c.cfg.QueryMemory, Threads: c.cfg.QueryThreads, ModelMemoryLimit: c.cfg.ModelMemory}
+	return engine.Config{MemoryLimit: c.cfg.QueryMemory, Threads: c.cfg.QueryThreads, ModelMemoryLimit: c.cfg.ModelMemory,
+		SpillDir: c.cfg.SpillDir, MaxSpill: c.cfg.MaxSpill}
 }
 
 // keyedMutex is a set of mutexes by key, created on demand.

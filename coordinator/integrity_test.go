@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 
 	"cleanroom.dev/cleanroom/cleanroom/envelope"
@@ -23,7 +25,9 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/upload"
 	"cleanroom.dev/cleanroom/connectors"
 	"cleanroom.dev/cleanroom/coordinator"
+	"cleanroom.dev/cleanroom/coordinator/internal/arrowipc"
 	"cleanroom.dev/cleanroom/coordinator/internal/state"
+	storedpkg "cleanroom.dev/cleanroom/coordinator/internal/stored"
 	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
@@ -143,6 +147,39 @@ func storedEnvelope(t *testing.T, srv *testenv.Server, sc *testenv.Scenario, ds 
 	return filepath.Join(srv.Dir, "blobs", "sha256", d[:2], d)
 }
 
+// forgeStored makes what anyone can make, since the coordinator's key is
+// public: a valid envelope of dataset ds for the scenario's contract,
+// sealed to the coordinator, laid out as a stored dataset (blocks and
+// index), holding the rows of csv.
+func forgeStored(t *testing.T, sc *testenv.Scenario, ds, csv string) []byte {
+	t.Helper()
+	d := sc.Contract.Dataset(ds)
+	rr, err := connectors.NewReader(strings.NewReader(csv), connectors.FormatCSV, d.Columns, connectors.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rr.Release()
+	var buf bytes.Buffer
+	w, err := envelope.NewWriter(&buf, envelope.Header{Kind: envelope.KindDataset, ContractID: sc.Contract.ID(), ObjectID: ds,
+		SchemaDigest: d.SchemaDigest(), SegmentSize: storedpkg.SegmentSize}, []hpke.PublicKey{sc.Coordinator.PublicKey.HPKE()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw := storedpkg.NewWriter(w, d.Schema())
+	for rr.Next() {
+		if err := sw.Write(rr.RecordBatch()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := sw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
 // TestSwappedDatasetRefused is the dataset swap: a provider who kept its
 // data key re-encrypts different rows of the same length under the header
 // it uploaded, and the host overwrites the stored envelope with it between
@@ -227,18 +264,37 @@ func TestStoredEnvelopeIsReKeyed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	storedPlain, stored, err := envelope.Open(b, key, want)
+	_, stored, err := envelope.Open(b, key, want)
 	if err != nil {
 		t.Fatalf("the stored envelope does not open with the coordinator's key: %v", err)
 	}
-	if !bytes.Equal(storedPlain, plain) {
-		t.Fatal("the stored envelope does not hold the provider's plaintext")
+	schema := sc.Contract.Dataset("impressions").Schema()
+	sentRows, _, err := arrowipc.Decode(plain, schema, "the provider's envelope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd, err := storedpkg.Open(bytes.NewReader(b), int64(len(b)), key, want, nil, schema, func(n int64) ([]byte, func(), error) { return make([]byte, n), func() {}, nil })
+	if err != nil {
+		t.Fatalf("the stored envelope's blocks do not open: %v", err)
+	}
+	defer sd.Close()
+	var kept []arrow.RecordBatch
+	for i := range sd.Blocks() {
+		recs, release, err := sd.ReadBlock(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer release()
+		kept = append(kept, recs...)
+	}
+	if !array.TableEqual(array.NewTableFromRecords(schema, sentRows), array.NewTableFromRecords(schema, kept)) {
+		t.Fatal("the stored envelope does not hold the rows of the provider's envelope")
 	}
 	if stored.SHA256() == sent.SHA256() || stored.Salt == sent.Salt || bytes.Equal(b, sealed.Envelope) {
 		t.Fatal("the coordinator stored the provider's envelope or its header")
 	}
 	if len(stored.Recipients) != 1 || stored.Recipients[0].KeyID != envelope.KeyID(key.PublicKey()) ||
-		stored.SchemaDigest != sc.Contract.Dataset("impressions").SchemaDigest() || stored.SegmentSize != envelope.DefaultSegmentSize {
+		stored.SchemaDigest != sc.Contract.Dataset("impressions").SchemaDigest() || stored.SegmentSize != storedpkg.SegmentSize {
 		t.Fatalf("stored header: %+v", stored)
 	}
 	var up *events.DatasetUploaded

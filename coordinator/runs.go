@@ -5,24 +5,25 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/duckdb/duckdb-go/v2"
 
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/api"
 	"cleanroom.dev/cleanroom/cleanroom/budget"
+	"cleanroom.dev/cleanroom/cleanroom/envelope"
 	"cleanroom.dev/cleanroom/cleanroom/events"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator/internal/blobs"
 	"cleanroom.dev/cleanroom/coordinator/internal/engine"
 	"cleanroom.dev/cleanroom/coordinator/internal/state"
+	"cleanroom.dev/cleanroom/coordinator/internal/stored"
 )
 
 // Run starts a run of the contract's algorithm for its algorithm provider
@@ -272,12 +273,10 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 		sessCh <- opened{sess, err}
 	}()
 	started := time.Now()
-	plains, releases, err := c.decryptDatasets(ct, run)
+	sources, closeSources, err := c.openDatasets(ct, run)
 	o := <-sessCh
 	if o.err != nil || err != nil {
-		for _, r := range releases {
-			r()
-		}
+		closeSources()
 		if o.sess != nil {
 			o.sess.Close()
 		}
@@ -287,21 +286,20 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 		return nil, "query", err
 	}
 	sess := o.sess
-	// Datasets live in memory outside the Go heap while the session reads
-	// them in place: free them only after the session is closed. Closing
-	// and freeing take tens of milliseconds at 10M rows and nothing waits
-	// on them, so they happen off the run's path, once its result (a copy)
+	// The session reads the datasets' blocks until it is closed: close
+	// the datasets only after it. Closing takes a moment and nothing waits
+	// on it, so it happens off the run's path, once its result (a copy)
 	// is out.
 	defer func() {
 		go func() {
 			sess.Close()
-			for _, r := range releases {
-				r()
-			}
+			closeSources()
 		}()
 	}()
-	if err := c.loadDatasets(ctx, sess, ct, plains); err != nil {
-		return nil, "query", err
+	for i, ds := range ct.Datasets {
+		if err := sess.LoadSource(ctx, ds.ID, ds.Schema(), sources[i]); err != nil {
+			return nil, "query", fmt.Errorf("loading dataset %s: %w", ds.ID, err)
+		}
 	}
 	if err := c.loadModels(ctx, sess, ct); err != nil {
 		return nil, "query", err
@@ -326,6 +324,12 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 		if errors.Is(err, engine.ErrModel) {
 			return nil, "query", err
 		}
+		var source *engine.SourceError
+		if errors.As(err, &source) {
+			// A stored dataset that no longer reads back as stored: the
+			// coordinator's own finding, which names the dataset.
+			return nil, "query", err
+		}
 		if ctx.Err() != nil {
 			return nil, "query", fmt.Errorf("the run passed its deadline of %s (cleanroomd --run-timeout)", c.cfg.RunTimeout)
 		}
@@ -334,65 +338,48 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 	return res, "", nil
 }
 
-// decryptDatasets decrypts every dataset of the run, the datasets
-// concurrently and each one's segments in parallel. It returns each
-// dataset's record batches (in contract order), which point into memory
-// outside the Go heap, and the functions that free that memory — to be
-// called once nothing reads the batches, even when it also returns an
+// openDatasets opens the stored envelope of every dataset of the run, in
+// contract order, for the engine to read block by block at every scan
+// (openDataset). The returned function closes them all, and is to be
+// called once nothing reads them, even when openDatasets also returns an
 // error.
-func (c *Coordinator) decryptDatasets(ct *contracts.Contract, run *events.RunStarted) ([][]arrow.RecordBatch, []func(), error) {
+func (c *Coordinator) openDatasets(ct *contracts.Contract, run *events.RunStarted) ([]*storedDataset, func(), error) {
 	var wg sync.WaitGroup
 	errs := make([]error, len(ct.Datasets))
-	recs := make([][]arrow.RecordBatch, len(ct.Datasets))
-	frees := make([]func(), len(ct.Datasets))
+	out := make([]*storedDataset, len(ct.Datasets))
 	for i, ds := range ct.Datasets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			recs[i], frees[i], errs[i] = c.decryptDataset(ct, ds.ID, run.Datasets[ds.ID])
-		}()
+		wg.Go(func() { out[i], errs[i] = c.openDataset(ct, ds.ID, run.Datasets[ds.ID]) })
 	}
 	wg.Wait()
-	var releases []func()
-	for _, f := range frees {
-		if f != nil {
-			releases = append(releases, f)
+	closeAll := func() {
+		for _, d := range out {
+			if d != nil {
+				d.Close()
+			}
 		}
 	}
-	return recs, releases, errors.Join(errs...)
+	return out, closeAll, errors.Join(errs...)
 }
 
-// loadDatasets loads the decrypted datasets into the session, concurrently.
-func (c *Coordinator) loadDatasets(ctx context.Context, sess *engine.Session, ct *contracts.Contract, recs [][]arrow.RecordBatch) error {
-	var wg sync.WaitGroup
-	errs := make([]error, len(ct.Datasets))
-	for i, ds := range ct.Datasets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			schema := ds.Schema()
-			rr, err := array.NewRecordReader(schema, recs[i])
-			if err != nil {
-				errs[i] = fmt.Errorf("dataset %s: %w", ds.ID, err)
-				return
-			}
-			defer rr.Release()
-			if err := sess.LoadTable(ctx, ds.ID, schema, rr); err != nil {
-				errs[i] = fmt.Errorf("loading dataset %s: %w", ds.ID, err)
-			}
-		}()
-	}
-	wg.Wait()
-	for _, rs := range recs {
-		for _, r := range rs {
-			r.Release() // the session holds its own references
-		}
-	}
-	return errors.Join(errs...)
+// storedDataset is a dataset's stored envelope opened for a run, and its
+// file.
+type storedDataset struct {
+	*stored.Dataset
+	f *os.File
 }
 
-// decryptDataset decrypts one dataset for a run, from the envelope the
-// coordinator stored for its upload.
+func (d *storedDataset) Close() {
+	d.Dataset.Close()
+	d.f.Close()
+}
+
+// openDataset opens the envelope the coordinator stored for a dataset's
+// upload, for a run: its size must be the logged one, its header must
+// hash to the logged digest, its block index must authenticate and count
+// the logged rows. The rows themselves are read when the engine scans the
+// dataset, block by block, every segment authenticated at every read
+// (stored.Dataset.ReadBlock); a read that fails ends the run with an error
+// naming the dataset.
 //
 // The stored envelope is not re-hashed: its data key was drawn inside the
 // coordinator and is wrapped only to the coordinator's key, its header
@@ -401,10 +388,8 @@ func (c *Coordinator) loadDatasets(ctx context.Context, sess *engine.Session, ct
 // it is the last. No one outside the coordinator can make such a segment,
 // so the bytes decrypted are the bytes stored at upload — whatever the
 // provider, who knows the data key of the envelope it sent, or the host
-// writes to the file — for one pass over the ciphertext instead of two.
-// openDataset decrypts from the blob file into memory outside the Go heap
-// that the engine then reads in place; the returned function frees it.
-func (c *Coordinator) decryptDataset(ct *contracts.Contract, datasetID, digestHex string) ([]arrow.RecordBatch, func(), error) {
+// writes to the file.
+func (c *Coordinator) openDataset(ct *contracts.Contract, datasetID, digestHex string) (*storedDataset, error) {
 	var up *events.DatasetUploaded
 	c.state.View(func(v *state.Snapshot) {
 		if d := v.Contract(ct.ID()).Datasets[datasetID]; d != nil {
@@ -412,19 +397,35 @@ func (c *Coordinator) decryptDataset(ct *contracts.Contract, datasetID, digestHe
 		}
 	})
 	if up == nil || up.Ciphertext.SHA256 != digestHex {
-		return nil, nil, fmt.Errorf("dataset %s: the upload the run started with is not in the state", datasetID)
+		return nil, fmt.Errorf("dataset %s: the upload the run started with is not in the state", datasetID)
 	}
 	d, err := blobs.ParseDigest(up.Stored.SHA256)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	f, err := c.blobs.OpenSized(d, up.Stored.Size)
 	if err != nil {
-		return nil, nil, fmt.Errorf("dataset %s: %w", datasetID, err)
+		return nil, fmt.Errorf("dataset %s: %w", datasetID, err)
 	}
-	defer f.Close()
-	recs, _, free, err := openDataset(f, up.Stored.Size, c.tee.Identity().HPKE(), ct, datasetID, up.StoredHeaderSHA256, allocPlain)
-	return recs, free, err
+	ds := ct.Dataset(datasetID)
+	schemaDigest := ds.SchemaDigest()
+	want := envelope.Expect{Kind: envelope.KindDataset, ContractID: ct.ID(), ObjectID: datasetID, SchemaDigest: &schemaDigest}
+	sd, err := stored.Open(f, up.Stored.Size, c.tee.Identity().HPKE(), want, func(h *envelope.Header) error {
+		if got := fmt.Sprintf("%x", h.SHA256()); got != up.StoredHeaderSHA256 {
+			return fmt.Errorf("dataset %s: the stored envelope's header digest is %s, the log records %s: the envelope was replaced on disk", datasetID, got, up.StoredHeaderSHA256)
+		}
+		return nil
+	}, ds.Schema(), allocPlain)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if sd.Rows() != up.Rows {
+		sd.Close()
+		f.Close()
+		return nil, fmt.Errorf("dataset %s: the stored envelope holds %d rows, the log records %d", datasetID, sd.Rows(), up.Rows)
+	}
+	return &storedDataset{Dataset: sd, f: f}, nil
 }
 
 // RunStatus returns a run's status to a participant of its contract.

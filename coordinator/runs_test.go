@@ -191,16 +191,16 @@ func TestReplacedEnvelopeRefused(t *testing.T) {
 	srv := testenv.Start(t, dir, coordinator.Config{})
 	sc := testenv.New(t, srv, testenv.AdSpec(t, "replaced", 2))
 	prepare(t, sc, testenv.ImpressionsCSV)
-	forged := sc.Seal(t, "publisher", "impressions", strings.ReplaceAll(testenv.ImpressionsCSV, "u1,", "u7,"))
+	forged := forgeStored(t, sc, "impressions", strings.ReplaceAll(testenv.ImpressionsCSV, "u1,", "u7,"))
 	path := storedEnvelope(t, srv, sc, "impressions")
 	old, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(forged.Envelope) != len(old) {
-		t.Fatalf("forged envelope has %d bytes, the stored one %d", len(forged.Envelope), len(old))
+	if len(forged) != len(old) {
+		t.Fatalf("forged envelope has %d bytes, the stored one %d", len(forged), len(old))
 	}
-	if err := os.WriteFile(path, forged.Envelope, 0o600); err != nil {
+	if err := os.WriteFile(path, forged, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, err = sc.Client(t, "advertiser").Run(context.Background())

@@ -21,6 +21,7 @@ import (
 	"cleanroom.dev/cleanroom/coordinator/internal/arrowipc"
 	"cleanroom.dev/cleanroom/coordinator/internal/blobs"
 	"cleanroom.dev/cleanroom/coordinator/internal/state"
+	"cleanroom.dev/cleanroom/coordinator/internal/stored"
 )
 
 // UploadDataset accepts a dataset envelope from the dataset's provider.
@@ -144,8 +145,9 @@ func (c *Coordinator) UploadDataset(ctx context.Context, actor ed25519.PublicKey
 
 // sameUpload answers an upload of a dataset that is already uploaded (by
 // present): content identical to the first upload's — the same provider
-// envelope, or one whose plaintext (the Arrow IPC stream, byte for byte)
-// is the stored envelope's — is acknowledged with the first upload's
+// envelope, or one whose rows, laid out as the coordinator stores them
+// (coordinator/internal/stored), are the stored envelope's plaintext byte
+// for byte — is acknowledged with the first upload's
 // receipt and Already set, and nothing is stored or logged; anything else
 // is refused. Only the provider, who sent both, learns whether they are
 // equal.
@@ -317,8 +319,8 @@ var errVerifierDone = errors.New("envelope verifier finished")
 //
 // The Arrow stream comes from the provider and may be hostile: a panic in
 // the Arrow decoder is turned into a refusal. With plain set, it also
-// hashes the plaintext the re-encryption sees.
-func (c *Coordinator) verifyEnvelopeStream(r io.Reader, stored io.Writer, ct *contracts.Contract, ds *contracts.Dataset, plain hash.Hash) (got received, err error) {
+// hashes the plaintext of the stored envelope it writes.
+func (c *Coordinator) verifyEnvelopeStream(r io.Reader, dst io.Writer, ct *contracts.Contract, ds *contracts.Dataset, plain hash.Hash) (got received, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			got, err = received{}, fmt.Errorf("malformed Arrow stream: %v", p)
@@ -332,13 +334,13 @@ func (c *Coordinator) verifyEnvelopeStream(r io.Reader, stored io.Writer, ct *co
 		return got, err
 	}
 	got.header = er.Header().SHA256()
-	rw, err := c.rekeyEnvelope(stored, ct, ds)
+	rw, err := c.rekeyEnvelope(dst, ct, ds)
 	if err != nil {
 		return got, err
 	}
-	// The re-encryption sees exactly the bytes the Arrow decoder reads: the
-	// stream up to and including its end-of-stream marker, and nothing
-	// after it (anything after it is refused below).
+	// The stored envelope holds the batches the Arrow decoder reads, laid
+	// out in blocks (coordinator/internal/stored); anything after the
+	// stream's end-of-stream marker is refused below.
 	var notNull []int
 	for i, col := range ds.Columns {
 		if col.NotNull {
@@ -349,7 +351,8 @@ func (c *Coordinator) verifyEnvelopeStream(r io.Reader, stored io.Writer, ct *co
 	if plain != nil {
 		seen = io.MultiWriter(rw, plain)
 	}
-	if got.rows, err = arrowipc.Count(io.TeeReader(er, seen), ds.Schema(), notNull...); err != nil {
+	sw := stored.NewWriter(seen, ds.Schema())
+	if got.rows, err = arrowipc.Each(er, ds.Schema(), sw.Write, notNull...); err != nil {
 		// A damaged envelope surfaces through the Arrow reader: report it
 		// as what it is, not as bad Arrow data.
 		for _, envErr := range []error{envelope.ErrAuthentication, envelope.ErrTruncated, envelope.ErrMalformed} {
@@ -369,6 +372,11 @@ func (c *Coordinator) verifyEnvelopeStream(r io.Reader, stored io.Writer, ct *co
 	}
 	if extra > 0 {
 		return got, fmt.Errorf("%d bytes follow the end of the Arrow stream", extra)
+	}
+	if rows, err := sw.Close(); err != nil {
+		return got, err
+	} else if rows != got.rows {
+		return got, fmt.Errorf("the stored layout holds %d rows of the %d read", rows, got.rows)
 	}
 	if err := rw.Close(); err != nil {
 		return got, err
@@ -397,6 +405,6 @@ func (c *Coordinator) rekeyEnvelope(dst io.Writer, ct *contracts.Contract, ds *c
 	// The blob store hashes what it is given: the writer need not.
 	return envelope.NewWriterWithOptions(dst, envelope.Header{
 		Kind: envelope.KindDataset, ContractID: ct.ID(), ObjectID: ds.ID, SchemaDigest: ds.SchemaDigest(),
-		SegmentSize: envelope.DefaultSegmentSize,
+		SegmentSize: stored.SegmentSize,
 	}, []hpke.PublicKey{c.tee.PublicKey().HPKE()}, envelope.WriterOptions{NoDigest: true})
 }

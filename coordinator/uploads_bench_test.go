@@ -20,6 +20,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/upload"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator/internal/arrowipc"
+	"cleanroom.dev/cleanroom/coordinator/internal/stored"
 	"cleanroom.dev/cleanroom/coordinator/internal/tee"
 )
 
@@ -53,11 +54,11 @@ func sealedPatients(b *testing.B, c *Coordinator) ([]byte, *contracts.Contract) 
 //   - "provider": the provider's envelope, as a run decrypted it before
 //     uploads were re-keyed (its header checked against the log, which
 //     does not stop a provider who knows its data key);
-//   - "stored": the envelope the coordinator stored at upload, its header
-//     checked against the log — what runs do now;
-//   - "stored+segment-sha256": the same, plus a SHA-256 of every segment
-//     checked against a list, on all cores: the work of the design not
-//     chosen (a per-segment commitment checked at every run).
+//   - "stored": the envelope the coordinator stored at upload, read block
+//     by block, as a run's scans read it (every block of it, once);
+//
+// (The per-segment SHA-256 design that re-keying replaced is measured in
+// docs/envelope.md; its benchmark went with the whole-dataset decryption.)
 //
 // On a shared machine run it with -count and compare medians.
 func BenchmarkRunIntegrity(b *testing.B) {
@@ -82,20 +83,20 @@ func BenchmarkRunIntegrity(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	stored, err := c.blobs.Get(d, size)
+	storedBytes, err := c.blobs.Get(d, size)
 	if err != nil {
 		b.Fatal(err)
 	}
 	dir := b.TempDir()
 	files := map[string]string{"provider": filepath.Join(dir, "provider"), "stored": filepath.Join(dir, "stored")}
 	os.WriteFile(files["provider"], env, 0o600)
-	os.WriteFile(files["stored"], stored, 0o600)
+	os.WriteFile(files["stored"], storedBytes, 0o600)
 	headers := map[string]string{"provider": fmt.Sprintf("%x", got.header), "stored": fmt.Sprintf("%x", got.storedHeader)}
-	hdr, _ := envelope.ParseHeader(bytes.NewReader(stored))
+	hdr, _ := envelope.ParseHeader(bytes.NewReader(storedBytes))
 	seg := hdr.SegmentSize + envelope.TagSize
 	var digests [][32]byte
-	for i := hdr.Len(); i < len(stored); i += seg {
-		digests = append(digests, sha256.Sum256(stored[i:min(i+seg, len(stored))]))
+	for i := hdr.Len(); i < len(storedBytes); i += seg {
+		digests = append(digests, sha256.Sum256(storedBytes[i:min(i+seg, len(storedBytes))]))
 	}
 	run := func(b *testing.B, name string, segmentDigests bool) {
 		f, err := os.Open(files[name])
@@ -104,8 +105,18 @@ func BenchmarkRunIntegrity(b *testing.B) {
 		}
 		defer f.Close()
 		b.SetBytes(int64(len(env)))
+		size := int64(len(storedBytes))
+		if name == "provider" {
+			size = int64(len(env))
+		}
 		for b.Loop() {
-			recs, _, free, err := openDataset(f, int64(len(stored)), c.tee.Identity().HPKE(), ct, ds.ID, headers[name], allocPlain)
+			if name == "stored" {
+				// A run's path: the index, then every block read,
+				// authenticated, decrypted and decoded on all cores.
+				readStored(b, c, f, size, ct, ds.ID)
+				continue
+			}
+			recs, _, free, err := openDataset(f, size, c.tee.Identity().HPKE(), ct, ds.ID, headers[name], allocPlain)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -116,7 +127,7 @@ func BenchmarkRunIntegrity(b *testing.B) {
 					wg.Go(func() {
 						for i := next.Add(1) - 1; i < int64(len(digests)); i = next.Add(1) - 1 {
 							at := int64(hdr.Len()) + i*int64(seg)
-							if sha256.Sum256(stored[at:min(at+int64(seg), int64(len(stored)))]) != digests[i] {
+							if sha256.Sum256(storedBytes[at:min(at+int64(seg), int64(len(storedBytes)))]) != digests[i] {
 								panic("segment digest")
 							}
 						}
@@ -130,12 +141,38 @@ func BenchmarkRunIntegrity(b *testing.B) {
 			free()
 		}
 	}
-	if len(env) != len(stored) {
-		b.Fatalf("the provider's envelope has %d bytes, the stored one %d", len(env), len(stored))
-	}
 	b.Run("provider", func(b *testing.B) { run(b, "provider", false) })
 	b.Run("stored", func(b *testing.B) { run(b, "stored", false) })
-	b.Run("stored+segment-sha256", func(b *testing.B) { run(b, "stored", true) })
+}
+
+// readStored reads every block of a stored dataset as a run's scan does:
+// one block at a time per core.
+func readStored(b *testing.B, c *Coordinator, f *os.File, size int64, ct *contracts.Contract, id string) {
+	ds := ct.Dataset(id)
+	sd := ct.Dataset(id).SchemaDigest()
+	d, err := stored.Open(f, size, c.tee.Identity().HPKE(), envelope.Expect{Kind: envelope.KindDataset, ContractID: ct.ID(), ObjectID: id, SchemaDigest: &sd},
+		nil, ds.Schema(), allocPlain)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(d.Blocks()); i = next.Add(1) - 1 {
+				recs, release, err := d.ReadBlock(int(i))
+				if err != nil {
+					panic(err)
+				}
+				for _, r := range recs {
+					r.Release()
+				}
+				release()
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // BenchmarkReceiveEnvelope measures what the coordinator does with an

@@ -136,26 +136,69 @@ func CheckNotNull(ds *contracts.Dataset, rec arrow.RecordBatch, first int64) err
 
 // writeIPC writes every batch of rr to w as one Arrow IPC stream and
 // returns the number of rows. A batch with an empty value in a column ds
-// declares nullable: false stops it.
+// declares nullable: false stops it. Reading and writing overlap: one
+// goroutine reads (and, for connectors readers, parses and checks) the next
+// batch while this one checks, encodes and seals the last, so at most two
+// batches are held besides the one being built.
 func writeIPC(w io.Writer, schema *arrow.Schema, rr array.RecordReader, ds *contracts.Dataset, progress func(int64)) (int64, error) {
+	batches := make(chan arrow.RecordBatch, 1)
+	stop := make(chan struct{})
+	readDone := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		for {
+			select {
+			case <-stop:
+				readDone <- nil
+				return
+			default:
+			}
+			if !rr.Next() {
+				break
+			}
+			rec := rr.RecordBatch()
+			rec.Retain()
+			select {
+			case batches <- rec:
+			case <-stop:
+				rec.Release()
+				readDone <- nil
+				return
+			}
+		}
+		readDone <- rr.Err()
+	}()
+	// finish stops the reader and waits for it, releasing what it sent.
+	finish := func() error {
+		close(stop)
+		for rec := range batches {
+			rec.Release()
+		}
+		return <-readDone
+	}
 	iw := ipc.NewWriter(w, ipc.WithSchema(schema))
 	var rows int64
-	for rr.Next() {
-		rec := rr.RecordBatch()
+	for rec := range batches {
 		if err := CheckNotNull(ds, rec, rows+1); err != nil {
+			rec.Release()
+			finish()
 			iw.Close()
 			return 0, err
 		}
-		if err := iw.Write(rec); err != nil {
+		err := iw.Write(rec)
+		n := rec.NumRows()
+		rec.Release()
+		if err != nil {
+			finish()
 			iw.Close()
 			return 0, fmt.Errorf("writing Arrow stream: %w", err)
 		}
-		rows += rec.NumRows()
+		rows += n
 		if progress != nil {
 			progress(rows)
 		}
 	}
-	if err := rr.Err(); err != nil {
+	if err := finish(); err != nil {
 		iw.Close()
 		return 0, err
 	}

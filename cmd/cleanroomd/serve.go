@@ -30,6 +30,8 @@ var serveDefaults = map[string]string{
 	"attestation":              "",
 	"query-memory":             "4GiB",
 	"query-threads":            "0",
+	"spill-dir":                "",
+	"max-spill":                "100GiB",
 	"model-memory":             "256MiB",
 	"run-timeout":              "1h",
 	"max-upload-bytes":         "8GiB",
@@ -49,6 +51,8 @@ var serveHelp = map[string]string{
 	"attestation":              "sev-snp, tdx, nitro, cca or NAME-simulated: the mode to initialise an empty data directory with",
 	"query-memory":             "memory limit of one run's query engine (e.g. 4GiB)",
 	"query-threads":            "query engine threads (0: all cores)",
+	"spill-dir":                "directory where a run whose query needs more than --query-memory spills DuckDB's encrypted temporary files (empty: no spilling; such a run is refused)",
+	"max-spill":                "most one run may spill to --spill-dir (e.g. 100GiB)",
 	"model-memory":             "memory limit of one instance of a model (WebAssembly; one per query thread and model)",
 	"run-timeout":              "deadline of one run's query, models included",
 	"max-upload-bytes":         "largest dataset envelope accepted (e.g. 8GiB)",
@@ -205,6 +209,10 @@ func serveOptions(v *viper.Viper) (coordinator.Options, error) {
 	}
 	var err error
 	if o.QueryMemory, err = parseSize("query-memory", v.GetString("query-memory")); err != nil {
+		return o, err
+	}
+	o.SpillDir = v.GetString("spill-dir")
+	if o.MaxSpill, err = parseSize("max-spill", v.GetString("max-spill")); err != nil {
 		return o, err
 	}
 	if o.ModelMemory, err = parseSize("model-memory", v.GetString("model-memory")); err != nil {

@@ -26,6 +26,13 @@ const maxIPCMessage = 1 << 30
 // whose indices notNull lists must hold no null (a contract column declared
 // nullable: false); each batch's null count, in its metadata, says so.
 func Count(r io.Reader, want *arrow.Schema, notNull ...int) (rows int64, err error) {
+	return Each(r, want, nil, notNull...)
+}
+
+// Each is Count that also hands every batch, in order, to fn (when not
+// nil), which must not keep it past its return; an error from fn stops the
+// reading and is returned as it is.
+func Each(r io.Reader, want *arrow.Schema, fn func(arrow.RecordBatch) error, notNull ...int) (rows int64, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			rows, err = 0, fmt.Errorf("malformed Arrow stream: %v", p)
@@ -50,6 +57,11 @@ func Count(r io.Reader, want *arrow.Schema, notNull ...int) (rows int64, err err
 			}
 		}
 		rows += rec.NumRows()
+		if fn != nil {
+			if err := fn(rec); err != nil {
+				return 0, err
+			}
+		}
 	}
 	if err := ir.Err(); err != nil && !errors.Is(err, io.EOF) {
 		return 0, fmt.Errorf("damaged Arrow stream: %w", err)

@@ -32,11 +32,27 @@ type Config struct {
 	// Threads is the number of DuckDB worker threads. Zero means
 	// runtime.GOMAXPROCS(0).
 	Threads int
+	// SpillDir, when set, lets a query that needs more than MemoryLimit
+	// spill to DuckDB's temporary files in a directory of its own that the
+	// session makes inside SpillDir and removes at Close. DuckDB encrypts
+	// every temporary block it writes there (temp_file_encryption,
+	// AES-256-GCM under a key it draws in memory at the first spill and
+	// never writes out). Empty means no spilling: such a query fails with
+	// ErrResourceLimit.
+	SpillDir string
+	// MaxSpill caps, in bytes, what the session may write to SpillDir;
+	// a query that needs more fails with ErrResourceLimit. Zero means
+	// DefaultMaxSpill. Ignored without SpillDir.
+	MaxSpill int64
+	spillDir string // the session's own directory inside SpillDir
 	// ModelMemoryLimit caps, in bytes, the linear memory of one instance
 	// of a model; a session runs at most one instance per thread and
 	// model. Zero means DefaultModelMemoryLimit.
 	ModelMemoryLimit int64
 }
+
+// DefaultMaxSpill is the spill limit when Config.MaxSpill is zero.
+const DefaultMaxSpill = 100 << 30
 
 // minMemoryLimit is the smallest memory limit accepted: below it DuckDB
 // cannot even hold its catalog and one block per thread.
@@ -54,6 +70,12 @@ func (c Config) resolve() (Config, error) {
 	}
 	if c.ModelMemoryLimit < 0 || (c.ModelMemoryLimit > 0 && c.ModelMemoryLimit < 1<<20) || c.ModelMemoryLimit > 4<<30 {
 		return c, fmt.Errorf("engine: Config.ModelMemoryLimit is %d; it must be 0 (the default, %d) or from 1 MiB to 4 GiB", c.ModelMemoryLimit, DefaultModelMemoryLimit)
+	}
+	if c.MaxSpill < 0 {
+		return c, fmt.Errorf("engine: Config.MaxSpill is %d; it must be 0 (the default, %d) or a number of bytes", c.MaxSpill, int64(DefaultMaxSpill))
+	}
+	if c.SpillDir != "" && c.MaxSpill == 0 {
+		c.MaxSpill = DefaultMaxSpill
 	}
 	if c.ModelMemoryLimit == 0 {
 		c.ModelMemoryLimit = DefaultModelMemoryLimit

@@ -95,6 +95,44 @@ func (s *Session) LoadTable(ctx context.Context, name string, schema *arrow.Sche
 	if err != nil {
 		return err
 	}
+	return s.register(ctx, d)
+}
+
+// LoadSource makes the dataset src reads queryable as table name, as
+// LoadTable does, without holding it: every scan of the table reads src's
+// blocks afresh, in parallel on DuckDB's worker threads, checks each
+// block's batches as LoadTable checks a dataset's (a failing block fails
+// the query with a *RefusalError at LayerInput naming the dataset and
+// block), and releases each block once DuckDB no longer reads it. An error
+// of src fails the query with a *SourceError. So the memory a dataset takes
+// during a query is that of the blocks being scanned, whatever its size.
+// src must stay usable until Close.
+func (s *Session) LoadSource(ctx context.Context, name string, schema *arrow.Schema, src Source) (err error) {
+	if err := checkTable(name, schema); err != nil {
+		return err
+	}
+	if src == nil {
+		return fmt.Errorf("engine: loading table %q: nil source", name)
+	}
+	if src.Rows() < 0 || src.Blocks() < 0 {
+		return fmt.Errorf("engine: loading table %q: the source reports %d rows in %d blocks", name, src.Rows(), src.Blocks())
+	}
+	end, err := s.begin()
+	if err != nil {
+		return err
+	}
+	defer end()
+	if err := s.claimTable(name); err != nil {
+		return err
+	}
+	defer func() { s.settleTable(name, schema, err == nil) }()
+	return s.register(ctx, &dataset{name: name, schema: schema, rows: src.Rows(), src: src})
+}
+
+// register exports a dataset for the scan and creates its view.
+func (s *Session) register(ctx context.Context, d *dataset) error {
+	name := d.name
+	d.s = s.scan
 	d.export()
 	i := s.scan.add(d)
 	conn, err := s.connector.Connect(ctx)
@@ -127,10 +165,7 @@ func readDataset(ctx context.Context, name string, schema *arrow.Schema, r array
 			return nil, refuse(LayerInput, nil, "dataset %q, batch starting at row %d: %v", name, d.rows, err)
 		}
 		rec.Retain()
-		d.batches = append(d.batches, rec)
-		for off := int64(0); off < rec.NumRows(); off += windowRows {
-			d.windows = append(d.windows, window{batch: len(d.batches) - 1, off: off, count: min(windowRows, rec.NumRows()-off)})
-		}
+		d.held = append(d.held, rec)
 		d.rows += rec.NumRows()
 	}
 	if err := r.Err(); err != nil {

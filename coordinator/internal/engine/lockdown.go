@@ -27,6 +27,12 @@ type setting struct {
 	// probeErr once the setting holds: for settings duckdb_settings() does
 	// not report.
 	probe, probeErr string
+	// unreported settings are not reported by duckdb_settings(): only
+	// their probe checks them.
+	unreported bool
+	// size, if set, is the number of bytes the setting was set to, and
+	// DuckDB's rendering of it ("61.0 MiB") is compared within rounding.
+	size int64
 }
 
 // lockdown returns the settings applied to every Session, in order. The
@@ -39,21 +45,42 @@ func lockdown(cfg Config) []setting {
 		{name: "allow_community_extensions", value: "false", atOpen: true},
 		{name: "allow_unsigned_extensions", value: "false", atOpen: true},
 		{name: "allow_persistent_secrets", value: "false", atOpen: true},
-		{name: "temp_directory", value: "", atOpen: true},
-		{name: "max_temp_directory_size", value: "0B", report: "0 bytes", atOpen: true},
-		{name: "threads", value: strconv.Itoa(cfg.Threads), atOpen: true},
 	}
+	if cfg.spillDir == "" {
+		s = append(s,
+			setting{name: "temp_directory", value: "", atOpen: true},
+			setting{name: "max_temp_directory_size", value: "0B", report: "0 bytes", atOpen: true})
+	} else {
+		// Spilling only encrypted, only to the session's directory.
+		// This DuckDB has no OpenSSL (httpfs is not linked) and refuses
+		// to write encrypted files with its built-in mbedtls unless told
+		// to (force_mbedtls_unsafe): see docs/engine.md, "Spilling".
+		s = append(s,
+			setting{name: "temp_directory", value: cfg.spillDir, atOpen: true},
+			setting{name: "max_temp_directory_size", value: strconv.FormatInt(cfg.MaxSpill, 10) + "B", atOpen: true, size: cfg.MaxSpill},
+			setting{name: "temp_file_encryption", value: "true", atOpen: true},
+			setting{name: "force_mbedtls_unsafe", value: "true", atOpen: true})
+	}
+	s = append(s, setting{name: "threads", value: strconv.Itoa(cfg.Threads), atOpen: true})
 	if cfg.MemoryLimit > 0 {
-		s = append(s, setting{name: "memory_limit", value: strconv.FormatInt(cfg.MemoryLimit, 10) + "B", atOpen: true})
+		s = append(s, setting{name: "memory_limit", value: strconv.FormatInt(cfg.MemoryLimit, 10) + "B", atOpen: true, size: cfg.MemoryLimit})
+	}
+	// DuckDB refuses to change temp_directory once external access is
+	// off, and the driver applies the open-time configuration in no
+	// fixed order; so external access is switched off first thing on
+	// the first connection, before anything else runs.
+	s = append(s, setting{name: "enable_external_access", value: "false",
+		probe: "SELECT count(*) FROM glob('/*')", probeErr: "disabled by configuration"})
+	if cfg.spillDir == "" {
+		// Not even DuckDB's internals may open a file. With a spill
+		// directory this cannot hold (DuckDB writes its temporary files
+		// through the same file system); external access being off then
+		// keeps SQL away from every file but the spill directory's, which
+		// DuckDB allows itself and which holds only ciphertext.
+		s = append(s, setting{name: "disabled_filesystems", value: "LocalFileSystem", unreported: true,
+			probe: "SELECT count(*) FROM glob('/*')", probeErr: "LocalFileSystem has been disabled"})
 	}
 	return append(s,
-		// DuckDB refuses to change temp_directory once external access is
-		// off, and the driver applies the open-time configuration in no
-		// fixed order; so external access is switched off first thing on
-		// the first connection, before anything else runs.
-		setting{name: "enable_external_access", value: "false"},
-		setting{name: "disabled_filesystems", value: "LocalFileSystem",
-			probe: "SELECT count(*) FROM glob('/*')", probeErr: "LocalFileSystem has been disabled"},
 		setting{name: "TimeZone", value: "UTC"},
 		setting{name: "Calendar", value: "gregorian"},
 		setting{name: "lock_configuration", value: "true"},
@@ -113,18 +140,20 @@ func verifyLockdown(ctx context.Context, conn driver.Conn, settings []setting, c
 		}
 		v, ok := got[s.name]
 		switch {
-		case s.probe != "":
-			if err := probe(ctx, conn, s); err != nil {
-				return err
-			}
+		case s.unreported:
 		case !ok:
 			return fmt.Errorf("engine: this DuckDB has no setting %q; the lock-down cannot be applied", s.name)
-		case s.name == "memory_limit":
-			if err := checkMemoryLimit(v, cfg.MemoryLimit); err != nil {
+		case s.size > 0:
+			if err := checkSize(s.name, v, s.size); err != nil {
 				return err
 			}
 		case !strings.EqualFold(v, want):
 			return fmt.Errorf("engine: DuckDB setting %s is %q after the lock-down, want %q", s.name, v, want)
+		}
+		if s.probe != "" {
+			if err := probe(ctx, conn, s); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -167,18 +196,18 @@ func currentSettings(ctx context.Context, conn driver.Conn) (map[string]string, 
 	return got, nil
 }
 
-// checkMemoryLimit compares DuckDB's rendering of memory_limit ("61.0 MiB")
+// checkSize compares DuckDB's rendering of a size setting ("61.0 MiB")
 // with the configured number of bytes, allowing for the rounding of the
 // rendering.
-func checkMemoryLimit(reported string, want int64) error {
+func checkSize(name, reported string, want int64) error {
 	num, unit, ok := strings.Cut(strings.TrimSpace(reported), " ")
 	f, err := strconv.ParseFloat(num, 64)
 	mult := map[string]float64{"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}[unit]
 	if !ok || err != nil || mult == 0 {
-		return fmt.Errorf("engine: cannot read DuckDB's memory_limit %q", reported)
+		return fmt.Errorf("engine: cannot read DuckDB's %s %q", name, reported)
 	}
 	if math.Abs(f*mult-float64(want)) > 0.05*mult+1 {
-		return fmt.Errorf("engine: DuckDB memory_limit is %s after the lock-down, want %d bytes", reported, want)
+		return fmt.Errorf("engine: DuckDB %s is %s after the lock-down, want %d bytes", name, reported, want)
 	}
 	return nil
 }

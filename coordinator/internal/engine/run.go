@@ -188,6 +188,9 @@ func (s *Session) queryError(ctx context.Context, err error) error {
 	if me := s.firstModelError(); me != nil {
 		return me
 	}
+	if serr := s.scan.firstError(); serr != nil {
+		return serr
+	}
 	return queryError(ctx, err)
 }
 

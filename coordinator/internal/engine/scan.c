@@ -22,6 +22,16 @@ extern const char *duckdb_error_data_message(duckdb_handle error_data);
 extern void duckdb_destroy_error_data(duckdb_handle *error_data);
 extern void duckdb_destroy_arrow_converted_schema(duckdb_handle *arrow_converted_schema);
 
+// Implemented in Go (scan.go).
+extern int cleanroom_scan_fetch(uintptr_t source, int64_t b, cleanroom_block **out, char **err);
+extern void cleanroom_block_free(cleanroom_block *b);
+
+void cleanroom_block_unref(cleanroom_block *b) {
+	if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		cleanroom_block_free(b);
+	}
+}
+
 // A window view: a struct array whose children are shallow copies of the
 // batch's columns with the window's offset and length. It owns only its own
 // memory; the buffers stay the batch's.
@@ -30,6 +40,7 @@ typedef struct {
 	const void *parent_buffers[1];
 	struct ArrowArray **child_ptrs;
 	struct ArrowArray *children;
+	cleanroom_block *block; // the view holds a reference to it
 } window_view;
 
 static void release_child(struct ArrowArray *a) { a->release = NULL; }
@@ -42,13 +53,15 @@ static void release_view(struct ArrowArray *a) {
 		}
 	}
 	a->release = NULL;
+	cleanroom_block *b = v->block;
 	free(v->child_ptrs);
 	free(v->children);
 	free(v);
+	cleanroom_block_unref(b);
 }
 
-static window_view *make_view(const cleanroom_scan_state *st, const cleanroom_window *w) {
-	const struct ArrowArray *batch = st->d->batches[w->batch];
+static window_view *make_view(const cleanroom_scan_state *st, cleanroom_block *b, const cleanroom_window *w) {
+	const struct ArrowArray *batch = b->batches[w->batch];
 	window_view *v = calloc(1, sizeof(window_view));
 	if (!v) {
 		return NULL;
@@ -91,20 +104,60 @@ static window_view *make_view(const cleanroom_scan_state *st, const cleanroom_wi
 	v->parent.dictionary = NULL;
 	v->parent.release = release_view;
 	v->parent.private_data = v;
+	v->block = b;
+	__atomic_add_fetch(&b->refs, 1, __ATOMIC_ACQ_REL);
 	return v;
+}
+
+// next_window sets *b and *win to the next window this worker hands out,
+// taking a new block when its block is done. It returns 0 when the scan is
+// done, 1 with a window, -1 after setting the function's error.
+static int next_window(void *info, cleanroom_scan_state *st, cleanroom_scan_local *local, cleanroom_block **b,
+                       const cleanroom_window **win) {
+	for (;;) {
+		if (local->block && local->w < local->block->nwindows) {
+			*b = local->block;
+			*win = &local->block->windows[local->w++];
+			return 1;
+		}
+		if (local->block) {
+			cleanroom_block_unref(local->block);
+			local->block = NULL;
+		}
+		int64_t i = __atomic_fetch_add(&st->next, 1, __ATOMIC_RELAXED);
+		if (i >= st->d->nblocks) {
+			return 0;
+		}
+		if (st->d->blocks) {
+			cleanroom_block *held = st->d->blocks[i];
+			__atomic_add_fetch(&held->refs, 1, __ATOMIC_ACQ_REL);
+			local->block = held;
+		} else {
+			char *err = NULL;
+			cleanroom_block *read = NULL;
+			if (!cleanroom_scan_fetch(st->d->source, i, &read, &err)) {
+				duckdb_function_set_error(info, err ? err : "engine: dataset scan: reading a block failed");
+				free(err);
+				return -1;
+			}
+			local->block = read;
+		}
+		local->w = 0;
+	}
 }
 
 void cleanroom_scan_function(void *info, void *output) {
 	cleanroom_scan_state *st = (cleanroom_scan_state *)duckdb_function_get_init_data(info);
 	cleanroom_scan_local *local = (cleanroom_scan_local *)duckdb_function_get_local_init_data(info);
-	int64_t w = __atomic_fetch_add(&st->next, 1, __ATOMIC_RELAXED);
-	if (w >= st->d->nwindows) {
+	cleanroom_block *b = NULL;
+	const cleanroom_window *win = NULL;
+	int got = next_window(info, st, local, &b, &win);
+	if (got <= 0) {
 		duckdb_data_chunk_set_size(output, 0);
 		return;
 	}
-	const cleanroom_window *win = &st->d->windows[w];
 	if (st->nconv > 0) {
-		window_view *v = make_view(st, win);
+		window_view *v = make_view(st, b, win);
 		if (!v) {
 			duckdb_function_set_error(info, "engine: dataset scan: out of memory");
 			return;

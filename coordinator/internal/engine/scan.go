@@ -40,57 +40,201 @@ const scanFunction = "_cleanroom_scan"
 // vector size.
 var windowRows = int64(mapping.VectorSize())
 
-// dataset is a loaded dataset: checked, immutable Arrow batches held until
-// the session closes.
+// dataset is a loaded dataset: either checked, immutable Arrow batches
+// held until the session closes (held), or a Source whose blocks are read,
+// checked and released at every scan.
 type dataset struct {
-	name    string
-	schema  *arrow.Schema
-	batches []arrow.RecordBatch
-	windows []window // the scan order: every batch cut into windows of windowRows
-	rows    int64
-	c       *C.cleanroom_dataset // the batches exported for the C scan; nil until export
+	name   string
+	schema *arrow.Schema
+	rows   int64
+	s      *scanner
+
+	held []arrow.RecordBatch // a dataset held in memory: one block per batch
+	src  Source              // a dataset read from its source at every scan
+
+	c      *C.cleanroom_dataset // the dataset as the C scan sees it; nil until export
+	handle cgo.Handle           // the handle in c.source, for a Source
 }
+
+// A Source is a dataset that the engine reads block by block, in parallel,
+// every time a query scans it, instead of holding it: nothing of it stays
+// in memory but the blocks being scanned. Its methods are called from
+// DuckDB's worker threads, concurrently.
+type Source interface {
+	// Rows returns the number of rows of the dataset: the sum of the rows
+	// of its blocks.
+	Rows() int64
+	// Blocks returns the number of blocks.
+	Blocks() int
+	// ReadBlock returns the record batches of block i, 0 ≤ i < Blocks(),
+	// read afresh. The engine checks them as LoadTable checks a dataset's
+	// batches, and calls release once DuckDB no longer reads them (the
+	// batches are not released by the engine). An error ends the query;
+	// it should name the dataset and the block.
+	ReadBlock(i int) (batches []arrow.RecordBatch, release func(), err error)
+}
+
+// liveBlock is the Go side of a block read from a Source.
+type liveBlock struct {
+	batches []arrow.RecordBatch
+	release func()
+}
+
+func (d *dataset) release() {
+	if d.c != nil {
+		if d.c.blocks != nil {
+			for i := range int(d.c.nblocks) {
+				freeBlock(*blockAddr(d.c.blocks, i))
+			}
+			C.free(unsafe.Pointer(d.c.blocks))
+		}
+		C.free(unsafe.Pointer(d.c))
+		d.c = nil
+	}
+	if d.handle != 0 {
+		d.handle.Delete()
+		d.handle = 0
+	}
+	for _, b := range d.held {
+		b.Release()
+	}
+	d.held = nil
+}
+
+// export lays the dataset out for the C side of the scan: a held dataset's
+// batches exported once through the Arrow C data interface, one block per
+// batch; a Source's blocks are exported as they are read.
+func (d *dataset) export() {
+	c := (*C.cleanroom_dataset)(C.calloc(1, C.size_t(unsafe.Sizeof(C.cleanroom_dataset{}))))
+	if d.src != nil {
+		d.handle = cgo.NewHandle(d)
+		c.source = C.uintptr_t(d.handle)
+		c.nblocks = C.int64_t(d.src.Blocks())
+		d.c = c
+		return
+	}
+	c.blocks = (**C.cleanroom_block)(C.calloc(C.size_t(max(len(d.held), 1)), C.size_t(unsafe.Sizeof(uintptr(0)))))
+	for i, b := range d.held {
+		blk := newBlock([]arrow.RecordBatch{b}, 0)
+		blk.refs = 1 // the dataset's own reference
+		*blockAddr(c.blocks, i) = blk
+		c.nblocks = C.int64_t(i + 1)
+	}
+	d.c = c
+}
+
+// newBlock exports batches into a new C block with its windows and no
+// reference.
+func newBlock(batches []arrow.RecordBatch, handle cgo.Handle) *C.cleanroom_block {
+	blk := (*C.cleanroom_block)(C.calloc(1, C.size_t(unsafe.Sizeof(C.cleanroom_block{}))))
+	blk.batches = (**C.struct_ArrowArray)(C.calloc(C.size_t(max(len(batches), 1)), C.size_t(unsafe.Sizeof(uintptr(0)))))
+	var windows []window
+	for i, b := range batches {
+		a := (*C.struct_ArrowArray)(C.calloc(1, C.size_t(unsafe.Sizeof(C.struct_ArrowArray{}))))
+		cdata.ExportArrowRecordBatch(b, (*cdata.CArrowArray)(unsafe.Pointer(a)), nil)
+		*cIndexAddr(blk.batches, i) = a
+		blk.nbatches = C.int64_t(i + 1)
+		for off := int64(0); off < b.NumRows(); off += windowRows {
+			windows = append(windows, window{batch: i, off: off, count: min(windowRows, b.NumRows()-off)})
+		}
+	}
+	blk.windows = (*C.cleanroom_window)(C.calloc(C.size_t(max(len(windows), 1)), C.size_t(unsafe.Sizeof(C.cleanroom_window{}))))
+	ws := unsafe.Slice(blk.windows, max(len(windows), 1))
+	for i, w := range windows {
+		ws[i] = C.cleanroom_window{batch: C.int64_t(w.batch), off: C.int64_t(w.off), count: C.int64_t(w.count)}
+	}
+	blk.nwindows = C.int64_t(len(windows))
+	blk.handle = C.uintptr_t(handle)
+	return blk
+}
+
+// freeBlock releases a block's exported batches and its C memory, and
+// hands a block read from a Source back to it.
+func freeBlock(blk *C.cleanroom_block) {
+	for i := range int(blk.nbatches) {
+		cdata.ReleaseCArrowArray((*cdata.CArrowArray)(unsafe.Pointer(cIndex(blk.batches, i))))
+		C.free(unsafe.Pointer(cIndex(blk.batches, i)))
+	}
+	C.free(unsafe.Pointer(blk.batches))
+	C.free(unsafe.Pointer(blk.windows))
+	if blk.handle != 0 {
+		h := cgo.Handle(blk.handle)
+		lb := h.Value().(*liveBlock)
+		h.Delete()
+		for _, b := range lb.batches {
+			b.Release()
+		}
+		if lb.release != nil {
+			lb.release()
+		}
+	}
+	C.free(unsafe.Pointer(blk))
+}
+
+//export cleanroom_block_free
+func cleanroom_block_free(blk *C.cleanroom_block) {
+	freeBlock(blk)
+}
+
+// cleanroom_scan_fetch reads block i of a Source dataset for a worker
+// thread: it checks its batches and exports them. It returns 1 with the
+// block (holding one reference, the worker's), or 0 with an error message
+// in C memory, after recording the error for Run.
+//
+//export cleanroom_scan_fetch
+func cleanroom_scan_fetch(source C.uintptr_t, i C.int64_t, out **C.cleanroom_block, msg **C.char) (ok C.int) {
+	d := cgo.Handle(source).Value().(*dataset)
+	fail := func(err error) C.int {
+		d.s.fail(err)
+		*msg = C.CString(err.Error())
+		return 0
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			ok = fail(&SourceError{Table: d.name, Err: fmt.Errorf("reading block %d: %v", i, r)})
+		}
+	}()
+	batches, release, err := d.src.ReadBlock(int(i))
+	if err != nil {
+		return fail(&SourceError{Table: d.name, Err: err})
+	}
+	for _, b := range batches {
+		if err := checkBatch(d.schema, b); err != nil {
+			for _, b := range batches {
+				b.Release()
+			}
+			if release != nil {
+				release()
+			}
+			return fail(refuse(LayerInput, nil, "dataset %q, block %d: %v", d.name, i, err))
+		}
+	}
+	blk := newBlock(batches, cgo.NewHandle(&liveBlock{batches: batches, release: release}))
+	blk.refs = 1
+	*out = blk
+	return 1
+}
+
+// SourceError is a dataset read from a Source that could not be read
+// during a query: the query fails with it. It names the dataset.
+type SourceError struct {
+	Table string
+	Err   error
+}
+
+func (e *SourceError) Error() string {
+	return e.Err.Error()
+}
+
+func (e *SourceError) Unwrap() error { return e.Err }
 
 type window struct {
 	batch      int
 	off, count int64
 }
 
-func (d *dataset) release() {
-	if d.c != nil {
-		for i := range int(d.c.nbatches) {
-			cdata.ReleaseCArrowArray((*cdata.CArrowArray)(unsafe.Pointer(cIndex(d.c.batches, i))))
-			C.free(unsafe.Pointer(cIndex(d.c.batches, i)))
-		}
-		C.free(unsafe.Pointer(d.c.batches))
-		C.free(unsafe.Pointer(d.c.windows))
-		C.free(unsafe.Pointer(d.c))
-		d.c = nil
-	}
-	for _, b := range d.batches {
-		b.Release()
-	}
-	d.batches = nil
-}
-
-// export exports every batch once through the Arrow C data interface and
-// lays out the windows in C memory, for the C side of the scan.
-func (d *dataset) export() {
-	c := (*C.cleanroom_dataset)(C.calloc(1, C.size_t(unsafe.Sizeof(C.cleanroom_dataset{}))))
-	c.batches = (**C.struct_ArrowArray)(C.calloc(C.size_t(max(len(d.batches), 1)), C.size_t(unsafe.Sizeof(uintptr(0)))))
-	for i, b := range d.batches {
-		a := (*C.struct_ArrowArray)(C.calloc(1, C.size_t(unsafe.Sizeof(C.struct_ArrowArray{}))))
-		cdata.ExportArrowRecordBatch(b, (*cdata.CArrowArray)(unsafe.Pointer(a)), nil)
-		*cIndexAddr(c.batches, i) = a
-		c.nbatches = C.int64_t(i + 1)
-	}
-	c.windows = (*C.cleanroom_window)(C.calloc(C.size_t(max(len(d.windows), 1)), C.size_t(unsafe.Sizeof(C.cleanroom_window{}))))
-	ws := unsafe.Slice(c.windows, max(len(d.windows), 1))
-	for i, w := range d.windows {
-		ws[i] = C.cleanroom_window{batch: C.int64_t(w.batch), off: C.int64_t(w.off), count: C.int64_t(w.count)}
-	}
-	c.nwindows = C.int64_t(len(d.windows))
-	d.c = c
+func blockAddr(p **C.cleanroom_block, i int) **C.cleanroom_block {
+	return &unsafe.Slice(p, i+1)[i]
 }
 
 func cIndexAddr(p **C.struct_ArrowArray, i int) **C.struct_ArrowArray {
@@ -107,6 +251,7 @@ type scanner struct {
 	threads   int
 
 	mu       sync.Mutex
+	err      error // the first error of a Source read or check
 	datasets []*dataset
 	idle     []*rawConn // connections for Arrow conversion, not in use
 	all      []*rawConn
@@ -188,6 +333,22 @@ func (s *scanner) releaseDatasets() {
 		d.release()
 	}
 	s.datasets = nil
+}
+
+// fail records the first error reading or checking a Source's block.
+func (s *scanner) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		s.err = err
+	}
+}
+
+// firstError returns the first error reading or checking a Source's block.
+func (s *scanner) firstError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
 
 func (s *scanner) add(d *dataset) int {
@@ -390,6 +551,10 @@ func cleanroom_scan_local_delete(p unsafe.Pointer) {
 	h := cgo.Handle(l.handle)
 	local := h.Value().(*scanLocal)
 	local.s.putConn(local.c)
+	if l.block != nil {
+		C.cleanroom_block_unref(l.block)
+		l.block = nil
+	}
 	h.Delete()
 	C.free(p)
 }

@@ -35,26 +35,42 @@ struct ArrowArray {
 };
 #endif
 
-// One window of a dataset: rows [off, off+count) of batch `batch`.
+// One window of a block: rows [off, off+count) of the block's batch `batch`.
 typedef struct {
 	int64_t batch;
 	int64_t off;
 	int64_t count;
 } cleanroom_window;
 
-// A loaded dataset as the scan sees it: its batches exported once through
-// the Arrow C data interface, and the windows they are cut into.
+// A block of a dataset: record batches exported through the Arrow C data
+// interface, and the windows they are cut into. A block read from a source
+// lives while someone holds a reference: the worker handing out its
+// windows, and every window view DuckDB still holds; the last to let go
+// frees it (cleanroom_block_free, in Go). A block of a dataset held in
+// memory has one more reference, the dataset's own, so it lives as long as
+// the dataset.
 typedef struct {
 	struct ArrowArray **batches;
 	int64_t nbatches;
 	cleanroom_window *windows;
 	int64_t nwindows;
+	int64_t refs;     // atomic
+	uintptr_t handle; // cgo handle of the Go side of the block
+} cleanroom_block;
+
+// A loaded dataset as the scan sees it: its blocks, either held (blocks is
+// set) or read from the dataset's source at every scan (blocks is NULL and
+// source is the cgo handle through which they are fetched).
+typedef struct {
+	cleanroom_block **blocks;
+	int64_t nblocks;
+	uintptr_t source;
 } cleanroom_dataset;
 
 // One execution of a scan.
 typedef struct {
 	const cleanroom_dataset *d;
-	int64_t next;  // the next window to hand out (atomic)
+	int64_t next;  // the next block to hand out (atomic)
 	int64_t ncols; // output columns
 	int64_t *cols; // dataset column of each output column; -1 for the row id
 	int64_t nconv; // output columns that are dataset columns
@@ -63,11 +79,14 @@ typedef struct {
 
 // A worker thread's state.
 typedef struct {
-	void *conn;        // duckdb_connection for Arrow conversion
-	uintptr_t handle;  // cgo handle of the Go side of the state
+	void *conn;             // duckdb_connection for Arrow conversion
+	uintptr_t handle;       // cgo handle of the Go side of the state
+	cleanroom_block *block; // the block whose windows it hands out, or NULL
+	int64_t w;              // the next window of block
 } cleanroom_scan_local;
 
 void cleanroom_scan_function(void *info, void *output);
 void cleanroom_scan_state_free(void *state);
+void cleanroom_block_unref(cleanroom_block *b);
 
 #endif

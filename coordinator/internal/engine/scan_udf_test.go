@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,6 +35,8 @@ type udfSource struct {
 	d       *dataset
 	threads int
 	next    atomic.Int64 // the next window to hand out
+	once    sync.Once
+	windows []window
 }
 
 func (u *udfSource) ColumnInfos() []duckdb.ColumnInfo {
@@ -74,12 +77,19 @@ func (u *udfSource) NewLocalState() any { return &struct{}{} }
 // FillChunk writes the next window into chunk, column by column, value by
 // value; a column DuckDB did not project is skipped by the setters.
 func (u *udfSource) FillChunk(_ any, chunk duckdb.DataChunk) error {
+	u.once.Do(func() {
+		for i, b := range u.d.held {
+			for off := int64(0); off < b.NumRows(); off += windowRows {
+				u.windows = append(u.windows, window{batch: i, off: off, count: min(windowRows, b.NumRows()-off)})
+			}
+		}
+	})
 	w := u.next.Add(1) - 1
-	if w >= int64(len(u.d.windows)) {
+	if w >= int64(len(u.windows)) {
 		return chunk.SetSize(0)
 	}
-	win := u.d.windows[w]
-	b := u.d.batches[win.batch]
+	win := u.windows[w]
+	b := u.d.held[win.batch]
 	for c := range int(b.NumCols()) {
 		col := b.Column(c)
 		for r := range int(win.count) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -49,8 +50,14 @@ func New(cfg Config) (*Session, error) {
 		return nil, err
 	}
 	ctx := context.Background()
+	if cfg.SpillDir != "" {
+		if cfg.spillDir, err = os.MkdirTemp(cfg.SpillDir, "session-"); err != nil {
+			return nil, fmt.Errorf("engine: making the session's spill directory in Config.SpillDir: %w", err)
+		}
+	}
 	connector, err := open(ctx, cfg)
 	if err != nil {
+		cfg.removeSpill()
 		return nil, err
 	}
 	scan := &scanner{connector: connector, threads: cfg.Threads}
@@ -61,7 +68,9 @@ func New(cfg Config) (*Session, error) {
 	}
 	if err != nil {
 		scan.close()
-		return nil, errors.Join(fmt.Errorf("engine: registering the dataset scan: %w", err), connector.Close())
+		err = errors.Join(fmt.Errorf("engine: registering the dataset scan: %w", err), connector.Close())
+		cfg.removeSpill()
+		return nil, err
 	}
 	return &Session{cfg: cfg, connector: connector, scan: scan, tables: map[string]tableState{}}, nil
 }
@@ -84,8 +93,21 @@ func (s *Session) Close() error {
 	s.scan.close()
 	err := s.connector.Close()
 	s.scan.releaseDatasets()
+	s.cfg.removeSpill()
 	return err
 }
+
+// removeSpill removes the session's spill directory and whatever DuckDB
+// left in it.
+func (c Config) removeSpill() {
+	if c.spillDir != "" {
+		os.RemoveAll(c.spillDir)
+	}
+}
+
+// SpillDir returns the directory the session spills to, inside
+// Config.SpillDir; empty when it does not spill.
+func (s *Session) SpillDir() string { return s.cfg.spillDir }
 
 // begin registers an operation in flight; the returned function ends it.
 func (s *Session) begin() (func(), error) {

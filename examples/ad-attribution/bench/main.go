@@ -16,6 +16,12 @@
 // Each side runs in a fresh child process so its peak resident memory
 // (VmHWM) is its own; each is repeated and the median time kept.
 // Both use the same number of threads.
+//
+// The larger-than-memory case (-spill-rows) does the same with a query
+// memory limit of a quarter of the datasets' size on both sides, and a
+// spill directory: the coordinator's (DuckDB's encrypted temporary files)
+// and plain DuckDB's temp_directory. Each child watches its spill
+// directory and reports the most it held at once.
 package main
 
 import (
@@ -26,6 +32,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -35,6 +42,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -52,18 +60,27 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "compare", "compare (default), or the child modes run and plain")
+	mode := flag.String("mode", "compare", "compare (default), upload (the provider's upload of a Parquet and a CSV file), or the child modes run, plain and upload-child")
+	commandSizes := flag.String("command-rows", "", "comma-separated impression counts at which to time the whole `cleanroom run` command against a plain DuckDB process")
+	uploadMB := flag.Int64("upload-mb", 1000, "with -mode upload: the size of each input file, MB")
 	sizes := flag.String("rows", "1000000,10000000", "comma-separated impression counts to measure")
 	repeat := flag.Int("repeat", 3, "runs per side and size (the median is reported)")
 	threads := flag.Int("threads", runtime.GOMAXPROCS(0), "query threads on both sides")
 	dir := flag.String("dir", "", "work directory (default: a temporary one, removed at the end)")
+	spillSizes := flag.String("spill-rows", "", "comma-separated impression counts to measure larger than memory: query memory a quarter of the datasets' size, spilling")
 	output := flag.String("output", "aggregate", "the contract's output mode: aggregate (the example's: the engine counts the users behind each row) or custom (the query's users column)")
 	flag.Parse()
 	outputMode = *output
 	var err error
 	switch *mode {
 	case "compare":
-		err = compare(*sizes, *repeat, *threads, *dir)
+		err = compare(*sizes, *spillSizes, *commandSizes, *repeat, *threads, *dir)
+	case "command":
+		err = childCommand(flag.Arg(0))
+	case "upload":
+		err = compareUpload(*uploadMB, *threads, *dir)
+	case "upload-child":
+		err = childUpload(flag.Arg(0))
 	case "run":
 		err = childRun(flag.Arg(0), *threads)
 	case "plain":
@@ -87,6 +104,11 @@ type setup struct {
 	Advertiser  string `json:"advertiser_key"`
 	Impressions string `json:"impressions"`
 	Conversions string `json:"conversions"`
+	Data        int64  `json:"data"` // the datasets' envelopes, bytes
+	// QueryMemory, when set, is the query memory limit of both sides,
+	// and SpillDir where they spill (each in a directory of its own).
+	QueryMemory int64  `json:"query_memory,omitempty"`
+	SpillDir    string `json:"spill_dir,omitempty"`
 }
 
 type measure struct {
@@ -94,6 +116,57 @@ type measure struct {
 	CPU     float64 `json:"cpu_seconds"` // user and system CPU time of the timed part, all threads
 	Rows    int64   `json:"rows"`
 	RSS     int64   `json:"peak_rss"` // peak resident bytes of the child (VmHWM)
+	Spilled int64   `json:"spilled"`  // the most the spill directory held at once
+}
+
+// spillWatch polls dir and keeps the most bytes it held at once.
+type spillWatch struct {
+	dir  string
+	max  atomic.Int64
+	stop chan struct{}
+	done chan struct{}
+}
+
+func watchSpill(dir string) *spillWatch {
+	w := &spillWatch{dir: dir, stop: make(chan struct{}), done: make(chan struct{})}
+	if dir == "" {
+		close(w.done)
+		return w
+	}
+	go func() {
+		defer close(w.done)
+		for {
+			var total int64
+			filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					if info, err := d.Info(); err == nil {
+						total += info.Size()
+					}
+				}
+				return nil
+			})
+			if total > w.max.Load() {
+				w.max.Store(total)
+			}
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	return w
+}
+
+// end stops the watch and returns the most bytes seen.
+func (w *spillWatch) end() int64 {
+	select {
+	case <-w.done:
+	default:
+		close(w.stop)
+		<-w.done
+	}
+	return w.max.Load()
 }
 
 // cpuSeconds returns the user and system CPU time this process has used,
@@ -125,7 +198,7 @@ func peakRSS() int64 {
 	return 0
 }
 
-func compare(sizes string, repeat, threads int, dir string) error {
+func compare(sizes, spillSizes, commandSizes string, repeat, threads int, dir string) error {
 	if dir == "" {
 		d, err := os.MkdirTemp("", "cleanroom-bench-*")
 		if err != nil {
@@ -136,24 +209,56 @@ func compare(sizes string, repeat, threads int, dir string) error {
 	}
 	type row struct {
 		rows        int64
+		spill       bool
+		memory      int64 // the query memory limit (spill rows)
+		data        int64 // the datasets' envelopes, bytes
 		clean, base []measure
 	}
 	var results []row
-	for _, s := range strings.Split(sizes, ",") {
-		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-		if err != nil {
-			return fmt.Errorf("-rows: %v", err)
+	type size struct {
+		rows  int64
+		spill bool
+	}
+	var todo []size
+	for flagName, list := range map[string]string{"rows": sizes, "spill-rows": spillSizes} {
+		for _, s := range strings.Split(list, ",") {
+			if strings.TrimSpace(s) == "" {
+				continue
+			}
+			n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+			if err != nil {
+				return fmt.Errorf("-%s: %v", flagName, err)
+			}
+			todo = append(todo, size{n, flagName == "spill-rows"})
 		}
-		fmt.Fprintf(os.Stderr, "ad-attribution-bench: %d rows: generating and uploading...\n", n)
+	}
+	slices.SortStableFunc(todo, func(a, b size) int {
+		if a.spill != b.spill {
+			if a.spill {
+				return 1
+			}
+			return -1
+		}
+		return int(a.rows - b.rows)
+	})
+	for _, sz := range todo {
+		n := sz.rows
+		fmt.Fprintf(os.Stderr, "ad-attribution-bench: %d rows (larger than memory: %v): generating and uploading...\n", n, sz.spill)
 		sizeDir := filepath.Join(dir, strconv.FormatInt(n, 10))
-		r := row{rows: n}
+		r := row{rows: n, spill: sz.spill}
 		for i := range repeat {
 			// Runs are limited (max_runs) and leave state: prepare a fresh
 			// coordinator for every clean-room measurement.
-			path, err := prepare(filepath.Join(sizeDir, fmt.Sprint(i)), n, i == 0, sizeDir)
+			_, err := os.Stat(filepath.Join(sizeDir, "data"))
+			path, err := prepare(filepath.Join(sizeDir, fmt.Sprintf("%d-%v", i, sz.spill)), n, err != nil, sizeDir, sz.spill)
 			if err != nil {
 				return err
 			}
+			st, err := readSetup(path)
+			if err != nil {
+				return err
+			}
+			r.memory, r.data = st.QueryMemory, st.Data
 			m, err := child("run", path, threads)
 			if err != nil {
 				return err
@@ -166,17 +271,47 @@ func compare(sizes string, repeat, threads int, dir string) error {
 		}
 		results = append(results, r)
 	}
+	if len(results) == 0 {
+		return compareCommandSizes(commandSizes, repeat, threads, dir)
+	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "rows\tclean room (s)\tplain DuckDB (s)\tratio\tclean room CPU (s)\tplain CPU (s)\tCPU ratio\tclean room peak RSS\tplain peak RSS\t\n")
+	fmt.Fprintf(w, "rows\tdatasets\tquery memory\tclean room (s)\tplain DuckDB (s)\tratio\tclean room CPU (s)\tplain CPU (s)\tCPU ratio\tclean room peak RSS\tplain peak RSS\tRSS ratio\tclean room spilled\tplain spilled\t\n")
 	for _, r := range results {
 		c, b := median(r.clean), median(r.base)
 		cc, bc := medianCPU(r.clean), medianCPU(r.base)
-		fmt.Fprintf(w, "%d\t%.3f\t%.3f\t%.2f\t%.3f\t%.3f\t%.2f\t%s\t%s\t\n", r.rows, c.Seconds, b.Seconds, c.Seconds/b.Seconds,
-			cc, bc, cc/bc, mib(c.RSS), mib(b.RSS))
+		memory := "unlimited"
+		if r.spill {
+			memory = mib(r.memory)
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%.3f\t%.3f\t%.2f\t%.3f\t%.3f\t%.2f\t%s\t%s\t%.2f\t%s\t%s\t\n", r.rows, mib(r.data), memory,
+			c.Seconds, b.Seconds, c.Seconds/b.Seconds,
+			cc, bc, cc/bc, mib(c.RSS), mib(b.RSS), float64(c.RSS)/float64(b.RSS), mib(c.Spilled), mib(b.Spilled))
 	}
 	w.Flush()
-	fmt.Printf("(%d threads on both sides, median of %d runs; clean room = decrypt, load, query, policy, encrypt, sign, log, in output mode %s; CPU = user+system time of all threads)\n", threads, repeat, outputMode)
-	return nil
+	fmt.Printf("(%d threads on both sides, median of %d runs; clean room = decrypt, load, query, policy, encrypt, sign, log, in output mode %s; CPU = user+system time of all threads; datasets = the envelopes' bytes; spilled = the most the spill directory held at once)\n", threads, repeat, outputMode)
+	if commandSizes != "" {
+		fmt.Println()
+	}
+	return compareCommandSizes(commandSizes, repeat, threads, dir)
+}
+
+// compareCommandSizes runs compareCommand at the sizes of -command-rows.
+func compareCommandSizes(commandSizes string, repeat, threads int, dir string) error {
+	var cmdRows []int64
+	for _, s := range strings.Split(commandSizes, ",") {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+		if err != nil {
+			return fmt.Errorf("-command-rows: %v", err)
+		}
+		cmdRows = append(cmdRows, n)
+	}
+	if len(cmdRows) == 0 {
+		return nil
+	}
+	return compareCommand(cmdRows, repeat, threads, dir)
 }
 
 func median(ms []measure) measure {
@@ -185,6 +320,7 @@ func median(ms []measure) measure {
 	m := s[len(s)/2]
 	for _, x := range ms {
 		m.RSS = max(m.RSS, x.RSS)
+		m.Spilled = max(m.Spilled, x.Spilled)
 	}
 	return m
 }
@@ -204,22 +340,29 @@ func mib(b int64) string { return fmt.Sprintf("%d MiB", b>>20) }
 // child runs this program in a child mode and reads its measurement and
 // peak memory.
 func child(mode, setupPath string, threads int) (measure, error) {
+	var m measure
+	return m, childJSON(mode, setupPath, threads, &m)
+}
+
+// childJSON runs this program in a child mode and decodes what it prints
+// into v.
+func childJSON(mode, setupPath string, threads int, v any) error {
 	cmd := exec.Command(os.Args[0], "-mode", mode, "-threads", strconv.Itoa(threads), setupPath)
+	cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(threads))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, os.Stderr
 	if err := cmd.Run(); err != nil {
-		return measure{}, fmt.Errorf("%s: %w", mode, err)
+		return fmt.Errorf("%s: %w", mode, err)
 	}
-	var m measure
-	if err := json.Unmarshal(out.Bytes(), &m); err != nil {
-		return measure{}, fmt.Errorf("%s printed %q: %w", mode, out.String(), err)
+	if err := json.Unmarshal(out.Bytes(), v); err != nil {
+		return fmt.Errorf("%s printed %q: %w", mode, out.String(), err)
 	}
-	return m, nil
+	return nil
 }
 
 // prepare generates the data (once per size, into dataDir's parent) and a
 // coordinator with the contract, uploads and algorithm in dir.
-func prepare(dir string, rows int64, generate bool, dataDir string) (string, error) {
+func prepare(dir string, rows int64, generate bool, dataDir string, spill bool) (string, error) {
 	ctx := context.Background()
 	data := filepath.Join(dataDir, "data")
 	if generate {
@@ -295,10 +438,13 @@ func prepare(dir string, rows int64, generate bool, dataDir string) (string, err
 	if _, err := pub.RegisterContract(ctx, text, sigs); err != nil {
 		return "", err
 	}
+	var size int64
 	for _, u := range []struct{ party, ds string }{{"publisher", adattribution.Impressions}, {"advertiser", adattribution.Conversions}} {
-		if err := uploadFile(ctx, cl, c, u.party, u.ds, filepath.Join(data, u.ds+".parquet")); err != nil {
+		n, err := uploadFile(ctx, cl, c, u.party, u.ds, filepath.Join(data, u.ds+".parquet"))
+		if err != nil {
 			return "", err
 		}
+		size += n
 	}
 	meas, err := cl("measurer")
 	if err != nil {
@@ -314,7 +460,11 @@ func prepare(dir string, rows int64, generate bool, dataDir string) (string, err
 	}
 	st := setup{DataDir: filepath.Join(dir, "coordinator"), Contract: string(text), Advertiser: string(adv),
 		Impressions: filepath.Join(data, adattribution.Impressions+".parquet"),
-		Conversions: filepath.Join(data, adattribution.Conversions+".parquet")}
+		Conversions: filepath.Join(data, adattribution.Conversions+".parquet"), Data: size}
+	if spill {
+		st.QueryMemory = size / 4 &^ (1<<20 - 1)
+		st.SpillDir = filepath.Join(dir, "spill")
+	}
 	b, _ := json.Marshal(st)
 	path := filepath.Join(dir, "setup.json")
 	return path, os.WriteFile(path, b, 0o600)
@@ -322,19 +472,22 @@ func prepare(dir string, rows int64, generate bool, dataDir string) (string, err
 
 // uploadFile uploads a Parquet file as its provider does
 // (client.UploadDataset).
-func uploadFile(ctx context.Context, cl func(string) (*client.Client, error), c *contracts.Contract, party, ds, path string) error {
+func uploadFile(ctx context.Context, cl func(string) (*client.Client, error), c *contracts.Contract, party, ds, path string) (int64, error) {
 	rr, err := connectors.Open(path, connectors.FormatParquet, c.Dataset(ds).Columns, connectors.Options{})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer rr.Release()
 	p, err := cl(party)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer p.Close()
-	_, err = p.UploadDataset(ctx, ds, rr, client.UploadOptions{})
-	return err
+	rc, err := p.UploadDataset(ctx, ds, rr, client.UploadOptions{})
+	if err != nil {
+		return 0, err
+	}
+	return rc.Size, nil
 }
 
 func readSetup(path string) (*setup, error) {
@@ -357,7 +510,11 @@ func childRun(path string, threads int) error {
 	if os.Getenv("CLEANROOM_BENCH_VERBOSE") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	coord, err := coordinator.Open(ctx, coordinator.Config{DataDir: st.DataDir, QueryThreads: threads, Logger: logger})
+	cfg := coordinator.Config{DataDir: st.DataDir, QueryThreads: threads, Logger: logger}
+	if st.QueryMemory > 0 {
+		cfg.QueryMemory, cfg.SpillDir = st.QueryMemory, filepath.Join(st.SpillDir, "run")
+	}
+	coord, err := coordinator.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -379,15 +536,17 @@ func childRun(path string, threads int) error {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
+	spill := watchSpill(cfg.SpillDir)
 	cpu := cpuSeconds()
 	start := time.Now()
 	rs, err := coord.Run(ctx, adv.Public().SigningKey(), c.ID(), nil)
 	elapsed := time.Since(start)
 	cpu = cpuSeconds() - cpu
+	spilled := spill.end()
 	if err != nil {
 		return err
 	}
-	return json.NewEncoder(os.Stdout).Encode(measure{Seconds: elapsed.Seconds(), CPU: cpu, Rows: rs.RowsKept + rs.RowsSuppressed, RSS: peakRSS()})
+	return json.NewEncoder(os.Stdout).Encode(measure{Seconds: elapsed.Seconds(), CPU: cpu, Rows: rs.RowsKept + rs.RowsSuppressed, RSS: peakRSS(), Spilled: spilled})
 }
 
 // childPlain times plain DuckDB running the same SQL over the Parquet
@@ -403,13 +562,26 @@ func childPlain(path string, threads int) error {
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
+	settings := []string{fmt.Sprintf("SET threads = %d", threads)}
+	spillDir := ""
+	if st.QueryMemory > 0 {
+		spillDir = filepath.Join(st.SpillDir, "plain")
+		if err := os.MkdirAll(spillDir, 0o700); err != nil {
+			return err
+		}
+		settings = append(settings, fmt.Sprintf("SET memory_limit = '%dB'", st.QueryMemory), fmt.Sprintf("SET temp_directory = '%s'", spillDir))
+		if os.Getenv("CLEANROOM_BENCH_PLAIN_ENCRYPTED_SPILL") != "" {
+			// Plain DuckDB spilling as the clean room does: encrypted.
+			settings = append(settings, "SET force_mbedtls_unsafe = true", "SET temp_file_encryption = true")
+		}
+	}
+	spill := watchSpill(spillDir)
 	cpu := cpuSeconds()
 	start := time.Now()
-	for _, q := range []string{
-		fmt.Sprintf("SET threads = %d", threads),
+	for _, q := range append(settings,
 		fmt.Sprintf("CREATE VIEW impressions AS SELECT * FROM read_parquet('%s')", st.Impressions),
 		fmt.Sprintf("CREATE VIEW conversions AS SELECT * FROM read_parquet('%s')", st.Conversions),
-	} {
+	) {
 		if _, err := db.Exec(q); err != nil {
 			return err
 		}
@@ -438,5 +610,5 @@ func childPlain(path string, threads int) error {
 	}
 	elapsed := time.Since(start)
 	cpu = cpuSeconds() - cpu
-	return json.NewEncoder(os.Stdout).Encode(measure{Seconds: elapsed.Seconds(), CPU: cpu, Rows: n, RSS: peakRSS()})
+	return json.NewEncoder(os.Stdout).Encode(measure{Seconds: elapsed.Seconds(), CPU: cpu, Rows: n, RSS: peakRSS(), Spilled: spill.end()})
 }

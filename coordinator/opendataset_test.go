@@ -13,7 +13,7 @@ import (
 	"cleanroom.dev/cleanroom/coordinator/internal/arrowipc"
 )
 
-// decryptDataset opens a dataset envelope with the coordinator's HPKE key
+// decryptDataset (for the tests) opens a provider's dataset envelope with the coordinator's HPKE key
 // and decodes the Arrow IPC stream inside, by the same path a run takes
 // (openDataset). The envelope must be for this contract, this dataset and
 // its schema digest; the stream's schema must be the dataset's schema
