@@ -112,6 +112,8 @@ func flagArg(name string) string {
 		return "ID"
 	case "name":
 		return "NAME"
+	case "reason":
+		return "TEXT"
 	}
 	return ""
 }
