@@ -81,7 +81,8 @@ func TestExampleScripts(t *testing.T) {
 	}{
 		{"ad-attribution/run.sh", "20000", []string{"matches", "rows released", "ad-attribution: done"}},
 		{"clinical-cohort/run.sh", "20000", []string{"matches", "rows released", "model risk_band submitted sealed", "model.submitted",
-			"risk_band(int64, string, float64, int32) -> string from sponsor, commitment ", "only its provider sponsor may fetch it", "clinical-cohort: done"}},
+			"risk_band(int64, string, float64, int32) -> string from sponsor, commitment ", "only its provider sponsor may fetch it",
+			`parameters max_age="75" min_age="40"`, "clinical-cohort: done"}},
 	} {
 		t.Run(filepath.Dir(ex.script), func(t *testing.T) {
 			work := t.TempDir()
