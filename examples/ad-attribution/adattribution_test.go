@@ -167,7 +167,9 @@ func TestWindow(t *testing.T) {
 		}
 	}
 	spec := Spec
-	spec.Generate = func(ctx context.Context, cfg scenario.Config) (*scenario.Summary, error) { return GenerateWindow(ctx, cfg, w) }
+	spec.Generate = func(ctx context.Context, cfg scenario.Config) (*scenario.Summary, error) {
+		return GenerateWindow(ctx, cfg, w)
+	}
 	dir, sum := scenariotest.Generate(t, spec, testRows, 7, testBatch)
 	for name := range datasets {
 		for _, ext := range []string{".csv", ".parquet"} {
