@@ -95,12 +95,16 @@ func TestExampleAlgorithmsAccepted(t *testing.T) {
 		spec.Datasets[1] = testenv.Dataset{ID: "conversions", Provider: "advertiser", PrivacyUnit: "user_id", Privacy: "aggregations: {value: [sum]}",
 			Columns: "[{name: user_id, type: string}, {name: order_id, type: string}, {name: value, type: float64}, {name: converted_at, type: timestamp}]"}
 		spec.K = 1
+		// The query reads its reporting window as parameters (bounded
+		// here around this small data's dates).
+		spec.Parameters = "[{name: since, type: timestamp, min: \"2026-01-01T00:00:00Z\", max: \"2027-01-01T00:00:00Z\"}, " +
+			"{name: until, type: timestamp, min: \"2026-01-01T00:00:00Z\", max: \"2027-01-01T00:00:00Z\"}]"
 		sc := testenv.New(t, srv, spec)
 		sc.Submit(t, "publisher")
 		sc.MustUpload(t, "publisher", "impressions", allowImpCSV)
 		sc.MustUpload(t, "advertiser", "conversions", "user_id,order_id,value,converted_at\n"+
 			"u1,o1,120.5,2026-03-05T09:00:00Z\nu2,o2,20,2026-03-06T09:00:00Z\nu3,o3,300,2026-03-10T09:00:00Z\nu1,o4,45,2026-03-11T09:00:00Z\n")
-		submitAndRun(t, sc)
+		submitAndRunWith(t, sc, map[string]string{"since": "2026-03-01T00:00:00Z", "until": "2026-04-01T00:00:00Z"})
 	})
 	t.Run("clinical-cohort", func(t *testing.T) {
 		spec := &testenv.Spec{

@@ -121,6 +121,9 @@ func TestContractTemplate(t *testing.T) {
 		t.Errorf("recipients %v", c.Output.Recipients)
 	}
 	checkWindowParameters(t, c)
+	// The differentially private variant reads the same window.
+	dp, _ := scenariotest.FillContract(t, ContractDPTemplate, QueryDP)
+	checkWindowParameters(t, dp)
 }
 
 // checkWindowParameters: the reporting window is a pair of parameters
