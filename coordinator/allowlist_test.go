@@ -95,12 +95,16 @@ func TestExampleAlgorithmsAccepted(t *testing.T) {
 		spec.Datasets[1] = testenv.Dataset{ID: "conversions", Provider: "advertiser", PrivacyUnit: "user_id", Privacy: "aggregations: {value: [sum]}",
 			Columns: "[{name: user_id, type: string}, {name: order_id, type: string}, {name: value, type: float64}, {name: converted_at, type: timestamp}]"}
 		spec.K = 1
+		// The query reads its reporting window as parameters (bounded
+		// here around this small data's dates).
+		spec.Parameters = "[{name: since, type: timestamp, min: \"2026-01-01T00:00:00Z\", max: \"2027-01-01T00:00:00Z\"}, " +
+			"{name: until, type: timestamp, min: \"2026-01-01T00:00:00Z\", max: \"2027-01-01T00:00:00Z\"}]"
 		sc := testenv.New(t, srv, spec)
 		sc.Submit(t, "publisher")
 		sc.MustUpload(t, "publisher", "impressions", allowImpCSV)
 		sc.MustUpload(t, "advertiser", "conversions", "user_id,order_id,value,converted_at\n"+
 			"u1,o1,120.5,2026-03-05T09:00:00Z\nu2,o2,20,2026-03-06T09:00:00Z\nu3,o3,300,2026-03-10T09:00:00Z\nu1,o4,45,2026-03-11T09:00:00Z\n")
-		submitAndRun(t, sc)
+		submitAndRunWith(t, sc, map[string]string{"since": "2026-03-01T00:00:00Z", "until": "2026-04-01T00:00:00Z"})
 	})
 	t.Run("clinical-cohort", func(t *testing.T) {
 		spec := &testenv.Spec{
@@ -118,6 +122,8 @@ func TestExampleAlgorithmsAccepted(t *testing.T) {
 			},
 			Query: read("clinical-cohort"), AlgorithmBy: "sponsor", Confidential: true, Recipients: []string{"sponsor"},
 			K: 1, MaxRows: 1000, MaxRuns: 1,
+			// The query reads the cohort's age bounds as parameters.
+			Parameters: "[{name: min_age, type: int64, min: 18, max: 90}, {name: max_age, type: int64, min: 18, max: 90}]",
 			// The query calls the sponsor's risk model (docs/models.md).
 			Models: []testenv.Model{{Name: "risk_band", Provider: "sponsor", Args: "[int64, string, float64, int32]", Result: "string",
 				Module: wasmtest.BuildGo(t, "./examples/clinical-cohort/riskmodel/wasm"), Salt: newSalt()}},
@@ -128,13 +134,20 @@ func TestExampleAlgorithmsAccepted(t *testing.T) {
 			"p1,north,F,1960-05-01,E11.9,8.1,70,2026-01-10\np2,north,M,1970-02-03,E11.2,9.0,50,2025-09-01\n"+
 			"p3,south,F,1990-07-07,E11.9,8.0,90,2026-02-01\np4,south,M,1955-11-30,I10,8.5,60,2026-03-01\n")
 		sc.MustUpload(t, "sponsor", "enrolments", "patient_id,trial,enrolled_on,ended_on\np2,T-1,2024-01-01,2025-01-01\n")
-		submitAndRun(t, sc)
+		submitAndRunWith(t, sc, map[string]string{"min_age": "40", "max_age": "75"})
 	})
 }
 
 // submitAndRun submits the scenario's algorithm (the client seals a
 // confidential one), runs it once, and requires a finished run with rows.
 func submitAndRun(t *testing.T, sc *testenv.Scenario) {
+	t.Helper()
+	submitAndRunWith(t, sc, nil)
+}
+
+// submitAndRunWith is submitAndRun with the values of the algorithm's
+// parameters.
+func submitAndRunWith(t *testing.T, sc *testenv.Scenario, params map[string]string) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := sc.Client(t, sc.Spec.AlgorithmBy).SubmitAlgorithm(ctx, []byte(sc.Spec.Query), sc.Spec.AlgorithmSalt()); err != nil {
@@ -145,7 +158,7 @@ func submitAndRun(t *testing.T, sc *testenv.Scenario) {
 			t.Fatalf("submitting model %s: %v", m.Name, err)
 		}
 	}
-	rs, err := sc.Client(t, sc.Spec.Recipients[0]).Run(ctx)
+	rs, err := sc.Client(t, sc.Spec.Recipients[0]).RunWith(ctx, params)
 	if err != nil {
 		t.Fatalf("running the algorithm: %v", err)
 	}

@@ -266,6 +266,7 @@ func Open(ctx context.Context, cfg Config) (*Coordinator, error) {
 		lg.Close(context.Background())
 		return nil, err
 	}
+	c.finishAmendments(ctx)
 	if err := c.expire(ctx); err != nil {
 		lg.Close(context.Background())
 		return nil, err

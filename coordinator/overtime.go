@@ -412,13 +412,40 @@ func (c *Coordinator) registerAmendment(ctx context.Context, ct *contracts.Contr
 		return nil, err
 	}
 	c.logger.Info("amendment registered", "contract", cid.String(), "supersedes", oldID.String(), "by", who.ID, "log_index", idx)
-	// The same algorithm (same commitment, same provider with the same
-	// key) carries over as it was submitted: its sealed text is the same
-	// blob.
+	fault("amend/before-carry")
+	if err := c.carryAmendment(ctx, old, ct, approvals); err != nil {
+		return nil, err
+	}
+	return &ContractReceipt{ContractID: cid, LogIndex: idx}, nil
+}
+
+// carryAmendment carries over to the amendment ct, registered, what it
+// takes from the contract old it supersedes: the algorithm when it is the
+// same (same commitment, confidentiality, provider with the same key and
+// parameter names), as it was submitted; and each dataset whose provider
+// signed ct (approvals) and that is the same in both, re-encrypted inside
+// the coordinator. It carries only what ct does not hold yet and what old
+// held when ct was registered, so running it again — at start, after a
+// crash interrupted an amendment (finishAmendments) — finishes the
+// amendment and does nothing more. The caller holds both contracts' locks,
+// or nothing is served yet.
+func (c *Coordinator) carryAmendment(ctx context.Context, old, ct *contracts.Contract, approvals *contracts.AmendmentApprovals) error {
+	cid, oldID := ct.ID(), old.ID()
 	var alg *state.Algorithm
-	c.state.View(func(v *state.Snapshot) { alg = v.Contract(oldID).Algorithm })
+	var registeredAt uint64
+	var has map[string]bool
+	c.state.View(func(v *state.Snapshot) {
+		n := v.Contract(cid)
+		registeredAt, has = n.Index, map[string]bool{}
+		for id := range n.Datasets {
+			has[id] = true
+		}
+		if n.Algorithm == nil {
+			alg = v.Contract(oldID).Algorithm
+		}
+	})
 	op, np := old.Participant(old.Algorithm.Provider), ct.Participant(ct.Algorithm.Provider)
-	if alg != nil && ct.Algorithm.SHA256 == old.Algorithm.SHA256 && ct.Algorithm.Confidential == old.Algorithm.Confidential &&
+	if alg != nil && alg.Index < registeredAt && ct.Algorithm.SHA256 == old.Algorithm.SHA256 && ct.Algorithm.Confidential == old.Algorithm.Confidential &&
 		op != nil && np != nil && op.ID == np.ID && op.PublicKey.Equal(np.PublicKey) &&
 		slices.EqualFunc(ct.Algorithm.Parameters, old.Algorithm.Parameters, func(a, b contracts.Parameter) bool { return a.Name == b.Name }) {
 		sub := *alg.Submitted
@@ -426,16 +453,16 @@ func (c *Coordinator) registerAmendment(ctx context.Context, ct *contracts.Contr
 			Type: events.TypeAlgorithmSubmitted, Contract: cid.String(), Actor: np.ID, ActorKey: np.PublicKey.Fingerprint().String(),
 			AlgorithmSubmitted: &sub,
 		}); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	for _, ds := range ct.Datasets {
-		if ct.CarriesOver(old, ds.ID, approvals) != nil {
+		if has[ds.ID] || ct.CarriesOver(old, ds.ID, approvals) != nil {
 			continue
 		}
 		var up *state.Dataset
 		c.state.View(func(v *state.Snapshot) {
-			if d := v.Contract(oldID).Datasets[ds.ID]; d != nil && d.Deleted == "" {
+			if d := v.Contract(oldID).Datasets[ds.ID]; d != nil && d.Deleted == "" && d.Index < registeredAt {
 				cp := *d
 				up = &cp
 			}
@@ -447,10 +474,50 @@ func (c *Coordinator) registerAmendment(ctx context.Context, ct *contracts.Contr
 			continue
 		}
 		if err := c.carryOver(ctx, old, ct, up); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return &ContractReceipt{ContractID: cid, LogIndex: idx}, nil
+	return nil
+}
+
+// finishAmendments finishes, at start, every amendment a crash interrupted
+// after its contract.registered: what the amendment carries over from the
+// contract it supersedes and does not hold yet is carried now, with the
+// approvals its registration logged. An amendment that has expired is
+// left alone (its datasets would be deleted at once), and one that cannot
+// be finished (a damaged envelope) is reported and left for its providers
+// to upload again: it does not stop the coordinator from starting.
+func (c *Coordinator) finishAmendments(ctx context.Context) {
+	type amendment struct {
+		old, ct   *contracts.Contract
+		approvals *contracts.AmendmentApprovals
+	}
+	var todo []amendment
+	c.state.View(func(v *state.Snapshot) {
+		for _, sc := range v.Contracts() {
+			ct := sc.Contract
+			if ct.Supersedes == nil || ct.Expired(c.cfg.Now()) {
+				continue
+			}
+			old := v.Contract(*ct.Supersedes)
+			if old == nil || old.SupersededBy != ct.ID().String() {
+				continue
+			}
+			todo = append(todo, amendment{old.Contract, ct, &contracts.AmendmentApprovals{
+				New: sc.Registered.Signatures, Old: sc.Registered.SupersedesSignatures}})
+		}
+	})
+	for _, a := range todo {
+		unlockOld := c.locks.lock(a.old.ID().String())
+		unlockNew := c.locks.lock(a.ct.ID().String())
+		err := c.carryAmendment(ctx, a.old, a.ct, a.approvals)
+		unlockNew()
+		unlockOld()
+		if err != nil {
+			c.logger.Error("finishing an amendment a restart interrupted: what it did not carry over must be uploaded again",
+				"contract", a.ct.ID().String(), "supersedes", a.old.ID().String(), "err", err)
+		}
+	}
 }
 
 // carryOver re-encrypts a dataset of the superseded contract old for its

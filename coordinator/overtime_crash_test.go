@@ -179,3 +179,92 @@ func TestExpirySurvivesKill(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestAmendmentCarryOverSurvivesKill: a coordinator killed with SIGKILL
+// after it registered an amendment (contract.registered) but before it
+// carried the superseded contract's algorithm and datasets over finishes
+// the amendment when it starts again, before it serves: the amendment
+// holds both datasets and the algorithm, runs on them as run 2 (the old
+// contract's run carries over) with the old contract's result, and a
+// further restart carries nothing twice.
+func TestAmendmentCarryOverSurvivesKill(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	d := startDaemon(t, dir)
+	inst, err := coordinator.ReadIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := testenv.AdSpec(t, "amend-crash", 3)
+	sc := testenv.NewRemote(t, d.url, inst, spec)
+	sc.Submit(t, "publisher")
+	for _, u := range []struct{ by, ds, csv string }{
+		{"publisher", "impressions", testenv.ImpressionsCSV}, {"advertiser", "conversions", testenv.ConversionsCSV},
+	} {
+		if _, err := sc.Upload(t, u.by, u.ds, sc.Seal(t, u.by, u.ds, u.csv)); err != nil {
+			t.Fatalf("uploading %s: %v", u.ds, err)
+		}
+	}
+	if _, err := sc.Client(t, "measurer").SubmitAlgorithm(ctx, []byte(spec.Query), spec.AlgorithmSalt()); err != nil {
+		t.Fatal(err)
+	}
+	first, err := sc.Client(t, "advertiser").Run(ctx)
+	if err != nil || first.Status != "finished" || first.RowsKept < 1 {
+		t.Fatalf("the old contract's run: %+v, %v", first, err)
+	}
+
+	// The same parties sign an amendment; the coordinator dies right
+	// after registering it.
+	amended := *spec
+	amended.Name, amended.Supersedes = "amend-crash-v2", sc.Contract.ID().String()
+	d.kill()
+	d = startFaultyDaemon(t, dir, "amend/before-carry")
+	sc.URL = d.url
+	next := testenv.NewRemote(t, d.url, inst, &amended)
+	if _, err := next.TrySubmit(t, "publisher"); err == nil {
+		t.Fatal("the amendment was registered whole: the fault point was never reached")
+	}
+	d.waitExit()
+
+	d = startDaemon(t, dir)
+	defer func() { d.kill() }()
+	next.URL = d.url
+	st, err := next.Client(t, "auditor").Status(ctx)
+	if err != nil {
+		t.Fatalf("the amendment after the restart: %v", err)
+	}
+	if st.Supersedes != sc.Contract.ID().String() {
+		t.Fatalf("the amendment's status names supersedes %q, want %s", st.Supersedes, sc.Contract.ID())
+	}
+	indexes := map[string]uint64{}
+	for _, ds := range st.Datasets {
+		if !ds.Uploaded || ds.Deleted != "" || ds.Damaged != "" {
+			t.Errorf("dataset %s of the amendment after the restart: %+v, want carried over", ds.ID, ds)
+		}
+		indexes[ds.ID] = ds.LogIndex
+	}
+	if !st.Algorithm.Submitted {
+		t.Errorf("the amendment's algorithm after the restart: %+v, want carried over", st.Algorithm)
+	}
+	rs, err := next.Client(t, "advertiser").Run(ctx)
+	if err != nil {
+		t.Fatalf("a run of the finished amendment: %v", err)
+	}
+	if rs.Status != "finished" || rs.Number != 2 || rs.RowsKept != first.RowsKept || rs.RowsSuppressed != first.RowsSuppressed {
+		t.Fatalf("the amendment's run: %+v, want run 2 releasing what the old contract's run did (%+v)", rs, first)
+	}
+
+	// Starting again finds the amendment finished: nothing is carried twice.
+	d.kill()
+	d = startDaemon(t, dir)
+	next.URL = d.url
+	st, err = next.Client(t, "auditor").Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ds := range st.Datasets {
+		if ds.LogIndex != indexes[ds.ID] {
+			t.Errorf("dataset %s was carried over again at the next start (log index %d, then %d)", ds.ID, indexes[ds.ID], ds.LogIndex)
+		}
+	}
+}

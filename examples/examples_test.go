@@ -79,9 +79,12 @@ func TestExampleScripts(t *testing.T) {
 		rows   string
 		want   []string
 	}{
-		{"ad-attribution/run.sh", "20000", []string{"matches", "rows released", "ad-attribution: done"}},
+		{"ad-attribution/run.sh", "20000", []string{"matches", "rows released",
+			`with since="2026-10-01T00:00:00Z" until="2027-01-31T00:00:00Z" finished`, `parameters since="2026-10-01T00:00:00Z" until="2027-01-31T00:00:00Z"`,
+			"ad-attribution: done"}},
 		{"clinical-cohort/run.sh", "20000", []string{"matches", "rows released", "model risk_band submitted sealed", "model.submitted",
-			"risk_band(int64, string, float64, int32) -> string from sponsor, commitment ", "only its provider sponsor may fetch it", "clinical-cohort: done"}},
+			"risk_band(int64, string, float64, int32) -> string from sponsor, commitment ", "only its provider sponsor may fetch it",
+			`parameters max_age="75" min_age="40"`, "clinical-cohort: done"}},
 	} {
 		t.Run(filepath.Dir(ex.script), func(t *testing.T) {
 			work := t.TempDir()
@@ -158,7 +161,8 @@ func TestREADMETutorial(t *testing.T) {
 	for i, run := range []string{first, second} {
 		for _, want := range []string{"all 4 participants signed", "matches", "log verified",
 			"binds against the datasets of contract.yaml", "fits dataset impressions", "ready: a run may start (5 runs left)",
-			"run 1 of 5", "first audit into this state directory"} {
+			`run 1 of 5 (`, `with since="2026-10-01T00:00:00Z" until="2027-01-31T00:00:00Z" finished`,
+			`with since="2026-12-01T00:00:00Z" until="2027-01-01T00:00:00Z" finished`, "first audit into this state directory"} {
 			if !strings.Contains(run, want) {
 				t.Fatalf("run %d of the tutorial lacks %q:\n%s", i+1, want, run)
 			}

@@ -8,6 +8,9 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom/audit"
 	"cleanroom.dev/cleanroom/cleanroom/events"
+	"cleanroom.dev/cleanroom/cleanroom/tlog"
+	"cleanroom.dev/cleanroom/coordinator"
+	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
 // TestContractsOverTimeRules forges the real scenario's log to contain each
@@ -131,5 +134,104 @@ func TestContractsOverTimeRules(t *testing.T) {
 		if len(r.Problems) != 0 {
 			t.Fatalf("problems in an honest log: %+v", r.Problems)
 		}
+	})
+}
+
+// TestParameterRules plays a real contract whose algorithm declares
+// parameters (a float64 with bounds, a string with allowed values): one run
+// in range, then the same run forged into the log with each value the
+// contract refuses — out of range, of the wrong type, not allowed, missing,
+// undeclared, not in canonical form. The audit must flag each, with the
+// reason the coordinator's admission gives when a run asks for those values
+// (both check with contracts.Algorithm.CheckParameters), and raise nothing
+// on the honest log.
+func TestParameterRules(t *testing.T) {
+	srv := testenv.Start(t, t.TempDir(), coordinator.Config{CheckpointInterval: 100 * time.Millisecond})
+	spec := testenv.AdSpec(t, "audit-parameters", 20)
+	spec.Query = "SELECT i.campaign, count(DISTINCT i.user_id) AS users, sum(c.value) AS revenue " +
+		"FROM impressions i JOIN conversions c ON c.user_id = i.user_id WHERE c.value >= $min_value AND i.campaign <> $skip " +
+		"GROUP BY i.campaign ORDER BY i.campaign"
+	spec.Parameters = "[{name: min_value, type: float64, min: 0, max: 100}, {name: skip, type: string, allowed: [spring, summer, autumn]}]"
+	spec.Mode, spec.GroupColumn, spec.K = "aggregate", "", 1
+	for i := range spec.Datasets {
+		spec.Datasets[i].PrivacyUnit = "user_id"
+	}
+	sc := testenv.New(t, srv, spec)
+	ctx := t.Context()
+	sc.Submit(t, "auditor")
+	sc.MustUpload(t, "publisher", "impressions", testenv.ImpressionsCSV)
+	sc.MustUpload(t, "advertiser", "conversions", testenv.ConversionsCSV)
+	sc.SubmitAlgorithm(t)
+	if _, err := sc.Client(t, "advertiser").RunWith(ctx, map[string]string{"min_value": "5", "skip": "autumn"}); err != nil {
+		t.Fatal(err)
+	}
+	w := &world{srv: srv, sc: sc, auditor: newAuditorClient(t, sc)}
+	t.Cleanup(func() { w.auditor.Close() })
+	peer, err := w.auditor.Coordinator(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.coord, err = audit.AttestedCoordinator(peer); err != nil {
+		t.Fatal(err)
+	}
+	v, err := tlog.NewCoordinatorVerifier(w.coord.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	view, err := v.VerifyView(ctx, w.auditor.LogFetcher(), waitCovered(t, w, sc.LogSize()), sc.Contract.ID().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	audited := func(evs []*events.Event) []audit.Finding {
+		r := &audit.Report{Problems: []audit.Finding{}, Warnings: []audit.Finding{}}
+		audit.CheckTimeline(r, encodeAll(t, evs), sc.Contract, w.coord, sc.Text)
+		return r.Problems
+	}
+	if p := audited(decodeAll(t, view.Entries)); len(p) != 0 {
+		t.Fatalf("problems in the honest log of a run with parameters: %+v", p)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		params map[string]string
+		want   string // in the coordinator's refusal and the audit's problem
+	}{
+		{"above the maximum", map[string]string{"min_value": "1000", "skip": "spring"},
+			"parameter min_value: 1000 is above its maximum 100 (the contract allows 0 to 100)"},
+		{"below the minimum", map[string]string{"min_value": "-0.5", "skip": "spring"},
+			"parameter min_value: -0.5 is below its minimum 0 (the contract allows 0 to 100)"},
+		{"of the wrong type", map[string]string{"min_value": "lots", "skip": "spring"}, "parameter min_value: "},
+		{"not allowed", map[string]string{"min_value": "5", "skip": "winter"},
+			`parameter skip: "winter" is not allowed: the contract allows one of spring, summer, autumn`},
+		{"missing", map[string]string{"min_value": "5"}, "parameter skip: is missing"},
+		{"undeclared", map[string]string{"min_value": "5", "skip": "spring", "table": "x"},
+			"parameter table: is not declared: the contract declares min_value, skip"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := sc.Client(t, "advertiser").RunWith(ctx, tc.params)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("the coordinator's admission of %v: %v; want a refusal with %q", tc.params, err, tc.want)
+			}
+			refusal := err.Error()[strings.Index(err.Error(), tc.want):]
+			evs := decodeAll(t, view.Entries)
+			nth(evs, events.TypeRunStarted, 0).RunStarted.Parameters = tc.params
+			for _, p := range audited(evs) {
+				if strings.Contains(p.Message, "runs with parameters the contract does not allow") && p.Index != nil &&
+					strings.Contains(p.Message, tc.want) && strings.Contains(refusal, p.Message[strings.Index(p.Message, tc.want):]) {
+					return
+				}
+			}
+			t.Errorf("the audit does not flag the run with %v as the coordinator refuses it (%s)", tc.params, refusal)
+		})
+	}
+	t.Run("not in canonical form", func(t *testing.T) {
+		evs := decodeAll(t, view.Entries)
+		nth(evs, events.TypeRunStarted, 0).RunStarted.Parameters = map[string]string{"min_value": "5.0", "skip": "autumn"}
+		for _, p := range audited(evs) {
+			if strings.Contains(p.Message, `not in their canonical form min_value="5" skip="autumn"`) {
+				return
+			}
+		}
+		t.Error("the audit does not flag parameters that are not in canonical form")
 	})
 }

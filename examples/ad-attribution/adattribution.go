@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -92,6 +93,45 @@ var (
 	start = time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC).Unix()
 )
 
+// Window is a reporting window: the query counts only conversions with
+// Since <= converted_at < Until (its parameters $since and $until).
+type Window struct{ Since, Until time.Time }
+
+// Period is the reporting window the contract template allows (both
+// parameters lie within it) and the scenario runs with: from the first
+// impression's day, 1 October 2026, to 31 January 2027, 30 days after the
+// quarter's last impression. Every conversion the attribution rule can
+// count lies in it (an earlier one has no impression before it, a later
+// one none in the 30 days before it), so the result over Period is the
+// result over all the data.
+var Period = Window{
+	Since: time.Unix(start, 0).UTC(),
+	Until: time.Unix(start+quarterSeconds+windowSeconds, 0).UTC(),
+}
+
+// Parameters returns w as the values of the query's parameters, name →
+// text, as `cleanroom run --param` takes them.
+func (w Window) Parameters() map[string]string {
+	return map[string]string{"since": w.Since.UTC().Format(time.RFC3339), "until": w.Until.UTC().Format(time.RFC3339)}
+}
+
+// Literal returns query (Query or QueryDP) with $since and $until written
+// as TIMESTAMPTZ literals of w: what plain DuckDB runs to give the clean
+// room's result for that window.
+func (w Window) Literal(query string) string {
+	p := w.Parameters()
+	return strings.NewReplacer("$since", "TIMESTAMPTZ '"+p["since"]+"'", "$until", "TIMESTAMPTZ '"+p["until"]+"'").Replace(query)
+}
+
+// Parameters are the values of the query's parameters the scenario's run
+// gives (run.sh passes them to cleanroom run --param): Period, the window
+// the generator's expected result is for.
+var Parameters = Period.Parameters()
+
+// LiteralQuery is Query with its parameters written as the literals of
+// Parameters.
+func LiteralQuery() string { return Period.Literal(Query) }
+
 const (
 	quarterSeconds = 92 * 24 * 3600 // 1 October to 1 January
 	windowSeconds  = 720 * 3600     // the attribution window: 30 days
@@ -136,11 +176,22 @@ type tally struct {
 // batch per file whatever cfg.Rows is. If ctx is cancelled, it stops within a
 // batch, removes what it wrote and returns ctx.Err().
 func Generate(ctx context.Context, cfg scenario.Config) (sum *scenario.Summary, err error) {
+	return GenerateWindow(ctx, cfg, Period)
+}
+
+// GenerateWindow is Generate with the expected result of Query over the
+// reporting window w instead of Period: the same data, the same seed
+// giving the same bytes, and the expectation counting only the
+// conversions in w.
+func GenerateWindow(ctx context.Context, cfg scenario.Config, w Window) (sum *scenario.Summary, err error) {
 	if cfg.Rows < 1 {
 		return nil, fmt.Errorf("the number of impressions must be at least 1, not %d", cfg.Rows)
 	}
+	if w.Since.Nanosecond() != 0 || w.Until.Nanosecond() != 0 {
+		return nil, fmt.Errorf("the reporting window %s to %s must be in whole seconds, as the generated times are", w.Since, w.Until)
+	}
 	return scenario.Generate(ctx, cfg, []scenario.Dataset{{Name: Impressions, Columns: ImpressionColumns}, {Name: Conversions, Columns: ConversionColumns}},
-		ResultColumns, func(s []*arrow.Schema) scenario.Generator { return newGenerator(cfg, s[0], s[1]) })
+		ResultColumns, func(s []*arrow.Schema) scenario.Generator { return newGenerator(cfg, w, s[0], s[1]) })
 }
 
 type impression struct {
@@ -155,6 +206,7 @@ type conversion struct {
 
 type generator struct {
 	cfg                  scenario.Config
+	since, until         int64 // the reporting window, Unix seconds
 	rng                  *rand.Rand
 	weights              []float64 // cumulative Zipf weights of the regular campaigns
 	pilotP               float64   // chance that a user is in a pilot's audience
@@ -168,9 +220,11 @@ type generator struct {
 	touched, userTouched []bool
 }
 
-func newGenerator(cfg scenario.Config, impSchema, convSchema *arrow.Schema) *generator {
+func newGenerator(cfg scenario.Config, w Window, impSchema, convSchema *arrow.Schema) *generator {
 	g := &generator{
 		cfg:         cfg,
+		since:       w.Since.Unix(),
+		until:       w.Until.Unix(),
 		rng:         rand.New(rand.NewPCG(cfg.Seed, 0x6164617474726962)), // "adattrib"
 		imp:         array.NewRecordBuilder(memory.DefaultAllocator, impSchema),
 		conv:        array.NewRecordBuilder(memory.DefaultAllocator, convSchema),
@@ -384,7 +438,11 @@ func (g *generator) emit(id string, impW, convW *scenario.DatasetWriter) error {
 				return err
 			}
 		}
-		// The attribution rule, as query.sql states it.
+		// The reporting window and the attribution rule, as query.sql
+		// states them.
+		if c.at < g.since || c.at >= g.until {
+			continue
+		}
 		clear(g.touched)
 		for _, im := range g.userImps {
 			if im.at < c.at && im.at >= c.at-windowSeconds {

@@ -3,12 +3,15 @@ package adattribution
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"cleanroom.dev/cleanroom/connectors"
 	"cleanroom.dev/cleanroom/contracts"
@@ -24,12 +27,23 @@ const (
 )
 
 // TestQueryMatchesExpected proves query.sql and the generator agree: plain
-// DuckDB running the query on the generated CSV and on the generated
+// DuckDB running the query, its reporting window written as the literals
+// of Parameters (LiteralQuery), on the generated CSV and on the generated
 // Parquet returns exactly the groups the generator computed, suppressed
 // ones included.
 func TestQueryMatchesExpected(t *testing.T) {
 	dir, sum := scenariotest.Generate(t, Spec, testRows, 7, testBatch)
-	db := scenariotest.QueryMatchesExpected(t, dir, sum, map[string][]contracts.Column{Impressions: ImpressionColumns, Conversions: ConversionColumns}, Query, ResultColumns)
+	if strings.Contains(LiteralQuery(), "$") || !strings.Contains(Query, "c.converted_at >= $since") || !strings.Contains(Query, "c.converted_at < $until") {
+		t.Fatalf("query.sql does not read the reporting window as parameters, or LiteralQuery leaves one:\n%s", LiteralQuery())
+	}
+	db := scenariotest.QueryMatchesExpected(t, dir, sum, datasets, LiteralQuery(), ResultColumns)
+	// Period holds every conversion the rule can attribute, so the
+	// expectation over it is the result over all the data.
+	if n := db.QueryInt(t, "SELECT count(*) AS n FROM conversions c JOIN impressions i USING (user_id) WHERE "+
+		"i.shown_at < c.converted_at AND i.shown_at >= c.converted_at - INTERVAL 720 HOUR AND NOT ("+
+		Period.Literal("c.converted_at >= $since AND c.converted_at < $until")+")"); n != 0 {
+		t.Errorf("%d attributed conversions lie outside Period %v", n, Period)
+	}
 	// The data must exercise the edges of the attribution window, or the
 	// agreement above would not prove the query and the generator read
 	// the rule the same way.
@@ -38,6 +52,10 @@ func TestQueryMatchesExpected(t *testing.T) {
 		"SELECT count(*) AS n FROM conversions c JOIN impressions i USING (user_id) WHERE i.shown_at = c.converted_at - INTERVAL 720 HOUR",
 		"SELECT count(*) AS n FROM conversions c JOIN impressions i USING (user_id) WHERE i.shown_at = c.converted_at - INTERVAL 720 HOUR - INTERVAL 1 SECOND",
 		"SELECT count(*) AS n FROM conversions c WHERE NOT EXISTS (SELECT 1 FROM impressions i WHERE i.user_id = c.user_id)",
+		// Conversions after the quarter's end, some attributed: Period
+		// must reach past the last impression.
+		"SELECT count(*) AS n FROM conversions c JOIN impressions i USING (user_id) WHERE c.converted_at >= TIMESTAMPTZ '2027-01-01T00:00:00Z' " +
+			"AND i.shown_at < c.converted_at AND i.shown_at >= c.converted_at - INTERVAL 720 HOUR",
 	} {
 		if n := db.QueryInt(t, q); n == 0 {
 			t.Errorf("no row for %s", q)
@@ -68,7 +86,7 @@ func TestEngineReleasesExpected(t *testing.T) {
 	for _, format := range []connectors.Format{connectors.FormatCSV, connectors.FormatParquet} {
 		t.Run(format.String(), func(t *testing.T) {
 			result := filepath.Join(t.TempDir(), "result.csv")
-			got, suppressed := scenariotest.CleanRoom(t, ContractTemplate, dir, format, Query, ResultColumns, result)
+			got, suppressed := scenariotest.CleanRoomWith(t, ContractTemplate, dir, format, Query, Parameters, ResultColumns, result)
 			if err := exp.Compare(got, suppressed); err != nil {
 				t.Fatal(err)
 			}
@@ -102,6 +120,81 @@ func TestContractTemplate(t *testing.T) {
 	if !slices.Equal(c.Output.Recipients, []string{"advertiser"}) {
 		t.Errorf("recipients %v", c.Output.Recipients)
 	}
+	checkWindowParameters(t, c)
+	// The differentially private variant reads the same window.
+	dp, _ := scenariotest.FillContract(t, ContractDPTemplate, QueryDP)
+	checkWindowParameters(t, dp)
+}
+
+// checkWindowParameters: the reporting window is a pair of parameters
+// the contract bounds to Period, and the values the scenario runs with
+// are within them.
+func checkWindowParameters(t *testing.T, c *contracts.Contract) {
+	t.Helper()
+	if got, err := c.Algorithm.CheckParameters(Parameters); err != nil || !maps.Equal(got, Parameters) {
+		t.Errorf("the scenario's parameters %v against the contract's %+v: %v", Parameters, c.Algorithm.Parameters, err)
+	}
+	for _, p := range []map[string]string{
+		{"since": "2026-09-30T23:59:59Z", "until": "2027-01-31T00:00:00Z"},
+		{"since": "2026-10-01T00:00:00Z", "until": "2027-01-31T00:00:01Z"},
+	} {
+		if _, err := c.Algorithm.CheckParameters(p); err == nil {
+			t.Errorf("the contract allows %v; its bounds are %v", p, Parameters)
+		}
+	}
+}
+
+// TestWindow: the reporting window changes the result, and the
+// generator's expectation for a window is what plain DuckDB returns for
+// it. The window is cut at two conversions' own times, found in the data,
+// so the one at since counts and the one at until does not, on both
+// sides. The data files are those of the whole period (same seed, same
+// bytes); only the expectation differs, and it differs from the whole
+// period's: a query that ignored $since and $until would fail.
+func TestWindow(t *testing.T) {
+	full, _ := scenariotest.Generate(t, Spec, testRows, 7, testBatch)
+	db := scenariotest.NewDuckDB(t)
+	for name := range datasets {
+		db.ViewParquet(t, name, filepath.Join(full, name+".parquet"))
+	}
+	attributed := "FROM conversions c WHERE EXISTS (SELECT 1 FROM impressions i WHERE i.user_id = c.user_id " +
+		"AND i.shown_at < c.converted_at AND i.shown_at >= c.converted_at - INTERVAL 720 HOUR)"
+	at := func(q float64) time.Time {
+		s := db.QueryInt(t, fmt.Sprintf("SELECT epoch(quantile_disc(c.converted_at, %g))::BIGINT AS n %s", q, attributed))
+		return time.Unix(s, 0).UTC()
+	}
+	w := Window{Since: at(0.3), Until: at(0.6)}
+	for _, edge := range []time.Time{w.Since, w.Until} {
+		if n := db.QueryInt(t, "SELECT count(*) AS n "+attributed+" AND c.converted_at = "+Window{edge, edge}.Literal("$since")); n == 0 {
+			t.Fatalf("no attributed conversion at the window's edge %v", edge)
+		}
+	}
+	spec := Spec
+	spec.Generate = func(ctx context.Context, cfg scenario.Config) (*scenario.Summary, error) {
+		return GenerateWindow(ctx, cfg, w)
+	}
+	dir, sum := scenariotest.Generate(t, spec, testRows, 7, testBatch)
+	for name := range datasets {
+		for _, ext := range []string{".csv", ".parquet"} {
+			if !scenariotest.FilesEqual(t, filepath.Join(full, name+ext), filepath.Join(dir, name+ext)) {
+				t.Errorf("%s%s differs with the window %v: it must change only the expectation", name, ext, w)
+			}
+		}
+	}
+	scenariotest.QueryMatchesExpected(t, dir, sum, datasets, w.Literal(Query), ResultColumns)
+
+	whole, err := scenario.ReadExpected(filepath.Join(full, scenario.ExpectedFile), ResultColumns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, err := scenario.ReadExpected(filepath.Join(dir, scenario.ExpectedFile), ResultColumns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := part.CompareAll(&scenario.Table{Columns: whole.Columns, Rows: whole.All}); err == nil {
+		t.Fatalf("the window %v gives the same expected result as the whole period", w)
+	}
+	t.Logf("window %s to %s: %d of %d campaigns released", w.Since.Format(time.RFC3339), w.Until.Format(time.RFC3339), len(part.Released), len(whole.Released))
 }
 
 // TestFilesReadWithContractColumns reads every generated file through
@@ -145,6 +238,9 @@ func TestSizes(t *testing.T) {
 	}
 }
 
+// datasets are the scenario's tables and their columns.
+var datasets = map[string][]contracts.Column{Impressions: ImpressionColumns, Conversions: ConversionColumns}
+
 func sameColumn(a, b contracts.Column) bool { return a.Name == b.Name && a.Type == b.Type }
 
 // TestCancelLeavesNothing: a cancelled run stops and removes every file it
@@ -180,7 +276,7 @@ func TestDPVariant(t *testing.T) {
 	for _, eps := range []string{"1.0", "0.5"} {
 		t.Run("epsilon="+eps, func(t *testing.T) {
 			tmpl := []byte(strings.Replace(string(ContractDPTemplate), "epsilon_per_run: 1.0", "epsilon_per_run: "+eps, 1))
-			got, _ := scenariotest.CleanRoom(t, tmpl, dir, connectors.FormatParquet, QueryDP, DPResultColumns, filepath.Join(t.TempDir(), "result.csv"))
+			got, _ := scenariotest.CleanRoomWith(t, tmpl, dir, connectors.FormatParquet, QueryDP, Parameters, DPResultColumns, filepath.Join(t.TempDir(), "result.csv"))
 			c, err := scenario.Compare(exact, got)
 			if err != nil {
 				t.Fatal(err)

@@ -4,7 +4,8 @@
 -- (at most 3 campaigns, 2 conversions in each, values clamped to
 -- [0, 200]), adds noise to every count and sum, and releases exactly the
 -- campaigns the contract lists as public groups, in its order. Every run
--- spends epsilon_per_run of the contract's budget.
+-- spends epsilon_per_run of the contract's budget. Its reporting window,
+-- $since to $until, is query.sql's, with the same bounds.
 --
 -- users        converting users behind the row (noisy)
 -- conversions  conversions attributed to the campaign (noisy)
@@ -13,7 +14,9 @@ WITH attributed AS (
     SELECT DISTINCT i.campaign, c.order_id, c.user_id, c.value
     FROM conversions AS c
     JOIN impressions AS i ON i.user_id = c.user_id
-    WHERE i.shown_at < c.converted_at
+    WHERE c.converted_at >= $since
+      AND c.converted_at < $until
+      AND i.shown_at < c.converted_at
       AND i.shown_at >= c.converted_at - INTERVAL 720 HOUR
 )
 SELECT campaign,

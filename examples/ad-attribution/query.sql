@@ -9,6 +9,11 @@
 -- several campaigns, and counts once for each, however many impressions of
 -- that campaign the user saw.
 --
+-- Reporting window: only conversions from $since inclusive to $until
+-- exclusive count, timestamps each run gives (the contract bounds both to
+-- the quarter's data and the 30 days after it, 2026-10-01 to 2027-01-31;
+-- the scenario runs with that whole span).
+--
 -- The contract's output mode is aggregate: the coordinator counts, for each
 -- campaign, the distinct users of impressions and of conversions behind it
 -- and releases only campaigns with at least 50 of each. `attributed` has
@@ -22,7 +27,9 @@ WITH attributed AS (
     SELECT DISTINCT i.campaign, c.order_id, c.user_id, c.value
     FROM conversions AS c
     JOIN impressions AS i ON i.user_id = c.user_id
-    WHERE i.shown_at < c.converted_at
+    WHERE c.converted_at >= $since
+      AND c.converted_at < $until
+      AND i.shown_at < c.converted_at
       AND i.shown_at >= c.converted_at - INTERVAL 720 HOUR
 )
 SELECT campaign,

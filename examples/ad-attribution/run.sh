@@ -93,11 +93,16 @@ step "measurer: submit the query"
   cleanroom algorithm submit query.sql --contract contract.yaml --key measurer.key --coordinator "$url"
 )
 
-step "advertiser: run, fetch the result bundle, verify it offline, read it"
+# The reporting window: conversions from since to until (excluded), the
+# query's parameters, which every run gives and the contract bounds. This
+# one spans all the data, so the result is the generator's expectation.
+window=(--param since=2026-10-01T00:00:00Z --param until=2027-01-31T00:00:00Z)
+
+step "advertiser: run over the reporting window, fetch the result bundle, verify it offline, read it"
 (
   cd "$WORK/advertiser"
   export CLEANROOM_COORDINATOR=$url CLEANROOM_CONTRACT=contract.yaml CLEANROOM_KEY=advertiser.key
-  run_id=$(cleanroom run)
+  run_id=$(cleanroom run "${window[@]}")
   cleanroom result get --run "$run_id" --out result.bundle
   cleanroom result verify result.bundle
   cleanroom result show result.bundle
@@ -151,13 +156,13 @@ step "advertiser: run it twice (each run charged ε=1 of the budget of 2), verif
   cd "$WORK/advertiser"
   export CLEANROOM_COORDINATOR=$url CLEANROOM_CONTRACT=contract-dp.yaml CLEANROOM_KEY=advertiser.key
   for n in 1 2; do
-    run_id=$(cleanroom run)
+    run_id=$(cleanroom run "${window[@]}")
     cleanroom result get --run "$run_id" --out "result-dp-$n.bundle"
     cleanroom result verify "result-dp-$n.bundle"
   done
   cleanroom result show result-dp-2.bundle --format csv --out result-dp.csv
   echo "a third run is refused: the budget is spent" >&2
-  if cleanroom run 2>run3.err; then echo "the third run was not refused" >&2; exit 1; fi
+  if cleanroom run "${window[@]}" 2>run3.err; then echo "the third run was not refused" >&2; exit 1; fi
   cat run3.err >&2
 )
 

@@ -85,8 +85,25 @@ var (
 	seenSince     = civil(2025, 6, 1)
 )
 
+// MinAge and MaxAge are the cohort's age bounds the scenario runs with:
+// the values of the query's parameters $min_age and $max_age (run.sh gives
+// them with cleanroom run --param), which the generator's expected counts
+// use.
+const MinAge, MaxAge = 40, 75
+
+// Parameters are the values of the query's parameters a run gives,
+// name → text, as `cleanroom run --param` takes them.
+var Parameters = map[string]string{"min_age": strconv.Itoa(MinAge), "max_age": strconv.Itoa(MaxAge)}
+
+// LiteralQuery is Query with each parameter written as the literal of its
+// value in Parameters: what plain DuckDB runs to give the clean room's
+// result.
+func LiteralQuery() string {
+	return strings.NewReplacer("$min_age", strconv.Itoa(MinAge), "$max_age", strconv.Itoa(MaxAge)).Replace(Query)
+}
+
 const (
-	minAge, maxAge     = 40, 75
+	minAge, maxAge     = MinAge, MaxAge
 	minHbA1c, maxHbA1c = 75, 105 // tenths of a percent
 	minEGFR            = 45
 )

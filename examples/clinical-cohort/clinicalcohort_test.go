@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"database/sql/driver"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/duckdb/duckdb-go/v2"
@@ -29,12 +31,16 @@ const (
 )
 
 // TestQueryMatchesExpected proves query.sql and the generator agree: plain
-// DuckDB running the query on the generated CSV and on the generated
+// DuckDB running the query, its age bounds written as the literals of
+// Parameters (LiteralQuery), on the generated CSV and on the generated
 // Parquet returns exactly the groups the generator computed, suppressed
 // ones included.
 func TestQueryMatchesExpected(t *testing.T) {
 	dir, sum := scenariotest.Generate(t, Spec, testRows, 7, testBatch)
-	db := scenariotest.QueryMatchesExpected(t, dir, sum, map[string][]contracts.Column{Patients: PatientColumns, Enrolments: EnrolmentColumns}, Query, ResultColumns,
+	if strings.Contains(LiteralQuery(), "$") || !strings.Contains(Query, "BETWEEN $min_age AND $max_age") {
+		t.Fatalf("query.sql does not read the age bounds as parameters, or LiteralQuery leaves one:\n%s", LiteralQuery())
+	}
+	db := scenariotest.QueryMatchesExpected(t, dir, sum, map[string][]contracts.Column{Patients: PatientColumns, Enrolments: EnrolmentColumns}, LiteralQuery(), ResultColumns,
 		func(db *scenariotest.DuckDB) { db.RegisterUDF(t, "risk_band", nativeRiskBand{}) })
 	// The data must exercise the edges of every criterion, or the
 	// agreement above would not prove the query and the generator read
@@ -103,7 +109,7 @@ func TestEngineReleasesExpected(t *testing.T) {
 	for _, format := range []connectors.Format{connectors.FormatCSV, connectors.FormatParquet} {
 		t.Run(format.String(), func(t *testing.T) {
 			result := filepath.Join(t.TempDir(), "result.csv")
-			got, suppressed := scenariotest.CleanRoom(t, ContractTemplate, dir, format, Query, ResultColumns, result, model)
+			got, suppressed := scenariotest.CleanRoomWith(t, ContractTemplate, dir, format, Query, Parameters, ResultColumns, result, model)
 			if err := exp.Compare(got, suppressed); err != nil {
 				t.Fatal(err)
 			}
@@ -142,6 +148,14 @@ func TestContractTemplate(t *testing.T) {
 	}
 	if c.Algorithm.SHA256 == sha256.Sum256([]byte(Query)) {
 		t.Error("the confidential query's contract names its plain SHA-256, not a salted commitment")
+	}
+	// The age bounds are parameters the contract bounds, and the values
+	// the scenario runs with are within them.
+	if got, err := c.Algorithm.CheckParameters(Parameters); err != nil || !maps.Equal(got, Parameters) {
+		t.Errorf("the scenario's parameters %v against the contract's %+v: %v", Parameters, c.Algorithm.Parameters, err)
+	}
+	if _, err := c.Algorithm.CheckParameters(map[string]string{"min_age": "17", "max_age": "75"}); err == nil {
+		t.Error("the contract allows a minimum age of 17; its bounds are 18 to 90")
 	}
 	if m := c.Model("risk_band"); m == nil || !m.Confidential || m.Provider != "sponsor" || m.Check(model.Module, model.Salt) != nil {
 		t.Errorf("models %+v, want the sponsor's confidential risk_band committing to its module", c.Models)

@@ -7,7 +7,9 @@
 --
 -- Eligible, on the reference date 2026-12-01:
 --   * primary diagnosis type 2 diabetes (ICD-10 E11, any subcode);
---   * aged 40 to 75 in completed years;
+--   * aged $min_age to $max_age in completed years: the cohort's age
+--     bounds, parameters each run gives (the contract bounds them to 18 to
+--     90; the scenario runs with 40 and 75);
 --   * HbA1c from 7.5 % to 10.5 % inclusive, and eGFR at least 45;
 --   * seen since 2025-06-01 inclusive;
 --   * not in one of the sponsor's trials: no enrolment that is ongoing
@@ -26,7 +28,7 @@ eligible AS (
     SELECT patient_id, site, age, sex, hba1c, egfr
     FROM aged AS p
     WHERE p.diagnosis LIKE 'E11%'
-      AND p.age BETWEEN 40 AND 75
+      AND p.age BETWEEN $min_age AND $max_age
       AND p.hba1c BETWEEN 7.5 AND 10.5
       AND p.egfr >= 45
       AND p.last_visit >= DATE '2025-06-01'

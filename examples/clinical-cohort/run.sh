@@ -108,7 +108,7 @@ step "sponsor: run, fetch the result, verify it offline, read it"
 (
   cd "$WORK/sponsor"
   export CLEANROOM_COORDINATOR=$url CLEANROOM_CONTRACT=contract.yaml CLEANROOM_KEY=sponsor.key
-  run_id=$(cleanroom run)
+  run_id=$(cleanroom run --param min_age=40 --param max_age=75)
   cleanroom result get --run "$run_id" --out result.bundle
   cleanroom result verify result.bundle
   cleanroom result show result.bundle --format table

@@ -212,8 +212,9 @@ func BenchmarkStatementChecks(b *testing.B) {
 	})
 }
 
-// adAttributionQuery is examples/ad-attribution/query.sql without its
-// comments.
+// adAttributionQuery is an earlier form of
+// examples/ad-attribution/query.sql (conversions numbered, no reporting
+// window), kept as a shape the statement checks must handle.
 const adAttributionQuery = `WITH numbered AS (
     SELECT row_number() OVER () AS conversion, user_id, value, converted_at
     FROM conversions

@@ -16,6 +16,7 @@ import (
 	"cleanroom.dev/cleanroom/cleanroom/client"
 	"cleanroom.dev/cleanroom/contracts"
 	"cleanroom.dev/cleanroom/coordinator"
+	adattribution "cleanroom.dev/cleanroom/examples/ad-attribution"
 	"cleanroom.dev/cleanroom/internal/testenv"
 )
 
@@ -137,6 +138,6 @@ func childCommand(path string) error {
 		return err
 	}
 	defer cl.Close()
-	_, err = cl.Run(context.Background())
+	_, err = cl.RunWith(context.Background(), adattribution.Parameters)
 	return err
 }

@@ -9,9 +9,11 @@
 //     submitted; the timed part is one run — decrypt the envelopes in
 //     memory, load them into the locked-down engine, run the query, apply
 //     the output policy, encrypt the result to the recipient, sign the
-//     statement, append the run's events to the log;
-//   - plain DuckDB: an unrestricted in-memory DuckDB running the same SQL
-//     over views of the Parquet files.
+//     statement, append the run's events to the log; the run gives the
+//     query's reporting window, adattribution.Parameters;
+//   - plain DuckDB: an unrestricted in-memory DuckDB running the same SQL,
+//     the window written as literals (adattribution.LiteralQuery), over
+//     views of the Parquet files.
 //
 // Each side runs in a fresh child process so its peak resident memory
 // (VmHWM) is its own; each is repeated and the median time kept.
@@ -379,7 +381,8 @@ func prepare(dir string, rows int64, generate bool, dataDir string, spill bool) 
 	defer srv.Stop()
 	parties := map[string]*cleanroom.Identity{}
 	spec := &testenv.Spec{Name: "bench", Query: adattribution.Query, AlgorithmBy: "measurer",
-		Recipients: []string{"advertiser"}, K: adattribution.K, MaxRows: 10000, MaxRuns: 1}
+		Recipients: []string{"advertiser"}, K: adattribution.K, MaxRows: 10000, MaxRuns: 1,
+		Parameters: windowParameters()}
 	unit := "user_id"
 	switch outputMode {
 	case "aggregate":
@@ -470,6 +473,18 @@ func prepare(dir string, rows int64, generate bool, dataDir string, spill bool) 
 	return path, os.WriteFile(path, b, 0o600)
 }
 
+// windowParameters is the contract's algorithm.parameters, as in the
+// example's contract template: the reporting window's since and until,
+// each within adattribution.Period.
+func windowParameters() string {
+	p := adattribution.Period.Parameters()
+	var parts []string
+	for _, name := range []string{"since", "until"} {
+		parts = append(parts, fmt.Sprintf("{name: %s, type: timestamp, min: %q, max: %q}", name, p["since"], p["until"]))
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
 // uploadFile uploads a Parquet file as its provider does
 // (client.UploadDataset).
 func uploadFile(ctx context.Context, cl func(string) (*client.Client, error), c *contracts.Contract, party, ds, path string) (int64, error) {
@@ -539,7 +554,7 @@ func childRun(path string, threads int) error {
 	spill := watchSpill(cfg.SpillDir)
 	cpu := cpuSeconds()
 	start := time.Now()
-	rs, err := coord.Run(ctx, adv.Public().SigningKey(), c.ID(), nil)
+	rs, err := coord.Run(ctx, adv.Public().SigningKey(), c.ID(), adattribution.Parameters)
 	elapsed := time.Since(start)
 	cpu = cpuSeconds() - cpu
 	spilled := spill.end()
@@ -562,7 +577,7 @@ func childPlain(path string, threads int) error {
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	settings := []string{fmt.Sprintf("SET threads = %d", threads)}
+	settings := []string{fmt.Sprintf("SET threads = %d", threads), "SET TimeZone = 'UTC'"} // the time zone as in the coordinator's sessions
 	spillDir := ""
 	if st.QueryMemory > 0 {
 		spillDir = filepath.Join(st.SpillDir, "plain")
@@ -586,7 +601,7 @@ func childPlain(path string, threads int) error {
 			return err
 		}
 	}
-	rows, err := db.Query(adattribution.Query)
+	rows, err := db.Query(adattribution.LiteralQuery())
 	if err != nil {
 		return err
 	}

@@ -200,6 +200,13 @@ func ReleasedByUnits(t *testing.T, db *DuckDB, dir string, result []contracts.Co
 // `cleanroom result show --format csv` does.
 func CleanRoom(tb testing.TB, tmpl []byte, dir string, format connectors.Format, query string, cols []contracts.Column, resultPath string, models ...Module) (*scenario.Table, int64) {
 	tb.Helper()
+	return CleanRoomWith(tb, tmpl, dir, format, query, nil, cols, resultPath, models...)
+}
+
+// CleanRoomWith is CleanRoom with the values of the algorithm's parameters
+// the run gives (name → text, as `cleanroom run --param` takes them).
+func CleanRoomWith(tb testing.TB, tmpl []byte, dir string, format connectors.Format, query string, params map[string]string, cols []contracts.Column, resultPath string, models ...Module) (*scenario.Table, int64) {
+	tb.Helper()
 	ctx := context.Background()
 	srv := testenv.Start(tb, tb.TempDir(), coordinator.Config{QueryMemory: 256 << 20, QueryThreads: 2})
 	f := fill(tb, tmpl, query, srv.Coord.Identity().Document, models)
@@ -246,7 +253,7 @@ func CleanRoom(tb testing.TB, tmpl []byte, dir string, format connectors.Format,
 		}
 	}
 	recipient := clients[f.contract.Output.Recipients[0]]
-	rs, err := recipient.Run(ctx)
+	rs, err := recipient.RunWith(ctx, params)
 	if err != nil {
 		tb.Fatalf("run: %v", err)
 	}
