@@ -274,7 +274,7 @@ func TestAmendmentCarriesPrivacySpend(t *testing.T) {
 	var r *audit.Report
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		r, err = audit.Run(ctx, audit.Config{Contract: sc2.Contract, ContractText: sc2.Text, Coordinator: coord, URL: sc2.URL,
-			Fetcher: auditor.LogFetcher(), EvidenceWait: -1}, st)
+			Fetcher: auditor.LogFetcher()}, st) // waits for a checkpoint covering the restart
 		if err != nil {
 			t.Fatalf("auditing the amendment: %v (%+v)", err, r)
 		}

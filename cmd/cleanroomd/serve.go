@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -189,7 +190,15 @@ func serve(ctx context.Context, c *cliout.CLI, v *viper.Viper) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return coordinator.Serve(ctx, ln, opts)
+	err = coordinator.Serve(ctx, ln, opts)
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		// SIGINT or SIGTERM before the coordinator served: the operator
+		// stopped it. What the start had logged stays; the next start
+		// finishes anything it interrupted, as after a crash.
+		c.Infof("stopped before serving: %v", err)
+		return nil
+	}
+	return err
 }
 
 // serveOptions checks every setting and returns the options of
