@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sync/atomic"
 )
 
 // Summary describes an envelope that a Writer finished.
@@ -34,7 +35,21 @@ type WriterOptions struct {
 	// that hashes the destination itself (the coordinator's blob store
 	// names each blob by its SHA-256): Summary.SHA256 is then zero.
 	NoDigest bool
+	// Background seals, hashes and writes each full segment in a goroutine
+	// of the writer's while the caller fills the next one, so that a
+	// caller producing the plaintext (reading, checking, encoding) overlaps
+	// with the encryption, the digest and the destination's writes. At
+	// most backgroundSegments segments are held. The output is the same
+	// bytes. An error of the destination is then returned by a later Write
+	// or by Close rather than by the Write that filled the segment. The
+	// caller must end such a writer with Close or Abort, which stop the
+	// goroutine.
+	Background bool
 }
+
+// backgroundSegments is how many segment buffers a Background writer
+// holds: the one being filled and two queued or being sealed.
+const backgroundSegments = 3
 
 // Writer encrypts a stream into an envelope. It holds one segment of
 // plaintext at a time, so memory stays at about the segment size whatever
@@ -55,6 +70,28 @@ type Writer struct {
 	sum     Summary
 	err     error // sticky: after an error every call returns it
 	closed  bool
+	bg      *background // nil unless WriterOptions.Background
+}
+
+// background is the sealing goroutine of a Background writer. The caller
+// sends full segments on work; the goroutine seals, hashes and writes
+// them in order and returns each buffer on free. After the goroutine has
+// ended (done closed), err and the writer's sum.Size are the caller's to
+// read.
+type background struct {
+	work chan segmentJob
+	free chan []byte
+	done chan struct{}
+	// failed is set when err is, so that the caller stops early.
+	failed atomic.Bool
+	err    error
+}
+
+type segmentJob struct {
+	buf  []byte
+	n    int
+	seg  uint64
+	last bool
 }
 
 var errClosed = errors.New("envelope: write after Close")
@@ -135,8 +172,97 @@ func startWriter(dst io.Writer, hdr *Header, dataKey []byte, opts WriterOptions)
 		keys.wipe()
 		return nil, err
 	}
+	if opts.Background {
+		bg := &background{
+			work: make(chan segmentJob, backgroundSegments-1),
+			free: make(chan []byte, backgroundSegments),
+			done: make(chan struct{}),
+		}
+		for range backgroundSegments - 1 {
+			bg.free <- make([]byte, hdr.SegmentSize, hdr.SegmentSize+TagSize)
+		}
+		w.bg = bg
+		go w.sealLoop()
+	}
 	return w, nil
 }
+
+// sealLoop is a Background writer's goroutine: it seals, hashes and
+// writes the segments it is sent, in the order sent. After an error it
+// only hands the buffers back.
+func (w *Writer) sealLoop() {
+	bg := w.bg
+	defer close(bg.done)
+	var nonce [nonceSize]byte
+	for j := range bg.work {
+		if bg.err == nil {
+			ct := w.aead.Seal(j.buf[:0], w.keys.nonce(&nonce, j.seg, j.last), j.buf[:j.n], w.keys.aad[:])
+			if err := w.emitBytes(ct); err != nil {
+				bg.err = err
+				bg.failed.Store(true)
+			}
+		}
+		clear(j.buf[:cap(j.buf)])
+		bg.free <- j.buf
+	}
+}
+
+// submit hands the current segment to the sealing goroutine and takes an
+// empty buffer for the next.
+func (w *Writer) submit(last bool) error {
+	if w.bg.failed.Load() {
+		return w.stopBackground()
+	}
+	if w.seg >= MaxSegments {
+		w.err = fmt.Errorf("envelope: the plaintext needs more than %d segments of %d bytes; use a larger segment size", uint64(MaxSegments), w.segSize)
+		w.stopBackground()
+		return w.err
+	}
+	w.bg.work <- segmentJob{buf: w.buf, n: w.n, seg: w.seg, last: last}
+	w.seg++
+	w.n = 0
+	w.buf = nil
+	if !last {
+		w.buf = <-w.bg.free
+	}
+	return nil
+}
+
+// stopBackground ends the sealing goroutine, once, waits for it and
+// returns the writer's sticky error (the goroutine's, if it failed).
+func (w *Writer) stopBackground() error {
+	if w.bg == nil {
+		return w.err
+	}
+	close(w.bg.work)
+	<-w.bg.done
+	if w.bg.err != nil && w.err == nil {
+		w.err = w.bg.err
+	}
+	w.bg = nil
+	return w.err
+}
+
+// Abort ends a writer without finishing the envelope (what was written is
+// a truncated envelope that every decoder rejects): it stops a Background
+// writer's goroutine and wipes the keys. Later calls return an error.
+// Abort after Close does nothing.
+func (w *Writer) Abort() {
+	if w.closed {
+		return
+	}
+	w.stopBackground()
+	w.closed = true
+	if w.err == nil {
+		w.err = errAborted
+	}
+	w.keys.wipe()
+	if w.buf != nil {
+		clear(w.buf[:cap(w.buf)])
+	}
+}
+
+var errAborted = errors.New("envelope: write after Abort")
 
 // Write encrypts p. It returns len(p) unless writing to the destination
 // failed; after an error the Writer refuses all further calls.
@@ -168,15 +294,25 @@ func (w *Writer) Write(p []byte) (int, error) {
 // writer's keys. It does not close the destination.
 func (w *Writer) Close() error {
 	if w.err != nil {
+		w.stopBackground()
 		return w.err
 	}
 	if w.closed {
 		return nil
 	}
-	err := w.seal(true)
+	var err error
+	if w.bg != nil {
+		if err = w.submit(true); err == nil {
+			err = w.stopBackground()
+		}
+	} else {
+		err = w.seal(true)
+	}
 	w.closed = true
 	w.keys.wipe()
-	clear(w.buf[:cap(w.buf)])
+	if w.buf != nil {
+		clear(w.buf[:cap(w.buf)])
+	}
 	if err != nil {
 		return err
 	}
@@ -217,12 +353,21 @@ func (w *Writer) seal(last bool) error {
 }
 
 func (w *Writer) emit(b []byte) error {
+	if err := w.emitBytes(b); err != nil {
+		w.err = err
+		return err
+	}
+	return nil
+}
+
+// emitBytes hashes and writes b; it is emit without the sticky error, for
+// the sealing goroutine.
+func (w *Writer) emitBytes(b []byte) error {
 	if w.hash != nil {
 		w.hash.Write(b)
 	}
 	if _, err := w.dst.Write(b); err != nil {
-		w.err = fmt.Errorf("envelope: writing: %w", err)
-		return w.err
+		return fmt.Errorf("envelope: writing: %w", err)
 	}
 	w.sum.Size += int64(len(b))
 	return nil
