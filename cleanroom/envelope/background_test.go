@@ -211,7 +211,15 @@ func TestBackgroundWriterBounded(t *testing.T) {
 		done <- w.Close()
 	}()
 	<-g.entered
-	time.Sleep(100 * time.Millisecond) // room for the writer to run ahead, were it unbounded
+	// The writer runs ahead of its destination: it accepts the next
+	// segments while the first is being written.
+	for i := 0; accepted.Load() <= 2*seg; i++ {
+		if i == 10_000 {
+			t.Fatalf("%d bytes accepted while the first segment is being written: the writer does not run ahead", accepted.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // room for the writer to run further ahead, were it unbounded
 	// One segment in the destination, one queued, one being filled (and
 	// the write that is waiting for a free buffer).
 	if n := accepted.Load(); n > (backgroundSegments+1)*seg {

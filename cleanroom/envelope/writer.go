@@ -277,7 +277,13 @@ func (w *Writer) Write(p []byte) (int, error) {
 	for len(p) > 0 {
 		if w.n == w.segSize {
 			// More data follows a full segment: it is not the last.
-			if err := w.seal(false); err != nil {
+			var err error
+			if w.bg != nil {
+				err = w.submit(false)
+			} else {
+				err = w.seal(false)
+			}
+			if err != nil {
 				return written, err
 			}
 		}
