@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"runtime"
+	"sync"
 	"sync/atomic"
 )
 
@@ -35,21 +37,21 @@ type WriterOptions struct {
 	// that hashes the destination itself (the coordinator's blob store
 	// names each blob by its SHA-256): Summary.SHA256 is then zero.
 	NoDigest bool
-	// Background seals, hashes and writes each full segment in a goroutine
-	// of the writer's while the caller fills the next one, so that a
-	// caller producing the plaintext (reading, checking, encoding) overlaps
-	// with the encryption, the digest and the destination's writes. At
-	// most backgroundSegments segments are held. The output is the same
-	// bytes. An error of the destination is then returned by a later Write
-	// or by Close rather than by the Write that filled the segment. The
-	// caller must end such a writer with Close or Abort, which stop the
-	// goroutine.
+	// Background seals full segments in goroutines of the writer's (one
+	// per core, at most maxSealers) while the caller fills the next one,
+	// and hashes and writes them, in order, in another: a caller producing
+	// the plaintext (reading, checking, encoding) then overlaps with the
+	// encryption, the digest and the destination's writes. At most
+	// sealers+2 segments are held. The output is the same bytes. An error
+	// of the destination is then returned by a later Write or by Close
+	// rather than by the Write that filled the segment. The caller must
+	// end such a writer with Close or Abort, which stop the goroutines.
 	Background bool
 }
 
-// backgroundSegments is how many segment buffers a Background writer
-// holds: the one being filled and two queued or being sealed.
-const backgroundSegments = 3
+// maxSealers bounds the goroutines sealing a Background writer's
+// segments.
+const maxSealers = 4
 
 // Writer encrypts a stream into an envelope. It holds one segment of
 // plaintext at a time, so memory stays at about the segment size whatever
@@ -73,25 +75,30 @@ type Writer struct {
 	bg      *background // nil unless WriterOptions.Background
 }
 
-// background is the sealing goroutine of a Background writer. The caller
-// sends full segments on work; the goroutine seals, hashes and writes
-// them in order and returns each buffer on free. After the goroutine has
-// ended (done closed), err and the writer's sum.Size are the caller's to
-// read.
+// background is the pipeline of a Background writer. The caller sends
+// each full segment on work (to a sealer) and on order (to the emitter, in
+// segment order); a sealer seals it and hands the ciphertext to the
+// segment's sealed channel; the emitter takes the segments in order, waits
+// for each to be sealed, hashes and writes it and returns its buffer on
+// free. After the goroutines have ended (done closed), err and the
+// writer's sum.Size are the caller's to read.
 type background struct {
-	work chan segmentJob
-	free chan []byte
-	done chan struct{}
+	work    chan *segmentJob
+	order   chan *segmentJob
+	free    chan []byte
+	sealers sync.WaitGroup
+	done    chan struct{}
 	// failed is set when err is, so that the caller stops early.
 	failed atomic.Bool
 	err    error
 }
 
 type segmentJob struct {
-	buf  []byte
-	n    int
-	seg  uint64
-	last bool
+	buf    []byte
+	n      int
+	seg    uint64
+	last   bool
+	sealed chan []byte // the ciphertext, sent once
 }
 
 var errClosed = errors.New("envelope: write after Close")
@@ -173,30 +180,52 @@ func startWriter(dst io.Writer, hdr *Header, dataKey []byte, opts WriterOptions)
 		return nil, err
 	}
 	if opts.Background {
+		sealers := max(1, min(runtime.GOMAXPROCS(0), maxSealers))
+		buffers := sealers + 2
 		bg := &background{
-			work: make(chan segmentJob, backgroundSegments-1),
-			free: make(chan []byte, backgroundSegments),
-			done: make(chan struct{}),
+			work:  make(chan *segmentJob, buffers),
+			order: make(chan *segmentJob, buffers),
+			free:  make(chan []byte, buffers),
+			done:  make(chan struct{}),
 		}
-		for range backgroundSegments - 1 {
+		for range buffers - 1 {
 			bg.free <- make([]byte, hdr.SegmentSize, hdr.SegmentSize+TagSize)
 		}
 		w.bg = bg
-		go w.sealLoop()
+		bg.sealers.Add(sealers)
+		for range sealers {
+			go w.sealLoop()
+		}
+		go w.emitLoop()
 	}
 	return w, nil
 }
 
-// sealLoop is a Background writer's goroutine: it seals, hashes and
-// writes the segments it is sent, in the order sent. After an error it
-// only hands the buffers back.
+// sealLoop is a sealing goroutine of a Background writer. After an error
+// it hands the segments on unsealed.
 func (w *Writer) sealLoop() {
 	bg := w.bg
-	defer close(bg.done)
+	defer bg.sealers.Done()
+	aead := w.keys.aead()
 	var nonce [nonceSize]byte
 	for j := range bg.work {
-		if bg.err == nil {
-			ct := w.aead.Seal(j.buf[:0], w.keys.nonce(&nonce, j.seg, j.last), j.buf[:j.n], w.keys.aad[:])
+		if bg.failed.Load() {
+			j.sealed <- nil
+			continue
+		}
+		j.sealed <- aead.Seal(j.buf[:0], w.keys.nonce(&nonce, j.seg, j.last), j.buf[:j.n], w.keys.aad[:])
+	}
+}
+
+// emitLoop is the goroutine of a Background writer that hashes and writes
+// the sealed segments in order. After an error it only hands the buffers
+// back.
+func (w *Writer) emitLoop() {
+	bg := w.bg
+	defer close(bg.done)
+	for j := range bg.order {
+		ct := <-j.sealed
+		if bg.err == nil && ct != nil {
 			if err := w.emitBytes(ct); err != nil {
 				bg.err = err
 				bg.failed.Store(true)
@@ -218,7 +247,9 @@ func (w *Writer) submit(last bool) error {
 		w.stopBackground()
 		return w.err
 	}
-	w.bg.work <- segmentJob{buf: w.buf, n: w.n, seg: w.seg, last: last}
+	j := &segmentJob{buf: w.buf, n: w.n, seg: w.seg, last: last, sealed: make(chan []byte, 1)}
+	w.bg.order <- j
+	w.bg.work <- j
 	w.seg++
 	w.n = 0
 	w.buf = nil
@@ -235,6 +266,8 @@ func (w *Writer) stopBackground() error {
 		return w.err
 	}
 	close(w.bg.work)
+	close(w.bg.order)
+	w.bg.sealers.Wait()
 	<-w.bg.done
 	if w.bg.err != nil && w.err == nil {
 		w.err = w.bg.err
