@@ -26,14 +26,16 @@ import (
 // The upload benchmark (-mode upload, `make bench-upload`): what
 // `cleanroom dataset upload` does — read a file with connectors, check
 // every value against the contract, encrypt it to the attested
-// coordinator and send it — timed for a Parquet and a CSV file of about
-// -upload-mb MB of impressions each, in a child process so that its peak
+// coordinator and send it — timed for a Parquet, an Arrow IPC and a CSV
+// file of about -upload-mb MB of impressions each (BENCH_UPLOAD_FORMATS,
+// e.g. "parquet,arrow", picks some), in a child process so that its peak
 // resident memory is the provider's alone. The coordinator receiving it
 // runs in this process, on the same cores.
 //
 // The files are made by DuckDB: a user_id of 32 hexadecimal digits
 // (md5, so Parquet cannot shrink it much), one of 50 campaigns and a
-// timestamp with a zone.
+// timestamp with a zone. The Arrow IPC file is converted from a Parquet
+// file of the same rows.
 
 // impressionColumns are the contract columns of the upload benchmark's
 // impressions dataset.
