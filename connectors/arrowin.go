@@ -266,8 +266,8 @@ type rowGroupReader struct {
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	groups int
-	g      int // the row group being delivered
-	done   bool
+	g      int   // the row group being delivered
+	err    error // the error that ended the reading, returned again
 }
 
 // rowGroupItem is a batch of a row group, the end of one (rec and err nil),
@@ -344,10 +344,13 @@ func (r *rowGroupReader) work(fr *pqarrow.FileReader, k, workers int) {
 
 // next returns the next batch in file order, nil at the end.
 func (r *rowGroupReader) next() (arrow.RecordBatch, error) {
-	for !r.done && r.g < r.groups {
+	if r.err != nil {
+		return nil, r.err
+	}
+	for r.g < r.groups {
 		it := <-r.out[r.g%len(r.out)]
 		if it.err != nil {
-			r.done = true
+			r.err = it.err
 			return nil, it.err
 		}
 		if it.rec != nil {

@@ -231,13 +231,17 @@ func (w *Writer) emitLoop() {
 				bg.failed.Store(true)
 			}
 		}
-		clear(j.buf[:cap(j.buf)])
+		if ct == nil {
+			// Unsealed after an error: wipe the plaintext. A sealed
+			// buffer holds only ciphertext (sealing is in place).
+			clear(j.buf[:cap(j.buf)])
+		}
 		bg.free <- j.buf
 	}
 }
 
-// submit hands the current segment to the sealing goroutine and takes an
-// empty buffer for the next.
+// submit hands the current segment to the sealers and the emitter and
+// takes a free buffer for the next.
 func (w *Writer) submit(last bool) error {
 	if w.bg.failed.Load() {
 		return w.stopBackground()
@@ -259,8 +263,9 @@ func (w *Writer) submit(last bool) error {
 	return nil
 }
 
-// stopBackground ends the sealing goroutine, once, waits for it and
-// returns the writer's sticky error (the goroutine's, if it failed).
+// stopBackground ends a Background writer's goroutines, once, waits for
+// them and returns the writer's sticky error (the emitter's, if it
+// failed).
 func (w *Writer) stopBackground() error {
 	if w.bg == nil {
 		return w.err
@@ -278,7 +283,7 @@ func (w *Writer) stopBackground() error {
 
 // Abort ends a writer without finishing the envelope (what was written is
 // a truncated envelope that every decoder rejects): it stops a Background
-// writer's goroutine and wipes the keys. Later calls return an error.
+// writer's goroutines and wipes the keys. Later calls return an error.
 // Abort after Close does nothing.
 func (w *Writer) Abort() {
 	if w.closed {
