@@ -64,7 +64,7 @@ BENCH_THREADS ?=
 bench: build
 	./$(BIN)/ad-attribution-bench -rows '$(BENCH_ROWS)' -spill-rows '$(BENCH_SPILL_ROWS)' -command-rows '$(BENCH_COMMAND_ROWS)' -repeat $(BENCH_REPEAT) -output $(BENCH_OUTPUT) $(if $(BENCH_THREADS),-threads $(BENCH_THREADS))
 
-# The provider's side: `cleanroom dataset upload` of a Parquet and a CSV
+# The provider's side: `cleanroom dataset upload` of a Parquet, an Arrow IPC and a CSV
 # file of BENCH_UPLOAD_MB MB each (read, check, encrypt, send to a
 # coordinator on the same machine): MB/s of input and the provider's peak
 # memory (docs/performance.md).

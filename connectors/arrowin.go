@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sort"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -232,38 +234,151 @@ func newParquetSource(ra *countingReaderAt, cols []contracts.Column, target *arr
 			e.RowGroup, e.Row = g, row-starts[g]+1
 		}
 	}
-	var rr pqarrow.RecordReader
-	if total > 0 {
-		err = guard(FormatParquet, func() error {
-			var err error
-			rr, err = fr.GetRecordReader(context.Background(), nil, nil)
-			return err
-		})
-		if err != nil {
-			pf.Close()
-			return nil, asCorrupt(FormatParquet, err)
-		}
-	}
+	groups := newRowGroupReader(fr, md.NumRowGroups(), parquetWorkers(md.NumRowGroups()))
 	return &arrowSource{
 		format: FormatParquet, conf: conf, batchSize: int64(opts.BatchSize), locate: locate,
-		fetch: func() (arrow.RecordBatch, error) {
-			if rr == nil || !rr.Next() {
-				if rr == nil {
-					return nil, nil
-				}
-				return nil, rr.Err()
-			}
-			rec := rr.RecordBatch()
-			rec.Retain()
-			return rec, nil
-		},
+		fetch: groups.next,
 		closeFn: func() {
-			if rr != nil {
-				rr.Release()
-			}
+			groups.close()
 			pf.Close()
 		},
 	}, nil
+}
+
+// parquetWorkers is how many row groups of a file of n are decoded at
+// once: one per core, at most maxParquetWorkers.
+func parquetWorkers(n int) int {
+	return max(1, min(n, runtime.GOMAXPROCS(0), maxParquetWorkers))
+}
+
+// maxParquetWorkers bounds the row groups decoded at once, and so the
+// batches held (two per worker).
+const maxParquetWorkers = 8
+
+// rowGroupReader decodes a Parquet file's row groups concurrently and
+// delivers their batches in file order. Worker k decodes row groups k,
+// k+W, k+2W... one batch at a time into its own channel of one batch, so
+// at most two batches per worker are held besides the one delivered. A
+// decoder's panic (the input is untrusted) is recovered in the worker that
+// hit it and delivered as an error in its place.
+type rowGroupReader struct {
+	out    []chan rowGroupItem // one per worker
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	groups int
+	g      int   // the row group being delivered
+	err    error // the error that ended the reading, returned again
+}
+
+// rowGroupItem is a batch of a row group, the end of one (rec and err nil),
+// or an error that ends the reading.
+type rowGroupItem struct {
+	rec arrow.RecordBatch
+	err error
+}
+
+func newRowGroupReader(fr *pqarrow.FileReader, groups, workers int) *rowGroupReader {
+	r := &rowGroupReader{out: make([]chan rowGroupItem, workers), stop: make(chan struct{}), groups: groups}
+	for k := range r.out {
+		r.out[k] = make(chan rowGroupItem, 1)
+		r.wg.Add(1)
+		go r.work(fr, k, workers)
+	}
+	return r
+}
+
+// work decodes row groups k, k+workers, ... into r.out[k].
+func (r *rowGroupReader) work(fr *pqarrow.FileReader, k, workers int) {
+	defer r.wg.Done()
+	out := r.out[k]
+	send := func(it rowGroupItem) bool {
+		select {
+		case out <- it:
+			return true
+		case <-r.stop:
+			if it.rec != nil {
+				it.rec.Release()
+			}
+			return false
+		}
+	}
+	for g := k; g < r.groups; g += workers {
+		var rr pqarrow.RecordReader
+		err := guard(FormatParquet, func() error {
+			var err error
+			rr, err = fr.GetRecordReader(context.Background(), nil, []int{g})
+			return err
+		})
+		if err != nil {
+			send(rowGroupItem{err: err})
+			return
+		}
+		for {
+			var rec arrow.RecordBatch
+			err := guard(FormatParquet, func() error {
+				if !rr.Next() {
+					return rr.Err()
+				}
+				rec = rr.RecordBatch()
+				rec.Retain()
+				return nil
+			})
+			if err != nil || rec == nil {
+				rr.Release()
+				if err != nil {
+					send(rowGroupItem{err: err})
+					return
+				}
+				break
+			}
+			if !send(rowGroupItem{rec: rec}) {
+				rr.Release()
+				return
+			}
+		}
+		if !send(rowGroupItem{}) {
+			return
+		}
+	}
+}
+
+// next returns the next batch in file order, nil at the end.
+func (r *rowGroupReader) next() (arrow.RecordBatch, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	for r.g < r.groups {
+		it := <-r.out[r.g%len(r.out)]
+		if it.err != nil {
+			r.err = it.err
+			return nil, it.err
+		}
+		if it.rec != nil {
+			return it.rec, nil
+		}
+		r.g++
+	}
+	return nil, nil
+}
+
+// close stops the workers, waits for them and releases what they sent and
+// was not delivered.
+func (r *rowGroupReader) close() {
+	close(r.stop)
+	r.wg.Wait()
+	for _, ch := range r.out {
+		for {
+			select {
+			case it := <-ch:
+				if it.rec != nil {
+					it.rec.Release()
+				}
+				continue
+			default:
+			}
+			break
+		}
+	}
 }
 
 var _ = array.NewRecordBatch

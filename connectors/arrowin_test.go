@@ -287,3 +287,63 @@ func TestArrowInputLocations(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckUTF8 checks the one-pass UTF-8 check of string columns against
+// the value-by-value one: values valid only when concatenated, invalid
+// bytes in null slots, and sliced arrays.
+func TestCheckUTF8(t *testing.T) {
+	// mk builds a utf8 array from raw offsets and bytes (no validation), with
+	// the rows in nulls null.
+	mk := func(data string, offsets []int32, nulls ...int) *array.String {
+		n := len(offsets) - 1
+		valid := make([]byte, (n+7)/8)
+		for i := range n {
+			valid[i/8] |= 1 << (i % 8)
+		}
+		for _, i := range nulls {
+			valid[i/8] &^= 1 << (i % 8)
+		}
+		offs := arrow.Int32Traits.CastToBytes(offsets)
+		d := array.NewData(arrow.BinaryTypes.String, n,
+			[]*memory.Buffer{memory.NewBufferBytes(valid), memory.NewBufferBytes(offs), memory.NewBufferBytes([]byte(data))}, nil, len(nulls), 0)
+		defer d.Release()
+		return array.NewStringData(d)
+	}
+	for _, tc := range []struct {
+		name   string
+		arr    *array.String
+		slice  [2]int64 // if not zero, check arr[slice[0]:slice[1]]
+		badRow int      // -1: accepted
+	}{
+		{"ascii", mk("abcdef", []int32{0, 1, 3, 6}), [2]int64{}, -1},
+		{"multibyte", mk("aébç", []int32{0, 3, 6}), [2]int64{}, -1},
+		{"char split across two values", mk("a\xc3\xa9b", []int32{0, 2, 4}), [2]int64{}, 0},
+		{"char split, second value bad only", mk("ab\xa9", []int32{0, 2, 3}), [2]int64{}, 1},
+		{"invalid byte", mk("ok\xff", []int32{0, 2, 3}), [2]int64{}, 1},
+		{"invalid bytes in a null slot", mk("a\xffb", []int32{0, 1, 2, 3}, 1), [2]int64{}, -1},
+		{"split char around a null slot", mk("a\xc3\xa9", []int32{0, 2, 3, 3}, 1), [2]int64{}, 0},
+		{"slice excludes the bad value", mk("\xffabc", []int32{0, 1, 2, 4}), [2]int64{1, 3}, -1},
+		{"slice starting inside a char", mk("é\xa9x", []int32{0, 2, 3, 4}), [2]int64{1, 3}, 0},
+		{"empty values", mk("", []int32{0, 0, 0}), [2]int64{}, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var a arrow.Array = tc.arr
+			if tc.slice != [2]int64{} {
+				a = array.NewSlice(tc.arr, tc.slice[0], tc.slice[1])
+				defer a.Release()
+			}
+			out, p := checkUTF8(memory.DefaultAllocator, a)
+			switch {
+			case tc.badRow < 0 && p != nil:
+				t.Fatalf("rejected: row %d: %s", p.row, p.detail)
+			case tc.badRow >= 0 && p == nil:
+				out.Release()
+				t.Fatalf("accepted, want row %d rejected", tc.badRow)
+			case p != nil && (p.row != tc.badRow || !strings.Contains(p.detail, "UTF-8")):
+				t.Fatalf("row %d: %s; want row %d, invalid UTF-8", p.row, p.detail, tc.badRow)
+			case p == nil:
+				out.Release()
+			}
+		})
+	}
+}

@@ -295,13 +295,45 @@ func checkUTF8(_ memory.Allocator, a arrow.Array) (arrow.Array, *rowProblem) {
 	if err := s.Validate(); err != nil {
 		return nil, &rowProblem{kind: ErrSyntax, detail: "corrupt string column: " + err.Error()}
 	}
-	for i := range s.Len() {
-		if s.IsValid(i) && !utf8.ValidString(s.Value(i)) {
-			return nil, problem(i, "invalid UTF-8 in a string")
+	if !validUTF8Values(s) {
+		for i := range s.Len() {
+			if s.IsValid(i) && !utf8.ValidString(s.Value(i)) {
+				return nil, problem(i, "invalid UTF-8 in a string")
+			}
 		}
 	}
 	a.Retain()
 	return a, nil
+}
+
+// validUTF8Values reports whether every non-null value of s is valid
+// UTF-8, checking the values' bytes in one pass: if the bytes from the
+// first value's start to the last one's end are valid UTF-8 and every
+// non-null value starts and ends on a character boundary (not before a
+// continuation byte 10xxxxxx), each value is valid on its own. False means
+// "look value by value": a null slot's bytes, which do not count, may be
+// what failed. s must have passed Validate.
+func validUTF8Values(s *array.String) bool {
+	n := s.Len()
+	if n == 0 {
+		return true
+	}
+	data := s.ValueBytes() // the bytes of values 0 to n-1, from the first offset
+	if !utf8.Valid(data) {
+		return false
+	}
+	offs := s.ValueOffsets()
+	base := int(offs[0])
+	boundary := func(off int32) bool {
+		o := int(off) - base
+		return o >= len(data) || data[o]&0xC0 != 0x80
+	}
+	for i := range n {
+		if s.IsValid(i) && (!boundary(offs[i]) || !boundary(offs[i+1])) {
+			return false
+		}
+	}
+	return true
 }
 
 // copyStrings converts large, view and dictionary-encoded strings to utf8.

@@ -71,12 +71,15 @@ func Encrypt(dst io.Writer, rr array.RecordReader, c *contracts.Contract, datase
 		SchemaDigest: ds.SchemaDigest(),
 		SegmentSize:  segment,
 	}
-	w, err := envelope.NewWriter(dst, hdr, []hpke.PublicKey{coordinator.HPKE()})
+	// The envelope seals, hashes and writes in its own goroutine while
+	// writeIPC encodes the next batch.
+	w, err := envelope.NewWriterWithOptions(dst, hdr, []hpke.PublicKey{coordinator.HPKE()}, envelope.WriterOptions{Background: true})
 	if err != nil {
 		return nil, err
 	}
 	rows, err := writeIPC(w, schema, rr, ds, opts.Progress)
 	if err != nil {
+		w.Abort()
 		return nil, err
 	}
 	if err := w.Close(); err != nil {

@@ -62,7 +62,7 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "compare", "compare (default), upload (the provider's upload of a Parquet and a CSV file), or the child modes run, plain and upload-child")
+	mode := flag.String("mode", "compare", "compare (default), upload (the provider's upload of a Parquet, an Arrow IPC and a CSV file), or the child modes run, plain and upload-child")
 	commandSizes := flag.String("command-rows", "", "comma-separated impression counts at which to time the whole `cleanroom run` command against a plain DuckDB process")
 	uploadMB := flag.Int64("upload-mb", 1000, "with -mode upload: the size of each input file, MB")
 	sizes := flag.String("rows", "1000000,10000000", "comma-separated impression counts to measure")

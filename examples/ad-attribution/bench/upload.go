@@ -26,14 +26,24 @@ import (
 // The upload benchmark (-mode upload, `make bench-upload`): what
 // `cleanroom dataset upload` does — read a file with connectors, check
 // every value against the contract, encrypt it to the attested
-// coordinator and send it — timed for a Parquet and a CSV file of about
-// -upload-mb MB of impressions each, in a child process so that its peak
+// coordinator and send it — timed for a Parquet, an Arrow IPC and a CSV
+// file of about -upload-mb MB of impressions each (BENCH_UPLOAD_FORMATS,
+// e.g. "parquet,arrow", picks some), in a child process so that its peak
 // resident memory is the provider's alone. The coordinator receiving it
 // runs in this process, on the same cores.
 //
 // The files are made by DuckDB: a user_id of 32 hexadecimal digits
 // (md5, so Parquet cannot shrink it much), one of 50 campaigns and a
-// timestamp with a zone.
+// timestamp with a zone. The Arrow IPC file is converted from a Parquet
+// file of the same rows.
+
+// impressionColumns are the contract columns of the upload benchmark's
+// impressions dataset.
+var impressionColumns = []contracts.Column{
+	{Name: "user_id", Type: contracts.ColumnType{Kind: contracts.KindString}},
+	{Name: "campaign", Type: contracts.ColumnType{Kind: contracts.KindString}},
+	{Name: "shown_at", Type: contracts.ColumnType{Kind: contracts.KindTimestamp}},
+}
 
 // uploadSetup is what the upload child reads.
 type uploadSetup struct {
@@ -70,14 +80,35 @@ func compareUpload(mb int64, threads int, dir string) error {
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return err
 	}
-	files := map[string]string{"parquet": filepath.Join(data, "impressions.parquet"), "csv": filepath.Join(data, "impressions.csv")}
+	files := map[string]string{"parquet": filepath.Join(data, "impressions.parquet"), "arrow": filepath.Join(data, "impressions.arrow"),
+		"csv": filepath.Join(data, "impressions.csv")}
 	// Rows per MB of file, measured on this generator.
-	perMB := map[string]int64{"parquet": 25_200, "csv": 15_200}
-	for _, format := range []string{"parquet", "csv"} {
+	perMB := map[string]int64{"parquet": 25_200, "arrow": 15_800, "csv": 15_200}
+	formats := []string{"parquet", "arrow", "csv"}
+	if f := os.Getenv("BENCH_UPLOAD_FORMATS"); f != "" {
+		formats = strings.Split(f, ",")
+	}
+	for _, format := range formats {
+		if _, ok := files[format]; !ok {
+			return fmt.Errorf("BENCH_UPLOAD_FORMATS: unknown format %q (want parquet, arrow, csv)", format)
+		}
 		if _, err := os.Stat(files[format]); err == nil {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "ad-attribution-bench: writing %s (%d MB)...\n", files[format], mb)
+		if format == "arrow" {
+			// Converted from a Parquet file of as many rows.
+			pq := filepath.Join(data, "arrow-source.parquet")
+			if err := writeUploadInput(pq, "parquet", mb*perMB[format]); err != nil {
+				return err
+			}
+			err := writeArrowInput(files[format], pq, impressionColumns)
+			os.Remove(pq)
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		if err := writeUploadInput(files[format], format, mb*perMB[format]); err != nil {
 			return err
 		}
@@ -91,7 +122,7 @@ func compareUpload(mb int64, threads int, dir string) error {
 	defer srv.Stop()
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(w, "input\tfile\trows\tenvelope\tencrypt only (s)\tMB/s\tCPU (s)\tupload (s)\tMB/s\tCPU (s)\tprovider peak RSS\t\n")
-	for i, format := range []string{"parquet", "csv"} {
+	for i, format := range formats {
 		id, err := cleanroom.GenerateIdentity()
 		if err != nil {
 			return err
@@ -163,6 +194,25 @@ func writeUploadInput(path, format string, rows int64) error {
 	return err
 }
 
+// writeArrowInput writes the Parquet file src's rows as an Arrow IPC file
+// at path, in the 64Ki-row batches connectors reads.
+func writeArrowInput(path, src string, cols []contracts.Column) error {
+	rr, err := connectors.Open(src, connectors.FormatParquet, cols, connectors.Options{})
+	if err != nil {
+		return err
+	}
+	defer rr.Release()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := connectors.Write(f, connectors.FormatArrowFile, rr, connectors.WriteOptions{}); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
 // childUpload uploads the setup's file as `cleanroom dataset upload` does.
 func childUpload(path string) error {
 	b, err := os.ReadFile(path)
@@ -207,7 +257,7 @@ func childUpload(path string) error {
 		return err
 	}
 	if p := os.Getenv("CLEANROOM_BENCH_CPUPROFILE"); p != "" {
-		f, err := os.Create(p)
+		f, err := os.Create(p + "." + st.Format)
 		if err != nil {
 			return err
 		}
