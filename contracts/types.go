@@ -80,6 +80,30 @@ func (t ColumnType) String() string {
 	return kindNames[t.Kind]
 }
 
+// SQLType returns the DuckDB SQL type a column of t is loaded as: the
+// type DuckDB gives the Arrow type t maps to (ArrowType).
+func (t ColumnType) SQLType() string {
+	switch t.Kind {
+	case KindBool:
+		return "BOOLEAN"
+	case KindInt32:
+		return "INTEGER"
+	case KindInt64:
+		return "BIGINT"
+	case KindFloat64:
+		return "DOUBLE"
+	case KindString:
+		return "VARCHAR"
+	case KindDate:
+		return "DATE"
+	case KindTimestamp:
+		return "TIMESTAMPTZ"
+	case KindDecimal:
+		return fmt.Sprintf("DECIMAL(%d,%d)", t.Precision, t.Scale)
+	}
+	panic(fmt.Sprintf("contracts: invalid column type kind %d", t.Kind))
+}
+
 // ArrowType returns the Arrow type the column maps to.
 func (t ColumnType) ArrowType() arrow.DataType {
 	switch t.Kind {

@@ -182,7 +182,7 @@ func open(ctx context.Context, ct *contracts.Contract) (*sql.DB, error) {
 	for _, ds := range ct.Datasets {
 		cols := make([]string, len(ds.Columns))
 		for i, c := range ds.Columns {
-			cols[i] = ident(c.Name) + " " + sqlType(c.Type)
+			cols[i] = ident(c.Name) + " " + c.Type.SQLType()
 		}
 		stmts = append(stmts, "CREATE TABLE "+ident(ds.ID)+" ("+strings.Join(cols, ", ")+")")
 	}
@@ -191,7 +191,7 @@ func open(ctx context.Context, ct *contracts.Contract) (*sql.DB, error) {
 		for i := range m.Args {
 			args[i] = fmt.Sprintf("a%d", i)
 		}
-		stmts = append(stmts, "CREATE MACRO "+ident(m.Name)+"("+strings.Join(args, ", ")+") AS CAST(NULL AS "+sqlType(m.Result)+")")
+		stmts = append(stmts, "CREATE MACRO "+ident(m.Name)+"("+strings.Join(args, ", ")+") AS CAST(NULL AS "+m.Result.SQLType()+")")
 	}
 	stmts = append(stmts, "SET GLOBAL lock_configuration = true")
 	for _, s := range stmts {
@@ -201,30 +201,6 @@ func open(ctx context.Context, ct *contracts.Contract) (*sql.DB, error) {
 		}
 	}
 	return db, nil
-}
-
-// sqlType is the DuckDB type a column of t is loaded as: the type DuckDB
-// gives the Arrow type the contract maps t to.
-func sqlType(t contracts.ColumnType) string {
-	switch t.Kind {
-	case contracts.KindBool:
-		return "BOOLEAN"
-	case contracts.KindInt32:
-		return "INTEGER"
-	case contracts.KindInt64:
-		return "BIGINT"
-	case contracts.KindFloat64:
-		return "DOUBLE"
-	case contracts.KindString:
-		return "VARCHAR"
-	case contracts.KindDate:
-		return "DATE"
-	case contracts.KindTimestamp:
-		return "TIMESTAMP WITH TIME ZONE"
-	case contracts.KindDecimal:
-		return fmt.Sprintf("DECIMAL(%d,%d)", t.Precision, t.Scale)
-	}
-	panic(fmt.Sprintf("querycheck: invalid column type kind %d", t.Kind))
 }
 
 func ident(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }

@@ -94,7 +94,7 @@ func (d *DuckDB) ViewCSV(tb testing.TB, name, path string, cols []contracts.Colu
 	tb.Helper()
 	types := make([]string, len(cols))
 	for i, c := range cols {
-		types[i] = fmt.Sprintf("%s: %s", quoteString(c.Name), quoteString(duckType(tb, c.Type)))
+		types[i] = fmt.Sprintf("%s: %s", quoteString(c.Name), quoteString(c.Type.SQLType()))
 	}
 	d.Exec(tb, fmt.Sprintf("CREATE OR REPLACE VIEW %s AS SELECT * FROM read_csv(%s, header = true, auto_detect = false, columns = {%s})",
 		quoteIdent(name), quoteString(path), strings.Join(types, ", ")))
@@ -488,29 +488,6 @@ func checkSchema(tb testing.TB, got *arrow.Schema, cols []contracts.Column) {
 			tb.Fatalf("result column %d is %s %s, want %s %s", i, f.Name, f.Type, w.Name, w.Type)
 		}
 	}
-}
-
-func duckType(tb testing.TB, t contracts.ColumnType) string {
-	switch t.Kind {
-	case contracts.KindBool:
-		return "BOOLEAN"
-	case contracts.KindInt32:
-		return "INTEGER"
-	case contracts.KindInt64:
-		return "BIGINT"
-	case contracts.KindFloat64:
-		return "DOUBLE"
-	case contracts.KindString:
-		return "VARCHAR"
-	case contracts.KindDate:
-		return "DATE"
-	case contracts.KindTimestamp:
-		return "TIMESTAMPTZ"
-	case contracts.KindDecimal:
-		return fmt.Sprintf("DECIMAL(%d,%d)", t.Precision, t.Scale)
-	}
-	tb.Fatalf("no DuckDB type for %s", t)
-	return ""
 }
 
 func quoteIdent(s string) string  { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
