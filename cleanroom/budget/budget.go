@@ -62,11 +62,7 @@ type Ledger struct {
 // Add records a charge. It panics on an amount Check refuses: callers
 // check amounts from outside (events) first.
 func (l *Ledger) Add(a Amount) {
-	if err := a.Check(); err != nil {
-		panic("budget: " + err.Error())
-	}
-	l.eps.Add(&l.eps, contracts.ExactDecimal(a.Epsilon))
-	l.delta.Add(&l.delta, contracts.ExactDecimal(a.Delta))
+	l.Carry(a)
 	l.runs++
 }
 
