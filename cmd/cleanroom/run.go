@@ -3,14 +3,25 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"cleanroom.dev/cleanroom/cleanroom/api"
-	"cleanroom.dev/cleanroom/cleanroom/bundle"
 )
+
+// formatParams writes a run's parameter values as name="value" pairs
+// sorted by name, as result verify and the audit timeline write them.
+func formatParams(params map[string]string) string {
+	parts := make([]string, 0, len(params))
+	for _, name := range slices.Sorted(maps.Keys(params)) {
+		parts = append(parts, fmt.Sprintf("%s=%q", name, params[name]))
+	}
+	return strings.Join(parts, " ")
+}
 
 // parseParams reads --param NAME=VALUE flags; a name given twice is an
 // error. The coordinator checks names, types and bounds against the
@@ -81,7 +92,7 @@ run status, docs/api.md, with max_runs) instead of the run id.`,
 		}
 		with := ""
 		if len(rs.Parameters) > 0 {
-			with = " with " + bundle.FormatParameters(rs.Parameters)
+			with = " with " + formatParams(rs.Parameters)
 		}
 		c.Infof("run %d of %d (%s)%s finished: %s released, %d suppressed below k; result commitment %s",
 			rs.Number, ss.contract.Output.MaxRuns, rs.RunID, with, plural(rs.RowsKept, "row"), rs.RowsSuppressed, rs.ResultCommitment)
@@ -147,7 +158,7 @@ func printRunStatus(w io.Writer, rs *api.RunStatus, private string) {
 	fmt.Fprintf(tw, "number\t%d\n", rs.Number)
 	fmt.Fprintf(tw, "status\t%s\n", rs.Status)
 	if len(rs.Parameters) > 0 {
-		fmt.Fprintf(tw, "parameters\t%s\n", bundle.FormatParameters(rs.Parameters))
+		fmt.Fprintf(tw, "parameters\t%s\n", formatParams(rs.Parameters))
 	}
 	if rs.Reason != "" {
 		fmt.Fprintf(tw, "reason\t%s\n", rs.Reason)
