@@ -178,6 +178,8 @@ type Coordinator struct {
 
 	stopRetention chan struct{} // closed by Close
 	closeOnce     sync.Once
+
+	spare spareSession // the next run's engine session, opened ahead
 }
 
 // Open opens (initialising if needed) the data directory, replays the
@@ -273,6 +275,12 @@ func Open(ctx context.Context, cfg Config) (*Coordinator, error) {
 	}
 	c.stopRetention = make(chan struct{})
 	go c.retain(c.stopRetention, cfg.RetentionInterval)
+	// The first run's engine session opens now, so that Open returns a
+	// coordinator ready to run as fast as it will once serving.
+	c.spare.open = func() (*engine.Session, error) { return engine.New(c.engineConfig()) }
+	c.spare.logger = c.logger
+	c.spare.fill()
+	c.spare.wait()
 	return c, nil
 }
 
@@ -494,6 +502,7 @@ func (c *Coordinator) failedErr() error {
 // event (bounded by ctx) and closes the log.
 func (c *Coordinator) Close(ctx context.Context) error {
 	c.closeOnce.Do(func() { close(c.stopRetention) })
+	c.spare.close()
 	return c.log.Close(ctx)
 }
 

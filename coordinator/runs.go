@@ -269,6 +269,10 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 	}
 	sessCh := make(chan opened, 1)
 	go func() {
+		if sess := c.spare.take(); sess != nil {
+			sessCh <- opened{sess, nil}
+			return
+		}
 		sess, err := engine.New(c.engineConfig())
 		sessCh <- opened{sess, err}
 	}()
@@ -280,6 +284,7 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 		if o.sess != nil {
 			o.sess.Close()
 		}
+		c.spare.fill()
 		if o.err != nil {
 			return nil, "query", fmt.Errorf("starting the engine: %w", o.err)
 		}
@@ -294,6 +299,7 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 		go func() {
 			sess.Close()
 			closeSources()
+			c.spare.fill() // the next run's, now that this one's is closed
 		}()
 	}()
 	for i, ds := range ct.Datasets {
