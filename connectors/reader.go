@@ -21,7 +21,7 @@ const (
 	DefaultMaxRecordBytes = 16 << 20  // one CSV record or JSON line
 	maxMaxBatchBytes      = 1 << 30   // keeps string offsets within int32
 	textBufferSize        = 256 << 10 // read buffer of the text readers
-	parquetBufferSize     = 1 << 20   // Parquet column stream buffer
+	parquetBufferSize     = 128 << 10 // Parquet column stream buffer
 )
 
 // Options tune a Reader. The zero value is ready to use.
