@@ -2,15 +2,22 @@ package connectors
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/klauspost/compress/s2"
 )
 
 func fill(b []byte, v byte) {
@@ -245,4 +252,96 @@ func TestProfileKeepsStrings(t *testing.T) {
 			t.Fatalf("min %s max %s, want \"m-0-00000\" and \"m-5-01999\"", cp.Min, cp.Max)
 		}
 	})
+}
+
+// writeSnappyParquet writes rows of seqCols as one Snappy-compressed row
+// group, strings plain-encoded, as DuckDB and Spark write them, and returns
+// the file and the byte range of the string column's chunk.
+func writeSnappyParquet(t *testing.T, rows int) (data []byte, start, end int64) {
+	t.Helper()
+	nb := array.NewInt64Builder(memory.DefaultAllocator)
+	sb := array.NewStringBuilder(memory.DefaultAllocator)
+	defer nb.Release()
+	defer sb.Release()
+	for i := range rows {
+		nb.Append(int64(i))
+		sb.Append(fmt.Sprintf("value %d é", i))
+	}
+	n, s := nb.NewArray(), sb.NewArray()
+	defer n.Release()
+	defer s.Release()
+	rec := array.NewRecordBatch(Schema(seqCols), []arrow.Array{n, s}, int64(rows))
+	defer rec.Release()
+	var buf bytes.Buffer
+	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy), parquet.WithDictionaryDefault(false))
+	fw, err := pqarrow.NewFileWriter(rec.Schema(), &buf, props, pqarrow.DefaultWriterProps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pf, err := file.NewParquetReader(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	cc, err := pf.MetaData().RowGroup(0).ColumnChunk(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cc.Compression() != compress.Codecs.Snappy {
+		t.Fatalf("column chunk compressed with %s", cc.Compression())
+	}
+	return buf.Bytes(), cc.DataPageOffset(), cc.DataPageOffset() + cc.TotalCompressedSize()
+}
+
+// TestCorruptSnappyPage damages the bytes of a Snappy-compressed string
+// column one at a time (every 13th): every damage is refused as a syntax error of the
+// Parquet input or read as some other valid values, never a panic, and the
+// pool has every buffer back afterwards. A damaged Snappy block is
+// reported as such.
+func TestCorruptSnappyPage(t *testing.T) {
+	data, start, end := writeSnappyParquet(t, 3000)
+	dir := t.TempDir()
+	snappyErrors := 0
+	var example string
+	for off := start; off < end; off += 13 {
+		d := bytes.Clone(data)
+		d[off] = 0xfe // a copy tag whose offset reaches before the block
+		path := filepath.Join(dir, "bad.parquet")
+		if err := os.WriteFile(path, d, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		pool := newBufferPool(defaultMaxIdle)
+		r, err := Open(path, FormatParquet, seqCols, Options{BatchSize: 1000, Allocator: pool})
+		if err == nil {
+			var recs []arrow.RecordBatch
+			recs, err = readAll(t, r)
+			releaseAll(recs)
+		}
+		if err != nil {
+			var ie *InputError
+			if !errors.As(err, &ie) || !errors.Is(err, ErrSyntax) && !errors.Is(err, ErrValue) {
+				t.Fatalf("byte %d: %v, want an input error", off, err)
+			}
+			if errors.Is(err, s2.ErrCorrupt) {
+				snappyErrors++
+				example = err.Error()
+				if msg := err.Error(); !strings.Contains(msg, "parquet row group 0: cannot decode the parquet input") || !strings.Contains(msg, "corrupt input") {
+					t.Fatalf("byte %d: unclear error %q", off, msg)
+				}
+			}
+		}
+		if n := pool.outstanding(); n != 0 {
+			t.Fatalf("byte %d: %d buffers not freed after the reader was released", off, n)
+		}
+	}
+	if snappyErrors == 0 {
+		t.Fatal("no damage was reported as a corrupt Snappy block")
+	}
+	t.Logf("%d reported as corrupt Snappy blocks, such as: %s", snappyErrors, example)
 }
