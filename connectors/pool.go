@@ -23,7 +23,10 @@ import (
 // A buffer is handed out again only after it was freed, exactly once,
 // since it was handed out: the pool records the buffers it has out, and
 // ignores the Free of one it does not have out (a second Free, or a
-// buffer it never allocated). arrow-go's reference counting decides when
+// buffer it never allocated). Since it records them, a buffer never freed
+// (a batch never released) lives as long as the pool, where the garbage
+// collector would reclaim memory.GoAllocator's; arrow-go requires every
+// array to be released anyway. arrow-go's reference counting decides when
 // a buffer is freed; a caller that keeps a value's bytes (an Arrow
 // string's Value aliases the buffer) past the batch's Release must copy
 // them, as it must with any Arrow allocator that reuses memory.
