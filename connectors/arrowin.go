@@ -310,7 +310,7 @@ func (r *rowGroupReader) work(fr *pqarrow.FileReader, k, workers int) {
 			return err
 		})
 		if err != nil {
-			send(rowGroupItem{err: err})
+			send(rowGroupItem{err: inRowGroup(err, g)})
 			return
 		}
 		for {
@@ -326,7 +326,7 @@ func (r *rowGroupReader) work(fr *pqarrow.FileReader, k, workers int) {
 			if err != nil || rec == nil {
 				rr.Release()
 				if err != nil {
-					send(rowGroupItem{err: err})
+					send(rowGroupItem{err: inRowGroup(err, g)})
 					return
 				}
 				break
@@ -340,6 +340,19 @@ func (r *rowGroupReader) work(fr *pqarrow.FileReader, k, workers int) {
 			return
 		}
 	}
+}
+
+// inRowGroup returns a decoder's error as an InputError located at row
+// group g.
+func inRowGroup(err error, g int) *InputError {
+	var ie *InputError
+	if !errors.As(err, &ie) {
+		ie = corrupt(FormatParquet, err)
+	}
+	if ie.RowGroup < 0 {
+		ie.RowGroup = g
+	}
+	return ie
 }
 
 // next returns the next batch in file order, nil at the end.

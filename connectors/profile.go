@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/bits"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -244,11 +245,13 @@ func (a *columnAcc) add(arr arrow.Array) {
 			}
 			s := c.Value(j)
 			a.see(maphash.String(a.seed, s))
+			// s aliases the batch, whose buffers are reused once it is
+			// released: keep a copy.
 			if !a.has || s < a.min.s {
-				a.min.s = clampString(s)
+				a.min.s = strings.Clone(clampString(s))
 			}
 			if !a.has || s > a.max.s {
-				a.max.s = clampString(s)
+				a.max.s = strings.Clone(clampString(s))
 			}
 			a.has = true
 		}

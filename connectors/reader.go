@@ -21,7 +21,7 @@ const (
 	DefaultMaxRecordBytes = 16 << 20  // one CSV record or JSON line
 	maxMaxBatchBytes      = 1 << 30   // keeps string offsets within int32
 	textBufferSize        = 256 << 10 // read buffer of the text readers
-	parquetBufferSize     = 1 << 20   // Parquet column stream buffer
+	parquetBufferSize     = 128 << 10 // Parquet column stream buffer
 )
 
 // Options tune a Reader. The zero value is ready to use.
@@ -39,8 +39,11 @@ type Options struct {
 	// Parquet timestamp not adjusted to UTC) as UTC. By default they are an
 	// error, since their instant is ambiguous.
 	AssumeUTC bool
-	// Allocator allocates the batches' buffers; nil means
-	// memory.DefaultAllocator.
+	// Allocator allocates the batches' buffers. nil means a pool of the
+	// Reader's own that reuses the buffers of released batches (and keeps
+	// at most 64 MiB of them): a batch's values, such as the string an
+	// Arrow string array's Value returns, are then overwritten once the
+	// batch is released, so copy what must outlive it.
 	Allocator memory.Allocator
 }
 
@@ -64,7 +67,7 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("connectors: Options.MaxRecordBytes %d exceeds 1 GiB", o.MaxRecordBytes)
 	}
 	if o.Allocator == nil {
-		o.Allocator = memory.DefaultAllocator
+		o.Allocator = newBufferPool(defaultMaxIdle)
 	}
 	return o, nil
 }

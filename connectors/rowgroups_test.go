@@ -140,8 +140,8 @@ func TestParquetRowGroupError(t *testing.T) {
 		withProcs(procs, func() {
 			rows, err := readSeq(t, path, Options{BatchSize: 300})
 			var ie *InputError
-			if !errors.As(err, &ie) || !errors.Is(err, ErrSyntax) {
-				t.Fatalf("GOMAXPROCS %d: %v, want a syntax error of the Parquet input", procs, err)
+			if !errors.As(err, &ie) || !errors.Is(err, ErrSyntax) || ie.RowGroup != bad {
+				t.Fatalf("GOMAXPROCS %d: %v, want a syntax error of the Parquet input in row group %d", procs, err, bad)
 			}
 			if rows != bad*1000 {
 				t.Fatalf("GOMAXPROCS %d: %d rows before the error, want the %d of the row groups before the corrupt one", procs, rows, bad*1000)
