@@ -124,26 +124,32 @@ func readAll(t *testing.T, d *Dataset) ([32]byte, int64) {
 	return [32]byte(h.Sum(nil)), rows
 }
 
-// TestBuffersSharedAcrossDatasets reads two datasets of several blocks
-// each, one block at a time, with one pool: one buffer serves every block
+// TestBuffersSharedAcrossDatasets reads two datasets, one block at a time,
+// with one pool: one buffer serves every block
 // of both, as large as the largest block; Close wipes it before freeing it,
 // and reads after Close fail.
 func TestBuffersSharedAcrossDatasets(t *testing.T) {
 	key := testKey(t)
-	// Small batches: blocks of 8 or 9 segments. Large ones: a block of
-	// about 6 MiB, 12 segments, then smaller ones.
-	small := storeDataset(t, key, "small", 300_000, 10_000)
+	// A small dataset of one block of a few segments; a large one of
+	// several blocks of BlockTarget or more.
+	small := storeDataset(t, key, "small", 30_000, 1_000)
 	large := storeDataset(t, key, "large", 400_000, 100_000)
 	var a trackedAlloc
 	bufs := NewBuffers(a.alloc)
 	ds := openTest(t, key, "small", small, bufs)
 	dl := openTest(t, key, "large", large, bufs)
-	if ds.Blocks() < 2 || dl.Blocks() < 2 {
-		t.Fatalf("want several blocks per dataset, got %d and %d", ds.Blocks(), dl.Blocks())
+	if dl.Blocks() < 2 {
+		t.Fatalf("want several blocks in the large dataset, got %d", dl.Blocks())
 	}
-	var largest int64
-	for _, b := range append(append([]block(nil), ds.blocks...), dl.blocks...) {
-		largest = max(largest, b.count*SegmentSize)
+	largestOf := func(d *Dataset) (n int64) {
+		for _, b := range d.blocks {
+			n = max(n, b.count*SegmentSize)
+		}
+		return n
+	}
+	largest := max(largestOf(ds), largestOf(dl))
+	if largestOf(ds) == largestOf(dl) {
+		t.Fatalf("test data: both datasets' largest blocks are %d bytes; want different sizes", largest)
 	}
 	for _, d := range []*Dataset{ds, dl, ds} {
 		if _, rows := readAll(t, d); rows != d.Rows() {
