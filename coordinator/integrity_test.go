@@ -273,7 +273,9 @@ func TestStoredEnvelopeIsReKeyed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sd, err := storedpkg.Open(bytes.NewReader(b), int64(len(b)), key, want, nil, schema, func(n int64) ([]byte, func(), error) { return make([]byte, n), func() {}, nil })
+	bufs := storedpkg.NewBuffers(func(n int64) ([]byte, func(), error) { return make([]byte, n), func() {}, nil })
+	defer bufs.Close()
+	sd, err := storedpkg.Open(bytes.NewReader(b), int64(len(b)), key, want, nil, schema, bufs)
 	if err != nil {
 		t.Fatalf("the stored envelope's blocks do not open: %v", err)
 	}

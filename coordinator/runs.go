@@ -346,15 +346,17 @@ func (c *Coordinator) query(ctx context.Context, ct *contracts.Contract, run *ev
 
 // openDatasets opens the stored envelope of every dataset of the run, in
 // contract order, for the engine to read block by block at every scan
-// (openDataset). The returned function closes them all, and is to be
+// (openDataset), into one pool of buffers for the run. The returned
+// function closes them all and wipes and frees the buffers, and is to be
 // called once nothing reads them, even when openDatasets also returns an
 // error.
 func (c *Coordinator) openDatasets(ct *contracts.Contract, run *events.RunStarted) ([]*storedDataset, func(), error) {
 	var wg sync.WaitGroup
+	bufs := stored.NewBuffers(allocPlain)
 	errs := make([]error, len(ct.Datasets))
 	out := make([]*storedDataset, len(ct.Datasets))
 	for i, ds := range ct.Datasets {
-		wg.Go(func() { out[i], errs[i] = c.openDataset(ct, ds.ID, run.Datasets[ds.ID]) })
+		wg.Go(func() { out[i], errs[i] = c.openDataset(ct, ds.ID, run.Datasets[ds.ID], bufs) })
 	}
 	wg.Wait()
 	closeAll := func() {
@@ -363,6 +365,7 @@ func (c *Coordinator) openDatasets(ct *contracts.Contract, run *events.RunStarte
 				d.Close()
 			}
 		}
+		bufs.Close()
 	}
 	return out, closeAll, errors.Join(errs...)
 }
@@ -395,7 +398,7 @@ func (d *storedDataset) Close() {
 // so the bytes decrypted are the bytes stored at upload — whatever the
 // provider, who knows the data key of the envelope it sent, or the host
 // writes to the file.
-func (c *Coordinator) openDataset(ct *contracts.Contract, datasetID, digestHex string) (*storedDataset, error) {
+func (c *Coordinator) openDataset(ct *contracts.Contract, datasetID, digestHex string, bufs *stored.Buffers) (*storedDataset, error) {
 	var up *events.DatasetUploaded
 	c.state.View(func(v *state.Snapshot) {
 		if d := v.Contract(ct.ID()).Datasets[datasetID]; d != nil {
@@ -421,7 +424,7 @@ func (c *Coordinator) openDataset(ct *contracts.Contract, datasetID, digestHex s
 			return fmt.Errorf("dataset %s: the stored envelope's header digest is %s, the log records %s: the envelope was replaced on disk", datasetID, got, up.StoredHeaderSHA256)
 		}
 		return nil
-	}, ds.Schema(), allocPlain)
+	}, ds.Schema(), bufs)
 	if err != nil {
 		f.Close()
 		return nil, err

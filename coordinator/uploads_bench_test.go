@@ -150,8 +150,10 @@ func BenchmarkRunIntegrity(b *testing.B) {
 func readStored(b *testing.B, c *Coordinator, f *os.File, size int64, ct *contracts.Contract, id string) {
 	ds := ct.Dataset(id)
 	sd := ct.Dataset(id).SchemaDigest()
+	bufs := stored.NewBuffers(allocPlain)
+	defer bufs.Close()
 	d, err := stored.Open(f, size, c.tee.Identity().HPKE(), envelope.Expect{Kind: envelope.KindDataset, ContractID: ct.ID(), ObjectID: id, SchemaDigest: &sd},
-		nil, ds.Schema(), allocPlain)
+		nil, ds.Schema(), bufs)
 	if err != nil {
 		b.Fatal(err)
 	}

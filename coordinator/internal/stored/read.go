@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -24,36 +25,164 @@ var ErrOldLayout = errors.New("the stored envelope predates the block layout of 
 // function that frees it.
 type Alloc func(size int64) ([]byte, func(), error)
 
+// Buffers is the pool of buffers that the datasets of one run decrypt
+// their blocks into: a block read takes a free buffer or allocates one, and
+// its release hands the buffer back for the next block of any of the
+// datasets, so that a run holds as many buffers as it has blocks in use at
+// once, not as many per dataset. Every buffer is as large as the largest
+// block of the datasets opened with the pool (so that any free buffer fits
+// any block); one allocated before a dataset with larger blocks was opened
+// is wiped and freed instead of being reused. Close wipes and frees them
+// all. A Buffers is safe for concurrent use.
+type Buffers struct {
+	alloc Alloc
+
+	mu     sync.Mutex
+	size   int64     // the size of the buffers allocated from now on
+	free   []*buffer // not in use
+	all    []*buffer
+	peak   int64 // the most bytes allocated at once
+	closed bool
+}
+
+// buffer is a plaintext buffer of the pool, with the ciphertext buffer of
+// one segment its reads use (ciphertext is read and authenticated one
+// segment at a time, so that no block-sized ciphertext buffer is held).
+type buffer struct {
+	b    []byte
+	free func()
+	ct   []byte
+	used int64 // b[:used] is all that reads have written, for wiping
+}
+
+// NewBuffers returns an empty pool whose buffers alloc allocates.
+func NewBuffers(alloc Alloc) *Buffers { return &Buffers{alloc: alloc} }
+
+// reserve makes the buffers allocated from now on at least size bytes.
+func (p *Buffers) reserve(size int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.size = max(p.size, size)
+}
+
+// get returns a free buffer of at least size bytes, or allocates one.
+func (p *Buffers) get(size int64) (*buffer, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, errors.New("reading a block after the run's buffers were closed")
+	}
+	var small []*buffer
+	for len(p.free) > 0 {
+		b := p.free[len(p.free)-1]
+		p.free = p.free[:len(p.free)-1]
+		if int64(len(b.b)) >= size {
+			p.mu.Unlock()
+			p.drop(small)
+			return b, nil
+		}
+		small = append(small, b)
+	}
+	size = max(size, p.size)
+	p.mu.Unlock()
+	p.drop(small)
+	plain, free, err := p.alloc(size)
+	if err != nil {
+		return nil, err
+	}
+	b := &buffer{b: plain, free: free, ct: make([]byte, SegmentSize+envelope.TagSize)}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		free()
+		return nil, errors.New("reading a block after the run's buffers were closed")
+	}
+	p.all = append(p.all, b)
+	p.peak = max(p.peak, p.bytesLocked())
+	return b, nil
+}
+
+// drop wipes and frees buffers taken out of the free list.
+func (p *Buffers) drop(bs []*buffer) {
+	if len(bs) == 0 {
+		return
+	}
+	for _, b := range bs {
+		clear(b.b[:b.used])
+		b.free()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.all = slices.DeleteFunc(p.all, func(b *buffer) bool { return slices.Contains(bs, b) })
+}
+
+// put hands back b, of which a read wrote b.b[:n].
+func (p *Buffers) put(b *buffer, n int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed {
+		b.used = max(b.used, n)
+		p.free = append(p.free, b)
+	}
+}
+
+func (p *Buffers) bytesLocked() int64 {
+	var n int64
+	for _, b := range p.all {
+		n += int64(len(b.b))
+	}
+	return n
+}
+
+// Allocated returns the number and the bytes of the buffers allocated
+// now, and the most bytes allocated at once.
+func (p *Buffers) Allocated() (n int, bytes, peak int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.all), p.bytesLocked(), p.peak
+}
+
+// Close wipes and frees every buffer. Nothing may use the batches of a
+// block read into them afterwards; reads after Close fail.
+func (p *Buffers) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.closed = true
+	for _, b := range p.all {
+		if slices.Contains(p.free, b) {
+			clear(b.b[:b.used])
+		} else {
+			clear(b.b) // in use: all of it
+		}
+		b.free()
+	}
+	p.all, p.free = nil, nil
+}
+
 // Dataset is a stored dataset opened for a run: its header checked, its
 // data key unwrapped, its index read and authenticated. Its blocks are
-// read with ReadBlock, by any number of goroutines at once.
+// read with ReadBlock, by any number of goroutines at once, into buffers
+// of the run's Buffers.
 type Dataset struct {
 	what   string // "dataset ID", for errors
 	schema *arrow.Schema
 	segs   *envelope.Segments
 	blocks []block
 	rows   int64
-	alloc  Alloc
-
-	mu     sync.Mutex
-	free   []buffer // plaintext buffers not in use
-	all    []buffer
-	closed bool
-	cts    sync.Pool // ciphertext buffers (*[]byte)
-}
-
-type buffer struct {
-	b    []byte
-	free func()
+	bufs   *Buffers
 }
 
 // Open opens the stored envelope of size bytes in r for dataset id with
 // schema: it parses the header and refuses it unless it matches want and
 // check accepts it (the caller compares its digest with the log), unwraps
 // the data key with key, then reads, authenticates and checks the index.
+// Its blocks are read into buffers of bufs, which must outlive it.
 // Errors name the dataset.
 func Open(r io.ReaderAt, size int64, key hpke.PrivateKey, want envelope.Expect, check func(*envelope.Header) error,
-	schema *arrow.Schema, alloc Alloc) (*Dataset, error) {
+	schema *arrow.Schema, bufs *Buffers) (*Dataset, error) {
 	what := "dataset " + want.ObjectID
 	segs, err := envelope.OpenSegments(r, size, key, want)
 	if err != nil {
@@ -70,10 +199,20 @@ func Open(r io.ReaderAt, size int64, key hpke.PrivateKey, want envelope.Expect, 
 			return nil, err
 		}
 	}
-	d := &Dataset{what: what, schema: schema, segs: segs, alloc: alloc}
+	if int(segs.Header().SegmentSize) != SegmentSize {
+		// Authenticated, so written by a coordinator, which writes no
+		// other size.
+		return nil, fmt.Errorf("%s: the stored envelope's segments are %d bytes, not %d", what, segs.Header().SegmentSize, SegmentSize)
+	}
+	d := &Dataset{what: what, schema: schema, segs: segs, bufs: bufs}
 	if err := d.readIndex(); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
+	var largest int64
+	for _, b := range d.blocks {
+		largest = max(largest, b.count)
+	}
+	bufs.reserve(largest * SegmentSize)
 	ok = true
 	return d, nil
 }
@@ -136,35 +275,38 @@ func (d *Dataset) Rows() int64 { return d.rows }
 func (d *Dataset) Blocks() int { return len(d.blocks) }
 
 // ReadBlock reads block i from the file afresh, authenticates and decrypts
-// its segments into a buffer of its own, and decodes the Arrow IPC stream
-// it holds into record batches that point into that buffer. release hands
-// the buffer back; the batches must not be used after it. Any failure —
-// a segment that does not authenticate, a stream that does not decode or
-// does not hold the rows the index records — is an error naming the
-// dataset and the block.
+// its segments, one at a time, into a buffer of the run's Buffers, and
+// decodes the Arrow IPC stream it holds into record batches that point
+// into that buffer. release hands the buffer back; the batches must not be
+// used after it. Any failure — a segment that does not authenticate, a
+// stream that does not decode or does not hold the rows the index records
+// — is an error naming the dataset and the block.
 func (d *Dataset) ReadBlock(i int) (recs []arrow.RecordBatch, release func(), err error) {
 	if i < 0 || i >= len(d.blocks) {
 		return nil, nil, fmt.Errorf("%s: no block %d", d.what, i)
 	}
 	b := d.blocks[i]
-	segSize := int64(d.segs.Header().SegmentSize)
-	buf, err := d.get(b.count * segSize)
+	buf, err := d.bufs.get(b.count * SegmentSize)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%s: %w", d.what, err)
 	}
-	release = func() { d.put(buf) }
-	ctp, _ := d.cts.Get().(*[]byte)
-	if ctp == nil {
-		ctp = new([]byte)
+	var n int64
+	release = func() { d.bufs.put(buf, n) }
+	for k := range b.count {
+		plain, _, err := d.segs.Read(buf.b[n:], buf.ct, b.first+k, 1)
+		if err != nil {
+			clear(buf.b[:n])
+			n = 0
+			release()
+			return nil, nil, fmt.Errorf("%s, block %d: %w", d.what, i, err)
+		}
+		n += int64(len(plain))
 	}
-	plain, ct, err := d.segs.Read(buf.b, *ctp, b.first, b.count)
-	*ctp = ct
-	d.cts.Put(ctp)
-	if err != nil {
+	if n < b.length {
 		release()
-		return nil, nil, fmt.Errorf("%s, block %d: %w", d.what, i, err)
+		return nil, nil, fmt.Errorf("%s, block %d: its segments hold %d bytes, the index records %d", d.what, i, n, b.length)
 	}
-	recs, rows, err := arrowipc.Decode(plain[:b.length], d.schema, fmt.Sprintf("%s, block %d", d.what, i))
+	recs, rows, err := arrowipc.Decode(buf.b[:b.length], d.schema, fmt.Sprintf("%s, block %d", d.what, i))
 	if err != nil {
 		release()
 		return nil, nil, err
@@ -179,48 +321,8 @@ func (d *Dataset) ReadBlock(i int) (recs []arrow.RecordBatch, release func(), er
 	return recs, release, nil
 }
 
-// get returns a free buffer of at least size bytes, or allocates one.
-func (d *Dataset) get(size int64) (buffer, error) {
-	d.mu.Lock()
-	for j := len(d.free) - 1; j >= 0; j-- {
-		if int64(cap(d.free[j].b)) >= size {
-			b := d.free[j]
-			d.free = append(d.free[:j], d.free[j+1:]...)
-			d.mu.Unlock()
-			return b, nil
-		}
-	}
-	d.mu.Unlock()
-	b, free, err := d.alloc(size)
-	if err != nil {
-		return buffer{}, fmt.Errorf("%s: %w", d.what, err)
-	}
-	buf := buffer{b: b, free: free}
-	d.mu.Lock()
-	d.all = append(d.all, buf)
-	d.mu.Unlock()
-	return buf, nil
-}
-
-func (d *Dataset) put(b buffer) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.free = append(d.free, b)
-}
-
-// Close wipes and frees the buffers and the payload key. Nothing may use
-// the dataset's batches afterwards.
+// Close wipes the payload key. The blocks' buffers are the run's Buffers'
+// to wipe and free.
 func (d *Dataset) Close() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return
-	}
-	d.closed = true
-	for _, b := range d.all {
-		clear(b.b[:cap(b.b)])
-		b.free()
-	}
-	d.all, d.free = nil, nil
 	d.segs.Close()
 }

@@ -552,11 +552,16 @@ func childRun(path string, threads int) error {
 		defer pprof.StopCPUProfile()
 	}
 	spill := watchSpill(cfg.SpillDir)
+	mw := newMemWatch()
+	mw.phase("opened")
+	mw.start()
 	cpu := cpuSeconds()
 	start := time.Now()
 	rs, err := coord.Run(ctx, adv.Public().SigningKey(), c.ID(), adattribution.Parameters)
 	elapsed := time.Since(start)
 	cpu = cpuSeconds() - cpu
+	mw.end()
+	mw.phase("after")
 	spilled := spill.end()
 	if err != nil {
 		return err
@@ -591,6 +596,9 @@ func childPlain(path string, threads int) error {
 		}
 	}
 	spill := watchSpill(spillDir)
+	mw := newMemWatch()
+	mw.phase("opened")
+	mw.start()
 	cpu := cpuSeconds()
 	start := time.Now()
 	for _, q := range append(settings,
@@ -625,5 +633,7 @@ func childPlain(path string, threads int) error {
 	}
 	elapsed := time.Since(start)
 	cpu = cpuSeconds() - cpu
+	mw.end()
+	mw.phase("after")
 	return json.NewEncoder(os.Stdout).Encode(measure{Seconds: elapsed.Seconds(), CPU: cpu, Rows: n, RSS: peakRSS(), Spilled: spill.end()})
 }
