@@ -66,24 +66,20 @@ func (s *Session) runDP(ctx context.Context, conn driver.Conn, query string, st 
 	if err != nil {
 		return nil, err
 	}
-	for _, q := range []string{query, input} {
-		if err := checkPrepared(conn, q); err != nil {
-			return nil, err
-		}
+	origQuery, err := prepareQuery(conn, query)
+	if err != nil {
+		return nil, err
+	}
+	inQuery, err := prepareQuery(conn, input)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkPlan(ctx, conn, input); err != nil {
 		return nil, err
 	}
-	orig, err := preparedColumns(conn, query)
-	if err != nil {
-		return nil, err
-	}
+	orig, inCols := origQuery.columns, inQuery.columns
 	if len(orig) != len(plan.Columns) {
 		return nil, fmt.Errorf("engine: the algorithm has %d columns, its differential-privacy plan %d", len(orig), len(plan.Columns))
-	}
-	inCols, err := preparedColumns(conn, input)
-	if err != nil {
-		return nil, err
 	}
 	fields := make([]arrow.Field, len(plan.Columns))
 	var aggs []privacy.Aggregate

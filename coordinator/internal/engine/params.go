@@ -87,30 +87,26 @@ func CheckParameterNames(used []string, declared []contracts.Parameter) error {
 // parameter the statement has must be given, and every value given must be
 // one of its parameters.
 func bindArgs(conn driver.Conn, query string, params []Param) ([]any, error) {
-	st, err := conn.Prepare(query)
+	p, err := prepareQuery(conn, query)
 	if err != nil {
-		return nil, refuse(LayerSandbox, err, "DuckDB cannot prepare the algorithm against the loaded datasets")
+		return nil, err
 	}
-	defer st.Close()
-	ds := st.(*duckdb.Stmt)
-	n := ds.NumInput()
-	args := make([]any, n)
-	var used []string
-	for i := 1; i <= n; i++ {
-		name, err := ds.ParamName(i)
-		if err != nil {
-			return nil, fmt.Errorf("engine: the name of parameter %d: %w", i, err)
-		}
+	return p.args(params)
+}
+
+// args is bindArgs for a query already prepared.
+func (p *preparedQuery) args(params []Param) ([]any, error) {
+	args := make([]any, len(p.params))
+	for i, name := range p.params {
 		j := slices.IndexFunc(params, func(p Param) bool { return p.Name == name })
 		if j < 0 {
 			return nil, refuse(LayerStatement, nil, "the algorithm uses the parameter $%s, and the run gives it no value", name)
 		}
-		args[i-1] = typed(params[j].Value)
-		used = append(used, name)
+		args[i] = typed(params[j].Value)
 	}
-	for _, p := range params {
-		if !slices.Contains(used, p.Name) {
-			return nil, refuse(LayerStatement, nil, "the run gives a value for the parameter %s, which the algorithm does not use", p.Name)
+	for _, q := range params {
+		if !slices.Contains(p.params, q.Name) {
+			return nil, refuse(LayerStatement, nil, "the run gives a value for the parameter %s, which the algorithm does not use", q.Name)
 		}
 	}
 	return args, nil

@@ -230,45 +230,12 @@ type resultColumn struct {
 	typ  duckdb.TypeInfo
 }
 
-// preparedColumns binds text (executing nothing) and returns its result's
-// columns.
-func preparedColumns(conn driver.Conn, text string) ([]resultColumn, error) {
-	st, err := conn.Prepare(text)
-	if err != nil {
-		return nil, refuse(LayerSandbox, err, "DuckDB cannot prepare the algorithm against the loaded datasets")
-	}
-	defer st.Close()
-	ds := st.(*duckdb.Stmt)
-	n, err := ds.ColumnCount()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]resultColumn, n)
-	for i := range out {
-		if out[i].name, err = ds.ColumnName(i); err != nil {
-			return nil, err
-		}
-		if out[i].typ, err = ds.ColumnTypeInfo(i); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// sameColumns checks that the rewritten query returns the algorithm's
-// columns, of the same types, followed by the privacy-unit counts, and
-// returns the algorithm's column names, which the engine gives the result
-// (DuckDB names a column without an alias after the text of its
+// sameColumns checks that the rewritten query's columns (rw) are the
+// algorithm's (orig), of the same types, followed by the privacy-unit
+// counts, and returns the algorithm's column names, which the engine gives
+// the result (DuckDB names a column without an alias after the text of its
 // expression, which the rewrite may spell differently).
-func sameColumns(conn driver.Conn, query, rewritten string, counts int) ([]string, error) {
-	orig, err := preparedColumns(conn, query)
-	if err != nil {
-		return nil, err
-	}
-	rw, err := preparedColumns(conn, rewritten)
-	if err != nil {
-		return nil, err
-	}
+func sameColumns(orig, rw []resultColumn, counts int) ([]string, error) {
 	if len(rw) != len(orig)+counts {
 		return nil, fmt.Errorf("engine: the rewritten query has %d columns, want the algorithm's %d and %d counts", len(rw), len(orig), counts)
 	}

@@ -109,21 +109,26 @@ func (s *Session) Run(ctx context.Context, query string, policy Policy, params .
 		}
 		run, analysis = p.query, p.analysis
 	}
-	if err := checkPrepared(conn, run); err != nil {
+	// Each text is prepared once: the statement type, the result's
+	// columns and the parameters' names are read from that one prepared
+	// statement.
+	prepared, err := prepareQuery(conn, run)
+	if err != nil {
 		return nil, err
 	}
 	if run != query {
-		if err := checkPrepared(conn, query); err != nil {
+		orig, err := prepareQuery(conn, query)
+		if err != nil {
 			return nil, err
 		}
-		if names, err = sameColumns(conn, query, run, countColumns(analysis)); err != nil {
+		if names, err = sameColumns(orig.columns, prepared.columns, countColumns(analysis)); err != nil {
 			return nil, err
 		}
 	}
 	if err := checkPlan(ctx, conn, run); err != nil {
 		return nil, err
 	}
-	args, err := bindArgs(conn, run, params)
+	args, err := prepared.args(params)
 	if err != nil {
 		return nil, err
 	}
@@ -164,22 +169,55 @@ func (s *Session) claimRun(ctx context.Context) error {
 // report exactly one statement of type SELECT. The driver's Prepare refuses
 // several statements without running any of them.
 func checkPrepared(conn driver.Conn, query string) error {
+	_, err := prepareQuery(conn, query)
+	return err
+}
+
+// preparedQuery is what Run reads of a prepared statement: its result's
+// columns and its parameters' names ($name, in the statement's order).
+type preparedQuery struct {
+	columns []resultColumn
+	params  []string
+}
+
+// prepareQuery is checkPrepared, returning what the prepared statement
+// says of the query; the statement is closed before it returns.
+func prepareQuery(conn driver.Conn, query string) (*preparedQuery, error) {
 	st, err := conn.Prepare(query)
 	if err != nil {
 		if isSandboxError(err) {
-			return refuse(LayerSandbox, err, "DuckDB refused to prepare the algorithm")
+			return nil, refuse(LayerSandbox, err, "DuckDB refused to prepare the algorithm")
 		}
-		return refuse(LayerSandbox, err, "DuckDB cannot prepare the algorithm against the loaded datasets")
+		return nil, refuse(LayerSandbox, err, "DuckDB cannot prepare the algorithm against the loaded datasets")
 	}
 	defer st.Close()
-	typ, err := st.(*duckdb.Stmt).StatementType()
+	ds := st.(*duckdb.Stmt)
+	typ, err := ds.StatementType()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if typ != duckdb.STATEMENT_TYPE_SELECT {
-		return refuse(LayerStatement, nil, "the algorithm must be exactly one SELECT statement; DuckDB prepared it as statement type %d", typ)
+		return nil, refuse(LayerStatement, nil, "the algorithm must be exactly one SELECT statement; DuckDB prepared it as statement type %d", typ)
 	}
-	return nil
+	n, err := ds.ColumnCount()
+	if err != nil {
+		return nil, err
+	}
+	p := &preparedQuery{columns: make([]resultColumn, n), params: make([]string, ds.NumInput())}
+	for i := range p.columns {
+		if p.columns[i].name, err = ds.ColumnName(i); err != nil {
+			return nil, err
+		}
+		if p.columns[i].typ, err = ds.ColumnTypeInfo(i); err != nil {
+			return nil, err
+		}
+	}
+	for i := range p.params {
+		if p.params[i], err = ds.ParamName(i + 1); err != nil {
+			return nil, fmt.Errorf("engine: the name of parameter %d: %w", i+1, err)
+		}
+	}
+	return p, nil
 }
 
 // queryError classifies an error of a running query: a model's failure

@@ -109,40 +109,79 @@ static window_view *make_view(const cleanroom_scan_state *st, cleanroom_block *b
 	return v;
 }
 
-// next_window sets *b and *win to the next window this worker hands out,
-// taking a new block when its block is done. It returns 0 when the scan is
-// done, 1 with a window, -1 after setting the function's error.
+// retire removes block i from the blocks whose windows can be taken, once
+// it has none left, dropping the scan state's reference.
+static void retire(cleanroom_scan_state *st, int64_t i, cleanroom_block *b) {
+	cleanroom_block *drop = NULL;
+	pthread_mutex_lock(&st->mu);
+	if (st->active[i] == b) {
+		st->active[i] = NULL;
+		drop = b;
+	}
+	pthread_mutex_unlock(&st->mu);
+	if (drop) {
+		cleanroom_block_unref(drop);
+	}
+}
+
+// next_window sets *b and *win to the next window this worker hands out:
+// the next window of its block; when that is done, the first window of the
+// next unclaimed block; when every block is claimed, the next window of a
+// block another worker is still going through. It returns 0 when the scan
+// is done, 1 with a window, -1 after setting the function's error.
 static int next_window(void *info, cleanroom_scan_state *st, cleanroom_scan_local *local, cleanroom_block **b,
                        const cleanroom_window **win) {
 	for (;;) {
-		if (local->block && local->w < local->block->nwindows) {
-			*b = local->block;
-			*win = &local->block->windows[local->w++];
-			return 1;
-		}
 		if (local->block) {
+			int64_t w = __atomic_fetch_add(&st->wnext[local->bi], 1, __ATOMIC_RELAXED);
+			if (w < local->block->nwindows) {
+				*b = local->block;
+				*win = &local->block->windows[w];
+				return 1;
+			}
+			retire(st, local->bi, local->block);
 			cleanroom_block_unref(local->block);
 			local->block = NULL;
 		}
 		int64_t i = __atomic_fetch_add(&st->next, 1, __ATOMIC_RELAXED);
-		if (i >= st->d->nblocks) {
+		if (i < st->d->nblocks) {
+			cleanroom_block *blk = NULL;
+			if (st->d->blocks) {
+				blk = st->d->blocks[i];
+				__atomic_add_fetch(&blk->refs, 1, __ATOMIC_ACQ_REL);
+			} else {
+				char *err = NULL;
+				if (!cleanroom_scan_fetch(st->d->source, i, &blk, &err)) {
+					duckdb_function_set_error(info, err ? err : "engine: dataset scan: reading a block failed");
+					free(err);
+					return -1;
+				}
+			}
+			// The worker's reference, and the scan state's while others
+			// may take its windows.
+			__atomic_add_fetch(&blk->refs, 1, __ATOMIC_ACQ_REL);
+			pthread_mutex_lock(&st->mu);
+			st->active[i] = blk;
+			pthread_mutex_unlock(&st->mu);
+			local->block = blk;
+			local->bi = i;
+			continue;
+		}
+		// Every block is claimed: help with one that has windows left.
+		pthread_mutex_lock(&st->mu);
+		for (int64_t j = 0; j < st->d->nblocks; j++) {
+			cleanroom_block *blk = st->active[j];
+			if (blk && __atomic_load_n(&st->wnext[j], __ATOMIC_RELAXED) < blk->nwindows) {
+				__atomic_add_fetch(&blk->refs, 1, __ATOMIC_ACQ_REL);
+				local->block = blk;
+				local->bi = j;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&st->mu);
+		if (!local->block) {
 			return 0;
 		}
-		if (st->d->blocks) {
-			cleanroom_block *held = st->d->blocks[i];
-			__atomic_add_fetch(&held->refs, 1, __ATOMIC_ACQ_REL);
-			local->block = held;
-		} else {
-			char *err = NULL;
-			cleanroom_block *read = NULL;
-			if (!cleanroom_scan_fetch(st->d->source, i, &read, &err)) {
-				duckdb_function_set_error(info, err ? err : "engine: dataset scan: reading a block failed");
-				free(err);
-				return -1;
-			}
-			local->block = read;
-		}
-		local->w = 0;
 	}
 }
 
@@ -196,8 +235,33 @@ void cleanroom_scan_function(void *info, void *output) {
 	duckdb_data_chunk_set_size(output, (uint64_t)win->count);
 }
 
+// cleanroom_scan_state_share allocates the state's per-block counters and
+// its mutex; 0 when out of memory.
+int cleanroom_scan_state_share(cleanroom_scan_state *st) {
+	size_t n = st->d->nblocks > 0 ? (size_t)st->d->nblocks : 1;
+	st->wnext = calloc(n, sizeof(int64_t));
+	st->active = calloc(n, sizeof(cleanroom_block *));
+	if (!st->wnext || !st->active || pthread_mutex_init(&st->mu, NULL) != 0) {
+		return 0;
+	}
+	st->mu_ready = 1;
+	return 1;
+}
+
 void cleanroom_scan_state_free(void *p) {
 	cleanroom_scan_state *st = (cleanroom_scan_state *)p;
+	if (st->active) {
+		for (int64_t i = 0; i < st->d->nblocks; i++) {
+			if (st->active[i]) {
+				cleanroom_block_unref(st->active[i]);
+			}
+		}
+	}
+	free(st->active);
+	free(st->wnext);
+	if (st->mu_ready) {
+		pthread_mutex_destroy(&st->mu);
+	}
 	if (st->conv) {
 		duckdb_destroy_arrow_converted_schema(&st->conv);
 	}

@@ -484,6 +484,11 @@ func cleanroom_scan_init(p unsafe.Pointer) {
 	n := int(mapping.InitGetColumnCount(info))
 	st := (*C.cleanroom_scan_state)(C.calloc(1, C.size_t(unsafe.Sizeof(C.cleanroom_scan_state{}))))
 	st.d = b.d.c
+	if C.cleanroom_scan_state_share(st) == 0 {
+		C.cleanroom_scan_state_free(unsafe.Pointer(st))
+		mapping.InitSetError(info, "engine: dataset scan: out of memory")
+		return
+	}
 	st.ncols = C.int64_t(n)
 	st.cols = (*C.int64_t)(C.calloc(C.size_t(max(n, 1)), 8))
 	cols := unsafe.Slice(st.cols, max(n, 1))

@@ -3,6 +3,7 @@
 #ifndef CLEANROOM_SCAN_H
 #define CLEANROOM_SCAN_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #ifndef ARROW_C_DATA_INTERFACE
@@ -67,26 +68,34 @@ typedef struct {
 	uintptr_t source;
 } cleanroom_dataset;
 
-// One execution of a scan.
+// One execution of a scan. Workers claim blocks in order (next); the
+// windows of a claimed block are handed out through its counter in wnext,
+// so that a worker with no block left to claim takes windows of a block
+// another worker is still going through (active).
 typedef struct {
 	const cleanroom_dataset *d;
-	int64_t next;  // the next block to hand out (atomic)
+	int64_t next;  // the next block to claim (atomic)
 	int64_t ncols; // output columns
 	int64_t *cols; // dataset column of each output column; -1 for the row id
 	int64_t nconv; // output columns that are dataset columns
 	void *conv;    // duckdb_arrow_converted_schema of those columns
+	int64_t *wnext;           // per block: the next window to hand out (atomic)
+	cleanroom_block **active; // per block: the claimed block while it has windows left, holding a reference; under mu
+	pthread_mutex_t mu;
+	int mu_ready; // mu is initialised
 } cleanroom_scan_state;
 
 // A worker thread's state.
 typedef struct {
 	void *conn;             // duckdb_connection for Arrow conversion
 	uintptr_t handle;       // cgo handle of the Go side of the state
-	cleanroom_block *block; // the block whose windows it hands out, or NULL
-	int64_t w;              // the next window of block
+	cleanroom_block *block; // the block whose windows it takes, or NULL
+	int64_t bi;             // block's index in the dataset
 } cleanroom_scan_local;
 
 void cleanroom_scan_function(void *info, void *output);
 void cleanroom_scan_state_free(void *state);
+int cleanroom_scan_state_share(cleanroom_scan_state *st);
 void cleanroom_block_unref(cleanroom_block *b);
 
 #endif
