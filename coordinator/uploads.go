@@ -338,6 +338,9 @@ func (c *Coordinator) verifyEnvelopeStream(r io.Reader, dst io.Writer, ct *contr
 	if err != nil {
 		return got, err
 	}
+	// On every way out but a successful Close (after which it does
+	// nothing), Abort stops the writer's goroutines and wipes its keys.
+	defer rw.Abort()
 	// The stored envelope holds the batches the Arrow decoder reads, laid
 	// out in blocks (coordinator/internal/stored); anything after the
 	// stream's end-of-stream marker is refused below.
@@ -402,9 +405,13 @@ func (c *Coordinator) verifyEnvelopeStream(r io.Reader, dst io.Writer, ct *contr
 // digest is logged) and every segment authentic reads exactly the
 // plaintext the provider signed for.
 func (c *Coordinator) rekeyEnvelope(dst io.Writer, ct *contracts.Contract, ds *contracts.Dataset) (*envelope.Writer, error) {
-	// The blob store hashes what it is given: the writer need not.
+	// The blob store hashes what it is given: the writer need not. The
+	// segments are sealed, and handed to the blob store (its SHA-256 and
+	// its file writes), on the writer's own goroutines while this one
+	// decodes, checks and lays out the next batches: the bytes are the
+	// same, at most a few segments more are held.
 	return envelope.NewWriterWithOptions(dst, envelope.Header{
 		Kind: envelope.KindDataset, ContractID: ct.ID(), ObjectID: ds.ID, SchemaDigest: ds.SchemaDigest(),
 		SegmentSize: stored.SegmentSize,
-	}, []hpke.PublicKey{c.tee.PublicKey().HPKE()}, envelope.WriterOptions{NoDigest: true})
+	}, []hpke.PublicKey{c.tee.PublicKey().HPKE()}, envelope.WriterOptions{NoDigest: true, Background: true})
 }
