@@ -239,29 +239,41 @@ type received struct {
 
 // receiveEnvelope reads the provider's envelope from body, hashing it and
 // enforcing the upload limit, while a verifier goroutine authenticates,
-// decrypts and decodes the same bytes from a pipe and re-encrypts the
-// plaintext into stored. With plain set, the plaintext is hashed too
+// decrypts and decodes the same bytes from a chunkPipe (up to
+// receiveChunks chunks behind) and re-encrypts the plaintext into stored. With plain set, the plaintext is hashed too
 // (received.plain).
 func (c *Coordinator) receiveEnvelope(ctx context.Context, body io.Reader, stored io.Writer, ct *contracts.Contract, ds *contracts.Dataset, plain hash.Hash) (received, error) {
-	pr, pw := io.Pipe()
+	pipe := newChunkPipe(receiveChunks, receiveChunkSize)
 	type outcome struct {
 		got received
 		err error
 	}
 	done := make(chan outcome, 1)
 	go func() {
-		got, err := c.verifyEnvelopeStream(pr, stored, ct, ds, plain)
-		pr.CloseWithError(errVerifierDone) // unblock the copier if the verifier stopped early
+		got, err := c.verifyEnvelopeStream(pipe, stored, ct, ds, plain)
+		pipe.closeRead() // unblock the receiver if the verifier stopped early
 		done <- outcome{got, err}
 	}()
 	h := sha256.New()
-	buf := make([]byte, 256<<10)
 	var size int64
 	var copyErr error
+receive:
 	for {
-		n, rerr := body.Read(buf)
-		if n > 0 && size > 0 {
-			fault("upload/mid-body")
+		buf := pipe.get()
+		if buf == nil {
+			break // the verifier stopped: its error explains why
+		}
+		// Fill the chunk (a TLS body reads a record at a time) so that
+		// the verifier gets whole chunks.
+		n := 0
+		var rerr error
+		for n < len(buf) && rerr == nil {
+			var k int
+			k, rerr = body.Read(buf[n:])
+			if k > 0 && size+int64(n) > 0 {
+				fault("upload/mid-body")
+			}
+			n += k
 		}
 		if n > 0 {
 			if limit := c.cfg.MaxUploadBytes; limit > 0 && size+int64(n) > limit {
@@ -270,27 +282,23 @@ func (c *Coordinator) receiveEnvelope(ctx context.Context, body io.Reader, store
 			}
 			size += int64(n)
 			h.Write(buf[:n])
-			if _, err := pw.Write(buf[:n]); err != nil {
+			if !pipe.send(buf[:n]) {
 				break // the verifier stopped: its error explains why
 			}
 		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
+		switch {
+		case rerr == io.EOF:
+			break receive
+		case rerr != nil:
 			copyErr = rerr
-			break
+			break receive
 		}
 		if err := ctx.Err(); err != nil {
 			copyErr = err
 			break
 		}
 	}
-	if copyErr != nil {
-		pw.CloseWithError(copyErr)
-	} else {
-		pw.Close()
-	}
+	pipe.closeWrite(copyErr)
 	out := <-done
 	out.got.size = size
 	h.Sum(out.got.digest[:0])
@@ -308,8 +316,6 @@ func (c *Coordinator) receiveEnvelope(ctx context.Context, body io.Reader, store
 	}
 	return out.got, nil
 }
-
-var errVerifierDone = errors.New("envelope verifier finished")
 
 // verifyEnvelopeStream authenticates and decrypts an envelope stream for
 // dataset ds and decodes the Arrow stream inside, counting its rows, while
@@ -338,6 +344,9 @@ func (c *Coordinator) verifyEnvelopeStream(r io.Reader, dst io.Writer, ct *contr
 	if err != nil {
 		return got, err
 	}
+	// On every way out but a successful Close (after which it does
+	// nothing), Abort stops the writer's goroutines and wipes its keys.
+	defer rw.Abort()
 	// The stored envelope holds the batches the Arrow decoder reads, laid
 	// out in blocks (coordinator/internal/stored); anything after the
 	// stream's end-of-stream marker is refused below.
@@ -402,9 +411,13 @@ func (c *Coordinator) verifyEnvelopeStream(r io.Reader, dst io.Writer, ct *contr
 // digest is logged) and every segment authentic reads exactly the
 // plaintext the provider signed for.
 func (c *Coordinator) rekeyEnvelope(dst io.Writer, ct *contracts.Contract, ds *contracts.Dataset) (*envelope.Writer, error) {
-	// The blob store hashes what it is given: the writer need not.
+	// The blob store hashes what it is given: the writer need not. The
+	// segments are sealed, and handed to the blob store (its SHA-256 and
+	// its file writes), on the writer's own goroutines while this one
+	// decodes, checks and lays out the next batches: the bytes are the
+	// same, at most a few segments more are held.
 	return envelope.NewWriterWithOptions(dst, envelope.Header{
 		Kind: envelope.KindDataset, ContractID: ct.ID(), ObjectID: ds.ID, SchemaDigest: ds.SchemaDigest(),
 		SegmentSize: stored.SegmentSize,
-	}, []hpke.PublicKey{c.tee.PublicKey().HPKE()}, envelope.WriterOptions{NoDigest: true})
+	}, []hpke.PublicKey{c.tee.PublicKey().HPKE()}, envelope.WriterOptions{NoDigest: true, Background: true})
 }

@@ -198,6 +198,12 @@ func (b flatbuf) vector(table, slot, size int, what string) error {
 // verified): it checks each message's metadata with checkIPCMetadata
 // before the Arrow decoder sees it, and holds a message body only as it
 // arrives, never allocating a length the stream merely claims.
+//
+// Message bodies are read into one buffer, reused from message to message
+// and grown only as bytes arrive (to at most twice what has arrived): a
+// message, and every batch decoded from it, is valid only until the next
+// call to Message. ipc.Reader releases its batch before it reads the next
+// message, and Each hands a batch out only until its fn returns.
 type checkedReader struct {
 	r       io.Reader
 	off     int64
@@ -205,6 +211,8 @@ type checkedReader struct {
 	msg     *ipc.Message
 	maxMeta int
 	maxBody int64
+	prefix  [8]byte
+	body    []byte // the reused body buffer
 }
 
 func newCheckedReader(r io.Reader, maxMeta int, maxBody int64) *checkedReader {
@@ -220,6 +228,31 @@ func (r *checkedReader) Release() {
 		r.msg.Release()
 		r.msg = nil
 	}
+}
+
+// readInto reads n bytes into b (empty, its capacity reused), growing it
+// only as bytes arrive: to at most twice what has arrived, and 64 KiB.
+func (r *checkedReader) readInto(b []byte, n int64, what string) ([]byte, error) {
+	for int64(len(b)) < n {
+		if len(b) == cap(b) {
+			nb := make([]byte, len(b), min(n, max(2*int64(cap(b)), 64<<10)))
+			copy(nb, b)
+			b = nb
+		}
+		k, err := r.r.Read(b[len(b):min(int64(cap(b)), n)])
+		b = b[:len(b)+k]
+		r.off += int64(k)
+		if err == io.EOF {
+			if int64(len(b)) < n {
+				return nil, fmt.Errorf("Arrow stream ends at byte %d inside %s", r.off, what)
+			}
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
 }
 
 func (r *checkedReader) read(n int64, what string) ([]byte, error) {
@@ -241,7 +274,7 @@ func (r *checkedReader) Message() (msg *ipc.Message, err error) {
 			msg, err = nil, fmt.Errorf("invalid Arrow message at byte %d: %v", r.off, p)
 		}
 	}()
-	prefix, err := r.read(8, "a message prefix")
+	prefix, err := r.readInto(r.prefix[:0], 8, "a message prefix")
 	if err != nil {
 		return nil, err
 	}
@@ -270,13 +303,15 @@ func (r *checkedReader) Message() (msg *ipc.Message, err error) {
 	if bodyLen < 0 || bodyLen > r.maxBody {
 		return nil, fmt.Errorf("Arrow message body of %d bytes at byte %d is too long", bodyLen, r.off)
 	}
-	body, err := r.read(bodyLen, "a message body")
+	if r.msg != nil {
+		r.msg.Release()
+		r.msg = nil
+	}
+	body, err := r.readInto(r.body[:0], bodyLen, "a message body")
 	if err != nil {
 		return nil, err
 	}
-	if r.msg != nil {
-		r.msg.Release()
-	}
+	r.body = body
 	r.msg = ipc.NewMessage(meta, memory.NewBufferBytes(body))
 	return r.msg, nil
 }

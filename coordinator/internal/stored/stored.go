@@ -68,14 +68,15 @@ type block struct {
 }
 
 // Writer lays out record batches of one schema as a stored dataset's
-// plaintext, written to w (the stored envelope's writer) as blocks fill.
+// plaintext, written to w (the stored envelope's writer) as it is encoded:
+// a block's stream is not buffered, only counted, and padded when it ends.
 type Writer struct {
 	w       io.Writer
 	schema  *arrow.Schema
 	segSize int
 	target  int
 
-	buf    bytes.Buffer // the current block's Arrow IPC stream
+	block  countingWriter // the current block's Arrow IPC stream, to w
 	ipcw   *ipc.Writer
 	rows   int64 // rows in the current block
 	blocks []block
@@ -126,14 +127,14 @@ func (w *Writer) Write(rec arrow.RecordBatch) error {
 
 func (w *Writer) add(rec arrow.RecordBatch) error {
 	if w.ipcw == nil {
-		w.buf.Reset()
-		w.ipcw = ipc.NewWriter(&w.buf, ipc.WithSchema(w.schema))
+		w.block = countingWriter{w: w.w}
+		w.ipcw = ipc.NewWriter(&w.block, ipc.WithSchema(w.schema))
 	}
 	if err := w.ipcw.Write(rec); err != nil {
 		return fmt.Errorf("stored: encoding a batch: %w", err)
 	}
 	w.rows += rec.NumRows()
-	if w.buf.Len() >= w.target {
+	if w.block.n >= int64(w.target) {
 		return w.flush()
 	}
 	return nil
@@ -149,19 +150,35 @@ func (w *Writer) flush() error {
 		return fmt.Errorf("stored: ending a block: %w", err)
 	}
 	w.ipcw = nil
-	length := int64(w.buf.Len())
+	length := w.block.n
 	count := (length + int64(w.segSize) - 1) / int64(w.segSize)
-	pad := count*int64(w.segSize) - length
-	w.buf.Write(make([]byte, pad))
-	if _, err := w.w.Write(w.buf.Bytes()); err != nil {
-		return err
+	for pad := count*int64(w.segSize) - length; pad > 0; {
+		k := min(pad, int64(len(zeros)))
+		if _, err := w.w.Write(zeros[:k]); err != nil {
+			return err
+		}
+		pad -= k
 	}
 	w.blocks = append(w.blocks, block{length: length, rows: w.rows, first: w.next, count: count})
 	w.total += w.rows
 	w.next += count
 	w.rows = 0
-	w.buf.Reset()
 	return nil
+}
+
+// zeros pads blocks.
+var zeros [64 << 10]byte
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // Close ends the last block and writes the index and the trailer. It does
