@@ -3,6 +3,8 @@ package connectors
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -78,6 +80,18 @@ func readAll(t testing.TB, r Reader) ([]arrow.RecordBatch, error) {
 		recs = append(recs, rec)
 	}
 	return recs, r.Err()
+}
+
+// parquetFile writes recs as a Parquet file named name in a temporary
+// directory, releases them and returns the file's path.
+func parquetFile(t testing.TB, name string, schema *arrow.Schema, recs []arrow.RecordBatch) string {
+	data := mustWrite(t, FormatParquet, schema, recs...)
+	releaseAll(recs)
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func releaseAll(recs []arrow.RecordBatch) {

@@ -228,12 +228,7 @@ func TestProfileKeepsStrings(t *testing.T) {
 		sb.Release()
 	}
 	// The least first: its buffer is reused by the next batches.
-	data := mustWrite(t, FormatParquet, schema, recs...)
-	releaseAll(recs)
-	path := filepath.Join(t.TempDir(), "p.parquet")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := parquetFile(t, "p.parquet", schema, recs)
 	withProcs(1, func() {
 		rd, err := Open(path, FormatParquet, seqCols, Options{})
 		if err != nil {

@@ -3,7 +3,6 @@ package connectors
 import (
 	"errors"
 	"os"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
@@ -41,12 +40,7 @@ func writeSeqParquet(t testing.TB, groups []int) string {
 		nb.Release()
 		sb.Release()
 	}
-	data := mustWrite(t, FormatParquet, schema, recs...)
-	releaseAll(recs)
-	path := filepath.Join(t.TempDir(), "seq.parquet")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := parquetFile(t, "seq.parquet", schema, recs)
 	return path
 }
 
