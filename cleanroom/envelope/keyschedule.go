@@ -100,6 +100,17 @@ type segmentKeys struct {
 	aad    [32]byte
 }
 
+// recipientKeys unwraps an envelope's data key with a recipient's key and
+// derives its segment keys from it; the data key is wiped.
+func recipientKeys(h *Header, key hpke.PrivateKey) (*segmentKeys, error) {
+	dataKey, err := unwrapKey(h, key)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(dataKey)
+	return deriveSegmentKeys(dataKey, h)
+}
+
 // deriveSegmentKeys derives the payload key and nonce prefix from the data
 // key and the header's salt:
 //

@@ -127,12 +127,7 @@ func OpenWithOptions(ciphertext []byte, key hpke.PrivateKey, want Expect, opts O
 	if err != nil {
 		return nil, nil, err
 	}
-	dataKey, err := unwrapKey(hdr, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	keys, err := deriveSegmentKeys(dataKey, hdr)
-	clear(dataKey)
+	keys, err := recipientKeys(hdr, key)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -156,33 +151,17 @@ func OpenWithOptions(ciphertext []byte, key hpke.PrivateKey, want Expect, opts O
 // in the file between the tag check and the decryption cannot reach the
 // plaintext. The guarantees are Open's.
 func OpenFile(r io.ReaderAt, size int64, key hpke.PrivateKey, want Expect, opts OpenOptions) ([]byte, *Header, error) {
-	hdr, err := ParseHeader(io.NewSectionReader(r, 0, size))
+	s, err := OpenSegments(r, size, key, want)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := want.check(hdr); err != nil {
-		return nil, nil, err
-	}
-	layout, err := BodyLayout(size-int64(hdr.Len()), hdr.SegmentSize, hdr.Len())
+	defer s.Close()
+	d := &decryption{src: r, bodyLen: size - int64(s.hdr.Len())}
+	plaintext, err := d.decrypt(s.keys, s.hdr, s.layout, opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	dataKey, err := unwrapKey(hdr, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	keys, err := deriveSegmentKeys(dataKey, hdr)
-	clear(dataKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer keys.wipe()
-	d := &decryption{src: r, bodyLen: size - int64(hdr.Len())}
-	plaintext, err := d.decrypt(keys, hdr, layout, opts)
-	if err != nil {
-		return nil, nil, err
-	}
-	return plaintext, hdr, nil
+	return plaintext, s.hdr, nil
 }
 
 // decrypt runs the parallel decryption of the body into opts.Dst or a new

@@ -43,12 +43,7 @@ func NewReader(src io.Reader, key hpke.PrivateKey, want Expect) (*Reader, error)
 	if err := want.check(hdr); err != nil {
 		return nil, err
 	}
-	dataKey, err := unwrapKey(hdr, key)
-	if err != nil {
-		return nil, err
-	}
-	keys, err := deriveSegmentKeys(dataKey, hdr)
-	clear(dataKey)
+	keys, err := recipientKeys(hdr, key)
 	if err != nil {
 		return nil, err
 	}

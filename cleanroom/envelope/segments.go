@@ -36,12 +36,7 @@ func OpenSegments(r io.ReaderAt, size int64, key hpke.PrivateKey, want Expect) (
 	if err != nil {
 		return nil, err
 	}
-	dataKey, err := unwrapKey(hdr, key)
-	if err != nil {
-		return nil, err
-	}
-	keys, err := deriveSegmentKeys(dataKey, hdr)
-	clear(dataKey)
+	keys, err := recipientKeys(hdr, key)
 	if err != nil {
 		return nil, err
 	}
