@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"cleanroom.dev/cleanroom/cleanroom"
+	"cleanroom.dev/cleanroom/cleanroom/sqlcheck"
 )
 
 // Role is what a participant may do under a contract.
@@ -100,6 +101,23 @@ func (d *Dataset) Schema() *arrow.Schema {
 		fields[i] = arrow.Field{Name: c.Name, Type: c.Type.ArrowType(), Nullable: true}
 	}
 	return arrow.NewSchema(fields, nil)
+}
+
+// Analysed describes the dataset to the privacy analysis
+// (sqlcheck.Analyze): its name, its columns as Arrow types, and its
+// privacy unit, dimensions and aggregations.
+func (d *Dataset) Analysed() sqlcheck.Dataset {
+	out := sqlcheck.Dataset{Name: d.ID, PrivacyUnit: d.PrivacyUnit, Dimensions: d.Dimensions}
+	for _, c := range d.Columns {
+		out.Columns = append(out.Columns, sqlcheck.Column{Name: c.Name, Type: c.Type.ArrowType().String()})
+	}
+	if d.Aggregations != nil {
+		out.Aggregations = map[string][]string{}
+		for _, a := range d.Aggregations {
+			out.Aggregations[a.Column] = a.Functions
+		}
+	}
+	return out
 }
 
 // Column is one column of a dataset.

@@ -88,18 +88,8 @@ func Bind(ctx context.Context, query string, ct *contracts.Contract) error {
 // coordinator describes them.
 func Datasets(ct *contracts.Contract) []sqlcheck.Dataset {
 	out := make([]sqlcheck.Dataset, 0, len(ct.Datasets))
-	for _, ds := range ct.Datasets {
-		d := sqlcheck.Dataset{Name: ds.ID, PrivacyUnit: ds.PrivacyUnit, Dimensions: ds.Dimensions}
-		for _, f := range ds.Schema().Fields() {
-			d.Columns = append(d.Columns, sqlcheck.Column{Name: f.Name, Type: f.Type.String()})
-		}
-		if ds.Aggregations != nil {
-			d.Aggregations = map[string][]string{}
-			for _, a := range ds.Aggregations {
-				d.Aggregations[a.Column] = a.Functions
-			}
-		}
-		out = append(out, d)
+	for i := range ct.Datasets {
+		out = append(out, ct.Datasets[i].Analysed())
 	}
 	return out
 }

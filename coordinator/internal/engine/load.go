@@ -71,7 +71,7 @@ func ColumnType(t arrow.DataType) (string, error) {
 // does not release it. On any error the
 // table does not exist and name may be loaded again. Different tables may
 // be loaded concurrently.
-func (s *Session) LoadTable(ctx context.Context, name string, schema *arrow.Schema, r array.RecordReader) (err error) {
+func (s *Session) LoadTable(ctx context.Context, name string, schema *arrow.Schema, r array.RecordReader) error {
 	if err := checkTable(name, schema); err != nil {
 		return err
 	}
@@ -81,6 +81,13 @@ func (s *Session) LoadTable(ctx context.Context, name string, schema *arrow.Sche
 	if err := sameSchema(schema, r.Schema()); err != nil {
 		return refuse(LayerInput, nil, "dataset %q: the data does not match the expected schema: %v", name, err)
 	}
+	return s.load(ctx, name, schema, func() (*dataset, error) { return readDataset(ctx, name, schema, r) })
+}
+
+// load makes the dataset read returns queryable as table name: the
+// session's bookkeeping around LoadTable and LoadSource (an operation in
+// flight; the name claimed, then settled as loaded or free again).
+func (s *Session) load(ctx context.Context, name string, schema *arrow.Schema, read func() (*dataset, error)) (err error) {
 	end, err := s.begin()
 	if err != nil {
 		return err
@@ -90,8 +97,7 @@ func (s *Session) LoadTable(ctx context.Context, name string, schema *arrow.Sche
 		return err
 	}
 	defer func() { s.settleTable(name, schema, err == nil) }()
-
-	d, err := readDataset(ctx, name, schema, r)
+	d, err := read()
 	if err != nil {
 		return err
 	}
@@ -107,7 +113,7 @@ func (s *Session) LoadTable(ctx context.Context, name string, schema *arrow.Sche
 // of src fails the query with a *SourceError. So the memory a dataset takes
 // during a query is that of the blocks being scanned, whatever its size.
 // src must stay usable until Close.
-func (s *Session) LoadSource(ctx context.Context, name string, schema *arrow.Schema, src Source) (err error) {
+func (s *Session) LoadSource(ctx context.Context, name string, schema *arrow.Schema, src Source) error {
 	if err := checkTable(name, schema); err != nil {
 		return err
 	}
@@ -117,16 +123,9 @@ func (s *Session) LoadSource(ctx context.Context, name string, schema *arrow.Sch
 	if src.Rows() < 0 || src.Blocks() < 0 {
 		return fmt.Errorf("engine: loading table %q: the source reports %d rows in %d blocks", name, src.Rows(), src.Blocks())
 	}
-	end, err := s.begin()
-	if err != nil {
-		return err
-	}
-	defer end()
-	if err := s.claimTable(name); err != nil {
-		return err
-	}
-	defer func() { s.settleTable(name, schema, err == nil) }()
-	return s.register(ctx, &dataset{name: name, schema: schema, rows: src.Rows(), src: src})
+	return s.load(ctx, name, schema, func() (*dataset, error) {
+		return &dataset{name: name, schema: schema, rows: src.Rows(), src: src}, nil
+	})
 }
 
 // register exports a dataset for the scan and creates its view.

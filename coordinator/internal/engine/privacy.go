@@ -50,22 +50,16 @@ func privacyDatasets(names []string, schemas []*arrow.Schema, p Policy) []sqlche
 	out := make([]sqlcheck.Dataset, 0, len(names))
 	for i, name := range names {
 		d := sqlcheck.Dataset{Name: name}
+		for j := range p.Datasets {
+			if p.Datasets[j].ID == name {
+				d = p.Datasets[j].Analysed()
+			}
+		}
+		// The columns are the table's, as loaded.
+		d.Columns = nil
 		if i < len(schemas) && schemas[i] != nil {
 			for _, f := range schemas[i].Fields() {
 				d.Columns = append(d.Columns, sqlcheck.Column{Name: f.Name, Type: f.Type.String()})
-			}
-		}
-		for _, ds := range p.Datasets {
-			if ds.ID != name {
-				continue
-			}
-			d.PrivacyUnit = ds.PrivacyUnit
-			d.Dimensions = ds.Dimensions
-			if ds.Aggregations != nil {
-				d.Aggregations = map[string][]string{}
-				for _, a := range ds.Aggregations {
-					d.Aggregations[a.Column] = a.Functions
-				}
 			}
 		}
 		out = append(out, d)
