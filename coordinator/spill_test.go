@@ -3,7 +3,6 @@ package coordinator_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"io/fs"
 	"os"
@@ -207,25 +206,7 @@ func spillResultRows(t *testing.T, stream []byte) []string {
 // plainDuckDBRows runs query in plain DuckDB over the same CSV rows.
 func plainDuckDBRows(t *testing.T, query, impressions, conversions string) []string {
 	t.Helper()
-	dir := t.TempDir()
-	db, err := sql.Open("duckdb", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for name, data := range map[string]string{"impressions": impressions, "conversions": conversions} {
-		path := filepath.Join(dir, name+".csv")
-		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cols := "{'user_id': 'VARCHAR', 'campaign': 'VARCHAR'}"
-		if name == "conversions" {
-			cols = "{'user_id': 'VARCHAR', 'value': 'DOUBLE'}"
-		}
-		if _, err := db.Exec(fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM read_csv('%s', header = true, columns = %s)", name, path, cols)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db := testenv.PlainDuckDB(t, impressions, conversions)
 	rows, err := db.Query(query)
 	if err != nil {
 		t.Fatal(err)

@@ -102,13 +102,9 @@ algorithm's commitment); a contract still being written may name another.`,
 		}
 		c.Infof("%s passes the statement check%s and binds against the datasets of %s", args[0],
 			map[bool]string{true: " and the privacy analysis (mode aggregate)", false: ""}[ct.Output.Mode == contracts.ModeAggregate], s.get("contract"))
-		var salt *cleanroom.Salt
-		if saltPath != "" {
-			sv, err := cleanroom.ReadSaltFile(saltPath)
-			if err != nil {
-				return err
-			}
-			salt = &sv
+		salt, err := readSalt(saltPath)
+		if err != nil {
+			return err
 		}
 		switch err := ct.Algorithm.Check(text, salt); {
 		case err == nil:
@@ -174,13 +170,9 @@ calls only the functions its statement check allows.`,
 		if err != nil {
 			return err
 		}
-		var salt *cleanroom.Salt
-		if saltPath != "" {
-			sv, err := cleanroom.ReadSaltFile(saltPath)
-			if err != nil {
-				return err
-			}
-			salt = &sv
+		salt, err := readSalt(saltPath)
+		if err != nil {
+			return err
 		}
 		if err := ss.contract.Algorithm.Check(text, salt); err == nil {
 			// The text is the contract's: check it here as the coordinator
@@ -209,4 +201,17 @@ calls only the functions its statement check allows.`,
 		return nil
 	}
 	return submit
+}
+
+// readSalt reads a confidential algorithm's salt file (--salt), or returns
+// nil when none is given.
+func readSalt(path string) (*cleanroom.Salt, error) {
+	if path == "" {
+		return nil, nil
+	}
+	s, err := cleanroom.ReadSaltFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return &s, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -152,25 +151,7 @@ func paramSpec(t *testing.T, maxRuns int) *testenv.Spec {
 // DuckDB and returns its rows as JSON values.
 func plainDuckDB(t *testing.T, query string) []map[string]any {
 	t.Helper()
-	dir := t.TempDir()
-	db, err := sql.Open("duckdb", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for name, csv := range map[string]string{"impressions": testenv.ImpressionsCSV, "conversions": testenv.ConversionsCSV} {
-		path := filepath.Join(dir, name+".csv")
-		if err := os.WriteFile(path, []byte(csv), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		types := "{'user_id': 'VARCHAR', 'campaign': 'VARCHAR'}"
-		if name == "conversions" {
-			types = "{'user_id': 'VARCHAR', 'value': 'DOUBLE'}"
-		}
-		if _, err := db.Exec(fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM read_csv('%s', header = true, columns = %s)", name, path, types)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db := testenv.PlainDuckDB(t, testenv.ImpressionsCSV, testenv.ConversionsCSV)
 	rows, err := db.Query(query)
 	if err != nil {
 		t.Fatal(err)

@@ -9,10 +9,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -547,3 +550,30 @@ func (sc *Scenario) LogSize() uint64 { return sc.Server.Coord.LogSize() }
 
 // Drain reads and discards r, for response bodies.
 func Drain(r io.Reader) { io.Copy(io.Discard, r) }
+
+// PlainDuckDB opens an ordinary in-memory DuckDB holding the ad-attribution
+// tables impressions and conversions made from CSV text in ImpressionsCSV's
+// and ConversionsCSV's layout: what a test compares a clean-room run with.
+func PlainDuckDB(t testing.TB, impressions, conversions string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	dir := t.TempDir()
+	for name, data := range map[string]string{"impressions": impressions, "conversions": conversions} {
+		path := filepath.Join(dir, name+".csv")
+		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cols := "{'user_id': 'VARCHAR', 'campaign': 'VARCHAR'}"
+		if name == "conversions" {
+			cols = "{'user_id': 'VARCHAR', 'value': 'DOUBLE'}"
+		}
+		if _, err := db.Exec(fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM read_csv('%s', header = true, columns = %s)", name, path, cols)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db
+}
