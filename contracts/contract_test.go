@@ -324,33 +324,7 @@ func TestBadContracts(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			text := strings.Replace(baseYAML(), tc.old, tc.new, 1)
-			if text == baseYAML() {
-				t.Fatalf("edit %q did not apply", tc.old)
-			}
-			_, err := Parse([]byte(text), ParseOptions{Now: testNow})
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("error does not wrap ErrInvalid: %v", err)
-			}
-			var pe *ParseError
-			if !errors.As(err, &pe) {
-				t.Fatalf("not a *ParseError: %v", err)
-			}
-			var found *FieldError
-			for _, p := range pe.Problems {
-				if p.Field == tc.field && strings.Contains(p.Msg, tc.errSubstr) {
-					found = p
-				}
-			}
-			if found == nil {
-				t.Fatalf("no problem for field %q containing %q in:\n%v", tc.field, tc.errSubstr, err)
-			}
-			if tc.line != 0 && found.Line != tc.line {
-				t.Errorf("line %d, want %d: %v", found.Line, tc.line, found)
-			}
+			err := refusedEdit(t, baseYAML(), tc.old, tc.new, tc.field, tc.errSubstr, tc.line)
 			if !strings.Contains(err.Error(), tc.field) {
 				t.Errorf("message does not name the field: %v", err)
 			}
@@ -612,4 +586,40 @@ func TestBadModels(t *testing.T) {
 	if _, err := Parse([]byte(strings.Replace(baseYAML(), "output:\n", "models: []\noutput:\n", 1)), ParseOptions{Now: testNow}); err == nil || !strings.Contains(err.Error(), "empty models list") {
 		t.Fatalf("empty models: %v", err)
 	}
+}
+
+// refusedEdit parses base with old replaced by new (once) and checks that
+// it is refused with an error wrapping ErrInvalid, a *ParseError, that has
+// a problem for field whose message contains substr (on line, unless line
+// is 0); it returns the error.
+func refusedEdit(t *testing.T, base, old, new, field, substr string, line int) error {
+	t.Helper()
+	text := strings.Replace(base, old, new, 1)
+	if text == base {
+		t.Fatalf("edit %q did not apply", old)
+	}
+	_, err := Parse([]byte(text), ParseOptions{Now: testNow})
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	if !errors.Is(err, ErrInvalid) {
+		t.Errorf("error does not wrap ErrInvalid: %v", err)
+	}
+	var pe *ParseError
+	if !errors.As(err, &pe) {
+		t.Fatalf("not a *ParseError: %v", err)
+	}
+	var found *FieldError
+	for _, p := range pe.Problems {
+		if p.Field == field && strings.Contains(p.Msg, substr) {
+			found = p
+		}
+	}
+	if found == nil {
+		t.Fatalf("no problem for field %q containing %q in:\n%v", field, substr, err)
+	}
+	if line != 0 && found.Line != line {
+		t.Errorf("line %d, want %d: %v", found.Line, line, found)
+	}
+	return err
 }

@@ -1,7 +1,6 @@
 package contracts
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -186,33 +185,7 @@ func TestBadDifferentialPrivacy(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			text := strings.Replace(dpYAML(), tc.old, tc.new, 1)
-			if text == dpYAML() {
-				t.Fatalf("edit %q did not apply", tc.old)
-			}
-			_, err := Parse([]byte(text), ParseOptions{Now: testNow})
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("error does not wrap ErrInvalid: %v", err)
-			}
-			var pe *ParseError
-			if !errors.As(err, &pe) {
-				t.Fatalf("not a *ParseError: %v", err)
-			}
-			var found *FieldError
-			for _, p := range pe.Problems {
-				if p.Field == tc.field && strings.Contains(p.Msg, tc.errSubstr) {
-					found = p
-				}
-			}
-			if found == nil {
-				t.Fatalf("no problem for field %q containing %q in:\n%v", tc.field, tc.errSubstr, err)
-			}
-			if tc.line != 0 && found.Line != tc.line {
-				t.Errorf("line %d, want %d: %v", found.Line, tc.line, found)
-			}
+			refusedEdit(t, dpYAML(), tc.old, tc.new, tc.field, tc.errSubstr, tc.line)
 		})
 	}
 }
