@@ -46,37 +46,8 @@ func auditWorld(b *testing.B) *auditedWorld {
 	if _, err := sc.Client(b, "advertiser").Result(ctx, rs.RunID); err != nil {
 		b.Fatal(err)
 	}
-	auditor := sc.Client(b, "auditor")
-	peer, err := auditor.Coordinator(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if w.coord, err = audit.AttestedCoordinator(peer); err != nil {
-		b.Fatal(err)
-	}
-	v, err := tlog.NewCoordinatorVerifier(w.coord.PublicKey)
-	if err != nil {
-		b.Fatal(err)
-	}
-	size := sc.LogSize()
-	var cp *tlog.Checkpoint
-	for deadline := time.Now().Add(10 * time.Second); cp == nil || cp.Size() < size; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			b.Fatalf("no checkpoint covers %d entries after 10 s", size)
-		}
-		raw, err := auditor.LogFetcher()(ctx, "checkpoint")
-		if err != nil {
-			b.Fatal(err)
-		}
-		if cp, err = v.VerifyCheckpoint(raw); err != nil {
-			b.Fatal(err)
-		}
-	}
-	view, err := v.VerifyView(ctx, auditor.LogFetcher(), cp, sc.Contract.ID().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	w.entries = view.Entries
+	vl := sc.VerifyLog(b, sc.Client(b, "auditor"))
+	w.coord, w.entries = vl.Coordinator, vl.Entries
 	return w
 }
 

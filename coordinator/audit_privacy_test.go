@@ -47,36 +47,9 @@ func TestForgedChargeCaught(t *testing.T) {
 		}
 	}
 	auditor := sc.Client(t, "auditor")
-	peer, err := auditor.Coordinator(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	coord, err := audit.AttestedCoordinator(peer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := tlog.NewCoordinatorVerifier(coord.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cp *tlog.Checkpoint
-	for deadline := time.Now().Add(10 * time.Second); cp == nil || cp.Size() < sc.LogSize(); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no checkpoint covers the log")
-		}
-		raw, err := auditor.LogFetcher()(ctx, "checkpoint")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cp, err = v.VerifyCheckpoint(raw); err != nil {
-			t.Fatal(err)
-		}
-	}
-	view, err := v.VerifyView(ctx, auditor.LogFetcher(), cp, sc.Contract.ID().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	honest := view.Entries
+	vl := sc.VerifyLog(t, auditor)
+	coord, honest := vl.Coordinator, vl.Entries
+	var err error
 
 	// The forgery: the first run charged ε 0.1, δ 1e-8 instead of 0.5,
 	// 1e-7, and the spend it states to match (the second run's does not).

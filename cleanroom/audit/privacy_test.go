@@ -92,39 +92,8 @@ func buildDPWorld(t *testing.T) *privateWorld {
 		t.Fatal(err)
 	}
 	w.auditor = newAuditorClient(t, sc)
-	peer, err := w.auditor.Coordinator(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w.coord, err = audit.AttestedCoordinator(peer); err != nil {
-		t.Fatal(err)
-	}
-	v, err := tlog.NewCoordinatorVerifier(w.coord.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		raw, err := w.auditor.LogFetcher()(ctx, "checkpoint")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if w.cp, err = v.VerifyCheckpoint(raw); err != nil {
-			t.Fatal(err)
-		}
-		if w.cp.Size() >= sc.LogSize() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no checkpoint covers the log")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	view, err := v.VerifyView(ctx, w.auditor.LogFetcher(), w.cp, sc.Contract.ID().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.entries = view.Entries
+	vl := sc.VerifyLog(t, w.auditor)
+	w.coord, w.cp, w.entries = vl.Coordinator, vl.Checkpoint, vl.Entries
 	return w
 }
 

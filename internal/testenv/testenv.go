@@ -23,7 +23,9 @@ import (
 
 	"cleanroom.dev/cleanroom/cleanroom"
 	"cleanroom.dev/cleanroom/cleanroom/api"
+	"cleanroom.dev/cleanroom/cleanroom/audit"
 	"cleanroom.dev/cleanroom/cleanroom/client"
+	"cleanroom.dev/cleanroom/cleanroom/tlog"
 	"cleanroom.dev/cleanroom/cleanroom/upload"
 	"cleanroom.dev/cleanroom/connectors"
 	"cleanroom.dev/cleanroom/contracts"
@@ -576,4 +578,52 @@ func PlainDuckDB(t testing.TB, impressions, conversions string) *sql.DB {
 		}
 	}
 	return db
+}
+
+// VerifiedLog is what an auditor of a scenario's contract has verified:
+// the coordinator, attested over TLS; a checkpoint covering the whole log;
+// and the contract's view of the log at that checkpoint.
+type VerifiedLog struct {
+	Coordinator *audit.Coordinator
+	Checkpoint  *tlog.Checkpoint
+	Entries     [][]byte // the view's entries, nil where redacted
+}
+
+// VerifyLog has auditor attest the coordinator, waits (up to 10 s) for a
+// checkpoint that covers the whole log, and verifies the contract's view
+// under it.
+func (sc *Scenario) VerifyLog(t testing.TB, auditor *client.Client) *VerifiedLog {
+	t.Helper()
+	ctx := context.Background()
+	peer, err := auditor.Coordinator(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	coord, err := audit.AttestedCoordinator(peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := tlog.NewCoordinatorVerifier(coord.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := sc.LogSize()
+	var cp *tlog.Checkpoint
+	for deadline := time.Now().Add(10 * time.Second); cp == nil || cp.Size() < size; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint covers %d entries after 10 s", size)
+		}
+		raw, err := auditor.LogFetcher()(ctx, "checkpoint")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cp, err = v.VerifyCheckpoint(raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	view, err := v.VerifyView(ctx, auditor.LogFetcher(), cp, sc.Contract.ID().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &VerifiedLog{Coordinator: coord, Checkpoint: cp, Entries: view.Entries}
 }
