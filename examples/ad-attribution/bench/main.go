@@ -62,7 +62,7 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "compare", "compare (default), upload (the provider's upload of a Parquet, an Arrow IPC and a CSV file), or the child modes run, plain and upload-child")
+	mode := flag.String("mode", "compare", "compare (default), upload (the provider's upload of a Parquet, an Arrow IPC and a CSV file), prepare (set up the first of -rows in -dir and print the setup file for the child modes), or the child modes run, plain and upload-child")
 	commandSizes := flag.String("command-rows", "", "comma-separated impression counts at which to time the whole `cleanroom run` command against a plain DuckDB process")
 	uploadMB := flag.Int64("upload-mb", 1000, "with -mode upload: the size of each input file, MB")
 	sizes := flag.String("rows", "1000000,10000000", "comma-separated impression counts to measure")
@@ -83,6 +83,8 @@ func main() {
 		err = compareUpload(*uploadMB, *threads, *dir)
 	case "upload-child":
 		err = childUpload(flag.Arg(0))
+	case "prepare":
+		err = prepareOnly(*sizes, *dir)
 	case "run":
 		err = childRun(flag.Arg(0), *threads)
 	case "plain":
@@ -94,6 +96,29 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ad-attribution-bench:", err)
 		os.Exit(1)
 	}
+}
+
+// prepareOnly generates the data and a coordinator ready for one run
+// (contract, uploads, algorithm) for the first of -rows in -dir, and
+// prints the setup file's path: for rerunning the run and plain child
+// modes by hand (profiles, CLEANROOM_BENCH_MEMORY). A run uses the
+// coordinator up (max_runs): copy its directory first to run again.
+func prepareOnly(sizes, dir string) error {
+	if dir == "" {
+		return fmt.Errorf("-mode prepare needs -dir")
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(strings.Split(sizes, ",")[0]), 10, 64)
+	if err != nil {
+		return fmt.Errorf("-rows: %v", err)
+	}
+	sizeDir := filepath.Join(dir, strconv.FormatInt(n, 10))
+	_, err = os.Stat(filepath.Join(sizeDir, "data"))
+	path, err := prepare(filepath.Join(sizeDir, "prepared"), n, err != nil, sizeDir, false)
+	if err != nil {
+		return err
+	}
+	fmt.Println(path)
+	return nil
 }
 
 // outputMode is the bench contract's output mode (-output).
