@@ -227,10 +227,14 @@ func TestNoAllocationsPerSegment(t *testing.T) {
 	open2, read2 := allocs(2)
 	open200, read200 := allocs(200)
 	t.Logf("allocs: Open %v/%v, Reader %v/%v", open2, open200, read2, read200)
-	if open200 != open2 {
+	// One allocation per segment would add 198; the slack absorbs the
+	// runtime's own now and then (a GC emptying a pool in one of the five
+	// runs adds one to the rounded average, for either size).
+	const slack = 2
+	if open200 > open2+slack {
 		t.Errorf("Open allocates %v times for 2 segments, %v for 200", open2, open200)
 	}
-	if read200 != read2 {
+	if read200 > read2+slack {
 		t.Errorf("Reader allocates %v times for 2 segments, %v for 200", read2, read200)
 	}
 
