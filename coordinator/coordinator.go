@@ -248,13 +248,19 @@ func Open(ctx context.Context, cfg Config) (*Coordinator, error) {
 	}
 	c.log = lg
 	c.replaying = true
-	if err := c.replay(ctx); err != nil {
+	named, err := c.replay(ctx)
+	if err != nil {
 		lg.Close(context.Background())
 		return nil, err
 	}
 	// The log first, then the files: a deletion the log records but a
-	// crash interrupted is finished before anything is served.
+	// crash interrupted is finished, and a blob no event names removed,
+	// before anything is served.
 	if err := c.finishDeletions(); err != nil {
+		lg.Close(context.Background())
+		return nil, err
+	}
+	if err := c.removeUnnamed(named); err != nil {
 		lg.Close(context.Background())
 		return nil, err
 	}
@@ -305,8 +311,10 @@ func checkOperatorToken(t string) error {
 }
 
 // replay rebuilds the state from the log and checks the blobs it names.
-func (c *Coordinator) replay(ctx context.Context) error {
+// It returns the digests of every blob some event names.
+func (c *Coordinator) replay(ctx context.Context) (map[string]bool, error) {
 	start := time.Now()
+	named := map[string]bool{}
 	err := c.log.Replay(ctx, func(idx uint64, entry []byte) error {
 		e, err := events.Decode(entry)
 		if err != nil {
@@ -315,12 +323,40 @@ func (c *Coordinator) replay(ctx context.Context) error {
 		if err := c.checkBlobs(e); err != nil {
 			return fmt.Errorf("log entry %d (%s): %w", idx, e.Type, err)
 		}
+		for _, b := range e.Blobs() {
+			named[b.SHA256] = true
+		}
 		return c.state.Apply(idx, e, tlog.HashLeaf(entry))
 	})
 	if err != nil {
-		return fmt.Errorf("replaying the audit log: %w", err)
+		return nil, fmt.Errorf("replaying the audit log: %w", err)
 	}
 	c.logger.Info("state rebuilt from the audit log", "events", c.state.Size(), "took", time.Since(start).Round(time.Millisecond))
+	return named, nil
+}
+
+// removeUnnamed removes, at start, every blob in the store that no event
+// of the log names. A blob is made durable before the event that names it
+// is appended (an upload's stored envelope, a result, a contract,
+// algorithm or model text), so a crash in between leaves one: a request
+// that was never acknowledged, whose ciphertext no one may use. Keeping it
+// would keep encrypted rows the log does not account for (a withdrawal or
+// an expiry would never delete them), so it goes before anything is
+// served.
+func (c *Coordinator) removeUnnamed(named map[string]bool) error {
+	stored, err := c.blobs.List()
+	if err != nil {
+		return err
+	}
+	for _, d := range stored {
+		if named[d.String()] {
+			continue
+		}
+		c.logger.Warn("removing a blob no log event names: a crash came between storing it and logging it", "blob", d.String())
+		if err := c.blobs.Remove(d); err != nil {
+			return fmt.Errorf("removing blob %s, which no log event names: %w", d, err)
+		}
+	}
 	return nil
 }
 

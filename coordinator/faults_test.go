@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -104,22 +105,26 @@ func TestFaultMatrix(t *testing.T) {
 		point    string
 		step     string
 		happened bool // whether the step took effect despite the crash
+		// blobs the step leaves stored: those its logged event names.
+		// A blob stored but never logged (the crash came in between) is
+		// gone after the restart.
+		blobs int
 	}{
-		{"contract.registered/before-append", "submit", false},
-		{"contract.registered/after-append", "submit", true},
-		{"upload/mid-body", "upload-impressions", false},
-		{"upload/after-blob", "upload-impressions", false},
-		{"dataset.uploaded/before-append", "upload-impressions", false},
-		{"dataset.uploaded/after-append", "upload-conversions", true},
-		{"algorithm.submitted/before-append", "algorithm", false},
-		{"algorithm.submitted/after-append", "algorithm", true},
-		{"run.started/before-append", "run", false},
-		{"run.started/after-append", "run", true},
-		{"run/datasets-loaded", "run", true},
-		{"run.finished/before-append", "run", true},
-		{"run.finished/after-append", "run", true},
-		{"result.fetched/before-append", "fetch", false},
-		{"result.fetched/after-append", "fetch", true},
+		{"contract.registered/before-append", "submit", false, 0},
+		{"contract.registered/after-append", "submit", true, 1},
+		{"upload/mid-body", "upload-impressions", false, 0},
+		{"upload/after-blob", "upload-impressions", false, 0},
+		{"dataset.uploaded/before-append", "upload-impressions", false, 0},
+		{"dataset.uploaded/after-append", "upload-conversions", true, 1},
+		{"algorithm.submitted/before-append", "algorithm", false, 0},
+		{"algorithm.submitted/after-append", "algorithm", true, 1},
+		{"run.started/before-append", "run", false, 0},
+		{"run.started/after-append", "run", true, 0},
+		{"run/datasets-loaded", "run", true, 0},
+		{"run.finished/before-append", "run", true, 0}, // aborted: its result blob was never logged
+		{"run.finished/after-append", "run", true, 1},
+		{"result.fetched/before-append", "fetch", false, 0},
+		{"result.fetched/after-append", "fetch", true, 0},
 	}
 	for _, tc := range cases {
 		t.Run(strings.ReplaceAll(tc.point, "/", ":"), func(t *testing.T) {
@@ -140,6 +145,7 @@ func TestFaultMatrix(t *testing.T) {
 				i++
 			}
 			sizeBefore := logSize(t, sc)
+			blobsBefore := storedBlobs(t, dir)
 			d.kill()
 			d = startFaultyDaemon(t, dir, tc.point)
 			sc.URL = d.url
@@ -151,6 +157,15 @@ func TestFaultMatrix(t *testing.T) {
 			d = startDaemon(t, dir)
 			defer d.kill()
 			sc.URL = d.url
+			after := storedBlobs(t, dir)
+			if len(after) != len(blobsBefore)+tc.blobs {
+				t.Errorf("%d blobs stored before the step, %d after the crash and restart, want %d", len(blobsBefore), len(after), len(blobsBefore)+tc.blobs)
+			}
+			for _, b := range blobsBefore {
+				if !slices.Contains(after, b) {
+					t.Errorf("blob %s stored before the step is gone after the crash and restart", b)
+				}
+			}
 			checkFaultOutcome(t, l, tc.step, tc.happened, sizeBefore)
 		})
 	}

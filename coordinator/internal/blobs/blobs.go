@@ -287,6 +287,39 @@ func (s *Store) Remove(d Digest) error {
 	return nil
 }
 
+// List returns every blob in the store: each file named by a digest in
+// the directory of its first two hex digits. Anything else under the
+// store (a file of another name, a directory of another name) is not a
+// blob and is left alone.
+func (s *Store) List() ([]Digest, error) {
+	root := filepath.Join(s.dir, "sha256")
+	dirs, err := os.ReadDir(root)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blob store: %w", err)
+	}
+	var out []Digest
+	for _, dir := range dirs {
+		if !dir.IsDir() || len(dir.Name()) != 2 {
+			continue
+		}
+		files, err := os.ReadDir(filepath.Join(root, dir.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("blob store: %w", err)
+		}
+		for _, f := range files {
+			d, err := ParseDigest(f.Name())
+			if err != nil || f.Name() != d.String() || !f.Type().IsRegular() || f.Name()[:2] != dir.Name() {
+				continue
+			}
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
 // Exists reports whether blob d is present.
 func (s *Store) Exists(d Digest) bool {
 	_, err := os.Stat(s.path(d))

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -102,5 +104,42 @@ func TestOpenRemovesTemporaries(t *testing.T) {
 	left, _ := os.ReadDir(filepath.Join(dir, "tmp"))
 	if len(left) != 0 {
 		t.Fatalf("temporary files survived Open: %v", left)
+	}
+}
+
+func TestList(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.List(); err != nil || len(got) != 0 {
+		t.Fatalf("an empty store lists %v, %v", got, err)
+	}
+	a, _ := s.Put([]byte("a"))
+	b, _ := s.Put([]byte("b"))
+	w, _ := s.Create(0) // being written: not a blob yet
+	w.Write([]byte("c"))
+	defer w.Abort()
+	// Not blobs: a name that is not a digest, a digest in the wrong
+	// directory, an upper-case digest, a directory of another name.
+	c := sha256.Sum256([]byte("c"))
+	for _, p := range []string{
+		filepath.Join(dir, "sha256", a.String()[:2], "notes.txt"),
+		filepath.Join(dir, "sha256", "zz", Digest(c).String()),
+		filepath.Join(dir, "sha256", a.String()[:2], strings.ToUpper(Digest(c).String())),
+		filepath.Join(dir, "sha256", "other", Digest(c).String()),
+	} {
+		os.MkdirAll(filepath.Dir(p), 0o700)
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !slices.Contains(got, a) || !slices.Contains(got, b) {
+		t.Fatalf("List = %v, want %s and %s", got, a, b)
 	}
 }
