@@ -67,6 +67,7 @@ func compareCommand(sizes []int64, repeat, threads int, dir string) error {
 				srv.Stop()
 				return err
 			}
+			settle()
 			d, err := timeProcess("command", cpath, threads)
 			srv.Stop()
 			if err != nil {

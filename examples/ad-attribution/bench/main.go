@@ -98,6 +98,13 @@ func main() {
 	}
 }
 
+// settle flushes the page cache's dirty pages (the data and envelopes
+// prepare just wrote) before a timed child starts, so that neither side
+// shares its cores with the kernel writing them back.
+func settle() {
+	syscall.Sync()
+}
+
 // prepareOnly generates the data and a coordinator ready for one run
 // (contract, uploads, algorithm) for the first of -rows in -dir, and
 // prints the setup file's path: for rerunning the run and plain child
@@ -286,6 +293,7 @@ func compare(sizes, spillSizes, commandSizes string, repeat, threads int, dir st
 				return err
 			}
 			r.memory, r.data = st.QueryMemory, st.Data
+			settle()
 			m, err := child("run", path, threads)
 			if err != nil {
 				return err
