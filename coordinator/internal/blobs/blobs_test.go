@@ -2,6 +2,7 @@ package blobs
 
 import (
 	"bytes"
+	"encoding/binary"
 	"crypto/sha256"
 	"errors"
 	"os"
@@ -141,5 +142,22 @@ func TestList(t *testing.T) {
 	}
 	if len(got) != 2 || !slices.Contains(got, a) || !slices.Contains(got, b) {
 		t.Fatalf("List = %v, want %s and %s", got, a, b)
+	}
+}
+
+// BenchmarkPut stores a small blob (a result's size) durably.
+func BenchmarkPut(b *testing.B) {
+	s, err := Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := make([]byte, 4096)
+	var i uint64
+	for b.Loop() {
+		i++
+		binary.LittleEndian.PutUint64(data, i)
+		if _, err := s.Put(data); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
