@@ -39,13 +39,32 @@ func collectBlobs(v reflect.Value, out *[]Blob) {
 			}
 		}
 	case reflect.Slice, reflect.Array:
+		if !mayHoldBlob(v.Type().Elem()) {
+			return
+		}
 		for i := range v.Len() {
 			collectBlobs(v.Index(i), out)
 		}
 	case reflect.Map:
+		if !mayHoldBlob(v.Type().Elem()) {
+			return
+		}
 		it := v.MapRange()
 		for it.Next() {
 			collectBlobs(it.Value(), out)
 		}
 	}
+}
+
+// mayHoldBlob reports whether a value of type t can hold a Blob: a
+// struct, or something that refers to one. (Byte slices, strings and
+// numbers are not walked element by element.)
+func mayHoldBlob(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Struct, reflect.Interface:
+		return true
+	case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+		return mayHoldBlob(t.Elem())
+	}
+	return false
 }

@@ -75,3 +75,20 @@ func jsonBlobs(v any, out *[]Blob) {
 		}
 	}
 }
+
+func BenchmarkBlobs(b *testing.B) {
+	evs := sample()
+	for _, e := range evs {
+		if e.DatasetUploaded != nil {
+			e.DatasetUploaded.UploadStatement = make([]byte, 2048)
+		}
+		if e.RunFinished != nil {
+			e.RunFinished.Statement = make([]byte, 4096)
+		}
+	}
+	for b.Loop() {
+		for _, e := range evs {
+			e.Blobs()
+		}
+	}
+}
