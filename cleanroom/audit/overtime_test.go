@@ -167,11 +167,8 @@ func TestParameterRules(t *testing.T) {
 	}
 	w := &world{srv: srv, sc: sc, auditor: newAuditorClient(t, sc)}
 	t.Cleanup(func() { w.auditor.Close() })
-	peer, err := w.auditor.Coordinator(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w.coord, err = audit.AttestedCoordinator(peer); err != nil {
+	var err error
+	if w.coord, err = w.auditor.AttestedCoordinator(ctx); err != nil {
 		t.Fatal(err)
 	}
 	v, err := tlog.NewCoordinatorVerifier(w.coord.PublicKey)

@@ -100,11 +100,7 @@ func buildWorld(t testing.TB) *world {
 		t.Fatal(err)
 	}
 	w.auditor = newAuditorClient(t, sc)
-	peer, err := w.auditor.Coordinator(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w.coord, err = audit.AttestedCoordinator(peer); err != nil {
+	if w.coord, err = w.auditor.AttestedCoordinator(ctx); err != nil {
 		t.Fatal(err)
 	}
 	w.checkpnt = waitCovered(t, w, sc.LogSize())

@@ -35,11 +35,7 @@ func (c *Client) AuditLog(ctx context.Context, contractText []byte, st *audit.St
 	if _, err := c.Attest(ctx); err != nil {
 		return nil, err
 	}
-	peer, err := c.Coordinator(ctx)
-	if err != nil {
-		return nil, err
-	}
-	coord, err := audit.AttestedCoordinator(peer)
+	coord, err := c.AttestedCoordinator(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -53,6 +49,17 @@ func (c *Client) AuditLog(ctx context.Context, contractText []byte, st *audit.St
 		Contract: c.opts.Contract, ContractText: contractText, Coordinator: coord, URL: c.base.String(),
 		Fetcher: c.LogFetcher(), MinSize: minSize,
 	}, st)
+}
+
+// AttestedCoordinator returns the coordinator this client is connected
+// to as an auditor holds it: its attested key and evidence, checked by
+// audit.AttestedCoordinator, for verifying its log.
+func (c *Client) AttestedCoordinator(ctx context.Context) (*audit.Coordinator, error) {
+	peer, err := c.Coordinator(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return audit.AttestedCoordinator(peer)
 }
 
 // LogFetcher returns a tlog.Fetcher reading the client's contract's view of

@@ -595,11 +595,7 @@ type VerifiedLog struct {
 func (sc *Scenario) VerifyLog(t testing.TB, auditor *client.Client) *VerifiedLog {
 	t.Helper()
 	ctx := context.Background()
-	peer, err := auditor.Coordinator(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	coord, err := audit.AttestedCoordinator(peer)
+	coord, err := auditor.AttestedCoordinator(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
