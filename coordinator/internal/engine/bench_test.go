@@ -198,7 +198,7 @@ func BenchmarkStatementChecks(b *testing.B) {
 	})
 	b.Run("prepare", func(b *testing.B) {
 		for b.Loop() {
-			if err := checkPrepared(conn, q); err != nil {
+			if _, err := prepareQuery(conn, q); err != nil {
 				b.Fatal(err)
 			}
 		}

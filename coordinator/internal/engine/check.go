@@ -109,7 +109,7 @@ func checkStatement(ctx context.Context, conn driver.Conn, query string, dataset
 // sqlcheck.CheckPlan): DuckDB binds query against the loaded datasets,
 // without executing it, and every relation the plan reads must be a
 // dataset's scan or an allowed row generator, every function it calls
-// allowed. The query has passed checkStatement and checkPrepared.
+// allowed. The query has passed checkStatement and prepareQuery.
 func checkPlan(ctx context.Context, conn driver.Conn, query string) error {
 	serialized, err := serialize(ctx, conn, "json_serialize_plan(CAST($1 AS VARCHAR), optimize := false)", query)
 	if err != nil {

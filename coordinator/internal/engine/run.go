@@ -164,15 +164,6 @@ func (s *Session) claimRun(ctx context.Context) error {
 	return nil
 }
 
-// checkPrepared is the second, independent statement check: DuckDB binds the
-// query against the loaded tables (binding executes nothing) and must
-// report exactly one statement of type SELECT. The driver's Prepare refuses
-// several statements without running any of them.
-func checkPrepared(conn driver.Conn, query string) error {
-	_, err := prepareQuery(conn, query)
-	return err
-}
-
 // preparedQuery is what Run reads of a prepared statement: its result's
 // columns and its parameters' names ($name, in the statement's order).
 type preparedQuery struct {
@@ -180,8 +171,12 @@ type preparedQuery struct {
 	params  []string
 }
 
-// prepareQuery is checkPrepared, returning what the prepared statement
-// says of the query; the statement is closed before it returns.
+// prepareQuery is the second, independent statement check: DuckDB binds
+// the query against the loaded tables (binding executes nothing) and must
+// report exactly one statement of type SELECT. The driver's Prepare
+// refuses several statements without running any of them. It returns what
+// the prepared statement says of the query; the statement is closed
+// before it returns.
 func prepareQuery(conn driver.Conn, query string) (*preparedQuery, error) {
 	st, err := conn.Prepare(query)
 	if err != nil {
